@@ -1,0 +1,219 @@
+'use strict'
+
+// One shutdown, from its start to its result.
+//
+// The native record decides the order (which tasks may start), owns the deadline and remembers which task
+// is running since when; this side calls the handlers, enforces per-task timeouts with AbortSignals, emits
+// the events and builds the result. See ARCHITECTURE.md for how the two halves split the work.
+
+const { ShutdownEvent, ShutdownReason } = require('./constants')
+const { lifecycleError } = require('./errors')
+
+/**
+ * With a native watchdog the process is gone within milliseconds of the deadline. The JavaScript timer then
+ * only keeps the event loop alive until then; if it ever fires, the watchdog failed and JavaScript exits.
+ */
+const WATCHDOG_FALLBACK_MS = 1000
+
+const FATAL_REASONS = new Set([ShutdownReason.UncaughtException, ShutdownReason.UnhandledRejection])
+
+function taskTimeoutError(task) {
+  return lifecycleError('ERR_TASK_TIMEOUT', `shutdown task '${task.id}' timed out after ${task.timeout} ms`)
+}
+
+class ShutdownRun {
+  #native
+  #tasks
+  #emit
+  #logger
+  #exitCodes
+  #exit
+  #fatal = false
+  #finished = false
+  #deadlineHandled = false
+  #ids = []
+  #running = new Map() // plan index -> { controller, timer }
+  #errors = new Map() // plan index -> what the handler threw, or its timeout error
+  #deadlineTimer = null
+  #resolve
+  #startedMono = 0
+  #budgetMs = 0
+
+  /**
+   * @param {object} host what the manager lends the run: its native half, its tasks by id, its safe emit,
+   *   its logger and exit codes.
+   * @param {{ exit: boolean, fatal?: boolean }} options
+   */
+  constructor(host, { exit, fatal = false }) {
+    this.#native = host.native
+    this.#tasks = host.tasks
+    this.#emit = host.emit
+    this.#logger = host.logger
+    this.#exitCodes = host.exitCodes
+    this.#exit = exit
+    this.#fatal = fatal
+    this.reason = undefined
+    this.signal = undefined
+    this.deadline = undefined
+    this.result = undefined
+    this.promise = new Promise((resolve) => {
+      this.#resolve = resolve
+    })
+  }
+
+  get finished() {
+    return this.#finished
+  }
+
+  /** Begins the shutdown natively (or picks up the one a signal began) and starts its first tasks. */
+  start(reason, budgetMs) {
+    const start = this.#native.begin(reason, budgetMs)
+    if (!start.attached) throw lifecycleError('ERR_SHUTDOWN_IN_PROGRESS', 'the shutdown is already being run')
+    const now = Date.now()
+    this.reason = start.reason
+    this.signal = start.signal
+    this.#fatal ||= FATAL_REASONS.has(start.reason)
+    this.deadline = now + start.remainingMs
+    this.#budgetMs = start.budgetMs
+    this.#startedMono = performance.now() - start.elapsedMs
+    this.#ids = start.ids
+    const fallback = this.#native.enforced ? WATCHDOG_FALLBACK_MS : 0
+    // Ref'd on purpose: a task that never settles must not let the process drift out of the event loop
+    // before its shutdown has finished.
+    this.#deadlineTimer = setTimeout(() => this.onDeadline(fallback > 0), start.remainingMs + fallback)
+
+    for (const { taskId, dependsOn } of start.missing) {
+      this.#logger.warn(`shutdown task '${taskId}' depends on unknown task '${dependsOn}'; the dependency is ignored`)
+    }
+    this.#logger.info(
+      `shutdown started (reason ${start.reason}${start.signal ? `, signal ${start.signal}` : ''}, ` +
+        `${start.ids.length} tasks, timeout ${start.budgetMs} ms)`,
+    )
+    this.#emit(ShutdownEvent.ShutdownStart, {
+      reason: start.reason,
+      signal: start.signal,
+      timeoutMs: start.budgetMs,
+      startedAt: now - start.elapsedMs,
+    })
+    if (start.ids.length === 0) {
+      this.#finish(false)
+    } else {
+      for (const index of start.ready) this.#startTask(index)
+    }
+    return this.promise
+  }
+
+  /** A signal or an error joined this shutdown: the process exits when it ends. */
+  requestExit({ fatal = false } = {}) {
+    this.#exit = true
+    this.#fatal ||= fatal
+  }
+
+  #startTask(index) {
+    const task = this.#tasks.get(this.#ids[index])
+    const controller = new AbortController()
+    const entry = { controller, timer: null }
+    this.#running.set(index, entry)
+    const remaining = this.deadline - Date.now()
+    if (task.timeout !== undefined && task.timeout < remaining) {
+      entry.timer = setTimeout(() => this.#settle(index, 'timedOut', taskTimeoutError(task)), task.timeout)
+    }
+    const context = { reason: this.reason, signal: this.signal, abortSignal: controller.signal, deadline: this.deadline }
+    // The executor calls the handler synchronously, turns a synchronous throw into a rejection and adopts a
+    // returned promise or thenable.
+    new Promise((resolve) => resolve(task.handler(context))).then(
+      () => this.#settle(index, 'succeeded'),
+      (error) => this.#settle(index, 'failed', error),
+    )
+  }
+
+  #settle(index, outcome, error) {
+    const entry = this.#running.get(index)
+    if (!entry || this.#finished) return // settled already (a late resolve after a timeout) or too late
+    this.#running.delete(index)
+    clearTimeout(entry.timer)
+    if (outcome === 'timedOut') entry.controller.abort(error)
+    const settled = this.#native.settle(index, outcome)
+    if (!settled) return
+    const task = this.#tasks.get(this.#ids[index])
+    if (outcome === 'succeeded') {
+      this.#emit(ShutdownEvent.ShutdownTaskComplete, { taskId: task.id, name: task.name, durationMs: settled.durationMs })
+    } else {
+      this.#errors.set(index, error)
+      this.#logger.warn(
+        outcome === 'timedOut'
+          ? `shutdown task '${task.id}' timed out after ${task.timeout} ms`
+          : `shutdown task '${task.id}' failed: ${describeError(error)}`,
+      )
+      this.#emit(ShutdownEvent.ShutdownTaskError, {
+        taskId: task.id,
+        name: task.name,
+        error,
+        durationMs: settled.durationMs,
+        timedOut: outcome === 'timedOut',
+      })
+    }
+    for (const next of settled.ready) this.#startTask(next)
+    if (settled.finished) this.#finish(false)
+  }
+
+  /** The deadline passed: abort what still runs, report, and end (natively, when the watchdog is armed). */
+  onDeadline(watchdogFailed = false) {
+    if (this.#finished || this.#deadlineHandled) {
+      if (this.#native.enforced) this.#native.answerDeadline()
+      return
+    }
+    this.#deadlineHandled = true
+    const running = [...this.#running.keys()].map((i) => `'${this.#ids[i]}'`)
+    const error = lifecycleError(
+      'ERR_SHUTDOWN_TIMEOUT',
+      `the shutdown did not finish within its ${this.#budgetMs} ms deadline` +
+        (running.length ? `; still running: ${running.join(', ')}` : ''),
+    )
+    for (const { controller } of this.#running.values()) controller.abort(error)
+    this.#logger.error(error.message)
+    this.#emit(ShutdownEvent.ShutdownError, { error })
+    this.#finish(true, watchdogFailed)
+  }
+
+  #finish(hardExit, watchdogFailed = false) {
+    if (this.#finished) return
+    this.#finished = true
+    clearTimeout(this.#deadlineTimer)
+    const tasks = this.#native.taskRecords().map((record, index) =>
+      this.#errors.has(index) ? { ...record, error: this.#errors.get(index) } : record,
+    )
+    const exitCode = this.#exitCode(hardExit, tasks)
+    const totalDurationMs = performance.now() - this.#startedMono
+    this.result = { reason: this.reason, exitCode, totalDurationMs, hardExit, tasks }
+    // At an enforced hard exit the record stays open, so the watchdog's report still shows what was running.
+    const watchdogExits = hardExit && this.#native.enforced && !watchdogFailed
+    if (!watchdogExits) this.#native.finish(exitCode, this.#exit)
+    this.#logger.info(`shutdown complete (exit code ${exitCode}, ${totalDurationMs.toFixed(1)} ms)`)
+    this.#emit(ShutdownEvent.ShutdownComplete, { reason: this.reason, totalDurationMs, hardExit, exitCode })
+    if (watchdogExits) {
+      this.#native.answerDeadline()
+      return
+    }
+    this.#resolve(this.result)
+    if (this.#exit || watchdogFailed) process.exit(exitCode)
+  }
+
+  #exitCode(hardExit, tasks) {
+    if (hardExit) return this.#exitCodes.hardExit
+    if (this.#fatal) return this.#exitCodes.error
+    if (tasks.some((t) => t.status !== 'succeeded')) return this.#exitCodes.failure
+    return this.#exitCodes.success
+  }
+}
+
+function describeError(error) {
+  if (error instanceof Error) return error.stack ?? error.message
+  try {
+    return String(error)
+  } catch {
+    return typeof error
+  }
+}
+
+module.exports = { ShutdownRun, describeError }

@@ -1,0 +1,437 @@
+//! The JavaScript binding: converts values and errors, and calls the core. It holds no logic of its own.
+//!
+//! Validation of user input (types, ranges, reasons) belongs to the facade (`lib/validate.js`), which throws
+//! Node-style `TypeError`/`RangeError`s; this layer only maps the core's own errors to their codes. Every
+//! exported function is `catch_unwind`, so even a bug cannot carry a Rust panic across the boundary (which
+//! would abort the process).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+
+use crate::clock::{MonoTime, duration_from_millis, millis};
+use crate::coordinator::Trigger;
+use crate::error::LifecycleError;
+use crate::plan::{Outcome, Phase, TaskSpec};
+use crate::session::{NativeEvent, Notifier, Session};
+use crate::watchdog::{self, SignalOwner};
+use crate::{signals, uv};
+
+/// The `code` of a thrown error, taken from [`LifecycleError::code`].
+#[derive(Clone, Debug)]
+pub struct ErrorCode(&'static str);
+
+impl AsRef<str> for ErrorCode {
+  fn as_ref(&self) -> &str {
+    self.0
+  }
+}
+
+// Signatures spell out `napi::Result<T, ErrorCode>`: napi-derive recognises a fallible function by the
+// `Result` name, so an alias would be taken for a plain value.
+
+fn js_error(err: LifecycleError) -> napi::Error<ErrorCode> {
+  napi::Error::new(ErrorCode(err.code()), err.to_string())
+}
+
+fn budget(ms: f64) -> napi::Result<std::time::Duration, ErrorCode> {
+  duration_from_millis(ms).ok_or_else(|| {
+    napi::Error::new(
+      ErrorCode("ERR_OUT_OF_RANGE"),
+      format!("a budget of {ms} ms is not a duration"),
+    )
+  })
+}
+
+/// A task's end as JavaScript reports it.
+fn outcome(name: &str) -> Option<Outcome> {
+  match name {
+    "succeeded" => Some(Outcome::Succeeded),
+    "failed" => Some(Outcome::Failed),
+    "timedOut" => Some(Outcome::TimedOut),
+    _ => None,
+  }
+}
+
+/// One manager's native half.
+#[napi]
+pub struct NativeShutdown {
+  session: Arc<Session>,
+}
+
+/// What JavaScript needs to run a shutdown it begins or picks up.
+#[napi(object)]
+pub struct RunStart {
+  /// False if the shutdown was already being run (or finished); the other fields are then empty.
+  pub attached: bool,
+  pub reason: String,
+  pub signal: Option<String>,
+  /// Time since the shutdown began (the signal handler's timestamp, or the `begin` call).
+  pub elapsed_ms: f64,
+  pub remaining_ms: f64,
+  pub budget_ms: f64,
+  /// Task ids in plan order; indexes into this array name tasks in `settle`.
+  pub ids: Vec<String>,
+  /// Tasks to start now.
+  pub ready: Vec<u32>,
+  pub missing: Vec<MissingDependency>,
+}
+
+/// A `dependsOn` entry naming a task that was never registered.
+#[napi(object)]
+pub struct MissingDependency {
+  pub task_id: String,
+  pub depends_on: String,
+}
+
+/// What settling a task produced.
+#[napi(object)]
+pub struct SettleResult {
+  pub duration_ms: f64,
+  pub ready: Vec<u32>,
+  pub finished: bool,
+}
+
+/// A task's line in a shutdown result.
+#[napi(object)]
+pub struct TaskRecord {
+  pub id: String,
+  pub name: String,
+  pub status: String,
+  pub duration_ms: f64,
+}
+
+/// An event from the watchdog thread, as JavaScript receives it.
+#[napi(object)]
+pub struct NativeEventJs {
+  /// 'signal' | 'deadline' | 'displaced'
+  pub kind: String,
+  pub signal: Option<String>,
+  /// For 'signal': how long ago the handler ran, measured when JavaScript receives the event.
+  pub elapsed_ms: Option<f64>,
+  pub detail: Option<String>,
+}
+
+type EventFunction = ThreadsafeFunction<NativeEvent, (), NativeEventJs, Status, false, true>;
+
+struct JsNotifier(EventFunction);
+
+impl Notifier for JsNotifier {
+  fn notify(&self, event: NativeEvent) {
+    // Non-blocking and weak: the watchdog never waits, and a pending event never keeps the process alive.
+    // After the environment is torn down the call returns `Closing`, which needs no handling.
+    let _ = self.0.call(event, ThreadsafeFunctionCallMode::NonBlocking);
+  }
+}
+
+/// Runs on the JavaScript thread, so `elapsed_ms` counts the time the event spent in the queue.
+fn event_to_js(ctx: ThreadsafeCallContext<NativeEvent>) -> napi::Result<NativeEventJs> {
+  let name = |signo| signals::name_of(signo).map(str::to_owned);
+  Ok(match ctx.value {
+    NativeEvent::Signal { signo, at } => NativeEventJs {
+      kind: "signal".into(),
+      signal: name(signo),
+      elapsed_ms: Some(millis(MonoTime::now().saturating_since(at))),
+      detail: None,
+    },
+    NativeEvent::Deadline => NativeEventJs {
+      kind: "deadline".into(),
+      signal: None,
+      elapsed_ms: None,
+      detail: None,
+    },
+    NativeEvent::Displaced { signo, detail } => NativeEventJs {
+      kind: "displaced".into(),
+      signal: name(signo),
+      elapsed_ms: None,
+      detail: Some(detail),
+    },
+  })
+}
+
+fn is_main_thread(env: &Env) -> bool {
+  match (uv::api(), env.get_uv_event_loop()) {
+    (Ok(uv), Ok(event_loop)) => uv.is_main_loop(event_loop.cast()),
+    _ => false,
+  }
+}
+
+#[napi]
+impl NativeShutdown {
+  /// `hard_exit_code`: the code the watchdog exits with at the deadline, or none for a manager that must
+  /// never kill the process. Outside the main thread it is always none: the watchdog belongs to the process.
+  #[napi(constructor, catch_unwind)]
+  pub fn new(env: Env, hard_exit_code: Option<i32>) -> Self {
+    let enforced = hard_exit_code.filter(|_| is_main_thread(&env));
+    Self {
+      session: Session::new(enforced),
+    }
+  }
+
+  /// Whether this manager's deadline is enforced natively.
+  #[napi(getter, catch_unwind)]
+  pub fn enforced(&self) -> bool {
+    self.session.hard_exit_code().is_some()
+  }
+
+  #[napi(catch_unwind)]
+  pub fn register(
+    &self,
+    id: String,
+    name: String,
+    priority: f64,
+    phase: String,
+    depends_on: Vec<String>,
+  ) -> napi::Result<(), ErrorCode> {
+    let phase = match phase.as_str() {
+      "stop" => Phase::Stop,
+      "destroy" => Phase::Destroy,
+      _ => {
+        return Err(napi::Error::new(
+          ErrorCode("ERR_INVALID_ARG_VALUE"),
+          format!("unknown phase '{phase}'"),
+        ));
+      }
+    };
+    self.session.touch();
+    self
+      .session
+      .record()
+      .register(TaskSpec {
+        id,
+        name,
+        priority,
+        phase,
+        depends_on,
+      })
+      .map_err(js_error)
+  }
+
+  #[napi(catch_unwind)]
+  pub fn unregister(&self, id: String) -> napi::Result<bool, ErrorCode> {
+    self.session.touch();
+    self.session.record().unregister(&id).map_err(js_error)
+  }
+
+  #[napi(getter, catch_unwind)]
+  pub fn state(&self) -> &'static str {
+    self.session.record().state().as_str()
+  }
+
+  #[napi(getter, catch_unwind)]
+  pub fn task_count(&self) -> u32 {
+    self.session.record().task_count() as u32
+  }
+
+  /// Begins the shutdown (or picks up the one a signal began natively) and hands its first tasks over.
+  #[napi(catch_unwind)]
+  pub fn begin(&self, reason: String, budget_ms: f64) -> napi::Result<RunStart, ErrorCode> {
+    let now = MonoTime::now();
+    let budget = budget(budget_ms)?;
+    self.session.touch();
+    let mut record = self.session.record();
+    record.begin(Trigger { reason, signal: None }, now, budget);
+    let ready = record.attach(now);
+    let Some(run) = record.run() else {
+      return Err(js_error(LifecycleError::NativeUnavailable {
+        what: "the shutdown record is empty".into(),
+      }));
+    };
+    let deadline = run.deadline;
+    let start = match ready {
+      None => RunStart {
+        attached: false,
+        reason: run.trigger.reason.clone(),
+        signal: None,
+        elapsed_ms: 0.0,
+        remaining_ms: 0.0,
+        budget_ms: 0.0,
+        ids: Vec::new(),
+        ready: Vec::new(),
+        missing: Vec::new(),
+      },
+      Some(ready) => RunStart {
+        attached: true,
+        reason: run.trigger.reason.clone(),
+        signal: run.trigger.signal.and_then(signals::name_of).map(str::to_owned),
+        elapsed_ms: millis(deadline.elapsed(now)),
+        remaining_ms: millis(deadline.remaining(now)),
+        budget_ms: millis(deadline.budget()),
+        ids: run.plan.tasks().iter().map(|t| t.id.clone()).collect(),
+        ready,
+        missing: run
+          .plan
+          .missing_dependencies()
+          .iter()
+          .map(|m| MissingDependency {
+            task_id: m.task.clone(),
+            depends_on: m.depends_on.clone(),
+          })
+          .collect(),
+      },
+    };
+    drop(record);
+    if start.attached && self.session.hard_exit_code().is_some() {
+      self.session.arm(deadline).map_err(js_error)?;
+    }
+    Ok(start)
+  }
+
+  /// Records how a task ended: 'succeeded' | 'failed' | 'timedOut'. Returns null if the task was not
+  /// running (a late settle after a timeout).
+  #[napi(catch_unwind)]
+  pub fn settle(&self, index: u32, outcome_name: String) -> napi::Result<Option<SettleResult>, ErrorCode> {
+    let outcome = outcome(&outcome_name).ok_or_else(|| {
+      napi::Error::new(
+        ErrorCode("ERR_INVALID_ARG_VALUE"),
+        format!("unknown outcome '{outcome_name}'"),
+      )
+    })?;
+    self.session.touch();
+    let mut record = self.session.record();
+    let settled = record.settle(index, outcome, MonoTime::now());
+    let finished = record.run().is_some_and(|r| r.plan.is_finished());
+    Ok(settled.map(|s| SettleResult {
+      duration_ms: millis(s.duration),
+      ready: s.ready,
+      finished,
+    }))
+  }
+
+  /// Marks the shutdown finished. Unless the process is about to exit, stands the watchdog down.
+  #[napi(catch_unwind)]
+  pub fn finish(&self, exit_code: i32, exiting: bool) {
+    self.session.touch();
+    self.session.record().finish(exit_code);
+    if !exiting {
+      self.session.disarm();
+    }
+  }
+
+  /// Every task of the shutdown, in plan order, with its status and duration.
+  #[napi(catch_unwind)]
+  pub fn task_records(&self) -> Vec<TaskRecord> {
+    let now = MonoTime::now();
+    let record = self.session.record();
+    let Some(run) = record.run() else {
+      return Vec::new();
+    };
+    run
+      .plan
+      .tasks()
+      .iter()
+      .map(|t| TaskRecord {
+        id: t.id.clone(),
+        name: t.name.clone(),
+        status: t.status.as_str().into(),
+        duration_ms: millis(t.duration(now)),
+      })
+      .collect()
+  }
+
+  /// JavaScript has emitted its hard-exit events; the watchdog may exit now.
+  #[napi(catch_unwind)]
+  pub fn answer_deadline(&self) {
+    self.session.answer_deadline();
+  }
+
+  /// Sets the function that receives the watchdog's events. Only the first call counts.
+  #[napi(catch_unwind)]
+  pub fn listen(&self, callback: Function<NativeEventJs, ()>) -> napi::Result<()> {
+    let function: EventFunction = callback
+      .build_threadsafe_function::<NativeEvent>()
+      .weak::<true>()
+      .build_callback(event_to_js)?;
+    self.session.set_notifier(Box::new(JsNotifier(function)));
+    Ok(())
+  }
+
+  /// Takes ownership of the given signals for this manager. `second_signal_code`: the exit code of a second
+  /// signal, or none for 128 + its number.
+  #[napi(catch_unwind)]
+  pub fn own_signals(
+    &self,
+    env: Env,
+    signal_numbers: Vec<i32>,
+    budget_ms: f64,
+    escalate: bool,
+    second_signal_code: Option<i32>,
+  ) -> napi::Result<(), ErrorCode> {
+    let uv = uv::api().map_err(js_error)?;
+    let event_loop = env
+      .get_uv_event_loop()
+      .map_err(|e| napi::Error::new(ErrorCode("ERR_NATIVE_UNAVAILABLE"), e.reason))?;
+    if !uv.is_main_loop(event_loop.cast()) {
+      return Err(js_error(LifecycleError::NotMainThread));
+    }
+    if let Some(owner) = watchdog::signal_owner() {
+      return if Arc::ptr_eq(&owner, &self.session) {
+        Ok(())
+      } else {
+        Err(js_error(LifecycleError::SignalsOwned))
+      };
+    }
+    let budget = budget(budget_ms)?;
+    watchdog::set_signal_owner(Some(SignalOwner {
+      session: self.session.clone(),
+      budget,
+    }))
+    .map_err(js_error)?;
+    signals::configure_escalation(escalate, second_signal_code);
+    // SAFETY: a napi call runs on its environment's thread, and `event_loop` was just checked to be the
+    // main loop, so this is the main thread with its live loop.
+    if let Err(err) = unsafe { signals::own(uv, event_loop.cast(), &signal_numbers) } {
+      signals::release(uv);
+      let _ = watchdog::set_signal_owner(None);
+      return Err(js_error(err));
+    }
+    install_teardown_hook(&env);
+    Ok(())
+  }
+
+  /// Gives the signals back (to libuv, or Node's defaults). Does nothing if this manager does not own them.
+  #[napi(catch_unwind)]
+  pub fn release_signals(&self) {
+    let owns = watchdog::signal_owner().is_some_and(|owner| Arc::ptr_eq(&owner, &self.session));
+    if let (true, Ok(uv)) = (owns, uv::api()) {
+      signals::release(uv);
+      let _ = watchdog::set_signal_owner(None);
+    }
+  }
+}
+
+/// At the main environment's teardown the pins must be closed (libuv aborts on open handles) and our
+/// handler put straight back; see `signals::on_env_teardown`. Installed once per process.
+fn install_teardown_hook(env: &Env) {
+  static INSTALLED: AtomicBool = AtomicBool::new(false);
+  if INSTALLED.swap(true, Ordering::AcqRel) {
+    return;
+  }
+  let hook = env.add_env_cleanup_hook((), |()| {
+    let _ = watchdog::set_signal_owner(None);
+    if let Ok(uv) = uv::api() {
+      signals::on_env_teardown(uv);
+    }
+  });
+  if hook.is_err() {
+    INSTALLED.store(false, Ordering::Release);
+  }
+}
+
+/// The number of an ownable signal, or null.
+#[napi(catch_unwind)]
+pub fn ownable_signal_number(name: String) -> Option<i32> {
+  signals::OWNABLE
+    .iter()
+    .find(|(_, n)| *n == name)
+    .map(|(signo, _)| *signo)
+}
+
+/// Whether our handler is in the slot of the named signal right now (for diagnostics and tests).
+#[napi(catch_unwind)]
+pub fn is_signal_handler_installed(name: String) -> bool {
+  ownable_signal_number(name).is_some_and(signals::is_installed)
+}

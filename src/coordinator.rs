@@ -1,0 +1,276 @@
+//! One manager's shutdown record: its registered tasks, and the shutdown in progress or finished.
+//!
+//! The record is authoritative: the task graph refuses cycles, the plan decides which task may start, and it
+//! remembers which task is running since when. JavaScript only calls handlers and reports how they ended. The
+//! watchdog reads this record (never writes it) for the report it prints at a hard exit.
+
+use std::time::Duration;
+
+use crate::clock::{Deadline, MonoTime};
+use crate::error::LifecycleError;
+use crate::plan::{Outcome, Plan, Settled, TaskGraph, TaskSpec};
+
+/// The manager's lifecycle, as `manager.state` reports it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum State {
+  Running,
+  Stopping,
+  Stopped,
+}
+
+impl State {
+  /// The name JavaScript sees.
+  pub fn as_str(self) -> &'static str {
+    match self {
+      State::Running => "running",
+      State::Stopping => "stopping",
+      State::Stopped => "stopped",
+    }
+  }
+}
+
+/// What set a shutdown off.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trigger {
+  /// One of the facade's `ShutdownReason` values.
+  pub reason: String,
+  /// The signal number, for signal-triggered shutdowns.
+  pub signal: Option<i32>,
+}
+
+/// A shutdown in progress or finished.
+#[derive(Debug)]
+pub struct Run {
+  pub trigger: Trigger,
+  pub deadline: Deadline,
+  pub plan: Plan,
+  /// Whether JavaScript has picked the shutdown up and is running its tasks. A shutdown begun by a signal
+  /// while the event loop is blocked stays unattached, and the hard-exit report says so.
+  pub attached: bool,
+  /// The exit code the finished shutdown chose.
+  pub exit_code: Option<i32>,
+}
+
+/// How a call to [`Coordinator::begin`] went.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Begun {
+  /// A new shutdown started.
+  Started,
+  /// A shutdown was already in progress; the caller joins it.
+  Joined,
+  /// The shutdown already finished.
+  Finished,
+}
+
+/// The per-manager record.
+#[derive(Default)]
+pub struct Coordinator {
+  graph: TaskGraph,
+  run: Option<Run>,
+}
+
+impl Coordinator {
+  /// A record with no task and no shutdown.
+  pub fn new() -> Self {
+    Self::default()
+  }
+
+  /// The lifecycle state.
+  pub fn state(&self) -> State {
+    match &self.run {
+      None => State::Running,
+      Some(run) if run.exit_code.is_none() => State::Stopping,
+      Some(_) => State::Stopped,
+    }
+  }
+
+  /// The number of registered tasks.
+  pub fn task_count(&self) -> usize {
+    self.graph.len()
+  }
+
+  fn check_can_change_tasks(&self) -> Result<(), LifecycleError> {
+    match self.state() {
+      State::Running => Ok(()),
+      State::Stopping => Err(LifecycleError::ShutdownInProgress),
+      State::Stopped => Err(LifecycleError::ShutdownCompleted),
+    }
+  }
+
+  /// Registers a task; see [`TaskGraph::register`]. Refused once a shutdown has begun.
+  pub fn register(&mut self, spec: TaskSpec) -> Result<(), LifecycleError> {
+    self.check_can_change_tasks()?;
+    self.graph.register(spec)
+  }
+
+  /// Unregisters a task; returns whether it existed. Refused once a shutdown has begun.
+  pub fn unregister(&mut self, id: &str) -> Result<bool, LifecycleError> {
+    self.check_can_change_tasks()?;
+    Ok(self.graph.unregister(id))
+  }
+
+  /// Begins the shutdown if none has begun: freezes the plan and fixes the deadline at `start + budget`.
+  /// A later call joins the existing shutdown and leaves its trigger and deadline unchanged.
+  pub fn begin(&mut self, trigger: Trigger, start: MonoTime, budget: Duration) -> Begun {
+    match &self.run {
+      Some(run) if run.exit_code.is_some() => Begun::Finished,
+      Some(_) => Begun::Joined,
+      None => {
+        self.run = Some(Run {
+          trigger,
+          deadline: Deadline::new(start, budget),
+          plan: self.graph.plan(),
+          attached: false,
+          exit_code: None,
+        });
+        Begun::Started
+      }
+    }
+  }
+
+  /// Hands the shutdown to JavaScript: returns the first tasks to run (recorded as running since `now`), or
+  /// `None` if there is no shutdown or it is already attached.
+  pub fn attach(&mut self, now: MonoTime) -> Option<Vec<u32>> {
+    let run = self.run.as_mut()?;
+    if run.attached || run.exit_code.is_some() {
+      return None;
+    }
+    run.attached = true;
+    Some(run.plan.start(now))
+  }
+
+  /// Records how a task ended; see [`Plan::settle`].
+  pub fn settle(&mut self, index: u32, outcome: Outcome, now: MonoTime) -> Option<Settled> {
+    let run = self.run.as_mut()?;
+    if run.exit_code.is_some() {
+      return None;
+    }
+    run.plan.settle(index, outcome, now)
+  }
+
+  /// Marks the shutdown finished with the exit code it chose. Returns false if there was none to finish.
+  pub fn finish(&mut self, exit_code: i32) -> bool {
+    match self.run.as_mut() {
+      Some(run) if run.exit_code.is_none() => {
+        run.exit_code = Some(exit_code);
+        true
+      }
+      _ => false,
+    }
+  }
+
+  /// The shutdown in progress or finished.
+  pub fn run(&self) -> Option<&Run> {
+    self.run.as_ref()
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+  use crate::plan::{Phase, TaskStatus};
+
+  fn spec(id: &str, priority: f64) -> TaskSpec {
+    TaskSpec {
+      id: id.into(),
+      name: id.into(),
+      priority,
+      phase: Phase::Stop,
+      depends_on: vec![],
+    }
+  }
+
+  fn manual() -> Trigger {
+    Trigger {
+      reason: "manual".into(),
+      signal: None,
+    }
+  }
+
+  const BUDGET: Duration = Duration::from_millis(500);
+
+  #[test]
+  fn a_shutdown_moves_running_to_stopping_to_stopped() {
+    let mut c = Coordinator::new();
+    c.register(spec("a", 1.0)).unwrap();
+    assert_eq!(c.state(), State::Running);
+    assert_eq!(c.begin(manual(), MonoTime::now(), BUDGET), Begun::Started);
+    assert_eq!(c.state(), State::Stopping);
+    let ready = c.attach(MonoTime::now()).unwrap();
+    assert_eq!(ready, vec![0]);
+    assert!(c.settle(0, Outcome::Succeeded, MonoTime::now()).is_some());
+    assert!(c.run().unwrap().plan.is_finished());
+    assert!(c.finish(0));
+    assert_eq!(c.state(), State::Stopped);
+    assert!(!c.finish(1), "a shutdown finishes once");
+    assert_eq!(c.run().unwrap().exit_code, Some(0));
+  }
+
+  #[test]
+  fn tasks_cannot_change_once_a_shutdown_begins() {
+    let mut c = Coordinator::new();
+    c.begin(manual(), MonoTime::now(), BUDGET);
+    assert_eq!(
+      c.register(spec("a", 1.0)).unwrap_err().code(),
+      "ERR_SHUTDOWN_IN_PROGRESS"
+    );
+    assert_eq!(c.unregister("a").unwrap_err().code(), "ERR_SHUTDOWN_IN_PROGRESS");
+    c.finish(0);
+    assert_eq!(
+      c.register(spec("a", 1.0)).unwrap_err().code(),
+      "ERR_SHUTDOWN_COMPLETED"
+    );
+  }
+
+  #[test]
+  fn a_second_begin_joins_and_keeps_the_first_trigger_and_deadline() {
+    let mut c = Coordinator::new();
+    let t0 = MonoTime::from_nanos(1_000_000);
+    assert_eq!(
+      c.begin(
+        Trigger {
+          reason: "SIGTERM".into(),
+          signal: Some(15)
+        },
+        t0,
+        BUDGET
+      ),
+      Begun::Started
+    );
+    let later = t0.saturating_add(Duration::from_millis(100));
+    assert_eq!(c.begin(manual(), later, Duration::from_secs(60)), Begun::Joined);
+    let run = c.run().unwrap();
+    assert_eq!(run.trigger.reason, "SIGTERM");
+    assert_eq!(run.deadline.at(), t0.saturating_add(BUDGET));
+    c.finish(0);
+    assert_eq!(c.begin(manual(), later, BUDGET), Begun::Finished);
+  }
+
+  #[test]
+  fn attach_hands_the_first_tasks_over_once() {
+    let mut c = Coordinator::new();
+    assert_eq!(
+      c.attach(MonoTime::now()),
+      None,
+      "nothing to attach before a shutdown"
+    );
+    c.register(spec("a", 1.0)).unwrap();
+    c.register(spec("b", 2.0)).unwrap();
+    c.begin(manual(), MonoTime::now(), BUDGET);
+    assert!(!c.run().unwrap().attached);
+    assert_eq!(c.run().unwrap().plan.tasks()[0].status, TaskStatus::Pending);
+    assert_eq!(c.attach(MonoTime::now()), Some(vec![0]));
+    assert_eq!(c.attach(MonoTime::now()), None);
+  }
+
+  #[test]
+  fn settling_after_finish_is_ignored() {
+    let mut c = Coordinator::new();
+    c.register(spec("a", 1.0)).unwrap();
+    c.begin(manual(), MonoTime::now(), BUDGET);
+    c.attach(MonoTime::now());
+    c.finish(124);
+    assert!(c.settle(0, Outcome::Succeeded, MonoTime::now()).is_none());
+    assert_eq!(c.run().unwrap().plan.tasks()[0].status, TaskStatus::Running);
+  }
+}

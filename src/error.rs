@@ -1,0 +1,96 @@
+//! The errors the core reports. Each carries the stable `code` that JavaScript sees on the thrown error, so
+//! callers can branch on `err.code` rather than on message text.
+
+use std::fmt;
+
+/// Every condition of our own that the public API can report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LifecycleError {
+  /// A task with this id is already registered.
+  TaskExists { id: String },
+  /// Registering this task would make the shutdown order impossible. `detail` names the cycle.
+  TaskCycle { id: String, detail: String },
+  /// Tasks cannot be added or removed while a shutdown runs.
+  ShutdownInProgress,
+  /// The manager has already shut down; it runs its tasks once.
+  ShutdownCompleted,
+  /// Another manager (possibly in another copy of the package) owns the process signals.
+  SignalsOwned,
+  /// Signals and the watchdog are process-wide: only the main thread may own them.
+  NotMainThread,
+  /// The signal cannot be owned (unknown, uncatchable, or reserved by Node).
+  UnsupportedSignal { signal: i32 },
+  /// The host lacks something the native side needs (a libuv symbol, a pipe).
+  NativeUnavailable { what: String },
+}
+
+impl LifecycleError {
+  /// The Node-style error code JavaScript sees as `err.code`.
+  pub fn code(&self) -> &'static str {
+    match self {
+      Self::TaskExists { .. } => "ERR_TASK_EXISTS",
+      Self::TaskCycle { .. } => "ERR_TASK_CYCLE",
+      Self::ShutdownInProgress => "ERR_SHUTDOWN_IN_PROGRESS",
+      Self::ShutdownCompleted => "ERR_SHUTDOWN_COMPLETED",
+      Self::SignalsOwned => "ERR_SIGNALS_OWNED",
+      Self::NotMainThread => "ERR_NOT_MAIN_THREAD",
+      Self::UnsupportedSignal { .. } => "ERR_INVALID_ARG_VALUE",
+      Self::NativeUnavailable { .. } => "ERR_NATIVE_UNAVAILABLE",
+    }
+  }
+}
+
+impl fmt::Display for LifecycleError {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match self {
+      Self::TaskExists { id } => write!(f, "a shutdown task with id '{id}' is already registered"),
+      Self::TaskCycle { id, detail } => write!(f, "cannot register shutdown task '{id}': {detail}"),
+      Self::ShutdownInProgress => f.write_str("tasks cannot be changed while a shutdown is in progress"),
+      Self::ShutdownCompleted => f.write_str("the manager has already shut down"),
+      Self::SignalsOwned => f.write_str(
+        "another ShutdownManager already owns the process signals; dispose() it first or pass signals: []",
+      ),
+      Self::NotMainThread => f.write_str(
+        "signals and the hard-exit watchdog belong to the whole process and can only be owned from the main \
+         thread; pass signals: [] in a worker",
+      ),
+      Self::UnsupportedSignal { signal } => write!(f, "signal {signal} cannot be owned"),
+      Self::NativeUnavailable { what } => write!(f, "the native side is unavailable: {what}"),
+    }
+  }
+}
+
+impl std::error::Error for LifecycleError {}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn every_error_has_a_node_style_code_and_a_message() {
+    let all = [
+      LifecycleError::TaskExists { id: "db".into() },
+      LifecycleError::TaskCycle {
+        id: "a".into(),
+        detail: "a -> b -> a".into(),
+      },
+      LifecycleError::ShutdownInProgress,
+      LifecycleError::ShutdownCompleted,
+      LifecycleError::SignalsOwned,
+      LifecycleError::NotMainThread,
+      LifecycleError::UnsupportedSignal { signal: 9 },
+      LifecycleError::NativeUnavailable {
+        what: "uv_signal_init".into(),
+      },
+    ];
+    for err in all {
+      assert!(err.code().starts_with("ERR_"), "{err:?}");
+      assert!(!err.to_string().is_empty());
+    }
+    assert!(
+      LifecycleError::TaskExists { id: "db".into() }
+        .to_string()
+        .contains("'db'")
+    );
+  }
+}

@@ -1,0 +1,555 @@
+//! The task graph, and the order a shutdown runs it in.
+//!
+//! The ordering contract (the README states the same):
+//! - every `stop`-phase task settles before any `destroy`-phase task starts;
+//! - within a phase, a task starts once every task with a lower priority number has settled, and once every
+//!   task that lists it in `dependsOn` has settled: a dependent stops before what it depends on;
+//! - everything else runs concurrently.
+//!
+//! So the pairs (phase, priority) form *levels* that run one after another, and inside a level the
+//! dependency edges form a graph that runs in reverse dependency order.
+//!
+//! Cycles: a dependency may only name a task of the same level or a later one. If `a` depends on `b` but
+//! `b`'s level is earlier, `b` must settle before `a` starts (levels) and after `a` settles (dependency): a
+//! cycle made by priorities or phases against dependencies. Once every dependency points at the same level
+//! or a later one, levels never decrease along a dependency path, so any remaining cycle lies inside one
+//! level and is made of dependencies alone. Both kinds are refused at registration, as soon as both ends of
+//! an edge exist, so a frozen [`Plan`] can never stall.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::ops::Range;
+use std::time::Duration;
+
+use crate::clock::MonoTime;
+use crate::error::LifecycleError;
+
+/// The two phases of a shutdown: stop accepting and drain, then release resources.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+  /// Runs first: stop accepting work, drain in-flight work.
+  Stop,
+  /// Runs once every stop task has settled: close pools, flush logs.
+  Destroy,
+}
+
+impl Phase {
+  fn label(self) -> &'static str {
+    match self {
+      Phase::Stop => "stop",
+      Phase::Destroy => "destroy",
+    }
+  }
+}
+
+/// What the caller registers. Validation of JavaScript input happens in the facade; the core only relies on
+/// `priority` being comparable, which `f64::total_cmp` guarantees for every value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskSpec {
+  pub id: String,
+  pub name: String,
+  pub priority: f64,
+  pub phase: Phase,
+  pub depends_on: Vec<String>,
+}
+
+impl TaskSpec {
+  fn level(&self) -> Level {
+    // `+ 0.0` turns -0.0 into +0.0, which `total_cmp` would otherwise order as different levels.
+    Level {
+      phase: self.phase,
+      priority: self.priority + 0.0,
+    }
+  }
+}
+
+#[derive(Copy, Clone, Debug)]
+struct Level {
+  phase: Phase,
+  priority: f64,
+}
+
+impl Level {
+  fn cmp(&self, other: &Level) -> Ordering {
+    self
+      .phase
+      .cmp(&other.phase)
+      .then(self.priority.total_cmp(&other.priority))
+  }
+}
+
+impl std::fmt::Display for Level {
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    write!(f, "{} phase, priority {}", self.phase.label(), self.priority)
+  }
+}
+
+struct Entry {
+  spec: TaskSpec,
+  /// Registration order, the tie-break that keeps plans stable.
+  seq: u64,
+}
+
+/// The registered tasks, kept free of cycles.
+#[derive(Default)]
+pub struct TaskGraph {
+  /// Slots are reused after `unregister`, so heavy churn keeps the memory flat.
+  slots: Vec<Option<Entry>>,
+  free_slots: Vec<usize>,
+  by_id: HashMap<String, usize>,
+  /// For each id (registered or not yet), the slots of the tasks that list it in `dependsOn`. It lets a
+  /// registration see the dependents that were registered before it.
+  dependents: HashMap<String, Vec<usize>>,
+  next_seq: u64,
+}
+
+impl TaskGraph {
+  /// An empty graph.
+  pub fn new() -> Self {
+    Self::default()
+  }
+
+  /// The number of registered tasks.
+  pub fn len(&self) -> usize {
+    self.by_id.len()
+  }
+
+  /// Whether no task is registered.
+  pub fn is_empty(&self) -> bool {
+    self.by_id.is_empty()
+  }
+
+  /// Whether a task with this id is registered.
+  pub fn contains(&self, id: &str) -> bool {
+    self.by_id.contains_key(id)
+  }
+
+  /// Adds a task, refusing a duplicate id or any cycle it would close. On error nothing changes.
+  pub fn register(&mut self, mut spec: TaskSpec) -> Result<(), LifecycleError> {
+    if self.by_id.contains_key(&spec.id) {
+      return Err(LifecycleError::TaskExists { id: spec.id });
+    }
+    dedup_preserving_order(&mut spec.depends_on);
+    if spec.depends_on.contains(&spec.id) {
+      return Err(cycle(&spec.id, format!("'{}' depends on itself", spec.id)));
+    }
+    self.check_levels(&spec)?;
+    self.check_dependency_cycle(&spec)?;
+
+    let slot = self.free_slots.pop().unwrap_or_else(|| {
+      self.slots.push(None);
+      self.slots.len() - 1
+    });
+    for dep in &spec.depends_on {
+      self.dependents.entry(dep.clone()).or_default().push(slot);
+    }
+    self.by_id.insert(spec.id.clone(), slot);
+    self.slots[slot] = Some(Entry {
+      spec,
+      seq: self.next_seq,
+    });
+    self.next_seq += 1;
+    Ok(())
+  }
+
+  /// Removes a task; returns whether it was registered.
+  pub fn unregister(&mut self, id: &str) -> bool {
+    let Some(slot) = self.by_id.remove(id) else {
+      return false;
+    };
+    if let Some(entry) = self.slots[slot].take() {
+      for dep in &entry.spec.depends_on {
+        if let Some(list) = self.dependents.get_mut(dep) {
+          list.retain(|&s| s != slot);
+          if list.is_empty() {
+            self.dependents.remove(dep);
+          }
+        }
+      }
+    }
+    self.free_slots.push(slot);
+    true
+  }
+
+  fn entry(&self, slot: usize) -> Option<&Entry> {
+    self.slots.get(slot).and_then(Option::as_ref)
+  }
+
+  fn spec_of(&self, id: &str) -> Option<&TaskSpec> {
+    self
+      .by_id
+      .get(id)
+      .and_then(|&slot| self.entry(slot))
+      .map(|e| &e.spec)
+  }
+
+  /// Refuses a dependency that points at an earlier level, in either direction of the new task's edges.
+  fn check_levels(&self, spec: &TaskSpec) -> Result<(), LifecycleError> {
+    let level = spec.level();
+    for dep in &spec.depends_on {
+      if let Some(target) = self.spec_of(dep)
+        && target.level().cmp(&level) == Ordering::Less
+      {
+        return Err(cycle(&spec.id, backwards(spec, target)));
+      }
+    }
+    for &slot in self
+      .dependents
+      .get(&spec.id)
+      .map(Vec::as_slice)
+      .unwrap_or_default()
+    {
+      if let Some(dependent) = self.entry(slot)
+        && level.cmp(&dependent.spec.level()) == Ordering::Less
+      {
+        return Err(cycle(&spec.id, backwards(&dependent.spec, spec)));
+      }
+    }
+    Ok(())
+  }
+
+  /// Refuses a loop of dependencies through the new task: new -> dep -> ... -> t, where t depends on new.
+  fn check_dependency_cycle(&self, spec: &TaskSpec) -> Result<(), LifecycleError> {
+    let Some(dependents) = self.dependents.get(&spec.id) else {
+      return Ok(());
+    };
+    let closes_loop: Vec<usize> = dependents.clone();
+    let level = spec.level();
+    // Depth-first search from the new task's registered dependencies. After `check_levels`, only tasks of the
+    // same level can lie on a loop, so the search stays inside that level.
+    let mut parent: HashMap<usize, Option<usize>> = HashMap::new();
+    let mut stack: Vec<usize> = Vec::new();
+    for dep in &spec.depends_on {
+      if let Some(&slot) = self.by_id.get(dep)
+        && parent.insert(slot, None).is_none()
+      {
+        stack.push(slot);
+      }
+    }
+    while let Some(slot) = stack.pop() {
+      let Some(entry) = self.entry(slot) else { continue };
+      if closes_loop.contains(&slot) {
+        return Err(cycle(&spec.id, self.describe_loop(spec, slot, &parent)));
+      }
+      for dep in &entry.spec.depends_on {
+        let Some(&next) = self.by_id.get(dep) else {
+          continue;
+        };
+        let same_level = self
+          .entry(next)
+          .is_some_and(|e| e.spec.level().cmp(&level) == Ordering::Equal);
+        if same_level && !parent.contains_key(&next) {
+          parent.insert(next, Some(slot));
+          stack.push(next);
+        }
+      }
+    }
+    Ok(())
+  }
+
+  fn describe_loop(&self, spec: &TaskSpec, last: usize, parent: &HashMap<usize, Option<usize>>) -> String {
+    let mut path = vec![last];
+    let mut at = last;
+    while let Some(Some(prev)) = parent.get(&at) {
+      path.push(*prev);
+      at = *prev;
+    }
+    path.reverse();
+    let mut names = vec![format!("'{}'", spec.id)];
+    names.extend(
+      path
+        .iter()
+        .filter_map(|&s| self.entry(s))
+        .map(|e| format!("'{}'", e.spec.id)),
+    );
+    names.push(format!("'{}'", spec.id));
+    format!(
+      "it would make a dependency cycle: {} (each depends on the next)",
+      names.join(" -> ")
+    )
+  }
+
+  /// Freezes the registered tasks into the plan a shutdown runs.
+  pub fn plan(&self) -> Plan {
+    let mut live: Vec<&Entry> = self.slots.iter().flatten().collect();
+    live.sort_by(|a, b| a.spec.level().cmp(&b.spec.level()).then(a.seq.cmp(&b.seq)));
+    let index: HashMap<&str, u32> = live
+      .iter()
+      .enumerate()
+      .map(|(i, e)| (e.spec.id.as_str(), i as u32))
+      .collect();
+
+    let mut levels: Vec<Range<usize>> = Vec::new();
+    let mut tasks: Vec<PlannedTask> = Vec::with_capacity(live.len());
+    let mut missing = Vec::new();
+    for (i, entry) in live.iter().enumerate() {
+      let starts_level = i == 0 || live[i - 1].spec.level().cmp(&entry.spec.level()) != Ordering::Equal;
+      if starts_level {
+        levels.push(i..i);
+      }
+      if let Some(current) = levels.last_mut() {
+        current.end = i + 1;
+      }
+      tasks.push(PlannedTask {
+        id: entry.spec.id.clone(),
+        name: entry.spec.name.clone(),
+        level: levels.len() - 1,
+        blockers: 0,
+        unblocks: Vec::new(),
+        status: TaskStatus::Pending,
+        started: None,
+        settled: None,
+      });
+    }
+    for (i, entry) in live.iter().enumerate() {
+      for dep in &entry.spec.depends_on {
+        match index.get(dep.as_str()) {
+          // Same level: the dependency waits for this task. A later level waits anyway.
+          Some(&j) if tasks[j as usize].level == tasks[i].level => {
+            tasks[i].unblocks.push(j);
+            tasks[j as usize].blockers += 1;
+          }
+          Some(_) => {}
+          None => missing.push(MissingDependency {
+            task: entry.spec.id.clone(),
+            depends_on: dep.clone(),
+          }),
+        }
+      }
+    }
+    Plan {
+      tasks,
+      levels,
+      current: 0,
+      unsettled: 0,
+      running: 0,
+      missing,
+    }
+  }
+}
+
+fn dedup_preserving_order(ids: &mut Vec<String>) {
+  let mut seen = std::collections::HashSet::with_capacity(ids.len());
+  ids.retain(|id| seen.insert(id.clone()));
+}
+
+fn cycle(id: &str, detail: String) -> LifecycleError {
+  LifecycleError::TaskCycle {
+    id: id.to_owned(),
+    detail,
+  }
+}
+
+fn backwards(dependent: &TaskSpec, dependency: &TaskSpec) -> String {
+  format!(
+    "'{}' depends on '{}', so it must stop first, but '{}' ({}) is ordered before '{}' ({})",
+    dependent.id,
+    dependency.id,
+    dependency.id,
+    dependency.level(),
+    dependent.id,
+    dependent.level()
+  )
+}
+
+/// Where a task stands in a shutdown.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum TaskStatus {
+  /// Not started yet.
+  Pending,
+  /// Its handler was called and has not settled.
+  Running,
+  /// Its handler returned or resolved.
+  Succeeded,
+  /// Its handler threw or rejected.
+  Failed,
+  /// It passed its own timeout and was abandoned (its AbortSignal aborted).
+  TimedOut,
+}
+
+impl TaskStatus {
+  /// The name JavaScript sees in a result.
+  pub fn as_str(self) -> &'static str {
+    match self {
+      TaskStatus::Pending => "pending",
+      TaskStatus::Running => "running",
+      TaskStatus::Succeeded => "succeeded",
+      TaskStatus::Failed => "failed",
+      TaskStatus::TimedOut => "timedOut",
+    }
+  }
+}
+
+/// How a running task ended.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+  Succeeded,
+  Failed,
+  TimedOut,
+}
+
+/// A dependency naming a task that was never registered; it is ignored, and the facade warns about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissingDependency {
+  pub task: String,
+  pub depends_on: String,
+}
+
+/// One task in a frozen plan, with the record of when it ran.
+#[derive(Clone, Debug)]
+pub struct PlannedTask {
+  pub id: String,
+  pub name: String,
+  level: usize,
+  /// Same-level dependents that have not settled yet.
+  blockers: u32,
+  /// Same-level dependencies this task holds back until it settles.
+  unblocks: Vec<u32>,
+  pub status: TaskStatus,
+  pub started: Option<MonoTime>,
+  pub settled: Option<MonoTime>,
+}
+
+impl PlannedTask {
+  /// How long the task ran: until it settled, or until `now` if it is still running.
+  pub fn duration(&self, now: MonoTime) -> Duration {
+    match (self.started, self.settled) {
+      (Some(start), Some(end)) => end.saturating_since(start),
+      (Some(start), None) => now.saturating_since(start),
+      _ => Duration::ZERO,
+    }
+  }
+}
+
+/// A shutdown's frozen order and its live record: which task is running since when.
+#[derive(Debug)]
+pub struct Plan {
+  tasks: Vec<PlannedTask>,
+  levels: Vec<Range<usize>>,
+  current: usize,
+  /// Tasks of the current level that have not settled.
+  unsettled: usize,
+  /// Tasks of the current level that are running.
+  running: usize,
+  missing: Vec<MissingDependency>,
+}
+
+/// What settling a task produced.
+#[derive(Debug, PartialEq)]
+pub struct Settled {
+  /// How long the settled task ran.
+  pub duration: Duration,
+  /// Tasks that may start now; they are already recorded as running.
+  pub ready: Vec<u32>,
+}
+
+impl Plan {
+  /// The tasks in plan order; a task's index here is how it is named in [`Plan::settle`].
+  pub fn tasks(&self) -> &[PlannedTask] {
+    &self.tasks
+  }
+
+  /// Dependencies on unregistered ids, ignored by this plan.
+  pub fn missing_dependencies(&self) -> &[MissingDependency] {
+    &self.missing
+  }
+
+  /// Whether every task has settled.
+  pub fn is_finished(&self) -> bool {
+    self.current >= self.levels.len()
+  }
+
+  /// Starts the first level; returns the tasks to run now, recorded as running since `now`.
+  pub fn start(&mut self, now: MonoTime) -> Vec<u32> {
+    if self.started() {
+      return Vec::new();
+    }
+    self.enter_level(0, now)
+  }
+
+  fn started(&self) -> bool {
+    self.current > 0 || self.unsettled > 0 || self.levels.is_empty()
+  }
+
+  /// Records how a running task ended and returns the tasks that may start because of it. Returns `None` if
+  /// the task is not running (already settled, timed out, or never started), so a late settle is harmless.
+  pub fn settle(&mut self, index: u32, outcome: Outcome, now: MonoTime) -> Option<Settled> {
+    let task = self.tasks.get_mut(index as usize)?;
+    if task.status != TaskStatus::Running {
+      return None;
+    }
+    task.status = match outcome {
+      Outcome::Succeeded => TaskStatus::Succeeded,
+      Outcome::Failed => TaskStatus::Failed,
+      Outcome::TimedOut => TaskStatus::TimedOut,
+    };
+    task.settled = Some(now);
+    let duration = task.duration(now);
+    let unblocks = std::mem::take(&mut task.unblocks);
+    self.unsettled -= 1;
+    self.running -= 1;
+
+    let mut ready = Vec::new();
+    for j in unblocks {
+      let dep = &mut self.tasks[j as usize];
+      dep.blockers -= 1;
+      if dep.blockers == 0 && dep.status == TaskStatus::Pending {
+        ready.push(j);
+      }
+    }
+    for &j in &ready {
+      self.mark_running(j, now);
+    }
+    if self.unsettled == 0 {
+      ready.extend(self.enter_level(self.current + 1, now));
+    } else if self.running == 0 {
+      ready.extend(self.release_stalled_level(now));
+    }
+    Some(Settled { duration, ready })
+  }
+
+  fn enter_level(&mut self, level: usize, now: MonoTime) -> Vec<u32> {
+    self.current = level;
+    let Some(range) = self.levels.get(level).cloned() else {
+      return Vec::new();
+    };
+    self.unsettled = range.len();
+    let ready: Vec<u32> = range
+      .filter(|&i| self.tasks[i].blockers == 0)
+      .map(|i| i as u32)
+      .collect();
+    for &i in &ready {
+      self.mark_running(i, now);
+    }
+    if ready.is_empty() {
+      return self.release_stalled_level(now);
+    }
+    ready
+  }
+
+  /// Unreachable while registration refuses cycles; kept as a named fallback so a bug there degrades to
+  /// "run the rest of the level concurrently" instead of a shutdown that never finishes.
+  fn release_stalled_level(&mut self, now: MonoTime) -> Vec<u32> {
+    let Some(range) = self.levels.get(self.current).cloned() else {
+      return Vec::new();
+    };
+    let stuck: Vec<u32> = range
+      .filter(|&i| self.tasks[i].status == TaskStatus::Pending)
+      .map(|i| i as u32)
+      .collect();
+    for &i in &stuck {
+      self.mark_running(i, now);
+    }
+    stuck
+  }
+
+  fn mark_running(&mut self, index: u32, now: MonoTime) {
+    let task = &mut self.tasks[index as usize];
+    task.status = TaskStatus::Running;
+    task.started = Some(now);
+    self.running += 1;
+  }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,288 @@
+use super::*;
+
+fn task(id: &str, priority: f64, phase: Phase, deps: &[&str]) -> TaskSpec {
+  TaskSpec {
+    id: id.into(),
+    name: id.into(),
+    priority,
+    phase,
+    depends_on: deps.iter().map(|d| d.to_string()).collect(),
+  }
+}
+
+fn stop(id: &str, priority: f64, deps: &[&str]) -> TaskSpec {
+  task(id, priority, Phase::Stop, deps)
+}
+
+fn graph(specs: Vec<TaskSpec>) -> TaskGraph {
+  let mut g = TaskGraph::new();
+  for s in specs {
+    g.register(s).expect("registers");
+  }
+  g
+}
+
+fn ids(plan: &Plan, indexes: &[u32]) -> Vec<String> {
+  let mut v: Vec<String> = indexes
+    .iter()
+    .map(|&i| plan.tasks()[i as usize].id.clone())
+    .collect();
+  v.sort();
+  v
+}
+
+fn index_of(plan: &Plan, id: &str) -> u32 {
+  plan
+    .tasks()
+    .iter()
+    .position(|t| t.id == id)
+    .expect("task in plan") as u32
+}
+
+const T0: MonoTime = MonoTime::from_nanos(1_000);
+
+/// Runs a plan to the end, settling every ready task successfully in the order they became ready, and
+/// returns the batches that were started together.
+fn run_all(plan: &mut Plan) -> Vec<Vec<String>> {
+  let index: HashMap<String, u32> = plan
+    .tasks()
+    .iter()
+    .enumerate()
+    .map(|(i, t)| (t.id.clone(), i as u32))
+    .collect();
+  let first = plan.start(T0);
+  let mut batches = vec![ids(plan, &first)];
+  let mut queue: std::collections::VecDeque<String> = batches[0].clone().into();
+  while let Some(id) = queue.pop_front() {
+    let idx = index[&id];
+    let settled = plan.settle(idx, Outcome::Succeeded, T0).expect("was running");
+    if !settled.ready.is_empty() {
+      let batch = ids(plan, &settled.ready);
+      queue.extend(batch.clone());
+      batches.push(batch);
+    }
+  }
+  assert!(plan.is_finished());
+  batches
+}
+
+#[test]
+fn lower_priority_numbers_run_first_and_equal_priorities_together() {
+  let g = graph(vec![
+    stop("late", 90.0, &[]),
+    stop("a", 10.0, &[]),
+    stop("b", 10.0, &[]),
+    stop("mid", 50.0, &[]),
+  ]);
+  let batches = run_all(&mut g.plan());
+  assert_eq!(batches, vec![vec!["a", "b"], vec!["mid"], vec!["late"]]);
+}
+
+#[test]
+fn every_stop_task_settles_before_any_destroy_task() {
+  let g = graph(vec![
+    task("close-pool", 0.0, Phase::Destroy, &[]),
+    stop("drain", 100.0, &[]),
+    stop("readiness", 0.0, &[]),
+  ]);
+  let batches = run_all(&mut g.plan());
+  assert_eq!(
+    batches,
+    vec![vec!["readiness"], vec!["drain"], vec!["close-pool"]]
+  );
+}
+
+#[test]
+fn a_dependent_stops_before_what_it_depends_on() {
+  // http uses cache, cache uses db: http stops, then cache, then db. `other` is independent.
+  let g = graph(vec![
+    stop("db", 50.0, &[]),
+    stop("cache", 50.0, &["db"]),
+    stop("http", 50.0, &["cache"]),
+    stop("other", 50.0, &[]),
+  ]);
+  let batches = run_all(&mut g.plan());
+  assert_eq!(batches, vec![vec!["http", "other"], vec!["cache"], vec!["db"]]);
+}
+
+#[test]
+fn a_shared_dependency_waits_for_all_of_its_dependents() {
+  let g = graph(vec![
+    stop("db", 50.0, &[]),
+    stop("api", 50.0, &["db"]),
+    stop("jobs", 50.0, &["db"]),
+  ]);
+  let mut plan = g.plan();
+  let first = plan.start(T0);
+  assert_eq!(ids(&plan, &first), vec!["api", "jobs"]);
+  let after_api = plan
+    .settle(index_of(&plan, "api"), Outcome::Succeeded, T0)
+    .unwrap();
+  assert!(after_api.ready.is_empty(), "db must wait for jobs too");
+  let after_jobs = plan.settle(index_of(&plan, "jobs"), Outcome::Failed, T0).unwrap();
+  assert_eq!(
+    ids(&plan, &after_jobs.ready),
+    vec!["db"],
+    "a failed dependent still releases its dependency"
+  );
+}
+
+#[test]
+fn a_dependency_on_a_later_level_is_satisfied_by_level_order() {
+  let g = graph(vec![
+    stop("http", 10.0, &["db"]),
+    task("db", 50.0, Phase::Destroy, &[]),
+  ]);
+  let batches = run_all(&mut g.plan());
+  assert_eq!(batches, vec![vec!["http"], vec!["db"]]);
+}
+
+#[test]
+fn a_dependency_against_priority_order_is_refused_in_either_registration_order() {
+  // `api` depends on `db`, so `api` must stop first; but `db` has the lower priority number.
+  let mut g = graph(vec![stop("db", 10.0, &[])]);
+  let err = g.register(stop("api", 50.0, &["db"])).unwrap_err();
+  assert_eq!(err.code(), "ERR_TASK_CYCLE");
+  assert!(err.to_string().contains("'api' depends on 'db'"), "{err}");
+  assert!(!g.contains("api"), "a refused task is not registered");
+
+  let mut g = graph(vec![stop("api", 50.0, &["db"])]);
+  let err = g.register(stop("db", 10.0, &[])).unwrap_err();
+  assert_eq!(err.code(), "ERR_TASK_CYCLE");
+  assert!(!g.contains("db"));
+}
+
+#[test]
+fn a_dependency_against_phase_order_is_refused() {
+  let mut g = graph(vec![stop("drain", 50.0, &[])]);
+  let err = g
+    .register(task("pool", 0.0, Phase::Destroy, &["drain"]))
+    .unwrap_err();
+  assert_eq!(err.code(), "ERR_TASK_CYCLE");
+  assert!(err.to_string().contains("stop phase"), "{err}");
+}
+
+#[test]
+fn a_loop_of_dependencies_is_refused_with_its_path() {
+  let mut g = graph(vec![stop("a", 50.0, &["b"]), stop("b", 50.0, &["c"])]);
+  let err = g.register(stop("c", 50.0, &["a"])).unwrap_err();
+  assert_eq!(err.code(), "ERR_TASK_CYCLE");
+  assert!(err.to_string().contains("'c' -> 'a' -> 'b' -> 'c'"), "{err}");
+  assert_eq!(g.len(), 2);
+  // Without the closing edge the same task is fine.
+  g.register(stop("c", 50.0, &[])).unwrap();
+}
+
+#[test]
+fn self_dependency_is_a_cycle() {
+  let mut g = TaskGraph::new();
+  assert_eq!(
+    g.register(stop("a", 50.0, &["a"])).unwrap_err().code(),
+    "ERR_TASK_CYCLE"
+  );
+}
+
+#[test]
+fn duplicate_ids_are_refused_and_unregister_frees_the_id() {
+  let mut g = graph(vec![stop("db", 50.0, &[])]);
+  assert_eq!(
+    g.register(stop("db", 10.0, &[])).unwrap_err().code(),
+    "ERR_TASK_EXISTS"
+  );
+  assert!(g.unregister("db"));
+  assert!(!g.unregister("db"));
+  g.register(stop("db", 10.0, &[])).unwrap();
+  assert_eq!(g.len(), 1);
+}
+
+#[test]
+fn unregistering_a_dependent_removes_its_edges() {
+  // Had `api`'s edge survived its removal, registering db at priority 90 would be refused.
+  let mut g = graph(vec![stop("api", 95.0, &["db"])]);
+  assert!(g.unregister("api"));
+  g.register(stop("db", 90.0, &[])).unwrap();
+  g.register(stop("api", 50.0, &["db"])).unwrap();
+  assert_eq!(run_all(&mut g.plan()), vec![vec!["api"], vec!["db"]]);
+}
+
+#[test]
+fn unknown_dependencies_are_reported_and_ignored() {
+  let g = graph(vec![stop("api", 50.0, &["nope", "db"]), stop("db", 50.0, &[])]);
+  let mut plan = g.plan();
+  assert_eq!(
+    plan.missing_dependencies(),
+    &[MissingDependency {
+      task: "api".into(),
+      depends_on: "nope".into()
+    }]
+  );
+  assert_eq!(run_all(&mut plan), vec![vec!["api"], vec!["db"]]);
+}
+
+#[test]
+fn negative_zero_and_zero_are_one_priority() {
+  let g = graph(vec![stop("a", -0.0, &[]), stop("b", 0.0, &[])]);
+  assert_eq!(run_all(&mut g.plan()), vec![vec!["a", "b"]]);
+}
+
+#[test]
+fn settling_twice_or_settling_a_pending_task_does_nothing() {
+  let g = graph(vec![stop("a", 10.0, &[]), stop("b", 20.0, &[])]);
+  let mut plan = g.plan();
+  plan.start(T0);
+  let b = index_of(&plan, "b");
+  assert_eq!(plan.settle(b, Outcome::Succeeded, T0), None, "b has not started");
+  let a = index_of(&plan, "a");
+  assert!(plan.settle(a, Outcome::TimedOut, T0).is_some());
+  assert_eq!(
+    plan.settle(a, Outcome::Succeeded, T0),
+    None,
+    "a late resolve after a timeout is ignored"
+  );
+  assert_eq!(plan.tasks()[a as usize].status, TaskStatus::TimedOut);
+  assert_eq!(plan.settle(999, Outcome::Succeeded, T0), None);
+}
+
+#[test]
+fn the_record_knows_who_is_running_since_when() {
+  let g = graph(vec![stop("a", 10.0, &[]), stop("b", 20.0, &[])]);
+  let mut plan = g.plan();
+  let start = MonoTime::from_nanos(1_000_000_000);
+  plan.start(start);
+  let a = index_of(&plan, "a") as usize;
+  assert_eq!(plan.tasks()[a].status, TaskStatus::Running);
+  let later = start.saturating_add(Duration::from_millis(30));
+  assert_eq!(plan.tasks()[a].duration(later), Duration::from_millis(30));
+  let settled = plan.settle(a as u32, Outcome::Succeeded, later).unwrap();
+  assert_eq!(settled.duration, Duration::from_millis(30));
+  let b = index_of(&plan, "b") as usize;
+  assert_eq!(plan.tasks()[b].started, Some(later));
+  assert_eq!(plan.tasks()[b].status, TaskStatus::Running);
+}
+
+#[test]
+fn an_empty_plan_is_finished_at_once() {
+  let mut plan = TaskGraph::new().plan();
+  assert!(plan.start(T0).is_empty());
+  assert!(plan.is_finished());
+}
+
+#[test]
+fn ten_thousand_tasks_plan_and_run() {
+  let mut g = TaskGraph::new();
+  for i in 0..10_000 {
+    // Chains of ten within three priorities: the shape a large service might have.
+    let deps: Vec<String> = if i % 10 == 9 {
+      vec![]
+    } else {
+      vec![format!("t{}", i + 1)]
+    };
+    let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
+    g.register(stop(&format!("t{i}"), ((i / 10) % 3) as f64, &deps))
+      .unwrap();
+  }
+  let mut plan = g.plan();
+  let batches = run_all(&mut plan);
+  assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 10_000);
+  assert!(plan.tasks().iter().all(|t| t.status == TaskStatus::Succeeded));
+}

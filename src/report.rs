@@ -1,0 +1,386 @@
+//! The report the watchdog prints to stderr at a hard exit.
+//!
+//! It is formatted into a fixed stack buffer ([`FixedBuf`]) and written with one `write(2)`, so the moment of
+//! killing the process allocates nothing and takes no lock but the record's (which the watchdog only tries
+//! to take; see `watchdog`). A report that does not fit is cut short and says so.
+
+use std::fmt::{self, Write};
+use std::time::Duration;
+
+use crate::clock::{MonoTime, millis};
+use crate::coordinator::Run;
+use crate::plan::TaskStatus;
+
+/// Every line starts with this, so the report is easy to find in mixed logs.
+const PREFIX: &str = "titan-lifecycle:";
+/// How many running or pending tasks are named before the rest are counted.
+const MAX_LISTED: usize = 20;
+
+/// A `fmt::Write` sink over a fixed array: it never allocates, and drops what does not fit.
+pub struct FixedBuf<const N: usize> {
+  bytes: [u8; N],
+  len: usize,
+  truncated: bool,
+}
+
+impl<const N: usize> FixedBuf<N> {
+  /// An empty buffer.
+  pub const fn new() -> Self {
+    Self {
+      bytes: [0; N],
+      len: 0,
+      truncated: false,
+    }
+  }
+
+  /// What was written so far.
+  pub fn as_bytes(&self) -> &[u8] {
+    &self.bytes[..self.len]
+  }
+
+  /// Whether something did not fit.
+  pub fn truncated(&self) -> bool {
+    self.truncated
+  }
+}
+
+impl<const N: usize> Default for FixedBuf<N> {
+  fn default() -> Self {
+    Self::new()
+  }
+}
+
+impl<const N: usize> Write for FixedBuf<N> {
+  fn write_str(&mut self, s: &str) -> fmt::Result {
+    let room = N - self.len;
+    let mut take = s.len().min(room);
+    // Never split a UTF-8 character: a task name may hold any.
+    while !s.is_char_boundary(take) {
+      take -= 1;
+    }
+    self.bytes[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+    self.len += take;
+    if take < s.len() {
+      self.truncated = true;
+    }
+    Ok(())
+  }
+}
+
+/// What the watchdog knows at the moment it exits, besides the record.
+#[derive(Copy, Clone, Debug)]
+pub struct HardExitFacts {
+  pub now: MonoTime,
+  pub exit_code: i32,
+  /// When the deadline event was sent to JavaScript.
+  pub deadline_sent: MonoTime,
+  /// When JavaScript answered it, if it did.
+  pub deadline_answered: Option<MonoTime>,
+  /// How long the watchdog waited for that answer.
+  pub grace: Duration,
+  /// The last time JavaScript called into the addon for this manager.
+  pub last_js_activity: Option<MonoTime>,
+}
+
+/// The state of the record, as far as the watchdog could read it.
+pub enum RecordView<'a> {
+  /// The record, read under its lock.
+  Read(Option<&'a Run>),
+  /// The lock could not be taken in time (JavaScript held it); the report goes without task details.
+  Busy,
+}
+
+/// Writes the hard-exit report. Every line ends with a newline.
+pub fn write_report(out: &mut impl Write, record: RecordView<'_>, facts: &HardExitFacts) -> fmt::Result {
+  let run = match record {
+    RecordView::Read(run) => run,
+    RecordView::Busy => None,
+  };
+  match run {
+    Some(run) if run.exit_code.is_some() => writeln!(
+      out,
+      "{PREFIX} hard exit: the shutdown (reason {}) finished with exit code {} but the process had not \
+       exited {} ms later",
+      run.trigger.reason,
+      run.exit_code.unwrap_or_default(),
+      Ms(run.deadline.budget()),
+    )?,
+    Some(run) => writeln!(
+      out,
+      "{PREFIX} hard exit: the graceful shutdown (reason {}) did not finish within its {} ms deadline",
+      run.trigger.reason,
+      Ms(run.deadline.budget()),
+    )?,
+    None => writeln!(
+      out,
+      "{PREFIX} hard exit: the shutdown did not finish by its deadline"
+    )?,
+  }
+  if let Some(run) = run {
+    writeln!(
+      out,
+      "{PREFIX}   elapsed {} ms since it began ({} ms past the deadline); exiting with code {}",
+      Ms(run.deadline.elapsed(facts.now)),
+      Ms(run.deadline.lateness(facts.now)),
+      facts.exit_code
+    )?;
+  } else {
+    writeln!(out, "{PREFIX}   exiting with code {}", facts.exit_code)?;
+  }
+  write_loop_state(out, run, facts)?;
+  match record {
+    RecordView::Busy => writeln!(out, "{PREFIX}   tasks: unknown (the record was being updated)")?,
+    RecordView::Read(Some(run)) if run.exit_code.is_none() => write_tasks(out, run, facts.now)?,
+    RecordView::Read(_) => {}
+  }
+  Ok(())
+}
+
+fn write_loop_state(out: &mut impl Write, run: Option<&Run>, facts: &HardExitFacts) -> fmt::Result {
+  if let Some(answered) = facts.deadline_answered {
+    return writeln!(
+      out,
+      "{PREFIX}   event loop: responsive (it answered the deadline in {} ms)",
+      Ms(answered.saturating_since(facts.deadline_sent))
+    );
+  }
+  write!(
+    out,
+    "{PREFIX}   event loop: blocked (no answer within {} ms of the deadline",
+    Ms(facts.grace)
+  )?;
+  if let Some(last) = facts.last_js_activity {
+    write!(
+      out,
+      "; last JavaScript activity {} ms ago",
+      Ms(facts.now.saturating_since(last))
+    )?;
+  }
+  out.write_str(")\n")?;
+  if run.is_some_and(|r| !r.attached) {
+    writeln!(
+      out,
+      "{PREFIX}   the shutdown never reached JavaScript, so no task was started"
+    )?;
+  }
+  Ok(())
+}
+
+fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
+  let tasks = run.plan.tasks();
+  let mut listed = 0;
+  let mut running = 0;
+  for task in tasks.iter().filter(|t| t.status == TaskStatus::Running) {
+    running += 1;
+    if listed < MAX_LISTED {
+      write!(out, "{PREFIX}   running: '{}'", task.id)?;
+      if task.name != task.id {
+        write!(out, " ({})", task.name)?;
+      }
+      writeln!(out, " for {} ms", Ms(task.duration(now)))?;
+      listed += 1;
+    }
+  }
+  if running > listed {
+    writeln!(out, "{PREFIX}   running: {} more", running - listed)?;
+  }
+
+  let pending = tasks.iter().filter(|t| t.status == TaskStatus::Pending).count();
+  if pending > 0 {
+    write!(out, "{PREFIX}   pending:")?;
+    for (i, task) in tasks
+      .iter()
+      .filter(|t| t.status == TaskStatus::Pending)
+      .take(MAX_LISTED)
+      .enumerate()
+    {
+      write!(out, "{} '{}'", if i == 0 { "" } else { "," }, task.id)?;
+    }
+    if pending > MAX_LISTED {
+      write!(out, " and {} more", pending - MAX_LISTED)?;
+    }
+    out.write_str("\n")?;
+  }
+
+  let count = |status| tasks.iter().filter(|t| t.status == status).count();
+  writeln!(
+    out,
+    "{PREFIX}   settled: {} succeeded, {} failed, {} timed out (of {} task{})",
+    count(TaskStatus::Succeeded),
+    count(TaskStatus::Failed),
+    count(TaskStatus::TimedOut),
+    tasks.len(),
+    if tasks.len() == 1 { "" } else { "s" }
+  )
+}
+
+/// Milliseconds with one decimal, the way every figure in the report reads.
+struct Ms(Duration);
+
+impl fmt::Display for Ms {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    write!(f, "{:.1}", millis(self.0))
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+  use crate::coordinator::{Coordinator, Trigger};
+  use crate::plan::{Outcome, Phase, TaskSpec};
+
+  const MS: Duration = Duration::from_millis(1);
+
+  fn coordinator_with(ids: &[(&str, f64)]) -> Coordinator {
+    let mut c = Coordinator::new();
+    for &(id, priority) in ids {
+      let name = if id == "db" {
+        "Database pool".to_string()
+      } else {
+        id.to_string()
+      };
+      c.register(TaskSpec {
+        id: id.into(),
+        name,
+        priority,
+        phase: Phase::Stop,
+        depends_on: vec![],
+      })
+      .unwrap();
+    }
+    c
+  }
+
+  fn render(record: RecordView<'_>, facts: &HardExitFacts) -> String {
+    let mut buf = FixedBuf::<8192>::new();
+    write_report(&mut buf, record, facts).unwrap();
+    assert!(!buf.truncated());
+    String::from_utf8(buf.as_bytes().to_vec()).unwrap()
+  }
+
+  fn facts(start: MonoTime, answered: bool) -> HardExitFacts {
+    let sent = start.saturating_add(300 * MS);
+    HardExitFacts {
+      now: start.saturating_add(321 * MS),
+      exit_code: 124,
+      deadline_sent: sent,
+      deadline_answered: answered.then(|| sent.saturating_add(MS / 2)),
+      grace: 20 * MS,
+      last_js_activity: Some(start.saturating_add(2 * MS)),
+    }
+  }
+
+  #[test]
+  fn names_the_reason_the_running_tasks_the_pending_ones_and_a_blocked_loop() {
+    let mut c = coordinator_with(&[("spin", 10.0), ("db", 10.0), ("cache", 20.0), ("logs", 30.0)]);
+    let start = MonoTime::from_nanos(1_000_000_000);
+    c.begin(
+      Trigger {
+        reason: "SIGTERM".into(),
+        signal: Some(15),
+      },
+      start,
+      300 * MS,
+    );
+    c.attach(start.saturating_add(MS));
+    let report = render(RecordView::Read(c.run()), &facts(start, false));
+    assert!(
+      report.contains("(reason SIGTERM) did not finish within its 300.0 ms deadline"),
+      "{report}"
+    );
+    assert!(
+      report.contains("elapsed 321.0 ms since it began (21.0 ms past the deadline); exiting with code 124")
+    );
+    assert!(
+      report.contains("event loop: blocked (no answer within 20.0 ms of the deadline; last JavaScript")
+    );
+    assert!(report.contains("running: 'spin' for 320.0 ms"), "{report}");
+    assert!(
+      report.contains("running: 'db' (Database pool) for 320.0 ms"),
+      "{report}"
+    );
+    assert!(report.contains("pending: 'cache', 'logs'"), "{report}");
+    assert!(report.contains("settled: 0 succeeded, 0 failed, 0 timed out (of 4 tasks)"));
+    assert!(report.lines().all(|l| l.starts_with(PREFIX)));
+  }
+
+  #[test]
+  fn says_when_the_loop_answered_and_counts_settled_tasks() {
+    let mut c = coordinator_with(&[("a", 10.0), ("b", 20.0)]);
+    let start = MonoTime::from_nanos(1_000_000_000);
+    c.begin(
+      Trigger {
+        reason: "manual".into(),
+        signal: None,
+      },
+      start,
+      300 * MS,
+    );
+    c.attach(start);
+    c.settle(0, Outcome::Failed, start.saturating_add(MS));
+    let report = render(RecordView::Read(c.run()), &facts(start, true));
+    assert!(
+      report.contains("event loop: responsive (it answered the deadline in 0.5 ms)"),
+      "{report}"
+    );
+    assert!(report.contains("running: 'b' for 320.0 ms"), "{report}");
+    assert!(report.contains("settled: 0 succeeded, 1 failed"), "{report}");
+  }
+
+  #[test]
+  fn a_shutdown_that_never_reached_javascript_says_so() {
+    let mut c = coordinator_with(&[("a", 10.0)]);
+    let start = MonoTime::from_nanos(1_000_000_000);
+    c.begin(
+      Trigger {
+        reason: "SIGINT".into(),
+        signal: Some(2),
+      },
+      start,
+      300 * MS,
+    );
+    let report = render(RecordView::Read(c.run()), &facts(start, false));
+    assert!(report.contains("never reached JavaScript"), "{report}");
+    assert!(report.contains("pending: 'a'"), "{report}");
+  }
+
+  #[test]
+  fn a_busy_record_still_gives_a_report() {
+    let report = render(RecordView::Busy, &facts(MonoTime::from_nanos(5), false));
+    assert!(report.contains("hard exit"), "{report}");
+    assert!(report.contains("tasks: unknown"), "{report}");
+  }
+
+  #[test]
+  fn long_lists_are_cut_and_counted() {
+    let ids: Vec<(String, f64)> = (0..50).map(|i| (format!("t{i}"), 10.0)).collect();
+    let refs: Vec<(&str, f64)> = ids.iter().map(|(s, p)| (s.as_str(), *p)).collect();
+    let mut c = coordinator_with(&refs);
+    let start = MonoTime::from_nanos(1_000_000_000);
+    c.begin(
+      Trigger {
+        reason: "SIGTERM".into(),
+        signal: Some(15),
+      },
+      start,
+      300 * MS,
+    );
+    c.attach(start);
+    let report = render(RecordView::Read(c.run()), &facts(start, false));
+    assert_eq!(report.matches("running: 't").count(), MAX_LISTED);
+    assert!(report.contains("running: 30 more"), "{report}");
+  }
+
+  #[test]
+  fn the_fixed_buffer_truncates_on_a_character_boundary() {
+    let mut buf = FixedBuf::<5>::new();
+    buf.write_str("abcé").unwrap(); // 'é' is two bytes and fits exactly
+    assert_eq!(buf.as_bytes(), "abcé".as_bytes());
+    buf.write_str("x").unwrap();
+    assert!(buf.truncated());
+    let mut buf = FixedBuf::<4>::new();
+    buf.write_str("abcé").unwrap();
+    assert_eq!(buf.as_bytes(), b"abc");
+    assert!(buf.truncated());
+  }
+}

@@ -1,0 +1,166 @@
+//! What one manager shares with the watchdog thread: its record, its deadline alarm, and the way back to
+//! JavaScript.
+
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use crate::clock::{Deadline, MonoTime};
+use crate::coordinator::Coordinator;
+use crate::error::LifecycleError;
+use crate::watchdog;
+
+/// Something the watchdog tells JavaScript. It never waits for an answer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NativeEvent {
+  /// An owned signal arrived; `at` is when the handler ran.
+  Signal { signo: i32, at: MonoTime },
+  /// The shutdown's deadline passed.
+  Deadline,
+  /// Native code displaced our handler for `signo` and the guard took the slot back.
+  Displaced { signo: i32, detail: String },
+}
+
+/// The way to JavaScript. The binding implements it with a weak threadsafe function, which never keeps the
+/// process alive and never blocks the caller.
+pub trait Notifier: Send + Sync {
+  fn notify(&self, event: NativeEvent);
+}
+
+/// One manager's native state.
+pub struct Session {
+  record: Mutex<Coordinator>,
+  /// The armed deadline in nanoseconds (0 = not armed), mirrored out of the record so the watchdog can read
+  /// it without a lock.
+  deadline_ns: AtomicU64,
+  /// The code the watchdog exits with at the deadline; negative means it only notifies (`hardExit: false`, or
+  /// a worker thread).
+  hard_exit_code: AtomicI32,
+  /// When the watchdog sent the deadline event (0 = not yet) and when JavaScript answered it (0 = not yet).
+  deadline_sent_ns: AtomicU64,
+  deadline_answered_ns: AtomicU64,
+  /// The last time JavaScript called in, for the report's "last activity" figure.
+  last_js_activity_ns: AtomicU64,
+  notifier: OnceLock<Box<dyn Notifier>>,
+}
+
+impl Session {
+  /// A session whose deadline ends the process with `hard_exit_code`, or only notifies if `None`.
+  pub fn new(hard_exit_code: Option<i32>) -> Arc<Self> {
+    Arc::new(Self {
+      record: Mutex::new(Coordinator::new()),
+      deadline_ns: AtomicU64::new(0),
+      hard_exit_code: AtomicI32::new(hard_exit_code.unwrap_or(-1)),
+      deadline_sent_ns: AtomicU64::new(0),
+      deadline_answered_ns: AtomicU64::new(0),
+      last_js_activity_ns: AtomicU64::new(0),
+      notifier: OnceLock::new(),
+    })
+  }
+
+  /// The record. A poisoned lock is taken anyway: the record stays consistent between calls, and refusing
+  /// it would turn one bug into a shutdown that cannot finish.
+  pub fn record(&self) -> MutexGuard<'_, Coordinator> {
+    self
+      .record
+      .lock()
+      .unwrap_or_else(|poisoned| poisoned.into_inner())
+  }
+
+  /// The record if it can be had without waiting.
+  pub fn try_record(&self) -> Option<MutexGuard<'_, Coordinator>> {
+    match self.record.try_lock() {
+      Ok(guard) => Some(guard),
+      Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+      Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+  }
+
+  /// Notes that JavaScript is alive and calling in.
+  pub fn touch(&self) {
+    self
+      .last_js_activity_ns
+      .store(MonoTime::now().as_nanos(), Ordering::Relaxed);
+  }
+
+  pub fn last_js_activity(&self) -> Option<MonoTime> {
+    nonzero_time(self.last_js_activity_ns.load(Ordering::Relaxed))
+  }
+
+  /// Sets the way to JavaScript; only the first call counts.
+  pub fn set_notifier(&self, notifier: Box<dyn Notifier>) {
+    let _ = self.notifier.set(notifier);
+  }
+
+  pub fn notify(&self, event: NativeEvent) {
+    if let Some(notifier) = self.notifier.get() {
+      notifier.notify(event);
+    }
+  }
+
+  pub fn hard_exit_code(&self) -> Option<i32> {
+    let code = self.hard_exit_code.load(Ordering::Relaxed);
+    (code >= 0).then_some(code)
+  }
+
+  /// Arms the watchdog with `deadline` unless a deadline is already armed (a joined shutdown keeps its
+  /// first deadline).
+  pub fn arm(self: &Arc<Self>, deadline: Deadline) -> Result<(), LifecycleError> {
+    let at = deadline.at().as_nanos().max(1);
+    if self
+      .deadline_ns
+      .compare_exchange(0, at, Ordering::AcqRel, Ordering::Acquire)
+      .is_ok()
+    {
+      self.deadline_sent_ns.store(0, Ordering::Release);
+      self.deadline_answered_ns.store(0, Ordering::Release);
+      if let Err(err) = watchdog::watch(self.clone()) {
+        self.deadline_ns.store(0, Ordering::Release);
+        return Err(err);
+      }
+    }
+    Ok(())
+  }
+
+  /// Stands the watchdog down for this session (a `stop()` that finished without exiting).
+  pub fn disarm(&self) {
+    self.deadline_ns.store(0, Ordering::Release);
+  }
+
+  pub fn armed_deadline(&self) -> Option<MonoTime> {
+    nonzero_time(self.deadline_ns.load(Ordering::Acquire))
+  }
+
+  /// Records that the deadline event went out (only the first time); returns when it did.
+  pub fn mark_deadline_sent(&self, now: MonoTime) -> MonoTime {
+    match self
+      .deadline_sent_ns
+      .compare_exchange(0, now.as_nanos(), Ordering::AcqRel, Ordering::Acquire)
+    {
+      Ok(_) => now,
+      Err(earlier) => MonoTime::from_nanos(earlier),
+    }
+  }
+
+  pub fn deadline_sent(&self) -> Option<MonoTime> {
+    nonzero_time(self.deadline_sent_ns.load(Ordering::Acquire))
+  }
+
+  /// JavaScript has emitted its hard-exit events; the watchdog need not wait any longer.
+  pub fn answer_deadline(&self) {
+    let _ = self.deadline_answered_ns.compare_exchange(
+      0,
+      MonoTime::now().as_nanos(),
+      Ordering::AcqRel,
+      Ordering::Acquire,
+    );
+    watchdog::wake();
+  }
+
+  pub fn deadline_answered(&self) -> Option<MonoTime> {
+    nonzero_time(self.deadline_answered_ns.load(Ordering::Acquire))
+  }
+}
+
+fn nonzero_time(ns: u64) -> Option<MonoTime> {
+  (ns != 0).then(|| MonoTime::from_nanos(ns))
+}

@@ -1,0 +1,164 @@
+//! The few libuv functions Node exports that signal ownership needs, looked up at run time.
+//!
+//! They are resolved with `dlsym(RTLD_DEFAULT, ..)` instead of being linked: the node binary exports them,
+//! but a missing symbol then becomes a clear `ERR_NATIVE_UNAVAILABLE` instead of a load failure, and the
+//! addon needs no link-time knowledge of the host.
+//!
+//! The pin: an unref'd `uv_signal_t` started on the main loop for each owned signal. libuv calls `sigaction`
+//! only when the first handle of a signal starts or the last one stops, so while the pin lives, JavaScript
+//! adding or removing `process.on('SIGTERM')` listeners never touches the slot. Unref'd, it does not keep
+//! the process alive.
+
+use std::ffi::{CStr, c_char, c_int, c_void};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::error::LifecycleError;
+
+type SignalCallback = unsafe extern "C" fn(handle: *mut c_void, signo: c_int);
+type CloseCallback = unsafe extern "C" fn(handle: *mut c_void);
+
+/// Resolved libuv entry points.
+pub struct Uv {
+  default_loop: unsafe extern "C" fn() -> *mut c_void,
+  handle_size: unsafe extern "C" fn(c_int) -> usize,
+  signal_init: unsafe extern "C" fn(*mut c_void, *mut c_void) -> c_int,
+  signal_start: unsafe extern "C" fn(*mut c_void, SignalCallback, c_int) -> c_int,
+  unref: unsafe extern "C" fn(*mut c_void),
+  close: unsafe extern "C" fn(*mut c_void, Option<CloseCallback>),
+  /// `UV_SIGNAL` in `uv_handle_type`, found by name rather than assumed.
+  signal_type: c_int,
+}
+
+/// `uv_tty_reset_mode`, kept apart because the signal handler and the watchdog call it at exit.
+static TTY_RESET: AtomicUsize = AtomicUsize::new(0);
+
+/// Resolves libuv once; `Err` names the first missing symbol.
+pub fn api() -> Result<&'static Uv, LifecycleError> {
+  static API: OnceLock<Result<Uv, String>> = OnceLock::new();
+  API
+    .get_or_init(resolve)
+    .as_ref()
+    .map_err(|what| LifecycleError::NativeUnavailable { what: what.clone() })
+}
+
+fn symbol(name: &CStr) -> Result<*mut c_void, String> {
+  // SAFETY: RTLD_DEFAULT searches the global scope, where the node binary exports libuv; `name` is a valid
+  // C string.
+  let found = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+  if found.is_null() {
+    Err(format!(
+      "{} is not exported by this Node binary",
+      name.to_string_lossy()
+    ))
+  } else {
+    Ok(found)
+  }
+}
+
+/// Looks up a libuv function by name.
+///
+/// # Safety
+/// `F` must be the function-pointer type of the libuv function called `name`, as declared in uv.h.
+unsafe fn function<F: Copy>(name: &CStr) -> Result<F, String> {
+  const { assert!(std::mem::size_of::<F>() == std::mem::size_of::<*mut c_void>()) };
+  let address = symbol(name)?;
+  // SAFETY: the caller guarantees `F` is the symbol's function type; the sizes match (checked above).
+  Ok(unsafe { std::mem::transmute_copy::<*mut c_void, F>(&address) })
+}
+
+fn resolve() -> Result<Uv, String> {
+  // SAFETY (every `function` call): the field or local type is the uv.h signature of the named function.
+  unsafe {
+    if let Ok(reset) = symbol(c"uv_tty_reset_mode") {
+      TTY_RESET.store(reset as usize, Ordering::Release);
+    }
+    let handle_type_name: unsafe extern "C" fn(c_int) -> *const c_char = function(c"uv_handle_type_name")?;
+    let signal_type = (1..64)
+      .find(|&t| {
+        let name = handle_type_name(t);
+        !name.is_null() && CStr::from_ptr(name).to_bytes() == b"signal"
+      })
+      .ok_or("libuv has no signal handle type")?;
+    Ok(Uv {
+      default_loop: function(c"uv_default_loop")?,
+      handle_size: function(c"uv_handle_size")?,
+      signal_init: function(c"uv_signal_init")?,
+      signal_start: function(c"uv_signal_start")?,
+      unref: function(c"uv_unref")?,
+      close: function(c"uv_close")?,
+      signal_type,
+    })
+  }
+}
+
+/// Restores the terminal's mode if libuv put it in raw mode, before an `_exit` that skips Node's own reset.
+///
+/// Async-signal-safe: libuv documents `uv_tty_reset_mode` as safe to call from a signal handler; reading the
+/// pointer is one atomic load.
+pub fn reset_tty() {
+  let reset = TTY_RESET.load(Ordering::Acquire);
+  if reset != 0 {
+    // SAFETY: stored by `resolve` from dlsym("uv_tty_reset_mode"), whose signature is `int (void)`.
+    let reset: unsafe extern "C" fn() -> c_int = unsafe { std::mem::transmute(reset) };
+    // SAFETY: no preconditions.
+    unsafe { reset() };
+  }
+}
+
+/// A pinned `uv_signal_t`, owned by the main loop.
+pub struct Pin(*mut c_void);
+
+unsafe extern "C" fn ignore_signal(_handle: *mut c_void, _signo: c_int) {}
+
+unsafe extern "C" fn free_handle(handle: *mut c_void) {
+  // SAFETY: the handle was allocated with calloc in `pin` and libuv is done with it once this runs.
+  unsafe { libc::free(handle) };
+}
+
+impl Uv {
+  /// Whether `event_loop` is the process's main loop: true in the main thread's environment, false in a
+  /// worker's.
+  pub fn is_main_loop(&self, event_loop: *mut c_void) -> bool {
+    // SAFETY: uv_default_loop has no preconditions.
+    !event_loop.is_null() && event_loop == unsafe { (self.default_loop)() }
+  }
+
+  /// Starts an unref'd signal handle for `signo` on `event_loop`.
+  ///
+  /// # Safety
+  /// Must run on the thread that runs `event_loop`.
+  pub unsafe fn pin(&self, event_loop: *mut c_void, signo: c_int) -> Result<Pin, LifecycleError> {
+    let fail = |what: &str| LifecycleError::NativeUnavailable {
+      what: format!("{what} failed for signal {signo}"),
+    };
+    // SAFETY: the size comes from libuv for its own handle type; calloc'd memory is zeroed, as uv_signal_init
+    // expects nothing more.
+    unsafe {
+      let handle = libc::calloc(1, (self.handle_size)(self.signal_type));
+      if handle.is_null() {
+        return Err(fail("allocating a uv_signal_t"));
+      }
+      if (self.signal_init)(event_loop, handle) != 0 {
+        libc::free(handle);
+        return Err(fail("uv_signal_init"));
+      }
+      if (self.signal_start)(handle, ignore_signal, signo) != 0 {
+        (self.close)(handle, Some(free_handle));
+        return Err(fail("uv_signal_start"));
+      }
+      (self.unref)(handle);
+      Ok(Pin(handle))
+    }
+  }
+
+  /// Closes a pin. libuv stops it at once (resetting the slot to SIG_DFL if it was the last handle of its
+  /// signal) and frees it on a later loop turn.
+  ///
+  /// # Safety
+  /// Must run on the thread that runs the loop the pin was made on.
+  pub unsafe fn unpin(&self, pin: Pin) {
+    // SAFETY: the handle is live (made by `pin`, closed only here, once, since `Pin` is consumed).
+    unsafe { (self.close)(pin.0, Some(free_handle)) };
+  }
+}
