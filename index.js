@@ -1,12 +1,238 @@
 'use strict'
 
 // titan-lifecycle: phased graceful shutdown with native signal ownership and a watchdog hard exit.
-// This file is the public surface; the generated native loader is binding.js.
+// This file is the public facade. lib/run.js runs one shutdown, lib/validate.js checks input, lib/native.js
+// loads the Rust addon (typed by the generated binding.d.ts).
 
-const { ShutdownManager } = require('./lib/manager')
+const { EventEmitter } = require('node:events')
+
+const native = require('./lib/native')
 const { ShutdownReason, ShutdownPriority, ShutdownEvent, ShutdownPhase } = require('./lib/constants')
+const { ShutdownRun, describeError } = require('./lib/run')
+const { validateManagerOptions, validateTask, validateTaskId, validateStopOptions, lifecycleError } = require('./lib/validate')
 
-const ApplicationEvent = ShutdownEvent
+/**
+ * Marks which copy of the package owns the process signals. It lives on `process`, which every copy of the
+ * package loaded in the main thread shares, so two copies (a dependency bundling its own) cannot both own
+ * them. Within one copy the native side refuses a second owner too.
+ */
+const SIGNAL_OWNER = Symbol.for('titan-lifecycle.signal-owner')
+
+class ShutdownManager extends EventEmitter {
+  #config
+  #native
+  #tasks = new Map()
+  #run = null
+  #ownsSignals = false
+  #errorListeners = null
+  #listening = false
+
+  /** @param {import('./index').ShutdownManagerOptions} [options] */
+  constructor(options) {
+    super()
+    this.#config = validateManagerOptions(options)
+    const { hardExit, exitCodes, disableGracefulShutdown, signals, handleUncaughtErrors } = this.#config
+    this.#native = new native.NativeShutdown(hardExit ? exitCodes.hardExit : null)
+    if (disableGracefulShutdown) return
+    if (signals.length > 0) this.#ownSignals()
+    if (handleUncaughtErrors) this.#hookErrors()
+  }
+
+  /** 'running' | 'stopping' | 'stopped' */
+  get state() {
+    return this.#native.state
+  }
+
+  get isShuttingDown() {
+    return this.#native.state !== 'running'
+  }
+
+  /** Registers a shutdown task; returns its id. */
+  registerTask(task) {
+    const spec = validateTask(task)
+    this.#native.register(spec.id, spec.name, spec.priority, spec.phase, spec.dependsOn)
+    this.#tasks.set(spec.id, spec)
+    return spec.id
+  }
+
+  /** Removes a task; returns whether it was registered. */
+  unregisterTask(id) {
+    validateTaskId('id', id)
+    const removed = this.#native.unregister(id)
+    this.#tasks.delete(id)
+    return removed
+  }
+
+  /**
+   * Shuts down: runs every task in order and resolves with the result. A second call, or a signal during the
+   * shutdown, joins it and gets the same result. The process keeps running unless `exit: true`.
+   */
+  stop(options) {
+    let opts
+    try {
+      opts = validateStopOptions(options, this.#config)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    if (this.#run) {
+      if (opts.exit) this.#joinWithExit()
+      return this.#run.promise
+    }
+    return this.#begin(opts.reason, opts.timeout, { exit: opts.exit })
+  }
+
+  /** Gives the signals and the error hooks back. A running shutdown carries on, and `stop()` still works. */
+  dispose() {
+    if (this.#ownsSignals) {
+      this.#native.releaseSignals()
+      if (process[SIGNAL_OWNER]?.manager === this) delete process[SIGNAL_OWNER]
+      this.#ownsSignals = false
+    }
+    if (this.#errorListeners) {
+      process.removeListener('uncaughtException', this.#errorListeners.uncaughtException)
+      process.removeListener('unhandledRejection', this.#errorListeners.unhandledRejection)
+      this.#errorListeners = null
+    }
+  }
+
+  #begin(reason, timeout, runOptions) {
+    this.#listen()
+    const run = new ShutdownRun(
+      {
+        native: this.#native,
+        tasks: this.#tasks,
+        emit: (event, payload) => this.#safeEmit(event, payload),
+        logger: this.#config.logger,
+        exitCodes: this.#config.exitCodes,
+      },
+      runOptions,
+    )
+    this.#run = run
+    try {
+      return run.start(reason, timeout)
+    } catch (error) {
+      this.#run = null
+      return Promise.reject(error)
+    }
+  }
+
+  #joinWithExit(fatal = false) {
+    if (this.#run.finished) {
+      // The shutdown already ran without exiting; what is asked now is the exit it did not do.
+      process.exit(fatal ? this.#config.exitCodes.error : this.#run.result.exitCode)
+    }
+    this.#run.requestExit({ fatal })
+  }
+
+  /** The watchdog's events arrive here, on the JavaScript thread, through a weak threadsafe function. */
+  #listen() {
+    if (this.#listening || !(this.#native.enforced || this.#ownsSignals)) return
+    this.#listening = true
+    this.#native.listen((event) => this.#onNativeEvent(event))
+  }
+
+  #onNativeEvent(event) {
+    try {
+      switch (event.kind) {
+        case 'signal':
+          return this.#onSignal(event)
+        case 'deadline':
+          if (this.#run && !this.#run.finished) this.#run.onDeadline()
+          else this.#native.answerDeadline()
+          return
+        case 'displaced':
+          this.#config.logger.warn(event.detail)
+          return
+      }
+    } catch (error) {
+      this.#config.logger.error(`internal error handling a native ${event.kind} event: ${describeError(error)}`)
+    }
+  }
+
+  #onSignal({ signal }) {
+    if (this.#run) {
+      this.#config.logger.info(`received ${signal} during the shutdown; the process will exit when it ends`)
+      this.#joinWithExit()
+      return
+    }
+    // The native side already began this shutdown, with its deadline counted from the signal handler.
+    this.#begin(ShutdownReason.Signal, this.#config.gracefulShutdownTimeout, { exit: true })
+  }
+
+  #ownSignals() {
+    // A worker thread is refused natively (ERR_NOT_MAIN_THREAD): the native side compares this thread's
+    // event loop with the process's main loop, which costs nothing at load, unlike node:worker_threads.
+    const owner = process[SIGNAL_OWNER]
+    if (owner) {
+      throw lifecycleError(
+        'ERR_SIGNALS_OWNED',
+        `the process signals are already owned by titan-lifecycle ${owner.version} loaded from ${owner.path}; ` +
+          'dispose() that manager first or pass signals: []',
+      )
+    }
+    const { signals, gracefulShutdownTimeout, forceExitOnSecondSignal, exitCodes } = this.#config
+    const numbers = signals.map((name) => native.ownableSignalNumber(name))
+    const secondSignalCode = exitCodes.secondSignal === 'signal' ? null : exitCodes.secondSignal
+    this.#native.ownSignals(numbers, gracefulShutdownTimeout, forceExitOnSecondSignal, secondSignalCode)
+    this.#ownsSignals = true
+    Object.defineProperty(process, SIGNAL_OWNER, {
+      value: {
+        manager: this,
+        path: __dirname,
+        get version() {
+          return require('./package.json').version
+        },
+      },
+      configurable: true,
+      enumerable: false,
+      writable: false,
+    })
+    this.#listen()
+  }
+
+  #hookErrors() {
+    const onFatal = (reason, error) => {
+      const kind = reason === ShutdownReason.UncaughtException ? 'uncaught exception' : 'unhandled rejection'
+      this.#config.logger.error(`${kind}, shutting down: ${describeError(error)}`)
+      if (this.#run) {
+        this.#joinWithExit(true)
+        return
+      }
+      this.#begin(reason, this.#config.gracefulShutdownTimeout, { exit: true, fatal: true })
+    }
+    this.#errorListeners = {
+      uncaughtException: (error, origin) =>
+        onFatal(
+          origin === 'unhandledRejection' ? ShutdownReason.UnhandledRejection : ShutdownReason.UncaughtException,
+          error,
+        ),
+      unhandledRejection: (reason) => onFatal(ShutdownReason.UnhandledRejection, reason),
+    }
+    process.on('uncaughtException', this.#errorListeners.uncaughtException)
+    process.on('unhandledRejection', this.#errorListeners.unhandledRejection)
+  }
+
+  /** Calls each listener on its own, so one that throws (or rejects) neither breaks the shutdown nor the rest. */
+  #safeEmit(event, payload) {
+    for (const listener of this.rawListeners(event)) {
+      try {
+        const returned = Reflect.apply(listener, this, [payload])
+        if (typeof returned?.then === 'function') {
+          returned.then(undefined, (error) => this.#listenerFailed(event, error))
+        }
+      } catch (error) {
+        this.#listenerFailed(event, error)
+      }
+    }
+  }
+
+  #listenerFailed(event, error) {
+    this.#config.logger.error(`a '${event}' listener threw; the shutdown goes on: ${describeError(error)}`)
+  }
+}
+
+ShutdownManager.prototype.registerShutdownTask = ShutdownManager.prototype.registerTask
+ShutdownManager.prototype.unregisterShutdownTask = ShutdownManager.prototype.unregisterTask
 
 module.exports = {
   ShutdownManager,
@@ -14,5 +240,6 @@ module.exports = {
   ShutdownPriority,
   ShutdownEvent,
   ShutdownPhase,
-  ApplicationEvent,
+  /** Titan's name for ShutdownEvent. */
+  ApplicationEvent: ShutdownEvent,
 }

@@ -7,7 +7,7 @@
 // the events and builds the result. See ARCHITECTURE.md for how the two halves split the work.
 
 const { ShutdownEvent, ShutdownReason } = require('./constants')
-const { lifecycleError } = require('./errors')
+const { lifecycleError } = require('./validate')
 
 /**
  * With a native watchdog the process is gone within milliseconds of the deadline. The JavaScript timer then

@@ -1,8 +1,11 @@
 'use strict'
 
-// Validation of everything a caller passes in. Each option is read exactly once (a getter runs once), and
-// every mistake becomes a TypeError or RangeError with a Node-style code before anything reaches native
-// code. Errors thrown by the caller's own getters or proxies propagate unchanged.
+// Validation of everything a caller passes in, and the errors it throws. Each option is read exactly once
+// (a getter runs once), and every mistake becomes a TypeError or RangeError with a Node-style code before
+// anything reaches native code. Errors thrown by the caller's own getters or proxies propagate unchanged.
+//
+// Errors follow Node's own style: the class tells what kind of mistake it is, `code` is stable to branch on,
+// and the message names the argument and shows what was received.
 
 const {
   ShutdownReason,
@@ -12,7 +15,66 @@ const {
   DEFAULT_EXIT_CODES,
   MAX_TIMEOUT_MS,
 } = require('./constants')
-const { invalidArgType, outOfRange, invalidArgValue } = require('./errors')
+const { inspect } = require('node:util')
+
+function withCode(error, code) {
+  Object.defineProperty(error, 'code', { value: code, enumerable: true, writable: true, configurable: true })
+  return error
+}
+
+/** Describes a received value the way Node's validation errors do, without trusting it. */
+function received(value) {
+  if (value === null || value === undefined) return `Received ${value}`
+  if (typeof value === 'function') return `Received function ${value.name || '<anonymous>'}`
+  if (typeof value === 'object') {
+    try {
+      const ctor = Object.getPrototypeOf(value)?.constructor?.name
+      if (ctor && ctor !== 'Object') return `Received an instance of ${ctor}`
+    } catch {
+      // A hostile proxy may throw from its traps; fall through to a plain description.
+    }
+    return 'Received an object'
+  }
+  let shown
+  try {
+    shown = inspect(value, { depth: 0, maxStringLength: 40 })
+  } catch {
+    shown = typeof value
+  }
+  return `Received type ${typeof value} (${shown})`
+}
+
+function invalidArgType(name, expected, value) {
+  return withCode(new TypeError(`The "${name}" argument must be ${expected}. ${received(value)}`), 'ERR_INVALID_ARG_TYPE')
+}
+
+function outOfRange(name, range, value) {
+  let shown
+  try {
+    shown = inspect(value)
+  } catch {
+    shown = String(typeof value)
+  }
+  return withCode(
+    new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${shown}`),
+    'ERR_OUT_OF_RANGE',
+  )
+}
+
+function invalidArgValue(name, value, reason) {
+  let shown
+  try {
+    shown = inspect(value, { depth: 0, maxStringLength: 40 })
+  } catch {
+    shown = typeof value
+  }
+  return withCode(new TypeError(`The argument '${name}' ${reason}. Received ${shown}`), 'ERR_INVALID_ARG_VALUE')
+}
+
+/** An error of the library's own, e.g. ERR_SIGNALS_OWNED. */
+function lifecycleError(code, message) {
+  return withCode(new Error(message), code)
+}
 
 const REASONS = new Set(Object.values(ShutdownReason))
 const PHASES = new Set(Object.values(ShutdownPhase))
@@ -203,4 +265,11 @@ function validateStopOptions(value, defaults) {
   }
 }
 
-module.exports = { validateManagerOptions, validateTask, validateTaskId, validateStopOptions, OWNABLE_SIGNALS }
+module.exports = {
+  validateManagerOptions,
+  validateTask,
+  validateTaskId,
+  validateStopOptions,
+  lifecycleError,
+  OWNABLE_SIGNALS,
+}
