@@ -1,0 +1,244 @@
+'use strict'
+// Acceptance 7 (in this process, with no signals or hooks bound): stop() returns the result without
+// exiting; concurrent stop() calls run each task once; the result, events and state are as documented.
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const {
+  ShutdownManager,
+  ShutdownReason,
+  ShutdownPriority,
+  ShutdownEvent,
+  ShutdownPhase,
+  ApplicationEvent,
+} = require('..')
+
+/** A manager that binds nothing process-wide and never kills this test process. */
+function manager(options = {}) {
+  return new ShutdownManager({ disableGracefulShutdown: true, hardExit: false, ...options })
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+test('the exported constants match the documented values and cannot be changed', () => {
+  assert.deepEqual(ShutdownPriority, {
+    First: 0, VeryHigh: 10, High: 25, AboveNormal: 40, Normal: 50, BelowNormal: 60, Low: 75, VeryLow: 90, Last: 100,
+  })
+  assert.equal(ShutdownReason.UncaughtException, 'uncaughtException')
+  assert.equal(Object.keys(ShutdownReason).length, 12)
+  assert.equal(ShutdownEvent.ShutdownTaskError, 'shutdown:task:error')
+  assert.equal(ApplicationEvent, ShutdownEvent)
+  assert.deepEqual(ShutdownPhase, { Stop: 'stop', Destroy: 'destroy' })
+  for (const frozen of [ShutdownReason, ShutdownPriority, ShutdownEvent, ShutdownPhase]) assert.ok(Object.isFrozen(frozen))
+})
+
+test('stop() resolves with the result and the process keeps running', async () => {
+  const m = manager()
+  const failure = new Error('cache flush failed')
+  m.registerTask({ id: 'http', name: 'HTTP server', priority: ShutdownPriority.High, handler: () => sleep(20) })
+  m.registerTask({ id: 'cache', handler: () => Promise.reject(failure) })
+  m.registerTask({ id: 'db', phase: 'destroy', handler: () => {} })
+  assert.equal(m.state, 'running')
+  assert.equal(m.isShuttingDown, false)
+  const pending = m.stop({ reason: ShutdownReason.Maintenance, timeout: 2000 })
+  assert.equal(m.state, 'stopping')
+  assert.equal(m.isShuttingDown, true)
+  const result = await pending
+  assert.equal(m.state, 'stopped')
+  assert.equal(result.reason, 'maintenance')
+  assert.equal(result.exitCode, 1)
+  assert.equal(result.hardExit, false)
+  assert.ok(result.totalDurationMs >= 15 && result.totalDurationMs < 1000, `${result.totalDurationMs}`)
+  assert.deepEqual(
+    result.tasks.map(({ id, name, status }) => ({ id, name, status })),
+    [
+      { id: 'http', name: 'HTTP server', status: 'succeeded' },
+      { id: 'cache', name: 'cache', status: 'failed' },
+      { id: 'db', name: 'db', status: 'succeeded' },
+    ],
+  )
+  assert.equal(result.tasks[1].error, failure)
+  assert.ok(!('error' in result.tasks[0]))
+  assert.ok(result.tasks[0].durationMs >= 15)
+})
+
+test('concurrent stop() calls join one shutdown and run each task once', async () => {
+  const m = manager()
+  let runs = 0
+  m.registerTask({ id: 'once', handler: async () => { runs++; await sleep(20) } })
+  const [a, b, c] = await Promise.all([m.stop(), m.stop({ reason: 'upgrade' }), m.stop()])
+  assert.equal(runs, 1)
+  assert.equal(a, b)
+  assert.equal(b, c)
+  assert.equal(a.reason, 'manual', 'the first caller decides the reason')
+  assert.equal(await m.stop(), a, 'a stop() after the end returns the same result')
+  assert.equal(runs, 1)
+})
+
+test('each handler gets the reason, an AbortSignal and the deadline', async () => {
+  const m = manager({ gracefulShutdownTimeout: 5000 })
+  let seen
+  m.registerTask({ id: 'ctx', handler: (ctx) => { seen = ctx } })
+  const before = Date.now()
+  await m.stop({ reason: 'reload' })
+  assert.equal(seen.reason, 'reload')
+  assert.equal(seen.signal, undefined)
+  assert.ok(seen.abortSignal instanceof AbortSignal)
+  assert.equal(seen.abortSignal.aborted, false)
+  assert.ok(seen.deadline >= before + 4900 && seen.deadline <= Date.now() + 5000)
+})
+
+test('events fire in order with their documented payloads', async () => {
+  const m = manager({ gracefulShutdownTimeout: 1000 })
+  const seen = []
+  for (const event of Object.values(ShutdownEvent)) m.on(event, (payload) => seen.push([event, payload]))
+  m.registerTask({ id: 'ok', handler: () => {} })
+  m.registerTask({ id: 'bad', priority: 60, handler: () => { throw new TypeError('nope') } })
+  const startedAround = Date.now()
+  await m.stop()
+  assert.deepEqual(seen.map(([e]) => e), [
+    'shutdown:start', 'shutdown:task:complete', 'shutdown:task:error', 'shutdown:complete',
+  ])
+  const [, start] = seen[0]
+  assert.equal(start.reason, 'manual')
+  assert.equal(start.timeoutMs, 1000)
+  assert.ok(Math.abs(start.startedAt - startedAround) < 100)
+  assert.deepEqual(Object.keys(seen[1][1]).sort(), ['durationMs', 'name', 'taskId'])
+  const [, taskError] = seen[2]
+  assert.equal(taskError.taskId, 'bad')
+  assert.ok(taskError.error instanceof TypeError)
+  assert.equal(taskError.timedOut, false)
+  assert.deepEqual(seen[3][1].exitCode, 1)
+  assert.deepEqual(Object.keys(seen[3][1]).sort(), ['exitCode', 'hardExit', 'reason', 'totalDurationMs'])
+})
+
+test('a listener that throws or rejects never breaks the shutdown or the other listeners', async () => {
+  const errors = []
+  const m = manager({ logger: { error: (message) => errors.push(message) } })
+  let later = 0
+  m.on(ShutdownEvent.ShutdownStart, () => { throw new Error('listener bug') })
+  m.on(ShutdownEvent.ShutdownStart, () => later++)
+  m.on(ShutdownEvent.ShutdownTaskComplete, async () => { throw new Error('async listener bug') })
+  m.once(ShutdownEvent.ShutdownComplete, () => later++)
+  m.registerTask({ id: 'a', handler: () => {} })
+  const result = await m.stop()
+  await sleep(0)
+  assert.equal(result.exitCode, 0)
+  assert.equal(later, 2)
+  assert.equal(m.listenerCount(ShutdownEvent.ShutdownComplete), 0, 'once listeners are removed after firing')
+  assert.equal(errors.length, 2)
+  assert.match(errors[0], /'shutdown:start' listener threw; the shutdown goes on: Error: listener bug/)
+  assert.match(errors[1], /async listener bug/)
+})
+
+test('registering or unregistering during a shutdown throws ERR_SHUTDOWN_IN_PROGRESS, and after it ERR_SHUTDOWN_COMPLETED', async () => {
+  const m = manager()
+  let inside
+  m.registerTask({
+    id: 'a',
+    handler: () => {
+      try {
+        m.registerTask({ id: 'late', handler: () => {} })
+      } catch (error) {
+        inside = error
+      }
+    },
+  })
+  const stopping = m.stop()
+  assert.throws(() => m.registerTask({ id: 'b', handler: () => {} }), { code: 'ERR_SHUTDOWN_IN_PROGRESS' })
+  assert.throws(() => m.unregisterTask('a'), { code: 'ERR_SHUTDOWN_IN_PROGRESS' })
+  await stopping
+  assert.equal(inside.code, 'ERR_SHUTDOWN_IN_PROGRESS')
+  assert.throws(() => m.registerTask({ id: 'b', handler: () => {} }), { code: 'ERR_SHUTDOWN_COMPLETED' })
+})
+
+test('unregisterTask removes a task and reports whether it existed', async () => {
+  const m = manager()
+  let ran = false
+  const id = m.registerShutdownTask({ id: 'gone', handler: () => { ran = true } })
+  assert.equal(id, 'gone')
+  assert.equal(m.unregisterShutdownTask('gone'), true)
+  assert.equal(m.unregisterTask('gone'), false)
+  const result = await m.stop()
+  assert.equal(ran, false)
+  assert.deepEqual(result.tasks, [])
+  assert.equal(result.exitCode, 0)
+})
+
+test('a dependency on an unknown task is ignored with a warning', async () => {
+  const warnings = []
+  const m = manager({ logger: { warn: (message) => warnings.push(message) } })
+  m.registerTask({ id: 'api', dependsOn: ['not-registered'], handler: () => {} })
+  const result = await m.stop()
+  assert.equal(result.exitCode, 0)
+  assert.deepEqual(warnings, ["shutdown task 'api' depends on unknown task 'not-registered'; the dependency is ignored"])
+})
+
+test('a cycle is refused at registration, including one made by priorities against dependencies', () => {
+  const m = manager()
+  m.registerTask({ id: 'a', dependsOn: ['b'], handler: () => {} })
+  m.registerTask({ id: 'b', dependsOn: ['c'], handler: () => {} })
+  assert.throws(() => m.registerTask({ id: 'c', dependsOn: ['a'], handler: () => {} }), {
+    code: 'ERR_TASK_CYCLE',
+    message: /'c' -> 'a' -> 'b' -> 'c'/,
+  })
+  // 'late' depends on 'early', so it must stop before it, but its priority says after.
+  m.registerTask({ id: 'early', priority: 10, handler: () => {} })
+  assert.throws(() => m.registerTask({ id: 'late', priority: 90, dependsOn: ['early'], handler: () => {} }), {
+    code: 'ERR_TASK_CYCLE',
+    message: /'late' depends on 'early'/,
+  })
+  assert.throws(() => m.registerTask({ id: 'self', dependsOn: ['self'], handler: () => {} }), { code: 'ERR_TASK_CYCLE' })
+})
+
+test('the deadline with hardExit: false resolves a timed-out result, aborting what still runs', async () => {
+  const m = manager({ gracefulShutdownTimeout: 150 })
+  let abortReason
+  m.registerTask({
+    id: 'slow',
+    handler: ({ abortSignal }) =>
+      new Promise(() => abortSignal.addEventListener('abort', () => { abortReason = abortSignal.reason })),
+  })
+  m.registerTask({ id: 'next', priority: 90, handler: () => {} })
+  const errors = []
+  m.on(ShutdownEvent.ShutdownError, ({ error }) => errors.push(error))
+  const started = performance.now()
+  const result = await m.stop()
+  const took = performance.now() - started
+  assert.ok(took >= 145 && took < 400, `resolved after ${took.toFixed(1)} ms`)
+  assert.equal(result.hardExit, true)
+  assert.equal(result.exitCode, 124)
+  assert.deepEqual(result.tasks.map((t) => t.status), ['running', 'pending'])
+  assert.equal(abortReason.code, 'ERR_SHUTDOWN_TIMEOUT')
+  assert.equal(errors.length, 1)
+  assert.equal(errors[0], abortReason)
+})
+
+test('exit codes can be chosen', async () => {
+  const m = manager({ exitCodes: { success: 7, failure: 9 } })
+  m.registerTask({ id: 'a', handler: () => {} })
+  assert.equal((await m.stop()).exitCode, 7)
+  const n = manager({ exitCodes: { failure: 9 } })
+  n.registerTask({ id: 'a', handler: () => { throw new Error('x') } })
+  assert.equal((await n.stop()).exitCode, 9)
+})
+
+test('a per-task timeout longer than the deadline leaves the deadline in charge', async () => {
+  const m = manager({ gracefulShutdownTimeout: 100 })
+  m.registerTask({ id: 'a', timeout: 60_000, handler: () => new Promise(() => {}) })
+  const result = await m.stop()
+  assert.equal(result.hardExit, true)
+  assert.equal(result.tasks[0].status, 'running')
+})
+
+test('a thousand tasks in one priority run concurrently', async () => {
+  const m = manager()
+  let active = 0
+  let peak = 0
+  for (let i = 0; i < 1000; i++) {
+    m.registerTask({ id: `t${i}`, handler: async () => { active++; peak = Math.max(peak, active); await sleep(5); active-- } })
+  }
+  const result = await m.stop()
+  assert.equal(result.exitCode, 0)
+  assert.equal(peak, 1000)
+})

@@ -1,0 +1,89 @@
+'use strict'
+// Acceptance 7: every kind of bad input gives the documented error class and code, and never a crash.
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const { ShutdownManager } = require('..')
+
+const ok = { disableGracefulShutdown: true, hardExit: false }
+const handler = () => {}
+
+const construct = (options) => () => new ShutdownManager(options)
+const register = (task) => () => new ShutdownManager(ok).registerTask(task)
+
+const cases = [
+  // [description, thunk, class, code]
+  ['options that are not an object', construct('fast'), TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ['a string timeout', construct({ ...ok, gracefulShutdownTimeout: '30s' }), TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ['a negative timeout', construct({ ...ok, gracefulShutdownTimeout: -1 }), RangeError, 'ERR_OUT_OF_RANGE'],
+  ['a zero timeout', construct({ ...ok, gracefulShutdownTimeout: 0 }), RangeError, 'ERR_OUT_OF_RANGE'],
+  ['a NaN timeout', construct({ ...ok, gracefulShutdownTimeout: NaN }), RangeError, 'ERR_OUT_OF_RANGE'],
+  ['an infinite timeout', construct({ ...ok, gracefulShutdownTimeout: Infinity }), RangeError, 'ERR_OUT_OF_RANGE'],
+  ['a timeout beyond setTimeout', construct({ ...ok, gracefulShutdownTimeout: 2 ** 31 }), RangeError, 'ERR_OUT_OF_RANGE'],
+  ['signals that are not an array', construct({ ...ok, signals: 'SIGTERM' }), TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ['an unknown signal', construct({ ...ok, signals: ['SIGFOO'] }), TypeError, 'ERR_INVALID_ARG_VALUE'],
+  ['an uncatchable signal', construct({ ...ok, signals: ['SIGKILL'] }), TypeError, 'ERR_INVALID_ARG_VALUE'],
+  ["the inspector's signal", construct({ ...ok, signals: ['SIGUSR1'] }), TypeError, 'ERR_INVALID_ARG_VALUE'],
+  ['a signal number', construct({ ...ok, signals: [15] }), TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ['a non-boolean flag', construct({ ...ok, hardExit: 'yes' }), TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ['a fractional exit code', construct({ ...ok, exitCodes: { failure: 1.5 } }), RangeError, 'ERR_OUT_OF_RANGE'],
+  ['an exit code above 255', construct({ ...ok, exitCodes: { hardExit: 256 } }), RangeError, 'ERR_OUT_OF_RANGE'],
+  ['a string exit code', construct({ ...ok, exitCodes: { success: '0' } }), TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ['a logger method that is not a function', construct({ ...ok, logger: { info: 1 } }), TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ['a task that is not an object', register('db'), TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ['a task without an id', register({ handler }), TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ['an empty id', register({ id: '', handler }), TypeError, 'ERR_INVALID_ARG_VALUE'],
+  ['a numeric id', register({ id: 7, handler }), TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ['a task without a handler', register({ id: 'a' }), TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ['a handler that is a promise', register({ id: 'a', handler: Promise.resolve() }), TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ['an infinite priority', register({ id: 'a', priority: Infinity, handler }), RangeError, 'ERR_OUT_OF_RANGE'],
+  ['a string priority', register({ id: 'a', priority: 'high', handler }), TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ['an unknown phase', register({ id: 'a', phase: 'cleanup', handler }), TypeError, 'ERR_INVALID_ARG_VALUE'],
+  ['dependsOn that is a string', register({ id: 'a', dependsOn: 'b', handler }), TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ['a numeric dependency', register({ id: 'a', dependsOn: [1], handler }), TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ['a negative task timeout', register({ id: 'a', timeout: -5, handler }), RangeError, 'ERR_OUT_OF_RANGE'],
+  ['a NaN task timeout', register({ id: 'a', timeout: NaN, handler }), RangeError, 'ERR_OUT_OF_RANGE'],
+  ['a non-string id to unregister', () => new ShutdownManager(ok).unregisterTask(5), TypeError, 'ERR_INVALID_ARG_TYPE'],
+]
+
+for (const [description, thunk, ErrorClass, code] of cases) {
+  test(`${description} gives ${ErrorClass.name} ${code}`, () => {
+    assert.throws(thunk, (error) => {
+      assert.ok(error instanceof ErrorClass, `${error.name}: ${error.message}`)
+      assert.equal(error.code, code)
+      assert.ok(error.message.length > 20, error.message)
+      return true
+    })
+  })
+}
+
+test('a duplicate id gives ERR_TASK_EXISTS', () => {
+  const m = new ShutdownManager(ok)
+  m.registerTask({ id: 'db', handler })
+  assert.throws(() => m.registerTask({ id: 'db', handler }), { code: 'ERR_TASK_EXISTS', message: /'db'/ })
+})
+
+test('messages name the argument and what was received', () => {
+  assert.throws(construct({ ...ok, gracefulShutdownTimeout: '30s' }), {
+    message: `The "options.gracefulShutdownTimeout" argument must be of type number. Received type string ('30s')`,
+  })
+  assert.throws(construct({ ...ok, gracefulShutdownTimeout: -1 }), {
+    message: /The value of "options.gracefulShutdownTimeout" is out of range\. It must be .*Received -1/,
+  })
+  assert.throws(construct({ ...ok, signals: ['SIGUSR1'] }), { message: /SIGUSR1 is reserved by Node's inspector/ })
+})
+
+for (const [description, options, ErrorClass, code] of [
+  ['a bad reason', { reason: 'bored' }, TypeError, 'ERR_INVALID_ARG_VALUE'],
+  ['a numeric reason', { reason: 1 }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ['a negative timeout', { timeout: -1 }, RangeError, 'ERR_OUT_OF_RANGE'],
+  ['an infinite timeout', { timeout: Infinity }, RangeError, 'ERR_OUT_OF_RANGE'],
+  ['a non-boolean exit', { exit: 1 }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ['options that are an array', [], TypeError, 'ERR_INVALID_ARG_TYPE'],
+]) {
+  test(`stop() with ${description} rejects with ${ErrorClass.name} ${code} and does not start a shutdown`, async () => {
+    const m = new ShutdownManager(ok)
+    await assert.rejects(m.stop(options), (error) => error instanceof ErrorClass && error.code === code)
+    assert.equal(m.state, 'running')
+  })
+}

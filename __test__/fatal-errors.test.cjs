@@ -1,0 +1,26 @@
+'use strict'
+// Acceptance 6: an uncaught exception and an unhandled rejection each start a shutdown with their reason,
+// are logged with their stack, and the process exits 1 once the tasks have run (it never resumes).
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const { run, find, eventNames } = require('./helpers.cjs')
+
+for (const [kind, reason, label] of [
+  ['exception', 'uncaughtException', 'uncaught exception'],
+  ['rejection', 'unhandledRejection', 'unhandled rejection'],
+]) {
+  test(`an ${label} shuts down with reason ${reason} and exits 1`, async () => {
+    const { code, signal, lines, stderr } = await run('fatal.cjs', [kind])
+    assert.equal(signal, null, stderr)
+    assert.equal(code, 1, stderr)
+    assert.equal(find(lines, 'event', { event: 'shutdown:start' }).reason, reason)
+    assert.ok(find(lines, 'task-end', { id: 'drain' }), 'the shutdown tasks ran')
+    assert.deepEqual(eventNames(lines), ['shutdown:start', 'shutdown:task:complete', 'shutdown:complete'])
+    const complete = find(lines, 'event', { event: 'shutdown:complete' })
+    assert.equal(complete.exitCode, 1, 'a crash exits non-zero even when every task succeeded')
+    // Logged with its stack (to stderr, since the fixture passes no logger).
+    assert.match(stderr, new RegExp(`${label}, shutting down: Error: boom`))
+    assert.match(stderr, /at Timeout\._onTimeout .*fatal\.cjs/)
+  })
+}

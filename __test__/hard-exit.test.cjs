@@ -1,0 +1,46 @@
+'use strict'
+// Acceptance 2: with the event loop stuck in `while (true) {}`, SIGTERM still ends the process at the
+// deadline, natively, with exit code 124 and a report on stderr naming what was running.
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const { start, kill, find } = require('./helpers.cjs')
+
+const DEADLINE = 300
+const SLACK = 250
+
+test('a task that blocks the event loop is ended at the deadline with a report naming it', async () => {
+  const fixture = start('blocked.cjs', ['in-task', DEADLINE])
+  await fixture.ready
+  const sentAt = kill(fixture.child, 'SIGTERM')
+  const { code, signal, stderr, exitedAt, lines } = await fixture.exited
+  const elapsed = exitedAt - sentAt
+  assert.equal(signal, null, 'exited with a code, not killed by a signal')
+  assert.equal(code, 124, stderr)
+  assert.ok(elapsed >= DEADLINE - 1, `exited ${elapsed.toFixed(1)} ms after SIGTERM: not before the deadline`)
+  assert.ok(elapsed <= DEADLINE + SLACK, `exited ${elapsed.toFixed(1)} ms after SIGTERM (deadline ${DEADLINE} ms)`)
+  assert.ok(find(lines, 'task-start', { id: 'spin' }), 'the blocking task had started')
+  assert.match(stderr, /hard exit: the graceful shutdown \(reason SIGTERM\) did not finish within its 300\.0 ms deadline/)
+  assert.match(stderr, /running: 'spin' \(CPU-bound cleanup\) for \d+\.\d ms/)
+  assert.match(stderr, /pending: 'after'/)
+  assert.match(stderr, /event loop: blocked/)
+  assert.match(stderr, /exiting with code 124/)
+  assert.ok(!find(lines, 'task-start', { id: 'after' }), 'the task after the blocked one never ran')
+})
+
+test('a loop blocked before the signal still exits at the deadline, and the report says no task started', async () => {
+  const fixture = start('blocked.cjs', ['before-signal', DEADLINE])
+  await fixture.ready
+  // Give the fixture time to enter its loop, then signal: no JavaScript runs from here on.
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const sentAt = kill(fixture.child, 'SIGTERM')
+  const { code, signal, stderr, exitedAt, lines } = await fixture.exited
+  const elapsed = exitedAt - sentAt
+  assert.equal(signal, null)
+  assert.equal(code, 124, stderr)
+  assert.ok(elapsed >= DEADLINE - 1 && elapsed <= DEADLINE + SLACK, `exited after ${elapsed.toFixed(1)} ms`)
+  assert.ok(find(lines, 'blocking'))
+  assert.ok(!find(lines, 'event'), 'no JavaScript event could run')
+  assert.match(stderr, /the shutdown never reached JavaScript, so no task was started/)
+  assert.match(stderr, /pending: 'quick', 'spin', 'after'/)
+})

@@ -1,0 +1,71 @@
+'use strict'
+// What a user installs works: the root package and this platform's binary package are packed, installed
+// from their tarballs into a scratch project (no registry involved), required by name, and a real SIGTERM
+// runs the shutdown through the installed copy.
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { execFileSync, spawn } = require('node:child_process')
+
+const root = path.join(__dirname, '..')
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
+
+function pack(dir, into) {
+  const out = execFileSync(npm, ['pack', '--silent', '--pack-destination', into], { cwd: dir, encoding: 'utf8' })
+  return path.join(into, out.trim().split('\n').at(-1))
+}
+
+test('the packed package installs, loads its platform binary and shuts down on SIGTERM', async (t) => {
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-pack-'))
+  t.after(() => fs.rmSync(scratch, { recursive: true, force: true }))
+  const addon = fs.readdirSync(root).find((f) => /^titan-lifecycle\..+\.node$/.test(f))
+  const platform = addon.slice('titan-lifecycle.'.length, -'.node'.length)
+  const platformDir = path.join(scratch, 'platform')
+  fs.cpSync(path.join(root, 'npm', platform), platformDir, { recursive: true })
+  fs.copyFileSync(path.join(root, addon), path.join(platformDir, addon))
+
+  const tarballs = [pack(root, scratch), pack(platformDir, scratch)]
+  const contents = execFileSync('tar', ['-tzf', tarballs[0]], { encoding: 'utf8' }).split('\n').filter(Boolean)
+  assert.deepEqual(contents.sort(), [
+    'package/LICENSE',
+    'package/README.md',
+    'package/binding.d.ts',
+    'package/index.d.ts',
+    'package/index.js',
+    'package/lib/constants.js',
+    'package/lib/native.js',
+    'package/lib/run.js',
+    'package/lib/validate.js',
+    'package/package.json',
+  ])
+
+  const app = path.join(scratch, 'app')
+  fs.mkdirSync(app)
+  fs.writeFileSync(path.join(app, 'package.json'), '{"name":"app","private":true}')
+  execFileSync(npm, ['install', '--offline', '--no-audit', '--no-fund', '--silent', ...tarballs], { cwd: app })
+  fs.writeFileSync(
+    path.join(app, 'server.mjs'),
+    `import { ShutdownManager } from 'titan-lifecycle'
+     const manager = new ShutdownManager({ gracefulShutdownTimeout: 2000 })
+     manager.registerTask({ id: 'bye', handler: () => console.log('task ran') })
+     setInterval(() => {}, 1000)
+     console.log('ready')`,
+  )
+  const child = spawn(process.execPath, ['server.mjs'], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'] })
+  const killer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+  let out = ''
+  let err = ''
+  child.stderr.on('data', (chunk) => (err += chunk))
+  await new Promise((resolve) => child.stdout.on('data', (chunk) => (out += chunk).includes('ready') && resolve()))
+  process.kill(child.pid, 'SIGTERM')
+  const [code, signal] = await new Promise((resolve) => child.on('close', (...args) => resolve(args)))
+  clearTimeout(killer)
+  assert.equal(signal, null, err)
+  assert.equal(code, 0, err)
+  assert.match(out, /task ran/)
+  const installed = fs.readdirSync(path.join(app, 'node_modules')).sort()
+  assert.deepEqual(installed.filter((n) => n.startsWith('titan-lifecycle')), ['titan-lifecycle', `titan-lifecycle-${platform}`])
+})

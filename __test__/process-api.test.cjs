@@ -1,0 +1,94 @@
+'use strict'
+// Acceptance 7 and the ownership rules, where they touch the whole process: stop() without exiting leaves
+// nothing behind; only one manager (in any copy of the package) owns the signals; dispose() gives them
+// back; a worker cannot own them.
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { start, kill, run, find, eventNames, now } = require('./helpers.cjs')
+
+test('stop() does not exit, and leaves nothing that keeps the process alive', async () => {
+  const began = now()
+  const { code, signal, lines, exitedAt, stderr } = await run('process-api.cjs', ['stop-then-idle'])
+  assert.equal(signal, null)
+  assert.equal(code, 0, stderr)
+  assert.deepEqual(find(lines, 'result'), { ...find(lines, 'result'), exitCode: 0, state: 'stopped' })
+  // A 60 s deadline was armed; had any timer or handle survived the shutdown, the process would linger.
+  assert.ok(exitedAt - began < 5000, `the process lived ${(exitedAt - began).toFixed(0)} ms`)
+})
+
+test('stop({ exit: true }) exits with the shutdown exit code', async () => {
+  const { code, signal, lines } = await run('process-api.cjs', ['stop-exit'])
+  assert.equal(signal, null)
+  assert.equal(code, 1)
+  assert.ok(!find(lines, 'not-reached'))
+})
+
+test('a signal after a stop() that did not exit ends the process with that shutdown code', async () => {
+  const fixture = start('process-api.cjs', ['signal-after-stop'])
+  await fixture.ready
+  kill(fixture.child, 'SIGTERM')
+  const { code, signal, lines } = await fixture.exited
+  assert.equal(signal, null)
+  assert.equal(code, 1)
+  assert.equal(eventNames(lines).filter((e) => e === 'shutdown:start').length, 1, 'the tasks did not run again')
+})
+
+test('only one manager owns the signals, and dispose() gives them to another', async () => {
+  const fixture = start('process-api.cjs', ['two-owners'])
+  await fixture.ready
+  kill(fixture.child, 'SIGTERM')
+  const { code, signal, lines, stderr } = await fixture.exited
+  assert.equal(find(lines, 'second').outcome.code, 'ERR_SIGNALS_OWNED')
+  assert.equal(find(lines, 'no-signals').outcome, 'ok')
+  assert.equal(find(lines, 'disabled').outcome, 'ok')
+  assert.equal(find(lines, 'after-dispose').outcome, 'ok')
+  assert.equal(signal, null, stderr)
+  assert.equal(code, 0)
+  assert.equal(find(lines, 'event', { event: 'shutdown:start' }).reason, 'SIGTERM', 'the new owner got SIGTERM')
+})
+
+test('a second copy of the package cannot own the signals while the first does', async (t) => {
+  // Lay out a second copy the way node_modules would hold a bundled duplicate.
+  const root = path.join(__dirname, '..')
+  const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-copy-'))
+  t.after(() => fs.rmSync(copy, { recursive: true, force: true }))
+  for (const entry of ['index.js', 'package.json', 'lib', ...fs.readdirSync(root).filter((f) => f.endsWith('.node'))]) {
+    fs.cpSync(path.join(root, entry), path.join(copy, entry), { recursive: true })
+  }
+  const { code, lines, stderr } = await run('process-api.cjs', ['two-copies', copy])
+  assert.equal(code, 0, stderr)
+  const refused = find(lines, 'copy').outcome
+  assert.equal(refused.code, 'ERR_SIGNALS_OWNED')
+  assert.match(refused.message, /already owned by titan-lifecycle \d+\.\d+\.\d+ loaded from /)
+  assert.equal(find(lines, 'copy-after-dispose').outcome, 'ok')
+  assert.equal(find(lines, 'mine-now').outcome.code, 'ERR_SIGNALS_OWNED', 'and the other way round')
+})
+
+test('after dispose() SIGTERM has its default effect again and no hook is left', async () => {
+  const fixture = start('process-api.cjs', ['disposed'])
+  const readyLine = await fixture.ready
+  assert.equal(readyLine.uncaughtListeners, 0)
+  kill(fixture.child, 'SIGTERM')
+  const { code, signal, lines } = await fixture.exited
+  assert.equal(signal, 'SIGTERM', `exited with code ${code}`)
+  assert.ok(!find(lines, 'task-ran'))
+})
+
+test('a worker cannot own the signals, but a manager without them works there', async () => {
+  const fixture = start('process-api.cjs', ['worker'])
+  await fixture.ready
+  kill(fixture.child, 'SIGTERM')
+  const { code, signal, lines, stderr } = await fixture.exited
+  const worker = find(lines, 'worker')
+  assert.equal(worker.owned, 'ERR_NOT_MAIN_THREAD')
+  assert.equal(worker.exitCode, 0)
+  assert.equal(worker.tasks, 1)
+  // The worker came and went without breaking the main thread's ownership.
+  assert.equal(signal, null, stderr)
+  assert.equal(code, 0)
+  assert.equal(find(lines, 'event', { event: 'shutdown:start' }).reason, 'SIGTERM')
+})

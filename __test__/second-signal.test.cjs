@@ -1,0 +1,64 @@
+'use strict'
+// Acceptance 5: a second owned signal during a hanging shutdown exits at once, from native code, with
+// 128 + the signal number; and the options that change that.
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const { start, kill, find } = require('./helpers.cjs')
+
+const AT_ONCE_MS = 250
+
+async function secondSignal({ first, second, options = {} }) {
+  const fixture = start('hang.cjs', [JSON.stringify(options)])
+  await fixture.ready
+  kill(fixture.child, first)
+  // Wait until the shutdown is really running before the second signal.
+  while (!find(fixture.lines, 'task-start', { id: 'hang' })) await new Promise((r) => setTimeout(r, 5))
+  const sentAt = kill(fixture.child, second)
+  const result = await fixture.exited
+  return { ...result, afterSecond: result.exitedAt - sentAt }
+}
+
+test('a second SIGINT during a hanging shutdown exits with 130 at once', async () => {
+  const { code, signal, stderr, afterSecond } = await secondSignal({ first: 'SIGINT', second: 'SIGINT' })
+  assert.equal(signal, null)
+  assert.equal(code, 130, stderr)
+  assert.ok(afterSecond < AT_ONCE_MS, `exited ${afterSecond.toFixed(1)} ms after the second SIGINT`)
+  assert.match(stderr, /second SIGINT during shutdown, exiting now with code 130/)
+})
+
+test('SIGTERM then SIGINT exits with 130, the code of the second signal', async () => {
+  const { code, afterSecond } = await secondSignal({ first: 'SIGTERM', second: 'SIGINT' })
+  assert.equal(code, 130)
+  assert.ok(afterSecond < AT_ONCE_MS)
+})
+
+test('SIGINT then SIGTERM exits with 143', async () => {
+  const { code } = await secondSignal({ first: 'SIGINT', second: 'SIGTERM' })
+  assert.equal(code, 143)
+})
+
+test('exitCodes.secondSignal sets a fixed code', async () => {
+  const { code } = await secondSignal({ first: 'SIGTERM', second: 'SIGTERM', options: { exitCodes: { secondSignal: 3 } } })
+  assert.equal(code, 3)
+})
+
+test('with forceExitOnSecondSignal: false a second signal joins, and the deadline ends the shutdown', async () => {
+  const { code, signal, stderr, afterSecond, lines } = await secondSignal({
+    first: 'SIGTERM',
+    second: 'SIGINT',
+    options: { forceExitOnSecondSignal: false, gracefulShutdownTimeout: 400 },
+  })
+  assert.equal(signal, null)
+  assert.equal(code, 124, stderr)
+  assert.ok(afterSecond > 100, 'the second signal did not end the process')
+  assert.match(stderr, /running: 'hang'/)
+  assert.match(stderr, /event loop: responsive/, 'the loop was free, so JavaScript answered the deadline')
+  // The loop was responsive, so JavaScript reported the hard exit before the watchdog took the process.
+  const error = find(lines, 'event', { event: 'shutdown:error' })
+  assert.equal(error.error.code, 'ERR_SHUTDOWN_TIMEOUT')
+  assert.match(error.error.message, /still running: 'hang'/)
+  const complete = find(lines, 'event', { event: 'shutdown:complete' })
+  assert.equal(complete.hardExit, true)
+  assert.equal(complete.exitCode, 124)
+})

@@ -1,0 +1,61 @@
+'use strict'
+// Acceptance 1: SIGTERM, SIGINT and SIGHUP each run the tasks in the documented order, concurrently where
+// independent, and the process exits 0 with the events in order.
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const { start, kill, eventNames, find } = require('./helpers.cjs')
+
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
+  test(`${signal} runs every task in order and exits 0`, async () => {
+    const fixture = start('ordered.cjs')
+    await fixture.ready
+    const sentAt = kill(fixture.child, signal)
+    const { code, signal: killedBy, lines, stderr } = await fixture.exited
+    assert.equal(killedBy, null, stderr)
+    assert.equal(code, 0, stderr)
+
+    const startOf = (id) => find(lines, 'task-start', { id }).at
+    const endOf = (id) => find(lines, 'task-end', { id }).at
+    const before = (a, b) => assert.ok(endOf(a) <= startOf(b), `${a} ended before ${b} started`)
+
+    // Priorities: First, then High, then Normal.
+    before('readiness', 'http-a')
+    before('readiness', 'http-b')
+    for (const id of ['http-a', 'http-b']) before(id, 'api')
+    // Dependencies: a dependent stops before what it depends on.
+    before('api', 'cache')
+    before('cache', 'db')
+    // Phases: every stop task before any destroy task, whatever their priorities.
+    for (const id of ['readiness', 'http-a', 'http-b', 'api', 'cache', 'db']) before(id, 'pool')
+    before('pool', 'logs')
+
+    // Concurrency: the two independent 200 ms tasks overlap and finish well under 400 ms.
+    assert.ok(startOf('http-b') < endOf('http-a') && startOf('http-a') < endOf('http-b'), 'http-a and http-b overlap')
+    const bothDone = Math.max(endOf('http-a'), endOf('http-b')) - Math.min(startOf('http-a'), startOf('http-b'))
+    assert.ok(bothDone < 330, `two 200 ms tasks took ${bothDone.toFixed(1)} ms together`)
+
+    // Events, in order.
+    const events = eventNames(lines)
+    assert.equal(events[0], 'shutdown:start')
+    assert.equal(events.at(-1), 'shutdown:complete')
+    assert.equal(events.filter((e) => e === 'shutdown:task:complete').length, 8)
+    assert.ok(!events.includes('shutdown:task:error'))
+    const startEvent = find(lines, 'event', { event: 'shutdown:start' })
+    assert.equal(startEvent.reason, signal)
+    assert.equal(startEvent.signal, signal)
+    assert.equal(startEvent.timeoutMs, 5000)
+    const complete = find(lines, 'event', { event: 'shutdown:complete' })
+    assert.deepEqual(
+      { reason: complete.reason, hardExit: complete.hardExit, exitCode: complete.exitCode },
+      { reason: signal, hardExit: false, exitCode: 0 },
+    )
+    // Each task-complete event follows its task's end.
+    for (const line of lines.filter((l) => l.event === 'shutdown:task:complete')) {
+      assert.ok(line.at >= endOf(line.taskId), `${line.taskId} completed after it ended`)
+      assert.ok(line.durationMs > 0)
+    }
+    // The first task starts promptly after the signal.
+    assert.ok(startOf('readiness') - sentAt < 200, 'the shutdown started within 200 ms of the signal')
+  })
+}

@@ -1,0 +1,57 @@
+// Type tests for index.d.ts, compiled with `tsc --noEmit` by __test__/types.test.cjs. The lines under an
+// expect-error directive must fail to compile, so typings that became too loose fail the test.
+import {
+  ShutdownManager,
+  ShutdownReason,
+  ShutdownPriority,
+  ShutdownEvent,
+  ApplicationEvent,
+  type ShutdownResult,
+  type ShutdownContext,
+} from 'titan-lifecycle'
+
+const manager = new ShutdownManager({
+  gracefulShutdownTimeout: 30_000,
+  signals: ['SIGTERM', 'SIGINT', 'SIGHUP'],
+  exitCodes: { hardExit: 124, secondSignal: 'signal' },
+  logger: console,
+})
+
+const id: string = manager.registerTask({
+  id: 'db',
+  priority: ShutdownPriority.Low,
+  phase: 'destroy',
+  dependsOn: [],
+  timeout: 5000,
+  handler: async ({ reason, abortSignal, deadline }: ShutdownContext) => {
+    const r: ShutdownReason = reason
+    abortSignal.throwIfAborted()
+    return [r, deadline]
+  },
+})
+manager.registerShutdownTask({ id: 'sync', handler: () => {} })
+const removed: boolean = manager.unregisterTask(id)
+
+manager.on(ShutdownEvent.ShutdownComplete, ({ exitCode, hardExit }) => {
+  const code: number = exitCode
+  const hard: boolean = hardExit
+  return [code, hard]
+})
+manager.on(ApplicationEvent.ShutdownTaskError, ({ taskId, timedOut }) => [taskId.length, timedOut])
+
+async function stop(): Promise<number> {
+  const result: ShutdownResult = await manager.stop({ reason: ShutdownReason.Maintenance, timeout: 1000, exit: false })
+  return result.tasks.filter((t) => t.status === 'timedOut').length + result.exitCode
+}
+
+const state: 'running' | 'stopping' | 'stopped' = manager.state
+void [removed, stop, state]
+
+// @ts-expect-error an unknown signal is not ownable
+new ShutdownManager({ signals: ['SIGUSR1'] })
+// @ts-expect-error the handler is required
+manager.registerTask({ id: 'x' })
+// @ts-expect-error reasons are a closed set
+void manager.stop({ reason: 'bored' })
+// @ts-expect-error the phase is 'stop' or 'destroy'
+manager.registerTask({ id: 'y', phase: 'cleanup', handler: () => {} })
