@@ -37,6 +37,32 @@ test('a signal after a stop() that did not exit ends the process with that shutd
   assert.equal(eventNames(lines).filter((e) => e === 'shutdown:start').length, 1, 'the tasks did not run again')
 })
 
+test('a signal during a stop() joins it, and the process exits when the shutdown ends', async () => {
+  const fixture = start('process-api.cjs', ['stop-joined', 300])
+  await fixture.ready
+  kill(fixture.child, 'SIGTERM')
+  const { code, signal, lines, stderr } = await fixture.exited
+  assert.equal(signal, null, stderr)
+  assert.equal(code, 0)
+  const starts = lines.filter((l) => l.event === 'shutdown:start')
+  assert.equal(starts.length, 1, 'the signal joined; the tasks ran once')
+  assert.equal(starts[0].reason, 'manual', 'the joined shutdown keeps its reason')
+  assert.ok(find(lines, 'event', { event: 'shutdown:complete' }))
+})
+
+test('a signal joining a stop() is the first signal; the next one exits at once', async () => {
+  const fixture = start('process-api.cjs', ['stop-joined', 60_000])
+  await fixture.ready
+  kill(fixture.child, 'SIGTERM')
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  assert.equal(fixture.child.exitCode, null, 'the first signal only joined')
+  const sentAt = kill(fixture.child, 'SIGINT')
+  const { code, signal, exitedAt } = await fixture.exited
+  assert.equal(signal, null)
+  assert.equal(code, 130)
+  assert.ok(exitedAt - sentAt < 250)
+})
+
 test('only one manager owns the signals, and dispose() gives them to another', async () => {
   const fixture = start('process-api.cjs', ['two-owners'])
   await fixture.ready
