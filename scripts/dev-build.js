@@ -27,8 +27,9 @@ function builtAddon() {
 }
 
 if (!fs.existsSync(path.join(root, 'node_modules', '@napi-rs', 'cli'))) {
-  console.error('dev-build: installing dev dependencies (npm ci)')
-  execFileSync(npm, ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' })
+  // `npm install` rather than `npm ci`: see .ci/run for the lockfile gap npm leaves on Node 20.
+  console.error('dev-build: installing dev dependencies (npm install)')
+  execFileSync(npm, ['install', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' })
 }
 const built = builtAddon()
 if (!built || built < newestSource()) {
