@@ -37,6 +37,8 @@ class ShutdownRun {
   #deadlineTimer = null
   #resolve
   #startedMono = 0
+  /** The deadline on the monotonic clock, for timeouts (the wall clock of `deadline` can jump). */
+  #deadlineMono = 0
   #budgetMs = 0
 
   /**
@@ -76,6 +78,7 @@ class ShutdownRun {
     this.deadline = now + start.remainingMs
     this.#budgetMs = start.budgetMs
     this.#startedMono = performance.now() - start.elapsedMs
+    this.#deadlineMono = performance.now() + start.remainingMs
     this.#ids = start.ids
     const fallback = this.#native.enforced ? WATCHDOG_FALLBACK_MS : 0
     // Ref'd on purpose: a task that never settles must not let the process drift out of the event loop
@@ -114,7 +117,7 @@ class ShutdownRun {
     const controller = new AbortController()
     const entry = { controller, timer: null }
     this.#running.set(index, entry)
-    const remaining = this.deadline - Date.now()
+    const remaining = this.#deadlineMono - performance.now()
     if (task.timeout !== undefined && task.timeout < remaining) {
       entry.timer = setTimeout(() => this.#settle(index, 'timedOut', taskTimeoutError(task)), task.timeout)
     }

@@ -425,13 +425,15 @@ pub struct Displacement {
 
 /// Takes back every owned slot that other native code displaced, chaining to the displacer when that is
 /// safe. Returns what it found. Runs on the watchdog thread (about 0.2 µs per signal when nothing changed).
+///
+/// It holds the ownership lock throughout: without it, a `release` on the main thread could restore
+/// libuv's handler between our check and our re-install, and we would take back a slot we no longer own.
 pub fn reassert() -> Vec<Displacement> {
+  let owned = owned_list();
   let mut found = Vec::new();
-  for ((signo, _), slot) in OWNABLE.iter().zip(SLOTS.iter()) {
-    if !slot.owned.load(Ordering::Acquire) {
-      continue;
-    }
-    let current = query(*signo);
+  for o in owned.iter() {
+    let Some(slot) = slot_of(o.signo) else { continue };
+    let current = query(o.signo);
     if is_ours(&current) {
       continue;
     }
@@ -441,9 +443,9 @@ pub fn reassert() -> Vec<Displacement> {
     }
     let ours = our_action();
     // SAFETY: as in `install`.
-    unsafe { libc::sigaction(*signo, &ours, ptr::null_mut()) };
+    unsafe { libc::sigaction(o.signo, &ours, ptr::null_mut()) };
     found.push(Displacement {
-      signo: *signo,
+      signo: o.signo,
       handler: current.sa_sigaction,
       chained,
     });
