@@ -251,6 +251,23 @@ mod tests {
     c
   }
 
+  /// Begins a shutdown with a 300 ms budget, triggered by `reason` (a signal name, or 'manual').
+  fn begin(c: &mut Coordinator, reason: &str, start: MonoTime) {
+    let signal = match reason {
+      "SIGTERM" => Some(15),
+      "SIGINT" => Some(2),
+      _ => None,
+    };
+    c.begin(
+      Trigger {
+        reason: reason.into(),
+        signal,
+      },
+      start,
+      300 * MS,
+    );
+  }
+
   fn render(record: RecordView<'_>, facts: &HardExitFacts) -> String {
     let mut buf = FixedBuf::<8192>::new();
     write_report(&mut buf, record, facts).unwrap();
@@ -274,14 +291,7 @@ mod tests {
   fn names_the_reason_the_running_tasks_the_pending_ones_and_a_blocked_loop() {
     let mut c = coordinator_with(&[("spin", 10.0), ("db", 10.0), ("cache", 20.0), ("logs", 30.0)]);
     let start = MonoTime::from_nanos(1_000_000_000);
-    c.begin(
-      Trigger {
-        reason: "SIGTERM".into(),
-        signal: Some(15),
-      },
-      start,
-      300 * MS,
-    );
+    begin(&mut c, "SIGTERM", start);
     c.attach(start.saturating_add(MS));
     let report = render(RecordView::Read(c.run()), &facts(start, false));
     assert!(
@@ -308,14 +318,7 @@ mod tests {
   fn says_when_the_loop_answered_and_counts_settled_tasks() {
     let mut c = coordinator_with(&[("a", 10.0), ("b", 20.0)]);
     let start = MonoTime::from_nanos(1_000_000_000);
-    c.begin(
-      Trigger {
-        reason: "manual".into(),
-        signal: None,
-      },
-      start,
-      300 * MS,
-    );
+    begin(&mut c, "manual", start);
     c.attach(start);
     c.settle(0, Outcome::Failed, start.saturating_add(MS));
     let report = render(RecordView::Read(c.run()), &facts(start, true));
@@ -331,14 +334,7 @@ mod tests {
   fn a_shutdown_that_never_reached_javascript_says_so() {
     let mut c = coordinator_with(&[("a", 10.0)]);
     let start = MonoTime::from_nanos(1_000_000_000);
-    c.begin(
-      Trigger {
-        reason: "SIGINT".into(),
-        signal: Some(2),
-      },
-      start,
-      300 * MS,
-    );
+    begin(&mut c, "SIGINT", start);
     let report = render(RecordView::Read(c.run()), &facts(start, false));
     assert!(report.contains("never reached JavaScript"), "{report}");
     assert!(report.contains("pending: 'a'"), "{report}");
@@ -357,14 +353,7 @@ mod tests {
     let refs: Vec<(&str, f64)> = ids.iter().map(|(s, p)| (s.as_str(), *p)).collect();
     let mut c = coordinator_with(&refs);
     let start = MonoTime::from_nanos(1_000_000_000);
-    c.begin(
-      Trigger {
-        reason: "SIGTERM".into(),
-        signal: Some(15),
-      },
-      start,
-      300 * MS,
-    );
+    begin(&mut c, "SIGTERM", start);
     c.attach(start);
     let report = render(RecordView::Read(c.run()), &facts(start, false));
     assert_eq!(report.matches("running: 't").count(), MAX_LISTED);
