@@ -21,13 +21,19 @@ export declare class NativeShutdown {
    * running (a late settle after a timeout).
    */
   settle(index: number, outcomeName: string): SettleResult | null
-  /** Marks the shutdown finished. Unless the process is about to exit, stands the watchdog down. */
+  /**
+   * Marks the shutdown finished. Unless the process is about to exit, stands the watchdog down, and
+   * lets go of JavaScript unless signals still need it.
+   */
   finish(exitCode: number, exiting: boolean): void
   /** Every task of the shutdown, in plan order, with its status and duration. */
   taskRecords(): Array<TaskRecord>
   /** JavaScript has emitted its hard-exit events; the watchdog may exit now. */
   answerDeadline(): void
-  /** Sets the function that receives the watchdog's events. Only the first call counts. */
+  /**
+   * Sets the function that receives the watchdog's events, unless one is already set. The session lets
+   * go of it once nothing can need it (see `finish` and `release_signals`); call again before the next need.
+   */
   listen(callback: (arg: NativeEventJs) => void): void
   /**
    * Takes ownership of the given signals for this manager. `second_signal_code`: the exit code of a second

@@ -25,7 +25,6 @@ class ShutdownManager extends EventEmitter {
   #run = null
   #ownsSignals = false
   #errorListeners = null
-  #listening = false
 
   /** @param {import('./index').ShutdownManagerOptions} [options] */
   constructor(options) {
@@ -124,11 +123,13 @@ class ShutdownManager extends EventEmitter {
     this.#run.requestExit({ fatal })
   }
 
-  /** The watchdog's events arrive here, on the JavaScript thread, through a weak threadsafe function. */
+  /**
+   * The watchdog's events arrive here, on the JavaScript thread, through a weak threadsafe function. The
+   * native side keeps it only while it may need it (it would otherwise keep this manager alive forever), so
+   * this is called before each need; it does nothing when the function is already set.
+   */
   #listen() {
-    if (this.#listening || !(this.#native.enforced || this.#ownsSignals)) return
-    this.#listening = true
-    this.#native.listen((event) => this.#onNativeEvent(event))
+    if (this.#native.enforced || this.#ownsSignals) this.#native.listen((event) => this.#onNativeEvent(event))
   }
 
   #onNativeEvent(event) {

@@ -301,14 +301,22 @@ impl NativeShutdown {
     }))
   }
 
-  /// Marks the shutdown finished. Unless the process is about to exit, stands the watchdog down.
+  /// Marks the shutdown finished. Unless the process is about to exit, stands the watchdog down, and
+  /// lets go of JavaScript unless signals still need it.
   #[napi(catch_unwind)]
   pub fn finish(&self, exit_code: i32, exiting: bool) {
     self.session.touch();
     self.session.record().finish(exit_code);
     if !exiting {
       self.session.disarm();
+      if !self.owns_signals() {
+        self.session.clear_notifier();
+      }
     }
+  }
+
+  fn owns_signals(&self) -> bool {
+    watchdog::signal_owner().is_some_and(|owner| Arc::ptr_eq(&owner, &self.session))
   }
 
   /// Every task of the shutdown, in plan order, with its status and duration.
@@ -338,14 +346,18 @@ impl NativeShutdown {
     self.session.answer_deadline();
   }
 
-  /// Sets the function that receives the watchdog's events. Only the first call counts.
+  /// Sets the function that receives the watchdog's events, unless one is already set. The session lets
+  /// go of it once nothing can need it (see `finish` and `release_signals`); call again before the next need.
   #[napi(catch_unwind)]
   pub fn listen(&self, callback: Function<NativeEventJs, ()>) -> napi::Result<()> {
+    if self.session.has_notifier() {
+      return Ok(());
+    }
     let function: EventFunction = callback
       .build_threadsafe_function::<NativeEvent>()
       .weak::<true>()
       .build_callback(event_to_js)?;
-    self.session.set_notifier(Box::new(JsNotifier(function)));
+    self.session.set_notifier(Arc::new(JsNotifier(function)));
     Ok(())
   }
 
@@ -395,10 +407,12 @@ impl NativeShutdown {
   /// Gives the signals back (to libuv, or Node's defaults). Does nothing if this manager does not own them.
   #[napi(catch_unwind)]
   pub fn release_signals(&self) {
-    let owns = watchdog::signal_owner().is_some_and(|owner| Arc::ptr_eq(&owner, &self.session));
-    if let (true, Ok(uv)) = (owns, uv::api()) {
+    if let (true, Ok(uv)) = (self.owns_signals(), uv::api()) {
       signals::release(uv);
       let _ = watchdog::set_signal_owner(None);
+    }
+    if self.session.armed_deadline().is_none() {
+      self.session.clear_notifier();
     }
   }
 }

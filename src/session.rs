@@ -2,7 +2,7 @@
 //! JavaScript.
 
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::clock::{Deadline, MonoTime};
 use crate::coordinator::Coordinator;
@@ -40,7 +40,10 @@ pub struct Session {
   deadline_answered_ns: AtomicU64,
   /// The last time JavaScript called in, for the report's "last activity" figure.
   last_js_activity_ns: AtomicU64,
-  notifier: OnceLock<Box<dyn Notifier>>,
+  /// The way to JavaScript, held only while something may need it. A threadsafe function keeps its
+  /// JavaScript callback alive, and that callback keeps the manager (and so this session) alive: a cycle
+  /// through a napi reference that the garbage collector cannot see. Dropping the notifier breaks it.
+  notifier: Mutex<Option<Arc<dyn Notifier>>>,
 }
 
 impl Session {
@@ -53,7 +56,7 @@ impl Session {
       deadline_sent_ns: AtomicU64::new(0),
       deadline_answered_ns: AtomicU64::new(0),
       last_js_activity_ns: AtomicU64::new(0),
-      notifier: OnceLock::new(),
+      notifier: Mutex::new(None),
     })
   }
 
@@ -86,13 +89,33 @@ impl Session {
     nonzero_time(self.last_js_activity_ns.load(Ordering::Relaxed))
   }
 
-  /// Sets the way to JavaScript; only the first call counts.
-  pub fn set_notifier(&self, notifier: Box<dyn Notifier>) {
-    let _ = self.notifier.set(notifier);
+  fn notifier_slot(&self) -> MutexGuard<'_, Option<Arc<dyn Notifier>>> {
+    self
+      .notifier
+      .lock()
+      .unwrap_or_else(|poisoned| poisoned.into_inner())
+  }
+
+  /// Whether a way to JavaScript is set.
+  pub fn has_notifier(&self) -> bool {
+    self.notifier_slot().is_some()
+  }
+
+  /// Sets the way to JavaScript, replacing any earlier one.
+  pub fn set_notifier(&self, notifier: Arc<dyn Notifier>) {
+    *self.notifier_slot() = Some(notifier);
+  }
+
+  /// Drops the way to JavaScript (see the field's docs for why it matters).
+  pub fn clear_notifier(&self) {
+    let dropped = self.notifier_slot().take();
+    drop(dropped);
   }
 
   pub fn notify(&self, event: NativeEvent) {
-    if let Some(notifier) = self.notifier.get() {
+    // Clone out of the lock: the call must not hold it (the notifier may be cleared meanwhile).
+    let notifier = self.notifier_slot().clone();
+    if let Some(notifier) = notifier {
       notifier.notify(event);
     }
   }
