@@ -12,13 +12,13 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
-use crate::clock::{MonoTime, duration_from_millis, millis};
-use crate::coordinator::Trigger;
-use crate::error::LifecycleError;
-use crate::plan::{Outcome, Phase, TaskSpec};
-use crate::session::{NativeEvent, Notifier, Session};
-use crate::watchdog::{self, SignalOwner};
-use crate::{signals, uv};
+use titan_lifecycle_core::clock::{MonoTime, duration_from_millis, millis};
+use titan_lifecycle_core::coordinator::Trigger;
+use titan_lifecycle_core::error::LifecycleError;
+use titan_lifecycle_core::plan::{Outcome, Phase, TaskSpec};
+use titan_lifecycle_core::session::{NativeEvent, Notifier, Session};
+use titan_lifecycle_core::watchdog::{self, SignalOwner};
+use titan_lifecycle_core::{signals, uv};
 
 /// The `code` of a thrown error, taken from [`LifecycleError::code`].
 #[derive(Clone, Debug)]
@@ -107,7 +107,7 @@ pub struct TaskRecord {
 /// An event from the watchdog thread, as JavaScript receives it.
 #[napi(object)]
 pub struct NativeEventJs {
-  /// 'signal' | 'deadline' | 'displaced'
+  /// 'signal' | 'probe' | 'deadline' | 'displaced'
   pub kind: String,
   pub signal: Option<String>,
   /// For 'signal': how long ago the handler ran, measured when JavaScript receives the event.
@@ -135,6 +135,12 @@ fn event_to_js(ctx: ThreadsafeCallContext<NativeEvent>) -> napi::Result<NativeEv
       kind: "signal".into(),
       signal: name(signo),
       elapsed_ms: Some(millis(MonoTime::now().saturating_since(at))),
+      detail: None,
+    },
+    NativeEvent::Probe => NativeEventJs {
+      kind: "probe".into(),
+      signal: None,
+      elapsed_ms: None,
       detail: None,
     },
     NativeEvent::Deadline => NativeEventJs {
@@ -340,10 +346,16 @@ impl NativeShutdown {
       .collect()
   }
 
+  /// JavaScript's answer to the watchdog's probe: its event loop is free.
+  #[napi(catch_unwind)]
+  pub fn answer_probe(&self) {
+    self.session.probe.answer();
+  }
+
   /// JavaScript has emitted its hard-exit events; the watchdog may exit now.
   #[napi(catch_unwind)]
   pub fn answer_deadline(&self) {
-    self.session.answer_deadline();
+    self.session.deadline_event.answer();
   }
 
   /// Sets the function that receives the watchdog's events, unless one is already set. The session lets
@@ -362,7 +374,7 @@ impl NativeShutdown {
   }
 
   /// Takes ownership of the given signals for this manager. `second_signal_code`: the exit code of a second
-  /// signal, or none for 128 + its number.
+  /// signal, or none for 128 + its number. `exclusive`: keep owned signals from JavaScript listeners.
   #[napi(catch_unwind)]
   pub fn own_signals(
     &self,
@@ -371,6 +383,7 @@ impl NativeShutdown {
     budget_ms: f64,
     escalate: bool,
     second_signal_code: Option<i32>,
+    exclusive: bool,
   ) -> napi::Result<(), ErrorCode> {
     let uv = uv::api().map_err(js_error)?;
     let event_loop = env
@@ -392,7 +405,11 @@ impl NativeShutdown {
       budget,
     }))
     .map_err(js_error)?;
-    signals::configure_escalation(escalate, second_signal_code);
+    signals::configure(signals::Policy {
+      escalate,
+      second_signal_exit: second_signal_code,
+      exclusive,
+    });
     // SAFETY: a napi call runs on its environment's thread, and `event_loop` was just checked to be the
     // main loop, so this is the main thread with its live loop.
     if let Err(err) = unsafe { signals::own(uv, event_loop.cast(), &signal_numbers) } {

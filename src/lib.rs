@@ -1,29 +1,8 @@
-//! The native half of `titan-lifecycle`: everything that must keep working while the JavaScript thread is
-//! stuck. See ARCHITECTURE.md for the design and the measurements behind it.
-//!
-//! - [`plan`] and [`coordinator`]: the task graph, the order a shutdown runs it in, and the authoritative
-//!   record of which task is running since when. Pure logic, covered by `cargo test`.
-//! - [`clock`]: monotonic time and deadline arithmetic.
-//! - [`signals`] and [`uv`]: ownership of SIGTERM/SIGINT/SIGHUP (and SIGQUIT/SIGUSR2 on request) through a
-//!   raw handler on top of a pinned libuv handler.
-//! - [`watchdog`] and [`session`]: the thread that begins signal-triggered shutdowns and enforces deadlines
-//!   with `_exit`, and what it shares with each manager.
-//! - [`report`]: the report printed at a hard exit.
-//! - `binding`: the thin napi-rs layer the JavaScript facade calls.
+//! The native addon of `titan-lifecycle`: the napi-rs binding over `titan-lifecycle-core`. It converts
+//! values and errors and holds no logic of its own; see `binding.rs`.
 
 #![deny(clippy::all)]
+// In a test build napi-derive registers nothing, so the exported functions would look unused.
+#![cfg_attr(test, allow(dead_code))]
 
-#[cfg(not(unix))]
-compile_error!("titan-lifecycle supports Unix-like systems only (signals are received natively)");
-
-#[cfg(not(test))]
 mod binding;
-pub mod clock;
-pub mod coordinator;
-pub mod error;
-pub mod plan;
-pub mod report;
-pub mod session;
-pub mod signals;
-pub mod uv;
-pub mod watchdog;

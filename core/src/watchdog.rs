@@ -6,8 +6,10 @@
 //! 1. takes the signals the handler recorded. The first one begins the owner's shutdown right here, with the
 //!    deadline counted from the instant the handler ran, arms that deadline, then tells JavaScript;
 //! 2. every [`GUARD_PERIOD`], takes back any signal slot that other native code displaced;
-//! 3. for each armed session whose deadline passed: tells JavaScript once, waits at most
-//!    [`HARD_EXIT_GRACE`] for its answer, then writes the report to stderr and `_exit`s.
+//! 3. for each armed session: [`PROBE_LEAD`] before its deadline, probes JavaScript (a no-op round trip);
+//!    at the deadline, tells JavaScript, and if the probe was answered (the event loop is free) waits at most
+//!    [`HARD_EXIT_GRACE`] for JavaScript to emit its hard-exit events; then writes the report to stderr and
+//!    `_exit`s. A blocked loop never answers the probe, so the exit is not delayed waiting for it.
 //!
 //! It never calls into V8 and never waits on JavaScript beyond that bounded grace: notifications go through
 //! a weak, non-blocking threadsafe function.
@@ -29,8 +31,10 @@ use crate::{signals, uv};
 
 /// How often the guard checks that our handlers are still in their slots. About 0.05% of a core.
 pub const GUARD_PERIOD: Duration = Duration::from_millis(200);
-/// How long after the deadline the watchdog waits for JavaScript to emit its hard-exit events.
+/// How long after the deadline the watchdog waits for a responsive JavaScript to emit its hard-exit events.
 pub const HARD_EXIT_GRACE: Duration = Duration::from_millis(20);
+/// How long before the deadline the watchdog probes whether the event loop is free.
+pub const PROBE_LEAD: Duration = Duration::from_millis(20);
 /// How long the exit path tries to read the record before reporting without it.
 const RECORD_PATIENCE: Duration = Duration::from_millis(5);
 
@@ -171,19 +175,29 @@ fn block_all_signals() {
 fn next_wake(watchdog: &Watchdog, now: MonoTime) -> Option<Duration> {
   let state = watchdog.state();
   let guard = state.next_guard.filter(|_| state.owner.is_some());
-  let deadlines = state.armed.iter().filter_map(|s| {
-    let at = s.armed_deadline()?;
-    match s.deadline_sent() {
-      None => Some(at),
-      Some(sent) if s.hard_exit_code().is_some() => Some(sent.saturating_add(HARD_EXIT_GRACE)),
-      Some(_) => None,
-    }
-  });
+  let deadlines = state
+    .armed
+    .iter()
+    .filter_map(|s| next_step(s, s.armed_deadline()?));
   guard
     .into_iter()
     .chain(deadlines)
     .min()
     .map(|at| at.saturating_since(now))
+}
+
+/// When the watchdog next has something to do for a session whose deadline is `at`.
+fn next_step(session: &Session, at: MonoTime) -> Option<MonoTime> {
+  match (session.probe.sent(), session.deadline_event.sent()) {
+    (None, _) => Some(probe_time(at)),
+    (Some(_), None) => Some(at),
+    (Some(_), Some(sent)) if session.hard_exit_code().is_some() => Some(sent.saturating_add(HARD_EXIT_GRACE)),
+    _ => None,
+  }
+}
+
+fn probe_time(deadline: MonoTime) -> MonoTime {
+  MonoTime::from_nanos(deadline.as_nanos().saturating_sub(PROBE_LEAD.as_nanos() as u64))
 }
 
 fn wait_readable(fd: c_int, timeout: Option<Duration>) {
@@ -335,24 +349,32 @@ fn check_deadlines(watchdog: &Watchdog, now: MonoTime) {
       forget(watchdog, &session);
       continue;
     };
+    if now >= probe_time(at) && session.probe.sent().is_none() {
+      session.probe.mark_sent(now);
+      session.notify(NativeEvent::Probe);
+    }
     if now < at {
       continue;
     }
-    let sent = match session.deadline_sent() {
+    let sent = match session.deadline_event.sent() {
       Some(sent) => sent,
       None => {
-        let sent = session.mark_deadline_sent(now);
+        let sent = session.deadline_event.mark_sent(now);
         session.notify(NativeEvent::Deadline);
         sent
       }
     };
-    match session.hard_exit_code() {
-      None => forget(watchdog, &session),
-      Some(code) => {
-        if session.deadline_answered().is_some() || now >= sent.saturating_add(HARD_EXIT_GRACE) {
-          hard_exit(&session, code, sent);
-        }
-      }
+    let Some(code) = session.hard_exit_code() else {
+      forget(watchdog, &session);
+      continue;
+    };
+    // A loop that did not even answer the probe will not emit the hard-exit events either: do not wait.
+    let loop_was_free = session.probe.answered().is_some();
+    if !loop_was_free
+      || session.deadline_event.answered().is_some()
+      || now >= sent.saturating_add(HARD_EXIT_GRACE)
+    {
+      hard_exit(&session, code);
     }
   }
 }
@@ -362,13 +384,14 @@ fn forget(watchdog: &Watchdog, session: &Arc<Session>) {
 }
 
 /// Writes the report and ends the process. Never returns.
-fn hard_exit(session: &Session, code: i32, deadline_sent: MonoTime) -> ! {
-  let now = MonoTime::now();
+fn hard_exit(session: &Session, code: i32) -> ! {
   let facts = HardExitFacts {
-    now,
+    now: MonoTime::now(),
     exit_code: code,
-    deadline_sent,
-    deadline_answered: session.deadline_answered(),
+    probe_sent: session.probe.sent(),
+    probe_answered: session.probe.answered(),
+    deadline_sent: session.deadline_event.sent(),
+    deadline_answered: session.deadline_event.answered(),
     grace: HARD_EXIT_GRACE,
     last_js_activity: session.last_js_activity(),
   };

@@ -51,11 +51,15 @@ struct Slot {
   chain: [AtomicPtr<libc::sigaction>; MAX_CHAIN],
   /// Signals received and not yet taken by the watchdog.
   pending: AtomicU32,
+  /// The address of libuv's handler for this signal (0 = unknown), found when the pin installed it. With
+  /// [`EXCLUSIVE`] set it is skipped, so JavaScript `process.on(signal)` listeners never see the signal.
+  libuv_handler: AtomicUsize,
 }
 
 impl Slot {
   const fn new() -> Self {
     Self {
+      libuv_handler: AtomicUsize::new(0),
       owned: AtomicBool::new(false),
       chain: [const { AtomicPtr::new(ptr::null_mut()) }; MAX_CHAIN],
       pending: AtomicU32::new(0),
@@ -73,6 +77,8 @@ static SIGNALLED: AtomicBool = AtomicBool::new(false);
 static FIRST_SIGNAL_NS: AtomicU64 = AtomicU64::new(0);
 /// Whether a second owned signal exits at once.
 static ESCALATE: AtomicBool = AtomicBool::new(false);
+/// Whether owned signals are kept from JavaScript listeners (`exclusiveSignals`).
+static EXCLUSIVE: AtomicBool = AtomicBool::new(false);
 /// The exit code of that exit; negative means 128 + the signal number.
 static SECOND_SIGNAL_EXIT: AtomicI32 = AtomicI32::new(-1);
 /// Threads currently inside [`on_signal`], by thread id (0 = free). It cuts chain cycles (a displacer that
@@ -105,10 +111,22 @@ pub fn wake_watchdog() {
   }
 }
 
-/// Sets what a second owned signal does. Called from the main thread when a manager takes ownership.
-pub fn configure_escalation(enabled: bool, exit_code: Option<i32>) {
-  SECOND_SIGNAL_EXIT.store(exit_code.unwrap_or(-1), Ordering::Relaxed);
-  ESCALATE.store(enabled, Ordering::Release);
+/// How owned signals are handled; set from the main thread when a manager takes ownership.
+#[derive(Copy, Clone, Debug)]
+pub struct Policy {
+  /// A second owned signal exits at once.
+  pub escalate: bool,
+  /// The exit code of that exit; `None` means 128 + the signal number.
+  pub second_signal_exit: Option<i32>,
+  /// Owned signals do not reach JavaScript `process.on(signal)` listeners.
+  pub exclusive: bool,
+}
+
+/// Sets the policy for owned signals.
+pub fn configure(policy: Policy) {
+  SECOND_SIGNAL_EXIT.store(policy.second_signal_exit.unwrap_or(-1), Ordering::Relaxed);
+  EXCLUSIVE.store(policy.exclusive, Ordering::Release);
+  ESCALATE.store(policy.escalate, Ordering::Release);
 }
 
 /// Takes the signals received since the last call, as (signal number, count).
@@ -160,6 +178,13 @@ fn record(signo: c_int, slot: &Slot) {
 
 /// Async-signal-safe: calls each chained handler the way it asked to be called.
 fn call_chain(slot: &Slot, signo: c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+  let skip = match (
+    EXCLUSIVE.load(Ordering::Acquire),
+    slot.owned.load(Ordering::Acquire),
+  ) {
+    (true, true) => slot.libuv_handler.load(Ordering::Acquire),
+    _ => 0,
+  };
   for entry in &slot.chain {
     let action = entry.load(Ordering::Acquire);
     if action.is_null() {
@@ -168,6 +193,9 @@ fn call_chain(slot: &Slot, signo: c_int, info: *mut libc::siginfo_t, context: *m
     // SAFETY: non-null chain entries point at leaked, never-freed `sigaction`s that `install`/`reassert`
     // accepted with `is_chainable`, so the handler is a real function, not SIG_DFL/SIG_IGN/ourselves.
     let action = unsafe { &*action };
+    if skip != 0 && action.sa_sigaction == skip {
+      continue;
+    }
     if action.sa_flags & libc::SA_SIGINFO != 0 {
       // SAFETY: with SA_SIGINFO the kernel ABI of `sa_sigaction` is the three-argument form.
       let handler: extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) =
@@ -429,11 +457,13 @@ pub struct Displacement {
 /// It holds the ownership lock throughout: without it, a `release` on the main thread could restore
 /// libuv's handler between our check and our re-install, and we would take back a slot we no longer own.
 pub fn reassert() -> Vec<Displacement> {
-  let owned = owned_list();
+  let _serialized = owned_list();
   let mut found = Vec::new();
-  for o in owned.iter() {
-    let Some(slot) = slot_of(o.signo) else { continue };
-    let current = query(o.signo);
+  for (&(signo, _), slot) in OWNABLE.iter().zip(SLOTS.iter()) {
+    if !slot.owned.load(Ordering::Acquire) {
+      continue;
+    }
+    let current = query(signo);
     if is_ours(&current) {
       continue;
     }
@@ -443,9 +473,9 @@ pub fn reassert() -> Vec<Displacement> {
     }
     let ours = our_action();
     // SAFETY: as in `install`.
-    unsafe { libc::sigaction(o.signo, &ours, ptr::null_mut()) };
+    unsafe { libc::sigaction(signo, &ours, ptr::null_mut()) };
     found.push(Displacement {
-      signo: o.signo,
+      signo,
       handler: current.sa_sigaction,
       chained,
     });
@@ -498,6 +528,10 @@ pub unsafe fn own(
     let before_pin = query(signo);
     // SAFETY: this function's contract: main thread, live main loop.
     let pin = unsafe { uv.pin(main_loop, signo)? };
+    // The pin made libuv install its handler (or it was there already): remember which one it is.
+    slot
+      .libuv_handler
+      .store(query(signo).sa_sigaction, Ordering::Release);
     owned.push(Owned {
       signo,
       pin,

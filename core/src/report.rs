@@ -72,13 +72,15 @@ impl<const N: usize> Write for FixedBuf<N> {
 pub struct HardExitFacts {
   pub now: MonoTime,
   pub exit_code: i32,
-  /// When the deadline event was sent to JavaScript.
-  pub deadline_sent: MonoTime,
-  /// When JavaScript answered it, if it did.
+  /// When the probe (sent shortly before the deadline) went out and when JavaScript answered it.
+  pub probe_sent: Option<MonoTime>,
+  pub probe_answered: Option<MonoTime>,
+  /// When the deadline event went out and when JavaScript answered it (after emitting its events).
+  pub deadline_sent: Option<MonoTime>,
   pub deadline_answered: Option<MonoTime>,
-  /// How long the watchdog waited for that answer.
+  /// How long the watchdog waits for that answer when the loop answered the probe.
   pub grace: Duration,
-  /// The last time JavaScript called into the addon for this manager.
+  /// The last time JavaScript called in for this manager.
   pub last_js_activity: Option<MonoTime>,
 }
 
@@ -137,26 +139,44 @@ pub fn write_report(out: &mut impl Write, record: RecordView<'_>, facts: &HardEx
 }
 
 fn write_loop_state(out: &mut impl Write, run: Option<&Run>, facts: &HardExitFacts) -> fmt::Result {
+  let deadline = run.map(|r| r.deadline.at());
+  let before_deadline = |t: MonoTime| Ms(deadline.map_or(Duration::ZERO, |d| d.saturating_since(t)));
   if let Some(answered) = facts.deadline_answered {
-    return writeln!(
+    let took = facts
+      .deadline_sent
+      .map_or(Duration::ZERO, |sent| answered.saturating_since(sent));
+    writeln!(
       out,
       "{PREFIX}   event loop: responsive (it answered the deadline in {} ms)",
-      Ms(answered.saturating_since(facts.deadline_sent))
-    );
-  }
-  write!(
-    out,
-    "{PREFIX}   event loop: blocked (no answer within {} ms of the deadline",
-    Ms(facts.grace)
-  )?;
-  if let Some(last) = facts.last_js_activity {
-    write!(
-      out,
-      "; last JavaScript activity {} ms ago",
-      Ms(facts.now.saturating_since(last))
+      Ms(took)
     )?;
+  } else if let (Some(probe), Some(_)) = (facts.probe_sent, facts.probe_answered) {
+    writeln!(
+      out,
+      "{PREFIX}   event loop: stopped answering (it answered a probe sent {} ms before the deadline, but not \
+       the deadline within {} ms)",
+      before_deadline(probe),
+      Ms(facts.grace)
+    )?;
+  } else {
+    write!(out, "{PREFIX}   event loop: blocked (")?;
+    match facts.probe_sent {
+      Some(probe) => write!(
+        out,
+        "no answer to a probe sent {} ms before the deadline",
+        before_deadline(probe)
+      )?,
+      None => out.write_str("no answer")?,
+    }
+    if let Some(last) = facts.last_js_activity {
+      write!(
+        out,
+        "; last JavaScript activity {} ms ago",
+        Ms(facts.now.saturating_since(last))
+      )?;
+    }
+    out.write_str(")\n")?;
   }
-  out.write_str(")\n")?;
   if run.is_some_and(|r| !r.attached) {
     writeln!(
       out,
@@ -275,12 +295,17 @@ mod tests {
     String::from_utf8(buf.as_bytes().to_vec()).unwrap()
   }
 
+  /// The facts at 321 ms into a 300 ms shutdown: a probe at 280 ms, the deadline event at 300 ms, and
+  /// answers to both if `answered`.
   fn facts(start: MonoTime, answered: bool) -> HardExitFacts {
+    let probe = start.saturating_add(280 * MS);
     let sent = start.saturating_add(300 * MS);
     HardExitFacts {
       now: start.saturating_add(321 * MS),
       exit_code: 124,
-      deadline_sent: sent,
+      probe_sent: Some(probe),
+      probe_answered: answered.then(|| probe.saturating_add(MS)),
+      deadline_sent: Some(sent),
       deadline_answered: answered.then(|| sent.saturating_add(MS / 2)),
       grace: 20 * MS,
       last_js_activity: Some(start.saturating_add(2 * MS)),
@@ -302,7 +327,10 @@ mod tests {
       report.contains("elapsed 321.0 ms since it began (21.0 ms past the deadline); exiting with code 124")
     );
     assert!(
-      report.contains("event loop: blocked (no answer within 20.0 ms of the deadline; last JavaScript")
+      report.contains(
+        "event loop: blocked (no answer to a probe sent 20.0 ms before the deadline; last JavaScript"
+      ),
+      "{report}"
     );
     assert!(report.contains("running: 'spin' for 320.0 ms"), "{report}");
     assert!(
@@ -328,6 +356,26 @@ mod tests {
     );
     assert!(report.contains("running: 'b' for 320.0 ms"), "{report}");
     assert!(report.contains("settled: 0 succeeded, 1 failed"), "{report}");
+  }
+
+  #[test]
+  fn a_loop_that_answered_the_probe_but_not_the_deadline_stopped_answering() {
+    let mut c = coordinator_with(&[("a", 10.0)]);
+    let start = MonoTime::from_nanos(1_000_000_000);
+    begin(&mut c, "SIGTERM", start);
+    c.attach(start);
+    let facts = HardExitFacts {
+      deadline_answered: None,
+      ..facts(start, true)
+    };
+    let report = render(RecordView::Read(c.run()), &facts);
+    assert!(
+      report.contains(
+        "event loop: stopped answering (it answered a probe sent 20.0 ms before the deadline, but not the deadline \
+         within 20.0 ms)"
+      ),
+      "{report}"
+    );
   }
 
   #[test]

@@ -14,6 +14,9 @@ use crate::watchdog;
 pub enum NativeEvent {
   /// An owned signal arrived; `at` is when the handler ran.
   Signal { signo: i32, at: MonoTime },
+  /// The deadline is near: JavaScript answers at once if its event loop is free. An unanswered probe
+  /// tells the watchdog not to wait for JavaScript at the deadline.
+  Probe,
   /// The shutdown's deadline passed.
   Deadline,
   /// Native code displaced our handler for `signo` and the guard took the slot back.
@@ -35,9 +38,10 @@ pub struct Session {
   /// The code the watchdog exits with at the deadline; negative means it only notifies (`hardExit: false`, or
   /// a worker thread).
   hard_exit_code: AtomicI32,
-  /// When the watchdog sent the deadline event (0 = not yet) and when JavaScript answered it (0 = not yet).
-  deadline_sent_ns: AtomicU64,
-  deadline_answered_ns: AtomicU64,
+  /// The probe sent shortly before the deadline, and its answer.
+  pub probe: Exchange,
+  /// The deadline event, and JavaScript's answer once it has emitted its hard-exit events.
+  pub deadline_event: Exchange,
   /// The last time JavaScript called in, for the report's "last activity" figure.
   last_js_activity_ns: AtomicU64,
   /// The way to JavaScript, held only while something may need it. A threadsafe function keeps its
@@ -53,8 +57,8 @@ impl Session {
       record: Mutex::new(Coordinator::new()),
       deadline_ns: AtomicU64::new(0),
       hard_exit_code: AtomicI32::new(hard_exit_code.unwrap_or(-1)),
-      deadline_sent_ns: AtomicU64::new(0),
-      deadline_answered_ns: AtomicU64::new(0),
+      probe: Exchange::new(),
+      deadline_event: Exchange::new(),
       last_js_activity_ns: AtomicU64::new(0),
       notifier: Mutex::new(None),
     })
@@ -134,8 +138,8 @@ impl Session {
       .compare_exchange(0, at, Ordering::AcqRel, Ordering::Acquire)
       .is_ok()
     {
-      self.deadline_sent_ns.store(0, Ordering::Release);
-      self.deadline_answered_ns.store(0, Ordering::Release);
+      self.probe.reset();
+      self.deadline_event.reset();
       if let Err(err) = watchdog::watch(self.clone()) {
         self.deadline_ns.store(0, Ordering::Release);
         return Err(err);
@@ -152,11 +156,32 @@ impl Session {
   pub fn armed_deadline(&self) -> Option<MonoTime> {
     nonzero_time(self.deadline_ns.load(Ordering::Acquire))
   }
+}
 
-  /// Records that the deadline event went out (only the first time); returns when it did.
-  pub fn mark_deadline_sent(&self, now: MonoTime) -> MonoTime {
+/// One message from the watchdog to JavaScript and its answer: when each happened (0 = not yet).
+#[derive(Default)]
+pub struct Exchange {
+  sent_ns: AtomicU64,
+  answered_ns: AtomicU64,
+}
+
+impl Exchange {
+  pub const fn new() -> Self {
+    Self {
+      sent_ns: AtomicU64::new(0),
+      answered_ns: AtomicU64::new(0),
+    }
+  }
+
+  fn reset(&self) {
+    self.sent_ns.store(0, Ordering::Release);
+    self.answered_ns.store(0, Ordering::Release);
+  }
+
+  /// Records that the message went out (only the first time counts); returns when it did.
+  pub fn mark_sent(&self, now: MonoTime) -> MonoTime {
     match self
-      .deadline_sent_ns
+      .sent_ns
       .compare_exchange(0, now.as_nanos(), Ordering::AcqRel, Ordering::Acquire)
     {
       Ok(_) => now,
@@ -164,23 +189,21 @@ impl Session {
     }
   }
 
-  pub fn deadline_sent(&self) -> Option<MonoTime> {
-    nonzero_time(self.deadline_sent_ns.load(Ordering::Acquire))
+  pub fn sent(&self) -> Option<MonoTime> {
+    nonzero_time(self.sent_ns.load(Ordering::Acquire))
   }
 
-  /// JavaScript has emitted its hard-exit events; the watchdog need not wait any longer.
-  pub fn answer_deadline(&self) {
-    let _ = self.deadline_answered_ns.compare_exchange(
-      0,
-      MonoTime::now().as_nanos(),
-      Ordering::AcqRel,
-      Ordering::Acquire,
-    );
+  /// Records JavaScript's answer (only the first counts) and wakes the watchdog.
+  pub fn answer(&self) {
+    let now = MonoTime::now().as_nanos();
+    let _ = self
+      .answered_ns
+      .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire);
     watchdog::wake();
   }
 
-  pub fn deadline_answered(&self) -> Option<MonoTime> {
-    nonzero_time(self.deadline_answered_ns.load(Ordering::Acquire))
+  pub fn answered(&self) -> Option<MonoTime> {
+    nonzero_time(self.answered_ns.load(Ordering::Acquire))
   }
 }
 

@@ -1,0 +1,28 @@
+//! The core of `titan-lifecycle`: everything that must keep working while the JavaScript thread is stuck,
+//! with no napi type in it, so `cargo test` covers it. The napi-rs binding (the workspace's root crate) is
+//! a thin layer over this. See ARCHITECTURE.md for the design and the measurements behind it.
+//!
+//! - [`plan`] and [`coordinator`]: the task graph, the order a shutdown runs it in, and the authoritative
+//!   record of which task is running since when. Pure logic.
+//! - [`clock`]: monotonic time and deadline arithmetic.
+//! - [`signals`] and [`uv`]: ownership of SIGTERM/SIGINT/SIGHUP (and SIGQUIT/SIGUSR2 on request) through a
+//!   raw handler on top of a pinned libuv handler.
+//! - [`watchdog`] and [`session`]: the thread that begins signal-triggered shutdowns and enforces deadlines
+//!   with `_exit`, and what it shares with each manager.
+//! - [`report`]: the report printed at a hard exit.
+//! - [`error`]: the errors, each with the code JavaScript sees.
+
+#![deny(clippy::all)]
+
+#[cfg(not(unix))]
+compile_error!("titan-lifecycle supports Unix-like systems only (signals are received natively)");
+
+pub mod clock;
+pub mod coordinator;
+pub mod error;
+pub mod plan;
+pub mod report;
+pub mod session;
+pub mod signals;
+pub mod uv;
+pub mod watchdog;

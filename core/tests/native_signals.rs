@@ -1,0 +1,427 @@
+//! Real signals against the native primitives: the handler, chaining, re-entry, escalation, the guard, and
+//! the watchdog's hard exit.
+//!
+//! Method: the parent (this binary, run by `cargo test`) re-executes itself once per scenario with
+//! `TITAN_SCENARIO=<name>`, so every scenario runs in a fresh process of its own (a signal handler and an
+//! `_exit` are process-wide; `fork` inside a multi-threaded test runner is not safe). The child arms
+//! `alarm(10)` so a hang kills it; the parent also gives up and kills it after 10 s. The parent then checks
+//! the child's exit status, its stderr, and how long it lived.
+//!
+//! ```text
+//! parent ──spawn──► child: set up, raise(2)/sleep ──exit code, stderr──► parent: compare with the scenario
+//! ```
+
+use std::ffi::c_int;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use titan_lifecycle_core::clock::{Deadline, MonoTime};
+use titan_lifecycle_core::coordinator::Trigger;
+use titan_lifecycle_core::plan::{Phase, TaskSpec};
+use titan_lifecycle_core::session::{NativeEvent, Notifier, Session};
+use titan_lifecycle_core::signals::{self, Policy};
+use titan_lifecycle_core::watchdog::{self, SignalOwner};
+
+// ---- the child side ------------------------------------------------------------------------------------
+
+static FOREIGN_CALLS: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn foreign_handler(_signo: c_int) {
+  FOREIGN_CALLS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// A displacer that, like signal-hook-registry, chains to whatever it displaced: here, to our handler.
+static DISPLACED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+extern "C" fn chaining_foreign_handler(signo: c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+  FOREIGN_CALLS.fetch_add(1, Ordering::SeqCst);
+  let previous = DISPLACED.load(Ordering::SeqCst);
+  if previous != 0 {
+    // SAFETY: `previous` is the SA_SIGINFO handler this one displaced (ours), read with sigaction.
+    let previous: extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+      unsafe { std::mem::transmute(previous) };
+    previous(signo, info, context);
+  }
+}
+
+fn set_handler(signo: c_int, handler: usize, flags: c_int) -> libc::sigaction {
+  // SAFETY: plain sigaction calls with fully initialised structs.
+  unsafe {
+    let mut action: libc::sigaction = std::mem::zeroed();
+    action.sa_sigaction = handler;
+    action.sa_flags = flags;
+    libc::sigemptyset(&mut action.sa_mask);
+    let mut old: libc::sigaction = std::mem::zeroed();
+    libc::sigaction(signo, &action, &mut old);
+    old
+  }
+}
+
+fn raise(signo: c_int) {
+  // SAFETY: raise has no preconditions; the handlers it runs are installed by the scenario.
+  unsafe { libc::raise(signo) };
+}
+
+fn fail(message: String) -> ! {
+  eprintln!("scenario failed: {message}");
+  std::process::exit(1)
+}
+
+fn expect(condition: bool, message: &str) {
+  if !condition {
+    fail(message.to_string())
+  }
+}
+
+fn policy(escalate: bool, second_signal_exit: Option<i32>) {
+  signals::configure(Policy {
+    escalate,
+    second_signal_exit,
+    exclusive: false,
+  });
+}
+
+/// A pipe for the handler's wake-up byte, as the watchdog would create.
+fn wake_pipe() -> c_int {
+  let mut fds = [0 as c_int; 2];
+  // SAFETY: `fds` has room for two descriptors.
+  unsafe {
+    libc::pipe(fds.as_mut_ptr());
+    libc::fcntl(fds[1], libc::F_SETFL, libc::O_NONBLOCK);
+    libc::fcntl(fds[0], libc::F_SETFL, libc::O_NONBLOCK);
+  }
+  signals::set_wake_fd(fds[1]);
+  fds[0]
+}
+
+fn bytes_in(fd: c_int) -> usize {
+  let mut buf = [0u8; 64];
+  // SAFETY: reading into a live buffer from a non-blocking pipe.
+  let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+  n.max(0) as usize
+}
+
+fn session_with_running_task(hard_exit_code: i32) -> Arc<Session> {
+  let session = Session::new(Some(hard_exit_code));
+  let spec = TaskSpec {
+    id: "spin".into(),
+    name: "spin".into(),
+    priority: 50.0,
+    phase: Phase::Stop,
+    depends_on: vec![],
+  };
+  session
+    .record()
+    .register(spec)
+    .unwrap_or_else(|e| fail(e.to_string()));
+  session
+}
+
+fn begin_and_arm(session: &Arc<Session>, budget: Duration) {
+  let now = MonoTime::now();
+  let mut record = session.record();
+  record.begin(
+    Trigger {
+      reason: "manual".into(),
+      signal: None,
+    },
+    now,
+    budget,
+  );
+  record.attach(now);
+  drop(record);
+  session
+    .arm(Deadline::new(now, budget))
+    .unwrap_or_else(|e| fail(e.to_string()));
+}
+
+/// Answers the deadline at once, as a responsive event loop would.
+struct ResponsiveLoop(std::sync::Mutex<Option<Arc<Session>>>);
+
+impl Notifier for ResponsiveLoop {
+  fn notify(&self, event: NativeEvent) {
+    if let Some(session) = self.0.lock().unwrap().as_ref() {
+      match event {
+        NativeEvent::Probe => session.probe.answer(),
+        NativeEvent::Deadline => session.deadline_event.answer(),
+        _ => {}
+      }
+    }
+  }
+}
+
+fn child(scenario: &str) {
+  // SAFETY: alarm only schedules a SIGALRM; its default action ends a hung child.
+  unsafe { libc::alarm(10) };
+  match scenario {
+    "records-wakes-and-chains" => {
+      let wake = wake_pipe();
+      set_handler(libc::SIGTERM, foreign_handler as *const () as usize, 0);
+      signals::install(libc::SIGTERM).unwrap_or_else(|e| fail(e.to_string()));
+      policy(true, None);
+      expect(signals::is_installed(libc::SIGTERM), "our handler is in the slot");
+      raise(libc::SIGTERM);
+      expect(
+        FOREIGN_CALLS.load(Ordering::SeqCst) == 1,
+        "the displaced handler ran once",
+      );
+      let pending: Vec<(c_int, u32)> = signals::take_pending().collect();
+      expect(
+        pending == vec![(libc::SIGTERM, 1)],
+        &format!("pending {pending:?}"),
+      );
+      expect(bytes_in(wake) == 1, "one wake-up byte");
+      expect(
+        signals::first_signal_time().is_some(),
+        "the first signal's time was recorded",
+      );
+    }
+    "second-signal-exits" => {
+      wake_pipe();
+      signals::install(libc::SIGTERM).unwrap_or_else(|e| fail(e.to_string()));
+      signals::install(libc::SIGINT).unwrap_or_else(|e| fail(e.to_string()));
+      policy(true, None);
+      raise(libc::SIGTERM);
+      raise(libc::SIGINT); // exits 130 from inside the handler
+      fail("still alive after a second signal".into());
+    }
+    "second-signal-fixed-code" => {
+      wake_pipe();
+      signals::install(libc::SIGTERM).unwrap_or_else(|e| fail(e.to_string()));
+      policy(true, Some(7));
+      raise(libc::SIGTERM);
+      raise(libc::SIGTERM);
+      fail("still alive after a second signal".into());
+    }
+    "no-escalation" => {
+      wake_pipe();
+      signals::install(libc::SIGTERM).unwrap_or_else(|e| fail(e.to_string()));
+      policy(false, None);
+      raise(libc::SIGTERM);
+      raise(libc::SIGTERM);
+      let pending: Vec<(c_int, u32)> = signals::take_pending().collect();
+      expect(
+        pending == vec![(libc::SIGTERM, 2)],
+        &format!("pending {pending:?}"),
+      );
+    }
+    "never-chains-to-a-one-shot-handler" => {
+      // Node's start-up handler is SA_RESETHAND and re-raises; chaining to it would re-deliver forever.
+      wake_pipe();
+      set_handler(
+        libc::SIGTERM,
+        foreign_handler as *const () as usize,
+        libc::SA_RESETHAND,
+      );
+      signals::install(libc::SIGTERM).unwrap_or_else(|e| fail(e.to_string()));
+      policy(false, None);
+      raise(libc::SIGTERM);
+      expect(
+        FOREIGN_CALLS.load(Ordering::SeqCst) == 0,
+        "the one-shot handler was not chained",
+      );
+      expect(signals::is_installed(libc::SIGTERM), "still ours");
+    }
+    "guard-takes-back-and-cuts-cycles" => {
+      wake_pipe();
+      signals::install(libc::SIGTERM).unwrap_or_else(|e| fail(e.to_string()));
+      policy(false, None);
+      // A neighbour installs itself on top and chains to what it found: us.
+      let ours = set_handler(
+        libc::SIGTERM,
+        chaining_foreign_handler as *const () as usize,
+        libc::SA_SIGINFO,
+      );
+      DISPLACED.store(ours.sa_sigaction, Ordering::SeqCst);
+      expect(!signals::is_installed(libc::SIGTERM), "displaced");
+      let found = signals::reassert();
+      expect(
+        found.len() == 1 && found[0].chained,
+        &format!("reassert found {found:?}"),
+      );
+      expect(signals::is_installed(libc::SIGTERM), "taken back");
+      // Now we chain to the neighbour, which chains back to us: the re-entry table must cut the cycle.
+      raise(libc::SIGTERM);
+      expect(
+        FOREIGN_CALLS.load(Ordering::SeqCst) == 1,
+        "the neighbour ran once",
+      );
+      let pending: Vec<(c_int, u32)> = signals::take_pending().collect();
+      expect(
+        pending == vec![(libc::SIGTERM, 1)],
+        &format!("counted once, not twice: {pending:?}"),
+      );
+      expect(signals::reassert().is_empty(), "nothing more to take back");
+    }
+    "watchdog-hard-exit-blocked" => {
+      let session = session_with_running_task(124);
+      begin_and_arm(&session, Duration::from_millis(200));
+      std::thread::sleep(Duration::from_secs(5)); // "blocked": the watchdog must end the process
+      fail("the watchdog did not exit".into());
+    }
+    "watchdog-hard-exit-responsive" => {
+      let session = session_with_running_task(124);
+      let notifier = Arc::new(ResponsiveLoop(std::sync::Mutex::new(Some(session.clone()))));
+      session.set_notifier(notifier);
+      begin_and_arm(&session, Duration::from_millis(200));
+      std::thread::sleep(Duration::from_secs(5));
+      fail("the watchdog did not exit".into());
+    }
+    "watchdog-disarmed" => {
+      let session = session_with_running_task(124);
+      begin_and_arm(&session, Duration::from_millis(100));
+      session.record().finish(0);
+      session.disarm();
+      std::thread::sleep(Duration::from_millis(400));
+    }
+    "signal-begins-shutdown-natively" => {
+      // The owner's shutdown begins on the watchdog thread, from the handler's timestamp, even though
+      // nothing else (no event loop here) ever picks it up.
+      let session = session_with_running_task(124);
+      watchdog::set_signal_owner(Some(SignalOwner {
+        session: session.clone(),
+        budget: Duration::from_millis(150),
+      }))
+      .unwrap_or_else(|e| fail(e.to_string()));
+      signals::install(libc::SIGTERM).unwrap_or_else(|e| fail(e.to_string()));
+      policy(true, None);
+      raise(libc::SIGTERM);
+      std::thread::sleep(Duration::from_secs(5));
+      fail("the watchdog did not exit".into());
+    }
+    other => fail(format!("unknown scenario {other}")),
+  }
+  std::process::exit(0)
+}
+
+// ---- the parent side -----------------------------------------------------------------------------------
+
+struct Outcome {
+  status: ExitStatus,
+  stderr: String,
+  lived: Duration,
+}
+
+fn run(scenario: &str) -> Outcome {
+  let started = Instant::now();
+  let mut child = Command::new(std::env::current_exe().expect("own path"))
+    .env("TITAN_SCENARIO", scenario)
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn the scenario");
+  let give_up = started + Duration::from_secs(10);
+  let status = loop {
+    if let Some(status) = child.try_wait().expect("wait") {
+      break status;
+    }
+    if Instant::now() > give_up {
+      let _ = child.kill();
+      break child.wait().expect("wait after kill");
+    }
+    std::thread::sleep(Duration::from_millis(2));
+  };
+  let lived = started.elapsed();
+  let mut stderr = String::new();
+  if let Some(mut pipe) = child.stderr.take() {
+    use std::io::Read;
+    let _ = pipe.read_to_string(&mut stderr);
+  }
+  Outcome {
+    status,
+    stderr,
+    lived,
+  }
+}
+
+type Check = fn(&Outcome) -> Result<(), String>;
+
+fn exit_code(outcome: &Outcome, code: i32) -> Result<(), String> {
+  match outcome.status.code() {
+    Some(c) if c == code => Ok(()),
+    _ => Err(format!(
+      "expected exit {code}, got {:?}; stderr:\n{}",
+      outcome.status, outcome.stderr
+    )),
+  }
+}
+
+fn contains(outcome: &Outcome, text: &str) -> Result<(), String> {
+  if outcome.stderr.contains(text) {
+    Ok(())
+  } else {
+    Err(format!("stderr lacks {text:?}:\n{}", outcome.stderr))
+  }
+}
+
+fn lived_between(outcome: &Outcome, min_ms: u64, max_ms: u64) -> Result<(), String> {
+  let ms = outcome.lived.as_millis() as u64;
+  if (min_ms..=max_ms).contains(&ms) {
+    Ok(())
+  } else {
+    Err(format!("lived {ms} ms, expected {min_ms}..={max_ms}"))
+  }
+}
+
+const SCENARIOS: &[(&str, Check)] = &[
+  ("records-wakes-and-chains", |o| exit_code(o, 0)),
+  ("second-signal-exits", |o| {
+    exit_code(o, 130)?;
+    contains(
+      o,
+      "titan-lifecycle: second SIGINT during shutdown, exiting now with code 130",
+    )
+  }),
+  ("second-signal-fixed-code", |o| exit_code(o, 7)),
+  ("no-escalation", |o| exit_code(o, 0)),
+  ("never-chains-to-a-one-shot-handler", |o| exit_code(o, 0)),
+  ("guard-takes-back-and-cuts-cycles", |o| exit_code(o, 0)),
+  ("watchdog-hard-exit-blocked", |o| {
+    exit_code(o, 124)?;
+    // Deadline 200 ms. The loop never answered the probe, so the watchdog does not wait for it: the rest is
+    // process start-up and a loaded machine.
+    lived_between(o, 195, 600)?;
+    contains(o, "did not finish within its 200.0 ms deadline")?;
+    contains(o, "event loop: blocked (no answer to a probe sent")?;
+    contains(o, "running: 'spin'")
+  }),
+  ("watchdog-hard-exit-responsive", |o| {
+    exit_code(o, 124)?;
+    lived_between(o, 195, 600)?;
+    contains(o, "event loop: responsive")
+  }),
+  ("watchdog-disarmed", |o| exit_code(o, 0)),
+  ("signal-begins-shutdown-natively", |o| {
+    exit_code(o, 124)?;
+    lived_between(o, 145, 600)?;
+    contains(o, "(reason SIGTERM) did not finish within its 150.0 ms deadline")?;
+    contains(o, "the shutdown never reached JavaScript")?;
+    contains(o, "pending: 'spin'")
+  }),
+];
+
+fn main() {
+  if let Ok(scenario) = std::env::var("TITAN_SCENARIO") {
+    child(&scenario);
+    return;
+  }
+  println!("\nrunning {} tests", SCENARIOS.len());
+  let mut failed = 0;
+  for (name, check) in SCENARIOS {
+    match check(&run(name)) {
+      Ok(()) => println!("test {name} ... ok"),
+      Err(why) => {
+        failed += 1;
+        println!("test {name} ... FAILED\n{why}");
+      }
+    }
+  }
+  let verdict = if failed == 0 { "ok" } else { "FAILED" };
+  println!(
+    "\ntest result: {verdict}. {} passed; {failed} failed; 0 ignored; 0 measured; 0 filtered out\n",
+    SCENARIOS.len() - failed
+  );
+  std::process::exit(if failed == 0 { 0 } else { 1 });
+}
