@@ -28,6 +28,8 @@ export declare class NativeShutdown {
   finish(exitCode: number, exiting: boolean): void
   /** Every task of the shutdown, in plan order, with its status and duration. */
   taskRecords(): Array<TaskRecord>
+  /** JavaScript's answer to the watchdog's probe: its event loop is free. */
+  answerProbe(): void
   /** JavaScript has emitted its hard-exit events; the watchdog may exit now. */
   answerDeadline(): void
   /**
@@ -37,9 +39,9 @@ export declare class NativeShutdown {
   listen(callback: (arg: NativeEventJs) => void): void
   /**
    * Takes ownership of the given signals for this manager. `second_signal_code`: the exit code of a second
-   * signal, or none for 128 + its number.
+   * signal, or none for 128 + its number. `exclusive`: keep owned signals from JavaScript listeners.
    */
-  ownSignals(signalNumbers: Array<number>, budgetMs: number, escalate: boolean, secondSignalCode?: number | undefined | null): void
+  ownSignals(signalNumbers: Array<number>, budgetMs: number, escalate: boolean, secondSignalCode: number | undefined | null, exclusive: boolean): void
   /** Gives the signals back (to libuv, or Node's defaults). Does nothing if this manager does not own them. */
   releaseSignals(): void
 }
@@ -55,7 +57,7 @@ export interface MissingDependency {
 
 /** An event from the watchdog thread, as JavaScript receives it. */
 export interface NativeEventJs {
-  /** 'signal' | 'deadline' | 'displaced' */
+  /** 'signal' | 'probe' | 'deadline' | 'displaced' */
   kind: string
   signal?: string
   /** For 'signal': how long ago the handler ran, measured when JavaScript receives the event. */

@@ -82,6 +82,8 @@ export interface ShutdownManagerOptions {
   handleUncaughtErrors?: boolean
   /** A second owned signal during a shutdown exits at once. @default true */
   forceExitOnSecondSignal?: boolean
+  /** Owned signals reach this manager only, not other code's process.on(signal) listeners. @default false */
+  exclusiveSignals?: boolean
   /** At the deadline, end the process natively. false: never kill it; stop() reports hardExit instead. @default true */
   hardExit?: boolean
   exitCodes?: ExitCodes

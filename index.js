@@ -88,9 +88,9 @@ class ShutdownManager extends EventEmitter {
       this.#ownsSignals = false
     }
     if (this.#errorListeners) {
-      process.removeListener('uncaughtException', this.#errorListeners.uncaughtException)
-      process.removeListener('unhandledRejection', this.#errorListeners.unhandledRejection)
+      const hooks = this.#errorListeners
       this.#errorListeners = null
+      for (const [event, listener] of Object.entries(hooks)) process.removeListener(event, listener)
     }
   }
 
@@ -137,6 +137,10 @@ class ShutdownManager extends EventEmitter {
       switch (event.kind) {
         case 'signal':
           return this.#onSignal(event)
+        case 'probe':
+          // The watchdog asks, shortly before a deadline, whether this loop is free: answering is the answer.
+          this.#native.answerProbe()
+          return
         case 'deadline':
           if (this.#run && !this.#run.finished) this.#run.onDeadline()
           else this.#native.answerDeadline()
@@ -171,10 +175,10 @@ class ShutdownManager extends EventEmitter {
           'dispose() that manager first or pass signals: []',
       )
     }
-    const { signals, gracefulShutdownTimeout, forceExitOnSecondSignal, exitCodes } = this.#config
+    const { signals, gracefulShutdownTimeout, forceExitOnSecondSignal, exitCodes, exclusiveSignals } = this.#config
     const numbers = signals.map((name) => native.ownableSignalNumber(name))
     const secondSignalCode = exitCodes.secondSignal === 'signal' ? null : exitCodes.secondSignal
-    this.#native.ownSignals(numbers, gracefulShutdownTimeout, forceExitOnSecondSignal, secondSignalCode)
+    this.#native.ownSignals(numbers, gracefulShutdownTimeout, forceExitOnSecondSignal, secondSignalCode, exclusiveSignals)
     this.#ownsSignals = true
     Object.defineProperty(process, SIGNAL_OWNER, {
       value: {
@@ -201,16 +205,36 @@ class ShutdownManager extends EventEmitter {
       }
       this.#begin(reason, this.#config.gracefulShutdownTimeout, { exit: true, fatal: true })
     }
-    this.#errorListeners = {
+    const hooks = {
       uncaughtException: (error, origin) =>
         onFatal(
           origin === 'unhandledRejection' ? ShutdownReason.UnhandledRejection : ShutdownReason.UncaughtException,
           error,
         ),
       unhandledRejection: (reason) => onFatal(ShutdownReason.UnhandledRejection, reason),
+      // Libraries do remove these (`process.removeAllListeners()` takes every listener of every event). Put
+      // ours back on the next tick: during removeAllListeners Node is still walking the listener array, and
+      // re-adding inside it is unsafe. An exception thrown in the same tick as the removal finds no hook.
+      removeListener: (event, listener) => {
+        if (listener !== hooks[event] || this.#errorListeners !== hooks || restoreScheduled) return
+        restoreScheduled = true
+        process.nextTick(restore)
+      },
     }
-    process.on('uncaughtException', this.#errorListeners.uncaughtException)
-    process.on('unhandledRejection', this.#errorListeners.unhandledRejection)
+    let restoreScheduled = false
+    const restore = () => {
+      restoreScheduled = false
+      if (this.#errorListeners !== hooks) return // disposed meanwhile
+      for (const [event, listener] of Object.entries(hooks)) {
+        if (process.listeners(event).includes(listener)) continue
+        process.on(event, listener)
+        if (event !== 'removeListener') {
+          this.#config.logger.warn(`another library removed the manager's '${event}' listener; it is back`)
+        }
+      }
+    }
+    this.#errorListeners = hooks
+    for (const [event, listener] of Object.entries(hooks)) process.on(event, listener)
   }
 
   /** Calls each listener on its own, so one that throws (or rejects) neither breaks the shutdown nor the rest. */

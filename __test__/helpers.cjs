@@ -13,12 +13,16 @@ const FIXTURES = path.join(__dirname, 'fixtures')
 const now = () => Number(process.hrtime.bigint()) / 1e6
 
 /**
- * Starts `fixtures/<name>` with `args`. Returns { child, ready, exited, lines }:
+ * Starts `fixtures/<name>` (or an absolute path) with `args`. Returns { child, ready, exited, lines, output }:
  * - `ready` resolves once the fixture printed its ready line;
- * - `exited` resolves to { code, signal, stdout, stderr, lines, exitedAt, killedByTimer }.
+ * - `exited` resolves to { code, signal, stdout, stderr, lines, exitedAt, killedByTimer };
+ * - `output()` is what it has printed so far, as { stdout, stderr }.
+ * `node` runs it with another Node binary; `command` runs it under a wrapper (e.g. unshare), before node.
  */
-function start(name, args = [], { killAfterMs = 15_000, env = {}, cwd } = {}) {
-  const child = spawn(process.execPath, [path.join(FIXTURES, name), ...args.map(String)], {
+function start(name, args = [], { killAfterMs = 15_000, env = {}, cwd, node = process.execPath, command = [] } = {}) {
+  const script = path.isAbsolute(name) ? name : path.join(FIXTURES, name)
+  const argv = [...command, node, script, ...args.map(String)]
+  const child = spawn(argv[0], argv.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
     cwd,
@@ -65,7 +69,16 @@ function start(name, args = [], { killAfterMs = 15_000, env = {}, cwd } = {}) {
       resolve({ code, signal, stdout, stderr, lines, exitedAt: now(), killedByTimer })
     })
   })
-  return { child, ready, exited, lines }
+  return { child, ready, exited, lines, output: () => ({ stdout, stderr }) }
+}
+
+/** Resolves once `predicate()` holds, polling every 5 ms; rejects after `timeoutMs`. */
+async function waitFor(predicate, timeoutMs = 5000, what = 'a condition') {
+  const giveUp = now() + timeoutMs
+  while (!predicate()) {
+    if (now() > giveUp) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
 }
 
 /** Sends `signal` to the child and returns the monotonic time it was sent. */
@@ -90,4 +103,4 @@ async function run(name, args = [], options = {}) {
   return start(name, args, options).exited
 }
 
-module.exports = { start, kill, run, eventNames, find, now, FIXTURES }
+module.exports = { start, kill, run, waitFor, eventNames, find, now, FIXTURES }

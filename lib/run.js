@@ -210,12 +210,14 @@ class ShutdownRun {
   }
 }
 
+/** Text for a log line about whatever a task threw. Never throws, whatever it is given. */
 function describeError(error) {
-  if (error instanceof Error) return error.stack ?? error.message
   try {
+    if (error instanceof Error) return String(error.stack ?? error.message)
     return String(error)
   } catch {
-    return typeof error
+    // A proxy whose traps throw, an object whose toString throws: say what can be said safely.
+    return `a thrown ${typeof error} that cannot be printed`
   }
 }
 

@@ -17,7 +17,7 @@ function newestSource() {
     if (stat.isDirectory()) for (const entry of fs.readdirSync(file)) visit(path.join(file, entry))
     else newest = Math.max(newest, stat.mtimeMs)
   }
-  for (const source of ['src', 'build.rs', 'Cargo.toml', 'Cargo.lock']) visit(path.join(root, source))
+  for (const source of ['src', 'core', 'build.rs', 'Cargo.toml', 'Cargo.lock']) visit(path.join(root, source))
   return newest
 }
 

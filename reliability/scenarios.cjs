@@ -1,0 +1,290 @@
+'use strict'
+// The adversarial scenarios. Each runs real child processes with real signals, under the Node binary it is
+// given, and either returns what it observed or throws what went wrong. `reliability/run.cjs` runs them on
+// every Node version and writes docs/reliability.md.
+
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const path = require('node:path')
+const { execFileSync } = require('node:child_process')
+const { start, kill, run, waitFor, find, eventNames } = require('../__test__/helpers.cjs')
+
+const FIXTURES = path.join(__dirname, 'fixtures')
+const fixture = (name) => path.join(FIXTURES, name)
+const MAIN_FIXTURES = path.join(__dirname, '..', '__test__', 'fixtures')
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+function outcome({ code, signal }) {
+  return signal ? `killed by ${signal}` : `exit ${code}`
+}
+
+function assertGraceful(result, reason = 'SIGTERM') {
+  assert.equal(result.signal, null, `killed by ${result.signal}\n${result.stderr}`)
+  assert.equal(result.code, 0, result.stderr)
+  assert.equal(find(result.lines, 'event', { event: 'shutdown:start' })?.reason, reason)
+  assert.ok(find(result.lines, 'event', { event: 'shutdown:complete' }), 'the shutdown completed')
+}
+
+/** Sends SIGTERM once the fixture is ready; returns the result. */
+async function sigtermWhenReady(name, args, options) {
+  const child = start(name, args, options)
+  await child.ready
+  kill(child.child, 'SIGTERM')
+  return child.exited
+}
+
+const scenarios = [
+  {
+    id: 'foreign-exit-listener',
+    title: "hostile neighbour: another library's `process.on('SIGTERM', () => process.exit(0))`",
+    expect: 'documented: that listener exits the process (code 0) before the shutdown runs',
+    async run({ node }) {
+      const result = await sigtermWhenReady(fixture('exit-listener.cjs'), [], { node })
+      assert.equal(result.signal, null)
+      assert.equal(result.code, 0)
+      assert.ok(find(result.lines, 'foreign-exit'), 'the foreign listener ran')
+      assert.ok(!find(result.lines, 'task-end'), 'the foreign exit cut the shutdown short')
+      return { observed: `${outcome(result)}, shutdown cut short` }
+    },
+  },
+  {
+    id: 'foreign-exit-listener-exclusive',
+    title: 'the same neighbour with `exclusiveSignals: true`',
+    expect: 'the foreign listener never runs; the shutdown completes, exit 0',
+    async run({ node }) {
+      const result = await sigtermWhenReady(fixture('exit-listener.cjs'), ['exclusive'], { node })
+      assertGraceful(result)
+      assert.ok(!find(result.lines, 'foreign-exit'), 'the foreign listener did not run')
+      assert.ok(find(result.lines, 'task-end', { id: 'drain' }))
+      return { observed: outcome(result) }
+    },
+  },
+  {
+    id: 'native-neighbour',
+    title: 'hostile native neighbour re-installs its own SIGTERM handler with sigaction after us',
+    expect: 'the guard takes the signal back within its 200 ms period and warns; SIGTERM is graceful',
+    async run({ node, neighbourLibrary }) {
+      const child = start(fixture('neighbour.cjs'), [], {
+        node,
+        env: { LD_PRELOAD: neighbourLibrary(), NEIGHBOUR_DELAY_MS: '300' },
+      })
+      await child.ready
+      const installedAt = () => Number(/neighbour: installed at ([\d.]+)/.exec(child.output().stderr)?.[1])
+      await waitFor(() => installedAt() > 0, 5000, 'the neighbour to install its handler')
+      await waitFor(() => find(child.lines, 'warn'), 2000, 'the guard to report the displacement')
+      const restoredAfter = find(child.lines, 'warn').at - installedAt()
+      assert.match(find(child.lines, 'warn').message, /native code replaced the SIGTERM handler with .*ownership was restored/)
+      assert.ok(restoredAfter <= 200 + 100, `restored ${restoredAfter.toFixed(1)} ms after the neighbour took it`)
+      kill(child.child, 'SIGTERM')
+      const result = await child.exited
+      assertGraceful(result)
+      const neighbourRuns = result.stderr.split('neighbour: handler ran').length - 1
+      assert.equal(neighbourRuns, 1, 'the neighbour, now chained after us, still got the signal once')
+      return { observed: `${outcome(result)}, restored after ${restoredAfter.toFixed(0)} ms` }
+    },
+  },
+  {
+    id: 'remove-all-listeners',
+    title: '`process.removeAllListeners()` with no argument, then SIGTERM',
+    expect: 'graceful shutdown, exit 0',
+    async run({ node }) {
+      const result = await sigtermWhenReady(path.join(MAIN_FIXTURES, 'foreign-listeners.cjs'), ['remove-all'], { node })
+      assertGraceful(result)
+      return { observed: outcome(result) }
+    },
+  },
+  ...['uncaughtException', 'all'].map((removed) => ({
+    id: `error-hooks-removed-${removed === 'all' ? 'all' : 'uncaught'}`,
+    title:
+      removed === 'all'
+        ? 'a library calls `process.removeAllListeners()`, then an exception goes uncaught'
+        : "a library calls `process.removeAllListeners('uncaughtException')`, then an exception goes uncaught",
+    expect: 'the manager puts its listener back (and warns); the exception shuts down with exit 1',
+    async run({ node }) {
+      const result = await run(fixture('hooks-removed.cjs'), [removed], { node })
+      assert.equal(result.signal, null, result.stderr)
+      assert.equal(result.code, 1, result.stderr)
+      assert.equal(find(result.lines, 'ready').uncaughtListeners, 0, 'the listener really was removed')
+      assert.match(find(result.lines, 'warn').message, /removed the manager's 'uncaughtException' listener; it is back/)
+      assert.equal(find(result.lines, 'event', { event: 'shutdown:start' }).reason, 'uncaughtException')
+      assert.ok(find(result.lines, 'task-end', { id: 'drain' }))
+      return { observed: outcome(result) }
+    },
+  })),
+  {
+    id: 'two-copies',
+    title: 'two copies of the package in one process',
+    expect: 'exactly one owns the signals, the other gets ERR_SIGNALS_OWNED; SIGTERM runs one shutdown',
+    async run({ node, packageCopy }) {
+      const result = await sigtermWhenReady(fixture('two-copies.cjs'), [packageCopy()], { node })
+      assertGraceful(result)
+      assert.equal(find(result.lines, 'second-owner').outcome.code, 'ERR_SIGNALS_OWNED')
+      assert.equal(eventNames(result.lines).filter((e) => e === 'shutdown:start').length, 1)
+      assert.ok(!find(result.lines, 'copy-task-ran'), "the second copy's manager did not shut down")
+      return { observed: `${outcome(result)}, one shutdown` }
+    },
+  },
+  {
+    id: 'worker-churn',
+    title: '20 workers load the package and come and go while SIGTERM arrives every 3 ms',
+    expect: 'no crash or abort at worker exit, ownership intact, one shutdown, exit 0',
+    async run({ node }) {
+      const child = start(fixture('worker-churn.cjs'), [], { node, killAfterMs: 30_000 })
+      await child.ready
+      let sent = 0
+      const exited = child.exited.then((r) => r)
+      let done = false
+      exited.then(() => (done = true))
+      while (!done) {
+        try {
+          process.kill(child.child.pid, 'SIGTERM')
+          sent++
+        } catch {
+          break
+        }
+        await sleep(3)
+      }
+      const result = await exited
+      assertGraceful(result)
+      const churn = find(result.lines, 'churn')
+      assert.equal(churn.finished, 20)
+      assert.deepEqual(churn.problems, [])
+      assert.equal(churn.sigtermOwned, true, 'our handler was still in the SIGTERM slot')
+      assert.equal(eventNames(result.lines).filter((e) => e === 'shutdown:start').length, 1)
+      return { observed: `${outcome(result)}, ${sent} SIGTERMs sent` }
+    },
+  },
+  {
+    id: 'pid1',
+    title: 'the service as PID 1 of a new PID namespace, SIGTERM sent from outside',
+    expect: 'graceful shutdown, exit 0 (plain Node as PID 1, the control, ignores the same SIGTERM)',
+    async run({ node }) {
+      const unshare = ['unshare', '--pid', '--fork', '--mount-proc']
+      const launch = async (mode) => {
+        const child = start(fixture('pid1.cjs'), [mode], { node, command: unshare })
+        const readyLine = await child.ready
+        assert.ok(readyLine, `did not start under unshare (root is needed):\n${child.output().stderr}`)
+        assert.equal(readyLine.pidInNamespace, 1)
+        // The node process is unshare's child; signal it by its pid outside the namespace.
+        const inner = Number(fs.readFileSync(`/proc/${child.child.pid}/task/${child.child.pid}/children`, 'utf8').trim())
+        return { child, inner }
+      }
+      const control = await launch('plain')
+      process.kill(control.inner, 'SIGTERM')
+      await sleep(300)
+      assert.ok(fs.existsSync(`/proc/${control.inner}`), 'plain Node as PID 1 should have ignored SIGTERM')
+      process.kill(control.inner, 'SIGKILL')
+      await control.child.exited
+
+      const managed = await launch('managed')
+      process.kill(managed.inner, 'SIGTERM')
+      const result = await managed.child.exited
+      assertGraceful(result)
+      return { observed: `${outcome(result)} (control: ignored SIGTERM)` }
+    },
+  },
+  ...[
+    ['signal-storm-escalate', {}, 'exits at the second signal with 128 + its number (130 or 143); never hangs'],
+    ['signal-storm-join', { forceExitOnSecondSignal: false }, 'every signal joins; the shutdown completes, exit 0; never hangs'],
+  ].map(([id, options, expect]) => ({
+    id,
+    title: `100 000 alternating SIGTERM/SIGINT at a process with JavaScript listeners on both${
+      options.forceExitOnSecondSignal === false ? ' (`forceExitOnSecondSignal: false`)' : ''
+    }`,
+    expect,
+    async run({ node }) {
+      const child = start(fixture('storm.cjs'), [JSON.stringify(options), 1500], { node, killAfterMs: 30_000 })
+      await child.ready
+      let sent = 0
+      for (; sent < 100_000; sent++) {
+        try {
+          process.kill(child.child.pid, sent % 2 ? 'SIGINT' : 'SIGTERM')
+        } catch {
+          break // the process is gone (it exited at the second signal)
+        }
+        if (sent % 1000 === 999) await sleep(0) // let the child's exit be noticed
+      }
+      const result = await child.exited
+      assert.ok(!result.killedByTimer, 'the process hung under the storm')
+      assert.equal(result.signal, null, `died by ${result.signal}`)
+      if (options.forceExitOnSecondSignal === false) {
+        assert.equal(result.code, 0, result.stderr)
+        assert.equal(sent, 100_000)
+        const heard = find(result.lines, 'heard')
+        assert.ok(heard.SIGTERM > 0 && heard.SIGINT > 0, 'JavaScript listeners still heard signals')
+        return { observed: `${outcome(result)} after ${sent} signals (listeners heard ${heard.SIGTERM + heard.SIGINT})` }
+      }
+      assert.ok([130, 143].includes(result.code), `exit ${result.code}`)
+      assert.match(result.stderr, /second SIG(INT|TERM) during shutdown, exiting now with code 1(30|43)/)
+      return { observed: `${outcome(result)} after ${sent} signals sent` }
+    },
+  })),
+  {
+    id: 'exit-race',
+    title: 'SIGTERM at the moment the process exits on its own, 60 runs',
+    expect: 'every run exits 0: never killed by the signal, never SIGSEGV or SIGABRT',
+    async run({ node }) {
+      const outcomes = {}
+      for (let i = 0; i < 60; i++) {
+        const child = start(fixture('exit-race.cjs'), [20], { node })
+        await child.ready
+        // Spread the signal from before the exit to after it: 0-40 ms after ready, the exit is at ~20 ms.
+        await sleep((i * 2) % 40)
+        try {
+          process.kill(child.child.pid, 'SIGTERM')
+        } catch {
+          // Already gone: the natural exit won the race.
+        }
+        const o = outcome(await child.exited)
+        outcomes[o] = (outcomes[o] ?? 0) + 1
+      }
+      assert.deepEqual(outcomes, { 'exit 0': 60 })
+      return { observed: 'exit 0 ×60' }
+    },
+  },
+  {
+    id: 'blocked-loop',
+    title: '`while (true) {}` with a 300 ms deadline, then SIGTERM, 20 runs',
+    expect: 'every run exits with the hard-exit code 124 (lateness: see docs/benchmarks or bench/deadline.cjs)',
+    async run({ node }) {
+      const codes = {}
+      for (let i = 0; i < 20; i++) {
+        const child = start(path.join(MAIN_FIXTURES, 'blocked.cjs'), ['in-task', 300], { node })
+        await child.ready
+        kill(child.child, 'SIGTERM')
+        const o = outcome(await child.exited)
+        codes[o] = (codes[o] ?? 0) + 1
+      }
+      assert.deepEqual(codes, { 'exit 124': 20 })
+      return { observed: 'exit 124 ×20' }
+    },
+  },
+  {
+    id: 'fuzz',
+    title: 'property-based fuzzing of the API (fast-check): hostile arguments, proxies, throwing getters, cycles',
+    expect: 'only documented errors, each task at most once, order kept, no abort; at least 10 000 sequences',
+    async run({ node }) {
+      const result = await run(path.join(__dirname, 'fuzz.cjs'), [], { node, killAfterMs: 300_000 })
+      assert.equal(result.signal, null, `the fuzzed process died by ${result.signal}\n${result.stderr}`)
+      assert.equal(result.code, 0, result.stdout + result.stderr)
+      const summary = find(result.lines, 'summary')
+      assert.ok(summary.sequences >= 10_000, `only ${summary.sequences} sequences`)
+      return { observed: `${summary.sequences} sequences, ${summary.largest} tasks in the largest` }
+    },
+  },
+  {
+    id: 'leaks',
+    title: '100 000 register/unregister cycles and 1 000 stop() runs on fresh managers',
+    expect: 'RSS, heap and active handles stay flat (bounds in reliability/leaks.cjs)',
+    async run({ node }) {
+      const result = await run(path.join(__dirname, 'leaks.cjs'), [], { node, killAfterMs: 300_000 })
+      assert.equal(result.code, 0, result.stdout + result.stderr)
+      const lines = result.lines.filter((l) => l.kind === 'leak')
+      return {
+        observed: lines.map((l) => `${l.phase}: RSS ${l.rssBeforeMb}→${l.rssAfterMb} MB, handles ${l.handlesBefore}→${l.handlesAfter}`).join('; '),
+      }
+    },
+  },
+]
+
+module.exports = { scenarios }
