@@ -14,8 +14,12 @@ export declare class NativeShutdown {
   unregister(id: string): boolean
   get state(): string
   get taskCount(): number
-  /** Begins the shutdown (or picks up the one a signal began natively) and hands its first tasks over. */
-  begin(reason: string, budgetMs: number): RunStart
+  /**
+   * Begins the shutdown (or picks up the one a signal began natively) and hands its first tasks over.
+   * `signal`: the owned signal JavaScript was told of, if that is what started it; the shutdown then counts
+   * from the instant the handler ran, whichever of JavaScript and the watchdog gets here first.
+   */
+  begin(reason: string, budgetMs: number, signal?: string | undefined | null): RunStart
   /**
    * Records how a task ended: 'succeeded' | 'failed' | 'timedOut'. Returns null if the task was not
    * running (a late settle after a timeout).
@@ -38,10 +42,11 @@ export declare class NativeShutdown {
    */
   listen(callback: (arg: NativeEventJs) => void): void
   /**
-   * Takes ownership of the given signals for this manager. `second_signal_code`: the exit code of a second
-   * signal, or none for 128 + its number. `exclusive`: keep owned signals from JavaScript listeners.
+   * Takes ownership of the given signals for this manager. `dispatcher`: a module-level function that
+   * forwards a signal event to the manager owning the signals; it is called directly from the main loop
+   * (see `DirectCaller`).
    */
-  ownSignals(signalNumbers: Array<number>, budgetMs: number, escalate: boolean, secondSignalCode: number | undefined | null, exclusive: boolean): void
+  ownSignals(options: SignalOptions, dispatcher: (arg: NativeEventJs) => void): void
   /** Gives the signals back (to libuv, or Node's defaults). Does nothing if this manager does not own them. */
   releaseSignals(): void
 }
@@ -90,6 +95,20 @@ export interface SettleResult {
   durationMs: number
   ready: Array<number>
   finished: boolean
+}
+
+/** How a manager owns signals. */
+export interface SignalOptions {
+  /** Signal numbers to own. */
+  signals: Array<number>
+  /** The budget of a signal-triggered shutdown (`gracefulShutdownTimeout`). */
+  budgetMs: number
+  /** A second owned signal during a shutdown exits at once. */
+  escalate: boolean
+  /** The exit code of that exit; none for 128 + the signal number. */
+  secondSignalCode?: number
+  /** Keep owned signals from JavaScript `process.on(signal)` listeners. */
+  exclusive: boolean
 }
 
 /** A task's line in a shutdown result. */

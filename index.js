@@ -8,7 +8,7 @@ const { EventEmitter } = require('node:events')
 
 const native = require('./lib/native')
 const { ShutdownReason, ShutdownPriority, ShutdownEvent, ShutdownPhase } = require('./lib/constants')
-const { ShutdownRun, describeError } = require('./lib/run')
+const { ShutdownRun, describeError, warmUp } = require('./lib/run')
 const { validateManagerOptions, validateTask, validateTaskId, validateStopOptions, lifecycleError } = require('./lib/validate')
 
 /**
@@ -19,6 +19,15 @@ const { validateManagerOptions, validateTask, validateTaskId, validateStopOption
 const SIGNAL_OWNER = Symbol.for('titan-lifecycle.signal-owner')
 
 class ShutdownManager extends EventEmitter {
+  /** The manager of this copy of the package that owns the signals, if any. */
+  static #signalOwner = null
+
+  /**
+   * Called straight from the main loop when an owned signal arrives (see DirectCaller in src/binding.rs).
+   * One function for the whole process, so the native side can hold it forever without holding a manager.
+   */
+  static #dispatchSignal = (event) => ShutdownManager.#signalOwner?.#onNativeEvent(event)
+
   #config
   #native
   #tasks = new Map()
@@ -32,6 +41,12 @@ class ShutdownManager extends EventEmitter {
     this.#config = validateManagerOptions(options)
     const { hardExit, exitCodes, disableGracefulShutdown, signals, handleUncaughtErrors } = this.#config
     this.#native = new native.NativeShutdown(hardExit ? exitCodes.hardExit : null)
+    // Compile the shutdown path in the first turn of the event loop, not between a signal and the first
+    // task. Ref'd on purpose: an unref'd immediate waits for the next wake-up, which may be the signal.
+    setImmediate(() => {
+      warmUp(exitCodes)
+      this.#onNativeEvent({ kind: 'warm-up' })
+    })
     if (disableGracefulShutdown) return
     if (signals.length > 0) this.#ownSignals()
     if (handleUncaughtErrors) this.#hookErrors()
@@ -85,6 +100,7 @@ class ShutdownManager extends EventEmitter {
     if (this.#ownsSignals) {
       this.#native.releaseSignals()
       if (process[SIGNAL_OWNER]?.manager === this) delete process[SIGNAL_OWNER]
+      if (ShutdownManager.#signalOwner === this) ShutdownManager.#signalOwner = null
       this.#ownsSignals = false
     }
     if (this.#errorListeners) {
@@ -94,7 +110,7 @@ class ShutdownManager extends EventEmitter {
     }
   }
 
-  #begin(reason, timeout, runOptions) {
+  #begin(reason, timeout, runOptions, signal = undefined) {
     this.#listen()
     const run = new ShutdownRun(
       {
@@ -108,7 +124,7 @@ class ShutdownManager extends EventEmitter {
     )
     this.#run = run
     try {
-      return run.start(reason, timeout)
+      return run.start(reason, timeout, signal)
     } catch (error) {
       this.#run = null
       return Promise.reject(error)
@@ -148,6 +164,10 @@ class ShutdownManager extends EventEmitter {
         case 'displaced':
           this.#config.logger.warn(event.detail)
           return
+        case 'warm-up':
+          // Compiles this path and the emitter ahead of a real event (see warmUp in lib/run.js).
+          this.#safeEmit('titan-lifecycle:warm-up', undefined)
+          return
       }
     } catch (error) {
       this.#config.logger.error(`internal error handling a native ${event.kind} event: ${describeError(error)}`)
@@ -160,8 +180,9 @@ class ShutdownManager extends EventEmitter {
       this.#joinWithExit()
       return
     }
-    // The native side already began this shutdown, with its deadline counted from the signal handler.
-    this.#begin(ShutdownReason.Signal, this.#config.gracefulShutdownTimeout, { exit: true })
+    // The native side begins this shutdown (if the watchdog has not already), with its reason and its
+    // deadline counted from the instant the signal handler ran.
+    this.#begin(ShutdownReason.Signal, this.#config.gracefulShutdownTimeout, { exit: true }, signal)
   }
 
   #ownSignals() {
@@ -177,9 +198,19 @@ class ShutdownManager extends EventEmitter {
     }
     const { signals, gracefulShutdownTimeout, forceExitOnSecondSignal, exitCodes, exclusiveSignals } = this.#config
     const numbers = signals.map((name) => native.ownableSignalNumber(name))
-    const secondSignalCode = exitCodes.secondSignal === 'signal' ? null : exitCodes.secondSignal
-    this.#native.ownSignals(numbers, gracefulShutdownTimeout, forceExitOnSecondSignal, secondSignalCode, exclusiveSignals)
+    const secondSignalCode = exitCodes.secondSignal === 'signal' ? undefined : exitCodes.secondSignal
+    this.#native.ownSignals(
+      {
+        signals: numbers,
+        budgetMs: gracefulShutdownTimeout,
+        escalate: forceExitOnSecondSignal,
+        secondSignalCode,
+        exclusive: exclusiveSignals,
+      },
+      ShutdownManager.#dispatchSignal,
+    )
     this.#ownsSignals = true
+    ShutdownManager.#signalOwner = this
     Object.defineProperty(process, SIGNAL_OWNER, {
       value: {
         manager: this,

@@ -104,6 +104,21 @@ pub struct TaskRecord {
   pub duration_ms: f64,
 }
 
+/// How a manager owns signals.
+#[napi(object)]
+pub struct SignalOptions {
+  /// Signal numbers to own.
+  pub signals: Vec<i32>,
+  /// The budget of a signal-triggered shutdown (`gracefulShutdownTimeout`).
+  pub budget_ms: f64,
+  /// A second owned signal during a shutdown exits at once.
+  pub escalate: bool,
+  /// The exit code of that exit; none for 128 + the signal number.
+  pub second_signal_code: Option<i32>,
+  /// Keep owned signals from JavaScript `process.on(signal)` listeners.
+  pub exclusive: bool,
+}
+
 /// An event from the watchdog thread, as JavaScript receives it.
 #[napi(object)]
 pub struct NativeEventJs {
@@ -156,6 +171,99 @@ fn event_to_js(ctx: ThreadsafeCallContext<NativeEvent>) -> napi::Result<NativeEv
       detail: Some(detail),
     },
   })
+}
+
+/// Calls JavaScript straight from the pin's libuv callback, the way Node calls its own signal listeners:
+/// on the main thread, inside a callback scope (`napi_make_callback`), so microtasks and `nextTick`s run
+/// when it returns. It calls one module-level dispatcher that forwards to whichever manager owns the
+/// signals, so the reference and the async context are made once per process and never released: no
+/// manager is kept alive through them. Saves the threadsafe function's extra trip through the loop.
+struct DirectCaller {
+  env: napi::sys::napi_env,
+  dispatcher: napi::sys::napi_ref,
+  context: napi::sys::napi_async_context,
+}
+
+// SAFETY: only the main thread uses it (it is made in `own_signals` and used by the pin's callback, both
+// on the main thread); `Send`/`Sync` only let it live in a static.
+unsafe impl Send for DirectCaller {}
+// SAFETY: as above.
+unsafe impl Sync for DirectCaller {}
+
+static DIRECT_CALLER: std::sync::OnceLock<DirectCaller> = std::sync::OnceLock::new();
+
+fn make_direct_caller(env: &Env, dispatcher: &Function<NativeEventJs, ()>) -> Option<DirectCaller> {
+  use napi::sys;
+  let raw_env = env.raw();
+  // SAFETY: plain napi calls on the main thread with a live env and the dispatcher's own value.
+  unsafe {
+    let mut dispatcher_ref = std::ptr::null_mut();
+    if sys::napi_create_reference(raw_env, dispatcher.raw(), 1, &mut dispatcher_ref) != sys::Status::napi_ok {
+      return None;
+    }
+    let mut name = std::ptr::null_mut();
+    let label = "titan-lifecycle:signal";
+    sys::napi_create_string_utf8(raw_env, label.as_ptr().cast(), label.len() as isize, &mut name);
+    let mut context = std::ptr::null_mut();
+    if sys::napi_async_init(raw_env, std::ptr::null_mut(), name, &mut context) != sys::Status::napi_ok {
+      sys::napi_delete_reference(raw_env, dispatcher_ref);
+      return None;
+    }
+    Some(DirectCaller {
+      env: raw_env,
+      dispatcher: dispatcher_ref,
+      context,
+    })
+  }
+}
+
+/// The [`watchdog::LoopSignalHook`]: runs on the main thread, from the pin's libuv callback.
+fn call_javascript_on_loop(signo: i32, at: MonoTime) -> bool {
+  use napi::sys;
+  let Some(caller) = DIRECT_CALLER.get() else {
+    return false;
+  };
+  let event = NativeEventJs {
+    kind: "signal".into(),
+    signal: signals::name_of(signo).map(str::to_owned),
+    elapsed_ms: Some(millis(MonoTime::now().saturating_since(at))),
+    detail: None,
+  };
+  let env = caller.env;
+  // SAFETY: main thread, outside any JavaScript (a libuv callback), with the main env, which outlives the
+  // pins (they are closed in its cleanup hook, and the hook is cleared there too).
+  unsafe {
+    let mut scope = std::ptr::null_mut();
+    if sys::napi_open_handle_scope(env, &mut scope) != sys::Status::napi_ok {
+      return false;
+    }
+    let mut function = std::ptr::null_mut();
+    // napi_make_callback wants an object to call on; the dispatcher ignores `this`.
+    let mut receiver = std::ptr::null_mut();
+    let delivered = sys::napi_get_reference_value(env, caller.dispatcher, &mut function)
+      == sys::Status::napi_ok
+      && !function.is_null()
+      && sys::napi_get_global(env, &mut receiver) == sys::Status::napi_ok
+      && match NativeEventJs::to_napi_value(env, event) {
+        Ok(argument) => {
+          let mut result = std::ptr::null_mut();
+          sys::napi_make_callback(env, caller.context, receiver, function, 1, &argument, &mut result)
+            == sys::Status::napi_ok
+        }
+        Err(_) => false,
+      };
+    if !delivered {
+      // The dispatcher catches everything it runs, so a failure here is napi's: leave no exception behind
+      // and let the caller fall back to the threadsafe function.
+      let mut pending = false;
+      if sys::napi_is_exception_pending(env, &mut pending) == sys::Status::napi_ok && pending {
+        let mut error = std::ptr::null_mut();
+        sys::napi_get_and_clear_last_exception(env, &mut error);
+      }
+    }
+    sys::napi_close_handle_scope(env, scope);
+    delivered
+  }
 }
 
 fn is_main_thread(env: &Env) -> bool {
@@ -233,11 +341,29 @@ impl NativeShutdown {
   }
 
   /// Begins the shutdown (or picks up the one a signal began natively) and hands its first tasks over.
+  /// `signal`: the owned signal JavaScript was told of, if that is what started it; the shutdown then counts
+  /// from the instant the handler ran, whichever of JavaScript and the watchdog gets here first.
   #[napi(catch_unwind)]
-  pub fn begin(&self, reason: String, budget_ms: f64) -> napi::Result<RunStart, ErrorCode> {
+  pub fn begin(
+    &self,
+    reason: String,
+    budget_ms: f64,
+    signal: Option<String>,
+  ) -> napi::Result<RunStart, ErrorCode> {
     let now = MonoTime::now();
     let budget = budget(budget_ms)?;
     self.session.touch();
+    let signo = signal.and_then(|name| {
+      signals::OWNABLE
+        .iter()
+        .find(|(_, n)| *n == name)
+        .map(|(signo, _)| *signo)
+    });
+    if let (Some(signo), Some(owner)) = (signo, watchdog::owner())
+      && Arc::ptr_eq(&owner.session, &self.session)
+    {
+      watchdog::begin_for_signal(&owner, signo, now);
+    }
     let mut record = self.session.record();
     record.begin(Trigger { reason, signal: None }, now, budget);
     let ready = record.attach(now);
@@ -373,18 +499,23 @@ impl NativeShutdown {
     Ok(())
   }
 
-  /// Takes ownership of the given signals for this manager. `second_signal_code`: the exit code of a second
-  /// signal, or none for 128 + its number. `exclusive`: keep owned signals from JavaScript listeners.
+  /// Takes ownership of the given signals for this manager. `dispatcher`: a module-level function that
+  /// forwards a signal event to the manager owning the signals; it is called directly from the main loop
+  /// (see `DirectCaller`).
   #[napi(catch_unwind)]
   pub fn own_signals(
     &self,
     env: Env,
-    signal_numbers: Vec<i32>,
-    budget_ms: f64,
-    escalate: bool,
-    second_signal_code: Option<i32>,
-    exclusive: bool,
+    options: SignalOptions,
+    dispatcher: Function<NativeEventJs, ()>,
   ) -> napi::Result<(), ErrorCode> {
+    let SignalOptions {
+      signals: signal_numbers,
+      budget_ms,
+      escalate,
+      second_signal_code,
+      exclusive,
+    } = options;
     let uv = uv::api().map_err(js_error)?;
     let event_loop = env
       .get_uv_event_loop()
@@ -412,11 +543,24 @@ impl NativeShutdown {
     });
     // SAFETY: a napi call runs on its environment's thread, and `event_loop` was just checked to be the
     // main loop, so this is the main thread with its live loop.
-    if let Err(err) = unsafe { signals::own(uv, event_loop.cast(), &signal_numbers) } {
+    if let Err(err) = unsafe {
+      signals::own(
+        uv,
+        event_loop.cast(),
+        &signal_numbers,
+        watchdog::signal_reached_loop,
+      )
+    } {
       signals::release(uv);
       let _ = watchdog::set_signal_owner(None);
       return Err(js_error(err));
     }
+    if DIRECT_CALLER.get().is_none()
+      && let Some(caller) = make_direct_caller(&env, &dispatcher)
+    {
+      let _ = DIRECT_CALLER.set(caller);
+    }
+    watchdog::set_loop_signal_hook(Some(call_javascript_on_loop));
     install_teardown_hook(&env);
     Ok(())
   }
@@ -442,6 +586,7 @@ fn install_teardown_hook(env: &Env) {
     return;
   }
   let hook = env.add_env_cleanup_hook((), |()| {
+    watchdog::set_loop_signal_hook(None);
     let _ = watchdog::set_signal_owner(None);
     if let Ok(uv) = uv::api() {
       signals::on_env_teardown(uv);

@@ -122,6 +122,11 @@ pub struct Policy {
   pub exclusive: bool,
 }
 
+/// Whether owned signals are kept from JavaScript listeners (and so never reach the pin's callback).
+pub fn is_exclusive() -> bool {
+  EXCLUSIVE.load(Ordering::Acquire)
+}
+
 /// Sets the policy for owned signals.
 pub fn configure(policy: Policy) {
   SECOND_SIGNAL_EXIT.store(policy.second_signal_exit.unwrap_or(-1), Ordering::Relaxed);
@@ -507,7 +512,7 @@ fn owned_list() -> std::sync::MutexGuard<'static, Vec<Owned>> {
 }
 
 /// Takes ownership of `signals` on the main loop `main_loop`: pins libuv, installs our handler, and resets
-/// the first-signal state.
+/// the first-signal state. libuv calls `on_loop` on the main thread for each signal that reaches the loop.
 ///
 /// # Safety
 /// Must run on the main thread, and `main_loop` must be its live libuv loop.
@@ -515,6 +520,7 @@ pub unsafe fn own(
   uv: &uv::Uv,
   main_loop: *mut libc::c_void,
   signals: &[c_int],
+  on_loop: uv::SignalCallback,
 ) -> Result<(), LifecycleError> {
   let mut owned = owned_list();
   SIGNALLED.store(false, Ordering::Release);
@@ -527,7 +533,7 @@ pub unsafe fn own(
     }
     let before_pin = query(signo);
     // SAFETY: this function's contract: main thread, live main loop.
-    let pin = unsafe { uv.pin(main_loop, signo)? };
+    let pin = unsafe { uv.pin(main_loop, signo, on_loop)? };
     // The pin made libuv install its handler (or it was there already): remember which one it is.
     slot
       .libuv_handler

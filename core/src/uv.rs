@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::LifecycleError;
 
-type SignalCallback = unsafe extern "C" fn(handle: *mut c_void, signo: c_int);
+/// `uv_signal_cb`: what libuv calls on the loop's thread when a pinned signal arrives.
+pub type SignalCallback = unsafe extern "C" fn(handle: *mut c_void, signo: c_int);
 type CloseCallback = unsafe extern "C" fn(handle: *mut c_void);
 
 /// Resolved libuv entry points.
@@ -109,8 +110,6 @@ pub fn reset_tty() {
 /// A pinned `uv_signal_t`, owned by the main loop.
 pub struct Pin(*mut c_void);
 
-unsafe extern "C" fn ignore_signal(_handle: *mut c_void, _signo: c_int) {}
-
 unsafe extern "C" fn free_handle(handle: *mut c_void) {
   // SAFETY: the handle was allocated with calloc in `pin` and libuv is done with it once this runs.
   unsafe { libc::free(handle) };
@@ -124,11 +123,17 @@ impl Uv {
     !event_loop.is_null() && event_loop == unsafe { (self.default_loop)() }
   }
 
-  /// Starts an unref'd signal handle for `signo` on `event_loop`.
+  /// Starts an unref'd signal handle for `signo` on `event_loop`; libuv calls `on_signal` on that loop's
+  /// thread each time the signal arrives.
   ///
   /// # Safety
   /// Must run on the thread that runs `event_loop`.
-  pub unsafe fn pin(&self, event_loop: *mut c_void, signo: c_int) -> Result<Pin, LifecycleError> {
+  pub unsafe fn pin(
+    &self,
+    event_loop: *mut c_void,
+    signo: c_int,
+    on_signal: SignalCallback,
+  ) -> Result<Pin, LifecycleError> {
     let fail = |what: &str| LifecycleError::NativeUnavailable {
       what: format!("{what} failed for signal {signo}"),
     };
@@ -143,7 +148,7 @@ impl Uv {
         libc::free(handle);
         return Err(fail("uv_signal_init"));
       }
-      if (self.signal_start)(handle, ignore_signal, signo) != 0 {
+      if (self.signal_start)(handle, on_signal, signo) != 0 {
         (self.close)(handle, Some(free_handle));
         return Err(fail("uv_signal_start"));
       }

@@ -139,10 +139,15 @@ pub fn set_signal_owner(owner: Option<SignalOwner>) -> Result<(), LifecycleError
   Ok(())
 }
 
+/// The manager that owns the signals, if any.
+pub fn owner() -> Option<SignalOwner> {
+  let watchdog = WATCHDOG.get()?.as_ref().ok()?;
+  watchdog.state().owner.clone()
+}
+
 /// The session that owns the signals, if any.
 pub fn signal_owner() -> Option<Arc<Session>> {
-  let watchdog = WATCHDOG.get()?.as_ref().ok()?;
-  watchdog.state().owner.as_ref().map(|o| o.session.clone())
+  owner().map(|o| o.session)
 }
 
 fn run(watchdog: &'static Watchdog) {
@@ -254,37 +259,83 @@ fn take_signals(watchdog: &Watchdog) {
     return;
   };
   for (signo, _count) in pending {
-    let now = MonoTime::now();
-    let signalled_at = signals::first_signal_time().unwrap_or(now);
-    let trigger = Trigger {
-      reason: reason_for(signo).into(),
-      signal: Some(signo),
-    };
-    let (begun, deadline) = {
-      let mut record = owner.session.record();
-      let begun = record.begin(trigger, signalled_at, owner.budget);
-      (begun, record.run().map(|r| r.deadline))
-    };
-    let enforced = owner.session.hard_exit_code().is_some();
-    let at = match begun {
-      Begun::Started => {
-        if let (true, Some(deadline)) = (enforced, deadline) {
-          let _ = owner.session.arm(deadline);
-        }
-        signalled_at
-      }
-      Begun::Joined => now,
-      // The shutdown finished without exiting (a `stop()`); JavaScript now exits, and the deadline still
-      // covers a loop too blocked to do so.
-      Begun::Finished => {
-        if enforced {
-          let _ = owner.session.arm(Deadline::new(now, owner.budget));
-        }
-        now
-      }
-    };
-    owner.session.notify(NativeEvent::Signal { signo, at });
+    let at = begin_for_signal(&owner, signo, MonoTime::now());
+    // Normally JavaScript hears of the signal sooner through the pin (see `signal_reached_loop`); with
+    // exclusive signals libuv's handler is skipped and the pin never fires, so tell it from here.
+    if signals::is_exclusive() {
+      owner.session.notify(NativeEvent::Signal { signo, at });
+    }
   }
+}
+
+/// Begins the owner's shutdown for a signal that arrived, with its deadline counted from the instant the
+/// handler ran, and arms the watchdog; or joins the shutdown already running. The watchdog thread calls it
+/// for every signal the handler recorded, and the binding calls it when JavaScript hears of the signal
+/// first: whichever comes first begins, the other joins. Returns the time the signal counts from.
+pub fn begin_for_signal(owner: &SignalOwner, signo: c_int, now: MonoTime) -> MonoTime {
+  let signalled_at = signals::first_signal_time().unwrap_or(now);
+  let trigger = Trigger {
+    reason: reason_for(signo).into(),
+    signal: Some(signo),
+  };
+  let (begun, deadline) = {
+    let mut record = owner.session.record();
+    let begun = record.begin(trigger, signalled_at, owner.budget);
+    (begun, record.run().map(|r| r.deadline))
+  };
+  let enforced = owner.session.hard_exit_code().is_some();
+  // Arming cannot fail here: the watchdog runs (the owner was set through it).
+  match begun {
+    Begun::Started => {
+      if let (true, Some(deadline)) = (enforced, deadline) {
+        let _ = owner.session.arm(deadline);
+      }
+      signalled_at
+    }
+    Begun::Joined => now,
+    // The shutdown finished without exiting (a `stop()`); JavaScript now exits, and the deadline still
+    // covers a loop too blocked to do so.
+    Begun::Finished => {
+      if enforced {
+        let _ = owner.session.arm(Deadline::new(now, owner.budget));
+      }
+      now
+    }
+  }
+}
+
+/// A direct way to JavaScript for signals that reach the main loop, set by the binding: it calls the
+/// owner's JavaScript at once and returns true, or returns false to fall back to the owner's notifier.
+pub type LoopSignalHook = fn(signo: c_int, at: MonoTime) -> bool;
+
+/// The [`LoopSignalHook`] as a function address (0 = none).
+static LOOP_SIGNAL_HOOK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Sets or clears the [`LoopSignalHook`]. Main thread only, like the pins whose callback uses it.
+pub fn set_loop_signal_hook(hook: Option<LoopSignalHook>) {
+  LOOP_SIGNAL_HOOK.store(
+    hook.map_or(0, |h| h as usize),
+    std::sync::atomic::Ordering::Release,
+  );
+}
+
+/// libuv calls this on the main loop for each owned signal, through the pin, at the moment Node's own
+/// signal listeners would run: the shortest way to JavaScript (it skips the hop through this thread).
+///
+/// # Safety
+/// Only libuv calls it, on the main thread, with the pin's handle, which it does not touch.
+pub unsafe extern "C" fn signal_reached_loop(_handle: *mut libc::c_void, signo: c_int) {
+  let Some(owner) = owner() else { return };
+  let at = signals::first_signal_time().unwrap_or_else(MonoTime::now);
+  let hook = LOOP_SIGNAL_HOOK.load(std::sync::atomic::Ordering::Acquire);
+  if hook != 0 {
+    // SAFETY: the only values stored are `LoopSignalHook` function pointers (see `set_loop_signal_hook`).
+    let hook: LoopSignalHook = unsafe { std::mem::transmute::<usize, LoopSignalHook>(hook) };
+    if hook(signo, at) {
+      return;
+    }
+  }
+  owner.session.notify(NativeEvent::Signal { signo, at });
 }
 
 fn guard(watchdog: &Watchdog, now: MonoTime) {
