@@ -254,30 +254,6 @@ class ShutdownRun {
 }
 
 /** Text for a log line about whatever a task threw. Never throws, whatever it is given. */
-/**
- * Runs one shutdown of one no-op task through ShutdownRun against a stub of the native side, so that V8 has
- * compiled this path before a real signal needs it. Without it, the first shutdown spends about 0.5 ms
- * compiling its own code between the signal and the first task. Touches no native state, emits nothing,
- * and leaves no timer behind. Once per process is enough: compiled code is shared by every manager.
- */
-let warmedUp = false
-function warmUp(exitCodes) {
-  if (warmedUp) return
-  warmedUp = true
-  const id = 'titan-lifecycle:warm-up'
-  const stub = {
-    enforced: false,
-    begin: () => ({ attached: true, reason: 'manual', elapsedMs: 0, remainingMs: 60_000, budgetMs: 60_000, ids: [id], ready: [0], missing: [] }),
-    settle: () => ({ durationMs: 0, ready: [], finished: true }),
-    taskRecords: () => [{ id, name: id, status: 'succeeded', durationMs: 0 }],
-    finish() {},
-    answerDeadline() {},
-  }
-  const quiet = { info() {}, warn() {}, error() {} }
-  const tasks = new Map([[id, { id, name: id, handler: ({ abortSignal }) => abortSignal }]])
-  new ShutdownRun({ native: stub, tasks, emit() {}, logger: quiet, exitCodes }, { exit: false }).start('manual', 60_000)
-}
-
 function describeError(error) {
   try {
     if (error instanceof Error) return String(error.stack ?? error.message)
@@ -288,4 +264,4 @@ function describeError(error) {
   }
 }
 
-module.exports = { ShutdownRun, describeError, warmUp }
+module.exports = { ShutdownRun, describeError }

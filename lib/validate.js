@@ -15,7 +15,8 @@ const {
   DEFAULT_EXIT_CODES,
   MAX_TIMEOUT_MS,
 } = require('./constants')
-const { inspect } = require('node:util')
+// node:util costs about 0.1 ms to load, and only error messages need it.
+const inspect = (...args) => require('node:util').inspect(...args)
 
 function withCode(error, code) {
   Object.defineProperty(error, 'code', { value: code, enumerable: true, writable: true, configurable: true })

@@ -1,0 +1,382 @@
+'use strict'
+// Benchmarks of titan-lifecycle against the libraries a user would pick instead, measured side by side in
+// one run on one machine: load cost, signal-to-first-task latency, deadline precision with a blocked loop,
+// the wall time of a reference shutdown, and scale. Every figure comes from fresh processes, reported as
+// median and worst over the runs, with ratios against the peers of the same run (absolute times on a noisy
+// machine do not compare across runs). Writes docs/benchmarks.md.
+//
+//   npm run bench                  the full run (a few minutes)
+//   node bench/run.cjs --quick     a few samples of everything, no report: checks that it all still runs
+//   node bench/run.cjs --only latency,load
+
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { execFileSync, spawnSync } = require('node:child_process')
+
+const ROOT = path.join(__dirname, '..')
+const args = process.argv.slice(2)
+const QUICK = args.includes('--quick')
+const ONLY = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : null
+
+ensureBenchDependencies()
+
+const { start, kill } = require('../__test__/helpers.cjs')
+const { adapters, PEERS } = require('./adapters.cjs')
+const { TASKS, criticalPathMs, mustPrecede } = require('./reference-tasks.cjs')
+const { measureLoad } = require('./load-cost.cjs')
+
+const SHUTDOWN_PROBE = path.join(__dirname, 'probes', 'shutdown.cjs')
+const LIBRARIES = ['titan-lifecycle', ...PEERS]
+const runs = (full) => (QUICK ? Math.min(3, full) : full)
+const IDLE_BEFORE_SIGNAL_MS = 50
+
+function ensureBenchDependencies() {
+  if (fs.existsSync(path.join(__dirname, 'node_modules', 'close-with-grace'))) return
+  console.error('bench: installing the peers (bench/package.json)')
+  execFileSync(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['install', '--no-audit', '--no-fund'], {
+    cwd: __dirname,
+    stdio: 'inherit',
+  })
+}
+
+// ---- statistics and formatting --------------------------------------------------------------------------
+
+function stats(values) {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b)
+  if (sorted.length === 0) return null
+  return { median: sorted[Math.floor((sorted.length - 1) / 2)], worst: sorted[sorted.length - 1], n: sorted.length }
+}
+
+const ms = (x, digits = 2) => (x == null ? 'n/a' : `${x.toFixed(digits)} ms`)
+const ratio = (ours, theirs) => (ours && theirs ? `${(ours / theirs).toFixed(2)}×` : 'n/a')
+
+function table(headers, rows) {
+  return [`| ${headers.join(' | ')} |`, `| ${headers.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join(
+    '\n',
+  )
+}
+
+// ---- one shutdown in a fresh process ---------------------------------------------------------------------
+
+/** Starts the probe for `library`/`scenario`, sends SIGTERM when ready, and collects what happened. */
+async function shutdownOnce(library, scenario, { deadlineMs = 30_000, giveUpMs = 10_000 } = {}) {
+  const child = start(SHUTDOWN_PROBE, [library, scenario, deadlineMs], { killAfterMs: 60_000 })
+  const readyLine = await child.ready
+  if (!readyLine) {
+    const { stderr } = await child.exited
+    throw new Error(`${library} did not start: ${stderr.split('\n').slice(0, 3).join(' ')}`)
+  }
+  // A real SIGTERM reaches a service that has been idle for a while, not one still finishing its start-up.
+  await new Promise((resolve) => setTimeout(resolve, IDLE_BEFORE_SIGNAL_MS))
+  const sentAt = kill(child.child, 'SIGTERM')
+  const timer = setTimeout(() => child.child.kill('SIGKILL'), giveUpMs)
+  const result = await child.exited
+  clearTimeout(timer)
+  const exitedAfterMs = result.signal === 'SIGKILL' ? null : result.exitedAt - sentAt
+  return { ...result, sentAt, exitedAfterMs, setup: result.lines.find((l) => l.kind === 'setup') }
+}
+
+// ---- 1. load cost ------------------------------------------------------------------------------------------
+
+async function loadCost() {
+  const targets = [{ name: 'titan-lifecycle', target: ROOT }, ...PEERS.map((name) => ({ name, target: name }))]
+  const rows = []
+  const figures = {}
+  for (const { name, target } of targets) {
+    const f = measureLoad(target, runs(30), { cwd: __dirname })
+    figures[name] = f
+    rows.push([
+      name,
+      ms(f.requireMs.median),
+      ms(f.requireMs.worst),
+      `${(f.rssRequireKb.median / 1024).toFixed(2)} MB`,
+      String(f.threadsRequire.worst),
+      String(f.threadsManager?.worst ?? 'n/a'),
+    ])
+  }
+  const startup = (code) => {
+    const samples = []
+    for (let i = 0; i < runs(30); i++) {
+      const t0 = process.hrtime.bigint()
+      spawnSync(process.execPath, ['-e', code], { cwd: __dirname })
+      samples.push(Number(process.hrtime.bigint() - t0) / 1e6)
+    }
+    return stats(samples)
+  }
+  const bare = startup('0')
+  const withPackage = startup(`require(${JSON.stringify(ROOT)})`)
+  const ours = figures['titan-lifecycle']
+  const budget = {
+    require: ours.requireMs.median < 3,
+    rss: ours.rssRequireKb.median < 3 * 1024,
+    threads: ours.threadsManager.worst <= 2,
+  }
+  return {
+    title: 'Load cost',
+    text: [
+      `\`require()\` of each package in a fresh process whose module loader is already warm (as in a service's`,
+      `main module), ${runs(30)} processes each; ESM-only packages are loaded with \`import()\`. Threads are counted`,
+      'from /proc/self/task after `require` and, for titan-lifecycle, after `new ShutdownManager()`.',
+      '',
+      table(['package', 'require median', 'require worst', 'RSS added (median)', 'threads at require', 'threads with a manager'], rows),
+      '',
+      `Whole process, \`node -e\` start to exit, median of ${runs(30)}: ${ms(bare.median)} bare, ` +
+        `${ms(withPackage.median)} with \`require('titan-lifecycle')\` (+${ms(withPackage.median - bare.median)}).`,
+      '',
+      `Budget (under 3 ms, under 3 MB, at most 2 threads before a shutdown): require ${budget.require ? 'met' : '**missed**'}, ` +
+        `RSS ${budget.rss ? 'met' : '**missed**'}, threads ${budget.threads ? 'met' : '**missed**'}.`,
+    ],
+    goals: [{ name: 'load budget', met: budget.require && budget.rss && budget.threads }],
+  }
+}
+
+// ---- 2. signal to first task -------------------------------------------------------------------------------
+
+async function latency() {
+  const libraries = [...LIBRARIES, 'plain']
+  const figures = {}
+  for (const library of libraries) {
+    const samples = []
+    for (let i = 0; i < runs(30); i++) {
+      const r = await shutdownOnce(library, 'latency')
+      const first = r.lines.find((l) => l.kind === 'task-start')
+      if (first) samples.push(first.at - r.sentAt)
+    }
+    figures[library] = stats(samples)
+  }
+  const fastestPeer = PEERS.reduce((best, p) => (figures[p] && (!best || figures[p].median < figures[best].median) ? p : best), null)
+  const ours = figures['titan-lifecycle']
+  const rows = libraries.map((l) => [
+    l === 'plain' ? "plain `process.on('SIGTERM')` (floor)" : l,
+    ms(figures[l]?.median, 3),
+    ms(figures[l]?.worst, 3),
+    l === 'titan-lifecycle' ? '1.00×' : ratio(ours?.median, figures[l]?.median),
+  ])
+  const met = ours && figures[fastestPeer] && ours.median <= 1.2 * figures[fastestPeer].median
+  return {
+    title: 'Signal to first task',
+    text: [
+      `From \`kill()\` in this process to the first shutdown task running in the child (CLOCK_MONOTONIC, which`,
+      `both share). The child has been idle for ${IDLE_BEFORE_SIGNAL_MS} ms when the signal arrives, as a service is; ${runs(30)} fresh`,
+      'processes each. "titan-lifecycle vs" is our median over theirs.',
+      '',
+      table(['library', 'median', 'worst', 'titan-lifecycle vs'], rows),
+      '',
+      `Goal: within 1.2× of the fastest peer (${fastestPeer}): ${met ? 'met' : '**missed**'} ` +
+        `(${ratio(ours?.median, figures[fastestPeer]?.median)}).`,
+    ],
+    goals: [{ name: 'signal latency within 1.2× of the fastest peer', met }],
+  }
+}
+
+// ---- 3. deadline precision with a blocked loop --------------------------------------------------------------
+
+async function deadline() {
+  const DEADLINE = 300
+  const GIVE_UP = 5000
+  const rows = []
+  let ours = null
+  for (const library of LIBRARIES) {
+    const n = library === 'titan-lifecycle' ? runs(20) : runs(3)
+    const lateness = []
+    let didNotExit = 0
+    const codes = new Set()
+    for (let i = 0; i < n; i++) {
+      const r = await shutdownOnce(library, 'blocked', { deadlineMs: DEADLINE, giveUpMs: DEADLINE + GIVE_UP })
+      if (r.exitedAfterMs == null) didNotExit++
+      else {
+        lateness.push(r.exitedAfterMs - DEADLINE)
+        codes.add(r.signal ?? r.code)
+      }
+    }
+    const s = stats(lateness)
+    if (library === 'titan-lifecycle') ours = s
+    rows.push([
+      library,
+      String(n),
+      didNotExit === n ? `did not exit in ${GIVE_UP / 1000} s (killed)` : `${n - didNotExit} of ${n} exited (code ${[...codes].join(', ')})`,
+      ms(s?.median),
+      ms(s?.worst),
+    ])
+  }
+  const met = ours && ours.median < 5 && ours.worst < 50
+  return {
+    title: 'Deadline precision with a blocked event loop',
+    text: [
+      `A shutdown task runs \`while (true) {}\`; SIGTERM; each library's deadline set to ${DEADLINE} ms where it has one.`,
+      `Lateness = when this process saw the child exit, minus (the kill + ${DEADLINE} ms); it includes the kill`,
+      `itself and this process's own wake-up. A process still alive ${GIVE_UP / 1000} s after the deadline counts as "did not exit".`,
+      '',
+      table(['library', 'runs', 'outcome', 'lateness median', 'lateness worst'], rows),
+      '',
+      `Goal: median under 5 ms, worst under 50 ms: ${met ? 'met' : '**missed**'}.`,
+    ],
+    goals: [{ name: 'deadline lateness', met }],
+  }
+}
+
+// ---- 4. the reference shutdown -----------------------------------------------------------------------------
+
+/** The ideal: the critical path run by hand with the same timers, to measure what the timers cost. */
+async function handScheduled() {
+  const sleep = (t) => new Promise((resolve) => setTimeout(resolve, t))
+  const byId = new Map(TASKS.map((t) => [t.id, t]))
+  const chain = async (t) => {
+    await sleep(t.ms)
+    // Its dependencies run after it, in parallel with each other.
+    await Promise.all(t.dependsOn.map((d) => chain(byId.get(d))))
+  }
+  const samples = []
+  for (let i = 0; i < runs(5); i++) {
+    const t0 = performance.now()
+    for (const priority of [...new Set(TASKS.map((t) => t.priority))]) {
+      const level = TASKS.filter((t) => t.priority === priority)
+      const roots = level.filter((t) => !level.some((o) => o.dependsOn.includes(t.id)))
+      await Promise.all(roots.map(chain))
+    }
+    samples.push(performance.now() - t0)
+  }
+  return stats(samples)
+}
+
+async function reference() {
+  const critical = criticalPathMs()
+  const ideal = await handScheduled()
+  const rows = []
+  let ours = null
+  for (const library of LIBRARIES) {
+    const walls = []
+    let orderKept = true
+    for (let i = 0; i < runs(5); i++) {
+      const r = await shutdownOnce(library, 'reference', { deadlineMs: 10_000 })
+      const startOf = new Map(r.lines.filter((l) => l.kind === 'task-start').map((l) => [l.id, l.at]))
+      const endOf = new Map(r.lines.filter((l) => l.kind === 'task-end').map((l) => [l.id, l.at]))
+      if (endOf.size !== TASKS.length) throw new Error(`${library}: ${endOf.size} of ${TASKS.length} tasks ended`)
+      walls.push(Math.max(...endOf.values()) - Math.min(...startOf.values()))
+      for (const a of TASKS) for (const b of TASKS) if (mustPrecede(a, b) && endOf.get(a.id) > startOf.get(b.id)) orderKept = false
+    }
+    const s = stats(walls)
+    if (library === 'titan-lifecycle') ours = s
+    rows.push([library, ms(s.median, 1), ms(s.worst, 1), `+${ms(s.median - critical, 1)}`, orderKept ? 'yes' : '**no**'])
+  }
+  const met = ours.median - ideal.median <= 5
+  return {
+    title: 'Wall time of a reference shutdown',
+    text: [
+      '12 tasks in 3 priorities with dependencies, 50-200 ms each (bench/reference-tasks.cjs), run the way each',
+      'library is used: titan-lifecycle by priority and dependency, concurrently where independent; one callback',
+      'awaiting each step in order for close-with-grace and terminus; handlers in registration order for',
+      'lightship; all hooks at once for exit-hook and async-exit-hook, which have no notion of order.',
+      `Wall time from the first task's start to the last task's end, median of ${runs(5)}. The critical path is`,
+      `${critical} ms; run by hand with the same timers it takes ${ms(ideal.median, 1)} (the timers' own overshoot).`,
+      '',
+      table(['library', 'wall median', 'wall worst', 'over the critical path', 'order kept'], rows),
+      '',
+      `Goal: within 5 ms of the critical path as run by hand: ${met ? 'met' : '**missed**'} ` +
+        `(${ms(ours.median - ideal.median, 1)} over it).`,
+    ],
+    goals: [{ name: 'reference shutdown within 5 ms of the critical path', met }],
+  }
+}
+
+// ---- 5. scale --------------------------------------------------------------------------------------------
+
+async function scale() {
+  const rows = []
+  for (const library of ['titan-lifecycle', 'lightship', 'exit-hook', 'async-exit-hook']) {
+    const setups = []
+    const shutdowns = []
+    const rss = []
+    for (let i = 0; i < runs(3); i++) {
+      const r = await shutdownOnce(library, 'scale', { deadlineMs: 60_000, giveUpMs: 60_000 })
+      setups.push(r.setup.setupMs)
+      rss.push(r.setup.rssAddedKb)
+      const first = r.lines.find((l) => l.kind === 'first-start')
+      const last = r.lines.find((l) => l.kind === 'last-end')
+      if (first && last) shutdowns.push(last.at - r.sentAt)
+    }
+    const setup = stats(setups)
+    const shutdown = stats(shutdowns)
+    rows.push([
+      library,
+      `${((setup.median / 10_000) * 1000).toFixed(2)} µs`,
+      ms(setup.median, 1),
+      `${(stats(rss).median / 1024).toFixed(1)} MB`,
+      shutdown ? ms(shutdown.median, 1) : 'did not finish',
+    ])
+  }
+  return {
+    title: 'Scale: 10 000 tasks',
+    text: [
+      'Registering 10 000 no-op tasks (one handler or hook each, where the library takes several), then SIGTERM:',
+      `the time from the signal to the last task's end. Median of ${runs(3)} fresh processes. close-with-grace`,
+      'and terminus take a single callback, so they are not listed.',
+      '',
+      table(['library', 'per task', 'registering all', 'RSS added', 'signal to last task'], rows),
+    ],
+    goals: [],
+  }
+}
+
+function draining() {
+  return {
+    title: 'Draining',
+    text: [
+      'Not measured yet: titan-lifecycle has no HTTP server drain (`trackServer`) to compare with http-terminator',
+      'and stoppable. The section will appear once it exists.',
+    ],
+    goals: [],
+  }
+}
+
+// ---- the run -------------------------------------------------------------------------------------------------
+
+const SECTIONS = { load: loadCost, latency, deadline, reference, scale, draining }
+
+async function main() {
+  const started = Date.now()
+  const sections = []
+  for (const [id, measure] of Object.entries(SECTIONS)) {
+    if (ONLY && !ONLY.includes(id)) continue
+    console.error(`bench: ${id}`)
+    const section = await measure()
+    sections.push(section)
+    console.log(`\n## ${section.title}\n\n${section.text.join('\n')}`)
+  }
+  const minutes = ((Date.now() - started) / 60_000).toFixed(1)
+  const goals = sections.flatMap((s) => s.goals)
+  console.log(`\nGoals: ${goals.filter((g) => g.met).length} of ${goals.length} met. The run took ${minutes} min.`)
+  if (!QUICK && !ONLY) writeReport(sections, goals, minutes)
+}
+
+function writeReport(sections, goals, minutes) {
+  const cpu = os.cpus()
+  const versions = Object.fromEntries(
+    PEERS.map((p) => [p, JSON.parse(fs.readFileSync(path.join(__dirname, 'node_modules', p, 'package.json'), 'utf8')).version]),
+  )
+  const lines = [
+    '# Benchmarks',
+    '',
+    '<!-- Generated by `npm run bench` (bench/run.cjs). Do not edit by hand: run it again. -->',
+    '',
+    `Generated on ${new Date().toISOString().slice(0, 10)} on ${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ` +
+      `${os.type()} ${os.release()}, Node ${process.version}, in ${minutes} min. Peers: ` +
+      `${Object.entries(versions).map(([p, v]) => `${p} ${v}`).join(', ')}.`,
+    '',
+    'All figures come from fresh processes in this one run; compare ratios, not absolute times, across runs.',
+    '',
+    `Goals met: ${goals.filter((g) => g.met).length} of ${goals.length} ` +
+      `(${goals.map((g) => `${g.name}: ${g.met ? 'met' : 'missed'}`).join('; ')}).`,
+    '',
+    ...sections.flatMap((s) => [`## ${s.title}`, '', ...s.text, '']),
+  ]
+  fs.mkdirSync(path.join(ROOT, 'docs'), { recursive: true })
+  fs.writeFileSync(path.join(ROOT, 'docs', 'benchmarks.md'), lines.join('\n'))
+  console.error('bench: wrote docs/benchmarks.md')
+}
+
+main().catch((error) => {
+  console.error(error)
+  process.exitCode = 1
+})
