@@ -13,25 +13,32 @@ const asJson = args.includes('--json')
 
 const BUDGET = { requireMs: 3, rssRequireKb: 3 * 1024, threadsManager: 2 }
 
-function sample(target) {
+function sample(target, cwd) {
   const probe = path.join(__dirname, 'probes', 'load.cjs')
-  const out = execFileSync(process.execPath, [probe, ...(target ? [target] : [])], { encoding: 'utf8' })
+  const out = execFileSync(process.execPath, [probe, ...(target ? [target] : [])], { encoding: 'utf8', cwd })
   return JSON.parse(out)
 }
 
 function summarize(samples, key) {
-  const values = samples.map((s) => s[key]).sort((a, b) => a - b)
+  const values = samples.map((s) => s[key]).filter((v) => v != null).sort((a, b) => a - b)
+  if (values.length === 0) return null
   const at = (q) => values[Math.min(values.length - 1, Math.floor(q * values.length))]
-  return { median: at(0.5), p90: at(0.9), max: values[values.length - 1] }
+  return { median: at(0.5), p90: at(0.9), max: values[values.length - 1], worst: values[values.length - 1] }
 }
 
-function measure(target = undefined) {
-  const samples = Array.from({ length: runs }, () => sample(target))
+/** Loads `target` (a path or a package name) in `n` fresh processes; medians and worst cases per figure. */
+function measureLoad(target, n = runs, { cwd } = {}) {
+  const samples = Array.from({ length: n }, () => sample(target, cwd))
   const keys = ['requireMs', 'constructMs', 'rssRequireKb', 'rssManagerKb', 'threadsRequire', 'threadsManager']
   return Object.fromEntries(keys.map((k) => [k, summarize(samples, k)]))
 }
 
-const figures = measure()
+if (require.main !== module) {
+  module.exports = { measureLoad }
+  return
+}
+
+const figures = measureLoad()
 const verdict = {
   requireMs: figures.requireMs.median < BUDGET.requireMs,
   rssRequireKb: figures.rssRequireKb.median < BUDGET.rssRequireKb,

@@ -1,7 +1,7 @@
 'use strict'
-// Measures, in this fresh process, what `require('titan-lifecycle')` and `new ShutdownManager()` cost.
-// A real service requires the package from its main module, when the module loader is already warm, so the
-// probe warms it first with an empty module.
+// Measures, in this fresh process, what loading one package costs: `require()` for CommonJS, `import()` for
+// an ESM-only package. For titan-lifecycle it also measures `new ShutdownManager()`. A real service loads
+// packages from its main module, when the module loader is already warm, so the probe warms it first.
 const fs = require('node:fs')
 const path = require('node:path')
 
@@ -9,28 +9,49 @@ const threads = () => fs.readdirSync('/proc/self/task').length
 const target = process.argv[2] ?? path.join(__dirname, '..', '..')
 require('./empty.cjs')
 
-const threadsBefore = threads()
-const rssBefore = process.memoryUsage.rss()
-const start = process.hrtime.bigint()
-const lifecycle = require(target)
-const requireMs = Number(process.hrtime.bigint() - start) / 1e6
-const rssAfterRequire = process.memoryUsage.rss()
-const threadsAfterRequire = threads()
+/** Whether a bench peer is an ES module that `require()` cannot load (its manifest may be hidden by `exports`). */
+function isEsmOnly(specifier) {
+  if (path.isAbsolute(specifier)) return false
+  try {
+    const manifest = path.join(__dirname, '..', 'node_modules', specifier, 'package.json')
+    return JSON.parse(fs.readFileSync(manifest, 'utf8')).type === 'module'
+  } catch {
+    return false
+  }
+}
 
-const constructStart = process.hrtime.bigint()
-const manager = lifecycle.ShutdownManager ? new lifecycle.ShutdownManager() : null
-const constructMs = Number(process.hrtime.bigint() - constructStart) / 1e6
-const threadsAfterManager = threads()
-const rssAfterManager = process.memoryUsage.rss()
-manager?.dispose()
+async function main() {
+  const esm = isEsmOnly(target)
+  const threadsBefore = threads()
+  const rssBefore = process.memoryUsage.rss()
+  const start = process.hrtime.bigint()
+  const loaded = esm ? await import(target) : require(target)
+  const requireMs = Number(process.hrtime.bigint() - start) / 1e6
+  const rssAfterRequire = process.memoryUsage.rss()
+  const threadsAfterRequire = threads()
 
-process.stdout.write(
-  JSON.stringify({
-    requireMs,
-    constructMs,
-    rssRequireKb: (rssAfterRequire - rssBefore) / 1024,
-    rssManagerKb: (rssAfterManager - rssBefore) / 1024,
-    threadsRequire: threadsAfterRequire - threadsBefore,
-    threadsManager: threadsAfterManager - threadsBefore,
-  }) + '\n',
-)
+  let constructMs = null
+  let threadsManager = null
+  let rssManagerKb = null
+  if (typeof loaded.ShutdownManager === 'function') {
+    const constructStart = process.hrtime.bigint()
+    const manager = new loaded.ShutdownManager()
+    constructMs = Number(process.hrtime.bigint() - constructStart) / 1e6
+    threadsManager = threads() - threadsBefore
+    rssManagerKb = (process.memoryUsage.rss() - rssBefore) / 1024
+    manager.dispose()
+  }
+  process.stdout.write(
+    JSON.stringify({
+      esm,
+      requireMs,
+      constructMs,
+      rssRequireKb: (rssAfterRequire - rssBefore) / 1024,
+      rssManagerKb,
+      threadsRequire: threadsAfterRequire - threadsBefore,
+      threadsManager,
+    }) + '\n',
+  )
+}
+
+main()
