@@ -25,6 +25,16 @@ function assertGraceful(result, reason = 'SIGTERM') {
   assert.ok(find(result.lines, 'event', { event: 'shutdown:complete' }), 'the shutdown completed')
 }
 
+/** Runs `once(i)` `n` times, one after another, and counts the outcomes it returns. */
+async function tally(n, once) {
+  const counts = {}
+  for (let i = 0; i < n; i++) {
+    const o = await once(i)
+    counts[o] = (counts[o] ?? 0) + 1
+  }
+  return counts
+}
+
 /** Sends SIGTERM once the fixture is ready; returns the result. */
 async function sigtermWhenReady(name, args, options) {
   const child = start(name, args, options)
@@ -224,8 +234,7 @@ const scenarios = [
     title: 'SIGTERM at the moment the process exits on its own, 60 runs',
     expect: 'every run exits 0: never killed by the signal, never SIGSEGV or SIGABRT',
     async run({ node }) {
-      const outcomes = {}
-      for (let i = 0; i < 60; i++) {
+      const outcomes = await tally(60, async (i) => {
         const child = start(fixture('exit-race.cjs'), [20], { node })
         await child.ready
         // Spread the signal from before the exit to after it: 0-40 ms after ready, the exit is at ~20 ms.
@@ -235,9 +244,8 @@ const scenarios = [
         } catch {
           // Already gone: the natural exit won the race.
         }
-        const o = outcome(await child.exited)
-        outcomes[o] = (outcomes[o] ?? 0) + 1
-      }
+        return outcome(await child.exited)
+      })
       assert.deepEqual(outcomes, { 'exit 0': 60 })
       return { observed: 'exit 0 ×60' }
     },
@@ -247,14 +255,12 @@ const scenarios = [
     title: '`while (true) {}` with a 300 ms deadline, then SIGTERM, 20 runs',
     expect: 'every run exits with the hard-exit code 124 (its lateness is measured in docs/benchmarks.md)',
     async run({ node }) {
-      const codes = {}
-      for (let i = 0; i < 20; i++) {
+      const codes = await tally(20, async () => {
         const child = start(path.join(MAIN_FIXTURES, 'blocked.cjs'), ['in-task', 300], { node })
         await child.ready
         kill(child.child, 'SIGTERM')
-        const o = outcome(await child.exited)
-        codes[o] = (codes[o] ?? 0) + 1
-      }
+        return outcome(await child.exited)
+      })
       assert.deepEqual(codes, { 'exit 124': 20 })
       return { observed: 'exit 124 ×20' }
     },
