@@ -18,21 +18,8 @@ const { validateManagerOptions, validateTask, validateTaskId, validateStopOption
  */
 const SIGNAL_OWNER = Symbol.for('titan-lifecycle.signal-owner')
 
-/**
- * Runs one real shutdown of one no-op task, on a throwaway manager that binds nothing process-wide and
- * never exits, so that V8 has compiled the shutdown path before a signal needs it: otherwise the first
- * shutdown spends about 0.3 ms compiling its own code between the signal and the first task. Once per
- * process is enough, compiled code being shared by every manager.
- */
-let warmedUp = false
-function warmUp() {
-  if (warmedUp) return
-  warmedUp = true
-  const quiet = { info() {}, warn() {}, error() {} }
-  const throwaway = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false, logger: quiet })
-  throwaway.registerTask({ id: 'titan-lifecycle:warm-up', handler: ({ abortSignal }) => abortSignal })
-  throwaway.stop()
-}
+/** Whether the shutdown path has been (or is about to be) warmed up in this process; see #warmUp. */
+let warmUpScheduled = false
 
 class ShutdownManager extends EventEmitter {
   /** The manager of this copy of the package that owns the signals, if any. */
@@ -57,12 +44,12 @@ class ShutdownManager extends EventEmitter {
     this.#config = validateManagerOptions(options)
     const { hardExit, exitCodes, disableGracefulShutdown, signals, handleUncaughtErrors } = this.#config
     this.#native = new native.NativeShutdown(hardExit ? exitCodes.hardExit : null)
-    // Compile the shutdown path in the first turn of the event loop, not between a signal and the first
-    // task. Ref'd on purpose: an unref'd immediate waits for the next wake-up, which may be the signal.
-    setImmediate(() => {
-      this.#onNativeEvent({ kind: 'warm-up' })
-      warmUp()
-    })
+    if (!warmUpScheduled) {
+      warmUpScheduled = true
+      // In the first turn of the event loop. Ref'd on purpose: an unref'd immediate waits for the loop's
+      // next wake-up, which may be the very signal it should have prepared for.
+      setImmediate(() => this.#warmUp())
+    }
     if (disableGracefulShutdown) return
     if (signals.length > 0) this.#ownSignals()
     if (handleUncaughtErrors) this.#hookErrors()
@@ -156,13 +143,26 @@ class ShutdownManager extends EventEmitter {
   }
 
   /**
-   * The watchdog's events arrive here, on the JavaScript thread, through a weak threadsafe function. The
-   * native side keeps it only while it may need it (it would otherwise keep this manager alive forever), so
-   * this is called before each need; it does nothing when the function is already set.
+   * Compiles the shutdown path before a signal needs it: the first shutdown of a process otherwise spends
+   * about 0.3 ms compiling its own code between the signal and the first task. It passes a no-op event
+   * through #onNativeEvent, and runs one real shutdown of one no-op task on a throwaway manager that binds
+   * nothing process-wide and never exits. Once per process is enough: compiled code is shared.
+   */
+  #warmUp() {
+    this.#onNativeEvent({ kind: 'warm-up' })
+    const quiet = { info() {}, warn() {}, error() {} }
+    const throwaway = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false, logger: quiet })
+    throwaway.registerTask({ id: 'titan-lifecycle:warm-up', handler: ({ abortSignal }) => abortSignal })
+    throwaway.stop()
+  }
+
+  /**
+   * The watchdog's events arrive at #onNativeEvent through a weak threadsafe function, which the native
+   * side keeps only while it may need it (it would otherwise keep this manager alive forever): this sets it
+   * again before each need. An owner sets it when it takes the signals and keeps it until it gives them
+   * back, so the way from a signal to the first task makes no call here.
    */
   #listen() {
-    // An owner set its function when it took the signals, and the native side keeps it until they are
-    // given back: nothing to do on the way from a signal to the first task.
     if (this.#ownsSignals) return
     if (this.#native.enforced) this.#setListener()
   }
@@ -197,7 +197,7 @@ class ShutdownManager extends EventEmitter {
           this.#config.logger.warn(event.detail)
           return
         case 'warm-up':
-          // Compiles this function and the emitter ahead of a real event (see warmUp above).
+          // Compiles this function and the emitter ahead of a real event (see #warmUp).
           this.#safeEmit('titan-lifecycle:warm-up', undefined)
           return
       }

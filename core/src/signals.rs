@@ -589,11 +589,6 @@ pub fn on_env_teardown(uv: &uv::Uv) {
   }
 }
 
-/// The signals currently owned.
-pub fn owned_signals() -> Vec<c_int> {
-  owned_list().iter().map(|o| o.signo).collect()
-}
-
 #[cfg(test)]
 mod tests {
   use super::*;
