@@ -1,4 +1,5 @@
-//! The JavaScript binding: converts values and errors, and calls the core. It holds no logic of its own.
+//! The JavaScript binding: converts values and errors, and calls the core. The only thing it does itself is
+//! napi by nature: calling JavaScript straight from the main loop when a signal arrives (`DirectCaller`).
 //!
 //! Validation of user input (types, ranges, reasons) belongs to the facade (`lib/validate.js`), which throws
 //! Node-style `TypeError`/`RangeError`s; this layer only maps the core's own errors to their codes. Every
@@ -353,12 +354,7 @@ impl NativeShutdown {
     let now = MonoTime::now();
     let budget = budget(budget_ms)?;
     self.session.touch();
-    let signo = signal.and_then(|name| {
-      signals::OWNABLE
-        .iter()
-        .find(|(_, n)| *n == name)
-        .map(|(signo, _)| *signo)
-    });
+    let signo = signal.as_deref().and_then(signal_number);
     if let (Some(signo), Some(owner)) = (signo, watchdog::owner())
       && Arc::ptr_eq(&owner.session, &self.session)
     {
@@ -600,6 +596,10 @@ fn install_teardown_hook(env: &Env) {
 /// The number of an ownable signal, or null.
 #[napi(catch_unwind)]
 pub fn ownable_signal_number(name: String) -> Option<i32> {
+  signal_number(&name)
+}
+
+fn signal_number(name: &str) -> Option<i32> {
   signals::OWNABLE
     .iter()
     .find(|(_, n)| *n == name)
@@ -609,5 +609,5 @@ pub fn ownable_signal_number(name: String) -> Option<i32> {
 /// Whether our handler is in the slot of the named signal right now (for diagnostics and tests).
 #[napi(catch_unwind)]
 pub fn is_signal_handler_installed(name: String) -> bool {
-  ownable_signal_number(name).is_some_and(signals::is_installed)
+  signal_number(&name).is_some_and(signals::is_installed)
 }
