@@ -13,7 +13,6 @@ export declare class NativeShutdown {
   register(id: string, name: string, priority: number, phase: string, dependsOn: Array<string>): void
   unregister(id: string): boolean
   get state(): string
-  get taskCount(): number
   /**
    * Begins the shutdown (or picks up the one a signal began natively) and hands its first tasks over.
    * `signal`: the owned signal JavaScript was told of, if that is what started it; the shutdown then counts

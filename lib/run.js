@@ -61,7 +61,6 @@ class ShutdownRun {
   #exit
   #fatal = false
   #finished = false
-  #deadlineHandled = false
   #ids = []
   #running = new Map() // plan index -> { controller, timer }
   #errors = new Map() // plan index -> what the handler threw, or its timeout error
@@ -111,8 +110,9 @@ class ShutdownRun {
     this.#fatal ||= FATAL_REASONS.has(start.reason)
     this.deadline = now + start.remainingMs
     this.#budgetMs = start.budgetMs
-    this.#startedMono = monotonicMs() - start.elapsedMs
-    this.#deadlineMono = monotonicMs() + start.remainingMs
+    const mono = monotonicMs()
+    this.#startedMono = mono - start.elapsedMs
+    this.#deadlineMono = mono + start.remainingMs
     this.#ids = start.ids
     this.#emit(ShutdownEvent.ShutdownStart, {
       reason: start.reason,
@@ -205,11 +205,10 @@ class ShutdownRun {
 
   /** The deadline passed: abort what still runs, report, and end (natively, when the watchdog is armed). */
   onDeadline(watchdogFailed = false) {
-    if (this.#finished || this.#deadlineHandled) {
+    if (this.#finished) {
       if (this.#native.enforced) this.#native.answerDeadline()
       return
     }
-    this.#deadlineHandled = true
     const running = [...this.#running.keys()].map((i) => `'${this.#ids[i]}'`)
     const error = lifecycleError(
       'ERR_SHUTDOWN_TIMEOUT',

@@ -23,6 +23,15 @@ function withCode(error, code) {
   return error
 }
 
+/** `inspect(value)`, or the value's type if inspecting it throws (a hostile proxy, say). Never throws. */
+function show(value, options) {
+  try {
+    return inspect(value, options)
+  } catch {
+    return typeof value
+  }
+}
+
 /** Describes a received value the way Node's validation errors do, without trusting it. */
 function received(value) {
   if (value === null || value === undefined) return `Received ${value}`
@@ -36,13 +45,7 @@ function received(value) {
     }
     return 'Received an object'
   }
-  let shown
-  try {
-    shown = inspect(value, { depth: 0, maxStringLength: 40 })
-  } catch {
-    shown = typeof value
-  }
-  return `Received type ${typeof value} (${shown})`
+  return `Received type ${typeof value} (${show(value, { depth: 0, maxStringLength: 40 })})`
 }
 
 function invalidArgType(name, expected, value) {
@@ -50,25 +53,14 @@ function invalidArgType(name, expected, value) {
 }
 
 function outOfRange(name, range, value) {
-  let shown
-  try {
-    shown = inspect(value)
-  } catch {
-    shown = String(typeof value)
-  }
   return withCode(
-    new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${shown}`),
+    new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${show(value)}`),
     'ERR_OUT_OF_RANGE',
   )
 }
 
 function invalidArgValue(name, value, reason) {
-  let shown
-  try {
-    shown = inspect(value, { depth: 0, maxStringLength: 40 })
-  } catch {
-    shown = typeof value
-  }
+  const shown = show(value, { depth: 0, maxStringLength: 40 })
   return withCode(new TypeError(`The argument '${name}' ${reason}. Received ${shown}`), 'ERR_INVALID_ARG_VALUE')
 }
 
@@ -135,8 +127,9 @@ function validateSignals(value) {
     const name = `options.signals[${i}]`
     if (typeof signal !== 'string') throw invalidArgType(name, 'of type string', signal)
     if (!OWNABLE_SIGNALS.includes(signal)) {
-      const why = RESERVED_SIGNALS[signal] ?? `must be one of ${OWNABLE_SIGNALS.join(', ')}`
-      throw invalidArgValue(name, signal, RESERVED_SIGNALS[signal] ? `cannot be owned: ${signal} ${why}` : why)
+      const reserved = RESERVED_SIGNALS[signal]
+      const why = reserved ? `cannot be owned: ${signal} ${reserved}` : `must be one of ${OWNABLE_SIGNALS.join(', ')}`
+      throw invalidArgValue(name, signal, why)
     }
     if (!signals.includes(signal)) signals.push(signal)
   }
@@ -274,5 +267,4 @@ module.exports = {
   validateTaskId,
   validateStopOptions,
   lifecycleError,
-  OWNABLE_SIGNALS,
 }

@@ -336,11 +336,6 @@ impl NativeShutdown {
     self.session.record().state().as_str()
   }
 
-  #[napi(getter, catch_unwind)]
-  pub fn task_count(&self) -> u32 {
-    self.session.record().task_count() as u32
-  }
-
   /// Begins the shutdown (or picks up the one a signal began natively) and hands its first tasks over.
   /// `signal`: the owned signal JavaScript was told of, if that is what started it; the shutdown then counts
   /// from the instant the handler ran, whichever of JavaScript and the watchdog gets here first.
@@ -355,9 +350,7 @@ impl NativeShutdown {
     let budget = budget(budget_ms)?;
     self.session.touch();
     let signo = signal.as_deref().and_then(signal_number);
-    if let (Some(signo), Some(owner)) = (signo, watchdog::owner())
-      && Arc::ptr_eq(&owner.session, &self.session)
-    {
+    if let (Some(signo), Some(owner)) = (signo, self.signal_owner()) {
       watchdog::begin_for_signal(&owner, signo, now);
     }
     let mut record = self.session.record();
@@ -443,8 +436,13 @@ impl NativeShutdown {
     }
   }
 
+  /// The signal owner, if it is this manager.
+  fn signal_owner(&self) -> Option<SignalOwner> {
+    watchdog::owner().filter(|owner| Arc::ptr_eq(&owner.session, &self.session))
+  }
+
   fn owns_signals(&self) -> bool {
-    watchdog::signal_owner().is_some_and(|owner| Arc::ptr_eq(&owner, &self.session))
+    self.signal_owner().is_some()
   }
 
   /// Every task of the shutdown, in plan order, with its status and duration.
@@ -519,8 +517,8 @@ impl NativeShutdown {
     if !uv.is_main_loop(event_loop.cast()) {
       return Err(js_error(LifecycleError::NotMainThread));
     }
-    if let Some(owner) = watchdog::signal_owner() {
-      return if Arc::ptr_eq(&owner, &self.session) {
+    if let Some(owner) = watchdog::owner() {
+      return if Arc::ptr_eq(&owner.session, &self.session) {
         Ok(())
       } else {
         Err(js_error(LifecycleError::SignalsOwned))

@@ -84,11 +84,6 @@ impl Coordinator {
     }
   }
 
-  /// The number of registered tasks.
-  pub fn task_count(&self) -> usize {
-    self.graph.len()
-  }
-
   fn check_can_change_tasks(&self) -> Result<(), LifecycleError> {
     match self.state() {
       State::Running => Ok(()),

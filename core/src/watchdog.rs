@@ -145,11 +145,6 @@ pub fn owner() -> Option<SignalOwner> {
   watchdog.state().owner.clone()
 }
 
-/// The session that owns the signals, if any.
-pub fn signal_owner() -> Option<Arc<Session>> {
-  owner().map(|o| o.session)
-}
-
 fn run(watchdog: &'static Watchdog) {
   block_all_signals();
   loop {
