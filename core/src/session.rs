@@ -1,7 +1,7 @@
 //! What one manager shares with the watchdog thread: its record, its deadline alarm, and the way back to
 //! JavaScript.
 
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::clock::{Deadline, MonoTime};
@@ -35,9 +35,9 @@ pub struct Session {
   /// The armed deadline in nanoseconds (0 = not armed), mirrored out of the record so the watchdog can read
   /// it without a lock.
   deadline_ns: AtomicU64,
-  /// The code the watchdog exits with at the deadline; negative means it only notifies (`hardExit: false`, or
-  /// a worker thread).
-  hard_exit_code: AtomicI32,
+  /// The code the watchdog exits with at the deadline; `None`: it only notifies (`hardExit: false`, or a
+  /// worker thread). Fixed for the session's life.
+  hard_exit_code: Option<i32>,
   /// The probe sent shortly before the deadline, and its answer.
   pub probe: Exchange,
   /// The deadline event, and JavaScript's answer once it has emitted its hard-exit events.
@@ -56,7 +56,7 @@ impl Session {
     Arc::new(Self {
       record: Mutex::new(Coordinator::new()),
       deadline_ns: AtomicU64::new(0),
-      hard_exit_code: AtomicI32::new(hard_exit_code.unwrap_or(-1)),
+      hard_exit_code,
       probe: Exchange::new(),
       deadline_event: Exchange::new(),
       last_js_activity_ns: AtomicU64::new(0),
@@ -125,8 +125,7 @@ impl Session {
   }
 
   pub fn hard_exit_code(&self) -> Option<i32> {
-    let code = self.hard_exit_code.load(Ordering::Relaxed);
-    (code >= 0).then_some(code)
+    self.hard_exit_code
   }
 
   /// Arms the watchdog with `deadline` unless a deadline is already armed (a joined shutdown keeps its
