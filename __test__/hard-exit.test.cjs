@@ -44,3 +44,17 @@ test('a loop blocked before the signal still exits at the deadline, and the repo
   assert.match(stderr, /the shutdown never reached JavaScript, so no task was started/)
   assert.match(stderr, /pending: 'quick', 'spin', 'after'/)
 })
+
+test('the report escapes control characters in task ids and names, and says when it was cut', async () => {
+  const fixture = start('guarantee.cjs', ['hostile-report'])
+  await fixture.ready
+  kill(fixture.child, 'SIGTERM')
+  const { code, stderr } = await fixture.exited
+  assert.equal(code, 124, stderr)
+  const report = stderr.slice(stderr.indexOf('titan-lifecycle: hard exit'))
+  assert.doesNotMatch(report, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/, 'no raw control character reaches the terminal')
+  assert.doesNotMatch(report, /^titan-lifecycle: forged/m, 'no id can forge a line of the report')
+  assert.ok(report.includes("running: 'evil\\ntitan-lifecycle: forged line\\x1b[2J\\x07\\x00\\u{9b}'"), report.slice(0, 600))
+  assert.match(report, /report cut: it did not fit in \d+ bytes/)
+  assert.match(report, /\ntitan-lifecycle: exiting with code 124\n$/, 'the exit line ends the report, even a cut one')
+})

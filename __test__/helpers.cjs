@@ -6,7 +6,10 @@
 // child share, so the parent can compare "when I sent the signal" with "when the child did something".
 // Every child has its own kill timer, so a regression that hangs fails the test instead of stalling CI.
 
-const { spawn } = require('node:child_process')
+const { spawn, execFileSync } = require('node:child_process')
+const crypto = require('node:crypto')
+const fs = require('node:fs')
+const os = require('node:os')
 const path = require('node:path')
 
 const FIXTURES = path.join(__dirname, 'fixtures')
@@ -18,14 +21,28 @@ const now = () => Number(process.hrtime.bigint()) / 1e6
  * - `exited` resolves to { code, signal, stdout, stderr, lines, exitedAt, killedByTimer };
  * - `output()` is what it has printed so far, as { stdout, stderr }.
  * `node` runs it with another Node binary; `command` runs it under a wrapper (e.g. unshare), before node.
+ * `stallStderr: true` never reads the child's stderr, so a pipe nobody drains fills up (a stalled log
+ * collector); `resumeStderr()` starts reading it.
  */
-function start(name, args = [], { killAfterMs = 15_000, env = {}, cwd, node = process.execPath, command = [] } = {}) {
+function start(
+  name,
+  args = [],
+  { killAfterMs = 15_000, env = {}, cwd, node = process.execPath, command = [], stallStderr = false } = {},
+) {
   const script = path.isAbsolute(name) ? name : path.join(FIXTURES, name)
-  const argv = [...command, node, script, ...args.map(String)]
+  return launch([...command, node, script, ...args.map(String)], { killAfterMs, env, cwd, stallStderr })
+}
+
+/**
+ * Runs any command the way `start` runs a fixture (the same `ready`, `exited`, `lines`). `detached: true`
+ * makes it the leader of a new process group, which `process.kill(-child.pid, signal)` signals as a whole.
+ */
+function launch(argv, { killAfterMs = 15_000, env = {}, cwd, stallStderr = false, detached = false } = {}) {
   const child = spawn(argv[0], argv.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
     cwd,
+    detached,
   })
   let stdout = ''
   let stderr = ''
@@ -54,22 +71,34 @@ function start(name, args = [], { killAfterMs = 15_000, env = {}, cwd, node = pr
       if (line.kind === 'ready') markReady(line)
     }
   })
-  child.stderr.on('data', (chunk) => {
-    stderr += chunk
-  })
+  const readStderr = () =>
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk
+    })
+  if (stallStderr) child.stderr.pause()
+  else readStderr()
   let killedByTimer = false
   const timer = setTimeout(() => {
     killedByTimer = true
-    child.kill('SIGKILL')
+    if (detached) process.kill(-child.pid, 'SIGKILL')
+    else child.kill('SIGKILL')
   }, killAfterMs)
-  const exited = new Promise((resolve) => {
-    child.on('close', (code, signal) => {
-      clearTimeout(timer)
-      markReady(null)
-      resolve({ code, signal, stdout, stderr, lines, exitedAt: now(), killedByTimer })
-    })
+  // A stalled stderr may be held open by a grandchild, so 'close' (all stdio closed) could never come: wait
+  // for the exit and for stdout, then close our end of stderr, which ends such a grandchild with EPIPE.
+  const exitEvent = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, at: now() })))
+  const stdoutClosed = new Promise((resolve) => child.stdout.on('close', resolve))
+  const closed = stallStderr
+    ? Promise.all([exitEvent, stdoutClosed]).then(([exit]) => {
+        child.stderr.destroy()
+        return exit
+      })
+    : new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, at: now() })))
+  const exited = closed.then(({ code, signal, at }) => {
+    clearTimeout(timer)
+    markReady(null)
+    return { code, signal, stdout, stderr, lines, exitedAt: at, killedByTimer }
   })
-  return { child, ready, exited, lines, output: () => ({ stdout, stderr }) }
+  return { child, ready, exited, lines, output: () => ({ stdout, stderr }), resumeStderr: readStderr }
 }
 
 /** Resolves once `predicate()` holds, polling every 5 ms; rejects after `timeoutMs`. */
@@ -103,4 +132,26 @@ async function run(name, args = [], options = {}) {
   return start(name, args, options).exited
 }
 
-module.exports = { start, kill, run, waitFor, eventNames, find, now, FIXTURES }
+/**
+ * The native neighbour (fixtures/native-neighbour.c) compiled with the machine's gcc, once per content: the
+ * library goes to the temporary directory under its hash, written beside and renamed, so test files running
+ * in parallel never see half a file.
+ */
+function neighbourLibrary() {
+  const source = path.join(FIXTURES, 'native-neighbour.c')
+  const hash = crypto.createHash('sha256').update(fs.readFileSync(source)).digest('hex').slice(0, 16)
+  const library = path.join(os.tmpdir(), `titan-lifecycle-neighbour-${hash}.so`)
+  if (!fs.existsSync(library)) {
+    const partial = `${library}.${process.pid}`
+    execFileSync('gcc', ['-shared', '-fPIC', '-O2', '-Wall', '-o', partial, source, '-lpthread'])
+    fs.renameSync(partial, library)
+  }
+  return library
+}
+
+/** The command line of `npm start` with the given script shell ('sh' or 'bash'). */
+function npmStart(shell) {
+  return ['npm', 'start', '--silent', `--script-shell=${shell}`]
+}
+
+module.exports = { start, launch, npmStart, kill, run, waitFor, eventNames, find, now, neighbourLibrary, FIXTURES }

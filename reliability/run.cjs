@@ -12,6 +12,7 @@ const path = require('node:path')
 const { execFileSync } = require('node:child_process')
 const { scenarios } = require('./scenarios.cjs')
 const { describeMachine } = require('../scripts/machine.cjs')
+const { neighbourLibrary } = require('../__test__/helpers.cjs')
 
 const ROOT = path.join(__dirname, '..')
 const args = process.argv.slice(2)
@@ -46,11 +47,7 @@ const once = (build) => {
 }
 
 const context = {
-  neighbourLibrary: once(() => {
-    const library = path.join(scratch, 'native-neighbour.so')
-    execFileSync('gcc', ['-shared', '-fPIC', '-O2', '-Wall', '-o', library, path.join(__dirname, 'native-neighbour.c'), '-lpthread'])
-    return library
-  }),
+  neighbourLibrary,
   packageCopy: once(() => {
     const copy = path.join(scratch, 'node_modules', 'titan-lifecycle-copy')
     const addon = fs.readdirSync(ROOT).filter((f) => f.endsWith('.node'))

@@ -74,7 +74,7 @@ const scenarios = [
     title: 'hostile native neighbour re-installs its own SIGTERM handler with sigaction after us',
     expect: 'the guard takes the signal back within its 200 ms period and warns; SIGTERM is graceful',
     async run({ node, neighbourLibrary }) {
-      const child = start(fixture('neighbour.cjs'), [], {
+      const child = start(path.join(MAIN_FIXTURES, 'neighbour.cjs'), [], {
         node,
         env: { LD_PRELOAD: neighbourLibrary(), NEIGHBOUR_DELAY_MS: '300' },
       })

@@ -1,0 +1,64 @@
+'use strict'
+// Every write on an exit path has a bounded budget: a stderr that nobody reads (a stalled log collector, a
+// terminal paused with Ctrl-S) cannot keep the process from exiting, and the exit code is always the one the
+// shutdown reported.
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const { start, kill, find, waitFor, now } = require('./helpers.cjs')
+
+const DEADLINE = 400
+/** The exit paths' write budget (50 ms) plus a noisy machine's slack. */
+const SLACK = 300
+
+async function signalled(mode, { stallStderr = true } = {}) {
+  const fixture = start('stalled-stderr.cjs', [mode, DEADLINE], { stallStderr, killAfterMs: 8000 })
+  await fixture.ready
+  return { fixture, sentAt: kill(fixture.child, 'SIGTERM') }
+}
+
+test('a blocked loop ends at the deadline with 124 although stderr is a full pipe nobody reads', async () => {
+  const { fixture, sentAt } = await signalled('blocked')
+  const { code, signal, exitedAt, killedByTimer } = await fixture.exited
+  assert.equal(killedByTimer, false, 'the process hung writing its report')
+  assert.equal(signal, null)
+  assert.equal(code, 124)
+  const elapsed = exitedAt - sentAt
+  assert.ok(elapsed >= DEADLINE - 1 && elapsed <= DEADLINE + SLACK, `exited ${elapsed.toFixed(1)} ms after SIGTERM`)
+})
+
+test('a second signal exits at once with 143 although stderr is a full pipe', async () => {
+  const { fixture } = await signalled('second-signal')
+  await waitFor(() => find(fixture.lines, 'task-start', { id: 'hang' }), 5000, 'the shutdown to run')
+  // Until this process's stream stops reading (at its high-water mark), a small write may still find room.
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  const secondAt = kill(fixture.child, 'SIGTERM')
+  const { code, signal, exitedAt, killedByTimer } = await fixture.exited
+  assert.equal(killedByTimer, false, 'the signal handler hung writing its line')
+  assert.equal(signal, null)
+  assert.equal(code, 143)
+  assert.ok(exitedAt - secondAt < SLACK, `exited ${(exitedAt - secondAt).toFixed(1)} ms after the second SIGTERM`)
+})
+
+test('a responsive loop that answered the deadline still exits with the code it reported, not 0', async () => {
+  const { fixture, sentAt } = await signalled('idle')
+  const { code, signal, exitedAt, lines, killedByTimer } = await fixture.exited
+  assert.equal(killedByTimer, false)
+  assert.equal(signal, null)
+  const complete = find(lines, 'event', { event: 'shutdown:complete' })
+  assert.equal(complete?.exitCode, 124, 'the shutdown reported a hard exit')
+  assert.equal(code, 124, 'and the process exited with it')
+  assert.ok(exitedAt - sentAt <= DEADLINE + SLACK)
+})
+
+test('a non-blocking stderr that fills up delays the report within its budget instead of dropping it', async () => {
+  const { fixture, sentAt } = await signalled('nonblocking')
+  // The collector wakes up just after the deadline, while the watchdog is waiting for room to write.
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, sentAt + DEADLINE + 10 - now())))
+  fixture.resumeStderr()
+  const { code, stderr, killedByTimer } = await fixture.exited
+  assert.equal(killedByTimer, false)
+  assert.equal(code, 124)
+  assert.match(stderr, /titan-lifecycle: hard exit: the graceful shutdown \(reason SIGTERM\) did not finish/)
+  assert.match(stderr, /running: 'spin'/)
+})

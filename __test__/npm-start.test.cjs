@@ -1,0 +1,82 @@
+'use strict'
+// Under `npm start`, one signal to the whole process group (systemd's KillMode=control-group, a killpg,
+// Ctrl-C at a terminal) reaches the service twice: from the sender, and forwarded by npm, its parent when the
+// script shell execs node (bash does). That forwarded copy is the same signal, not a second one. With sh as
+// the script shell npm forwards to sh instead, sh dies, npm exits, and the terminal hangs up: the kernel's
+// SIGHUP that follows is the terminal going away, not a second request either. A second Ctrl-C from the user
+// still exits at once.
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { launch, find, npmStart, waitFor, FIXTURES } = require('./helpers.cjs')
+
+const APP = path.join(FIXTURES, 'npm-app')
+
+function assertOneGracefulShutdown({ lines, text }, reason) {
+  assert.doesNotMatch(text, /second SIG/, 'a forwarded copy or a hangup was taken as a second signal')
+  assert.equal(find(lines, 'event', { event: 'shutdown:start' })?.reason, reason, text)
+  assert.ok(find(lines, 'task-end', { id: 'drain' }), `the shutdown ran to its end\n${text}`)
+  assert.equal(find(lines, 'exit')?.code, 0, `the service exited 0\n${text}`)
+}
+
+const isGone = (pid) => {
+  try {
+    return /^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'))
+  } catch {
+    return true
+  }
+}
+
+/**
+ * Runs `npm start` in a pseudo-terminal and presses Ctrl-C `presses` times. The service reports to a file:
+ * once npm exits the terminal is gone, and the service may still be finishing its shutdown.
+ */
+async function inTerminal(shell, presses) {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-pty-')), 'report.jsonl')
+  fs.writeFileSync(file, '')
+  const terminal = launch(['python3', path.join(FIXTURES, 'pty-run.py'), String(presses), ...npmStart(shell)], {
+    cwd: APP,
+    env: { TITAN_REPORT_FILE: file },
+  })
+  const session = await terminal.exited
+  const read = () =>
+    fs
+      .readFileSync(file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line))
+  const service = find(read(), 'ready')?.pid
+  assert.ok(service, `the service started\n${session.stdout}${session.stderr}`)
+  try {
+    await waitFor(() => isGone(service), 5000, 'the service to exit')
+  } finally {
+    if (!isGone(service)) process.kill(service, 'SIGKILL')
+  }
+  return { lines: read(), text: session.stdout + session.stderr, session }
+}
+
+for (const shell of ['sh', 'bash']) {
+  test(`npm start (script shell ${shell}): SIGTERM to the process group shuts down once, exit 0`, async () => {
+    const fixture = launch(npmStart(shell), { cwd: APP, detached: true })
+    await fixture.ready
+    process.kill(-fixture.child.pid, 'SIGTERM')
+    const result = await fixture.exited
+    assert.equal(result.killedByTimer, false, 'hung')
+    assertOneGracefulShutdown({ lines: result.lines, text: result.stdout + result.stderr }, 'SIGTERM')
+  })
+
+  test(`npm start (script shell ${shell}): Ctrl-C in a terminal shuts down once, exit 0`, async () => {
+    assertOneGracefulShutdown(await inTerminal(shell, 1), 'SIGINT')
+  })
+}
+
+test('npm start (script shell bash): a second Ctrl-C still exits at once with 130', async () => {
+  const { lines, text } = await inTerminal('bash', 2)
+  assert.match(text, /second SIGINT during shutdown, exiting now with code 130/)
+  assert.ok(find(lines, 'task-start', { id: 'drain' }))
+  assert.ok(!find(lines, 'task-end', { id: 'drain' }), 'the second Ctrl-C cut the shutdown short')
+  assert.ok(!find(lines, 'exit'), 'it was the native exit, not the end of the shutdown')
+})

@@ -1,0 +1,59 @@
+'use strict'
+// A typo in an option name passes silently in plain JavaScript. Unknown names emit one process warning in
+// Node's style, with the package's own code and the closest known name; they never throw.
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const { ShutdownManager } = require('..')
+
+async function warningsOf(fn) {
+  const warnings = []
+  const onWarning = (warning) => warnings.push(warning)
+  process.on('warning', onWarning)
+  try {
+    await fn()
+    await new Promise((resolve) => setImmediate(resolve))
+  } finally {
+    process.off('warning', onWarning)
+  }
+  return warnings.filter((w) => w.code === 'TITAN_LIFECYCLE_UNKNOWN_OPTION')
+}
+
+test('a misspelt manager option is warned about, naming the closest known one', async () => {
+  const warnings = await warningsOf(() => new ShutdownManager({ disableGracefulShutdown: true, gracefulShutdownTimout: 5000 }))
+  assert.equal(warnings.length, 1)
+  assert.equal(warnings[0].name, 'TitanLifecycleWarning')
+  assert.match(warnings[0].message, /unknown option "options\.gracefulShutdownTimout"; did you mean "gracefulShutdownTimeout"\?/)
+})
+
+test('a misspelt task field and stop() option are warned about; known ones are not', async () => {
+  const manager = new ShutdownManager({ disableGracefulShutdown: true })
+  const warnings = await warningsOf(async () => {
+    manager.registerTask({ id: 'a', prority: 10, handler() {} })
+    manager.registerTask({ id: 'b', priority: 10, name: 'b', phase: 'stop', dependsOn: [], timeout: 5, handler() {} })
+    await manager.stop({ exti: true, timeout: 1000 })
+  })
+  assert.deepEqual(
+    warnings.map((w) => w.message.match(/"([^"]+)"; did you mean "([^"]+)"/).slice(1)),
+    [
+      ['task.prority', 'priority'],
+      ['options.exti', 'exit'],
+    ],
+  )
+})
+
+test('the same unknown name is warned about once, and a name far from every option gets no guess', async () => {
+  const manager = new ShutdownManager({ disableGracefulShutdown: true })
+  const warnings = await warningsOf(() => {
+    for (let i = 0; i < 100; i++) manager.registerTask({ id: `t${i}`, prority: 1, handler() {} })
+    manager.registerTask({ id: 'x', somethingElseEntirely: true, handler() {} })
+  })
+  assert.equal(warnings.length, 2)
+  assert.match(warnings[1].message, /unknown option "task\.somethingElseEntirely"\.?$/)
+  assert.doesNotMatch(warnings[1].message, /did you mean/)
+})
+
+test('exitCodes fields are checked too', async () => {
+  const warnings = await warningsOf(() => new ShutdownManager({ disableGracefulShutdown: true, exitCodes: { hardexit: 3 } }))
+  assert.match(warnings[0]?.message ?? '', /"options\.exitCodes\.hardexit"; did you mean "hardExit"\?/)
+})
