@@ -100,6 +100,9 @@ pub struct TaskGraph {
   /// For each id (registered or not yet), the slots of the tasks that list it in `dependsOn`. It lets a
   /// registration see the dependents that were registered before it.
   dependents: HashMap<String, Vec<usize>>,
+  /// The same-level edges between registered tasks, in a topological order kept up to date as tasks come
+  /// and go: it refuses a dependency cycle in time proportional to what the new edges touch.
+  order: order::Order,
   next_seq: u64,
 }
 
@@ -134,12 +137,34 @@ impl TaskGraph {
       return Err(cycle(&spec.id, format!("'{}' depends on itself", spec.id)));
     }
     self.check_levels(&spec)?;
-    self.check_dependency_cycle(&spec)?;
+
+    // After `check_levels`, only edges inside the task's own level can close a loop.
+    let level = spec.level();
+    let same_level = |slot: &usize| {
+      self
+        .entry(*slot)
+        .is_some_and(|e| e.spec.level().cmp(&level) == Ordering::Equal)
+    };
+    let dependencies: Vec<usize> = spec
+      .depends_on
+      .iter()
+      .filter_map(|dep| self.by_id.get(dep).copied())
+      .filter(same_level)
+      .collect();
+    let dependents: Vec<usize> = self
+      .dependents
+      .get(&spec.id)
+      .map(|slots| slots.iter().copied().filter(same_level).collect())
+      .unwrap_or_default();
 
     let slot = self.free_slots.pop().unwrap_or_else(|| {
       self.slots.push(None);
       self.slots.len() - 1
     });
+    if let Err(path) = self.order.insert(slot, &dependents, &dependencies) {
+      self.free_slots.push(slot);
+      return Err(cycle(&spec.id, self.describe_loop(&spec, &path)));
+    }
     for dep in &spec.depends_on {
       self.dependents.entry(dep.clone()).or_default().push(slot);
     }
@@ -167,8 +192,15 @@ impl TaskGraph {
         }
       }
     }
+    self.order.remove(slot);
     self.free_slots.push(slot);
     true
+  }
+
+  /// The work the cycle checks have done so far (edges visited, labels moved): tests use it to check that
+  /// registration stays near linear for every graph shape.
+  pub fn cycle_check_steps(&self) -> u64 {
+    self.order.steps()
   }
 
   fn entry(&self, slot: usize) -> Option<&Entry> {
@@ -208,53 +240,9 @@ impl TaskGraph {
     Ok(())
   }
 
-  /// Refuses a loop of dependencies through the new task: new -> dep -> ... -> t, where t depends on new.
-  fn check_dependency_cycle(&self, spec: &TaskSpec) -> Result<(), LifecycleError> {
-    let Some(dependents) = self.dependents.get(&spec.id) else {
-      return Ok(());
-    };
-    let closes_loop: Vec<usize> = dependents.clone();
-    let level = spec.level();
-    // Depth-first search from the new task's registered dependencies. After `check_levels`, only tasks of the
-    // same level can lie on a loop, so the search stays inside that level.
-    let mut parent: HashMap<usize, Option<usize>> = HashMap::new();
-    let mut stack: Vec<usize> = Vec::new();
-    for dep in &spec.depends_on {
-      if let Some(&slot) = self.by_id.get(dep)
-        && parent.insert(slot, None).is_none()
-      {
-        stack.push(slot);
-      }
-    }
-    while let Some(slot) = stack.pop() {
-      let Some(entry) = self.entry(slot) else { continue };
-      if closes_loop.contains(&slot) {
-        return Err(cycle(&spec.id, self.describe_loop(spec, slot, &parent)));
-      }
-      for dep in &entry.spec.depends_on {
-        let Some(&next) = self.by_id.get(dep) else {
-          continue;
-        };
-        let same_level = self
-          .entry(next)
-          .is_some_and(|e| e.spec.level().cmp(&level) == Ordering::Equal);
-        if same_level && !parent.contains_key(&next) {
-          parent.insert(next, Some(slot));
-          stack.push(next);
-        }
-      }
-    }
-    Ok(())
-  }
-
-  fn describe_loop(&self, spec: &TaskSpec, last: usize, parent: &HashMap<usize, Option<usize>>) -> String {
-    let mut path = vec![last];
-    let mut at = last;
-    while let Some(Some(prev)) = parent.get(&at) {
-      path.push(*prev);
-      at = *prev;
-    }
-    path.reverse();
+  /// Names a loop the new task would close: it depends on the first slot of `path`, each depends on the
+  /// next, and the last depends on the new task.
+  fn describe_loop(&self, spec: &TaskSpec, path: &[usize]) -> String {
     let mut names = vec![format!("'{}'", spec.id)];
     names.extend(
       path
@@ -550,6 +538,8 @@ impl Plan {
     self.running += 1;
   }
 }
+
+mod order;
 
 #[cfg(test)]
 mod tests;
