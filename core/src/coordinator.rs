@@ -45,8 +45,11 @@ pub struct Run {
   pub deadline: Deadline,
   pub plan: Plan,
   /// Whether JavaScript has picked the shutdown up and is running its tasks. A shutdown begun by a signal
-  /// while the event loop is blocked stays unattached, and the hard-exit report says so.
+  /// while the event loop is blocked stays unattached, and the hard-exit report says so. Until it attaches,
+  /// tasks may still be registered: JavaScript could not have known of the signal.
   pub attached: bool,
+  /// Tasks were registered or unregistered after the plan was frozen (before JavaScript attached).
+  plan_stale: bool,
   /// The exit code the finished shutdown chose.
   pub exit_code: Option<i32>,
 }
@@ -84,24 +87,49 @@ impl Coordinator {
     }
   }
 
+  /// Tasks can change while no shutdown runs, and while one that a signal began natively has not reached
+  /// JavaScript yet: a bootstrap still running synchronously when the signal came registers its tasks
+  /// before it could have heard of the signal, and they belong to that shutdown.
   fn check_can_change_tasks(&self) -> Result<(), LifecycleError> {
-    match self.state() {
-      State::Running => Ok(()),
-      State::Stopping => Err(LifecycleError::ShutdownInProgress),
-      State::Stopped => Err(LifecycleError::ShutdownCompleted),
+    match &self.run {
+      None => Ok(()),
+      Some(run) if run.exit_code.is_some() => Err(LifecycleError::ShutdownCompleted),
+      Some(run) if !run.attached => Ok(()),
+      Some(_) => Err(LifecycleError::ShutdownInProgress),
     }
   }
 
-  /// Registers a task; see [`TaskGraph::register`]. Refused once a shutdown has begun.
-  pub fn register(&mut self, spec: TaskSpec) -> Result<(), LifecycleError> {
-    self.check_can_change_tasks()?;
-    self.graph.register(spec)
+  fn tasks_changed(&mut self) {
+    if let Some(run) = self.run.as_mut() {
+      run.plan_stale = true;
+    }
   }
 
-  /// Unregisters a task; returns whether it existed. Refused once a shutdown has begun.
+  /// Registers a task; see [`TaskGraph::register`]. Refused once JavaScript runs a shutdown.
+  pub fn register(&mut self, spec: TaskSpec) -> Result<(), LifecycleError> {
+    self.check_can_change_tasks()?;
+    self.graph.register(spec)?;
+    self.tasks_changed();
+    Ok(())
+  }
+
+  /// Unregisters a task; returns whether it existed. Refused once JavaScript runs a shutdown.
   pub fn unregister(&mut self, id: &str) -> Result<bool, LifecycleError> {
     self.check_can_change_tasks()?;
-    Ok(self.graph.unregister(id))
+    let removed = self.graph.unregister(id);
+    self.tasks_changed();
+    Ok(removed)
+  }
+
+  /// Freezes the plan again if tasks changed since the shutdown began (only possible before JavaScript
+  /// attached). The watchdog calls it before its report, so the report lists every task.
+  pub fn refresh_plan(&mut self) {
+    if let Some(run) = self.run.as_mut()
+      && run.plan_stale
+    {
+      run.plan = self.graph.plan();
+      run.plan_stale = false;
+    }
   }
 
   /// Begins the shutdown if none has begun: freezes the plan and fixes the deadline at `start + budget`.
@@ -116,6 +144,7 @@ impl Coordinator {
           deadline: Deadline::new(start, budget),
           plan: self.graph.plan(),
           attached: false,
+          plan_stale: false,
           exit_code: None,
         });
         Begun::Started
@@ -126,6 +155,7 @@ impl Coordinator {
   /// Hands the shutdown to JavaScript: returns the first tasks to run (recorded as running since `now`), or
   /// `None` if there is no shutdown or it is already attached.
   pub fn attach(&mut self, now: MonoTime) -> Option<Vec<u32>> {
+    self.refresh_plan();
     let run = self.run.as_mut()?;
     if run.attached || run.exit_code.is_some() {
       return None;
@@ -202,9 +232,10 @@ mod tests {
   }
 
   #[test]
-  fn tasks_cannot_change_once_a_shutdown_begins() {
+  fn tasks_cannot_change_once_javascript_runs_the_shutdown() {
     let mut c = Coordinator::new();
     c.begin(manual(), MonoTime::now(), BUDGET);
+    c.attach(MonoTime::now());
     assert_eq!(
       c.register(spec("a", 1.0)).unwrap_err().code(),
       "ERR_SHUTDOWN_IN_PROGRESS"
@@ -256,6 +287,41 @@ mod tests {
     assert_eq!(c.run().unwrap().plan.tasks()[0].status, TaskStatus::Pending);
     assert_eq!(c.attach(MonoTime::now()), Some(vec![0]));
     assert_eq!(c.attach(MonoTime::now()), None);
+  }
+
+  #[test]
+  fn tasks_registered_before_javascript_attached_belong_to_the_shutdown() {
+    let mut c = Coordinator::new();
+    c.register(spec("early", 1.0)).unwrap();
+    let signal = Trigger {
+      reason: "SIGTERM".into(),
+      signal: Some(15),
+    };
+    assert_eq!(c.begin(signal, MonoTime::now(), BUDGET), Begun::Started);
+    assert_eq!(c.state(), State::Stopping);
+    // The bootstrap goes on synchronously: it could not have heard of the signal.
+    c.register(spec("late", 0.5)).unwrap();
+    c.register(spec("gone", 2.0)).unwrap();
+    assert!(c.unregister("gone").unwrap());
+    c.refresh_plan();
+    let ids: Vec<&str> = c
+      .run()
+      .unwrap()
+      .plan
+      .tasks()
+      .iter()
+      .map(|t| t.id.as_str())
+      .collect();
+    assert_eq!(
+      ids,
+      ["late", "early"],
+      "the report sees the tasks as they are now"
+    );
+    assert_eq!(c.attach(MonoTime::now()), Some(vec![0]));
+    assert_eq!(
+      c.register(spec("too-late", 1.0)).unwrap_err().code(),
+      "ERR_SHUTDOWN_IN_PROGRESS"
+    );
   }
 
   #[test]

@@ -1,8 +1,10 @@
 //! The report the watchdog prints to stderr at a hard exit.
 //!
-//! It is formatted into a fixed stack buffer ([`FixedBuf`]) and written with one `write(2)`, so the moment of
-//! killing the process allocates nothing and takes no lock but the record's (which the watchdog only tries
-//! to take; see `watchdog`). A report that does not fit is cut short and says so.
+//! It is formatted into a fixed stack buffer ([`FixedBuf`]) and written with bounded writes (`exit_write`),
+//! so the moment of killing the process allocates nothing and takes no lock but the record's (which the
+//! watchdog only tries to take; see `watchdog`). A report that does not fit is cut short, says so, and still
+//! ends with its exit line. Task ids, names and reasons are user text: control characters in them are
+//! escaped, so they can neither drive the operator's terminal nor forge a line of the report.
 
 use std::fmt::{self, Write};
 use std::time::Duration;
@@ -16,10 +18,15 @@ const PREFIX: &str = "titan-lifecycle:";
 /// How many running or pending tasks are named before the rest are counted.
 const MAX_LISTED: usize = 20;
 
+/// Room kept at the end of the report's buffer for the cut notice and the exit line.
+const TAIL: usize = 192;
+
 /// A `fmt::Write` sink over a fixed array: it never allocates, and drops what does not fit.
 pub struct FixedBuf<const N: usize> {
   bytes: [u8; N],
   len: usize,
+  /// Writes stop here (at most `N`): room can be kept for what must come last.
+  limit: usize,
   truncated: bool,
 }
 
@@ -29,6 +36,7 @@ impl<const N: usize> FixedBuf<N> {
     Self {
       bytes: [0; N],
       len: 0,
+      limit: N,
       truncated: false,
     }
   }
@@ -52,7 +60,11 @@ impl<const N: usize> Default for FixedBuf<N> {
 
 impl<const N: usize> Write for FixedBuf<N> {
   fn write_str(&mut self, s: &str) -> fmt::Result {
-    let room = N - self.len;
+    if self.truncated {
+      // Once something was dropped, nothing after it may appear as if it followed on.
+      return Ok(());
+    }
+    let room = self.limit.saturating_sub(self.len);
     let mut take = s.len().min(room);
     // Never split a UTF-8 character: a task name may hold any.
     while !s.is_char_boundary(take) {
@@ -92,8 +104,28 @@ pub enum RecordView<'a> {
   Busy,
 }
 
-/// Writes the hard-exit report. Every line ends with a newline.
-pub fn write_report(out: &mut impl Write, record: RecordView<'_>, facts: &HardExitFacts) -> fmt::Result {
+/// Writes the hard-exit report into `out`. Every line ends with a newline, and the last one is the exit
+/// line, even when the rest did not fit (a notice then says the report was cut).
+pub fn render_report<const N: usize>(out: &mut FixedBuf<N>, record: RecordView<'_>, facts: &HardExitFacts) {
+  out.limit = N.saturating_sub(TAIL);
+  // `FixedBuf` never fails; it only drops what does not fit.
+  let _ = write_body(out, record, facts);
+  let cut = std::mem::replace(&mut out.truncated, false);
+  out.limit = N;
+  if cut {
+    // Drop the line that was cut, so every line printed is whole.
+    out.len = out
+      .as_bytes()
+      .iter()
+      .rposition(|&b| b == b'\n')
+      .map_or(0, |i| i + 1);
+    let _ = writeln!(out, "{PREFIX}   (report cut: it did not fit in {N} bytes)");
+  }
+  let _ = writeln!(out, "{PREFIX} exiting with code {}", facts.exit_code);
+  out.truncated |= cut;
+}
+
+fn write_body(out: &mut impl Write, record: RecordView<'_>, facts: &HardExitFacts) -> fmt::Result {
   let run = match record {
     RecordView::Read(run) => run,
     RecordView::Busy => None,
@@ -103,14 +135,14 @@ pub fn write_report(out: &mut impl Write, record: RecordView<'_>, facts: &HardEx
       out,
       "{PREFIX} hard exit: the shutdown (reason {}) finished with exit code {} but the process had not \
        exited {} ms later",
-      run.trigger.reason,
+      Escaped(&run.trigger.reason),
       run.exit_code.unwrap_or_default(),
       Ms(run.deadline.budget()),
     )?,
     Some(run) => writeln!(
       out,
       "{PREFIX} hard exit: the graceful shutdown (reason {}) did not finish within its {} ms deadline",
-      run.trigger.reason,
+      Escaped(&run.trigger.reason),
       Ms(run.deadline.budget()),
     )?,
     None => writeln!(
@@ -121,13 +153,10 @@ pub fn write_report(out: &mut impl Write, record: RecordView<'_>, facts: &HardEx
   if let Some(run) = run {
     writeln!(
       out,
-      "{PREFIX}   elapsed {} ms since it began ({} ms past the deadline); exiting with code {}",
+      "{PREFIX}   elapsed {} ms since it began ({} ms past the deadline)",
       Ms(run.deadline.elapsed(facts.now)),
       Ms(run.deadline.lateness(facts.now)),
-      facts.exit_code
     )?;
-  } else {
-    writeln!(out, "{PREFIX}   exiting with code {}", facts.exit_code)?;
   }
   write_loop_state(out, run, facts)?;
   match record {
@@ -193,9 +222,9 @@ fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
   for task in tasks.iter().filter(|t| t.status == TaskStatus::Running) {
     running += 1;
     if listed < MAX_LISTED {
-      write!(out, "{PREFIX}   running: '{}'", task.id)?;
+      write!(out, "{PREFIX}   running: '{}'", Escaped(&task.id))?;
       if task.name != task.id {
-        write!(out, " ({})", task.name)?;
+        write!(out, " ({})", Escaped(&task.name))?;
       }
       writeln!(out, " for {} ms", Ms(task.duration(now)))?;
       listed += 1;
@@ -214,7 +243,7 @@ fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
       .take(MAX_LISTED)
       .enumerate()
     {
-      write!(out, "{} '{}'", if i == 0 { "" } else { "," }, task.id)?;
+      write!(out, "{} '{}'", if i == 0 { "" } else { "," }, Escaped(&task.id))?;
     }
     if pending > MAX_LISTED {
       write!(out, " and {} more", pending - MAX_LISTED)?;
@@ -232,6 +261,32 @@ fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
     tasks.len(),
     if tasks.len() == 1 { "" } else { "s" }
   )
+}
+
+/// User text (an id, a name, a reason) as the report prints it: control characters, line and paragraph
+/// separators and bidirectional overrides are escaped (`\n`, `\x1b`, `\u{202e}`), and so is the backslash,
+/// so the escaped text reads back unambiguously. Everything else is printed as it is.
+struct Escaped<'a>(&'a str);
+
+impl fmt::Display for Escaped<'_> {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    for c in self.0.chars() {
+      match c {
+        '\\' => f.write_str("\\\\")?,
+        '\n' => f.write_str("\\n")?,
+        '\r' => f.write_str("\\r")?,
+        '\t' => f.write_str("\\t")?,
+        c if (c as u32) < 0x80 && c.is_control() => write!(f, "\\x{:02x}", c as u32)?,
+        c if c.is_control()
+          || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+        {
+          write!(f, "\\u{{{:x}}}", c as u32)?
+        }
+        c => f.write_char(c)?,
+      }
+    }
+    Ok(())
+  }
 }
 
 /// Milliseconds with one decimal, the way every figure in the report reads.
@@ -290,7 +345,7 @@ mod tests {
 
   fn render(record: RecordView<'_>, facts: &HardExitFacts) -> String {
     let mut buf = FixedBuf::<8192>::new();
-    write_report(&mut buf, record, facts).unwrap();
+    render_report(&mut buf, record, facts);
     assert!(!buf.truncated());
     String::from_utf8(buf.as_bytes().to_vec()).unwrap()
   }
@@ -323,8 +378,10 @@ mod tests {
       report.contains("(reason SIGTERM) did not finish within its 300.0 ms deadline"),
       "{report}"
     );
+    assert!(report.contains("elapsed 321.0 ms since it began (21.0 ms past the deadline)\n"));
     assert!(
-      report.contains("elapsed 321.0 ms since it began (21.0 ms past the deadline); exiting with code 124")
+      report.ends_with("\ntitan-lifecycle: exiting with code 124\n"),
+      "{report}"
     );
     assert!(
       report.contains(
@@ -419,5 +476,66 @@ mod tests {
     buf.write_str("abcé").unwrap();
     assert_eq!(buf.as_bytes(), b"abc");
     assert!(buf.truncated());
+  }
+
+  #[test]
+  fn user_text_is_escaped_so_it_cannot_forge_lines_or_drive_the_terminal() {
+    let hostile = "a\nb\r\x1b[2J\x07\x00\u{9b}\u{202e}\\ é日🦀";
+    assert_eq!(
+      Escaped(hostile).to_string(),
+      "a\\nb\\r\\x1b[2J\\x07\\x00\\u{9b}\\u{202e}\\\\ é日🦀"
+    );
+    let mut c = Coordinator::new();
+    c.register(TaskSpec {
+      id: "x\ntitan-lifecycle: forged".into(),
+      name: "\x1b]0;title\x07".into(),
+      priority: 1.0,
+      phase: Phase::Stop,
+      depends_on: vec![],
+    })
+    .unwrap();
+    let start = MonoTime::from_nanos(1_000_000_000);
+    begin(&mut c, "SIGTERM", start);
+    c.attach(start);
+    let report = render(RecordView::Read(c.run()), &facts(start, false));
+    assert!(report.lines().all(|l| l.starts_with(PREFIX)), "{report}");
+    assert!(
+      !report.lines().any(|l| l.starts_with("titan-lifecycle: forged")),
+      "{report}"
+    );
+    assert!(
+      !report.chars().any(|ch| ch.is_control() && ch != '\n'),
+      "{report:?}"
+    );
+    assert!(
+      report.contains("running: 'x\\ntitan-lifecycle: forged' (\\x1b]0;title\\x07)"),
+      "{report}"
+    );
+  }
+
+  #[test]
+  fn a_report_that_overflows_says_so_and_still_ends_with_the_exit_line() {
+    let names: Vec<(String, f64)> = (0..40)
+      .map(|i| (format!("{}{i}", "n".repeat(300)), 10.0))
+      .collect();
+    let refs: Vec<(&str, f64)> = names.iter().map(|(s, p)| (s.as_str(), *p)).collect();
+    let mut c = coordinator_with(&refs);
+    let start = MonoTime::from_nanos(1_000_000_000);
+    begin(&mut c, "SIGTERM", start);
+    c.attach(start);
+    let mut buf = FixedBuf::<2048>::new();
+    render_report(&mut buf, RecordView::Read(c.run()), &facts(start, false));
+    let report = std::str::from_utf8(buf.as_bytes()).unwrap();
+    assert!(buf.truncated());
+    assert!(report.len() <= 2048);
+    assert!(
+      report.contains("\ntitan-lifecycle:   (report cut: it did not fit in 2048 bytes)\n"),
+      "{report}"
+    );
+    assert!(
+      report.ends_with("\ntitan-lifecycle: exiting with code 124\n"),
+      "{report}"
+    );
+    assert!(report.lines().all(|l| l.starts_with(PREFIX)), "{report}");
   }
 }
