@@ -46,8 +46,12 @@ export declare class NativeShutdown {
    * (see `DirectCaller`).
    */
   ownSignals(options: SignalOptions, dispatcher: (arg: NativeEventJs) => void): void
-  /** Gives the signals back (to libuv, or Node's defaults). Does nothing if this manager does not own them. */
-  releaseSignals(): void
+  /**
+   * Gives the signals back (to libuv, or Node's defaults). Does nothing if this manager does not own them.
+   * Returns the name of a signal that arrived before and that JavaScript has not heard of: it has begun
+   * (or joined) this manager's shutdown natively, and JavaScript must run it.
+   */
+  releaseSignals(): string | null
 }
 
 /** Whether our handler is in the slot of the named signal right now (for diagnostics and tests). */
@@ -61,7 +65,7 @@ export interface MissingDependency {
 
 /** An event from the watchdog thread, as JavaScript receives it. */
 export interface NativeEventJs {
-  /** 'signal' | 'probe' | 'deadline' | 'displaced' */
+  /** 'signal' | 'probe' | 'deadline' | 'displaced', or 'stale' for news of a signal JavaScript already had */
   kind: string
   signal?: string
   /** For 'signal': how long ago the handler ran, measured when JavaScript receives the event. */

@@ -19,7 +19,7 @@ use titan_lifecycle_core::error::LifecycleError;
 use titan_lifecycle_core::plan::{Outcome, Phase, TaskSpec};
 use titan_lifecycle_core::session::{NativeEvent, Notifier, Session};
 use titan_lifecycle_core::watchdog::{self, SignalOwner};
-use titan_lifecycle_core::{signals, uv};
+use titan_lifecycle_core::{handler, main_loop, signals, uv};
 
 /// The `code` of a thrown error, taken from [`LifecycleError::code`].
 #[derive(Clone, Debug)]
@@ -123,7 +123,7 @@ pub struct SignalOptions {
 /// An event from the watchdog thread, as JavaScript receives it.
 #[napi(object)]
 pub struct NativeEventJs {
-  /// 'signal' | 'probe' | 'deadline' | 'displaced'
+  /// 'signal' | 'probe' | 'deadline' | 'displaced', or 'stale' for news of a signal JavaScript already had
   pub kind: String,
   pub signal: Option<String>,
   /// For 'signal': how long ago the handler ran, measured when JavaScript receives the event.
@@ -147,7 +147,14 @@ impl Notifier for JsNotifier {
 fn event_to_js(ctx: ThreadsafeCallContext<NativeEvent>) -> napi::Result<NativeEventJs> {
   let name = |signo| signals::name_of(signo).map(str::to_owned);
   Ok(match ctx.value {
-    NativeEvent::Signal { signo, at } => NativeEventJs {
+    // The watchdog's news of a signal that libuv's callback delivered meanwhile tells nothing new.
+    NativeEvent::Signal { seq: Some(seq), .. } if !handler::claim_delivery(seq) => NativeEventJs {
+      kind: "stale".into(),
+      signal: None,
+      elapsed_ms: None,
+      detail: None,
+    },
+    NativeEvent::Signal { signo, at, .. } => NativeEventJs {
       kind: "signal".into(),
       signal: name(signo),
       elapsed_ms: Some(millis(MonoTime::now().saturating_since(at))),
@@ -218,7 +225,7 @@ fn make_direct_caller(env: &Env, dispatcher: &Function<NativeEventJs, ()>) -> Op
   }
 }
 
-/// The [`watchdog::LoopSignalHook`]: runs on the main thread, from the pin's libuv callback.
+/// The [`main_loop::LoopSignalHook`]: runs on the main thread, from the pin's libuv callback.
 fn call_javascript_on_loop(signo: i32, at: MonoTime) -> bool {
   use napi::sys;
   let Some(caller) = DIRECT_CALLER.get() else {
@@ -542,7 +549,8 @@ impl NativeShutdown {
         uv,
         event_loop.cast(),
         &signal_numbers,
-        watchdog::signal_reached_loop,
+        main_loop::signal_reached_loop,
+        main_loop::on_loop_turn,
       )
     } {
       signals::release(uv);
@@ -554,21 +562,23 @@ impl NativeShutdown {
     {
       let _ = DIRECT_CALLER.set(caller);
     }
-    watchdog::set_loop_signal_hook(Some(call_javascript_on_loop));
+    main_loop::set_loop_signal_hook(Some(call_javascript_on_loop));
     install_teardown_hook(&env);
     Ok(())
   }
 
   /// Gives the signals back (to libuv, or Node's defaults). Does nothing if this manager does not own them.
+  /// Returns the name of a signal that arrived before and that JavaScript has not heard of: it has begun
+  /// (or joined) this manager's shutdown natively, and JavaScript must run it.
   #[napi(catch_unwind)]
-  pub fn release_signals(&self) {
-    if let (true, Ok(uv)) = (self.owns_signals(), uv::api()) {
-      signals::release(uv);
-      let _ = watchdog::set_signal_owner(None);
-    }
+  pub fn release_signals(&self) -> Option<String> {
+    let undelivered = uv::api()
+      .ok()
+      .and_then(|uv| watchdog::release_signal_owner(uv, &self.session));
     if self.session.armed_deadline().is_none() {
       self.session.clear_notifier();
     }
+    undelivered.and_then(signals::name_of).map(str::to_owned)
   }
 }
 
@@ -580,7 +590,7 @@ fn install_teardown_hook(env: &Env) {
     return;
   }
   let hook = env.add_env_cleanup_hook((), |()| {
-    watchdog::set_loop_signal_hook(None);
+    main_loop::set_loop_signal_hook(None);
     let _ = watchdog::set_signal_owner(None);
     if let Ok(uv) = uv::api() {
       signals::on_env_teardown(uv);

@@ -5,8 +5,11 @@
 //! - [`plan`] and [`coordinator`]: the task graph, the order a shutdown runs it in, and the authoritative
 //!   record of which task is running since when. Pure logic.
 //! - [`clock`]: monotonic time and deadline arithmetic.
-//! - [`signals`] and [`uv`]: ownership of SIGTERM/SIGINT/SIGHUP (and SIGQUIT/SIGUSR2 on request) through a
-//!   raw handler on top of a pinned libuv handler.
+//! - [`handler`]: the signal handler and what it records; everything in it is async-signal-safe. [`errno`]
+//!   and [`exit_write`] (bounded writes to stderr on exit paths) are safe there too.
+//! - [`signals`] and [`uv`]: ownership of SIGTERM/SIGINT/SIGHUP (and SIGQUIT/SIGUSR2 on request) through the
+//!   handler on top of a pinned libuv handler; [`main_loop`]: what libuv calls on the main thread (a signal
+//!   reaching the loop, the per-turn check).
 //! - [`watchdog`] and [`session`]: the thread that begins signal-triggered shutdowns and enforces deadlines
 //!   with `_exit`, and what it shares with each manager.
 //! - [`report`]: the report printed at a hard exit.
@@ -19,7 +22,11 @@ compile_error!("titan-lifecycle supports Unix-like systems only (signals are rec
 
 pub mod clock;
 pub mod coordinator;
+pub mod errno;
 pub mod error;
+pub mod exit_write;
+pub mod handler;
+pub mod main_loop;
 pub mod plan;
 pub mod report;
 pub mod session;

@@ -12,8 +12,13 @@ use crate::watchdog;
 /// Something the watchdog tells JavaScript. It never waits for an answer.
 #[derive(Clone, Debug, PartialEq)]
 pub enum NativeEvent {
-  /// An owned signal arrived; `at` is when the handler ran.
-  Signal { signo: i32, at: MonoTime },
+  /// An owned signal arrived; `at` is when the handler ran. `seq` is its sequence number when the watchdog
+  /// tells of it (JavaScript drops the news if libuv told it already), `None` when libuv's callback does.
+  Signal {
+    signo: i32,
+    at: MonoTime,
+    seq: Option<u64>,
+  },
   /// The deadline is near: JavaScript answers at once if its event loop is free. An unanswered probe
   /// tells the watchdog not to wait for JavaScript at the deadline.
   Probe,

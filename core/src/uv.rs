@@ -7,7 +7,7 @@
 //! The pin: an unref'd `uv_signal_t` started on the main loop for each owned signal. libuv calls `sigaction`
 //! only when the first handle of a signal starts or the last one stops, so while the pin lives, JavaScript
 //! adding or removing `process.on('SIGTERM')` listeners never touches the slot. Unref'd, it does not keep
-//! the process alive.
+//! the process alive. The hook: an unref'd `uv_prepare_t` whose callback runs once per loop turn.
 
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::sync::OnceLock;
@@ -17,6 +17,8 @@ use crate::error::LifecycleError;
 
 /// `uv_signal_cb`: what libuv calls on the loop's thread when a pinned signal arrives.
 pub type SignalCallback = unsafe extern "C" fn(handle: *mut c_void, signo: c_int);
+/// `uv_prepare_cb`: what libuv calls on the loop's thread once per turn, before it waits for I/O.
+pub type HookCallback = unsafe extern "C" fn(handle: *mut c_void);
 type CloseCallback = unsafe extern "C" fn(handle: *mut c_void);
 
 /// Resolved libuv entry points.
@@ -25,10 +27,13 @@ pub struct Uv {
   handle_size: unsafe extern "C" fn(c_int) -> usize,
   signal_init: unsafe extern "C" fn(*mut c_void, *mut c_void) -> c_int,
   signal_start: unsafe extern "C" fn(*mut c_void, SignalCallback, c_int) -> c_int,
+  prepare_init: unsafe extern "C" fn(*mut c_void, *mut c_void) -> c_int,
+  prepare_start: unsafe extern "C" fn(*mut c_void, HookCallback) -> c_int,
   unref: unsafe extern "C" fn(*mut c_void),
   close: unsafe extern "C" fn(*mut c_void, Option<CloseCallback>),
-  /// `UV_SIGNAL` in `uv_handle_type`, found by name rather than assumed.
+  /// `UV_SIGNAL` and `UV_PREPARE` in `uv_handle_type`, found by name rather than assumed.
   signal_type: c_int,
+  prepare_type: c_int,
 }
 
 /// `uv_tty_reset_mode`, kept apart because the signal handler and the watchdog call it at exit.
@@ -75,20 +80,23 @@ fn resolve() -> Result<Uv, String> {
       TTY_RESET.store(reset as usize, Ordering::Release);
     }
     let handle_type_name: unsafe extern "C" fn(c_int) -> *const c_char = function(c"uv_handle_type_name")?;
-    let signal_type = (1..64)
-      .find(|&t| {
+    let handle_type = |wanted: &[u8]| {
+      (1..64).find(|&t| {
         let name = handle_type_name(t);
-        !name.is_null() && CStr::from_ptr(name).to_bytes() == b"signal"
+        !name.is_null() && CStr::from_ptr(name).to_bytes() == wanted
       })
-      .ok_or("libuv has no signal handle type")?;
+    };
     Ok(Uv {
       default_loop: function(c"uv_default_loop")?,
       handle_size: function(c"uv_handle_size")?,
       signal_init: function(c"uv_signal_init")?,
       signal_start: function(c"uv_signal_start")?,
+      prepare_init: function(c"uv_prepare_init")?,
+      prepare_start: function(c"uv_prepare_start")?,
       unref: function(c"uv_unref")?,
       close: function(c"uv_close")?,
-      signal_type,
+      signal_type: handle_type(b"signal").ok_or("libuv has no signal handle type")?,
+      prepare_type: handle_type(b"prepare").ok_or("libuv has no prepare handle type")?,
     })
   }
 }
@@ -107,8 +115,48 @@ pub fn reset_tty() {
   }
 }
 
+/// The base address of the object (the node executable, or libnode) that holds libuv and Node's own code,
+/// found from a libuv function we resolved; `None` outside Node (the core's own tests).
+fn node_object() -> Option<usize> {
+  static BASE: OnceLock<Option<usize>> = OnceLock::new();
+  *BASE.get_or_init(|| {
+    let libuv_function = symbol(c"uv_default_loop").ok()?;
+    object_base(libuv_function as usize)
+  })
+}
+
+fn object_base(address: usize) -> Option<usize> {
+  // SAFETY: dladdr only reads the loader's tables; `info` is a valid out-parameter.
+  let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+  (unsafe { libc::dladdr(address as *const c_void, &mut info) } != 0 && !info.dli_fbase.is_null())
+    .then_some(info.dli_fbase as usize)
+}
+
+/// Whether the function at `address` is Node's own code (or libuv's): it lives in the same object. Not
+/// async-signal-safe (`dladdr`); main or watchdog thread.
+pub fn is_in_node(address: usize) -> bool {
+  node_object().is_some_and(|node| object_base(address) == Some(node))
+}
+
+/// The symbol and file names of the code at `address`, as far as the loader knows them.
+pub fn symbol_at(address: usize) -> (Option<String>, Option<String>) {
+  // SAFETY: dladdr only reads loader tables; `info` is a valid out-parameter.
+  let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+  if unsafe { libc::dladdr(address as *const c_void, &mut info) } == 0 {
+    return (None, None);
+  }
+  let text = |p: *const c_char| {
+    // SAFETY: dladdr fills these with null or NUL-terminated strings owned by the loader.
+    (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+  };
+  (text(info.dli_sname), text(info.dli_fname))
+}
+
 /// A pinned `uv_signal_t`, owned by the main loop.
 pub struct Pin(*mut c_void);
+
+/// An unref'd `uv_prepare_t` on the main loop: a callback once per loop turn, before libuv waits.
+pub struct Hook(*mut c_void);
 
 unsafe extern "C" fn free_handle(handle: *mut c_void) {
   // SAFETY: the handle was allocated with calloc in `pin` and libuv is done with it once this runs.
@@ -165,5 +213,43 @@ impl Uv {
   pub unsafe fn unpin(&self, pin: Pin) {
     // SAFETY: the handle is live (made by `pin`, closed only here, once, since `Pin` is consumed).
     unsafe { (self.close)(pin.0, Some(free_handle)) };
+  }
+
+  /// Starts an unref'd prepare handle on `event_loop`: libuv calls `on_turn` on that loop's thread once per
+  /// turn, right before it waits for I/O (signals included). Unref'd, it never keeps the process alive,
+  /// and a prepare handle does not shorten the wait.
+  ///
+  /// # Safety
+  /// Must run on the thread that runs `event_loop`.
+  pub unsafe fn hook(&self, event_loop: *mut c_void, on_turn: HookCallback) -> Result<Hook, LifecycleError> {
+    let fail = |what: &str| LifecycleError::NativeUnavailable {
+      what: format!("{what} failed for the per-turn check"),
+    };
+    // SAFETY: as in `pin`, for libuv's own prepare handle type.
+    unsafe {
+      let handle = libc::calloc(1, (self.handle_size)(self.prepare_type));
+      if handle.is_null() {
+        return Err(fail("allocating a uv_prepare_t"));
+      }
+      if (self.prepare_init)(event_loop, handle) != 0 {
+        libc::free(handle);
+        return Err(fail("uv_prepare_init"));
+      }
+      if (self.prepare_start)(handle, on_turn) != 0 {
+        (self.close)(handle, Some(free_handle));
+        return Err(fail("uv_prepare_start"));
+      }
+      (self.unref)(handle);
+      Ok(Hook(handle))
+    }
+  }
+
+  /// Closes a hook made by [`Uv::hook`]; libuv frees it on a later loop turn.
+  ///
+  /// # Safety
+  /// Must run on the thread that runs the loop the hook was made on.
+  pub unsafe fn unhook(&self, hook: Hook) {
+    // SAFETY: the handle is live (made by `hook`, closed only here, once, since `Hook` is consumed).
+    unsafe { (self.close)(hook.0, Some(free_handle)) };
   }
 }

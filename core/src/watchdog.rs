@@ -4,12 +4,15 @@
 //! It sleeps in `poll` on a non-blocking self-pipe that the signal handler and JavaScript write to, with a
 //! timeout set by the nearest deadline and the guard period. Each time it wakes it:
 //! 1. takes the signals the handler recorded. The first one begins the owner's shutdown right here, with the
-//!    deadline counted from the instant the handler ran, arms that deadline, then tells JavaScript;
+//!    deadline counted from the instant the handler ran, and arms that deadline. JavaScript normally hears of
+//!    the signal from libuv (see `main_loop`); if it has not within [`SIGNAL_FALLBACK_DELAY`] (libuv's handler
+//!    was not reached, or `exclusiveSignals` skips it), the watchdog tells it;
 //! 2. every [`GUARD_PERIOD`], takes back any signal slot that other native code displaced;
 //! 3. for each armed session: [`PROBE_LEAD`] before its deadline, probes JavaScript (a no-op round trip);
 //!    at the deadline, tells JavaScript, and if the probe was answered (the event loop is free) waits at most
-//!    [`HARD_EXIT_GRACE`] for JavaScript to emit its hard-exit events; then writes the report to stderr and
-//!    `_exit`s. A blocked loop never answers the probe, so the exit is not delayed waiting for it.
+//!    [`HARD_EXIT_GRACE`] for JavaScript to emit its hard-exit events; then writes the report to stderr
+//!    within a bounded budget (`exit_write`) and `_exit`s. A blocked loop never answers the probe, so the
+//!    exit is not delayed waiting for it.
 //!
 //! It never calls into V8 and never waits on JavaScript beyond that bounded grace: notifications go through
 //! a weak, non-blocking threadsafe function.
@@ -25,9 +28,9 @@ use std::time::Duration;
 use crate::clock::{Deadline, MonoTime};
 use crate::coordinator::{Begun, Trigger};
 use crate::error::LifecycleError;
-use crate::report::{FixedBuf, HardExitFacts, RecordView, write_report};
+use crate::report::{FixedBuf, HardExitFacts, RecordView, render_report};
 use crate::session::{NativeEvent, Session};
-use crate::{signals, uv};
+use crate::{exit_write, handler, signals, uv};
 
 /// How often the guard checks that our handlers are still in their slots. About 0.05% of a core.
 pub const GUARD_PERIOD: Duration = Duration::from_millis(200);
@@ -37,6 +40,9 @@ pub const HARD_EXIT_GRACE: Duration = Duration::from_millis(20);
 pub const PROBE_LEAD: Duration = Duration::from_millis(20);
 /// How long the exit path tries to read the record before reporting without it.
 const RECORD_PATIENCE: Duration = Duration::from_millis(5);
+/// How long after a signal the watchdog waits for libuv to tell JavaScript before telling it itself. libuv
+/// takes about 0.05 ms on an idle loop; a busy loop hears both, and the second is dropped as stale.
+pub const SIGNAL_FALLBACK_DELAY: Duration = Duration::from_millis(5);
 
 /// The manager that owns the process signals.
 #[derive(Clone)]
@@ -51,6 +57,17 @@ struct State {
   armed: Vec<Arc<Session>>,
   owner: Option<SignalOwner>,
   next_guard: Option<MonoTime>,
+  /// A signal JavaScript is told of by the watchdog unless libuv told it first.
+  fallback: Option<SignalFallback>,
+}
+
+#[derive(Copy, Clone)]
+struct SignalFallback {
+  due: MonoTime,
+  signo: c_int,
+  at: MonoTime,
+  /// The signal's sequence number (`handler::recorded` after it).
+  seq: u64,
 }
 
 struct Watchdog {
@@ -79,28 +96,54 @@ fn started() -> Result<&'static Watchdog, LifecycleError> {
 }
 
 fn create() -> Result<Watchdog, String> {
-  let mut fds = [0 as c_int; 2];
-  // SAFETY: `fds` has room for the two descriptors pipe writes.
-  if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-    return Err("cannot create the watchdog's wake pipe".into());
-  }
-  for fd in fds {
-    // SAFETY: fcntl on descriptors we just created. Non-blocking: the handler must never block on a full
-    // pipe. Close-on-exec: child processes must not inherit them.
-    unsafe {
-      libc::fcntl(
-        fd,
-        libc::F_SETFL,
-        libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK,
-      );
-      libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-    }
-  }
+  let fds = wake_pipe().map_err(|e| format!("cannot create the watchdog's wake pipe: {e}"))?;
   signals::set_wake_fd(fds[1]);
   Ok(Watchdog {
     wake_read: fds[0],
     state: Mutex::new(State::default()),
   })
+}
+
+/// The wake pipe: non-blocking (the signal handler must never block on a full pipe) and close-on-exec
+/// (child processes must not inherit it), both set atomically where `pipe2` exists, so a child spawned on
+/// another thread at the same moment cannot inherit it either.
+#[cfg(any(target_os = "linux", target_os = "freebsd"))]
+fn wake_pipe() -> std::io::Result<[c_int; 2]> {
+  let mut fds = [0 as c_int; 2];
+  // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+  if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+    return Err(std::io::Error::last_os_error());
+  }
+  Ok(fds)
+}
+
+/// Without `pipe2` (macOS), the flags are set one by one, each checked.
+#[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
+fn wake_pipe() -> std::io::Result<[c_int; 2]> {
+  let mut fds = [0 as c_int; 2];
+  // SAFETY: `fds` has room for the two descriptors pipe writes.
+  if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+    return Err(std::io::Error::last_os_error());
+  }
+  for fd in fds {
+    // SAFETY: fcntl on descriptors we just created.
+    let ok = unsafe {
+      let flags = libc::fcntl(fd, libc::F_GETFL);
+      flags >= 0
+        && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) == 0
+        && libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) == 0
+    };
+    if !ok {
+      let error = std::io::Error::last_os_error();
+      // SAFETY: closing the descriptors we just created, once.
+      unsafe {
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+      }
+      return Err(error);
+    }
+  }
+  Ok(fds)
 }
 
 impl Watchdog {
@@ -152,12 +195,16 @@ fn run(watchdog: &'static Watchdog) {
     wait_readable(watchdog.wake_read, timeout);
     drain(watchdog.wake_read);
     let tick = std::panic::catch_unwind(|| {
-      take_signals(watchdog);
+      take_signals(watchdog, MonoTime::now());
+      tell_javascript_of_signals(watchdog, MonoTime::now());
       guard(watchdog, MonoTime::now());
       check_deadlines(watchdog, MonoTime::now());
     });
     if tick.is_err() {
-      signals::write_stderr(b"titan-lifecycle: internal error on the watchdog thread; it keeps running\n");
+      exit_write::write_stderr_bounded(
+        b"titan-lifecycle: internal error on the watchdog thread; it keeps running\n",
+        exit_write::EXIT_WRITE_BUDGET,
+      );
     }
   }
 }
@@ -175,12 +222,14 @@ fn block_all_signals() {
 fn next_wake(watchdog: &Watchdog, now: MonoTime) -> Option<Duration> {
   let state = watchdog.state();
   let guard = state.next_guard.filter(|_| state.owner.is_some());
+  let fallback = state.fallback.map(|f| f.due);
   let deadlines = state
     .armed
     .iter()
     .filter_map(|s| next_step(s, s.armed_deadline()?));
   guard
     .into_iter()
+    .chain(fallback)
     .chain(deadlines)
     .min()
     .map(|at| at.saturating_since(now))
@@ -245,7 +294,7 @@ fn reason_for(signo: c_int) -> &'static str {
   }
 }
 
-fn take_signals(watchdog: &Watchdog) {
+fn take_signals(watchdog: &Watchdog, now: MonoTime) {
   let pending: Vec<(c_int, u32)> = signals::take_pending().collect();
   if pending.is_empty() {
     return;
@@ -254,12 +303,45 @@ fn take_signals(watchdog: &Watchdog) {
     return;
   };
   for (signo, _count) in pending {
-    let at = begin_for_signal(&owner, signo, MonoTime::now());
-    // Normally JavaScript hears of the signal sooner through the pin (see `signal_reached_loop`); with
-    // exclusive signals libuv's handler is skipped and the pin never fires, so tell it from here.
-    if signals::is_exclusive() {
-      owner.session.notify(NativeEvent::Signal { signo, at });
+    let at = begin_for_signal(&owner, signo, now);
+    // Normally JavaScript hears of the signal sooner through the pin (see `main_loop`). With exclusive
+    // signals libuv's handler is skipped and the pin never fires, so tell it at once; otherwise give the pin
+    // a few milliseconds, in case libuv's handler was not reached.
+    let delay = if signals::is_exclusive() {
+      Duration::ZERO
+    } else {
+      SIGNAL_FALLBACK_DELAY
+    };
+    watchdog.state().fallback = Some(SignalFallback {
+      due: now.saturating_add(delay),
+      signo,
+      at,
+      seq: handler::recorded(),
+    });
+  }
+}
+
+/// Tells JavaScript of a signal libuv did not tell it of in time. The news carries the signal's sequence
+/// number, so JavaScript drops it if libuv's arrives first after all (see `handler::claim_delivery`).
+fn tell_javascript_of_signals(watchdog: &Watchdog, now: MonoTime) {
+  let due = {
+    let mut state = watchdog.state();
+    match state.fallback {
+      Some(fallback) if now >= fallback.due => {
+        state.fallback = None;
+        state.owner.clone().map(|owner| (fallback, owner))
+      }
+      _ => None,
     }
+  };
+  if let Some((fallback, owner)) = due
+    && !handler::is_delivered(fallback.seq)
+  {
+    owner.session.notify(NativeEvent::Signal {
+      signo: fallback.signo,
+      at: fallback.at,
+      seq: Some(fallback.seq),
+    });
   }
 }
 
@@ -299,40 +381,6 @@ pub fn begin_for_signal(owner: &SignalOwner, signo: c_int, now: MonoTime) -> Mon
   }
 }
 
-/// A direct way to JavaScript for signals that reach the main loop, set by the binding: it calls the
-/// owner's JavaScript at once and returns true, or returns false to fall back to the owner's notifier.
-pub type LoopSignalHook = fn(signo: c_int, at: MonoTime) -> bool;
-
-/// The [`LoopSignalHook`] as a function address (0 = none).
-static LOOP_SIGNAL_HOOK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// Sets or clears the [`LoopSignalHook`]. Main thread only, like the pins whose callback uses it.
-pub fn set_loop_signal_hook(hook: Option<LoopSignalHook>) {
-  LOOP_SIGNAL_HOOK.store(
-    hook.map_or(0, |h| h as usize),
-    std::sync::atomic::Ordering::Release,
-  );
-}
-
-/// libuv calls this on the main loop for each owned signal, through the pin, at the moment Node's own
-/// signal listeners would run: the shortest way to JavaScript (it skips the hop through this thread).
-///
-/// # Safety
-/// Only libuv calls it, on the main thread, with the pin's handle, which it does not touch.
-pub unsafe extern "C" fn signal_reached_loop(_handle: *mut libc::c_void, signo: c_int) {
-  let Some(owner) = owner() else { return };
-  let at = signals::first_signal_time().unwrap_or_else(MonoTime::now);
-  let hook = LOOP_SIGNAL_HOOK.load(std::sync::atomic::Ordering::Acquire);
-  if hook != 0 {
-    // SAFETY: the only values stored are `LoopSignalHook` function pointers (see `set_loop_signal_hook`).
-    let hook: LoopSignalHook = unsafe { std::mem::transmute::<usize, LoopSignalHook>(hook) };
-    if hook(signo, at) {
-      return;
-    }
-  }
-  owner.session.notify(NativeEvent::Signal { signo, at });
-}
-
 fn guard(watchdog: &Watchdog, now: MonoTime) {
   let owner = {
     let mut state = watchdog.state();
@@ -345,46 +393,11 @@ fn guard(watchdog: &Watchdog, now: MonoTime) {
       _ => return,
     }
   };
-  for displaced in signals::reassert() {
-    let detail = format!(
-      "native code replaced the {} handler with {}; ownership was restored{}",
-      signals::name_of(displaced.signo).unwrap_or("signal"),
-      describe_handler(displaced.handler),
-      if displaced.chained {
-        " and the new handler is chained after ours"
-      } else {
-        ""
-      },
-    );
+  for displaced in signals::reassert().into_iter().filter(|d| !d.node_internal) {
     owner.session.notify(NativeEvent::Displaced {
       signo: displaced.signo,
-      detail,
+      detail: displaced.describe(),
     });
-  }
-}
-
-fn describe_handler(address: usize) -> String {
-  if address == libc::SIG_DFL {
-    return "SIG_DFL".into();
-  }
-  if address == libc::SIG_IGN {
-    return "SIG_IGN".into();
-  }
-  // SAFETY: dladdr only reads loader tables; `info` is a valid out-parameter.
-  let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-  let found = unsafe { libc::dladdr(address as *const libc::c_void, &mut info) } != 0;
-  let text = |p: *const libc::c_char| {
-    // SAFETY: dladdr fills these with null or NUL-terminated strings owned by the loader.
-    (!p.is_null()).then(|| {
-      unsafe { std::ffi::CStr::from_ptr(p) }
-        .to_string_lossy()
-        .into_owned()
-    })
-  };
-  match (found, text(info.dli_sname), text(info.dli_fname)) {
-    (true, Some(symbol), Some(file)) => format!("{symbol} in {file}"),
-    (true, None, Some(file)) => format!("{address:#x} in {file}"),
-    _ => format!("{address:#x}"),
   }
 }
 
@@ -442,13 +455,17 @@ fn hard_exit(session: &Session, code: i32) -> ! {
     last_js_activity: session.last_js_activity(),
   };
   let mut report = FixedBuf::<8192>::new();
-  let record = try_record_for(session, RECORD_PATIENCE);
+  let mut record = try_record_for(session, RECORD_PATIENCE);
+  if let Some(guard) = record.as_mut() {
+    guard.refresh_plan();
+  }
   let view = match &record {
     Some(guard) => RecordView::Read(guard.run()),
     None => RecordView::Busy,
   };
-  let _ = write_report(&mut report, view, &facts);
-  signals::write_stderr(report.as_bytes());
+  render_report(&mut report, view, &facts);
+  // Bounded: a stderr nobody reads must not hold the exit.
+  exit_write::write_stderr_bounded(report.as_bytes(), exit_write::EXIT_WRITE_BUDGET);
   uv::reset_tty();
   // SAFETY: `_exit` ends the process at once. `exit` would run C++ static destructors under a live V8 from
   // this side thread, which is a known crash.
@@ -469,4 +486,19 @@ fn try_record_for(
     }
     std::thread::sleep(Duration::from_micros(200));
   }
+}
+
+/// Gives the signals back for `session`, which owns them: the handler leaves the slots, then a signal it
+/// recorded that JavaScript has not heard of yet still begins (or joins) this session's shutdown, with its
+/// deadline counted from the handler's timestamp. Returns that signal, which JavaScript must now run the
+/// shutdown for: a signal received before `dispose()` is never lost. Main thread.
+pub fn release_signal_owner(uv: &uv::Uv, session: &Arc<Session>) -> Option<c_int> {
+  let owner = owner().filter(|owner| Arc::ptr_eq(&owner.session, session))?;
+  signals::release(uv);
+  let undelivered = handler::take_undelivered();
+  if let Some(signo) = undelivered {
+    begin_for_signal(&owner, signo, MonoTime::now());
+  }
+  let _ = set_signal_owner(None);
+  undelivered
 }

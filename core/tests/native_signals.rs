@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use titan_lifecycle_core::clock::{Deadline, MonoTime};
 use titan_lifecycle_core::coordinator::Trigger;
+use titan_lifecycle_core::exit_write;
 use titan_lifecycle_core::plan::{Phase, TaskSpec};
 use titan_lifecycle_core::session::{NativeEvent, Notifier, Session};
 use titan_lifecycle_core::signals::{self, Policy};
@@ -135,6 +136,30 @@ fn begin_and_arm(session: &Arc<Session>, budget: Duration) {
   session
     .arm(Deadline::new(now, budget))
     .unwrap_or_else(|e| fail(e.to_string()));
+}
+
+/// Fills fd 2 (a pipe the parent does not read while we run) until a write would block, then makes it
+/// blocking again: the state of a stderr whose collector stalled.
+fn fill_stderr() {
+  // SAFETY: fcntl and write on fd 2 with a live buffer.
+  unsafe {
+    let flags = libc::fcntl(2, libc::F_GETFL);
+    libc::fcntl(2, libc::F_SETFL, flags | libc::O_NONBLOCK);
+    let chunk = [b'.'; 4096];
+    while libc::write(2, chunk.as_ptr().cast(), chunk.len()) > 0 {}
+    libc::fcntl(2, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+  }
+}
+
+/// Records the signals the watchdog tells "JavaScript" of.
+struct SignalRecorder(std::sync::Mutex<Vec<(i32, Option<u64>)>>);
+
+impl Notifier for SignalRecorder {
+  fn notify(&self, event: NativeEvent) {
+    if let NativeEvent::Signal { signo, seq, .. } = event {
+      self.0.lock().unwrap().push((signo, seq));
+    }
+  }
 }
 
 /// Answers the deadline at once, as a responsive event loop would.
@@ -291,6 +316,98 @@ fn child(scenario: &str) {
       std::thread::sleep(Duration::from_secs(5));
       fail("the watchdog did not exit".into());
     }
+    "bounded-write-to-a-stalled-stderr" => {
+      fill_stderr();
+      let started = Instant::now();
+      let written = exit_write::write_stderr_bounded(&[b'x'; 20_000], exit_write::EXIT_WRITE_BUDGET);
+      let took = started.elapsed();
+      expect(!written, "nothing could be written to a full pipe");
+      expect(
+        took >= exit_write::EXIT_WRITE_BUDGET && took < exit_write::EXIT_WRITE_BUDGET * 4,
+        &format!("gave up after {took:?}"),
+      );
+    }
+    "bounded-write-to-a-stalled-socket" => {
+      // As Node makes a child's stdio: a socket pair, here with nobody reading the other end, non-blocking.
+      let mut pair = [0 as c_int; 2];
+      // SAFETY: socketpair fills `pair`; dup2 replaces fd 2 with our end.
+      unsafe {
+        libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr());
+        libc::dup2(pair[0], 2);
+      }
+      fill_stderr();
+      // SAFETY: as in `fill_stderr`.
+      unsafe { libc::fcntl(2, libc::F_SETFL, libc::fcntl(2, libc::F_GETFL) | libc::O_NONBLOCK) };
+      let started = Instant::now();
+      let written = exit_write::write_stderr_bounded(&[b'x'; 20_000], exit_write::EXIT_WRITE_BUDGET);
+      let took = started.elapsed();
+      // SAFETY: restoring a writable stderr for the report below: the pipe the parent reads.
+      unsafe { libc::dup2(1, 2) };
+      expect(!written, "nothing could be written to a full socket");
+      expect(
+        took >= exit_write::EXIT_WRITE_BUDGET && took < exit_write::EXIT_WRITE_BUDGET * 4,
+        &format!("gave up after {took:?}"),
+      );
+    }
+    "second-signal-with-a-stalled-stderr" => {
+      wake_pipe();
+      signals::install(libc::SIGTERM).unwrap_or_else(|e| fail(e.to_string()));
+      policy(true, None);
+      fill_stderr();
+      raise(libc::SIGTERM);
+      raise(libc::SIGTERM); // its line cannot be written: it must exit 143 anyway
+      fail("still alive after a second signal".into());
+    }
+    "hard-exit-with-a-stalled-stderr" => {
+      let session = session_with_running_task(124);
+      fill_stderr();
+      begin_and_arm(&session, Duration::from_millis(200));
+      std::thread::sleep(Duration::from_secs(5));
+      fail("the watchdog did not exit".into());
+    }
+    "a-copy-forwarded-by-the-parent-is-the-same-signal" => {
+      wake_pipe();
+      signals::install(libc::SIGTERM).unwrap_or_else(|e| fail(e.to_string()));
+      policy(true, None);
+      // The first copy comes from elsewhere (here: ourselves); the parent sends its own copy 300 ms after
+      // the child started. A third copy, from the first sender again, is a second request.
+      raise(libc::SIGTERM);
+      std::thread::sleep(Duration::from_millis(900));
+      let pending: u32 = signals::take_pending().map(|(_, n)| n).sum();
+      expect(
+        pending == 2,
+        &format!("the parent's copy arrived and was kept ({pending})"),
+      );
+      raise(libc::SIGTERM);
+      fail("a second request from the first sender did not exit".into());
+    }
+    "the-watchdog-tells-javascript-when-libuv-does-not" => {
+      // No libuv here at all: only the watchdog can tell "JavaScript" (the recorder) of the signal.
+      let session = session_with_running_task(124);
+      let recorder = Arc::new(SignalRecorder(std::sync::Mutex::new(Vec::new())));
+      session.set_notifier(recorder.clone());
+      watchdog::set_signal_owner(Some(SignalOwner {
+        session: session.clone(),
+        budget: Duration::from_secs(5),
+      }))
+      .unwrap_or_else(|e| fail(e.to_string()));
+      signals::install(libc::SIGTERM).unwrap_or_else(|e| fail(e.to_string()));
+      policy(false, None);
+      let raised = Instant::now();
+      raise(libc::SIGTERM);
+      while recorder.0.lock().unwrap().is_empty() && raised.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(1));
+      }
+      let told = recorder.0.lock().unwrap().clone();
+      expect(
+        told == vec![(libc::SIGTERM, Some(1))],
+        &format!("told {told:?} after {:?}", raised.elapsed()),
+      );
+      expect(
+        raised.elapsed() < Duration::from_millis(200),
+        "told within a few milliseconds",
+      );
+    }
     other => fail(format!("unknown scenario {other}")),
   }
   std::process::exit(0)
@@ -304,6 +421,14 @@ struct Outcome {
   lived: Duration,
 }
 
+/// Signals the parent sends to a scenario, as (milliseconds after it started, signal).
+fn parent_signals(scenario: &str) -> &'static [(u64, c_int)] {
+  match scenario {
+    "a-copy-forwarded-by-the-parent-is-the-same-signal" => &[(300, libc::SIGTERM)],
+    _ => &[],
+  }
+}
+
 fn run(scenario: &str) -> Outcome {
   let started = Instant::now();
   let mut child = Command::new(std::env::current_exe().expect("own path"))
@@ -312,8 +437,17 @@ fn run(scenario: &str) -> Outcome {
     .stderr(Stdio::piped())
     .spawn()
     .expect("spawn the scenario");
+  let mut to_send = parent_signals(scenario).iter();
+  let mut next_signal = to_send.next();
   let give_up = started + Duration::from_secs(10);
   let status = loop {
+    if let Some(&(after_ms, signo)) = next_signal
+      && started.elapsed() >= Duration::from_millis(after_ms)
+    {
+      // SAFETY: kill on our own child's pid.
+      unsafe { libc::kill(child.id() as libc::pid_t, signo) };
+      next_signal = to_send.next();
+    }
     if let Some(status) = child.try_wait().expect("wait") {
       break status;
     }
@@ -393,6 +527,23 @@ const SCENARIOS: &[(&str, Check)] = &[
     contains(o, "event loop: responsive")
   }),
   ("watchdog-disarmed", |o| exit_code(o, 0)),
+  ("bounded-write-to-a-stalled-stderr", |o| exit_code(o, 0)),
+  ("bounded-write-to-a-stalled-socket", |o| exit_code(o, 0)),
+  ("second-signal-with-a-stalled-stderr", |o| {
+    exit_code(o, 143)?;
+    lived_between(o, 0, 2_000)
+  }),
+  ("hard-exit-with-a-stalled-stderr", |o| {
+    exit_code(o, 124)?;
+    lived_between(o, 195, 800)
+  }),
+  ("a-copy-forwarded-by-the-parent-is-the-same-signal", |o| {
+    exit_code(o, 143)?;
+    contains(o, "second SIGTERM during shutdown")
+  }),
+  ("the-watchdog-tells-javascript-when-libuv-does-not", |o| {
+    exit_code(o, 0)
+  }),
   ("signal-begins-shutdown-natively", |o| {
     exit_code(o, 124)?;
     lived_between(o, 145, 600)?;

@@ -1,0 +1,186 @@
+//! Writes to stderr on an exit path, bounded in time.
+//!
+//! The hard-exit report and the second-signal line are written just before `_exit`. A plain blocking
+//! `write(2)` there can wait forever: stderr may be a pipe or socket nobody reads (a stalled log collector;
+//! fd 2 is blocking whenever Node has not wrapped it, and a child that inherited it can keep it full) or a
+//! terminal paused with Ctrl-S. A non-blocking fd 2 that is full fails at once instead, and the report would be
+//! lost. So every write here waits for room with `poll`, for at most the time left of a small budget, and
+//! gives up when the budget is spent: the process then exits with its code, with or without the text.
+//!
+//! How the wait is made non-blocking depends on what fd 2 is (`fstat`):
+//! - a regular file: written directly (a local disk write does not wait on a reader);
+//! - a socket: `send` with `MSG_DONTWAIT`, which is non-blocking for this call only;
+//! - a pipe or terminal, on Linux: reopened through `/proc/self/fd/2` with `O_NONBLOCK`. That is a new open
+//!   file description, so the flag does not change the one fd 2 shares with other processes;
+//! - anything else, or when reopening fails: `poll` for room, then `write` at most `PIPE_BUF` bytes, which
+//!   a pipe accepts whole once `poll` says it is writable (a writer in another process could still fill it
+//!   in between: the one case not bounded, on systems without `/proc`).
+//!
+//! # Async-signal-safety
+//!
+//! Everything here runs inside the signal handler (a second signal) and on the watchdog thread: it uses only
+//! `fstat`, `fcntl`, `open`, `close`, `poll`, `write`, `send` and `clock_gettime`, all async-signal-safe by
+//! POSIX, on stack buffers. No allocation, no lock.
+
+use std::ffi::c_int;
+use std::time::Duration;
+
+use crate::clock::MonoTime;
+use crate::errno;
+
+/// How long one exit path may spend writing to stderr in total. Long enough for a collector that is merely
+/// slow, short enough that a stalled one delays the exit by a few tens of milliseconds only.
+pub const EXIT_WRITE_BUDGET: Duration = Duration::from_millis(50);
+
+/// The largest chunk written at once: what a pipe accepts atomically, so a writable pipe takes it whole.
+const CHUNK: usize = libc::PIPE_BUF;
+
+const STDERR: c_int = 2;
+
+/// How a write reaches fd 2 without blocking.
+enum Target {
+  /// Written directly: a regular file, or a descriptor that is already non-blocking.
+  Direct,
+  /// A socket, sent to with `MSG_DONTWAIT`.
+  Socket,
+  /// A non-blocking descriptor of our own on the same pipe or terminal, closed when done.
+  Reopened(c_int),
+  /// A blocking pipe or terminal we could not reopen: `poll`, then at most a chunk.
+  PollFirst,
+}
+
+impl Target {
+  /// Async-signal-safe: `fstat`, `fcntl`, `open`.
+  fn of_stderr() -> Target {
+    // SAFETY: a zeroed `stat` is a valid out-parameter.
+    let mut info: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fd 2 may be closed; fstat then fails and we write directly (which fails just as quickly).
+    if unsafe { libc::fstat(STDERR, &mut info) } != 0 {
+      return Target::Direct;
+    }
+    match info.st_mode & libc::S_IFMT {
+      libc::S_IFREG => return Target::Direct,
+      libc::S_IFSOCK => return Target::Socket,
+      _ => {}
+    }
+    // SAFETY: F_GETFL only reads the descriptor's flags.
+    if unsafe { libc::fcntl(STDERR, libc::F_GETFL) } & libc::O_NONBLOCK != 0 {
+      return Target::Direct;
+    }
+    reopen_non_blocking().map_or(Target::PollFirst, Target::Reopened)
+  }
+
+  /// The descriptor to poll.
+  fn fd(&self) -> c_int {
+    match self {
+      Target::Reopened(fd) => *fd,
+      _ => STDERR,
+    }
+  }
+
+  /// One write attempt of at most [`CHUNK`] bytes. Async-signal-safe.
+  fn write(&self, bytes: &[u8]) -> isize {
+    let len = bytes.len().min(CHUNK);
+    // SAFETY (both calls): the pointer and length describe the live slice `bytes`.
+    match self {
+      Target::Socket => unsafe {
+        libc::send(
+          STDERR,
+          bytes.as_ptr().cast(),
+          len,
+          libc::MSG_DONTWAIT | no_sigpipe(),
+        )
+      },
+      _ => unsafe { libc::write(self.fd(), bytes.as_ptr().cast(), len) },
+    }
+  }
+}
+
+impl Drop for Target {
+  fn drop(&mut self) {
+    if let Target::Reopened(fd) = self {
+      // SAFETY: our own descriptor from `open`, closed once.
+      unsafe { libc::close(*fd) };
+    }
+  }
+}
+
+#[cfg(target_os = "linux")]
+fn reopen_non_blocking() -> Option<c_int> {
+  // O_NOCTTY: opening a terminal must not make it our controlling terminal.
+  let flags = libc::O_WRONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+  // SAFETY: a NUL-terminated path; open is async-signal-safe.
+  let fd = unsafe { libc::open(c"/proc/self/fd/2".as_ptr(), flags) };
+  (fd >= 0).then_some(fd)
+}
+
+/// Elsewhere `/dev/fd/2` is a `dup` of fd 2, sharing its blocking flag: no help.
+#[cfg(not(target_os = "linux"))]
+fn reopen_non_blocking() -> Option<c_int> {
+  None
+}
+
+#[cfg(target_os = "linux")]
+fn no_sigpipe() -> c_int {
+  libc::MSG_NOSIGNAL
+}
+
+/// Where `MSG_NOSIGNAL` does not exist, Node ignores SIGPIPE anyway.
+#[cfg(not(target_os = "linux"))]
+fn no_sigpipe() -> c_int {
+  0
+}
+
+/// Waits until `fd` has room for a write or `give_up` passes; returns whether it has room.
+///
+/// Async-signal-safe: `poll` and `clock_gettime`.
+fn wait_writable(fd: c_int, give_up: MonoTime) -> bool {
+  loop {
+    let left = give_up.saturating_since(MonoTime::now());
+    if left.is_zero() {
+      return false;
+    }
+    let mut poll_fd = libc::pollfd {
+      fd,
+      events: libc::POLLOUT,
+      revents: 0,
+    };
+    let ms = left.as_micros().div_ceil(1000).min(c_int::MAX as u128) as c_int;
+    // SAFETY: one valid pollfd on the stack.
+    match unsafe { libc::poll(&mut poll_fd, 1, ms) } {
+      n if n > 0 => return poll_fd.revents & libc::POLLOUT != 0,
+      0 => return false,
+      _ if errno::get() == libc::EINTR => continue,
+      _ => return false,
+    }
+  }
+}
+
+/// Writes `bytes` to stderr, giving up once `budget` has passed. Returns whether all of it was written.
+///
+/// Async-signal-safe (see the module docs).
+pub fn write_stderr_bounded(mut bytes: &[u8], budget: Duration) -> bool {
+  let give_up = MonoTime::now().saturating_add(budget);
+  let target = Target::of_stderr();
+  while !bytes.is_empty() {
+    if matches!(target, Target::PollFirst) && !wait_writable(STDERR, give_up) {
+      return false;
+    }
+    let n = target.write(bytes);
+    if n > 0 {
+      bytes = &bytes[n as usize..];
+      continue;
+    }
+    match errno::get() {
+      _ if n == 0 => return false,
+      libc::EINTR => {}
+      e if e == libc::EAGAIN || e == libc::EWOULDBLOCK => {
+        if !wait_writable(target.fd(), give_up) {
+          return false;
+        }
+      }
+      _ => return false,
+    }
+  }
+  true
+}

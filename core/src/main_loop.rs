@@ -1,0 +1,63 @@
+//! What libuv calls on the main thread, between JavaScript callbacks: the pin's callback when an owned signal
+//! reaches the event loop (the shortest way from a signal to JavaScript), and the per-turn check that takes
+//! back a signal slot other code on the main thread displaced before the loop waits again.
+
+use std::ffi::c_int;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::clock::MonoTime;
+use crate::session::NativeEvent;
+use crate::{handler, signals, watchdog};
+
+/// A direct way to JavaScript for signals that reach the main loop, set by the binding: it calls the
+/// owner's JavaScript at once and returns true, or returns false to fall back to the owner's notifier.
+pub type LoopSignalHook = fn(signo: c_int, at: MonoTime) -> bool;
+
+/// The [`LoopSignalHook`] as a function address (0 = none).
+static LOOP_SIGNAL_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets or clears the [`LoopSignalHook`]. Main thread only, like the pins whose callback uses it.
+pub fn set_loop_signal_hook(hook: Option<LoopSignalHook>) {
+  LOOP_SIGNAL_HOOK.store(hook.map_or(0, |h| h as usize), Ordering::Release);
+}
+
+/// libuv calls this on the main loop for each owned signal, through the pin, at the moment Node's own
+/// signal listeners would run.
+///
+/// # Safety
+/// Only libuv calls it, on the main thread, with the pin's handle, which it does not touch.
+pub unsafe extern "C" fn signal_reached_loop(_handle: *mut libc::c_void, signo: c_int) {
+  handler::heard_on_loop();
+  let Some(owner) = watchdog::owner() else { return };
+  let at = signals::first_signal_time().unwrap_or_else(MonoTime::now);
+  let hook = LOOP_SIGNAL_HOOK.load(Ordering::Acquire);
+  if hook != 0 {
+    // SAFETY: the only values stored are `LoopSignalHook` function pointers (see `set_loop_signal_hook`).
+    let hook: LoopSignalHook = unsafe { std::mem::transmute::<usize, LoopSignalHook>(hook) };
+    if hook(signo, at) {
+      return;
+    }
+  }
+  owner.session.notify(NativeEvent::Signal { signo, at, seq: None });
+}
+
+/// libuv calls this once per loop turn, before it waits: a displacement made on the main thread (Node's
+/// one-shot handler put back when `vm`'s `breakOnSigint` ends, a native addon installing its own) is undone
+/// before a signal can find it. Costs one `sigaction` query per owned signal when nothing changed.
+///
+/// # Safety
+/// Only libuv calls it, on the main thread, with the hook's handle, which it does not touch.
+pub unsafe extern "C" fn on_loop_turn(_handle: *mut libc::c_void) {
+  let displaced = signals::reassert();
+  if displaced.is_empty() {
+    return;
+  }
+  if let Some(owner) = watchdog::owner() {
+    for displacement in displaced.iter().filter(|d| !d.node_internal) {
+      owner.session.notify(NativeEvent::Displaced {
+        signo: displacement.signo,
+        detail: displacement.describe(),
+      });
+    }
+  }
+}
