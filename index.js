@@ -21,6 +21,9 @@ const SIGNAL_OWNER = Symbol.for('titan-lifecycle.signal-owner')
 /** Whether the shutdown path has been (or is about to be) warmed up in this process; see #warmUp. */
 let warmUpScheduled = false
 
+/** How many uncaught errors during one shutdown are logged; the rest are counted once. */
+const MAX_ERRORS_LOGGED = 3
+
 class ShutdownManager extends EventEmitter {
   /** The manager of this copy of the package that owns the signals, if any. */
   static #signalOwner = null
@@ -37,6 +40,8 @@ class ShutdownManager extends EventEmitter {
   #run = null
   #ownsSignals = false
   #errorListeners = null
+  /** Uncaught errors seen while a shutdown runs; only the first few are logged (see #hookErrors). */
+  #errorsDuringShutdown = 0
 
   /** @param {import('./index').ShutdownManagerOptions} [options] */
   constructor(options) {
@@ -95,13 +100,21 @@ class ShutdownManager extends EventEmitter {
       if (opts.exit) this.#joinWithExit()
       return this.#run.promise
     }
-    return this.#begin(opts.reason, opts.timeout, { exit: opts.exit })
+    try {
+      return this.#begin(opts.reason, opts.timeout, { exit: opts.exit, byStop: true })
+    } catch (error) {
+      return Promise.reject(error)
+    }
   }
 
-  /** Gives the signals and the error hooks back. A running shutdown carries on, and `stop()` still works. */
+  /**
+   * Gives the signals and the error hooks back. A running shutdown carries on, and `stop()` still works. A
+   * signal that arrived before, and that JavaScript had not heard of yet, is not lost: its shutdown runs.
+   */
   dispose() {
+    let undelivered = null
     if (this.#ownsSignals) {
-      this.#native.releaseSignals()
+      undelivered = this.#native.releaseSignals()
       if (process[SIGNAL_OWNER]?.manager === this) delete process[SIGNAL_OWNER]
       if (ShutdownManager.#signalOwner === this) ShutdownManager.#signalOwner = null
       this.#ownsSignals = false
@@ -111,8 +124,14 @@ class ShutdownManager extends EventEmitter {
       this.#errorListeners = null
       for (const [event, listener] of Object.entries(hooks)) process.removeListener(event, listener)
     }
+    if (undelivered) this.#onNativeEvent({ kind: 'signal', signal: undelivered })
   }
 
+  /**
+   * Creates the run and starts it; returns its promise. Throws if the shutdown cannot begin (it is already
+   * being run elsewhere): stop() turns that into a rejection its caller sees, and internal callers log it.
+   * Once the run has begun, nothing it does throws: handlers, listeners and the logger are isolated.
+   */
   #begin(reason, timeout, runOptions, signal = undefined) {
     this.#listen()
     const run = new ShutdownRun(
@@ -129,8 +148,8 @@ class ShutdownManager extends EventEmitter {
     try {
       return run.start(reason, timeout, signal)
     } catch (error) {
-      this.#run = null
-      return Promise.reject(error)
+      if (!run.reason) this.#run = null // it never began
+      throw error
     }
   }
 
@@ -250,12 +269,24 @@ class ShutdownManager extends EventEmitter {
   #hookErrors() {
     const onFatal = (reason, error) => {
       const kind = reason === ShutdownReason.UncaughtException ? 'uncaught exception' : 'unhandled rejection'
-      this.#config.logger.error(`${kind}, shutting down: ${describeError(error)}`)
       if (this.#run) {
+        // Errors keep coming while a shutdown runs (some from the shutdown's own output, such as a write to
+        // a broken stderr): each joins it, but only the first few are logged, so none can feed a loop.
+        this.#errorsDuringShutdown++
+        if (this.#errorsDuringShutdown <= MAX_ERRORS_LOGGED) {
+          this.#config.logger.error(`${kind} during the shutdown: ${describeError(error)}`)
+        } else if (this.#errorsDuringShutdown === MAX_ERRORS_LOGGED + 1) {
+          this.#config.logger.error('more uncaught errors during the shutdown; they are not logged')
+        }
         this.#joinWithExit(true)
         return
       }
-      this.#begin(reason, this.#config.gracefulShutdownTimeout, { exit: true, fatal: true })
+      this.#config.logger.error(`${kind}, shutting down: ${describeError(error)}`)
+      try {
+        this.#begin(reason, this.#config.gracefulShutdownTimeout, { exit: true, fatal: true })
+      } catch (beginError) {
+        this.#config.logger.error(`the shutdown could not begin: ${describeError(beginError)}`)
+      }
     }
     const hooks = {
       uncaughtException: (error, origin) =>

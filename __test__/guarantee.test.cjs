@@ -102,7 +102,7 @@ test('a stop() joined by a signal resolves, and its continuation runs before the
   assert.deepEqual(eventNames(result.lines).filter((e) => e === 'shutdown:start'), ['shutdown:start'])
 })
 
-test('a joined stop() whose process stays busy still exits by the deadline, with the shutdown code', async () => {
+test('a joined stop() whose continuation never ends still exits at the deadline, with the shutdown code', async () => {
   const fixture = start('guarantee.cjs', ['stop-joined-lingering'])
   await fixture.ready
   const sentAt = kill(fixture.child, 'SIGTERM')
@@ -110,5 +110,6 @@ test('a joined stop() whose process stays busy still exits by the deadline, with
   assert.equal(result.signal, null)
   assert.equal(result.code, 0, result.stderr)
   assert.ok(find(result.lines, 'stop-resolved'))
-  assert.ok(result.exitedAt - sentAt < 800 + 300, `exited ${(result.exitedAt - sentAt).toFixed(0)} ms after SIGTERM`)
+  const after = result.exitedAt - sentAt
+  assert.ok(after > 600 && after < 800 + 300, `exited ${after.toFixed(0)} ms after SIGTERM (deadline 800 ms)`)
 })

@@ -38,8 +38,9 @@ function start(
  * makes it the leader of a new process group, which `process.kill(-child.pid, signal)` signals as a whole.
  */
 function launch(argv, { killAfterMs = 15_000, env = {}, cwd, stallStderr = false, detached = false } = {}) {
+  const stalled = stallStderr ? stalledPipe() : null
   const child = spawn(argv[0], argv.slice(1), {
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', 'pipe', stalled ? stalled.writeEnd : 'pipe'],
     env: { ...process.env, ...env },
     cwd,
     detached,
@@ -52,7 +53,6 @@ function launch(argv, { killAfterMs = 15_000, env = {}, cwd, stallStderr = false
     markReady = resolve
   })
   child.stdout.setEncoding('utf8')
-  child.stderr.setEncoding('utf8')
   let pending = ''
   child.stdout.on('data', (chunk) => {
     stdout += chunk
@@ -71,34 +71,76 @@ function launch(argv, { killAfterMs = 15_000, env = {}, cwd, stallStderr = false
       if (line.kind === 'ready') markReady(line)
     }
   })
-  const readStderr = () =>
+  let resumeStderr
+  if (stalled) {
+    fs.closeSync(stalled.writeEnd)
+    resumeStderr = () => stalled.startReading((text) => (stderr += text))
+  } else {
+    child.stderr.setEncoding('utf8')
     child.stderr.on('data', (chunk) => {
       stderr += chunk
     })
-  if (stallStderr) child.stderr.pause()
-  else readStderr()
+  }
   let killedByTimer = false
   const timer = setTimeout(() => {
     killedByTimer = true
     if (detached) process.kill(-child.pid, 'SIGKILL')
     else child.kill('SIGKILL')
   }, killAfterMs)
-  // A stalled stderr may be held open by a grandchild, so 'close' (all stdio closed) could never come: wait
-  // for the exit and for stdout, then close our end of stderr, which ends such a grandchild with EPIPE.
-  const exitEvent = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, at: now() })))
-  const stdoutClosed = new Promise((resolve) => child.stdout.on('close', resolve))
-  const closed = stallStderr
-    ? Promise.all([exitEvent, stdoutClosed]).then(([exit]) => {
-        child.stderr.destroy()
-        return exit
-      })
-    : new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, at: now() })))
-  const exited = closed.then(({ code, signal, at }) => {
-    clearTimeout(timer)
-    markReady(null)
-    return { code, signal, stdout, stderr, lines, exitedAt: at, killedByTimer }
+  const exited = new Promise((resolve) => {
+    child.on('close', (code, signal) => {
+      clearTimeout(timer)
+      markReady(null)
+      // Whatever a late reader got, then our end closes: a grandchild still writing there ends with EPIPE.
+      stalled?.close()
+      resolve({ code, signal, stdout, stderr, lines, exitedAt: now(), killedByTimer })
+    })
   })
-  return { child, ready, exited, lines, output: () => ({ stdout, stderr }), resumeStderr: readStderr }
+  return { child, ready, exited, lines, output: () => ({ stdout, stderr }), resumeStderr }
+}
+
+/**
+ * A named pipe for a child's stderr that nobody reads until `startReading` (a stalled log collector): unlike
+ * the socket pair Node makes for 'pipe', no stream in this process reads it up to a high-water mark.
+ */
+function stalledPipe() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-stall-'))
+  const fifo = path.join(dir, 'stderr')
+  execFileSync('mkfifo', [fifo])
+  const readEnd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
+  const writeEnd = fs.openSync(fifo, fs.constants.O_WRONLY)
+  let poller = null
+  const drain = (onText) => {
+    const buffer = Buffer.alloc(1 << 16)
+    for (;;) {
+      let n
+      try {
+        n = fs.readSync(readEnd, buffer)
+      } catch (error) {
+        if (error.code === 'EAGAIN') return
+        throw error
+      }
+      if (n === 0) return
+      onText(buffer.toString('utf8', 0, n))
+    }
+  }
+  return {
+    writeEnd,
+    startReading(onText) {
+      drain(onText)
+      poller = setInterval(() => drain(onText), 1)
+    },
+    close() {
+      if (poller) {
+        clearInterval(poller)
+        poller = null
+      }
+      try {
+        fs.closeSync(readEnd)
+      } catch {}
+      fs.rmSync(dir, { recursive: true, force: true })
+    },
+  }
 }
 
 /** Resolves once `predicate()` holds, polling every 5 ms; rejects after `timeoutMs`. */

@@ -17,8 +17,8 @@ const shapes = {
   'chain to the next, reverse': (n) => [...Array(n).keys()].reverse().map((i) => [i, i < n - 1 ? [i + 1] : []]),
   // Every other link first, then the rest from the far end: each task joins two long chains.
   'chain, alternating from the far end': (n) => [
-    ...[...Array(n).keys()].filter((i) => i % 2 === 0).map((i) => [i, [i + 1]]),
-    ...[...Array(n).keys()].filter((i) => i % 2 === 1).reverse().map((i) => [i, [i + 1]]),
+    ...[...Array(n).keys()].filter((i) => i % 2 === 0).map((i) => [i, i + 1 < n ? [i + 1] : []]),
+    ...[...Array(n).keys()].filter((i) => i % 2 === 1).reverse().map((i) => [i, i + 1 < n ? [i + 1] : []]),
   ],
   'chain, shuffled': (n) => shuffle([...Array(n).keys()]).map((i) => [i, i > 0 ? [i - 1] : []]),
   'fan-in, hub last': (n) => [...[...Array(n - 1).keys()].map((i) => [i + 1, [0]]), [0, []]],

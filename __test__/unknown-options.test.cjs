@@ -45,7 +45,7 @@ test('a misspelt task field and stop() option are warned about; known ones are n
 test('the same unknown name is warned about once, and a name far from every option gets no guess', async () => {
   const manager = new ShutdownManager({ disableGracefulShutdown: true })
   const warnings = await warningsOf(() => {
-    for (let i = 0; i < 100; i++) manager.registerTask({ id: `t${i}`, prority: 1, handler() {} })
+    for (let i = 0; i < 100; i++) manager.registerTask({ id: `t${i}`, priorty: 1, handler() {} })
     manager.registerTask({ id: 'x', somethingElseEntirely: true, handler() {} })
   })
   assert.equal(warnings.length, 2)

@@ -6,7 +6,7 @@
 // is running since when; this side calls the handlers, enforces per-task timeouts with AbortSignals, emits
 // the events and builds the result. See ARCHITECTURE.md for how the two halves split the work.
 
-const { ShutdownEvent, ShutdownReason } = require('./constants')
+const { ShutdownEvent, ShutdownReason, MAX_TIMEOUT_MS } = require('./constants')
 const { lifecycleError } = require('./validate')
 
 /**
@@ -16,6 +16,37 @@ const { lifecycleError } = require('./validate')
 const WATCHDOG_FALLBACK_MS = 1000
 
 const FATAL_REASONS = new Set([ShutdownReason.UncaughtException, ShutdownReason.UnhandledRejection])
+
+/**
+ * `setTimeout` for any delay. Node fires a delay above 2^31-1 ms after 1 ms instead (a deadline near the
+ * longest allowed timeout, plus a margin, would end the shutdown at once), so a longer one is re-armed.
+ */
+class LongTimer {
+  #timer = null
+
+  constructor(callback, ms, { ref = true } = {}) {
+    const arm = (left) => {
+      const step = Math.min(left, MAX_TIMEOUT_MS)
+      this.#timer = setTimeout(() => (left > step ? arm(left - step) : callback()), Math.max(step, 0))
+      if (!ref) this.#timer.unref()
+    }
+    arm(ms)
+  }
+
+  clear() {
+    clearTimeout(this.#timer)
+  }
+}
+
+/** How often a joined stop() checks whether its continuations are done (see #exitAfterContinuations). */
+const CONTINUATION_POLL_MS = 5
+
+/** Active resources (Node's names: 'Timeout', 'TCPSocketWrap', ...) counted by type. */
+function countByType(resources) {
+  const counts = new Map()
+  for (const type of resources) counts.set(type, (counts.get(type) ?? 0) + 1)
+  return counts
+}
 
 /**
  * Milliseconds on the monotonic clock. Not `performance.now()`: the first touch of `performance` loads
@@ -59,6 +90,10 @@ class ShutdownRun {
   #logger
   #exitCodes
   #exit
+  /** Whether a stop() caller began this run to keep the process running (see #exitAfterContinuations). */
+  #startedToKeepRunning
+  /** Finished, and exiting once the stop() caller's continuations are done (or at the deadline). */
+  #exitPending = false
   #fatal = false
   #finished = false
   #ids = []
@@ -76,13 +111,14 @@ class ShutdownRun {
    *   its logger and exit codes.
    * @param {{ exit: boolean, fatal?: boolean }} options
    */
-  constructor(host, { exit, fatal = false }) {
+  constructor(host, { exit, fatal = false, byStop = false }) {
     this.#native = host.native
     this.#tasks = host.tasks
     this.#emit = host.emit
     this.#logger = host.logger
     this.#exitCodes = host.exitCodes
     this.#exit = exit
+    this.#startedToKeepRunning = byStop && !exit
     this.#fatal = fatal
     this.reason = undefined
     this.signal = undefined
@@ -131,7 +167,7 @@ class ShutdownRun {
     const fallback = this.#native.enforced ? WATCHDOG_FALLBACK_MS : 0
     // Ref'd on purpose: a task that never settles must not let the process drift out of the event loop
     // before its shutdown has finished.
-    this.#deadlineTimer = setTimeout(() => this.onDeadline(fallback > 0), start.remainingMs + fallback)
+    this.#deadlineTimer = new LongTimer(() => this.onDeadline(fallback > 0), start.remainingMs + fallback)
     for (const { taskId, dependsOn } of start.missing) {
       this.#logger.warn(`shutdown task '${taskId}' depends on unknown task '${dependsOn}'; the dependency is ignored`)
     }
@@ -153,6 +189,13 @@ class ShutdownRun {
     const controller = new LazyAbort()
     const entry = { controller, timer: null }
     this.#running.set(index, entry)
+    if (!task) {
+      // Cannot happen while ids round-trip exactly (validate.js refuses those that would not); if it ever
+      // does, the task fails instead of the shutdown.
+      const error = lifecycleError('ERR_INTERNAL_ASSERTION', `no handler for shutdown task '${this.#ids[index]}'`)
+      queueMicrotask(() => this.#settle(index, 'failed', error))
+      return
+    }
     const remaining = this.#deadlineMono - monotonicMs()
     if (task.timeout !== undefined && task.timeout < remaining) {
       entry.timer = setTimeout(() => this.#settle(index, 'timedOut', taskTimeoutError(task)), task.timeout)
@@ -206,6 +249,7 @@ class ShutdownRun {
   /** The deadline passed: abort what still runs, report, and end (natively, when the watchdog is armed). */
   onDeadline(watchdogFailed = false) {
     if (this.#finished) {
+      if (this.#exitPending) process.exit(this.result.exitCode)
       if (this.#native.enforced) this.#native.answerDeadline()
       return
     }
@@ -224,7 +268,7 @@ class ShutdownRun {
   #finish(hardExit, watchdogFailed = false) {
     if (this.#finished) return
     this.#finished = true
-    clearTimeout(this.#deadlineTimer)
+    this.#deadlineTimer?.clear()
     const tasks = this.#native.taskRecords().map((record, index) =>
       this.#errors.has(index) ? { ...record, error: this.#errors.get(index) } : record,
     )
@@ -237,11 +281,44 @@ class ShutdownRun {
     this.#logger.info(`shutdown complete (exit code ${exitCode}, ${totalDurationMs.toFixed(1)} ms)`)
     this.#emit(ShutdownEvent.ShutdownComplete, { reason: this.reason, totalDurationMs, hardExit, exitCode })
     if (watchdogExits) {
+      // The watchdog ends the process within its bounded write budget. Until then the loop must not drain
+      // and exit on its own with another code: the exit code is set, and a ref'd timer keeps the loop
+      // alive (and exits with the same code, should the watchdog ever fail).
+      process.exitCode = exitCode
+      this.#deadlineTimer = new LongTimer(() => process.exit(exitCode), WATCHDOG_FALLBACK_MS)
       this.#native.answerDeadline()
       return
     }
     this.#resolve(this.result)
-    if (this.#exit || watchdogFailed) process.exit(exitCode)
+    if (watchdogFailed) process.exit(exitCode)
+    if (!this.#exit) return
+    if (this.#startedToKeepRunning) this.#exitAfterContinuations(exitCode)
+    else process.exit(exitCode)
+  }
+
+  /**
+   * A stop() caller meant to keep the process running, and a signal or an error joined: its promise has
+   * resolved, and what it chained to it gets to run before the exit. The process exits with the shutdown's
+   * code once the continuations are done, which is taken to be when no more resources are active than when
+   * the promise resolved (timers, sockets, file requests a continuation started have ended; what the
+   * service held before, such as a metrics interval, is not waited for), or when the event loop empties, or
+   * at the deadline at the latest (the watchdog's deadline event, or the timer below when it is not armed).
+   */
+  #exitAfterContinuations(exitCode) {
+    this.#exitPending = true
+    process.exitCode = exitCode
+    const before = countByType(process.getActiveResourcesInfo())
+    const done = () => {
+      const now = countByType(process.getActiveResourcesInfo())
+      return [...now].every(([type, count]) => count <= (before.get(type) ?? 0))
+    }
+    // First in the next turn, after the continuations' synchronous parts and microtasks (a ref'd immediate:
+    // an unref'd one would wait for something else to wake the loop), then every few milliseconds (unref'd:
+    // it never keeps the process alive itself).
+    setImmediate(() => done() && process.exit(exitCode))
+    setInterval(() => done() && process.exit(exitCode), CONTINUATION_POLL_MS).unref()
+    const left = Math.max(0, this.#deadlineMono - monotonicMs())
+    this.#deadlineTimer = new LongTimer(() => process.exit(exitCode), left, { ref: false })
   }
 
   #exitCode(hardExit, tasks) {

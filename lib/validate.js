@@ -69,6 +69,67 @@ function lifecycleError(code, message) {
   return withCode(new Error(message), code)
 }
 
+// Unknown option names. A typo (`gracefulShutdownTimout`) passes silently in plain JavaScript, so each unknown
+// name gets one process warning, naming the closest known option; it never throws.
+
+const KNOWN = {
+  options: new Set([
+    'gracefulShutdownTimeout',
+    'signals',
+    'disableGracefulShutdown',
+    'handleUncaughtErrors',
+    'forceExitOnSecondSignal',
+    'exclusiveSignals',
+    'hardExit',
+    'exitCodes',
+    'logger',
+  ]),
+  exitCodes: new Set(['success', 'failure', 'error', 'hardExit', 'secondSignal']),
+  task: new Set(['id', 'name', 'priority', 'phase', 'dependsOn', 'timeout', 'handler']),
+  stop: new Set(['reason', 'timeout', 'exit']),
+}
+/** Unknown names already warned about, so registering 10 000 tasks with one typo warns once. */
+const warnedUnknown = new Set()
+
+/** Warns about the enumerable keys of `object` that `known` lacks; `path` prefixes them in the message. */
+function warnUnknownKeys(object, known, path) {
+  for (const key in object) {
+    if (known.has(key) || warnedUnknown.has(`${path}.${key}`)) continue
+    warnedUnknown.add(`${path}.${key}`)
+    const guess = closest(key, known)
+    process.emitWarning(`unknown option "${path}.${key}"${guess ? `; did you mean "${guess}"?` : ''}`, {
+      type: 'TitanLifecycleWarning',
+      code: 'TITAN_LIFECYCLE_UNKNOWN_OPTION',
+    })
+  }
+}
+
+/** The known name within a small edit distance of `name` (case ignored), if there is one. */
+function closest(name, known) {
+  let best
+  let bestDistance = Math.max(2, Math.floor(name.length / 3)) + 1
+  for (const candidate of known) {
+    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase())
+    if (distance < bestDistance) {
+      best = candidate
+      bestDistance = distance
+    }
+  }
+  return best
+}
+
+function editDistance(a, b) {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    previous = current
+  }
+  return previous[b.length]
+}
+
 const REASONS = new Set(Object.values(ShutdownReason))
 const PHASES = new Set(Object.values(ShutdownPhase))
 const OWNABLE_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR2']
@@ -138,6 +199,7 @@ function validateSignals(value) {
 
 function validateExitCodes(value) {
   const codes = optionsObject('options.exitCodes', value)
+  warnUnknownKeys(codes, KNOWN.exitCodes, 'options.exitCodes')
   const { success, failure, error, hardExit, secondSignal } = codes
   let second = DEFAULT_EXIT_CODES.secondSignal
   if (secondSignal !== undefined && secondSignal !== 'signal') {
@@ -152,14 +214,61 @@ function validateExitCodes(value) {
   }
 }
 
+/** Whether a write to stderr failed (EPIPE: the reader went away); nothing more is written there then. */
+let stderrBroken = false
+
+/**
+ * Writes a line to stderr, and never turns a failure into an error event: with no listener on stderr, Node
+ * would throw the EPIPE as an uncaught exception, which the manager's hook would log to stderr again, for
+ * ever. The write callback runs before the 'error' event, so it can add a listener in time (as Node's own
+ * console does).
+ */
+function writeStderr(line) {
+  if (stderrBroken) return
+  try {
+    process.stderr.write(line, (error) => {
+      if (!error) return
+      stderrBroken = true
+      if (process.stderr.listenerCount('error') === 0) process.stderr.once('error', () => {})
+    })
+  } catch {
+    stderrBroken = true
+  }
+}
+
 /** Errors would otherwise vanish, so without a logger they still reach stderr; nothing else is printed. */
 const defaultLogger = Object.freeze({
   info() {},
   warn() {},
   error(message) {
-    process.stderr.write(`titan-lifecycle: ${message}\n`)
+    writeStderr(`titan-lifecycle: ${message}\n`)
   },
 })
+
+/**
+ * A caller's logger method, isolated: it is user code, and one that throws must neither break the shutdown
+ * nor start another one. The first failure of each method is reported on stderr; later ones are dropped.
+ */
+function isolated(logger, method, level) {
+  let failed = false
+  return (message) => {
+    try {
+      Reflect.apply(method, logger, [message])
+    } catch (error) {
+      if (failed) return
+      failed = true
+      writeStderr(`titan-lifecycle: the logger's ${level} method threw (${describeThrown(error)}); the shutdown goes on\n`)
+    }
+  }
+}
+
+function describeThrown(error) {
+  try {
+    return String(error instanceof Error ? error.message : error)
+  } catch {
+    return `a thrown ${typeof error}`
+  }
+}
 
 function validateLogger(value) {
   if (value === undefined || value === null) return defaultLogger
@@ -174,8 +283,8 @@ function validateLogger(value) {
     } else if (typeof method !== 'function') {
       throw invalidArgType(`options.logger.${level}`, 'of type function', method)
     } else {
-      // Keep the logger as `this`: pino and console methods need it.
-      logger[level] = method.bind(value)
+      // Called with the logger as `this`: pino and console methods need it.
+      logger[level] = isolated(value, method, level)
     }
   }
   return logger
@@ -183,6 +292,7 @@ function validateLogger(value) {
 
 function validateManagerOptions(value) {
   const options = optionsObject('options', value)
+  warnUnknownKeys(options, KNOWN.options, 'options')
   const {
     gracefulShutdownTimeout,
     signals,
@@ -207,14 +317,20 @@ function validateManagerOptions(value) {
   }
 }
 
+/**
+ * Ids are compared exactly as given. The native side holds them as UTF-8, which cannot carry a lone UTF-16
+ * surrogate (it would become U+FFFD, and two such ids would collide), so those are refused.
+ */
 function validateTaskId(name, value) {
   if (typeof value !== 'string') throw invalidArgType(name, 'of type string', value)
   if (value.length === 0) throw invalidArgValue(name, value, 'must be a non-empty string')
+  if (!value.isWellFormed()) throw invalidArgValue(name, value, 'must be well-formed Unicode (it has a lone surrogate)')
   return value
 }
 
 function validateTask(value) {
   if (!isPlainObjectLike(value)) throw invalidArgType('task', 'of type object', value)
+  warnUnknownKeys(value, KNOWN.task, 'task')
   const { id, name, priority, phase, dependsOn, timeout, handler } = value
   validateTaskId('task.id', id)
   if (name !== undefined && typeof name !== 'string') throw invalidArgType('task.name', 'of type string', name)
@@ -253,6 +369,7 @@ function validateReason(name, value) {
 
 function validateStopOptions(value, defaults) {
   const options = optionsObject('options', value)
+  warnUnknownKeys(options, KNOWN.stop, 'options')
   const { reason, timeout, exit } = options
   return {
     reason: reason === undefined ? ShutdownReason.Manual : validateReason('options.reason', reason),
@@ -262,6 +379,7 @@ function validateStopOptions(value, defaults) {
 }
 
 module.exports = {
+  writeStderr,
   validateManagerOptions,
   validateTask,
   validateTaskId,
