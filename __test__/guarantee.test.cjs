@@ -78,18 +78,23 @@ for (const order of ['before', 'after']) {
   })
 }
 
-test('a signal that native code kept from libuv still reaches JavaScript, through the watchdog', async () => {
-  const fixture = start('guarantee.cjs', ['libuv-unreachable'], {
-    env: { LD_PRELOAD: neighbourLibrary(), NEIGHBOUR_DELAY_MS: '100' },
+for (const variant of ['default', 'only-sigterm']) {
+  const how = variant === 'default' ? "libuv's handler is put back behind the native code" : 'the watchdog tells it'
+  test(`a signal that native code kept from libuv still reaches JavaScript: ${how}`, async () => {
+    const fixture = start('guarantee.cjs', ['libuv-unreachable', variant], {
+      env: { LD_PRELOAD: neighbourLibrary(), NEIGHBOUR_DELAY_MS: '100' },
+    })
+    await fixture.ready
+    await waitFor(() => /neighbour: installed/.test(fixture.output().stderr), 2000, 'the neighbour')
+    kill(fixture.child, 'SIGTERM')
+    const result = await fixture.exited
+    assert.match(result.stderr, /neighbour: handler ran/, 'the neighbour, chained, still ran')
+    assertGraceful(result)
+    assert.ok(find(result.lines, 'task-end', { id: 'work' }))
+    // The other library's JavaScript listener hears the signal only where libuv's handler is chained.
+    assert.equal(Boolean(find(result.lines, 'foreign-listener')), variant === 'default')
   })
-  await fixture.ready
-  await waitFor(() => /neighbour: installed/.test(fixture.output().stderr), 2000, 'the neighbour')
-  kill(fixture.child, 'SIGTERM')
-  const result = await fixture.exited
-  assert.match(result.stderr, /neighbour: handler ran/, 'the signal went through the neighbour, not libuv')
-  assertGraceful(result)
-  assert.ok(find(result.lines, 'task-end', { id: 'work' }))
-})
+}
 
 test('a stop() joined by a signal resolves, and its continuation runs before the process exits', async () => {
   const fixture = start('guarantee.cjs', ['stop-joined-continuation'])

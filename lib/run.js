@@ -40,6 +40,8 @@ class LongTimer {
 
 /** How often a joined stop() checks whether its continuations are done (see #exitAfterContinuations). */
 const CONTINUATION_POLL_MS = 5
+/** How long before the deadline a joined stop() stops waiting for its continuations and exits. */
+const EXIT_BEFORE_DEADLINE_MS = 50
 
 /** Active resources (Node's names: 'Timeout', 'TCPSocketWrap', ...) counted by type. */
 function countByType(resources) {
@@ -302,7 +304,7 @@ class ShutdownRun {
    * code once the continuations are done, which is taken to be when no more resources are active than when
    * the promise resolved (timers, sockets, file requests a continuation started have ended; what the
    * service held before, such as a metrics interval, is not waited for), or when the event loop empties, or
-   * at the deadline at the latest (the watchdog's deadline event, or the timer below when it is not armed).
+   * just before the deadline at the latest.
    */
   #exitAfterContinuations(exitCode) {
     this.#exitPending = true
@@ -317,7 +319,9 @@ class ShutdownRun {
     // it never keeps the process alive itself).
     setImmediate(() => done() && process.exit(exitCode))
     setInterval(() => done() && process.exit(exitCode), CONTINUATION_POLL_MS).unref()
-    const left = Math.max(0, this.#deadlineMono - monotonicMs())
+    // A little before the deadline: at the deadline itself the watchdog would take an unexited process as
+    // stuck and end it with the hard-exit code.
+    const left = Math.max(0, this.#deadlineMono - monotonicMs() - EXIT_BEFORE_DEADLINE_MS)
     this.#deadlineTimer = new LongTimer(() => process.exit(exitCode), left, { ref: false })
   }
 

@@ -7,7 +7,7 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
 const { execFileSync } = require('node:child_process')
-const { start, kill, run, waitFor, find, eventNames } = require('../__test__/helpers.cjs')
+const { start, launch, kill, run, waitFor, find, eventNames, npmStart } = require('../__test__/helpers.cjs')
 
 const FIXTURES = path.join(__dirname, 'fixtures')
 const fixture = (name) => path.join(FIXTURES, name)
@@ -263,6 +263,168 @@ const scenarios = [
       })
       assert.deepEqual(codes, { 'exit 124': 20 })
       return { observed: 'exit 124 ×20' }
+    },
+  },
+  // The holes the hardening closed (issue 7): each as its test in __test__/ shows it, on every Node version.
+  ...['blocked', 'second-signal', 'idle'].map((mode) => ({
+    id: `stalled-stderr-${mode}`,
+    title: {
+      blocked: 'a blocked loop at the deadline while stderr is a full pipe nobody reads',
+      'second-signal': 'a second SIGTERM while stderr is a full pipe nobody reads',
+      idle: 'a responsive, otherwise idle loop at the deadline while stderr is a full pipe nobody reads',
+    }[mode],
+    expect: `exits on time with the code the shutdown reported (${mode === 'second-signal' ? 143 : 124}), never hangs`,
+    async run({ node }) {
+      const child = start(path.join(MAIN_FIXTURES, 'stalled-stderr.cjs'), [mode, 300], { node, stallStderr: true, killAfterMs: 8000 })
+      await child.ready
+      const sentAt = kill(child.child, 'SIGTERM')
+      let secondAt = sentAt
+      if (mode === 'second-signal') {
+        await waitFor(() => find(child.lines, 'task-start'), 5000, 'the shutdown to run')
+        secondAt = kill(child.child, 'SIGTERM')
+      }
+      const result = await child.exited
+      assert.ok(!result.killedByTimer, 'hung writing to stderr')
+      assert.equal(outcome(result), `exit ${mode === 'second-signal' ? 143 : 124}`)
+      const after = result.exitedAt - (mode === 'second-signal' ? secondAt : sentAt)
+      assert.ok(after < (mode === 'second-signal' ? 300 : 300 + 300), `exited ${after.toFixed(0)} ms after the signal`)
+      return { observed: `${outcome(result)} ${after.toFixed(0)} ms after the signal` }
+    },
+  })),
+  {
+    id: 'longest-timeout',
+    title: '`gracefulShutdownTimeout: 2 ** 31 - 1` (the longest allowed), then SIGTERM',
+    expect: 'the shutdown runs to its end, exit 0 (no timer overflows)',
+    async run({ node }) {
+      const result = await sigtermWhenReady(path.join(MAIN_FIXTURES, 'guarantee.cjs'), ['longest-timeout'], { node })
+      assertGraceful(result)
+      return { observed: outcome(result) }
+    },
+  },
+  {
+    id: 'npm-start-group-signal',
+    title: '`npm start` (bash as script shell, which execs node) and SIGTERM to the whole process group',
+    expect: "npm's forwarded copy is the same signal: one graceful shutdown, exit 0",
+    async run({ node }) {
+      const child = launch(npmStart('bash'), {
+        cwd: path.join(MAIN_FIXTURES, 'npm-app'),
+        detached: true,
+        env: { PATH: `${path.dirname(node)}${path.delimiter}${process.env.PATH}` },
+      })
+      const readyLine = await child.ready
+      assert.ok(readyLine, `npm start did not start the service:\n${child.output().stderr}`)
+      process.kill(-child.child.pid, 'SIGTERM')
+      const result = await child.exited
+      assert.doesNotMatch(result.stderr, /second SIG/)
+      assert.equal(find(result.lines, 'exit')?.code, 0, result.stderr)
+      assert.ok(find(result.lines, 'task-end', { id: 'drain' }))
+      return { observed: `service exit ${find(result.lines, 'exit').code}, one shutdown` }
+    },
+  },
+  {
+    id: 'break-on-sigint',
+    title: "`vm.runInThisContext(code, { breakOnSigint: true })` (Node's SIGINT watchdog), then SIGINT",
+    expect: "Node's one-shot handler is gone before the next loop turn; graceful shutdown, exit 0",
+    async run({ node }) {
+      const child = start(path.join(MAIN_FIXTURES, 'guarantee.cjs'), ['break-on-sigint'], { node })
+      await child.ready
+      kill(child.child, 'SIGINT')
+      const result = await child.exited
+      assertGraceful(result, 'SIGINT')
+      return { observed: outcome(result) }
+    },
+  },
+  {
+    id: 'bootstrap-signal',
+    title: 'SIGTERM while the bootstrap is still synchronous; tasks registered after it',
+    expect: 'the late registrations belong to the shutdown; they run, exit 0',
+    async run({ node }) {
+      const child = start(path.join(MAIN_FIXTURES, 'guarantee.cjs'), ['bootstrap', 300], { node })
+      await child.ready
+      await sleep(50)
+      kill(child.child, 'SIGTERM')
+      const result = await child.exited
+      assertGraceful(result)
+      assert.ok(find(result.lines, 'task-end', { id: 'db' }))
+      return { observed: outcome(result) }
+    },
+  },
+  {
+    id: 'dispose-in-listener',
+    title: "a `process.on('SIGTERM')` listener that calls `manager.dispose()`",
+    expect: 'the shutdown the signal began still runs, exit 0',
+    async run({ node }) {
+      const result = await sigtermWhenReady(path.join(MAIN_FIXTURES, 'guarantee.cjs'), ['listener-disposes', 'before'], { node })
+      assertGraceful(result)
+      return { observed: outcome(result) }
+    },
+  },
+  {
+    id: 'libuv-unreachable',
+    title: "native code took SIGTERM from libuv before the manager was made (libuv's handler cannot be chained)",
+    expect: 'the watchdog tells JavaScript; graceful shutdown, exit 0',
+    async run({ node, neighbourLibrary }) {
+      const child = start(path.join(MAIN_FIXTURES, 'guarantee.cjs'), ['libuv-unreachable', 'only-sigterm'], {
+        node,
+        env: { LD_PRELOAD: neighbourLibrary(), NEIGHBOUR_DELAY_MS: '100' },
+      })
+      await child.ready
+      kill(child.child, 'SIGTERM')
+      const result = await child.exited
+      assertGraceful(result)
+      return { observed: outcome(result) }
+    },
+  },
+  {
+    id: 'neighbour-reinstalls',
+    title: 'a native neighbour re-installs its SIGTERM handler three times, 300 ms apart',
+    expect: 'adopted once: it runs once per signal, JavaScript hears it once, one warning per displacement',
+    async run({ node, neighbourLibrary }) {
+      const child = start(path.join(MAIN_FIXTURES, 'neighbour.cjs'), [], {
+        node,
+        env: { LD_PRELOAD: neighbourLibrary(), NEIGHBOUR_DELAY_MS: '300', NEIGHBOUR_REPEAT: '3' },
+      })
+      await child.ready
+      await waitFor(() => /neighbour: done installing/.test(child.output().stderr), 5000, 'the neighbour')
+      await waitFor(() => child.lines.filter((l) => l.kind === 'warn').length >= 3, 2000, 'three warnings')
+      kill(child.child, 'SIGTERM')
+      const result = await child.exited
+      assertGraceful(result)
+      const runs = result.stderr.split('neighbour: handler ran').length - 1
+      assert.equal(runs, 1, `the neighbour ran ${runs} times`)
+      assert.equal(result.lines.filter((l) => l.kind === 'foreign-listener').length, 1)
+      return { observed: `${outcome(result)}, neighbour ran once` }
+    },
+  },
+  ...['logger-info-throws', 'broken-stderr'].map((mode) => ({
+    id: mode,
+    title: mode === 'logger-info-throws' ? "a logger whose `info` throws, then SIGTERM" : 'an uncaught exception while stderr is a broken pipe (EPIPE)',
+    expect: mode === 'logger-info-throws' ? 'isolated: the shutdown runs, exit 0' : 'no error loop: the shutdown runs, exit 1',
+    async run({ node }) {
+      const child = start(path.join(MAIN_FIXTURES, 'error-loops.cjs'), [mode], { node })
+      if (mode === 'broken-stderr') child.child.stderr.destroy()
+      else {
+        await child.ready
+        kill(child.child, 'SIGTERM')
+      }
+      const result = await child.exited
+      assert.ok(!result.killedByTimer)
+      assert.equal(outcome(result), mode === 'broken-stderr' ? 'exit 1' : 'exit 0')
+      assert.ok(find(result.lines, 'task-end', { id: 'db' }), 'the destroy phase ran')
+      const complete = find(result.lines, 'event', { event: 'shutdown:complete' })
+      assert.ok(complete.totalDurationMs < 1500, `took ${complete.totalDurationMs} ms`)
+      return { observed: `${outcome(result)} after ${complete.totalDurationMs.toFixed(0)} ms` }
+    },
+  })),
+  {
+    id: 'stop-joined',
+    title: 'a `stop()` joined by SIGTERM, whose continuation awaits a timer',
+    expect: 'the stop() promise resolves and its continuation ends before the exit, exit 0',
+    async run({ node }) {
+      const result = await sigtermWhenReady(path.join(MAIN_FIXTURES, 'guarantee.cjs'), ['stop-joined-continuation'], { node })
+      assert.equal(outcome(result), 'exit 0')
+      assert.ok(find(result.lines, 'continuation-done'))
+      return { observed: `${outcome(result)}, continuation done` }
     },
   },
   {

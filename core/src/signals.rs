@@ -136,14 +136,26 @@ fn describe_handler(address: usize) -> String {
   }
 }
 
+/// How [`take_slot`] builds the chain.
+#[derive(Copy, Clone, PartialEq)]
+enum ChainFrom {
+  /// Adds to the current chain (the guard, the per-turn check).
+  Current,
+  /// Starts a new one, with libuv's handler behind what it finds (taking ownership).
+  Fresh,
+  /// Starts a new one without libuv's handler: at teardown the pins are closed and nothing may reach
+  /// JavaScript any more.
+  FreshWithoutLibuv,
+}
+
 /// Puts our handler in the slot of `signo` unless it is there, chaining to what it finds there (and to
-/// libuv's handler, if some other native code had pushed libuv out). `fresh` starts a new chain instead of
-/// adding to the current one. Returns what it displaced, if anything.
-fn take_slot(signo: c_int, slot: &Slot, fresh: bool) -> Result<Option<Displacement>, LifecycleError> {
+/// libuv's handler, if some other native code had pushed libuv out). Returns what it displaced, if anything.
+fn take_slot(signo: c_int, slot: &Slot, from: ChainFrom) -> Result<Option<Displacement>, LifecycleError> {
   let current = query(signo);
   if is_ours(&current) {
     return Ok(None);
   }
+  let fresh = from != ChainFrom::Current;
   let mut chain = if fresh { Chain::empty() } else { *slot.chain() };
   let mut changed = fresh;
   let chained = is_adoptable(&chain, &current);
@@ -151,7 +163,7 @@ fn take_slot(signo: c_int, slot: &Slot, fresh: bool) -> Result<Option<Displaceme
     chain = chain.with_newest(current);
     changed = true;
   }
-  if let Some(libuv) = libuv_action()
+  if let Some(libuv) = libuv_action().filter(|_| from != ChainFrom::FreshWithoutLibuv)
     && !chain.contains(libuv.sa_sigaction)
   {
     chain = chain.with_oldest(libuv);
@@ -185,8 +197,12 @@ fn take_slot(signo: c_int, slot: &Slot, fresh: bool) -> Result<Option<Displaceme
 
 /// Puts our handler in the slot of `signo`, chaining to the handler it displaces. Idempotent.
 pub fn install(signo: c_int) -> Result<(), LifecycleError> {
+  install_from(signo, ChainFrom::Fresh)
+}
+
+fn install_from(signo: c_int, from: ChainFrom) -> Result<(), LifecycleError> {
   let slot = slot_of(signo).ok_or(LifecycleError::UnsupportedSignal { signal: signo })?;
-  take_slot(signo, slot, true)?;
+  take_slot(signo, slot, from)?;
   slot.set_owned(true);
   Ok(())
 }
@@ -217,7 +233,7 @@ pub fn reassert() -> Vec<Displacement> {
   let _serialized = ownership();
   handler::slots()
     .filter(|(_, slot)| slot.is_owned())
-    .filter_map(|(signo, slot)| take_slot(signo, slot, false).ok().flatten())
+    .filter_map(|(signo, slot)| take_slot(signo, slot, ChainFrom::Current).ok().flatten())
     .collect()
 }
 
@@ -326,7 +342,7 @@ pub fn on_env_teardown(uv: &uv::Uv) {
   for o in ownership.signals.drain(..) {
     // SAFETY: runs on the main thread inside its env cleanup hook; each pin is closed once.
     unsafe { uv.unpin(o.pin) };
-    let _ = install(o.signo);
+    let _ = install_from(o.signo, ChainFrom::FreshWithoutLibuv);
   }
   if let Some(hook) = ownership.turn_hook.take() {
     // SAFETY: as above.
