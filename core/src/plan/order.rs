@@ -12,6 +12,8 @@
 //! so the backward region comes first. Labels are sparse `u64`s kept in a B-tree, so a task can be placed
 //! between two neighbours; when two neighbours leave no room, every label is spread out again.
 //!
+//! Only tasks with a same-level edge have a label, so tasks that declare no dependency cost no memory here.
+//!
 //! Pure logic: no lock, no I/O. [`Order::steps`] counts the work done, so tests can check it stays near
 //! linear for every graph shape without timing anything.
 
@@ -22,14 +24,27 @@ const FIRST_LABEL: u64 = 1 << 63;
 /// The room left after the last label (or before the first) when a task is placed at an end.
 const END_GAP: u64 = 1 << 32;
 
-/// Labels and same-level edges by task slot.
+#[derive(Copy, Clone)]
+enum Side {
+  Before,
+  After,
+}
+
+/// A task that has same-level edges: its label and its neighbours.
+#[derive(Default)]
+struct Node {
+  label: u64,
+  /// What it depends on (larger labels).
+  dependencies: Vec<usize>,
+  /// What depends on it (smaller labels).
+  dependents: Vec<usize>,
+}
+
+/// Labels and same-level edges, by task slot. Only tasks with an edge have a node (and a label): a task
+/// with none has no constraint, so the many tasks that declare no dependency cost nothing here.
 #[derive(Default)]
 pub(super) struct Order {
-  label: Vec<u64>,
-  /// Per slot: the dependencies it has (their labels are larger).
-  dependencies: Vec<Vec<usize>>,
-  /// Per slot: the dependents it has (their labels are smaller).
-  dependents: Vec<Vec<usize>>,
+  nodes: HashMap<usize, Node>,
   by_label: BTreeMap<u64, usize>,
   steps: u64,
 }
@@ -44,40 +59,60 @@ impl Order {
     dependents: &[usize],
     dependencies: &[usize],
   ) -> Result<(), Vec<usize>> {
-    if self.label.len() <= slot {
-      self.label.resize(slot + 1, 0);
-      self.dependencies.resize_with(slot + 1, Vec::new);
-      self.dependents.resize_with(slot + 1, Vec::new);
+    if dependents.is_empty() && dependencies.is_empty() {
+      return Ok(());
     }
     let label = self.placement(dependents, dependencies);
-    self.label[slot] = label;
-    self.by_label.insert(label, slot);
+    self.add_node(slot, label);
+    // Neighbours without a node had no edge, so any label is right for them: they get labels right next to
+    // the new task, all at once (one by one, each would halve the same gap).
+    let unlabelled = |slots: &[usize], nodes: &HashMap<usize, Node>| -> Vec<usize> {
+      slots.iter().copied().filter(|s| !nodes.contains_key(s)).collect()
+    };
+    let new_dependents = unlabelled(dependents, &self.nodes);
+    for (dependent, label) in
+      new_dependents
+        .iter()
+        .zip(self.labels_next_to(slot, new_dependents.len(), Side::Before))
+    {
+      self.add_node(*dependent, label);
+    }
+    let new_dependencies = unlabelled(dependencies, &self.nodes);
+    for (dependency, label) in
+      new_dependencies
+        .iter()
+        .zip(self.labels_next_to(slot, new_dependencies.len(), Side::After))
+    {
+      self.add_node(*dependency, label);
+    }
     for &dependent in dependents {
-      self.dependencies[dependent].push(slot);
-      self.dependents[slot].push(dependent);
+      self.link(dependent, slot);
     }
     for &dependency in dependencies {
-      if self.label[slot] > self.label[dependency]
+      if self.label(slot) > self.label(dependency)
         && let Err(path) = self.reorder(slot, dependency)
       {
         self.remove(slot);
         return Err(path);
       }
-      self.dependencies[slot].push(dependency);
-      self.dependents[dependency].push(slot);
+      self.link(slot, dependency);
     }
     Ok(())
   }
 
-  /// Removes the task in `slot` and its edges. The labels of the others stay valid.
+  /// Removes the task in `slot` and its edges, and the nodes of neighbours left without an edge. The labels
+  /// of the others stay valid.
   pub(super) fn remove(&mut self, slot: usize) {
-    for dependent in std::mem::take(&mut self.dependents[slot]) {
-      self.dependencies[dependent].retain(|&s| s != slot);
+    let Some(node) = self.nodes.remove(&slot) else {
+      return;
+    };
+    self.by_label.remove(&node.label);
+    for dependent in node.dependents {
+      self.unlink(dependent, |n| &mut n.dependencies, slot);
     }
-    for dependency in std::mem::take(&mut self.dependencies[slot]) {
-      self.dependents[dependency].retain(|&s| s != slot);
+    for dependency in node.dependencies {
+      self.unlink(dependency, |n| &mut n.dependents, slot);
     }
-    self.by_label.remove(&self.label[slot]);
   }
 
   /// Edges visited and labels moved so far.
@@ -85,16 +120,89 @@ impl Order {
     self.steps
   }
 
+  fn label(&self, slot: usize) -> u64 {
+    self.nodes.get(&slot).map_or(0, |n| n.label)
+  }
+
+  fn add_node(&mut self, slot: usize, label: u64) {
+    self.nodes.insert(
+      slot,
+      Node {
+        label,
+        ..Node::default()
+      },
+    );
+    self.by_label.insert(label, slot);
+  }
+
+  fn link(&mut self, dependent: usize, dependency: usize) {
+    if let Some(node) = self.nodes.get_mut(&dependent) {
+      node.dependencies.push(dependency);
+    }
+    if let Some(node) = self.nodes.get_mut(&dependency) {
+      node.dependents.push(dependent);
+    }
+  }
+
+  fn unlink(&mut self, slot: usize, side: fn(&mut Node) -> &mut Vec<usize>, other: usize) {
+    let Some(node) = self.nodes.get_mut(&slot) else {
+      return;
+    };
+    side(node).retain(|&s| s != other);
+    if node.dependencies.is_empty() && node.dependents.is_empty() {
+      let label = node.label;
+      self.nodes.remove(&slot);
+      self.by_label.remove(&label);
+    }
+  }
+
+  /// Where a new task goes: after its last dependent, before its first dependency, or at the end, among the
+  /// tasks that have a node.
   fn placement(&mut self, dependents: &[usize], dependencies: &[usize]) -> u64 {
-    if let Some(after) = dependents.iter().map(|&s| self.label[s]).max() {
+    let labelled = |slots: &[usize]| {
+      slots
+        .iter()
+        .filter_map(|s| self.nodes.get(s))
+        .map(|n| n.label)
+        .collect::<Vec<_>>()
+    };
+    if let Some(after) = labelled(dependents).into_iter().max() {
       return self.label_after(after);
     }
-    if let Some(before) = dependencies.iter().map(|&s| self.label[s]).min() {
+    if let Some(before) = labelled(dependencies).into_iter().min() {
       return self.label_before(before);
     }
     match self.by_label.last_key_value() {
       Some((&last, _)) => self.label_after(last),
       None => FIRST_LABEL,
+    }
+  }
+
+  /// `count` free labels between the task in `slot` and its neighbour in label order on `side`, spreading
+  /// every label first if the gap is too small.
+  fn labels_next_to(&mut self, slot: usize, count: usize, side: Side) -> Vec<u64> {
+    if count == 0 {
+      return Vec::new();
+    }
+    let room = (count as u64 + 1).saturating_mul(END_GAP);
+    loop {
+      let at = self.label(slot);
+      let (low, high) = match side {
+        Side::Before => {
+          let previous = self.by_label.range(..at).next_back().map(|(&l, _)| l);
+          (previous.unwrap_or(at.saturating_sub(room)), at)
+        }
+        Side::After => {
+          let next = self.by_label.range(at + 1..).next().map(|(&l, _)| l);
+          (at, next.unwrap_or(at.saturating_add(room)))
+        }
+      };
+      let step = (high - low) / (count as u64 + 1);
+      if step >= 1 {
+        self.steps += count as u64;
+        return (1..=count as u64).map(|i| low + i * step).collect();
+      }
+      self.spread_labels();
     }
   }
 
@@ -107,7 +215,7 @@ impl Order {
       _ => {
         let slot = self.by_label[&label];
         self.spread_labels();
-        self.label_after(self.label[slot])
+        self.label_after(self.label(slot))
       }
     }
   }
@@ -121,34 +229,45 @@ impl Order {
       _ => {
         let slot = self.by_label[&label];
         self.spread_labels();
-        self.label_before(self.label[slot])
+        self.label_before(self.label(slot))
       }
     }
   }
 
-  /// Gives every task an evenly spaced label, in the same order.
+  /// Gives every node an evenly spaced label, in the same order.
   fn spread_labels(&mut self) {
     let spacing = u64::MAX / (self.by_label.len() as u64 + 2);
     let slots: Vec<usize> = self.by_label.values().copied().collect();
     self.by_label.clear();
     for (i, slot) in slots.into_iter().enumerate() {
       let label = spacing * (i as u64 + 1);
-      self.label[slot] = label;
-      self.by_label.insert(label, slot);
+      self.set_label(slot, label);
       self.steps += 1;
     }
+  }
+
+  fn set_label(&mut self, slot: usize, label: u64) {
+    if let Some(node) = self.nodes.get_mut(&slot) {
+      node.label = label;
+    }
+    self.by_label.insert(label, slot);
   }
 
   /// Makes room for the edge `from` -> `to` where `to` is labelled before `from`, or returns the loop the
   /// edge would close (from `to` to a dependent of `from`).
   fn reorder(&mut self, from: usize, to: usize) -> Result<(), Vec<usize>> {
-    let (low, high) = (self.label[to], self.label[from]);
+    let (low, high) = (self.label(to), self.label(from));
     // Forward from `to` through what it depends on, among the nodes labelled before `from`.
     let mut came_from: HashMap<usize, usize> = HashMap::from([(to, usize::MAX)]);
     let mut forward = vec![to];
     let mut stack = vec![to];
     while let Some(node) = stack.pop() {
-      for &next in &self.dependencies[node] {
+      let dependencies = self
+        .nodes
+        .get(&node)
+        .map(|n| n.dependencies.as_slice())
+        .unwrap_or_default();
+      for &next in dependencies {
         self.steps += 1;
         if next == from {
           let mut path = vec![node];
@@ -162,7 +281,7 @@ impl Order {
           path.reverse();
           return Err(path);
         }
-        if self.label[next] < high && !came_from.contains_key(&next) {
+        if self.label(next) < high && !came_from.contains_key(&next) {
           came_from.insert(next, node);
           forward.push(next);
           stack.push(next);
@@ -174,25 +293,29 @@ impl Order {
     let mut backward = vec![from];
     let mut stack = vec![from];
     while let Some(node) = stack.pop() {
-      for &previous in &self.dependents[node] {
+      let dependents = self
+        .nodes
+        .get(&node)
+        .map(|n| n.dependents.as_slice())
+        .unwrap_or_default();
+      for &previous in dependents {
         self.steps += 1;
-        if self.label[previous] > low && seen.insert(previous) {
+        if self.label(previous) > low && seen.insert(previous) {
           backward.push(previous);
           stack.push(previous);
         }
       }
     }
     // The same labels, given to the backward region first, each region keeping its own order.
-    backward.sort_unstable_by_key(|&s| self.label[s]);
-    forward.sort_unstable_by_key(|&s| self.label[s]);
-    let mut labels: Vec<u64> = backward.iter().chain(&forward).map(|&s| self.label[s]).collect();
+    backward.sort_unstable_by_key(|&s| self.label(s));
+    forward.sort_unstable_by_key(|&s| self.label(s));
+    let mut labels: Vec<u64> = backward.iter().chain(&forward).map(|&s| self.label(s)).collect();
     labels.sort_unstable();
     for &slot in backward.iter().chain(&forward) {
-      self.by_label.remove(&self.label[slot]);
+      self.by_label.remove(&self.label(slot));
     }
     for (&slot, label) in backward.iter().chain(&forward).zip(labels) {
-      self.label[slot] = label;
-      self.by_label.insert(label, slot);
+      self.set_label(slot, label);
       self.steps += 1;
     }
     Ok(())
