@@ -5,7 +5,10 @@
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { start, kill, find, waitFor, now } = require('./helpers.cjs')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { start, launch, kill, find, waitFor, now, FIXTURES } = require('./helpers.cjs')
 
 const DEADLINE = 400
 /** The exit paths' write budget (50 ms) plus a noisy machine's slack. */
@@ -61,4 +64,20 @@ test('a non-blocking stderr that fills up delays the report within its budget in
   assert.equal(code, 124)
   assert.match(stderr, /titan-lifecycle: hard exit: the graceful shutdown \(reason SIGTERM\) did not finish/)
   assert.match(stderr, /running: 'spin'/)
+})
+
+test('a terminal paused with Ctrl-S cannot hold the hard exit', async () => {
+  // The service's stderr is the terminal; its own report lines go to a file, since the paused terminal
+  // would block Node's synchronous TTY writes too.
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-pause-')), 'report.jsonl')
+  fs.writeFileSync(file, '')
+  const terminal = launch(['python3', path.join(FIXTURES, 'pty-run.py'), 'pause', process.execPath, path.join(FIXTURES, 'blocked.cjs'), 'in-task', String(DEADLINE)], {
+    env: { TITAN_REPORT_FILE: file },
+  })
+  const startedAt = now()
+  const result = await terminal.exited
+  const lines = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line))
+  assert.ok(find(lines, 'task-start', { id: 'spin' }), 'the shutdown ran into the blocked task')
+  assert.equal(result.code, 124, `the service's exit, as the terminal's runner saw it\n${result.stdout}`)
+  assert.ok(result.exitedAt - startedAt < 5000, 'it did not wait for the terminal to resume')
 })
