@@ -209,7 +209,8 @@ class ShutdownManager extends EventEmitter {
           this.#native.answerProbe()
           return
         case 'deadline':
-          if (this.#run && !this.#run.finished) this.#run.onDeadline()
+          // A finished run answers, or exits if it is waiting for a stop() caller's continuations.
+          if (this.#run) this.#run.onDeadline()
           else this.#native.answerDeadline()
           return
         case 'displaced':

@@ -22,6 +22,16 @@ test("a logger whose info throws does not stop the shutdown, and it exits 0 long
   assert.ok(stderr.length < 4000, `no flood on stderr (${stderr.length} bytes)`)
 })
 
+test('a logger whose info returns a rejected promise does not turn a clean shutdown into exit 1', async () => {
+  const fixture = start('error-loops.cjs', ['logger-rejects'])
+  await fixture.ready
+  kill(fixture.child, 'SIGTERM')
+  const { code, stderr, lines } = await fixture.exited
+  assert.equal(code, 0, stderr.slice(0, 2000))
+  assert.equal(find(lines, 'event', { event: 'shutdown:start' })?.reason, 'SIGTERM')
+  assert.match(stderr, /the logger's info method failed \(the logger is broken\); the shutdown goes on/)
+})
+
 test('a logger whose warn throws does not keep the destroy phase from running', async () => {
   const fixture = start('error-loops.cjs', ['logger-warn-throws'])
   await fixture.ready

@@ -23,6 +23,13 @@ const shapes = {
   'chain, shuffled': (n) => shuffle([...Array(n).keys()]).map((i) => [i, i > 0 ? [i - 1] : []]),
   'fan-in, hub last': (n) => [...[...Array(n - 1).keys()].map((i) => [i + 1, [0]]), [0, []]],
   'fan-out': (n) => [...[...Array(n - 1).keys()].map((i) => [i + 1, []]), [0, [...Array(n - 1).keys()].map((i) => i + 1)]],
+  'fan-in, hub first': (n) => [[0, []], ...[...Array(n - 1).keys()].map((i) => [i + 1, [0]])],
+  // Task 0 (registered first) depends on every other, and each of those on task 1: all land in one gap.
+  'every task between the same two': (n) => [
+    [0, [...Array(n - 2).keys()].map((i) => i + 2)],
+    [1, []],
+    ...[...Array(n - 2).keys()].map((i) => [i + 2, [1]]),
+  ],
   'binary tree, leaves first': (n) => [...Array(n).keys()].reverse().map((i) => [i, i > 0 ? [(i - 1) >> 1] : []]),
   'random graph, three edges each': (n) =>
     shuffle([...Array(n).keys()]).map((i) => [i, i > 2 ? [0, 1, 2].map(() => Math.floor(random() * i)) : []]),

@@ -53,6 +53,15 @@ test('the same unknown name is warned about once, and a name far from every opti
   assert.doesNotMatch(warnings[1].message, /did you mean/)
 })
 
+test("the same typo in the manager's options and in stop()'s is warned about in each", async () => {
+  const warnings = await warningsOf(async () => {
+    const manager = new ShutdownManager({ disableGracefulShutdown: true, timout: 1 })
+    await manager.stop({ timout: 1 })
+  })
+  assert.equal(warnings.length, 2)
+  for (const warning of warnings) assert.match(warning.message, /"options\.timout"/)
+})
+
 test('exitCodes fields are checked too', async () => {
   const warnings = await warningsOf(() => new ShutdownManager({ disableGracefulShutdown: true, exitCodes: { hardexit: 3 } }))
   assert.match(warnings[0]?.message ?? '', /"options\.exitCodes\.hardexit"; did you mean "hardExit"\?/)

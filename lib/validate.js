@@ -91,11 +91,16 @@ const KNOWN = {
 /** Unknown names already warned about, so registering 10 000 tasks with one typo warns once. */
 const warnedUnknown = new Set()
 
-/** Warns about the enumerable keys of `object` that `known` lacks; `path` prefixes them in the message. */
-function warnUnknownKeys(object, known, path) {
+/**
+ * Warns about the enumerable keys of `object` that `known` lacks; `path` prefixes them in the message, and
+ * `context` tells apart objects that share a path (the manager's options and stop()'s are both 'options').
+ */
+function warnUnknownKeys(object, known, path, context = path) {
   for (const key in object) {
-    if (known.has(key) || warnedUnknown.has(`${path}.${key}`)) continue
-    warnedUnknown.add(`${path}.${key}`)
+    if (known.has(key)) continue
+    const seen = `${context}:${key}`
+    if (warnedUnknown.has(seen)) continue
+    warnedUnknown.add(seen)
     const guess = closest(key, known)
     process.emitWarning(`unknown option "${path}.${key}"${guess ? `; did you mean "${guess}"?` : ''}`, {
       type: 'TitanLifecycleWarning',
@@ -246,18 +251,23 @@ const defaultLogger = Object.freeze({
 })
 
 /**
- * A caller's logger method, isolated: it is user code, and one that throws must neither break the shutdown
- * nor start another one. The first failure of each method is reported on stderr; later ones are dropped.
+ * A caller's logger method, isolated: it is user code, and one that throws (or returns a promise that
+ * rejects: an async transport that is down) must neither break the shutdown nor start another one. The
+ * first failure of each method is reported on stderr; later ones are dropped.
  */
 function isolated(logger, method, level) {
   let failed = false
+  const fail = (error) => {
+    if (failed) return
+    failed = true
+    writeStderr(`titan-lifecycle: the logger's ${level} method failed (${describeThrown(error)}); the shutdown goes on\n`)
+  }
   return (message) => {
     try {
-      Reflect.apply(method, logger, [message])
+      const returned = Reflect.apply(method, logger, [message])
+      if (typeof returned?.then === 'function') returned.then(undefined, fail)
     } catch (error) {
-      if (failed) return
-      failed = true
-      writeStderr(`titan-lifecycle: the logger's ${level} method threw (${describeThrown(error)}); the shutdown goes on\n`)
+      fail(error)
     }
   }
 }
@@ -369,7 +379,7 @@ function validateReason(name, value) {
 
 function validateStopOptions(value, defaults) {
   const options = optionsObject('options', value)
-  warnUnknownKeys(options, KNOWN.stop, 'options')
+  warnUnknownKeys(options, KNOWN.stop, 'options', 'stop')
   const { reason, timeout, exit } = options
   return {
     reason: reason === undefined ? ShutdownReason.Manual : validateReason('options.reason', reason),

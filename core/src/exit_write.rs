@@ -8,13 +8,16 @@
 //! gives up when the budget is spent: the process then exits with its code, with or without the text.
 //!
 //! How the wait is made non-blocking depends on what fd 2 is (`fstat`):
-//! - a regular file: written directly (a local disk write does not wait on a reader);
+//! - a regular file: written directly (a local disk does not wait on a reader; a hung network file system
+//!   would, and is not covered);
 //! - a socket: `send` with `MSG_DONTWAIT`, which is non-blocking for this call only;
 //! - a pipe or terminal, on Linux: reopened through `/proc/self/fd/2` with `O_NONBLOCK`. That is a new open
 //!   file description, so the flag does not change the one fd 2 shares with other processes;
-//! - anything else, or when reopening fails: `poll` for room, then `write` at most `PIPE_BUF` bytes, which
-//!   a pipe accepts whole once `poll` says it is writable (a writer in another process could still fill it
-//!   in between: the one case not bounded, on systems without `/proc`).
+//! - anything else, or when reopening fails (no `/proc`, as on macOS, or no permission, as for a terminal
+//!   that belongs to another user): `O_NONBLOCK` is set on fd 2 itself for the write and put back right
+//!   after. Other processes sharing it could see `EAGAIN` for those few milliseconds; a write that cannot
+//!   block is worth that at an exit. Whether fd 2 was already non-blocking is never trusted: another process
+//!   sharing it could clear the flag between the check and the write.
 //!
 //! # Async-signal-safety
 //!
@@ -32,21 +35,21 @@ use crate::errno;
 /// slow, short enough that a stalled one delays the exit by a few tens of milliseconds only.
 pub const EXIT_WRITE_BUDGET: Duration = Duration::from_millis(50);
 
-/// The largest chunk written at once: what a pipe accepts atomically, so a writable pipe takes it whole.
+/// The largest chunk written at once: what a pipe accepts atomically.
 const CHUNK: usize = libc::PIPE_BUF;
 
 const STDERR: c_int = 2;
 
 /// How a write reaches fd 2 without blocking.
 enum Target {
-  /// Written directly: a regular file, or a descriptor that is already non-blocking.
+  /// Written directly: a regular file.
   Direct,
   /// A socket, sent to with `MSG_DONTWAIT`.
   Socket,
   /// A non-blocking descriptor of our own on the same pipe or terminal, closed when done.
   Reopened(c_int),
-  /// A blocking pipe or terminal we could not reopen: `poll`, then at most a chunk.
-  PollFirst,
+  /// fd 2 made non-blocking for the write; its flags as they were, put back when done.
+  FlagSet(c_int),
 }
 
 impl Target {
@@ -63,11 +66,18 @@ impl Target {
       libc::S_IFSOCK => return Target::Socket,
       _ => {}
     }
-    // SAFETY: F_GETFL only reads the descriptor's flags.
-    if unsafe { libc::fcntl(STDERR, libc::F_GETFL) } & libc::O_NONBLOCK != 0 {
-      return Target::Direct;
+    if let Some(fd) = reopen_non_blocking() {
+      return Target::Reopened(fd);
     }
-    reopen_non_blocking().map_or(Target::PollFirst, Target::Reopened)
+    // SAFETY: F_GETFL only reads the descriptor's flags; F_SETFL changes only O_NONBLOCK here.
+    unsafe {
+      let flags = libc::fcntl(STDERR, libc::F_GETFL);
+      if flags < 0 {
+        return Target::Direct;
+      }
+      libc::fcntl(STDERR, libc::F_SETFL, flags | libc::O_NONBLOCK);
+      Target::FlagSet(flags)
+    }
   }
 
   /// The descriptor to poll.
@@ -98,9 +108,16 @@ impl Target {
 
 impl Drop for Target {
   fn drop(&mut self) {
-    if let Target::Reopened(fd) = self {
+    match self {
       // SAFETY: our own descriptor from `open`, closed once.
-      unsafe { libc::close(*fd) };
+      Target::Reopened(fd) => unsafe {
+        libc::close(*fd);
+      },
+      // SAFETY: restores the flags read from fd 2 before we changed them.
+      Target::FlagSet(flags) => unsafe {
+        libc::fcntl(STDERR, libc::F_SETFL, *flags);
+      },
+      _ => {}
     }
   }
 }
@@ -163,9 +180,6 @@ pub fn write_stderr_bounded(mut bytes: &[u8], budget: Duration) -> bool {
   let give_up = MonoTime::now().saturating_add(budget);
   let target = Target::of_stderr();
   while !bytes.is_empty() {
-    if matches!(target, Target::PollFirst) && !wait_writable(STDERR, give_up) {
-      return false;
-    }
     let n = target.write(bytes);
     if n > 0 {
       bytes = &bytes[n as usize..];

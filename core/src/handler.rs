@@ -110,24 +110,20 @@ impl Chain {
     }
     next
   }
-
-  /// This chain with `action` as the oldest entry (libuv's, added back behind a displacer).
-  pub fn with_oldest(&self, action: libc::sigaction) -> Chain {
-    let mut next = *self;
-    if next.len == MAX_CHAIN {
-      next.len -= 1;
-    }
-    next.actions[next.len] = action;
-    next.len += 1;
-    next
-  }
 }
+
+/// How many chains one signal may publish. Each is leaked (a handler may still read it); a set of native
+/// libraries re-installing themselves in turn cannot grow that without bound: past this, displacers are
+/// taken back from but no longer adopted.
+pub const MAX_PUBLISHED_CHAINS: u32 = 256;
 
 /// The per-signal state the handler reads.
 pub struct Slot {
   owned: AtomicBool,
   /// The current [`Chain`] (null = empty).
   chain: AtomicPtr<Chain>,
+  /// Chains published so far (see [`MAX_PUBLISHED_CHAINS`]).
+  published: AtomicU32,
   /// Signals received and not yet taken by the watchdog.
   pending: AtomicU32,
 }
@@ -137,6 +133,7 @@ impl Slot {
     Self {
       owned: AtomicBool::new(false),
       chain: AtomicPtr::new(ptr::null_mut()),
+      published: AtomicU32::new(0),
       pending: AtomicU32::new(0),
     }
   }
@@ -165,9 +162,15 @@ impl Slot {
     let next = if chain.len == 0 {
       ptr::null_mut()
     } else {
+      self.published.fetch_add(1, Ordering::AcqRel);
       Box::into_raw(Box::new(chain))
     };
     self.chain.store(next, Ordering::Release);
+  }
+
+  /// Whether another chain may be published (see [`MAX_PUBLISHED_CHAINS`]).
+  pub fn may_publish(&self) -> bool {
+    self.published.load(Ordering::Acquire) < MAX_PUBLISHED_CHAINS
   }
 
   pub fn reset_pending(&self) {
@@ -273,10 +276,12 @@ static FORWARDED_COPY_SEEN: AtomicBool = AtomicBool::new(false);
 /// Owned signals recorded since ownership began, and the last one's number.
 static RECORDED: AtomicU64 = AtomicU64::new(0);
 static LAST_SIGNO: AtomicI32 = AtomicI32::new(0);
-/// Of those, how many JavaScript has been told of (main thread), and how many the pin's libuv callback
-/// heard (main thread). Atomics only so they can live in statics.
+/// The sequence number of the latest signal whose chain reached libuv's handler: libuv then tells
+/// JavaScript through the pin, and the watchdog need not.
+static LIBUV_REACHED: AtomicU64 = AtomicU64::new(0);
+/// Of the recorded signals, how many JavaScript has been told of (main thread; an atomic only so it can
+/// live in a static).
 static DELIVERED: AtomicU64 = AtomicU64::new(0);
-static HEARD: AtomicU64 = AtomicU64::new(0);
 
 /// Forgets what earlier owners received. Main thread, when a manager takes ownership.
 pub fn reset_received() {
@@ -284,8 +289,8 @@ pub fn reset_received() {
   FIRST_SIGNAL_NS.store(0, Ordering::Release);
   FORWARDED_COPY_SEEN.store(false, Ordering::Release);
   RECORDED.store(0, Ordering::Release);
+  LIBUV_REACHED.store(0, Ordering::Release);
   DELIVERED.store(0, Ordering::Release);
-  HEARD.store(0, Ordering::Release);
   for (_, slot) in slots() {
     slot.reset_pending();
   }
@@ -312,13 +317,20 @@ pub fn recorded() -> u64 {
   RECORDED.load(Ordering::Acquire)
 }
 
-/// The pin's libuv callback heard a signal (main thread): libuv's handler runs after ours, once per
-/// signal, so the n-th callback is the n-th recorded signal and JavaScript, told now, knows of it.
-pub fn heard_on_loop() {
-  let heard = HEARD.fetch_add(1, Ordering::AcqRel) + 1;
-  if heard <= RECORDED.load(Ordering::Acquire) {
-    DELIVERED.fetch_max(heard, Ordering::AcqRel);
-  }
+/// The first owned signal since ownership began, if one arrived.
+pub fn first_signal() -> Option<c_int> {
+  first_signal_time().map(|_| FIRST_SIGNO.load(Ordering::Acquire))
+}
+
+/// Whether libuv's handler ran for signal `seq` (so libuv tells JavaScript of it through the pin).
+pub fn libuv_reached(seq: u64) -> bool {
+  LIBUV_REACHED.load(Ordering::Acquire) >= seq
+}
+
+/// The pin's libuv callback is telling JavaScript of a signal (main thread): every signal recorded so far
+/// is now known there.
+pub fn delivered_by_loop() {
+  DELIVERED.fetch_max(RECORDED.load(Ordering::Acquire), Ordering::AcqRel);
 }
 
 /// Whether the watchdog's news of signal `seq` still tells JavaScript something (main thread, as the news
@@ -350,12 +362,30 @@ enum Sender {
 
 impl Sender {
   /// Signal context: reads the siginfo the kernel passed.
+  #[cfg(target_os = "linux")]
   fn of(info: *const libc::siginfo_t) -> Sender {
     if info.is_null() {
       return Sender::Unknown;
     }
-    // SAFETY: a non-null siginfo from the kernel; `si_pid` is meaningful for signals sent by kill/tkill/
-    // sigqueue and zero for the kernel's own (SI_KERNEL), the only kinds owned signals come in.
+    // SAFETY: a non-null siginfo from the kernel. `si_pid` is read only for the codes that carry a sender
+    // (kill, tgkill, sigqueue); a kill from outside our PID namespace carries 0, a sender of its own.
+    unsafe {
+      match (*info).si_code {
+        libc::SI_KERNEL => Sender::Kernel,
+        libc::SI_USER | libc::SI_TKILL | libc::SI_QUEUE => Sender::Process((*info).si_pid() as u32),
+        _ => Sender::Unknown,
+      }
+    }
+  }
+
+  /// Signal context: reads the siginfo the kernel passed. Elsewhere a signal the kernel sent on its own
+  /// account (a terminal's) has no sending process.
+  #[cfg(not(target_os = "linux"))]
+  fn of(info: *const libc::siginfo_t) -> Sender {
+    if info.is_null() {
+      return Sender::Unknown;
+    }
+    // SAFETY: a non-null siginfo from the kernel.
     match unsafe { (*info).si_pid() } {
       pid if pid > 0 => Sender::Process(pid as u32),
       _ => Sender::Kernel,
@@ -381,7 +411,7 @@ impl Sender {
   /// Signal context: `getppid` is async-signal-safe.
   fn is_parent(self) -> bool {
     // SAFETY: getppid has no preconditions.
-    matches!(self, Sender::Process(pid) if pid as libc::pid_t == unsafe { libc::getppid() })
+    matches!(self, Sender::Process(pid) if pid != 0 && pid as libc::pid_t == unsafe { libc::getppid() })
   }
 }
 
@@ -396,19 +426,25 @@ pub extern "C" fn on_signal(signo: c_int, info: *mut libc::siginfo_t, context: *
     && let Some(slot) = slot_of(signo)
   {
     let owned = slot.is_owned();
-    if owned {
-      record(signo, slot, Sender::of(info));
+    let seq = if owned {
+      record(signo, slot, Sender::of(info))
+    } else {
+      0
+    };
+    if call_chain(slot.chain(), owned, signo, info, context) && seq > 0 {
+      LIBUV_REACHED.fetch_max(seq, Ordering::AcqRel);
     }
-    call_chain(slot.chain(), owned, signo, info, context);
   }
   errno::set(saved_errno);
 }
 
+/// Records an owned signal; returns its sequence number.
+///
 /// Signal context: atomics, `clock_gettime`, `getppid`, and on a second signal the exit.
-fn record(signo: c_int, slot: &Slot, sender: Sender) {
+fn record(signo: c_int, slot: &Slot, sender: Sender) -> u64 {
   let now = MonoTime::now();
   LAST_SIGNO.store(signo, Ordering::Release);
-  RECORDED.fetch_add(1, Ordering::AcqRel);
+  let seq = RECORDED.fetch_add(1, Ordering::AcqRel) + 1;
   if SIGNALLED.swap(true, Ordering::AcqRel) {
     if ESCALATE.load(Ordering::Acquire) && is_second_request(signo, sender, now) {
       exit_on_second_signal(signo);
@@ -420,6 +456,7 @@ fn record(signo: c_int, slot: &Slot, sender: Sender) {
   }
   slot.pending.fetch_add(1, Ordering::AcqRel);
   wake_watchdog();
+  seq
 }
 
 /// Whether a signal that came after the first is a second request to stop (see the module docs).
@@ -446,21 +483,25 @@ fn is_second_request(signo: c_int, sender: Sender, now: MonoTime) -> bool {
   FORWARDED_COPY_SEEN.swap(true, Ordering::AcqRel)
 }
 
-/// Signal context: calls each chained handler the way it asked to be called.
+/// Calls each chained handler the way it asked to be called; returns whether libuv's handler was one.
+///
+/// Signal context.
 fn call_chain(
   chain: &Chain,
   owned: bool,
   signo: c_int,
   info: *mut libc::siginfo_t,
   context: *mut libc::c_void,
-) {
-  let skip = match (EXCLUSIVE.load(Ordering::Acquire), owned) {
-    (true, true) => LIBUV_HANDLER.load(Ordering::Acquire),
-    _ => 0,
-  };
+) -> bool {
+  let libuv = LIBUV_HANDLER.load(Ordering::Acquire);
+  let skip_libuv = owned && libuv != 0 && EXCLUSIVE.load(Ordering::Acquire);
+  let mut libuv_called = false;
   for action in chain.actions() {
-    if skip != 0 && action.sa_sigaction == skip {
-      continue;
+    if action.sa_sigaction == libuv && libuv != 0 {
+      if skip_libuv {
+        continue;
+      }
+      libuv_called = true;
     }
     if action.sa_flags & libc::SA_SIGINFO != 0 {
       // SAFETY: chained handlers were accepted by `signals::is_chainable` (a real function, not SIG_DFL,
@@ -474,6 +515,7 @@ fn call_chain(
       handler(signo);
     }
   }
+  libuv_called
 }
 
 /// Writes one line and `_exit`s with the second-signal code. Never returns.
@@ -528,6 +570,15 @@ fn write_decimal(dst: &mut [u8], mut value: u32) -> usize {
 /// Threads currently inside [`on_signal`], by thread id (0 = free). It cuts chain cycles (a displacer that
 /// chains back to us) without thread-local storage.
 static ACTIVE_THREADS: [AtomicUsize; 32] = [const { AtomicUsize::new(0) }; 32];
+
+/// Waits (at most `patience`) until no thread is inside the handler: after a slot is given back, a signal
+/// already being recorded on another thread has then been counted. Main thread.
+pub fn wait_for_running_handlers(patience: Duration) {
+  let give_up = MonoTime::now().saturating_add(patience);
+  while ACTIVE_THREADS.iter().any(|t| t.load(Ordering::Acquire) != 0) && MonoTime::now() < give_up {
+    std::thread::yield_now();
+  }
+}
 
 /// Marks this thread as inside the handler for as long as it lives.
 struct Reentry(Option<&'static AtomicUsize>);
@@ -614,14 +665,6 @@ mod tests {
     );
     assert!(chain.contains(0x1003) && !chain.contains(0x1002));
     assert_eq!(chain.oldest().map(|a| a.sa_sigaction), Some(0x1000));
-  }
-
-  #[test]
-  fn libuv_goes_back_behind_a_displacer() {
-    let chain = Chain::empty()
-      .with_newest(action(0x2000))
-      .with_oldest(action(0x1000));
-    assert_eq!(handlers(&chain), vec![0x2000, 0x1000]);
   }
 
   #[test]

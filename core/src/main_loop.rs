@@ -27,7 +27,7 @@ pub fn set_loop_signal_hook(hook: Option<LoopSignalHook>) {
 /// # Safety
 /// Only libuv calls it, on the main thread, with the pin's handle, which it does not touch.
 pub unsafe extern "C" fn signal_reached_loop(_handle: *mut libc::c_void, signo: c_int) {
-  handler::heard_on_loop();
+  handler::delivered_by_loop();
   let Some(owner) = watchdog::owner() else { return };
   let at = signals::first_signal_time().unwrap_or_else(MonoTime::now);
   let hook = LOOP_SIGNAL_HOOK.load(Ordering::Acquire);

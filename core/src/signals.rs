@@ -65,31 +65,24 @@ fn is_chainable(action: &libc::sigaction) -> bool {
     && action.sa_flags & libc::SA_RESETHAND == 0
 }
 
-/// One of Node's own handlers other than libuv's: they live in the same object as libuv.
+/// One of Node's own handlers other than libuv's signal handler: they live in Node's object or libuv's.
 fn is_node_internal(action: &libc::sigaction) -> bool {
   Some(action.sa_sigaction) != handler::libuv_handler() && uv::is_in_node(action.sa_sigaction)
 }
 
-/// Whether to chain to a handler found in one of our slots.
-fn is_adoptable(chain: &Chain, action: &libc::sigaction) -> bool {
-  is_chainable(action) && !chain.contains(action.sa_sigaction) && !is_node_internal(action)
+/// Whether to chain to a handler found in one of our slots: chainable, not chained already, not Node's
+/// own, and the slot may still publish chains (see `handler::MAX_PUBLISHED_CHAINS`).
+fn is_adoptable(slot: &Slot, chain: &Chain, action: &libc::sigaction) -> bool {
+  is_chainable(action)
+    && !chain.contains(action.sa_sigaction)
+    && !is_node_internal(action)
+    && slot.may_publish()
 }
 
-/// libuv's handler as libuv installs it (it is the same for every signal), once a pin showed it.
-static LIBUV_ACTION: Mutex<Option<libc::sigaction>> = Mutex::new(None);
-
-fn libuv_action() -> Option<libc::sigaction> {
-  *LIBUV_ACTION
-    .lock()
-    .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Remembers libuv's handler if `action`, read right after a pin started, is it.
+/// Remembers libuv's handler (the same function for every signal) if `action`, read right after a pin
+/// started, is it: a handler in libuv's object that is not a one-shot.
 fn learn_libuv(action: &libc::sigaction) {
-  if !is_ours(action) && action.sa_flags & libc::SA_RESETHAND == 0 && uv::is_in_node(action.sa_sigaction) {
-    *LIBUV_ACTION
-      .lock()
-      .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(*action);
+  if !is_ours(action) && action.sa_flags & libc::SA_RESETHAND == 0 && uv::is_in_libuv(action.sa_sigaction) {
     handler::set_libuv_handler(action.sa_sigaction);
   }
 }
@@ -136,40 +129,23 @@ fn describe_handler(address: usize) -> String {
   }
 }
 
-/// How [`take_slot`] builds the chain.
-#[derive(Copy, Clone, PartialEq)]
-enum ChainFrom {
-  /// Adds to the current chain (the guard, the per-turn check).
-  Current,
-  /// Starts a new one, with libuv's handler behind what it finds (taking ownership).
-  Fresh,
-  /// Starts a new one without libuv's handler: at teardown the pins are closed and nothing may reach
-  /// JavaScript any more.
-  FreshWithoutLibuv,
-}
-
-/// Puts our handler in the slot of `signo` unless it is there, chaining to what it finds there (and to
-/// libuv's handler, if some other native code had pushed libuv out). Returns what it displaced, if anything.
-fn take_slot(signo: c_int, slot: &Slot, from: ChainFrom) -> Result<Option<Displacement>, LifecycleError> {
+/// Puts our handler in the slot of `signo` unless it is there, chaining to what it finds there. `fresh`
+/// starts a new chain instead of adding to the current one. Returns what it displaced, if anything.
+///
+/// libuv's handler is chained only when it is what we displace: put back behind another native handler that
+/// pushed it out, it would run twice for every signal if that handler chains to it itself, as most do. Where
+/// libuv's handler is not reached, the watchdog tells JavaScript of the signal instead.
+fn take_slot(signo: c_int, slot: &Slot, fresh: bool) -> Result<Option<Displacement>, LifecycleError> {
   let current = query(signo);
   if is_ours(&current) {
     return Ok(None);
   }
-  let fresh = from != ChainFrom::Current;
   let mut chain = if fresh { Chain::empty() } else { *slot.chain() };
-  let mut changed = fresh;
-  let chained = is_adoptable(&chain, &current);
+  let chained = is_adoptable(slot, &chain, &current);
   if chained {
     chain = chain.with_newest(current);
-    changed = true;
   }
-  if let Some(libuv) = libuv_action().filter(|_| from != ChainFrom::FreshWithoutLibuv)
-    && !chain.contains(libuv.sa_sigaction)
-  {
-    chain = chain.with_oldest(libuv);
-    changed = true;
-  }
-  if changed {
+  if fresh || chained {
     // Published before our handler goes in, so no signal finds ours without the chain it needs. Chains are
     // never freed, so one is published only when it changes.
     slot.publish(chain);
@@ -184,7 +160,7 @@ fn take_slot(signo: c_int, slot: &Slot, from: ChainFrom) -> Result<Option<Displa
     });
   }
   // Someone else got in between the query and the swap: that is what we displaced, so chain it too.
-  if displaced.sa_sigaction != current.sa_sigaction && is_adoptable(slot.chain(), &displaced) {
+  if displaced.sa_sigaction != current.sa_sigaction && is_adoptable(slot, slot.chain(), &displaced) {
     slot.publish(slot.chain().with_newest(displaced));
   }
   Ok(Some(Displacement {
@@ -197,12 +173,8 @@ fn take_slot(signo: c_int, slot: &Slot, from: ChainFrom) -> Result<Option<Displa
 
 /// Puts our handler in the slot of `signo`, chaining to the handler it displaces. Idempotent.
 pub fn install(signo: c_int) -> Result<(), LifecycleError> {
-  install_from(signo, ChainFrom::Fresh)
-}
-
-fn install_from(signo: c_int, from: ChainFrom) -> Result<(), LifecycleError> {
   let slot = slot_of(signo).ok_or(LifecycleError::UnsupportedSignal { signal: signo })?;
-  take_slot(signo, slot, from)?;
+  take_slot(signo, slot, true)?;
   slot.set_owned(true);
   Ok(())
 }
@@ -211,17 +183,28 @@ fn install_from(signo: c_int, from: ChainFrom) -> Result<(), LifecycleError> {
 pub fn uninstall(signo: c_int) {
   let Some(slot) = slot_of(signo) else { return };
   slot.set_owned(false);
+  let chain = *slot.chain();
   if is_ours(&query(signo)) {
-    let chain = slot.chain();
-    let restore = libuv_action()
-      .filter(|libuv| chain.contains(libuv.sa_sigaction))
-      .or_else(|| chain.oldest().copied())
-      // SAFETY: a zeroed sigaction is SIG_DFL with an empty mask.
+    // SAFETY: a zeroed sigaction is SIG_DFL with an empty mask.
+    let restore = chain
+      .oldest()
+      .copied()
       .unwrap_or_else(|| unsafe { std::mem::zeroed() });
     // SAFETY: `restore` is a complete sigaction that was installed in this slot before (or SIG_DFL).
     unsafe { libc::sigaction(signo, &restore, ptr::null_mut()) };
+    slot.publish(Chain::empty());
+    return;
   }
-  slot.publish(Chain::empty());
+  // Another handler holds the slot and may chain to ours: pass signals on to libuv's handler then, so
+  // JavaScript listeners still hear them.
+  let libuv = handler::libuv_handler().and_then(|address| {
+    chain
+      .actions()
+      .iter()
+      .find(|a| a.sa_sigaction == address)
+      .copied()
+  });
+  slot.publish(libuv.map_or(Chain::empty(), |action| Chain::empty().with_newest(action)));
 }
 
 /// Takes back every owned slot that other code displaced. Returns what it found. Runs on the main thread
@@ -233,7 +216,7 @@ pub fn reassert() -> Vec<Displacement> {
   let _serialized = ownership();
   handler::slots()
     .filter(|(_, slot)| slot.is_owned())
-    .filter_map(|(signo, slot)| take_slot(signo, slot, ChainFrom::Current).ok().flatten())
+    .filter_map(|(signo, slot)| take_slot(signo, slot, false).ok().flatten())
     .collect()
 }
 
@@ -342,7 +325,7 @@ pub fn on_env_teardown(uv: &uv::Uv) {
   for o in ownership.signals.drain(..) {
     // SAFETY: runs on the main thread inside its env cleanup hook; each pin is closed once.
     unsafe { uv.unpin(o.pin) };
-    let _ = install_from(o.signo, ChainFrom::FreshWithoutLibuv);
+    let _ = install(o.signo);
   }
   if let Some(hook) = ownership.turn_hook.take() {
     // SAFETY: as above.
@@ -378,9 +361,10 @@ mod tests {
     a.sa_sigaction = other as *const () as libc::sighandler_t;
     a.sa_flags = 0;
     assert!(is_chainable(&a));
-    assert!(is_adoptable(&Chain::empty(), &a));
+    let slot = slot_of(libc::SIGUSR2).unwrap();
+    assert!(is_adoptable(slot, &Chain::empty(), &a));
     assert!(
-      !is_adoptable(&Chain::empty().with_newest(a), &a),
+      !is_adoptable(slot, &Chain::empty().with_newest(a), &a),
       "a handler already chained is not adopted again"
     );
     a.sa_flags = libc::SA_RESETHAND;

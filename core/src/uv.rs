@@ -115,13 +115,14 @@ pub fn reset_tty() {
   }
 }
 
-/// The base address of the object (the node executable, or libnode) that holds libuv and Node's own code,
-/// found from a libuv function we resolved; `None` outside Node (the core's own tests).
-fn node_object() -> Option<usize> {
-  static BASE: OnceLock<Option<usize>> = OnceLock::new();
-  *BASE.get_or_init(|| {
-    let libuv_function = symbol(c"uv_default_loop").ok()?;
-    object_base(libuv_function as usize)
+/// The base addresses of the objects that hold Node's own code (the node executable, or libnode) and libuv
+/// (the same object, or libuv.so in distribution builds with a shared libuv), each found from a symbol it
+/// exports; `None` outside Node (the core's own tests).
+fn node_objects() -> (Option<usize>, Option<usize>) {
+  static BASES: OnceLock<(Option<usize>, Option<usize>)> = OnceLock::new();
+  *BASES.get_or_init(|| {
+    let base_of = |name: &CStr| symbol(name).ok().and_then(|f| object_base(f as usize));
+    (base_of(c"napi_module_register"), base_of(c"uv_default_loop"))
   })
 }
 
@@ -132,10 +133,18 @@ fn object_base(address: usize) -> Option<usize> {
     .then_some(info.dli_fbase as usize)
 }
 
-/// Whether the function at `address` is Node's own code (or libuv's): it lives in the same object. Not
-/// async-signal-safe (`dladdr`); main or watchdog thread.
+/// Whether the function at `address` is Node's own code or libuv's. Not async-signal-safe (`dladdr`); main
+/// or watchdog thread.
 pub fn is_in_node(address: usize) -> bool {
-  node_object().is_some_and(|node| object_base(address) == Some(node))
+  let (node, libuv) = node_objects();
+  let object = object_base(address);
+  object.is_some() && (object == node || object == libuv)
+}
+
+/// Whether the function at `address` is libuv's. Not async-signal-safe (`dladdr`).
+pub fn is_in_libuv(address: usize) -> bool {
+  let object = object_base(address);
+  object.is_some() && object == node_objects().1
 }
 
 /// The symbol and file names of the code at `address`, as far as the loader knows them.

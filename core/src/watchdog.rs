@@ -40,9 +40,12 @@ pub const HARD_EXIT_GRACE: Duration = Duration::from_millis(20);
 pub const PROBE_LEAD: Duration = Duration::from_millis(20);
 /// How long the exit path tries to read the record before reporting without it.
 const RECORD_PATIENCE: Duration = Duration::from_millis(5);
-/// How long after a signal the watchdog waits for libuv to tell JavaScript before telling it itself. libuv
-/// takes about 0.05 ms on an idle loop; a busy loop hears both, and the second is dropped as stale.
+/// How long after a signal whose chain did not reach libuv's handler the watchdog waits before telling
+/// JavaScript itself: a handler further down the chain may still call libuv's (news that arrives twice is
+/// dropped as stale). With `exclusiveSignals` it tells JavaScript at once.
 pub const SIGNAL_FALLBACK_DELAY: Duration = Duration::from_millis(5);
+/// How long `dispose()` waits for a signal being recorded on another thread as it gives the slots back.
+const HANDLER_PATIENCE: Duration = Duration::from_millis(10);
 
 /// The manager that owns the process signals.
 #[derive(Clone)]
@@ -295,10 +298,13 @@ fn reason_for(signo: c_int) -> &'static str {
 }
 
 fn take_signals(watchdog: &Watchdog, now: MonoTime) {
-  let pending: Vec<(c_int, u32)> = signals::take_pending().collect();
+  let mut pending: Vec<(c_int, u32)> = signals::take_pending().collect();
   if pending.is_empty() {
     return;
   }
+  // The signal that came first begins the shutdown (its reason), whatever the order of the slots.
+  let first = handler::first_signal();
+  pending.sort_by_key(|&(signo, _)| Some(signo) != first);
   let Some(owner) = watchdog.state().owner.clone() else {
     return;
   };
@@ -335,6 +341,7 @@ fn tell_javascript_of_signals(watchdog: &Watchdog, now: MonoTime) {
     }
   };
   if let Some((fallback, owner)) = due
+    && !handler::libuv_reached(fallback.seq)
     && !handler::is_delivered(fallback.seq)
   {
     owner.session.notify(NativeEvent::Signal {
@@ -494,11 +501,15 @@ fn try_record_for(
 /// shutdown for: a signal received before `dispose()` is never lost. Main thread.
 pub fn release_signal_owner(uv: &uv::Uv, session: &Arc<Session>) -> Option<c_int> {
   let owner = owner().filter(|owner| Arc::ptr_eq(&owner.session, session))?;
+  // In this order: from here the watchdog begins nothing more for this owner; the handler leaves the slots;
+  // a signal another thread was recording as that happened is counted; then whatever JavaScript has not
+  // heard of is handed to it, with the shutdown begun as the watchdog would have.
+  let _ = set_signal_owner(None);
   signals::release(uv);
+  handler::wait_for_running_handlers(HANDLER_PATIENCE);
   let undelivered = handler::take_undelivered();
   if let Some(signo) = undelivered {
     begin_for_signal(&owner, signo, MonoTime::now());
   }
-  let _ = set_signal_owner(None);
   undelivered
 }

@@ -2,20 +2,22 @@
 //! registered tasks (Pearce and Kelly's algorithm), so that registering a task costs what its edges touch,
 //! not a walk of the whole graph.
 //!
-//! Every task has a label, and for every edge (a dependent to what it depends on) the dependent's label is
-//! the smaller. A new task is placed right after its last registered dependent, or right before its first
-//! registered dependency when it has no dependent, so its edges to dependents always agree with the labels,
-//! and so do most edges to dependencies. For a dependency labelled before it, the algorithm searches only
-//! the region between the two labels: forward from the dependency through nodes labelled before the new
-//! task, and backward from the new task through nodes labelled after the dependency. If the forward search
-//! reaches the new task, the edge would close a cycle; otherwise the labels of the two regions are shuffled
-//! so the backward region comes first. Labels are sparse `u64`s kept in a B-tree, so a task can be placed
-//! between two neighbours; when two neighbours leave no room, every label is spread out again.
+//! Every task with an edge has a label, and for every edge (a dependent to what it depends on) the
+//! dependent's label is the smaller. A new task is placed where most of its edges already agree with the
+//! labels: right after its last registered dependent when it has both kinds of edge, at the end when it has
+//! only dependents, at the front when it has only dependencies. For a dependency labelled before it, the
+//! algorithm searches only the region between the two labels: forward from the dependency through nodes
+//! labelled before the new task, and backward from the new task through nodes labelled after the
+//! dependency. If the forward search reaches the new task, the edge would close a cycle; otherwise the labels
+//! of the two regions are shuffled so the backward region comes first.
 //!
-//! Only tasks with a same-level edge have a label, so tasks that declare no dependency cost no memory here.
+//! Labels are sparse `u64`s kept in a B-tree, so a task can be placed between two neighbours. When two
+//! neighbours leave no room, the labels of a block around them are spread out again, the block doubling
+//! until it is sparse enough (order maintenance), so no single spot can make every insertion relabel
+//! everything. Only tasks with a same-level edge have a label: tasks that declare no dependency cost nothing.
 //!
-//! Pure logic: no lock, no I/O. [`Order::steps`] counts the work done, so tests can check it stays near
-//! linear for every graph shape without timing anything.
+//! Pure logic: no lock, no I/O. [`Order::steps`] counts the work done (edges visited, labels given), so
+//! tests can check it stays near linear for every graph shape without timing anything.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -23,12 +25,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 const FIRST_LABEL: u64 = 1 << 63;
 /// The room left after the last label (or before the first) when a task is placed at an end.
 const END_GAP: u64 = 1 << 32;
-
-#[derive(Copy, Clone)]
-enum Side {
-  Before,
-  After,
-}
+/// How dense a block of label space may be before it is spread further out: a block of 2^k labels holds at
+/// most (2 / DENSITY)^k tasks (see [`Order::spread_around`]).
+const DENSITY: f64 = 1.4;
 
 /// A task that has same-level edges: its label and its neighbours.
 #[derive(Default)]
@@ -40,8 +39,7 @@ struct Node {
   dependents: Vec<usize>,
 }
 
-/// Labels and same-level edges, by task slot. Only tasks with an edge have a node (and a label): a task
-/// with none has no constraint, so the many tasks that declare no dependency cost nothing here.
+/// Labels and same-level edges, by task slot.
 #[derive(Default)]
 pub(super) struct Order {
   nodes: HashMap<usize, Node>,
@@ -51,7 +49,7 @@ pub(super) struct Order {
 
 impl Order {
   /// Adds the task in `slot` with its registered same-level `dependents` and `dependencies`. On a cycle,
-  /// nothing is added and the loop is returned as the slots from one of `dependencies` to one of
+  /// nothing changes and the loop is returned as the slots from one of `dependencies` to one of
   /// `dependents` (each depends on the next; the last depends on the new task, which depends on the first).
   pub(super) fn insert(
     &mut self,
@@ -62,33 +60,49 @@ impl Order {
     if dependents.is_empty() && dependencies.is_empty() {
       return Ok(());
     }
-    let label = self.placement(dependents, dependencies);
-    self.add_node(slot, label);
-    // Neighbours without a node had no edge, so any label is right for them: they get labels right next to
-    // the new task, all at once (one by one, each would halve the same gap).
-    let unlabelled = |slots: &[usize], nodes: &HashMap<usize, Node>| -> Vec<usize> {
-      slots.iter().copied().filter(|s| !nodes.contains_key(s)).collect()
+    let labelled = |slots: &[usize]| -> Vec<u64> {
+      slots
+        .iter()
+        .filter_map(|s| self.nodes.get(s))
+        .map(|n| n.label)
+        .collect()
     };
-    let new_dependents = unlabelled(dependents, &self.nodes);
-    for (dependent, label) in
-      new_dependents
-        .iter()
-        .zip(self.labels_next_to(slot, new_dependents.len(), Side::Before))
-    {
-      self.add_node(*dependent, label);
+    let (before, after) = (labelled(dependents), labelled(dependencies));
+    let label = match (before.iter().max(), after.is_empty()) {
+      (Some(&last_dependent), false) => self.free_labels_after(last_dependent, 1)[0],
+      (Some(_), true) | (None, true) => self.free_labels_at_end(1)[0],
+      (None, false) => self.free_labels_at_front(1)[0],
+    };
+    self.add_node(slot, label);
+    // Neighbours without a node had no edge, so any label agreeing with the new edges is right for them:
+    // next to the new task, all at once (one by one, each would halve the same gap).
+    let new_dependents: Vec<usize> = dependents
+      .iter()
+      .copied()
+      .filter(|s| !self.nodes.contains_key(s))
+      .collect();
+    let labels = self.free_labels_before(self.label(slot), new_dependents.len());
+    for (&dependent, label) in new_dependents.iter().zip(labels) {
+      self.add_node(dependent, label);
     }
-    let new_dependencies = unlabelled(dependencies, &self.nodes);
-    for (dependency, label) in
-      new_dependencies
-        .iter()
-        .zip(self.labels_next_to(slot, new_dependencies.len(), Side::After))
-    {
-      self.add_node(*dependency, label);
+    let new_dependencies: Vec<usize> = dependencies
+      .iter()
+      .copied()
+      .filter(|s| !self.nodes.contains_key(s))
+      .collect();
+    let labels = self.free_labels_after(self.label(slot), new_dependencies.len());
+    for (&dependency, label) in new_dependencies.iter().zip(labels) {
+      self.add_node(dependency, label);
     }
+    // Every edge that already agrees with the labels, then the others one by one. `remove` undoes it all on a
+    // cycle, nodes made just now included (they are left without an edge).
     for &dependent in dependents {
       self.link(dependent, slot);
     }
-    for &dependency in dependencies {
+    for &dependency in &new_dependencies {
+      self.link(slot, dependency);
+    }
+    for &dependency in dependencies.iter().filter(|d| !new_dependencies.contains(d)) {
       if self.label(slot) > self.label(dependency)
         && let Err(path) = self.reorder(slot, dependency)
       {
@@ -115,7 +129,7 @@ impl Order {
     }
   }
 
-  /// Edges visited and labels moved so far.
+  /// Edges visited and labels given so far.
   pub(super) fn steps(&self) -> u64 {
     self.steps
   }
@@ -156,92 +170,108 @@ impl Order {
     }
   }
 
-  /// Where a new task goes: after its last dependent, before its first dependency, or at the end, among the
-  /// tasks that have a node.
-  fn placement(&mut self, dependents: &[usize], dependencies: &[usize]) -> u64 {
-    let labelled = |slots: &[usize]| {
-      slots
-        .iter()
-        .filter_map(|s| self.nodes.get(s))
-        .map(|n| n.label)
-        .collect::<Vec<_>>()
-    };
-    if let Some(after) = labelled(dependents).into_iter().max() {
-      return self.label_after(after);
-    }
-    if let Some(before) = labelled(dependencies).into_iter().min() {
-      return self.label_before(before);
-    }
-    match self.by_label.last_key_value() {
-      Some((&last, _)) => self.label_after(last),
-      None => FIRST_LABEL,
-    }
-  }
-
-  /// `count` free labels between the task in `slot` and its neighbour in label order on `side`, spreading
-  /// every label first if the gap is too small.
-  fn labels_next_to(&mut self, slot: usize, count: usize, side: Side) -> Vec<u64> {
+  /// `count` free labels, in order, between `label` (in use, or 0 for "before everything") and the next
+  /// label in use.
+  fn free_labels_after(&mut self, label: u64, count: usize) -> Vec<u64> {
     if count == 0 {
       return Vec::new();
     }
-    let room = (count as u64 + 1).saturating_mul(END_GAP);
+    let slot = self.by_label.get(&label).copied();
     loop {
-      let at = self.label(slot);
-      let (low, high) = match side {
-        Side::Before => {
-          let previous = self.by_label.range(..at).next_back().map(|(&l, _)| l);
-          (previous.unwrap_or(at.saturating_sub(room)), at)
-        }
-        Side::After => {
-          let next = self.by_label.range(at + 1..).next().map(|(&l, _)| l);
-          (at, next.unwrap_or(at.saturating_add(room)))
-        }
-      };
+      // The label may have moved when a window was spread.
+      let low = slot.map_or(label, |s| self.label(s));
+      let high = self.by_label.range(low + 1..).next().map(|(&l, _)| l);
+      let high = high.unwrap_or_else(|| low.saturating_add(END_GAP.saturating_mul(count as u64 + 1)));
       let step = (high - low) / (count as u64 + 1);
       if step >= 1 {
         self.steps += count as u64;
         return (1..=count as u64).map(|i| low + i * step).collect();
       }
-      self.spread_labels();
+      self.spread_around(low, count);
     }
   }
 
-  /// A free label just after `label` (which is in use).
-  fn label_after(&mut self, label: u64) -> u64 {
-    let next = self.by_label.range(label + 1..).next().map(|(&l, _)| l);
-    match next {
-      Some(next) if next - label >= 2 => label + (next - label) / 2,
-      None if u64::MAX - label > END_GAP => label + END_GAP,
-      _ => {
-        let slot = self.by_label[&label];
-        self.spread_labels();
-        self.label_after(self.label(slot))
+  /// `count` free labels, in order, between the label in use before `label` (in use) and `label`.
+  fn free_labels_before(&mut self, label: u64, count: usize) -> Vec<u64> {
+    if count == 0 {
+      return Vec::new();
+    }
+    if let Some((&previous, _)) = self.by_label.range(..label).next_back() {
+      return self.free_labels_after(previous, count);
+    }
+    // Before the first label: room down to 1 (0 is never a label).
+    if label > count as u64 + 1 {
+      let low = label.saturating_sub(END_GAP.saturating_mul(count as u64 + 1));
+      let step = (label - low) / (count as u64 + 1);
+      self.steps += count as u64;
+      return (1..=count as u64).map(|i| low + i * step).collect();
+    }
+    let slot = self.by_label[&label];
+    self.spread_all(count);
+    self.free_labels_before(self.label(slot), count)
+  }
+
+  fn free_labels_at_end(&mut self, count: usize) -> Vec<u64> {
+    match self.by_label.last_key_value() {
+      Some((&last, _)) => self.free_labels_after(last, count),
+      None => {
+        self.steps += count as u64;
+        (0..count as u64).map(|i| FIRST_LABEL + i * END_GAP).collect()
       }
     }
   }
 
-  /// A free label just before `label` (which is in use).
-  fn label_before(&mut self, label: u64) -> u64 {
-    let previous = self.by_label.range(..label).next_back().map(|(&l, _)| l);
-    match previous {
-      Some(previous) if label - previous >= 2 => previous + (label - previous) / 2,
-      None if label > END_GAP => label - END_GAP,
-      _ => {
-        let slot = self.by_label[&label];
-        self.spread_labels();
-        self.label_before(self.label(slot))
+  fn free_labels_at_front(&mut self, count: usize) -> Vec<u64> {
+    match self.by_label.first_key_value() {
+      Some((&first, _)) => self.free_labels_before(first, count),
+      None => self.free_labels_at_end(count),
+    }
+  }
+
+  /// Spreads the labels around `label` (in use) so that `count` more fit right after it. The window is the
+  /// smallest aligned block of label space around `label` that is sparse enough: a block of 2^k labels may
+  /// hold up to (2 / DENSITY)^k tasks, a bound that tightens as blocks grow, so relabelling costs O(log n)
+  /// amortised per task even when every task lands at the same spot (Bender et al., "Two simplified
+  /// algorithms for maintaining order in a list").
+  fn spread_around(&mut self, label: u64, count: usize) {
+    for level in 1..=64u32 {
+      let size: u128 = 1 << level;
+      let start = (label as u128) & !(size - 1);
+      let last = (start + size - 1).min(u64::MAX as u128) as u64;
+      let inside: Vec<(u64, usize)> = self
+        .by_label
+        .range(start as u64..=last)
+        .map(|(&l, &s)| (l, s))
+        .collect();
+      self.steps += inside.len() as u64;
+      let capacity = (2.0 / DENSITY).powi(level as i32);
+      if ((inside.len() + count) as f64) < capacity || level == 64 {
+        let step = (size / (inside.len() + count + 1) as u128) as u64;
+        for &(old, _) in &inside {
+          self.by_label.remove(&old);
+        }
+        // `count` places stay free right after `label`'s task.
+        let mut position = 0u64;
+        for &(old, slot) in &inside {
+          position += 1;
+          self.set_label(slot, start as u64 + position * step);
+          if old == label {
+            position += count as u64;
+          }
+        }
+        return;
       }
     }
   }
 
-  /// Gives every node an evenly spaced label, in the same order.
-  fn spread_labels(&mut self) {
-    let spacing = u64::MAX / (self.by_label.len() as u64 + 2);
+  /// Gives every task an evenly spaced label, in the same order, leaving `front` places free before the
+  /// first. The whole space is 2^64 labels, so this happens only after about 2^31 tasks at one end.
+  fn spread_all(&mut self, front: usize) {
     let slots: Vec<usize> = self.by_label.values().copied().collect();
+    let step = u64::MAX / (slots.len() as u64 + front as u64 + 2);
     self.by_label.clear();
     for (i, slot) in slots.into_iter().enumerate() {
-      let label = spacing * (i as u64 + 1);
-      self.set_label(slot, label);
+      self.set_label(slot, (i as u64 + front as u64 + 1) * step);
       self.steps += 1;
     }
   }
