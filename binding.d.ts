@@ -17,13 +17,23 @@ export declare class NativeShutdown {
    * Begins the shutdown (or picks up the one a signal began natively) and hands its first tasks over.
    * `signal`: the owned signal JavaScript was told of, if that is what started it; the shutdown then counts
    * from the instant the handler ran, whichever of JavaScript and the watchdog gets here first.
+   * `start_tasks: false` attaches without starting the first tasks (a shutdown delay comes first; see
+   * `startTasks`).
    */
-  begin(reason: string, budgetMs: number, signal?: string | undefined | null): RunStart
+  begin(reason: string, budgetMs: number, signal?: string | undefined | null, startTasks?: boolean | undefined | null): RunStart
   /**
    * Records how a task ended: 'succeeded' | 'failed' | 'timedOut'. Returns null if the task was not
    * running (a late settle after a timeout).
    */
   settle(index: number, outcomeName: string): SettleResult | null
+  /** Starts the first tasks of a shutdown attached with `start_tasks: false`; returns them. */
+  startTasks(): Array<number>
+  /**
+   * Ends the stop phase now (the destroy phase's reserve of time has come): running stop tasks are recorded
+   * as timed out, those not started as skipped, and the destroy phase's first tasks start. Null if the stop
+   * phase is over already.
+   */
+  cutStopPhase(): StopPhaseCut | null
   /**
    * Marks the shutdown finished. Unless the process is about to exit, stands the watchdog down, and
    * lets go of JavaScript unless signals still need it.
@@ -112,6 +122,15 @@ export interface SignalOptions {
   secondSignalCode?: number
   /** Keep owned signals from JavaScript `process.on(signal)` listeners. */
   exclusive: boolean
+}
+
+/** What cutting the stop phase did (see `cutStopPhase`). */
+export interface StopPhaseCut {
+  /** Stop tasks that were running, now timed out. */
+  timedOut: Array<number>
+  /** Destroy tasks to start now. */
+  ready: Array<number>
+  finished: boolean
 }
 
 /** A task's line in a shutdown result. */

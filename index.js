@@ -9,7 +9,15 @@ const { EventEmitter } = require('node:events')
 const native = require('./lib/native')
 const { ShutdownReason, ShutdownPriority, ShutdownEvent, ShutdownPhase } = require('./lib/constants')
 const { ShutdownRun, describeError } = require('./lib/run')
-const { validateManagerOptions, validateTask, validateTaskId, validateStopOptions, lifecycleError } = require('./lib/validate')
+const {
+  validateManagerOptions,
+  validateTask,
+  validateTaskId,
+  validateStopOptions,
+  validateTrackServerOptions,
+  invalidArgType,
+  lifecycleError,
+} = require('./lib/validate')
 
 /**
  * Marks which copy of the package owns the process signals. It lives on `process`, which every copy of the
@@ -42,6 +50,8 @@ class ShutdownManager extends EventEmitter {
   #errorListeners = null
   /** Uncaught errors seen while a shutdown runs; only the first few are logged (see #hookErrors). */
   #errorsDuringShutdown = 0
+  /** The servers trackServer() drains (lib/drain.js ServerTracker). */
+  #servers = []
 
   /** @param {import('./index').ShutdownManagerOptions} [options] */
   constructor(options) {
@@ -67,6 +77,50 @@ class ShutdownManager extends EventEmitter {
 
   get isShuttingDown() {
     return this.#native.state !== 'running'
+  }
+
+  /** False from the instant a shutdown starts, before any task runs (and during `shutdownDelay`). */
+  get isReady() {
+    return this.#native.state === 'running'
+  }
+
+  /**
+   * A request handler for a readiness probe: 200 while ready, 503 from the instant a shutdown starts, so a
+   * load balancer stops sending traffic while the service still serves what it sent.
+   */
+  readinessHandler() {
+    return (req, res) => {
+      const ready = this.isReady
+      res.statusCode = ready ? 200 : 503
+      res.setHeader('content-type', 'text/plain; charset=utf-8')
+      res.setHeader('cache-control', 'no-store')
+      res.end(ready ? 'ready\n' : 'shutting down\n')
+    }
+  }
+
+  /**
+   * Drains `server` (http, https, http2 or net) at shutdown, in a stop-phase task that it registers and
+   * returns the id of. See lib/drain.js for what draining does.
+   */
+  trackServer(server, options) {
+    const { ServerTracker, isServer } = require('./lib/drain')
+    if (!isServer(server)) {
+      throw invalidArgType('server', 'an instance of http.Server, https.Server, an HTTP/2 server or net.Server', server)
+    }
+    const { id, priority, drainTimeout, closeUpgraded } = validateTrackServerOptions(options)
+    // Registered first, so tracking during or after a shutdown fails with the usual codes and tracks nothing.
+    this.registerTask({
+      id,
+      priority,
+      handler: ({ abortSignal }) => {
+        // What remains before the destroy phase's reserve, or less if asked.
+        const left = this.#run?.stopPhaseLeftMs() ?? Infinity
+        return tracker.drain({ timeoutMs: Math.min(drainTimeout ?? Infinity, left), abortSignal })
+      },
+    })
+    const tracker = new ServerTracker(server, { id, closeUpgraded })
+    this.#servers.push(tracker)
+    return id
   }
 
   /** Registers a shutdown task; returns its id. */
@@ -141,6 +195,11 @@ class ShutdownManager extends EventEmitter {
         emit: (event, payload) => this.#safeEmit(event, payload),
         logger: this.#config.logger,
         exitCodes: this.#config.exitCodes,
+        shutdownDelay: this.#config.shutdownDelay,
+        destroyReserve: this.#config.destroyReserve,
+        onStart: () => {
+          for (const server of this.#servers) server.beginClosing()
+        },
       },
       runOptions,
     )

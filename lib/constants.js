@@ -57,6 +57,11 @@ const DEFAULT_EXIT_CODES = Object.freeze({
 /** The largest delay setTimeout honours; beyond it Node fires after 1 ms. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1
 
+/** The destroy phase's default reserve, as a share of the shutdown's budget (see `destroyReserve`). */
+const DEFAULT_DESTROY_RESERVE = 0.1
+/** The share of the budget a shutdown delay must leave to the tasks, beyond the destroy phase's reserve. */
+const MIN_TASK_SHARE = 0.1
+
 module.exports = {
   ShutdownReason,
   ShutdownPriority,
@@ -65,4 +70,6 @@ module.exports = {
   DEFAULT_SIGNALS,
   DEFAULT_EXIT_CODES,
   MAX_TIMEOUT_MS,
+  DEFAULT_DESTROY_RESERVE,
+  MIN_TASK_SHARE,
 }

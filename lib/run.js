@@ -6,7 +6,8 @@
 // is running since when; this side calls the handlers, enforces per-task timeouts with AbortSignals, emits
 // the events and builds the result. See ARCHITECTURE.md for how the two halves split the work.
 
-const { ShutdownEvent, ShutdownReason, MAX_TIMEOUT_MS } = require('./constants')
+const { ShutdownEvent, ShutdownReason, ShutdownPhase, MAX_TIMEOUT_MS, DEFAULT_DESTROY_RESERVE, MIN_TASK_SHARE } =
+  require('./constants')
 const { lifecycleError } = require('./validate')
 
 /**
@@ -102,6 +103,14 @@ class ShutdownRun {
   #running = new Map() // plan index -> { controller, timer }
   #errors = new Map() // plan index -> what the handler threw, or its timeout error
   #deadlineTimer = null
+  /** The shutdown delay, then the moment the stop phase gives way to the destroy phase's reserve. */
+  #delayTimer = null
+  #reserveTimer = null
+  #shutdownDelay
+  #destroyReserve
+  /** This run's reserve for the destroy phase, in ms (0 when nothing is reserved). */
+  #reserveMs = 0
+  #onStart
   #resolve
   #startedMono = 0
   /** The deadline on the monotonic clock, for timeouts (the wall clock of `deadline` can jump). */
@@ -119,6 +128,9 @@ class ShutdownRun {
     this.#emit = host.emit
     this.#logger = host.logger
     this.#exitCodes = host.exitCodes
+    this.#shutdownDelay = host.shutdownDelay ?? 0
+    this.#destroyReserve = host.destroyReserve
+    this.#onStart = host.onStart
     this.#exit = exit
     this.#startedToKeepRunning = byStop && !exit
     this.#fatal = fatal
@@ -140,7 +152,12 @@ class ShutdownRun {
    * names the owned signal that started it, if one did.
    */
   start(reason, budgetMs, signal) {
-    const start = this.#native.begin(reason, budgetMs, signal)
+    // The destroy phase's reserve: as configured, at most half of a shorter stop() timeout; by default a
+    // share of the budget. The delay leaves the tasks their share besides it.
+    this.#reserveMs =
+      this.#destroyReserve === undefined ? budgetMs * DEFAULT_DESTROY_RESERVE : Math.min(this.#destroyReserve, budgetMs / 2)
+    const delayMs = Math.min(this.#shutdownDelay, Math.max(0, budgetMs - this.#reserveMs - budgetMs * MIN_TASK_SHARE))
+    const start = this.#native.begin(reason, budgetMs, signal, delayMs === 0)
     if (!start.attached) throw lifecycleError('ERR_SHUTDOWN_IN_PROGRESS', 'the shutdown is already being run')
     const now = Date.now()
     this.reason = start.reason
@@ -158,11 +175,15 @@ class ShutdownRun {
       timeoutMs: start.budgetMs,
       startedAt: now - start.elapsedMs,
     })
-    if (start.ids.length === 0) {
-      this.#finish(false)
-      return this.promise
+    this.#onStart?.()
+    // The delay counts from the shutdown's start (the signal handler's timestamp for a signal).
+    const delayLeft = delayMs - start.elapsedMs
+    if (delayMs > 0 && delayLeft > 0) {
+      // Ref'd: the process must stay up (and keep serving) while the load balancer notices.
+      this.#delayTimer = setTimeout(() => this.#startFirstTasks(this.#native.startTasks()), delayLeft)
+    } else {
+      this.#startFirstTasks(delayMs > 0 ? this.#native.startTasks() : start.ready)
     }
-    for (const index of start.ready) this.#startTask(index)
 
     // Everything below can wait until the first tasks run: it is bookkeeping, not part of the order.
     if (this.#finished) return this.promise
@@ -170,6 +191,10 @@ class ShutdownRun {
     // Ref'd on purpose: a task that never settles must not let the process drift out of the event loop
     // before its shutdown has finished.
     this.#deadlineTimer = new LongTimer(() => this.onDeadline(fallback > 0), start.remainingMs + fallback)
+    const hasDestroyPhase = this.#ids.some((id) => this.#tasks.get(id)?.phase === ShutdownPhase.Destroy)
+    if (hasDestroyPhase && this.#reserveMs > 0) {
+      this.#reserveTimer = new LongTimer(() => this.#cutStopPhase(), Math.max(0, start.remainingMs - this.#reserveMs))
+    }
     for (const { taskId, dependsOn } of start.missing) {
       this.#logger.warn(`shutdown task '${taskId}' depends on unknown task '${dependsOn}'; the dependency is ignored`)
     }
@@ -178,6 +203,58 @@ class ShutdownRun {
         `${start.ids.length} tasks, timeout ${start.budgetMs} ms)`,
     )
     return this.promise
+  }
+
+  #startFirstTasks(ready) {
+    this.#delayTimer = null
+    if (this.#finished) return
+    if (this.#ids.length === 0) {
+      this.#finish(false)
+      return
+    }
+    for (const index of ready) this.#startTask(index)
+  }
+
+  /** Milliseconds until the stop phase gives way to the destroy phase's reserve (the deadline, if none). */
+  stopPhaseLeftMs() {
+    return Math.max(0, this.#deadlineMono - this.#reserveMs - monotonicMs())
+  }
+
+  /**
+   * The destroy phase's reserve has come: stop tasks still running time out (their AbortSignals abort),
+   * those not started are skipped, and the destroy phase starts, so it always gets the reserve.
+   */
+  #cutStopPhase() {
+    this.#reserveTimer = null
+    if (this.#finished) return
+    if (this.#delayTimer) {
+      clearTimeout(this.#delayTimer)
+      this.#delayTimer = null
+    }
+    const cut = this.#native.cutStopPhase()
+    if (!cut) return
+    for (const index of cut.timedOut) {
+      const task = this.#tasks.get(this.#ids[index])
+      const entry = this.#running.get(index)
+      this.#running.delete(index)
+      if (entry) clearTimeout(entry.timer)
+      const error = lifecycleError(
+        'ERR_TASK_TIMEOUT',
+        `shutdown task '${task?.id}' was stopped to keep ${Math.round(this.#reserveMs)} ms for the destroy phase`,
+      )
+      entry?.controller.abort(error)
+      this.#errors.set(index, error)
+      this.#logger.warn(error.message)
+      this.#emit(ShutdownEvent.ShutdownTaskError, {
+        taskId: task?.id,
+        name: task?.name,
+        error,
+        durationMs: this.#native.taskRecords()[index]?.durationMs ?? 0,
+        timedOut: true,
+      })
+    }
+    for (const index of cut.ready) this.#startTask(index)
+    if (cut.finished) this.#finish(false)
   }
 
   /** A signal or an error joined this shutdown: the process exits when it ends. */
@@ -271,6 +348,8 @@ class ShutdownRun {
     if (this.#finished) return
     this.#finished = true
     this.#deadlineTimer?.clear()
+    this.#reserveTimer?.clear()
+    clearTimeout(this.#delayTimer)
     const tasks = this.#native.taskRecords().map((record, index) =>
       this.#errors.has(index) ? { ...record, error: this.#errors.get(index) } : record,
     )

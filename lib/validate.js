@@ -14,6 +14,8 @@ const {
   DEFAULT_SIGNALS,
   DEFAULT_EXIT_CODES,
   MAX_TIMEOUT_MS,
+  DEFAULT_DESTROY_RESERVE,
+  MIN_TASK_SHARE,
 } = require('./constants')
 // node:util costs about 0.1 ms to load, and only error messages need it.
 const inspect = (...args) => require('node:util').inspect(...args)
@@ -83,7 +85,10 @@ const KNOWN = {
     'hardExit',
     'exitCodes',
     'logger',
+    'shutdownDelay',
+    'destroyReserve',
   ]),
+  trackServer: new Set(['id', 'priority', 'drainTimeout', 'closeUpgraded']),
   exitCodes: new Set(['success', 'failure', 'error', 'hardExit', 'secondSignal']),
   task: new Set(['id', 'name', 'priority', 'phase', 'dependsOn', 'timeout', 'handler']),
   stop: new Set(['reason', 'timeout', 'exit']),
@@ -173,6 +178,16 @@ function validateTimeout(name, value, fallback) {
   if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value)
   if (!Number.isFinite(value) || value < 1 || value > MAX_TIMEOUT_MS) {
     throw outOfRange(name, `a finite number of milliseconds >= 1 and <= ${MAX_TIMEOUT_MS}`, value)
+  }
+  return value
+}
+
+/** A duration in milliseconds that may be zero: a finite number from 0 to 2^31-1. */
+function validateDuration(name, value, fallback) {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value)
+  if (!Number.isFinite(value) || value < 0 || value > MAX_TIMEOUT_MS) {
+    throw outOfRange(name, `a finite number of milliseconds >= 0 and <= ${MAX_TIMEOUT_MS}`, value)
   }
   return value
 }
@@ -313,9 +328,28 @@ function validateManagerOptions(value) {
     hardExit,
     exitCodes,
     logger,
+    shutdownDelay,
+    destroyReserve,
   } = options
+  const deadline = validateTimeout('options.gracefulShutdownTimeout', gracefulShutdownTimeout, 30_000)
+  const reserve = validateDuration('options.destroyReserve', destroyReserve, undefined)
+  if (reserve !== undefined && reserve >= deadline) {
+    throw outOfRange('options.destroyReserve', `less than gracefulShutdownTimeout (${deadline} ms)`, reserve)
+  }
+  const delay = validateDuration('options.shutdownDelay', shutdownDelay, 0)
+  const longestDelay = deadline - (reserve ?? deadline * DEFAULT_DESTROY_RESERVE) - deadline * MIN_TASK_SHARE
+  if (delay > longestDelay) {
+    throw outOfRange(
+      'options.shutdownDelay',
+      `at most ${Math.max(0, Math.floor(longestDelay))} ms: it must leave the tasks ${MIN_TASK_SHARE * 100}% of ` +
+        `gracefulShutdownTimeout besides the destroy phase's reserve`,
+      delay,
+    )
+  }
   return {
-    gracefulShutdownTimeout: validateTimeout('options.gracefulShutdownTimeout', gracefulShutdownTimeout, 30_000),
+    gracefulShutdownTimeout: deadline,
+    shutdownDelay: delay,
+    destroyReserve: reserve,
     signals: validateSignals(signals),
     disableGracefulShutdown: validateBoolean('options.disableGracefulShutdown', disableGracefulShutdown, false),
     handleUncaughtErrors: validateBoolean('options.handleUncaughtErrors', handleUncaughtErrors, true),
@@ -369,6 +403,27 @@ function validateTask(value) {
   }
 }
 
+/** trackServer()'s options, for a server that isServer() accepted. */
+function validateTrackServerOptions(value) {
+  const options = optionsObject('options', value)
+  warnUnknownKeys(options, KNOWN.trackServer, 'options', 'trackServer')
+  const { id, priority, drainTimeout, closeUpgraded } = options
+  if (id !== undefined) validateTaskId('options.id', id)
+  if (priority !== undefined) {
+    if (typeof priority !== 'number') throw invalidArgType('options.priority', 'of type number', priority)
+    if (!Number.isFinite(priority)) throw outOfRange('options.priority', 'a finite number', priority)
+  }
+  if (closeUpgraded !== undefined && typeof closeUpgraded !== 'function') {
+    throw invalidArgType('options.closeUpgraded', 'of type function', closeUpgraded)
+  }
+  return {
+    id: id ?? 'http-server',
+    priority: priority ?? ShutdownPriority.High,
+    drainTimeout: validateTimeout('options.drainTimeout', drainTimeout, undefined),
+    closeUpgraded,
+  }
+}
+
 function validateReason(name, value) {
   if (typeof value !== 'string') throw invalidArgType(name, 'of type string', value)
   if (!REASONS.has(value)) {
@@ -390,6 +445,8 @@ function validateStopOptions(value, defaults) {
 
 module.exports = {
   writeStderr,
+  invalidArgType,
+  validateTrackServerOptions,
   validateManagerOptions,
   validateTask,
   validateTaskId,

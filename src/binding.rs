@@ -96,6 +96,16 @@ pub struct SettleResult {
   pub finished: bool,
 }
 
+/// What cutting the stop phase did (see `cutStopPhase`).
+#[napi(object)]
+pub struct StopPhaseCut {
+  /// Stop tasks that were running, now timed out.
+  pub timed_out: Vec<u32>,
+  /// Destroy tasks to start now.
+  pub ready: Vec<u32>,
+  pub finished: bool,
+}
+
 /// A task's line in a shutdown result.
 #[napi(object)]
 pub struct TaskRecord {
@@ -346,12 +356,15 @@ impl NativeShutdown {
   /// Begins the shutdown (or picks up the one a signal began natively) and hands its first tasks over.
   /// `signal`: the owned signal JavaScript was told of, if that is what started it; the shutdown then counts
   /// from the instant the handler ran, whichever of JavaScript and the watchdog gets here first.
+  /// `start_tasks: false` attaches without starting the first tasks (a shutdown delay comes first; see
+  /// `startTasks`).
   #[napi(catch_unwind)]
   pub fn begin(
     &self,
     reason: String,
     budget_ms: f64,
     signal: Option<String>,
+    start_tasks: Option<bool>,
   ) -> napi::Result<RunStart, ErrorCode> {
     let now = MonoTime::now();
     let budget = budget(budget_ms)?;
@@ -362,7 +375,11 @@ impl NativeShutdown {
     }
     let mut record = self.session.record();
     record.begin(Trigger { reason, signal: None }, now, budget);
-    let ready = record.attach(now);
+    let ready = if start_tasks.unwrap_or(true) {
+      record.attach(now)
+    } else {
+      record.attach_without_starting().then(Vec::new)
+    };
     let Some(run) = record.run() else {
       return Err(js_error(LifecycleError::NativeUnavailable {
         what: "the shutdown record is empty".into(),
@@ -427,6 +444,29 @@ impl NativeShutdown {
       ready: s.ready,
       finished,
     }))
+  }
+
+  /// Starts the first tasks of a shutdown attached with `start_tasks: false`; returns them.
+  #[napi(catch_unwind)]
+  pub fn start_tasks(&self) -> Vec<u32> {
+    self.session.touch();
+    self.session.record().start_tasks(MonoTime::now())
+  }
+
+  /// Ends the stop phase now (the destroy phase's reserve of time has come): running stop tasks are recorded
+  /// as timed out, those not started as skipped, and the destroy phase's first tasks start. Null if the stop
+  /// phase is over already.
+  #[napi(catch_unwind)]
+  pub fn cut_stop_phase(&self) -> Option<StopPhaseCut> {
+    self.session.touch();
+    let mut record = self.session.record();
+    let cut = record.cut_stop_phase(MonoTime::now())?;
+    let finished = record.run().is_some_and(|r| r.plan.is_finished());
+    Some(StopPhaseCut {
+      timed_out: cut.timed_out,
+      ready: cut.ready,
+      finished,
+    })
   }
 
   /// Marks the shutdown finished. Unless the process is about to exit, stands the watchdog down, and

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::clock::{Deadline, MonoTime};
 use crate::error::LifecycleError;
-use crate::plan::{Outcome, Plan, Settled, TaskGraph, TaskSpec};
+use crate::plan::{Cut, Outcome, Plan, Settled, TaskGraph, TaskSpec};
 
 /// The manager's lifecycle, as `manager.state` reports it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -152,16 +152,40 @@ impl Coordinator {
     }
   }
 
-  /// Hands the shutdown to JavaScript: returns the first tasks to run (recorded as running since `now`), or
-  /// `None` if there is no shutdown or it is already attached.
+  /// Hands the shutdown to JavaScript and starts it: returns the first tasks to run (recorded as running
+  /// since `now`), or `None` if there is no shutdown or it is already attached.
   pub fn attach(&mut self, now: MonoTime) -> Option<Vec<u32>> {
+    self.attach_without_starting().then(|| self.start_tasks(now))
+  }
+
+  /// Hands the shutdown to JavaScript without starting its tasks yet (a shutdown delay comes first): from
+  /// now on tasks cannot change. Returns false if there is no shutdown or it is already attached.
+  pub fn attach_without_starting(&mut self) -> bool {
     self.refresh_plan();
-    let run = self.run.as_mut()?;
-    if run.attached || run.exit_code.is_some() {
-      return None;
+    match self.run.as_mut() {
+      Some(run) if !run.attached && run.exit_code.is_none() => {
+        run.attached = true;
+        true
+      }
+      _ => false,
     }
-    run.attached = true;
-    Some(run.plan.start(now))
+  }
+
+  /// Starts the attached shutdown's first tasks; returns them (recorded as running since `now`). Empty if
+  /// they were started already.
+  pub fn start_tasks(&mut self, now: MonoTime) -> Vec<u32> {
+    match self.run.as_mut() {
+      Some(run) if run.attached && run.exit_code.is_none() => run.plan.start(now),
+      _ => Vec::new(),
+    }
+  }
+
+  /// Cuts the stop phase short; see [`Plan::cut_stop_phase`].
+  pub fn cut_stop_phase(&mut self, now: MonoTime) -> Option<Cut> {
+    match self.run.as_mut() {
+      Some(run) if run.attached && run.exit_code.is_none() => run.plan.cut_stop_phase(now),
+      _ => None,
+    }
   }
 
   /// Records how a task ended; see [`Plan::settle`].
@@ -322,6 +346,23 @@ mod tests {
       c.register(spec("too-late", 1.0)).unwrap_err().code(),
       "ERR_SHUTDOWN_IN_PROGRESS"
     );
+  }
+
+  #[test]
+  fn a_shutdown_can_be_attached_before_its_tasks_start() {
+    let mut c = Coordinator::new();
+    c.register(spec("a", 1.0)).unwrap();
+    c.begin(manual(), MonoTime::now(), BUDGET);
+    assert!(c.attach_without_starting());
+    assert!(!c.attach_without_starting(), "once");
+    assert_eq!(
+      c.register(spec("b", 1.0)).unwrap_err().code(),
+      "ERR_SHUTDOWN_IN_PROGRESS",
+      "JavaScript runs it: tasks are fixed"
+    );
+    assert!(!c.run().unwrap().plan.has_started());
+    assert_eq!(c.start_tasks(MonoTime::now()), vec![0]);
+    assert!(c.start_tasks(MonoTime::now()).is_empty());
   }
 
   #[test]

@@ -305,10 +305,17 @@ impl TaskGraph {
         }
       }
     }
+    // Levels are ordered by phase first: the stop phase's levels come before the destroy phase's.
+    let first_destroy_level = levels
+      .iter()
+      .position(|range| live[range.start].spec.phase == Phase::Destroy)
+      .unwrap_or(levels.len());
     Plan {
       tasks,
       levels,
+      first_destroy_level,
       current: 0,
+      started: false,
       unsettled: 0,
       running: 0,
       missing,
@@ -353,6 +360,8 @@ pub enum TaskStatus {
   Failed,
   /// It passed its own timeout and was abandoned (its AbortSignal aborted).
   TimedOut,
+  /// It never started: the stop phase was cut short to keep time for the destroy phase.
+  Skipped,
 }
 
 impl TaskStatus {
@@ -364,6 +373,7 @@ impl TaskStatus {
       TaskStatus::Succeeded => "succeeded",
       TaskStatus::Failed => "failed",
       TaskStatus::TimedOut => "timedOut",
+      TaskStatus::Skipped => "skipped",
     }
   }
 }
@@ -414,12 +424,27 @@ impl PlannedTask {
 pub struct Plan {
   tasks: Vec<PlannedTask>,
   levels: Vec<Range<usize>>,
+  /// The first level of the destroy phase (`levels.len()` if it has none).
+  first_destroy_level: usize,
   current: usize,
+  /// Whether [`Plan::start`] ran.
+  started: bool,
   /// Tasks of the current level that have not settled.
   unsettled: usize,
   /// Tasks of the current level that are running.
   running: usize,
   missing: Vec<MissingDependency>,
+}
+
+/// What [`Plan::cut_stop_phase`] did.
+#[derive(Debug, Default, PartialEq)]
+pub struct Cut {
+  /// Stop tasks that were running, now timed out.
+  pub timed_out: Vec<u32>,
+  /// Stop tasks that never started and never will.
+  pub skipped: Vec<u32>,
+  /// Destroy tasks to start now; they are already recorded as running.
+  pub ready: Vec<u32>,
 }
 
 /// What settling a task produced.
@@ -449,14 +474,49 @@ impl Plan {
 
   /// Starts the first level; returns the tasks to run now, recorded as running since `now`.
   pub fn start(&mut self, now: MonoTime) -> Vec<u32> {
-    if self.started() {
+    if self.started {
       return Vec::new();
     }
+    self.started = true;
     self.enter_level(0, now)
   }
 
-  fn started(&self) -> bool {
-    self.current > 0 || self.unsettled > 0 || self.levels.is_empty()
+  /// Whether the first tasks were started (a shutdown delay may still be running when it has not).
+  pub fn has_started(&self) -> bool {
+    self.started
+  }
+
+  /// Ends the stop phase now, so the destroy phase gets the time that is left: stop tasks still running are
+  /// recorded as timed out, those not started as skipped, and the destroy phase's first tasks start.
+  /// Returns `None` if the stop phase is over already.
+  pub fn cut_stop_phase(&mut self, now: MonoTime) -> Option<Cut> {
+    if self.started && self.current >= self.first_destroy_level {
+      return None;
+    }
+    self.started = true;
+    let stop_tasks = 0..self
+      .levels
+      .get(self.first_destroy_level)
+      .map_or(self.tasks.len(), |range| range.start);
+    let mut cut = Cut::default();
+    for (i, task) in self.tasks[stop_tasks].iter_mut().enumerate() {
+      match task.status {
+        TaskStatus::Running => {
+          task.status = TaskStatus::TimedOut;
+          task.settled = Some(now);
+          cut.timed_out.push(i as u32);
+        }
+        TaskStatus::Pending => {
+          task.status = TaskStatus::Skipped;
+          cut.skipped.push(i as u32);
+        }
+        _ => {}
+      }
+    }
+    self.running = 0;
+    self.unsettled = 0;
+    cut.ready = self.enter_level(self.first_destroy_level, now);
+    Some(cut)
   }
 
   /// Records how a running task ended and returns the tasks that may start because of it. Returns `None` if

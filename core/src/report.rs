@@ -211,6 +211,11 @@ fn write_loop_state(out: &mut impl Write, run: Option<&Run>, facts: &HardExitFac
       out,
       "{PREFIX}   the shutdown never reached JavaScript, so no task was started"
     )?;
+  } else if run.is_some_and(|r| !r.plan.has_started()) {
+    writeln!(
+      out,
+      "{PREFIX}   no task was started yet: the shutdown delay had not passed"
+    )?;
   }
   Ok(())
 }
@@ -252,12 +257,19 @@ fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
   }
 
   let count = |status| tasks.iter().filter(|t| t.status == status).count();
-  writeln!(
+  write!(
     out,
-    "{PREFIX}   settled: {} succeeded, {} failed, {} timed out (of {} task{})",
+    "{PREFIX}   settled: {} succeeded, {} failed, {} timed out",
     count(TaskStatus::Succeeded),
     count(TaskStatus::Failed),
     count(TaskStatus::TimedOut),
+  )?;
+  if count(TaskStatus::Skipped) > 0 {
+    write!(out, ", {} skipped", count(TaskStatus::Skipped))?;
+  }
+  writeln!(
+    out,
+    " (of {} task{})",
     tasks.len(),
     if tasks.len() == 1 { "" } else { "s" }
   )

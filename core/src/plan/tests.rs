@@ -454,3 +454,48 @@ fn unregistering_keeps_the_order_usable() {
     assert!(g.is_empty());
   }
 }
+
+#[test]
+fn cutting_the_stop_phase_times_out_the_running_skips_the_rest_and_starts_destroy() {
+  let g = graph(vec![
+    stop("drain", 10.0, &[]),
+    stop("jobs", 20.0, &[]),
+    task("pool", 0.0, Phase::Destroy, &[]),
+    task("logs", 50.0, Phase::Destroy, &[]),
+  ]);
+  let mut plan = g.plan();
+  let now = MonoTime::now();
+  let first = plan.start(now);
+  assert_eq!(ids(&plan, &first), ["drain"]);
+  let cut = plan.cut_stop_phase(now).unwrap();
+  assert_eq!(ids(&plan, &cut.timed_out), ["drain"]);
+  assert_eq!(ids(&plan, &cut.skipped), ["jobs"]);
+  assert_eq!(ids(&plan, &cut.ready), ["pool"]);
+  let status = |plan: &Plan, id: &str| plan.tasks()[index_of(plan, id) as usize].status;
+  assert_eq!(status(&plan, "drain"), TaskStatus::TimedOut);
+  assert_eq!(status(&plan, "jobs"), TaskStatus::Skipped);
+  // The drain settling late changes nothing; the destroy phase goes on in its order.
+  assert!(
+    plan
+      .settle(index_of(&plan, "drain"), Outcome::Succeeded, now)
+      .is_none()
+  );
+  let next = plan
+    .settle(index_of(&plan, "pool"), Outcome::Succeeded, now)
+    .unwrap();
+  assert_eq!(ids(&plan, &next.ready), ["logs"]);
+  assert!(plan.cut_stop_phase(now).is_none(), "the stop phase is over");
+  plan.settle(index_of(&plan, "logs"), Outcome::Succeeded, now);
+  assert!(plan.is_finished());
+}
+
+#[test]
+fn cutting_before_the_first_task_skips_the_whole_stop_phase() {
+  let g = graph(vec![stop("drain", 10.0, &[])]);
+  let mut plan = g.plan();
+  let cut = plan.cut_stop_phase(MonoTime::now()).unwrap();
+  assert_eq!(ids(&plan, &cut.skipped), ["drain"]);
+  assert!(cut.ready.is_empty());
+  assert!(plan.is_finished(), "no destroy phase: nothing is left");
+  assert!(plan.start(MonoTime::now()).is_empty());
+}

@@ -1,0 +1,183 @@
+'use strict'
+// trackServer() drains with real sockets: keep-alive clients idle and busy, a slow request in flight at
+// SIGTERM, requests arriving during the shutdown delay and the drain, an HTTP/2 session, an upgraded
+// connection and a raw TCP client. No request fails, every connection closes, and the process exits 0 long
+// before its deadline. A request that never ends is cut at the drain timeout, and the destroy phase keeps
+// its reserve of time.
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const http = require('node:http')
+const http2 = require('node:http2')
+const net = require('node:net')
+const { start, kill, find, now } = require('./helpers.cjs')
+const { ShutdownManager } = require('..')
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+function get(port, path, agent) {
+  return new Promise((resolve) => {
+    http
+      .get({ host: '127.0.0.1', port, path, agent }, (res) => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (chunk) => (body += chunk))
+        res.on('end', () => resolve({ status: res.statusCode, connection: res.headers.connection, body, at: now() }))
+      })
+      .on('error', (error) => resolve({ error: error.code ?? error.message, at: now() }))
+  })
+}
+
+/** A socket's end, as the client sees it. */
+const closed = (socket) => new Promise((resolve) => socket.once('close', () => resolve(now())))
+
+test('a drain under SIGTERM fails no request, closes every connection and exits 0 early', async () => {
+  const deadline = 10_000
+  const fixture = start('drain-service.cjs', [JSON.stringify({ deadline, delay: 300, closeUpgraded: true })])
+  const { web, h2, tcp } = await fixture.ready
+
+  // Keep-alive connections: two idle, and one that stays busy through the shutdown delay.
+  const idleAgent = new http.Agent({ keepAlive: true, maxSockets: 2 })
+  await Promise.all([get(web, '/fast', idleAgent), get(web, '/fast', idleAgent)])
+  const idleSockets = Object.values(idleAgent.freeSockets).flat()
+  assert.equal(idleSockets.length, 2)
+  const idleClosed = idleSockets.map(closed)
+  const busyAgent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  await get(web, '/fast', busyAgent)
+
+  // A slow request in flight at SIGTERM, on its own keep-alive connection.
+  const slowAgent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  const slow = get(web, '/slow?ms=1000', slowAgent)
+
+  // A raw connection with a request half sent: the rest arrives during the drain.
+  const raw = net.connect(web, '127.0.0.1')
+  let rawResponse = ''
+  raw.setEncoding('utf8').on('data', (chunk) => (rawResponse += chunk))
+  const rawClosed = closed(raw)
+  raw.write('GET /fast HTTP/1.1\r\nHost: x\r\n')
+
+  // HTTP/2: a session with a slow stream in flight.
+  const session = http2.connect(`http://127.0.0.1:${h2}`)
+  const sessionClosed = closed(session)
+  const h2Response = new Promise((resolve) => {
+    const stream = session.request({ ':path': '/slow?ms=800' })
+    let body = ''
+    stream.setEncoding('utf8').on('data', (chunk) => (body += chunk))
+    stream.on('end', () => resolve(body))
+    stream.on('error', (error) => resolve(`error ${error.code}`))
+  })
+
+  // An upgraded connection.
+  const upgraded = net.connect(web, '127.0.0.1')
+  let upgradedData = ''
+  upgraded.setEncoding('utf8').on('data', (chunk) => (upgradedData += chunk))
+  const upgradedClosed = closed(upgraded)
+  upgraded.write('GET /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n')
+
+  // A raw TCP client that finishes its exchange shortly after the signal.
+  const tcpClient = net.connect(tcp, '127.0.0.1')
+  let tcpEcho = ''
+  tcpClient.setEncoding('utf8').on('data', (chunk) => (tcpEcho += chunk))
+  const tcpClosed = closed(tcpClient)
+  await sleep(100)
+
+  const sentAt = kill(fixture.child, 'SIGTERM')
+  // During the shutdown delay (300 ms) the service keeps serving, every response closing its connection.
+  const duringDelay = []
+  while (now() - sentAt < 250) {
+    duringDelay.push(await get(web, '/fast', busyAgent))
+    await sleep(20)
+  }
+  const readiness = await get(web, '/ready')
+  tcpClient.end('bye\n')
+  // The drain has begun (the delay is over): the half-sent request is completed now.
+  await sleep(200)
+  raw.write('\r\n')
+
+  const result = await fixture.exited
+  const slowResult = await slow
+  await Promise.all([...idleClosed, rawClosed, sessionClosed, upgradedClosed, tcpClosed])
+
+  assert.equal(result.code, 0, result.stderr)
+  assert.ok(result.exitedAt - sentAt < deadline / 3, `exited ${(result.exitedAt - sentAt).toFixed(0)} ms after SIGTERM`)
+  assert.equal(find(result.lines, 'readiness-at-start').isReady, false, 'not ready from the instant the shutdown started')
+  assert.equal(readiness.status, 503)
+  assert.ok(duringDelay.length >= 5)
+  for (const response of duringDelay) {
+    assert.equal(response.status, 200, JSON.stringify(response))
+    assert.equal(response.connection, 'close')
+  }
+  assert.deepEqual([slowResult.status, slowResult.body, slowResult.connection], [200, 'slow 1000\n', 'close'])
+  assert.match(rawResponse, /^HTTP\/1\.1 200 OK\r\n/)
+  assert.match(rawResponse, /\r\nConnection: close\r\n/i)
+  assert.equal(await h2Response, 'h2 /slow\n')
+  assert.match(upgradedData, /101 Switching Protocols[\s\S]*bye$/, 'closeUpgraded said goodbye')
+  assert.equal(idleSockets.filter((s) => !s.destroyed).length, 0)
+  assert.equal(tcpEcho, 'bye\n', 'the raw TCP exchange finished')
+  // The stop tasks ran before the destroy task, and each completed.
+  const completed = result.lines.filter((l) => l.event === 'shutdown:task:complete').map((l) => l.taskId)
+  assert.deepEqual(completed.slice(-1), ['db'])
+  assert.deepEqual(completed.slice(0, -1).sort(), ['h2', 'tcp', 'web'])
+  assert.ok(!find(result.lines, 'event', { event: 'shutdown:task:error' }))
+})
+
+test('a request that never ends is cut at the drain timeout, and the shutdown finishes in order', async () => {
+  const fixture = start('drain-service.cjs', [JSON.stringify({ deadline: 5000, drainTimeout: 400 })])
+  const { web } = await fixture.ready
+  const hanging = get(web, '/hang', new http.Agent({ keepAlive: true }))
+  await sleep(50)
+  const sentAt = kill(fixture.child, 'SIGTERM')
+  const result = await fixture.exited
+  assert.equal(result.code, 1, 'a task failed')
+  assert.ok(result.exitedAt - sentAt < 2000, `exited ${(result.exitedAt - sentAt).toFixed(0)} ms after SIGTERM`)
+  const error = find(result.lines, 'event', { event: 'shutdown:task:error', taskId: 'web' })
+  assert.equal(error.error.code, 'ERR_DRAIN_TIMEOUT')
+  assert.match(error.error.message, /server 'web' did not drain in time: cut 1 request in flight and 1 connection/)
+  assert.ok(find(result.lines, 'task-end', { id: 'db' }), 'the destroy phase ran after the cut')
+  assert.ok((await hanging).error, 'the hanging request was cut')
+})
+
+test('a stop phase that never ends still leaves the destroy phase its reserve before the deadline', async () => {
+  const deadline = 2000
+  const fixture = start('drain-service.cjs', [JSON.stringify({ deadline, reserve: 600, neverEndingStopTask: true })])
+  await fixture.ready
+  const sentAt = kill(fixture.child, 'SIGTERM')
+  const result = await fixture.exited
+  assert.equal(result.code, 1, `a task timed out, and the process was not hard-exited\n${result.stderr}`)
+  const dbEnd = find(result.lines, 'task-end', { id: 'db' })
+  assert.ok(dbEnd, 'the destroy task finished')
+  assert.ok(dbEnd.at - sentAt < deadline, `it finished ${(dbEnd.at - sentAt).toFixed(0)} ms after SIGTERM`)
+  assert.ok(dbEnd.at - sentAt >= deadline - 600 - 50, 'it started once the reserve came')
+  const stuck = find(result.lines, 'event', { event: 'shutdown:task:error', taskId: 'stuck' })
+  assert.equal(stuck?.timedOut, true)
+  assert.match(stuck.error.message, /was stopped to keep 600 ms for the destroy phase/)
+  const complete = find(result.lines, 'event', { event: 'shutdown:complete' })
+  assert.equal(complete.hardExit, false)
+})
+
+test('trackServer refuses what is not a server, a taken id and a shutdown in progress; a closed server is fine', async () => {
+  const manager = new ShutdownManager({ disableGracefulShutdown: true })
+  for (const bad of [undefined, {}, 'server', new (require('node:events').EventEmitter)()]) {
+    assert.throws(() => manager.trackServer(bad), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
+  }
+  assert.throws(() => manager.trackServer(http.createServer(), { drainTimeout: -1 }), { code: 'ERR_OUT_OF_RANGE' })
+  assert.throws(() => manager.trackServer(http.createServer(), { closeUpgraded: 1 }), { code: 'ERR_INVALID_ARG_TYPE' })
+  assert.equal(manager.trackServer(http.createServer()), 'http-server', 'a server never listened on')
+  assert.throws(() => manager.trackServer(http.createServer()), { code: 'ERR_TASK_EXISTS' })
+  assert.equal(manager.trackServer(http.createServer(), { id: 'admin' }), 'admin')
+  const result = await manager.stop({ timeout: 2000 })
+  assert.equal(result.exitCode, 0)
+  assert.deepEqual(result.tasks.map((t) => t.status), ['succeeded', 'succeeded'])
+  assert.throws(() => manager.trackServer(http.createServer(), { id: 'late' }), { code: 'ERR_SHUTDOWN_COMPLETED' })
+})
+
+test('a shutdown delay that leaves the tasks too little of the deadline is refused at construction', () => {
+  assert.throws(() => new ShutdownManager({ disableGracefulShutdown: true, gracefulShutdownTimeout: 1000, shutdownDelay: 900 }), {
+    name: 'RangeError',
+    code: 'ERR_OUT_OF_RANGE',
+  })
+  assert.throws(() => new ShutdownManager({ disableGracefulShutdown: true, gracefulShutdownTimeout: 1000, destroyReserve: 1000 }), {
+    code: 'ERR_OUT_OF_RANGE',
+  })
+  new ShutdownManager({ disableGracefulShutdown: true, gracefulShutdownTimeout: 1000, shutdownDelay: 800 })
+})

@@ -1,0 +1,235 @@
+'use strict'
+
+// Draining a server without dropping a request: stop accepting, answer what is in flight and what still
+// arrives on open connections with `Connection: close`, close idle keep-alive connections, send HTTP/2
+// sessions a GOAWAY, hand upgraded (WebSocket) connections to the caller, and at the drain timeout destroy
+// what is left and say how much was cut. Loaded on the first trackServer() call: a service without a
+// server never pays for it.
+//
+// Costs while the service runs normally: one listener call per connection (to know its socket), none per
+// request. The per-request listener that adds `Connection: close` is added only when a shutdown starts.
+
+const net = require('node:net')
+const tls = require('node:tls')
+const { lifecycleError } = require('./validate')
+
+/** How often a drain closes connections that went idle after their last response. */
+const SWEEP_MS = 25
+
+/** Every server trackServer accepts is a net.Server: http, https, http2 (plain and secure), net. */
+function isServer(value) {
+  return value instanceof net.Server
+}
+
+class ServerTracker {
+  #server
+  #id
+  #closeUpgraded
+  /** HTTP/1 (or raw TCP) connections, as the HTTP layer sees them (TLS sockets for https). */
+  #sockets = new Set()
+  /** HTTP/2 sessions, with their open streams. */
+  #sessions = new Map()
+  /** Upgraded connections (only while the application listens for 'upgrade'), with their request. */
+  #upgraded = new Map()
+  #http1
+  #http2
+  /** A shutdown started: responses close their connections. */
+  #closing = false
+  /** The drain runs: new HTTP/2 sessions are told to go away at once. */
+  #draining = false
+  #onRequestWhileClosing = null
+
+  constructor(server, { id, closeUpgraded }) {
+    this.#server = server
+    this.#id = id
+    this.#closeUpgraded = closeUpgraded
+    this.#http2 = typeof server.updateSettings === 'function'
+    this.#http1 = !this.#http2 && typeof server.closeIdleConnections === 'function'
+    if (this.#http2) {
+      server.on('session', (session) => this.#trackSession(session))
+      server.on('stream', (stream) => this.#trackStream(stream))
+      // With allowHTTP1, connections that did not negotiate HTTP/2 are served by the HTTP/1 layer.
+      if (server instanceof tls.Server) {
+        server.on('secureConnection', (socket) => socket.alpnProtocol !== 'h2' && this.#trackSocket(socket))
+      }
+    } else {
+      // The HTTP layer's socket: the TLS one for https ('secureConnection'), the TCP one otherwise.
+      const event = server instanceof tls.Server ? 'secureConnection' : 'connection'
+      server.on(event, (socket) => this.#trackSocket(socket))
+    }
+    if (this.#http1) this.#followUpgrades()
+  }
+
+  #trackSocket(socket) {
+    this.#sockets.add(socket)
+    socket.once('close', () => {
+      this.#sockets.delete(socket)
+      this.#upgraded.delete(socket)
+    })
+  }
+
+  #trackSession(session) {
+    this.#sessions.set(session, 0)
+    session.once('close', () => this.#sessions.delete(session))
+    if (this.#draining) session.close()
+  }
+
+  #trackStream(stream) {
+    const session = stream.session
+    if (!session || !this.#sessions.has(session)) return
+    this.#sessions.set(session, this.#sessions.get(session) + 1)
+    stream.once('close', () => {
+      if (this.#sessions.has(session)) this.#sessions.set(session, this.#sessions.get(session) - 1)
+    })
+  }
+
+  /**
+   * Upgraded connections leave the HTTP layer, so they are recorded from the 'upgrade' event. Only while
+   * the application has a listener of its own: with none, Node destroys an upgrade request, and a listener
+   * of ours would keep such sockets open with nobody to serve them.
+   */
+  #followUpgrades() {
+    const server = this.#server
+    const record = (req, socket) => this.#upgraded.set(socket, req)
+    const sync = () => {
+      const others = server.listeners('upgrade').filter((l) => l !== record).length
+      const ours = server.listeners('upgrade').includes(record)
+      if (others > 0 && !ours) server.prependListener('upgrade', record)
+      if (others === 0 && ours) server.removeListener('upgrade', record)
+    }
+    server.on('newListener', (event) => event === 'upgrade' && process.nextTick(sync))
+    server.on('removeListener', (event, listener) => event === 'upgrade' && listener !== record && process.nextTick(sync))
+    sync()
+  }
+
+  /**
+   * A shutdown started: the load balancer may still send requests for a while (the shutdown delay), so
+   * everything is served as before, but every response now carries `Connection: close`, so no client
+   * keeps a connection that is about to go away.
+   */
+  beginClosing() {
+    if (this.#closing) return
+    this.#closing = true
+    // HTTP/1 responses only (HTTP/2 has no Connection header; its sessions get a GOAWAY at the drain). An
+    // HTTP/2 server gets the listener only if it serves 'request' already (its HTTP/1 connections, with
+    // allowHTTP1, come that way): a first 'request' listener would switch one that serves 'stream' into
+    // its compatibility API. A net.Server has no requests.
+    const servesRequests = this.#http1 || (this.#http2 && this.#server.listenerCount('request') > 0)
+    if (!servesRequests) return
+    this.#onRequestWhileClosing = (req, res) => req.httpVersionMajor < 2 && closeAfter(res)
+    this.#server.prependListener('request', this.#onRequestWhileClosing)
+    for (const socket of this.#sockets) {
+      // The response being written on this connection, if any (how Node's HTTP layer links the two).
+      const res = socket._httpMessage
+      if (res) closeAfter(res)
+    }
+  }
+
+  /**
+   * Drains the server: resolves once every connection is closed, or rejects with ERR_DRAIN_TIMEOUT after
+   * `timeoutMs` (or when `abortSignal` aborts), having destroyed what was left.
+   */
+  drain({ timeoutMs, abortSignal }) {
+    this.beginClosing()
+    this.#draining = true
+    const server = this.#server
+    return new Promise((resolve, reject) => {
+      let settled = false
+      const finish = (error) => {
+        if (settled) return
+        settled = true
+        clearInterval(sweep)
+        clearTimeout(timer)
+        abortSignal?.removeEventListener('abort', onAbort)
+        if (this.#onRequestWhileClosing) server.removeListener('request', this.#onRequestWhileClosing)
+        if (error) reject(error)
+        else resolve()
+      }
+      const done = () => this.#sockets.size === 0 && this.#sessions.size === 0 && this.#upgraded.size === 0
+      const check = () => {
+        if (this.#http1) server.closeIdleConnections()
+        else if (this.#http2) this.#closeIdleHttp1Fallback()
+        if (serverClosed && done()) finish()
+      }
+      let serverClosed = false
+      // Stop accepting. The callback comes when the server's own count of connections is zero (or at once,
+      // with an error, if it was not listening: fine, nothing more can arrive).
+      try {
+        server.close(() => {
+          serverClosed = true
+          check()
+        })
+      } catch {
+        serverClosed = true
+      }
+      for (const session of this.#sessions.keys()) session.close()
+      for (const [socket, req] of this.#upgraded) {
+        if (!this.#closeUpgraded) continue
+        try {
+          this.#closeUpgraded(socket, req)
+        } catch (error) {
+          process.emitWarning(`closeUpgraded threw for server '${this.#id}': ${error?.message ?? error}`, {
+            type: 'TitanLifecycleWarning',
+            code: 'TITAN_LIFECYCLE_CLOSE_UPGRADED',
+          })
+        }
+      }
+      const cut = () => {
+        const counts = this.#destroyAll()
+        finish(
+          lifecycleError(
+            'ERR_DRAIN_TIMEOUT',
+            `server '${this.#id}' did not drain in time: cut ${counts.requests} request${counts.requests === 1 ? '' : 's'} ` +
+              `in flight and ${counts.connections} connection${counts.connections === 1 ? '' : 's'}`,
+          ),
+        )
+      }
+      const onAbort = () => cut()
+      if (abortSignal?.aborted) return cut()
+      abortSignal?.addEventListener('abort', onAbort, { once: true })
+      const sweep = setInterval(check, SWEEP_MS)
+      const timer = setTimeout(cut, Math.max(0, timeoutMs))
+      check()
+    })
+  }
+
+  /** An HTTP/2 server's HTTP/1 connections (allowHTTP1) with no response in progress: closed as Node's own
+   * closeIdleConnections() does for an HTTP/1 server. */
+  #closeIdleHttp1Fallback() {
+    for (const socket of this.#sockets) {
+      if (!socket._httpMessage && !this.#upgraded.has(socket)) socket.destroy()
+    }
+  }
+
+  /** Destroys every connection left; returns how many requests in flight and connections were cut. */
+  #destroyAll() {
+    let requests = 0
+    let connections = 0
+    for (const socket of this.#sockets) {
+      if (socket._httpMessage) requests++
+      connections++
+      socket.destroy()
+    }
+    for (const [session, streams] of this.#sessions) {
+      requests += Math.max(0, streams)
+      connections++
+      session.destroy()
+    }
+    for (const socket of this.#upgraded.keys()) {
+      if (!this.#sockets.has(socket)) connections++
+      socket.destroy()
+    }
+    if (this.#http1) this.#server.closeAllConnections()
+    this.#sockets.clear()
+    this.#sessions.clear()
+    this.#upgraded.clear()
+    return { requests, connections }
+  }
+}
+
+/** Marks a response to close its connection once sent, unless its headers are out already. */
+function closeAfter(res) {
+  if (!res.headersSent) res.setHeader('Connection', 'close')
+}
+
+module.exports = { ServerTracker, isServer }
