@@ -2,6 +2,9 @@
 // layer underneath, which is not part of the public API.
 
 import { EventEmitter } from 'node:events'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Server as NetServer } from 'node:net'
+import type { Duplex } from 'node:stream'
 
 /** Why a shutdown started. */
 export declare const ShutdownReason: Readonly<{
@@ -89,6 +92,27 @@ export interface ShutdownManagerOptions {
   exitCodes?: ExitCodes
   /** console or pino shaped. @default quiet, except errors that would otherwise be lost, which go to stderr */
   logger?: ShutdownLogger | null
+  /**
+   * Milliseconds between readiness turning false and the first task, while the load balancer notices: the
+   * servers keep serving, every response closing its connection. Counts against the deadline. @default 0
+   */
+  shutdownDelay?: number
+  /**
+   * Milliseconds kept for the destroy phase: when only this much of the deadline is left, stop tasks still
+   * running time out and the destroy phase starts. @default 10% of the deadline
+   */
+  destroyReserve?: number
+}
+
+export interface TrackServerOptions {
+  /** The id of the drain task. A second server needs its own. @default 'http-server' */
+  id?: string
+  /** @default ShutdownPriority.High (25): drains before Normal tasks (a database) stop */
+  priority?: number
+  /** Milliseconds the drain may take before what is left is cut. @default what remains before the destroy phase's reserve */
+  drainTimeout?: number
+  /** Called for each upgraded (WebSocket) connection when the drain starts, e.g. to send a close frame. */
+  closeUpgraded?(socket: Duplex, request: IncomingMessage): void
 }
 
 export interface ShutdownContext {
@@ -126,7 +150,8 @@ export interface StopOptions {
   exit?: boolean
 }
 
-export type TaskStatus = 'succeeded' | 'failed' | 'timedOut' | 'running' | 'pending'
+/** 'skipped': a stop task that never started because the stop phase was cut to keep the destroy phase's reserve. */
+export type TaskStatus = 'succeeded' | 'failed' | 'timedOut' | 'skipped' | 'running' | 'pending'
 
 export interface TaskResult {
   id: string
@@ -186,6 +211,15 @@ export declare class ShutdownManager extends EventEmitter<ShutdownEventMap> {
   constructor(options?: ShutdownManagerOptions)
   readonly state: 'running' | 'stopping' | 'stopped'
   readonly isShuttingDown: boolean
+  /** False from the instant a shutdown starts, before any task runs. */
+  readonly isReady: boolean
+  /** A readiness-probe handler: 200 while ready, 503 from the instant a shutdown starts. */
+  readinessHandler(): (request: IncomingMessage, response: ServerResponse) => void
+  /**
+   * Drains an http, https, HTTP/2 or net server at shutdown, in a stop task it registers; returns its id.
+   * Call it before the server takes connections.
+   */
+  trackServer(server: NetServer, options?: TrackServerOptions): string
   /** Registers a task; returns its id. */
   registerTask(task: ShutdownTask): string
   /** Removes a task; returns whether it was registered. */

@@ -55,3 +55,25 @@ manager.registerTask({ id: 'x' })
 void manager.stop({ reason: 'bored' })
 // @ts-expect-error the phase is 'stop' or 'destroy'
 manager.registerTask({ id: 'y', phase: 'cleanup', handler: () => {} })
+
+// Draining and readiness.
+import * as http from 'node:http'
+import * as http2 from 'node:http2'
+import * as net from 'node:net'
+const drained = new ShutdownManager({ shutdownDelay: 5000, destroyReserve: 3000 })
+const web = http.createServer(drained.readinessHandler())
+const drainId: string = drained.trackServer(web, {
+  id: 'web',
+  priority: ShutdownPriority.High,
+  drainTimeout: 10_000,
+  closeUpgraded: (socket, request) => socket.end(`bye ${request.url}`),
+})
+drained.trackServer(http2.createServer(), { id: 'h2' })
+drained.trackServer(net.createServer(), { id: 'tcp' })
+const ready: boolean = drained.isReady
+const skipped: boolean = ([] as ShutdownResult['tasks']).some((t) => t.status === 'skipped')
+void [drainId, ready, skipped]
+// @ts-expect-error a server is required
+drained.trackServer({})
+// @ts-expect-error the drain timeout is a number of milliseconds
+drained.trackServer(web, { drainTimeout: '10s' })
