@@ -38,6 +38,8 @@ class ServerTracker {
   /** The drain runs: new HTTP/2 sessions are told to go away at once. */
   #draining = false
   #onRequestWhileClosing = null
+  /** While a drain runs: checks whether it is done, each time a connection goes. */
+  #onGone = null
 
   constructor(server, { id, closeUpgraded }) {
     this.#server = server
@@ -65,12 +67,16 @@ class ServerTracker {
     socket.once('close', () => {
       this.#sockets.delete(socket)
       this.#upgraded.delete(socket)
+      this.#onGone?.()
     })
   }
 
   #trackSession(session) {
     this.#sessions.set(session, 0)
-    session.once('close', () => this.#sessions.delete(session))
+    session.once('close', () => {
+      this.#sessions.delete(session)
+      this.#onGone?.()
+    })
     if (this.#draining) session.close()
   }
 
@@ -140,6 +146,7 @@ class ServerTracker {
         settled = true
         clearInterval(sweep)
         clearTimeout(timer)
+        this.#onGone = null
         abortSignal?.removeEventListener('abort', onAbort)
         if (this.#onRequestWhileClosing) server.removeListener('request', this.#onRequestWhileClosing)
         if (error) reject(error)
@@ -152,6 +159,7 @@ class ServerTracker {
         if (serverClosed && done()) finish()
       }
       let serverClosed = false
+      this.#onGone = () => serverClosed && done() && finish()
       // Stop accepting. The callback comes when the server's own count of connections is zero (or at once,
       // with an error, if it was not listening: fine, nothing more can arrive).
       try {
