@@ -428,6 +428,48 @@ const scenarios = [
     },
   },
   {
+    id: 'drain',
+    title: 'trackServer under SIGTERM: an idle kept-alive connection, a 1 s request in flight, an HTTP/2 stream',
+    expect: 'every request answered, every connection closed, exit 0 long before the deadline',
+    async run({ node }) {
+      const http = require('node:http')
+      const http2 = require('node:http2')
+      const child = start(path.join(MAIN_FIXTURES, 'drain-service.cjs'), [JSON.stringify({ delay: 200 })], { node })
+      const { web, h2 } = await child.ready
+      const agent = new http.Agent({ keepAlive: true })
+      const get = (p) =>
+        new Promise((resolve) =>
+          http.get({ host: '127.0.0.1', port: web, path: p, agent }, (res) => {
+            let body = ''
+            res.setEncoding('utf8').on('data', (c) => (body += c)).on('end', () => resolve(`${res.statusCode} ${body.trim()}`))
+          }).on('error', (e) => resolve(`error ${e.code}`)),
+        )
+      await get('/fast')
+      const idle = Object.values(agent.freeSockets).flat()[0]
+      const idleClosed = new Promise((resolve) => idle.once('close', resolve))
+      const slow = get('/slow?ms=1000')
+      const session = http2.connect(`http://127.0.0.1:${h2}`)
+      const stream = new Promise((resolve) => {
+        let body = ''
+        const s = session.request({ ':path': '/slow?ms=600' })
+        s.setEncoding('utf8').on('data', (c) => (body += c)).on('end', () => resolve(body.trim()))
+        s.on('error', (e) => resolve(`error ${e.code}`))
+      })
+      const sessionClosed = new Promise((resolve) => session.once('close', resolve))
+      await sleep(50)
+      const sentAt = kill(child.child, 'SIGTERM')
+      const result = await child.exited
+      assert.equal(outcome(result), 'exit 0', result.stderr)
+      assert.equal(await slow, '200 slow 1000')
+      assert.equal(await stream, 'h2 /slow')
+      await Promise.all([idleClosed, sessionClosed])
+      agent.destroy()
+      const after = result.exitedAt - sentAt
+      assert.ok(after < 5000, `exited ${after.toFixed(0)} ms after SIGTERM`)
+      return { observed: `${outcome(result)} ${after.toFixed(0)} ms after SIGTERM, nothing failed` }
+    },
+  },
+  {
     id: 'fuzz',
     title: 'property-based fuzzing of the API (fast-check): hostile arguments, proxies, throwing getters, cycles',
     expect: 'only documented errors, each task at most once, order kept, no abort; at least 10 000 sequences',
