@@ -137,10 +137,13 @@ test('a request that never ends is cut at the drain timeout, and the shutdown fi
   assert.ok((await hanging).error, 'the hanging request was cut')
 })
 
-test('a stop phase that never ends still leaves the destroy phase its reserve before the deadline', async () => {
+test('a drain and a stop task that never end still leave the destroy phase its reserve before the deadline', async () => {
   const deadline = 2000
   const fixture = start('drain-service.cjs', [JSON.stringify({ deadline, reserve: 600, neverEndingStopTask: true })])
-  await fixture.ready
+  const { web } = await fixture.ready
+  // A request that is never answered: without a drainTimeout, the drain would never end.
+  const hanging = get(web, '/hang', new http.Agent({ keepAlive: true }))
+  await sleep(50)
   const sentAt = kill(fixture.child, 'SIGTERM')
   const result = await fixture.exited
   assert.equal(result.code, 1, `a task timed out, and the process was not hard-exited\n${result.stderr}`)
@@ -153,6 +156,9 @@ test('a stop phase that never ends still leaves the destroy phase its reserve be
   assert.match(stuck.error.message, /was stopped to keep 600 ms for the destroy phase/)
   const complete = find(result.lines, 'event', { event: 'shutdown:complete' })
   assert.equal(complete.hardExit, false)
+  const drain = find(result.lines, 'event', { event: 'shutdown:task:error', taskId: 'web' })
+  assert.ok(drain, 'the drain was cut')
+  assert.ok((await hanging).error, 'the hanging request was cut')
 })
 
 test('trackServer refuses what is not a server, a taken id and a shutdown in progress; a closed server is fine', async () => {
@@ -165,7 +171,9 @@ test('trackServer refuses what is not a server, a taken id and a shutdown in pro
   assert.equal(manager.trackServer(http.createServer()), 'http-server', 'a server never listened on')
   assert.throws(() => manager.trackServer(http.createServer()), { code: 'ERR_TASK_EXISTS' })
   assert.equal(manager.trackServer(http.createServer(), { id: 'admin' }), 'admin')
-  const result = await manager.stop({ timeout: 2000 })
+  const stopping = manager.stop({ timeout: 2000 })
+  assert.throws(() => manager.trackServer(http.createServer(), { id: 'during' }), { code: 'ERR_SHUTDOWN_IN_PROGRESS' })
+  const result = await stopping
   assert.equal(result.exitCode, 0)
   assert.deepEqual(result.tasks.map((t) => t.status), ['succeeded', 'succeeded'])
   assert.throws(() => manager.trackServer(http.createServer(), { id: 'late' }), { code: 'ERR_SHUTDOWN_COMPLETED' })
