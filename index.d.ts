@@ -233,3 +233,9 @@ export declare class ShutdownManager extends EventEmitter<ShutdownEventMap> {
   /** Gives back the signals and the error hooks. */
   dispose(): void
 }
+
+/**
+ * The process's manager, made from the environment by `node --require titan-lifecycle/register` (or
+ * `--import titan-lifecycle/register`); undefined when the process was not started that way.
+ */
+export declare function processManager(): ShutdownManager | undefined

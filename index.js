@@ -399,6 +399,17 @@ class ShutdownManager extends EventEmitter {
   }
 }
 
+/** The manager `titan-lifecycle/register` made for the process, if it ran. */
+let processManagerInstance
+
+/**
+ * The process's manager, made by `node --require titan-lifecycle/register` (or `--import`) from the
+ * environment; undefined without it.
+ */
+function processManager() {
+  return processManagerInstance
+}
+
 ShutdownManager.prototype.registerShutdownTask = ShutdownManager.prototype.registerTask
 ShutdownManager.prototype.unregisterShutdownTask = ShutdownManager.prototype.unregisterTask
 
@@ -410,4 +421,11 @@ module.exports = {
   ShutdownPhase,
   /** Titan's name for ShutdownEvent. */
   ApplicationEvent: ShutdownEvent,
+  processManager,
 }
+// For register.js only: not part of the documented API.
+Object.defineProperty(module.exports, 'setProcessManager', {
+  value: (manager) => {
+    processManagerInstance ??= manager
+  },
+})

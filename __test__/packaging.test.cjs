@@ -41,6 +41,9 @@ test('the packed package installs, loads its platform binary and shuts down on S
     'package/lib/run.js',
     'package/lib/validate.js',
     'package/package.json',
+    'package/register.d.ts',
+    'package/register.js',
+    'package/register.mjs',
   ])
 
   const app = path.join(scratch, 'app')
@@ -69,4 +72,47 @@ test('the packed package installs, loads its platform binary and shuts down on S
   assert.match(out, /task ran/)
   const installed = fs.readdirSync(path.join(app, 'node_modules')).sort()
   assert.deepEqual(installed.filter((n) => n.startsWith('titan-lifecycle')), ['titan-lifecycle', `titan-lifecycle-${platform}`])
+})
+
+test('the platform packages are in step with the root, which names each as an optional dependency', () => {
+  execFileSync(process.execPath, [path.join(root, 'scripts', 'sync-versions.js'), '--check'])
+  const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
+  const platforms = fs.readdirSync(path.join(root, 'npm'))
+  assert.deepEqual(Object.keys(pkg.optionalDependencies).sort(), platforms.map((p) => `titan-lifecycle-${p}`).sort())
+  // The root's os and cpu are what the platform packages cover together.
+  const covered = (field) => [...new Set(platforms.flatMap((p) => JSON.parse(fs.readFileSync(path.join(root, 'npm', p, 'package.json'), 'utf8'))[field]))].sort()
+  assert.deepEqual([...pkg.os].sort(), covered('os'))
+  assert.deepEqual([...pkg.cpu].sort(), covered('cpu'))
+})
+
+/** Requires a copy of the package's JavaScript (no native build beside it) in a child; returns its error. */
+function loadError(platformOverride) {
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-load-'))
+  try {
+    for (const entry of ['index.js', 'lib', 'package.json']) {
+      fs.cpSync(path.join(root, entry), path.join(scratch, entry), { recursive: true })
+    }
+    const override = platformOverride
+      ? `Object.defineProperty(process, 'platform', { value: ${JSON.stringify(platformOverride)} });`
+      : ''
+    const code = `${override} try { require(${JSON.stringify(scratch)}) } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }`
+    return JSON.parse(execFileSync(process.execPath, ['-e', code], { encoding: 'utf8' }))
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true })
+  }
+}
+
+test("a missing platform package is named in the loader's error, with the command that installs it", () => {
+  const error = loadError()
+  assert.equal(error.code, 'ERR_NATIVE_UNAVAILABLE')
+  const addon = fs.readdirSync(root).find((f) => /^titan-lifecycle\..+\.node$/.test(f))
+  const platform = addon.slice('titan-lifecycle.'.length, -'.node'.length)
+  assert.match(error.message, new RegExp(`npm install titan-lifecycle-${platform}@\\d+\\.\\d+\\.\\d+`))
+})
+
+test('an unsupported platform is said to be unsupported, not missing a package', () => {
+  const error = loadError('win32')
+  assert.equal(error.code, 'ERR_NATIVE_UNAVAILABLE')
+  assert.match(error.message, /does not support win32-x64/)
+  assert.doesNotMatch(error.message, /npm install/)
 })

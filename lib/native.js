@@ -8,6 +8,9 @@
 const { existsSync, readFileSync } = require('node:fs')
 const path = require('node:path')
 
+/** The platforms a binary is built for (package.json's napi.targets, by their package suffix). */
+const SHIPPED = ['linux-x64-gnu', 'linux-arm64-gnu', 'linux-x64-musl', 'linux-arm64-musl', 'darwin-x64', 'darwin-arm64']
+
 function libc() {
   if (process.platform !== 'linux') return ''
   try {
@@ -18,8 +21,20 @@ function libc() {
   }
 }
 
+function unavailable(message, cause) {
+  const error = new Error(message, cause ? { cause } : undefined)
+  error.code = 'ERR_NATIVE_UNAVAILABLE'
+  return error
+}
+
 function load() {
   const platform = `${process.platform}-${process.arch}${libc()}`
+  if (!SHIPPED.includes(platform)) {
+    throw unavailable(
+      `titan-lifecycle does not support ${platform}: its native addon is built for ${SHIPPED.join(', ')} only ` +
+        '(it receives signals natively, which Windows does not have).',
+    )
+  }
   const local = path.join(__dirname, '..', `titan-lifecycle.${platform}.node`)
   if (existsSync(local)) return require(local)
   const packageName = `titan-lifecycle-${platform}`
@@ -27,14 +42,13 @@ function load() {
     return require(packageName)
   } catch (error) {
     if (error?.code !== 'MODULE_NOT_FOUND') throw error
-    const missing = new Error(
-      `titan-lifecycle has no native build for ${platform}: the optional dependency ${packageName} is not ` +
-        'installed (npm skips it when optional dependencies are omitted), and no local build exists ' +
-        '(run `npm run build` in a checkout). Supported: linux x64/arm64 (glibc and musl), macOS x64/arm64.',
-      { cause: error },
+    throw unavailable(
+      `titan-lifecycle's native addon for ${platform} is missing: install ${packageName} ` +
+        `(npm install ${packageName}@${require('../package.json').version}). npm installs it with titan-lifecycle ` +
+        'unless optional dependencies are omitted (--omit=optional, --no-optional) or the lockfile was made on ' +
+        'another platform.',
+      error,
     )
-    missing.code = 'ERR_NATIVE_UNAVAILABLE'
-    throw missing
   }
 }
 

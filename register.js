@@ -1,0 +1,36 @@
+'use strict'
+
+// Zero-code adoption: `node --require titan-lifecycle/register app.js` (or `--import` for ES modules)
+// creates the process's ShutdownManager before the application runs, from environment variables:
+//
+//   TITAN_LIFECYCLE_TIMEOUT          gracefulShutdownTimeout, ms (default 30000)
+//   TITAN_LIFECYCLE_SHUTDOWN_DELAY   shutdownDelay, ms (default 0)
+//   TITAN_LIFECYCLE_DESTROY_RESERVE  destroyReserve, ms (default 10% of the timeout)
+//   TITAN_LIFECYCLE_SIGNALS          comma-separated, e.g. "SIGTERM,SIGINT" (default SIGTERM,SIGINT,SIGHUP)
+//   TITAN_LIFECYCLE_LOG              "1" logs to the console (default: quiet but for errors)
+//
+// The application reaches it with `require('titan-lifecycle').processManager()` to add its tasks. A bad
+// value stops the process at start-up with the variable named, rather than running without the guarantee.
+
+const { ShutdownManager, setProcessManager } = require('./index.js')
+
+const ENVIRONMENT = {
+  TITAN_LIFECYCLE_TIMEOUT: ['gracefulShutdownTimeout', Number],
+  TITAN_LIFECYCLE_SHUTDOWN_DELAY: ['shutdownDelay', Number],
+  TITAN_LIFECYCLE_DESTROY_RESERVE: ['destroyReserve', Number],
+  TITAN_LIFECYCLE_SIGNALS: ['signals', (value) => value.split(',').map((s) => s.trim()).filter(Boolean)],
+  TITAN_LIFECYCLE_LOG: ['logger', (value) => (value === '1' || value === 'true' ? console : undefined)],
+}
+
+const options = {}
+for (const [variable, [option, parse]] of Object.entries(ENVIRONMENT)) {
+  const value = process.env[variable]
+  if (value !== undefined && value !== '') options[option] = parse(value)
+}
+try {
+  setProcessManager(new ShutdownManager(options))
+} catch (error) {
+  const variable = Object.keys(ENVIRONMENT).find((v) => error?.message?.includes(`"options.${ENVIRONMENT[v][0]}`))
+  if (variable) error.message = `${error.message} (from ${variable}=${JSON.stringify(process.env[variable])})`
+  throw error
+}

@@ -1,0 +1,2 @@
+// `node --import titan-lifecycle/register app.mjs`: the same as register.js, for ES module applications.
+import './register.js'
