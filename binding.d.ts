@@ -128,6 +128,8 @@ export interface SignalOptions {
 export interface StopPhaseCut {
   /** Stop tasks that were running, now timed out. */
   timedOut: Array<number>
+  /** Stop tasks that never started and never will. */
+  skipped: Array<number>
   /** Destroy tasks to start now. */
   ready: Array<number>
   finished: boolean

@@ -113,8 +113,8 @@ class ShutdownManager extends EventEmitter {
       id,
       priority,
       handler: ({ abortSignal }) => {
-        // What remains before the destroy phase's reserve, or less if asked.
-        const left = this.#run?.stopPhaseLeftMs() ?? Infinity
+        // What remains before the destroy phase's reserve (less a margin), or less if asked.
+        const left = this.#run?.drainTimeLeftMs() ?? Infinity
         return tracker.drain({ timeoutMs: Math.min(drainTimeout ?? Infinity, left), abortSignal })
       },
     })

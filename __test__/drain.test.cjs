@@ -157,7 +157,8 @@ test('a drain and a stop task that never end still leave the destroy phase its r
   const complete = find(result.lines, 'event', { event: 'shutdown:complete' })
   assert.equal(complete.hardExit, false)
   const drain = find(result.lines, 'event', { event: 'shutdown:task:error', taskId: 'web' })
-  assert.ok(drain, 'the drain was cut')
+  assert.equal(drain?.error.code, 'ERR_DRAIN_TIMEOUT', 'the drain reported what it cut before the reserve came')
+  assert.match(drain.error.message, /cut 1 request in flight/)
   assert.ok((await hanging).error, 'the hanging request was cut')
 })
 
@@ -188,4 +189,61 @@ test('a shutdown delay that leaves the tasks too little of the deadline is refus
     code: 'ERR_OUT_OF_RANGE',
   })
   new ShutdownManager({ disableGracefulShutdown: true, gracefulShutdownTimeout: 1000, shutdownDelay: 800 })
+})
+
+/** A self-signed key and certificate for localhost, made once per test process with openssl. */
+function certificate() {
+  const fs = require('node:fs')
+  const os = require('node:os')
+  const path = require('node:path')
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-tls-'))
+  const key = path.join(dir, 'key.pem')
+  const cert = path.join(dir, 'cert.pem')
+  require('node:child_process').execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', key, '-out', cert],
+    { stdio: 'ignore' },
+  )
+  return { key, cert }
+}
+
+test('TLS: an https server and an HTTP/2 server with HTTP/1 clients (allowHTTP1) drain without failing a request', async () => {
+  const https = require('node:https')
+  const { key, cert } = certificate()
+  const fixture = start('drain-tls.cjs', [key, cert])
+  const ports = await fixture.ready
+  const ca = require('node:fs').readFileSync(cert)
+  const fetchOver = (port, path, agent) =>
+    new Promise((resolve) => {
+      https
+        .get({ host: '127.0.0.1', servername: 'localhost', port, path, agent, ca }, (res) => {
+          let body = ''
+          res.setEncoding('utf8').on('data', (chunk) => (body += chunk)).on('end', () => resolve(`${res.statusCode} ${body.trim()}`))
+        })
+        .on('error', (error) => resolve(`error ${error.code}`))
+    })
+  const agents = [ports.https, ports.both].map(() => new https.Agent({ keepAlive: true, ca }))
+  // An idle kept-alive connection to each server, and a slow request in flight on another.
+  await Promise.all([ports.https, ports.both].map((port, i) => fetchOver(port, '/fast', agents[i])))
+  const idle = agents.flatMap((agent) => Object.values(agent.freeSockets).flat())
+  assert.equal(idle.length, 2)
+  const idleClosed = idle.map(closed)
+  const slow = [ports.https, ports.both].map((port) => fetchOver(port, '/slow?ms=800', new https.Agent({ keepAlive: true, ca })))
+  const session = http2.connect(`https://127.0.0.1:${ports.both}`, { ca, servername: 'localhost' })
+  const h2 = new Promise((resolve) => {
+    let body = ''
+    const stream = session.request({ ':path': '/slow?ms=600' })
+    stream.setEncoding('utf8').on('data', (chunk) => (body += chunk)).on('end', () => resolve(body.trim()))
+    stream.on('error', (error) => resolve(`error ${error.code}`))
+  })
+  const sessionClosed = closed(session)
+  await sleep(50)
+  const sentAt = kill(fixture.child, 'SIGTERM')
+  const result = await fixture.exited
+  assert.equal(result.code, 0, result.stderr)
+  assert.ok(result.exitedAt - sentAt < 4000, `exited ${(result.exitedAt - sentAt).toFixed(0)} ms after SIGTERM`)
+  assert.deepEqual(await Promise.all(slow), ['200 1.1 /slow', '200 1.1 /slow'])
+  assert.equal(await h2, '2.0 /slow')
+  await Promise.all([...idleClosed, sessionClosed])
+  assert.ok(!find(result.lines, 'event', { event: 'shutdown:task:error' }))
 })

@@ -363,24 +363,39 @@ async function drainProbe(library) {
       for (const waiter of waiters.splice(0)) waiter()
     }
   })
-  const next = (kind) =>
-    new Promise((resolve) => {
+  // Bounded: a probe that crashed or hangs fails the benchmark instead of stalling it.
+  const next = (kind, timeoutMs = 30_000) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the ${library} drain probe sent no '${kind}' line`)), timeoutMs)
       const look = () => {
         const line = lines.find((l) => l.kind === kind)
-        if (line) resolve(line)
-        else waiters.push(look)
+        if (line) {
+          clearTimeout(timer)
+          resolve(line)
+        } else waiters.push(look)
       }
       look()
     })
+  child.on('exit', () => {
+    for (const waiter of waiters.splice(0)) waiter()
+  })
   const { port } = await next('ready')
   return { child, port, next }
 }
 
-/** Requests per second that one server answers, under autocannon (50 connections, kept alive). */
-async function requestsPerSecond(library, seconds) {
+/**
+ * Requests per second that one server answers, under autocannon with 50 connections: kept alive, or a new
+ * connection for every request (`Connection: close`), where a per-connection cost would show.
+ */
+async function requestsPerSecond(library, seconds, newConnections = false) {
   const autocannon = require('autocannon')
   const probe = await drainProbe(library)
-  const result = await autocannon({ url: `http://127.0.0.1:${probe.port}/`, connections: 50, duration: seconds })
+  const result = await autocannon({
+    url: `http://127.0.0.1:${probe.port}/`,
+    connections: 50,
+    duration: seconds,
+    headers: newConnections ? { connection: 'close' } : {},
+  })
   probe.child.kill('SIGKILL')
   return result.requests.average
 }
@@ -408,10 +423,12 @@ async function draining() {
   const seconds = QUICK ? 1 : 3
   const rounds = runs(5, 1)
   const rps = Object.fromEntries(DRAIN_LIBRARIES.map((l) => [l, []]))
+  const rpsNew = Object.fromEntries(DRAIN_LIBRARIES.map((l) => [l, []]))
   for (let round = 0; round < rounds; round++) {
     // A different order each round, so a machine that speeds up or slows down favours no one.
     const order = DRAIN_LIBRARIES.map((l, i) => DRAIN_LIBRARIES[(i + round) % DRAIN_LIBRARIES.length])
     for (const library of order) rps[library].push(await requestsPerSecond(library, seconds))
+    for (const library of order) rpsNew[library].push(await requestsPerSecond(library, seconds, true))
   }
   const idle = Object.fromEntries(DRAIN_LIBRARIES.map((l) => [l, []]))
   for (let round = 0; round < runs(3, 1); round++) {
@@ -419,34 +436,42 @@ async function draining() {
   }
   const plain = stats(rps.plain).median
   const ours = stats(rps['titan-lifecycle']).median
+  const plainNew = stats(rpsNew.plain).median
+  const oursNew = stats(rpsNew['titan-lifecycle']).median
   const label = { plain: 'plain `http` server (floor)', 'titan-lifecycle': 'titan-lifecycle `trackServer`' }
   const rows = DRAIN_LIBRARIES.map((library) => {
     const r = stats(rps[library])
+    const n = stats(rpsNew[library])
     const d = stats(idle[library])
     return [
       label[library] ?? library,
-      `${Math.round(r.median)}`,
-      `${((r.median / plain) * 100).toFixed(1)}%`,
+      `${Math.round(r.median)} (${((r.median / plain) * 100).toFixed(1)}%)`,
+      `${Math.round(n.median)} (${((n.median / plainNew) * 100).toFixed(1)}%)`,
       ms(d.median, 1),
       ms(d.worst, 1),
     ]
   })
-  const cost = 1 - ours / plain
+  // The goal is judged on the worse of the two workloads.
+  const cost = Math.max(1 - ours / plain, 1 - oursNew / plainNew)
   return {
     title: 'Draining',
     text: [
-      `Requests per second of one \`http\` server answering "ok", under autocannon (50 kept-alive connections,`,
-      `${seconds} s), median of ${rounds} rounds in rotating order; the server set up as each library is used. Then`,
+      `Requests per second of one \`http\` server answering "ok", under autocannon (50 connections, kept alive, or`,
+      `a new connection for each request; ${seconds} s), median of ${rounds} rounds in rotating order; the server`,
+      'set up as each library is used. The spread between rounds is a few percent on this machine. Then',
       `${QUICK ? 200 : 1000} idle kept-alive connections and the time each library takes to drain them (a plain`,
       '`server.close()` closes idle connections itself since Node 19), median of',
       `${runs(3, 1)}.`,
       '',
-      table(['server', 'requests per second', 'of the plain server', 'drain idle connections (median)', 'worst'], rows),
+      table(
+        ['server', 'requests/s, kept alive (of plain)', 'requests/s, a connection each (of plain)', 'drain idle connections (median)', 'worst'],
+        rows,
+      ),
       '',
       'titan-lifecycle tracks connections, not requests: one listener call per connection, and the per-request',
       'listener that adds `Connection: close` exists only once a shutdown has started.',
       '',
-      `Goal: tracking costs under 3% of requests per second: ${cost < 0.03 ? 'met' : '**missed**'} (${(cost * 100).toFixed(1)}%).`,
+      `Goal: tracking costs under 3% of requests per second (the worse workload): ${cost < 0.03 ? 'met' : '**missed**'} (${(cost * 100).toFixed(1)}%).`,
     ],
     goals: [{ name: 'drain tracking under 3% of requests per second', met: cost < 0.03 }],
   }

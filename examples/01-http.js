@@ -26,11 +26,10 @@ const job = setInterval(() => database.writes++, 100)
 
 const delay = Number(process.env.SHUTDOWN_DELAY_MS ?? 0)
 const manager = new ShutdownManager({ gracefulShutdownTimeout: 10_000, shutdownDelay: delay, logger: console }) // shutdown
-const ready = manager.readinessHandler() // shutdown
 
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://localhost')
-  if (url.pathname === '/ready') return ready(req, res)
+  if (url.pathname === '/ready') return manager.readinessHandler()(req, res) // shutdown
   const delay = Math.min(Number(url.searchParams.get('delay') ?? 0), 10_000)
   setTimeout(() => res.end(`hello after ${delay} ms\n`), delay)
 })

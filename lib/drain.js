@@ -15,6 +15,14 @@ const { lifecycleError } = require('./validate')
 
 /** How often a drain closes connections that went idle after their last response. */
 const SWEEP_MS = 25
+/**
+ * Between an HTTP/2 GOAWAY that refuses nothing and the one that closes the session (RFC 9113, 6.8): a
+ * stream the client opened as the first was on its way is still served. About a round trip, generously.
+ */
+const GOAWAY_GRACE_MS = 100
+/** NGHTTP2_NO_ERROR, and the largest stream id: "go away, but every stream you opened is served". */
+const NO_ERROR = 0
+const ANY_STREAM = 2 ** 31 - 1
 
 /** Every server trackServer accepts is a net.Server: http, https, http2 (plain and secure), net. */
 function isServer(value) {
@@ -31,6 +39,8 @@ class ServerTracker {
   #sessions = new Map()
   /** Upgraded connections (only while the application listens for 'upgrade'), with their request. */
   #upgraded = new Map()
+  /** HTTP/1 sockets of an HTTP/2 server (allowHTTP1) seen idle at the last sweep, with the bytes read then. */
+  #idleAtLastSweep = new Map()
   #http1
   #http2
   /** A shutdown started: responses close their connections. */
@@ -67,6 +77,7 @@ class ServerTracker {
     socket.once('close', () => {
       this.#sockets.delete(socket)
       this.#upgraded.delete(socket)
+      this.#idleAtLastSweep.delete(socket)
       this.#onGone?.()
     })
   }
@@ -77,7 +88,7 @@ class ServerTracker {
       this.#sessions.delete(session)
       this.#onGone?.()
     })
-    if (this.#draining) session.close()
+    if (this.#draining) goAway(session)
   }
 
   #trackStream(stream) {
@@ -91,8 +102,8 @@ class ServerTracker {
 
   /**
    * Upgraded connections leave the HTTP layer, so they are recorded from the 'upgrade' event. Only while
-   * the application has a listener of its own: with none, Node destroys an upgrade request, and a listener
-   * of ours would keep such sockets open with nobody to serve them.
+   * the application has a listener of its own: with none, Node serves an upgrade request as an ordinary
+   * 'request', and a listener of ours would take those requests away from the application.
    */
   #followUpgrades() {
     const server = this.#server
@@ -110,16 +121,15 @@ class ServerTracker {
 
   /**
    * A shutdown started: the load balancer may still send requests for a while (the shutdown delay), so
-   * everything is served as before, but every response now carries `Connection: close`, so no client
-   * keeps a connection that is about to go away.
+   * everything is served as before, but every HTTP/1 response now closes its connection when it is done, so
+   * no client keeps a connection that is about to go away. (HTTP/2 sessions are told at the drain.)
    */
   beginClosing() {
     if (this.#closing) return
     this.#closing = true
-    // HTTP/1 responses only (HTTP/2 has no Connection header; its sessions get a GOAWAY at the drain). An
-    // HTTP/2 server gets the listener only if it serves 'request' already (its HTTP/1 connections, with
-    // allowHTTP1, come that way): a first 'request' listener would switch one that serves 'stream' into
-    // its compatibility API. A net.Server has no requests.
+    // HTTP/1 responses only. An HTTP/2 server gets the listener only if it serves 'request' already (its
+    // HTTP/1 connections, with allowHTTP1, come that way): a first 'request' listener would switch one that
+    // serves 'stream' into its compatibility API. A net.Server has no requests.
     const servesRequests = this.#http1 || (this.#http2 && this.#server.listenerCount('request') > 0)
     if (!servesRequests) return
     this.#onRequestWhileClosing = (req, res) => req.httpVersionMajor < 2 && closeAfter(res)
@@ -141,13 +151,16 @@ class ServerTracker {
     const server = this.#server
     return new Promise((resolve, reject) => {
       let settled = false
+      let serverClosed = false
+      let sweep = null
+      let timer = null
       const finish = (error) => {
         if (settled) return
         settled = true
         clearInterval(sweep)
         clearTimeout(timer)
         this.#onGone = null
-        abortSignal?.removeEventListener('abort', onAbort)
+        abortSignal?.removeEventListener('abort', cut)
         if (this.#onRequestWhileClosing) server.removeListener('request', this.#onRequestWhileClosing)
         if (error) reject(error)
         else resolve()
@@ -157,30 +170,6 @@ class ServerTracker {
         if (this.#http1) server.closeIdleConnections()
         else if (this.#http2) this.#closeIdleHttp1Fallback()
         if (serverClosed && done()) finish()
-      }
-      let serverClosed = false
-      this.#onGone = () => serverClosed && done() && finish()
-      // Stop accepting. The callback comes when the server's own count of connections is zero (or at once,
-      // with an error, if it was not listening: fine, nothing more can arrive).
-      try {
-        server.close(() => {
-          serverClosed = true
-          check()
-        })
-      } catch {
-        serverClosed = true
-      }
-      for (const session of this.#sessions.keys()) session.close()
-      for (const [socket, req] of this.#upgraded) {
-        if (!this.#closeUpgraded) continue
-        try {
-          this.#closeUpgraded(socket, req)
-        } catch (error) {
-          process.emitWarning(`closeUpgraded threw for server '${this.#id}': ${error?.message ?? error}`, {
-            type: 'TitanLifecycleWarning',
-            code: 'TITAN_LIFECYCLE_CLOSE_UPGRADED',
-          })
-        }
       }
       const cut = () => {
         const counts = this.#destroyAll()
@@ -192,20 +181,49 @@ class ServerTracker {
           ),
         )
       }
-      const onAbort = () => cut()
+      this.#onGone = () => serverClosed && done() && finish()
+      // Stop accepting. The callback comes when the server's own count of connections is zero (or at once,
+      // with an error, if it was not listening: fine, nothing more can arrive).
+      try {
+        server.close(() => {
+          serverClosed = true
+          check()
+        })
+      } catch {
+        serverClosed = true
+      }
+      for (const session of this.#sessions.keys()) goAway(session)
+      for (const [socket, req] of this.#upgraded) {
+        if (!this.#closeUpgraded) continue
+        try {
+          this.#closeUpgraded(socket, req)
+        } catch (error) {
+          process.emitWarning(`closeUpgraded threw for server '${this.#id}': ${error?.message ?? error}`, {
+            type: 'TitanLifecycleWarning',
+            code: 'TITAN_LIFECYCLE_CLOSE_UPGRADED',
+          })
+        }
+      }
       if (abortSignal?.aborted) return cut()
-      abortSignal?.addEventListener('abort', onAbort, { once: true })
-      const sweep = setInterval(check, SWEEP_MS)
-      const timer = setTimeout(cut, Math.max(0, timeoutMs))
+      abortSignal?.addEventListener('abort', cut, { once: true })
+      sweep = setInterval(check, SWEEP_MS)
+      timer = setTimeout(cut, Math.max(0, timeoutMs))
       check()
     })
   }
 
-  /** An HTTP/2 server's HTTP/1 connections (allowHTTP1) with no response in progress: closed as Node's own
-   * closeIdleConnections() does for an HTTP/1 server. */
+  /**
+   * An HTTP/2 server's HTTP/1 connections (allowHTTP1) that are idle: no response in progress, and nothing
+   * read since the last sweep (a request whose headers are still arriving has no response yet). Closed as
+   * Node's closeIdleConnections() closes an HTTP/1 server's, which knows its parsers' state.
+   */
   #closeIdleHttp1Fallback() {
     for (const socket of this.#sockets) {
-      if (!socket._httpMessage && !this.#upgraded.has(socket)) socket.destroy()
+      const idle = !socket._httpMessage && !this.#upgraded.has(socket)
+      const seenIdle = this.#idleAtLastSweep.get(socket)
+      if (idle && seenIdle === socket.bytesRead) socket.destroy()
+      else if (idle) this.#idleAtLastSweep.set(socket, socket.bytesRead)
+      else this.#idleAtLastSweep.delete(socket)
     }
   }
 
@@ -235,9 +253,28 @@ class ServerTracker {
   }
 }
 
-/** Marks a response to close its connection once sent, unless its headers are out already. */
+/**
+ * Makes a response close its connection once it is sent: with `Connection: close` if its headers are not
+ * out yet; otherwise (they said keep-alive) the connection still ends right after it, as Node ends one whose
+ * response was its last (`_last`), rather than idling until a sweep closes it under a client reusing it.
+ */
 function closeAfter(res) {
   if (!res.headersSent) res.setHeader('Connection', 'close')
+  else res._last = true
+}
+
+/**
+ * Tells an HTTP/2 session to go away in two steps: a GOAWAY that refuses no stream, then, a round trip later,
+ * close(): a GOAWAY with the last stream id seen, after which the session ends once its streams have.
+ */
+function goAway(session) {
+  if (session.closed || session.destroyed) return
+  try {
+    session.goaway(NO_ERROR, ANY_STREAM)
+  } catch {
+    // Already going away.
+  }
+  setTimeout(() => !session.closed && !session.destroyed && session.close(), GOAWAY_GRACE_MS).unref()
 }
 
 module.exports = { ServerTracker, isServer }

@@ -39,6 +39,10 @@ class LongTimer {
   }
 }
 
+/** The margin a drain leaves before the stop phase ends: 5% of the budget, and at least 100 ms. */
+const DRAIN_MARGIN_SHARE = 0.05
+const DRAIN_MARGIN_MIN_MS = 100
+
 /** How often a joined stop() checks whether its continuations are done (see #exitAfterContinuations). */
 const CONTINUATION_POLL_MS = 5
 /** How long before the deadline a joined stop() stops waiting for its continuations and exits. */
@@ -156,7 +160,10 @@ class ShutdownRun {
     // share of the budget. The delay leaves the tasks their share besides it.
     this.#reserveMs =
       this.#destroyReserve === undefined ? budgetMs * DEFAULT_DESTROY_RESERVE : Math.min(this.#destroyReserve, budgetMs / 2)
-    const delayMs = Math.min(this.#shutdownDelay, Math.max(0, budgetMs - this.#reserveMs - budgetMs * MIN_TASK_SHARE))
+    // No delay after an uncaught error: the process should not keep serving in a state nobody planned for.
+    const delayMs = FATAL_REASONS.has(reason) || this.#fatal
+      ? 0
+      : Math.min(this.#shutdownDelay, Math.max(0, budgetMs - this.#reserveMs - budgetMs * MIN_TASK_SHARE))
     const start = this.#native.begin(reason, budgetMs, signal, delayMs === 0)
     if (!start.attached) throw lifecycleError('ERR_SHUTDOWN_IN_PROGRESS', 'the shutdown is already being run')
     const now = Date.now()
@@ -221,6 +228,14 @@ class ShutdownRun {
   }
 
   /**
+   * The default time for a server's drain: what remains of the stop phase, less a margin, so the drain
+   * reports what it cut (ERR_DRAIN_TIMEOUT) before the reserve cuts it, and later stop tasks get a moment.
+   */
+  drainTimeLeftMs() {
+    return Math.max(0, this.stopPhaseLeftMs() - Math.max(DRAIN_MARGIN_MIN_MS, this.#budgetMs * DRAIN_MARGIN_SHARE))
+  }
+
+  /**
    * The destroy phase's reserve has come: stop tasks still running time out (their AbortSignals abort),
    * those not started are skipped, and the destroy phase starts, so it always gets the reserve.
    */
@@ -252,6 +267,10 @@ class ShutdownRun {
         durationMs: this.#native.taskRecords()[index]?.durationMs ?? 0,
         timedOut: true,
       })
+    }
+    if (cut.skipped.length > 0) {
+      const ids = cut.skipped.map((i) => `'${this.#ids[i]}'`).join(', ')
+      this.#logger.warn(`shutdown tasks ${ids} were skipped to keep ${Math.round(this.#reserveMs)} ms for the destroy phase`)
     }
     for (const index of cut.ready) this.#startTask(index)
     if (cut.finished) this.#finish(false)

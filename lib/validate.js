@@ -333,8 +333,13 @@ function validateManagerOptions(value) {
   } = options
   const deadline = validateTimeout('options.gracefulShutdownTimeout', gracefulShutdownTimeout, 30_000)
   const reserve = validateDuration('options.destroyReserve', destroyReserve, undefined)
-  if (reserve !== undefined && reserve >= deadline) {
-    throw outOfRange('options.destroyReserve', `less than gracefulShutdownTimeout (${deadline} ms)`, reserve)
+  const longestReserve = deadline * (1 - MIN_TASK_SHARE)
+  if (reserve !== undefined && reserve > longestReserve) {
+    throw outOfRange(
+      'options.destroyReserve',
+      `at most ${Math.floor(longestReserve)} ms: it must leave the tasks ${MIN_TASK_SHARE * 100}% of gracefulShutdownTimeout`,
+      reserve,
+    )
   }
   const delay = validateDuration('options.shutdownDelay', shutdownDelay, 0)
   const longestDelay = deadline - (reserve ?? deadline * DEFAULT_DESTROY_RESERVE) - deadline * MIN_TASK_SHARE

@@ -15,7 +15,7 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 128 })
 const say = (line) => process.stdout.write(`${JSON.stringify(line)}\n`)
 
 function check(backend) {
-  const request = http.get({ host: '127.0.0.1', port: backend.port, path: '/ready', agent: false, timeout: 500 }, (res) => {
+  const request = http.get({ host: '127.0.0.1', port: backend.port, path: '/ready', agent: false, timeout: 300 }, (res) => {
     res.resume()
     mark(backend, res.statusCode === 200)
   })

@@ -23,7 +23,7 @@ const ROOT = path.join(__dirname, '..')
 const RATE = 250 // requests per second
 const SLOW_EVERY = 7 // one request in SLOW_EVERY takes 1 s
 const REQUEST_TIMEOUT_MS = 5000
-const SHUTDOWN_DELAY_MS = 400 // four health checks of the proxy
+const SHUTDOWN_DELAY_MS = 1000 // ten health-check periods of the proxy, three of its check timeouts
 const DEADLINE_MS = 10_000 // the example's gracefulShutdownTimeout
 
 const VARIANTS = {
@@ -102,20 +102,22 @@ function startLoad(port) {
     stats.sent++
     if (slow) stats.slow++
     const done = new Promise((resolve) => {
+      // Each request counts once: a response cut after its headers can raise errors on both objects.
+      let counted = false
+      const outcome = (failure) => {
+        if (counted) return
+        counted = true
+        if (failure) fail(failure)
+        else stats.ok++
+        resolve()
+      }
       const request = http.get({ host: '127.0.0.1', port, path: `/?delay=${slow ? 1000 : 0}`, agent }, (res) => {
         res.resume()
-        res.on('end', () => {
-          if (res.statusCode === 200) stats.ok++
-          else fail(`HTTP ${res.statusCode}`)
-          resolve()
-        })
-        res.on('error', () => (fail('response cut'), resolve()))
+        res.on('end', () => outcome(res.statusCode === 200 ? null : `HTTP ${res.statusCode}`))
+        res.on('error', () => outcome('response cut'))
       })
       request.setTimeout(REQUEST_TIMEOUT_MS, () => request.destroy(Object.assign(new Error('timed out'), { code: 'TIMEOUT' })))
-      request.on('error', (error) => {
-        fail(error.code ?? error.message)
-        resolve()
-      })
+      request.on('error', (error) => outcome(error.code ?? error.message))
     })
     inFlight.add(done)
     done.then(() => inFlight.delete(done))
@@ -144,15 +146,8 @@ async function rollingRestart(name) {
   const instances = { A: startInstance(variant, ports.A), B: startInstance(variant, ports.B) }
   await Promise.all(Object.values(instances).map((i) => i.listening))
   const proxy = startProxy([ports.A, ports.B])
-  const proxyPort = await new Promise((resolve) => {
-    const timer = setInterval(() => {
-      const line = proxy.lines.find((l) => l.kind === 'listening')
-      if (line) {
-        clearInterval(timer)
-        resolve(line.port)
-      }
-    }, 10)
-  })
+  await until(() => proxy.lines.some((l) => l.kind === 'listening'), 'the proxy to listen')
+  const proxyPort = proxy.lines.find((l) => l.kind === 'listening').port
   await until(() => proxy.readiness.get(ports.A) && proxy.readiness.get(ports.B), 'both instances to be ready')
   const load = startLoad(proxyPort)
   const restarts = []

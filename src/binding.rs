@@ -101,6 +101,8 @@ pub struct SettleResult {
 pub struct StopPhaseCut {
   /// Stop tasks that were running, now timed out.
   pub timed_out: Vec<u32>,
+  /// Stop tasks that never started and never will.
+  pub skipped: Vec<u32>,
   /// Destroy tasks to start now.
   pub ready: Vec<u32>,
   pub finished: bool,
@@ -464,6 +466,7 @@ impl NativeShutdown {
     let finished = record.run().is_some_and(|r| r.plan.is_finished());
     Some(StopPhaseCut {
       timed_out: cut.timed_out,
+      skipped: cut.skipped,
       ready: cut.ready,
       finished,
     })
