@@ -262,7 +262,7 @@ fn wait_readable(fd: c_int, timeout: Option<Duration>) {
   {
     // ppoll takes nanoseconds, so a deadline is not rounded up to the next millisecond.
     let ts = timeout.map(|d| libc::timespec {
-      tv_sec: d.as_secs().min(i32::MAX as u64) as libc::time_t,
+      tv_sec: d.as_secs().min(i32::MAX as u64) as _,
       tv_nsec: d.subsec_nanos() as _,
     });
     let ts_ptr = ts
