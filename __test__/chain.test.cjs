@@ -4,9 +4,9 @@
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { start, kill, find, waitFor, neighbourLibrary } = require('./helpers.cjs')
+const { start, kill, find, waitFor, needs, neighbourLibrary } = require('./helpers.cjs')
 
-test('a native neighbour that re-installs its handler three times still runs once per signal', async () => {
+test('a native neighbour that re-installs its handler three times still runs once per signal', needs('gcc'), async () => {
   const fixture = start('neighbour.cjs', [], {
     env: { LD_PRELOAD: neighbourLibrary(), NEIGHBOUR_DELAY_MS: '300', NEIGHBOUR_REPEAT: '3', NEIGHBOUR_INTERVAL_MS: '300' },
   })

@@ -10,7 +10,7 @@ const assert = require('node:assert/strict')
 const http = require('node:http')
 const http2 = require('node:http2')
 const net = require('node:net')
-const { start, kill, find, now } = require('./helpers.cjs')
+const { start, kill, find, now, needs } = require('./helpers.cjs')
 const { ShutdownManager } = require('..')
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -207,7 +207,7 @@ function certificate() {
   return { key, cert }
 }
 
-test('TLS: an https server and an HTTP/2 server with HTTP/1 clients (allowHTTP1) drain without failing a request', async () => {
+test('TLS: an https server and an HTTP/2 server with HTTP/1 clients (allowHTTP1) drain without failing a request', needs('openssl'), async () => {
   const https = require('node:https')
   const { key, cert } = certificate()
   const fixture = start('drain-tls.cjs', [key, cert])

@@ -8,7 +8,7 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { start, launch, kill, find, waitFor, now, FIXTURES } = require('./helpers.cjs')
+const { start, launch, kill, find, waitFor, now, needs, FIXTURES } = require('./helpers.cjs')
 
 const DEADLINE = 400
 /** The exit paths' write budget (50 ms) plus a noisy machine's slack. */
@@ -20,7 +20,7 @@ async function signalled(mode, { stallStderr = true } = {}) {
   return { fixture, sentAt: kill(fixture.child, 'SIGTERM') }
 }
 
-test('a blocked loop ends at the deadline with 124 although stderr is a full pipe nobody reads', async () => {
+test('a blocked loop ends at the deadline with 124 although stderr is a full pipe nobody reads', needs('mkfifo'), async () => {
   const { fixture, sentAt } = await signalled('blocked')
   const { code, signal, exitedAt, killedByTimer } = await fixture.exited
   assert.equal(killedByTimer, false, 'the process hung writing its report')
@@ -30,7 +30,7 @@ test('a blocked loop ends at the deadline with 124 although stderr is a full pip
   assert.ok(elapsed >= DEADLINE - 1 && elapsed <= DEADLINE + SLACK, `exited ${elapsed.toFixed(1)} ms after SIGTERM`)
 })
 
-test('a second signal exits at once with 143 although stderr is a full pipe', async () => {
+test('a second signal exits at once with 143 although stderr is a full pipe', needs('mkfifo'), async () => {
   const { fixture } = await signalled('second-signal')
   await waitFor(() => find(fixture.lines, 'task-start', { id: 'hang' }), 5000, 'the shutdown to run')
   // Until this process's stream stops reading (at its high-water mark), a small write may still find room.
@@ -43,7 +43,7 @@ test('a second signal exits at once with 143 although stderr is a full pipe', as
   assert.ok(exitedAt - secondAt < SLACK, `exited ${(exitedAt - secondAt).toFixed(1)} ms after the second SIGTERM`)
 })
 
-test('a responsive loop that answered the deadline still exits with the code it reported, not 0', async () => {
+test('a responsive loop that answered the deadline still exits with the code it reported, not 0', needs('mkfifo'), async () => {
   const { fixture, sentAt } = await signalled('idle')
   const { code, signal, exitedAt, lines, killedByTimer } = await fixture.exited
   assert.equal(killedByTimer, false)
@@ -54,7 +54,7 @@ test('a responsive loop that answered the deadline still exits with the code it 
   assert.ok(exitedAt - sentAt <= DEADLINE + SLACK)
 })
 
-test('a non-blocking stderr that fills up delays the report within its budget instead of dropping it', async () => {
+test('a non-blocking stderr that fills up delays the report within its budget instead of dropping it', needs('mkfifo'), async () => {
   const { fixture, sentAt } = await signalled('nonblocking')
   // The collector wakes up just after the deadline, while the watchdog is waiting for room to write.
   await new Promise((resolve) => setTimeout(resolve, Math.max(0, sentAt + DEADLINE + 10 - now())))
@@ -66,7 +66,7 @@ test('a non-blocking stderr that fills up delays the report within its budget in
   assert.match(stderr, /running: 'spin'/)
 })
 
-test('a terminal paused with Ctrl-S cannot hold the hard exit', async () => {
+test('a terminal paused with Ctrl-S cannot hold the hard exit', needs('python3'), async () => {
   // The service's stderr is the terminal; its own report lines go to a file, since the paused terminal
   // would block Node's synchronous TTY writes too.
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-pause-')), 'report.jsonl')

@@ -5,7 +5,7 @@
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { start, kill, run, find, waitFor, eventNames, neighbourLibrary } = require('./helpers.cjs')
+const { start, kill, run, find, waitFor, eventNames, needs, neighbourLibrary } = require('./helpers.cjs')
 
 function assertGraceful(result, reason = 'SIGTERM') {
   assert.equal(result.killedByTimer, false, 'the process hung')
@@ -79,7 +79,7 @@ for (const order of ['before', 'after']) {
 }
 
 for (const variant of ['default', 'only-sigterm']) {
-  test(`a signal that native code kept from libuv still reaches JavaScript, through the watchdog (${variant} signals)`, async () => {
+  test(`a signal that native code kept from libuv still reaches JavaScript, through the watchdog (${variant} signals)`, needs('gcc'), async () => {
     const fixture = start('guarantee.cjs', ['libuv-unreachable', variant], {
       env: { LD_PRELOAD: neighbourLibrary(), NEIGHBOUR_DELAY_MS: '100' },
     })

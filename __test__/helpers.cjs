@@ -84,6 +84,8 @@ function launch(argv, { killAfterMs = 15_000, env = {}, cwd, stallStderr = false
   let killedByTimer = false
   const timer = setTimeout(() => {
     killedByTimer = true
+    // A command that failed to start has no pid (its 'close' comes with the spawn error).
+    if (child.pid === undefined) return
     if (detached) process.kill(-child.pid, 'SIGKILL')
     else child.kill('SIGKILL')
   }, killAfterMs)
@@ -191,9 +193,30 @@ function neighbourLibrary() {
   return library
 }
 
+/**
+ * Test options for a test that runs the given commands (gcc, openssl, python3...). A test normally runs and
+ * fails loudly when one is missing. With TITAN_LIFECYCLE_SKIP_MISSING_TOOLS=1 (the full suite inside the
+ * small musl root of `npm run test:cross`, which has a musl Node and nothing else) it is skipped instead, and
+ * the skip names the missing command, so the count of skipped tests says what did not run.
+ */
+function needs(...commands) {
+  if (process.env.TITAN_LIFECYCLE_SKIP_MISSING_TOOLS !== '1') return {}
+  const onPath = (command) =>
+    (process.env.PATH ?? '').split(path.delimiter).some((dir) => {
+      try {
+        fs.accessSync(path.join(dir, command), fs.constants.X_OK)
+        return true
+      } catch {
+        return false
+      }
+    })
+  const missing = commands.filter((command) => !onPath(command))
+  return missing.length ? { skip: `needs ${missing.join(', ')}, which this system does not have` } : {}
+}
+
 /** The command line of `npm start` with the given script shell ('sh' or 'bash'). */
 function npmStart(shell) {
   return ['npm', 'start', '--silent', `--script-shell=${shell}`]
 }
 
-module.exports = { start, launch, npmStart, kill, run, waitFor, eventNames, find, now, neighbourLibrary, FIXTURES }
+module.exports = { start, launch, npmStart, needs, kill, run, waitFor, eventNames, find, now, neighbourLibrary, FIXTURES }

@@ -11,7 +11,7 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { launch, find, npmStart, waitFor, FIXTURES } = require('./helpers.cjs')
+const { launch, find, npmStart, needs, waitFor, FIXTURES } = require('./helpers.cjs')
 
 const APP = path.join(FIXTURES, 'npm-app')
 
@@ -59,7 +59,7 @@ async function inTerminal(shell, presses) {
 }
 
 for (const shell of ['sh', 'bash']) {
-  test(`npm start (script shell ${shell}): SIGTERM to the process group shuts down once, exit 0`, async () => {
+  test(`npm start (script shell ${shell}): SIGTERM to the process group shuts down once, exit 0`, needs('npm', shell), async () => {
     const fixture = launch(npmStart(shell), { cwd: APP, detached: true })
     await fixture.ready
     process.kill(-fixture.child.pid, 'SIGTERM')
@@ -68,12 +68,12 @@ for (const shell of ['sh', 'bash']) {
     assertOneGracefulShutdown({ lines: result.lines, text: result.stdout + result.stderr }, 'SIGTERM')
   })
 
-  test(`npm start (script shell ${shell}): Ctrl-C in a terminal shuts down once, exit 0`, async () => {
+  test(`npm start (script shell ${shell}): Ctrl-C in a terminal shuts down once, exit 0`, needs('npm', shell, 'python3'), async () => {
     assertOneGracefulShutdown(await inTerminal(shell, 1), 'SIGINT')
   })
 }
 
-test('npm start (script shell bash): a second Ctrl-C still exits at once with 130', async () => {
+test('npm start (script shell bash): a second Ctrl-C still exits at once with 130', needs('npm', 'bash', 'python3'), async () => {
   const { lines, text } = await inTerminal('bash', 2)
   assert.match(text, /second SIGINT during shutdown, exiting now with code 130/)
   assert.ok(find(lines, 'task-start', { id: 'drain' }))

@@ -9,20 +9,30 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { execFileSync, spawn } = require('node:child_process')
+const { needs } = require('./helpers.cjs')
 
 const root = path.join(__dirname, '..')
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
+
+/** The build this process loads (a checkout may hold several): its file name and platform. */
+function loadedBuild() {
+  require('..')
+  const loader = require.cache[require.resolve('../lib/native.js')]
+  const addon = path.basename(loader.children.find((child) => child.id.endsWith('.node')).id)
+  const platform = addon.slice('titan-lifecycle.'.length, -'.node'.length)
+  assert.match(platform, /^(linux|darwin)-(x64|arm64)(-gnu|-musl)?$/)
+  return { addon, platform }
+}
 
 function pack(dir, into) {
   const out = execFileSync(npm, ['pack', '--silent', '--pack-destination', into], { cwd: dir, encoding: 'utf8' })
   return path.join(into, out.trim().split('\n').at(-1))
 }
 
-test('the packed package installs, loads its platform binary and shuts down on SIGTERM', async (t) => {
+test('the packed package installs, loads its platform binary and shuts down on SIGTERM', needs('npm'), async (t) => {
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-pack-'))
   t.after(() => fs.rmSync(scratch, { recursive: true, force: true }))
-  const addon = fs.readdirSync(root).find((f) => /^titan-lifecycle\..+\.node$/.test(f))
-  const platform = addon.slice('titan-lifecycle.'.length, -'.node'.length)
+  const { addon, platform } = loadedBuild()
   const platformDir = path.join(scratch, 'platform')
   fs.cpSync(path.join(root, 'npm', platform), platformDir, { recursive: true })
   fs.copyFileSync(path.join(root, addon), path.join(platformDir, addon))
@@ -105,8 +115,7 @@ function loadError(platformOverride) {
 test("a missing platform package is named in the loader's error, with the command that installs it", () => {
   const error = loadError()
   assert.equal(error.code, 'ERR_NATIVE_UNAVAILABLE')
-  const addon = fs.readdirSync(root).find((f) => /^titan-lifecycle\..+\.node$/.test(f))
-  const platform = addon.slice('titan-lifecycle.'.length, -'.node'.length)
+  const { platform } = loadedBuild()
   assert.match(error.message, new RegExp(`npm install titan-lifecycle-${platform}@\\d+\\.\\d+\\.\\d+`))
 })
 
