@@ -1,0 +1,271 @@
+'use strict'
+// Installs titan-lifecycle as a user would, from a registry: a local npm registry (verdaccio, a dev
+// dependency of this folder) on the loopback, the platform packages that have a build (npm/<platform>/) and
+// the root package published to it, then, in a fresh project with no Rust on PATH, a plain
+// `npm install titan-lifecycle`. The installed package is used from a CommonJS script, an ES module with
+// named imports and `--require titan-lifecycle/register`, each shut down by a real SIGTERM; and from a
+// TypeScript file checked with `tsc --strict --noEmit` on TypeScript 5 and the current major (7), with no
+// types loaded implicitly (`"types": []`), so the typings must reference what they need. Type tests also
+// check that misuse is rejected.
+//
+//   node registry/run.cjs            (npm run test:registry)
+//
+// Other packages (typescript, @types/node) come through the registry from npmjs. verdaccio's dependencies
+// ask for node-fetch by the dist-tag `cjs`, which the npm mirror reachable here lacks; package.json pins it.
+
+const fs = require('node:fs')
+const http = require('node:http')
+const os = require('node:os')
+const path = require('node:path')
+const { execFileSync, spawn } = require('node:child_process')
+const { launch, kill, find } = require('../__test__/helpers.cjs')
+
+const ROOT = path.join(__dirname, '..')
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-registry-'))
+const results = []
+
+function check(name, fn) {
+  return Promise.resolve()
+    .then(fn)
+    .then(
+      (observed) => results.push({ name, ok: true, observed }),
+      (error) => results.push({ name, ok: false, observed: String(error?.message ?? error).split('\n').slice(0, 6).join(' | ') }),
+    )
+    .then(() => {
+      const r = results.at(-1)
+      console.error(`${r.ok ? 'pass' : 'FAIL'}  ${name}: ${r.observed}`)
+    })
+}
+
+function ensureVerdaccio() {
+  if (fs.existsSync(path.join(__dirname, 'node_modules', 'verdaccio'))) return
+  console.error('registry: installing verdaccio (registry/package.json)')
+  for (let attempt = 1; ; attempt++) {
+    try {
+      execFileSync(npm, ['install', '--no-audit', '--no-fund'], { cwd: __dirname, stdio: 'inherit', timeout: 300_000 })
+      return
+    } catch (error) {
+      if (attempt === 3) throw error
+    }
+  }
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const probe = http.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address()
+      probe.close(() => resolve(port))
+    })
+  })
+}
+
+function request(port, method, pathname, body) {
+  return new Promise((resolve, reject) => {
+    const data = body ? JSON.stringify(body) : undefined
+    const req = http.request(
+      { host: '127.0.0.1', port, method, path: pathname, headers: data ? { 'content-type': 'application/json' } : {} },
+      (res) => {
+        let text = ''
+        res.setEncoding('utf8').on('data', (c) => (text += c)).on('end', () => resolve({ status: res.statusCode, text }))
+      },
+    )
+    req.on('error', reject)
+    req.end(data)
+  })
+}
+
+async function startRegistry() {
+  const port = await freePort()
+  const config = path.join(scratch, 'config.yaml')
+  fs.writeFileSync(
+    config,
+    [
+      `storage: ${path.join(scratch, 'storage')}`,
+      'auth:',
+      '  htpasswd:',
+      `    file: ${path.join(scratch, 'htpasswd')}`,
+      '    max_users: 10',
+      'uplinks:',
+      '  npmjs:',
+      '    url: https://registry.npmjs.org/',
+      '    timeout: 60s',
+      'packages:',
+      "  'titan-lifecycle':",
+      '    access: $all',
+      '    publish: $authenticated',
+      "  'titan-lifecycle-*':",
+      '    access: $all',
+      '    publish: $authenticated',
+      "  '**':",
+      '    access: $all',
+      '    proxy: npmjs',
+      'log: { type: stdout, format: pretty, level: warn }',
+      '',
+    ].join('\n'),
+  )
+  const child = spawn(process.execPath, [path.join(__dirname, 'node_modules', 'verdaccio', 'bin', 'verdaccio'), '--config', config, '--listen', `127.0.0.1:${port}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  child.stdout.on('data', (c) => (output += c))
+  child.stderr.on('data', (c) => (output += c))
+  const giveUp = Date.now() + 60_000
+  for (;;) {
+    try {
+      if ((await request(port, 'GET', '/-/ping')).status === 200) break
+    } catch {}
+    if (Date.now() > giveUp || child.exitCode !== null) throw new Error(`verdaccio did not start:\n${output}`)
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  // A user, whose token publishes.
+  const user = await request(port, 'PUT', '/-/user/org.couchdb.user:ci', { name: 'ci', password: 'ci-password' })
+  const token = JSON.parse(user.text).token
+  if (!token) throw new Error(`no token from verdaccio: ${user.text}`)
+  const npmrc = path.join(scratch, 'npmrc')
+  fs.writeFileSync(npmrc, `registry=http://127.0.0.1:${port}/\n//127.0.0.1:${port}/:_authToken=${token}\n`)
+  return { child, port, npmrc }
+}
+
+/** Runs npm against the local registry; what it printed is shown only if it fails. */
+function npmRun(args, { cwd, npmrc, env = {} }) {
+  try {
+    return execFileSync(npm, [...args, '--userconfig', npmrc, '--no-audit', '--no-fund'], {
+      cwd,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, npm_config_userconfig: npmrc, ...env },
+      timeout: 300_000,
+    })
+  } catch (error) {
+    throw new Error(`npm ${args.join(' ')} failed: ${error.stdout ?? ''}${error.stderr ?? ''}`)
+  }
+}
+
+async function main() {
+  ensureVerdaccio()
+  const registry = await startRegistry()
+  try {
+    // The local platform's build, if the cross build has not put one there.
+    const local = fs.readdirSync(ROOT).find((f) => /^titan-lifecycle\.(.+)\.node$/.test(f))
+    const localPlatform = local?.slice('titan-lifecycle.'.length, -'.node'.length)
+    if (local && !fs.existsSync(path.join(ROOT, 'npm', localPlatform, local))) {
+      fs.copyFileSync(path.join(ROOT, local), path.join(ROOT, 'npm', localPlatform, local))
+    }
+    const published = []
+    for (const platform of fs.readdirSync(path.join(ROOT, 'npm'))) {
+      const dir = path.join(ROOT, 'npm', platform)
+      if (!fs.existsSync(path.join(dir, `titan-lifecycle.${platform}.node`))) continue
+      npmRun(['publish'], { cwd: dir, npmrc: registry.npmrc })
+      published.push(platform)
+    }
+    npmRun(['publish'], { cwd: ROOT, npmrc: registry.npmrc })
+    console.error(`registry: published titan-lifecycle and ${published.join(', ')}`)
+
+    const app = path.join(scratch, 'app')
+    fs.mkdirSync(app)
+    fs.writeFileSync(path.join(app, 'package.json'), '{ "name": "app", "private": true }\n')
+    // No Rust on PATH: the install must not need a compiler.
+    const pathWithoutRust = [path.dirname(process.execPath), '/usr/bin', '/bin'].join(path.delimiter)
+    await check('npm install titan-lifecycle, with no Rust on PATH', () => {
+      let cargo = null
+      try {
+        cargo = execFileSync('sh', ['-c', 'command -v cargo rustc'], { encoding: 'utf8', env: { PATH: pathWithoutRust } }).trim()
+      } catch {}
+      if (cargo) throw new Error(`Rust is on the PATH used: ${cargo}`)
+      npmRun(['install', 'titan-lifecycle', 'typescript@5', 'typescript7@npm:typescript@7', '@types/node@20'], {
+        cwd: app,
+        npmrc: registry.npmrc,
+        env: { PATH: pathWithoutRust },
+      })
+      const installed = fs.readdirSync(path.join(app, 'node_modules')).filter((d) => d.startsWith('titan-lifecycle'))
+      return `installed ${installed.join(', ')}`
+    })
+
+    const shutdownOnSigterm = async (argv, name) => {
+      const child = launch(argv, { cwd: app, env: { PATH: pathWithoutRust } })
+      if (!(await child.ready)) throw new Error(`${name} did not start: ${child.output().stderr}`)
+      kill(child.child, 'SIGTERM')
+      const result = await child.exited
+      if (result.code !== 0 || !find(result.lines, 'task-ran')) throw new Error(`exit ${result.code}: ${result.stderr}`)
+      return 'SIGTERM ran the task, exit 0'
+    }
+    const body = (imports) => `${imports}
+const manager = new ShutdownManager({ gracefulShutdownTimeout: 5000 })
+manager.registerTask({ id: 'work', priority: ShutdownPriority.High, handler: () => console.log(JSON.stringify({ kind: 'task-ran' })) })
+setInterval(() => {}, 1000)
+console.log(JSON.stringify({ kind: 'ready' }))
+`
+    fs.writeFileSync(path.join(app, 'app.cjs'), body("const { ShutdownManager, ShutdownPriority } = require('titan-lifecycle')"))
+    fs.writeFileSync(path.join(app, 'app.mjs'), body("import { ShutdownManager, ShutdownPriority } from 'titan-lifecycle'"))
+    fs.writeFileSync(
+      path.join(app, 'registered.cjs'),
+      `const { processManager } = require('titan-lifecycle')
+processManager().registerTask({ id: 'work', handler: () => console.log(JSON.stringify({ kind: 'task-ran' })) })
+setInterval(() => {}, 1000)
+console.log(JSON.stringify({ kind: 'ready' }))
+`,
+    )
+    await check('CommonJS: require()', () => shutdownOnSigterm([process.execPath, 'app.cjs'], 'app.cjs'))
+    await check('ES module: named imports', () => shutdownOnSigterm([process.execPath, 'app.mjs'], 'app.mjs'))
+    await check('node --require titan-lifecycle/register', () =>
+      shutdownOnSigterm([process.execPath, '--require', 'titan-lifecycle/register', 'registered.cjs'], 'registered.cjs'),
+    )
+
+    fs.writeFileSync(
+      path.join(app, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: { strict: true, noEmit: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', types: [] },
+        files: ['app.ts'],
+      }),
+    )
+    fs.writeFileSync(
+      path.join(app, 'app.ts'),
+      `import * as http from 'node:http'
+import { ShutdownManager, ShutdownPriority, ShutdownReason, processManager, type ShutdownResult } from 'titan-lifecycle'
+
+const manager = new ShutdownManager({ gracefulShutdownTimeout: 30_000, shutdownDelay: 5_000 })
+const server = http.createServer(manager.readinessHandler())
+const id: string = manager.trackServer(server, { drainTimeout: 10_000 })
+manager.registerTask({ id: 'db', phase: 'destroy', priority: ShutdownPriority.Last, handler: async ({ abortSignal }) => abortSignal.aborted })
+const result: Promise<ShutdownResult> = manager.stop({ reason: ShutdownReason.Maintenance })
+const registered: ShutdownManager | undefined = processManager()
+void [id, result, registered]
+
+// @ts-expect-error reasons are a closed set
+void manager.stop({ reason: 'bored' })
+// @ts-expect-error a task needs a handler
+manager.registerTask({ id: 'x' })
+// @ts-expect-error only a server can be tracked
+manager.trackServer({})
+`,
+    )
+    for (const [label, tsc] of [
+      ['TypeScript 5', path.join(app, 'node_modules', 'typescript', 'bin', 'tsc')],
+      ['TypeScript 7', path.join(app, 'node_modules', 'typescript7', 'bin', 'tsc')],
+    ]) {
+      await check(`${label}: tsc --strict --noEmit, no implicit types, misuse rejected`, () => {
+        const version = execFileSync(process.execPath, [tsc, '--version'], { cwd: app, encoding: 'utf8' }).trim()
+        try {
+          execFileSync(process.execPath, [tsc, '-p', '.'], { cwd: app, encoding: 'utf8' })
+        } catch (error) {
+          throw new Error(`${version}: ${error.stdout}${error.stderr}`)
+        }
+        return `${version}: clean`
+      })
+    }
+  } finally {
+    registry.child.kill('SIGKILL')
+  }
+  const failed = results.filter((r) => !r.ok).length
+  console.log(`${results.length - failed} passed, ${failed} failed`)
+  fs.writeFileSync(path.join(scratch, 'results.json'), JSON.stringify(results))
+  process.exitCode = failed === 0 ? 0 : 1
+}
+
+main()
+  .catch((error) => {
+    console.error(error)
+    process.exitCode = 1
+  })
+  .finally(() => fs.rmSync(scratch, { recursive: true, force: true }))
