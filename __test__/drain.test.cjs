@@ -10,7 +10,7 @@ const assert = require('node:assert/strict')
 const http = require('node:http')
 const http2 = require('node:http2')
 const net = require('node:net')
-const { start, kill, find, now, needs } = require('./helpers.cjs')
+const { start, kill, find, now, needs, waitFor } = require('./helpers.cjs')
 const { ShutdownManager } = require('..')
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -82,7 +82,9 @@ test('a drain under SIGTERM fails no request, closes every connection and exits 
   await sleep(100)
 
   const sentAt = kill(fixture.child, 'SIGTERM')
-  // During the shutdown delay (300 ms) the service keeps serving, every response closing its connection.
+  // During the shutdown delay (300 ms) the service keeps serving, every response closing its connection:
+  // from the moment the service has heard of the signal (a response written before that is still kept alive).
+  await waitFor(() => find(fixture.lines, 'readiness-at-start'), 2000, 'the shutdown to start')
   const duringDelay = []
   while (now() - sentAt < 250) {
     duringDelay.push(await get(web, '/fast', busyAgent))
