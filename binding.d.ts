@@ -8,6 +8,8 @@ export declare class NativeShutdown {
    * never kill the process. Outside the main thread it is always none: the watchdog belongs to the process.
    */
   constructor(hardExitCode?: number | undefined | null)
+  /** The stall threshold a shutdown watches the event loop with (`stallThreshold`); none or 0: it does not. */
+  setStallThreshold(thresholdMs?: number | undefined | null): void
   /** Whether this manager's deadline is enforced natively. */
   get enforced(): boolean
   register(id: string, name: string, priority: number, phase: string, dependsOn: Array<string>): void
@@ -38,9 +40,18 @@ export declare class NativeShutdown {
    * Marks the shutdown finished. Unless the process is about to exit, stands the watchdog down, and
    * lets go of JavaScript unless signals still need it.
    */
-  finish(exitCode: number, exiting: boolean): void
+  finish(exitCode: number, exiting: boolean): Stall | null
   /** Every task of the shutdown, in plan order, with its status and duration. */
   taskRecords(): Array<TaskRecord>
+  /** Whether stacks and diagnostic reports can be had in this process, and if not, why. */
+  stackSupport(): StackSupport
+  /** Makes the hard exit write Node's diagnostic report into `directory` (none: no report). */
+  setDiagnosticReport(directory?: string | undefined | null): void
+  /**
+   * JavaScript's answer to a stall probe: the stall it ended, if the loop took the threshold or more to
+   * answer.
+   */
+  answerStallProbe(): Stall | null
   /** JavaScript's answer to the watchdog's probe: its event loop is free. */
   answerProbe(): void
   /** JavaScript has emitted its hard-exit events; the watchdog may exit now. */
@@ -75,7 +86,10 @@ export interface MissingDependency {
 
 /** An event from the watchdog thread, as JavaScript receives it. */
 export interface NativeEventJs {
-  /** 'signal' | 'probe' | 'deadline' | 'displaced', or 'stale' for news of a signal JavaScript already had */
+  /**
+   * 'signal' | 'probe' | 'stall-probe' | 'deadline' | 'displaced', or 'stale' for news of a signal
+   * JavaScript already had
+   */
   kind: string
   signal?: string
   /** For 'signal': how long ago the handler ran, measured when JavaScript receives the event. */
@@ -83,7 +97,6 @@ export interface NativeEventJs {
   detail?: string
 }
 
-/** The number of an ownable signal, or null. */
 export declare function ownableSignalNumber(name: string): number | null
 
 /** What JavaScript needs to run a shutdown it begins or picks up. */
@@ -102,6 +115,12 @@ export interface RunStart {
   ready: Array<number>
   missing: Array<MissingDependency>
 }
+
+/**
+ * The number of an ownable signal, or null.
+ * The package's own JavaScript (files and directories): runs of frames in it are summed up in stacks.
+ */
+export declare function setPackagePaths(paths: Array<string>): void
 
 /** What settling a task produced. */
 export interface SettleResult {
@@ -124,6 +143,28 @@ export interface SignalOptions {
   exclusive: boolean
 }
 
+/** What this process can tell about where a blocked loop is. */
+export interface StackSupport {
+  /** Whether the JavaScript stack can be captured; `reason` says why not. */
+  stack: boolean
+  diagnosticReport: boolean
+  reason?: string
+}
+
+/** A stall of the event loop during a shutdown, reported when the loop answers again. */
+export interface Stall {
+  /** How long the loop did not answer (short of the real stall by at most the probe interval). */
+  blockedMs: number
+  /**
+   * Where the loop was, innermost frame first, one `    at name (file:line:column)` per line, as in an
+   * `Error`'s stack; none if it was outside JavaScript (native code or a system call) or stacks cannot be
+   * captured here.
+   */
+  stack?: string
+  /** The tasks that were running during the stall (by id). */
+  running: Array<string>
+}
+
 /** What cutting the stop phase did (see `cutStopPhase`). */
 export interface StopPhaseCut {
   /** Stop tasks that were running, now timed out. */
@@ -141,4 +182,6 @@ export interface TaskRecord {
   name: string
   status: string
   durationMs: number
+  /** When it started, counted from the shutdown's start; none if it never started. */
+  startMs?: number
 }

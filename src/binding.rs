@@ -6,8 +6,10 @@
 //! exported function is `catch_unwind`, so even a bug cannot carry a Rust panic across the boundary (which
 //! would abort the process).
 
+use std::ffi::CString;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -19,7 +21,7 @@ use titan_lifecycle_core::error::LifecycleError;
 use titan_lifecycle_core::plan::{Outcome, Phase, TaskSpec};
 use titan_lifecycle_core::session::{NativeEvent, Notifier, Session};
 use titan_lifecycle_core::watchdog::{self, SignalOwner};
-use titan_lifecycle_core::{handler, main_loop, signals, uv};
+use titan_lifecycle_core::{handler, js_stack, main_loop, signals, uv, v8};
 
 /// The `code` of a thrown error, taken from [`LifecycleError::code`].
 #[derive(Clone, Debug)]
@@ -57,10 +59,16 @@ fn outcome(name: &str) -> Option<Outcome> {
   }
 }
 
+/// How soon after the request a stall's stack must have been captured to be the stall's own: V8 runs the
+/// interrupt within a fraction of a millisecond while the loop runs JavaScript.
+const STALL_CAPTURE_PROMPTNESS: Duration = Duration::from_millis(50);
+
 /// One manager's native half.
 #[napi]
 pub struct NativeShutdown {
   session: Arc<Session>,
+  /// Whether this manager lives on the main thread (the isolate whose stacks `js_stack` captures).
+  main_thread: bool,
 }
 
 /// What JavaScript needs to run a shutdown it begins or picks up.
@@ -115,6 +123,30 @@ pub struct TaskRecord {
   pub name: String,
   pub status: String,
   pub duration_ms: f64,
+  /// When it started, counted from the shutdown's start; none if it never started.
+  pub start_ms: Option<f64>,
+}
+
+/// A stall of the event loop during a shutdown, reported when the loop answers again.
+#[napi(object)]
+pub struct Stall {
+  /// How long the loop did not answer (short of the real stall by at most the probe interval).
+  pub blocked_ms: f64,
+  /// Where the loop was, innermost frame first, one `    at name (file:line:column)` per line, as in an
+  /// `Error`'s stack; none if it was outside JavaScript (native code or a system call) or stacks cannot be
+  /// captured here.
+  pub stack: Option<String>,
+  /// The tasks that were running during the stall (by id).
+  pub running: Vec<String>,
+}
+
+/// What this process can tell about where a blocked loop is.
+#[napi(object)]
+pub struct StackSupport {
+  /// Whether the JavaScript stack can be captured; `reason` says why not.
+  pub stack: bool,
+  pub diagnostic_report: bool,
+  pub reason: Option<String>,
 }
 
 /// How a manager owns signals.
@@ -135,7 +167,8 @@ pub struct SignalOptions {
 /// An event from the watchdog thread, as JavaScript receives it.
 #[napi(object)]
 pub struct NativeEventJs {
-  /// 'signal' | 'probe' | 'deadline' | 'displaced', or 'stale' for news of a signal JavaScript already had
+  /// 'signal' | 'probe' | 'stall-probe' | 'deadline' | 'displaced', or 'stale' for news of a signal
+  /// JavaScript already had
   pub kind: String,
   pub signal: Option<String>,
   /// For 'signal': how long ago the handler ran, measured when JavaScript receives the event.
@@ -174,6 +207,12 @@ fn event_to_js(ctx: ThreadsafeCallContext<NativeEvent>) -> napi::Result<NativeEv
     },
     NativeEvent::Probe => NativeEventJs {
       kind: "probe".into(),
+      signal: None,
+      elapsed_ms: None,
+      detail: None,
+    },
+    NativeEvent::StallProbe => NativeEventJs {
+      kind: "stall-probe".into(),
       signal: None,
       elapsed_ms: None,
       detail: None,
@@ -299,10 +338,25 @@ impl NativeShutdown {
   /// never kill the process. Outside the main thread it is always none: the watchdog belongs to the process.
   #[napi(constructor, catch_unwind)]
   pub fn new(env: Env, hard_exit_code: Option<i32>) -> Self {
-    let enforced = hard_exit_code.filter(|_| is_main_thread(&env));
+    let main_thread = is_main_thread(&env);
+    let enforced = hard_exit_code.filter(|_| main_thread);
+    if main_thread && v8::main_isolate().is_none() {
+      // The isolate is taken here, on its own thread. The other V8 functions are resolved by the watchdog
+      // thread when it starts, off this thread: the lookups in node's symbol table cost 0.1 ms.
+      let _ = v8::capture_main_isolate();
+    }
     Self {
       session: Session::new(enforced),
+      main_thread,
     }
+  }
+
+  /// The stall threshold a shutdown watches the event loop with (`stallThreshold`); none or 0: it does not.
+  #[napi(catch_unwind)]
+  pub fn set_stall_threshold(&self, threshold_ms: Option<f64>) -> napi::Result<(), ErrorCode> {
+    let threshold = threshold_ms.map(budget).transpose()?.filter(|t| !t.is_zero());
+    self.session.stalls.configure(threshold, self.main_thread);
+    Ok(())
   }
 
   /// Whether this manager's deadline is enforced natively.
@@ -421,8 +475,17 @@ impl NativeShutdown {
       },
     };
     drop(record);
+    // Stalls are watched from before the first task runs, so a task that blocks at once is watched too.
+    // Registered before the deadline is armed, which wakes the watchdog once for both: a second wake, or
+    // taking the watchdog's lock while that wake runs, costs the signal-to-first-task path 40 to 60 µs.
+    let watches_stalls = start.attached && self.session.stalls.configured().is_some();
+    if watches_stalls {
+      watchdog::watch_stalls(&self.session, self.session.stalls.configured(), false).map_err(js_error)?;
+    }
     if start.attached && self.session.hard_exit_code().is_some() {
       self.session.arm(deadline).map_err(js_error)?;
+    } else if watches_stalls {
+      watchdog::wake();
     }
     Ok(start)
   }
@@ -475,15 +538,25 @@ impl NativeShutdown {
   /// Marks the shutdown finished. Unless the process is about to exit, stands the watchdog down, and
   /// lets go of JavaScript unless signals still need it.
   #[napi(catch_unwind)]
-  pub fn finish(&self, exit_code: i32, exiting: bool) {
+  pub fn finish(&self, exit_code: i32, exiting: bool) -> Option<Stall> {
     self.session.touch();
+    // A stall that ends with the shutdown (the last task blocked, then settled) is reported all the same.
+    let stall = self
+      .session
+      .stalls
+      .threshold()
+      .and_then(|_| self.stall_ended_now());
     self.session.record().finish(exit_code);
+    if self.session.stalls.threshold().is_some() {
+      let _ = watchdog::watch_stalls(&self.session, None, true);
+    }
     if !exiting {
       self.session.disarm();
       if !self.owns_signals() {
         self.session.clear_notifier();
       }
     }
+    stall
   }
 
   /// The signal owner, if it is this manager.
@@ -512,8 +585,94 @@ impl NativeShutdown {
         name: t.name.clone(),
         status: t.status.as_str().into(),
         duration_ms: millis(t.duration(now)),
+        start_ms: t
+          .started
+          .map(|started| millis(started.saturating_since(run.deadline.start()))),
       })
       .collect()
+  }
+
+  /// Whether stacks and diagnostic reports can be had in this process, and if not, why.
+  #[napi(catch_unwind)]
+  pub fn stack_support(&self) -> StackSupport {
+    let availability = js_stack::availability();
+    StackSupport {
+      stack: availability.is_ok(),
+      diagnostic_report: js_stack::can_write_diagnostic_report(),
+      reason: availability.err().map(str::to_owned),
+    }
+  }
+
+  /// Makes the hard exit write Node's diagnostic report into `directory` (none: no report).
+  #[napi(catch_unwind)]
+  pub fn set_diagnostic_report(&self, directory: Option<String>) -> napi::Result<(), ErrorCode> {
+    let directory = directory
+      .map(|d| {
+        CString::new(d).map_err(|_| {
+          napi::Error::new(
+            ErrorCode("ERR_INVALID_ARG_VALUE"),
+            "the diagnostic report directory contains a NUL character".to_string(),
+          )
+        })
+      })
+      .transpose()?;
+    self.session.set_writes_diagnostic_report(directory.is_some());
+    js_stack::set_report_directory(directory);
+    Ok(())
+  }
+
+  /// JavaScript's answer to a stall probe: the stall it ended, if the loop took the threshold or more to
+  /// answer.
+  #[napi(catch_unwind)]
+  pub fn answer_stall_probe(&self) -> Option<Stall> {
+    let stall = self.stall_ended_now();
+    self.session.stalls.next_cycle(MonoTime::now());
+    stall
+  }
+
+  /// The stall that the loop's answer ends now, if the probe in flight went unanswered for the threshold.
+  fn stall_ended_now(&self) -> Option<Stall> {
+    let stalls = &self.session.stalls;
+    let (Some(threshold), Some(sent)) = (stalls.threshold(), stalls.probe.sent()) else {
+      return None;
+    };
+    let now = MonoTime::now();
+    let blocked = now.saturating_since(sent);
+    let stall = (blocked >= threshold).then(|| {
+      let stack = stalls
+        .stack_requested()
+        .then(|| {
+          js_stack::abandon(js_stack::Purpose::Stall);
+          js_stack::read(js_stack::Purpose::Stall, |capture| {
+            // Captured promptly, it shows the stall; a late capture (V8 ran the interrupt only once the
+            // loop was back in JavaScript after native code) shows what ran afterwards, and is dropped.
+            (capture.delay() <= STALL_CAPTURE_PROMPTNESS && !capture.frames().is_empty()).then(|| {
+              let mut stack = String::new();
+              let _ = js_stack::write_frames(&mut stack, capture.frames(), "    ");
+              stack.truncate(stack.trim_end().len());
+              stack
+            })
+          })
+          .flatten()
+        })
+        .flatten();
+      let running = self.session.record().run().map_or_else(Vec::new, |run| {
+        run
+          .plan
+          .tasks()
+          .iter()
+          .filter(|t| t.started.is_some_and(|s| s < now) && t.settled.is_none_or(|e| e > sent))
+          .map(|t| t.id.clone())
+          .collect()
+      });
+      Stall {
+        blocked_ms: millis(blocked),
+        stack,
+        running,
+      }
+    });
+    js_stack::reset(js_stack::Purpose::Stall);
+    stall
   }
 
   /// JavaScript's answer to the watchdog's probe: its event loop is free.
@@ -645,6 +804,12 @@ fn install_teardown_hook(env: &Env) {
 }
 
 /// The number of an ownable signal, or null.
+/// The package's own JavaScript (files and directories): runs of frames in it are summed up in stacks.
+#[napi(catch_unwind)]
+pub fn set_package_paths(paths: Vec<String>) {
+  js_stack::set_own_paths(paths);
+}
+
 #[napi(catch_unwind)]
 pub fn ownable_signal_number(name: String) -> Option<i32> {
   signal_number(&name)

@@ -12,7 +12,8 @@
 //!   reaching the loop, the per-turn check).
 //! - [`watchdog`] and [`session`]: the thread that begins signal-triggered shutdowns and enforces deadlines
 //!   with `_exit`, and what it shares with each manager.
-//! - [`report`]: the report printed at a hard exit.
+//! - [`report`]: the report printed at a hard exit; [`js_stack`] (through [`v8`]) and [`main_thread`]: where
+//!   a blocked event loop is stuck, for that report and for stall events.
 //! - [`error`]: the errors, each with the code JavaScript sees.
 
 #![deny(clippy::all)]
@@ -26,10 +27,13 @@ pub mod errno;
 pub mod error;
 pub mod exit_write;
 pub mod handler;
+pub mod js_stack;
 pub mod main_loop;
+pub mod main_thread;
 pub mod plan;
 pub mod report;
 pub mod session;
 pub mod signals;
 pub mod uv;
+pub mod v8;
 pub mod watchdog;

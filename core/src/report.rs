@@ -11,10 +11,14 @@ use std::time::Duration;
 
 use crate::clock::{MonoTime, millis};
 use crate::coordinator::Run;
+use crate::js_stack::Frame;
+use crate::main_thread::MainThreadState;
 use crate::plan::TaskStatus;
 
 /// Every line starts with this, so the report is easy to find in mixed logs.
 const PREFIX: &str = "titan-lifecycle:";
+/// A stack frame's line: the prefix, indented under its heading.
+const FRAME_PREFIX: &str = "titan-lifecycle:     ";
 /// How many running or pending tasks are named before the rest are counted.
 const MAX_LISTED: usize = 20;
 
@@ -96,7 +100,32 @@ pub struct HardExitFacts {
   pub last_js_activity: Option<MonoTime>,
 }
 
+/// Where a blocked event loop was stuck, as far as the watchdog found out (see `js_stack`, `main_thread`).
+pub enum Whereabouts<'a> {
+  /// Not looked for: the loop was not blocked.
+  NotLooked,
+  /// Stacks cannot be captured in this process; why.
+  Unavailable(&'a str),
+  /// Running JavaScript, at these frames (innermost first).
+  JavaScript(&'a [Frame]),
+  /// Not running JavaScript (V8 did not service the interrupt): native code or a system call.
+  OutsideJavaScript(&'a MainThreadState),
+}
+
+/// What became of Node's diagnostic report (`diagnosticReport`).
+pub enum DiagnosticReport<'a> {
+  NotAsked,
+  Written(&'a str),
+  /// Node wrote nothing (it says why on stderr).
+  Failed,
+  /// Still being written when the exit could wait no longer.
+  Unfinished,
+  /// It is written from inside JavaScript's thread, which was not running JavaScript.
+  NeedsJavaScript,
+}
+
 /// The state of the record, as far as the watchdog could read it.
+#[derive(Clone, Copy)]
 pub enum RecordView<'a> {
   /// The record, read under its lock.
   Read(Option<&'a Run>),
@@ -106,10 +135,16 @@ pub enum RecordView<'a> {
 
 /// Writes the hard-exit report into `out`. Every line ends with a newline, and the last one is the exit
 /// line, even when the rest did not fit (a notice then says the report was cut).
-pub fn render_report<const N: usize>(out: &mut FixedBuf<N>, record: RecordView<'_>, facts: &HardExitFacts) {
+pub fn render_report<const N: usize>(
+  out: &mut FixedBuf<N>,
+  record: RecordView<'_>,
+  facts: &HardExitFacts,
+  whereabouts: &Whereabouts<'_>,
+  diagnostic: &DiagnosticReport<'_>,
+) {
   out.limit = N.saturating_sub(TAIL);
   // `FixedBuf` never fails; it only drops what does not fit.
-  let _ = write_body(out, record, facts);
+  let _ = write_body(out, record, facts, whereabouts, diagnostic);
   let cut = std::mem::replace(&mut out.truncated, false);
   out.limit = N;
   if cut {
@@ -125,7 +160,13 @@ pub fn render_report<const N: usize>(out: &mut FixedBuf<N>, record: RecordView<'
   out.truncated |= cut;
 }
 
-fn write_body(out: &mut impl Write, record: RecordView<'_>, facts: &HardExitFacts) -> fmt::Result {
+fn write_body(
+  out: &mut impl Write,
+  record: RecordView<'_>,
+  facts: &HardExitFacts,
+  whereabouts: &Whereabouts<'_>,
+  diagnostic: &DiagnosticReport<'_>,
+) -> fmt::Result {
   let run = match record {
     RecordView::Read(run) => run,
     RecordView::Busy => None,
@@ -159,6 +200,7 @@ fn write_body(out: &mut impl Write, record: RecordView<'_>, facts: &HardExitFact
     )?;
   }
   write_loop_state(out, run, facts)?;
+  write_whereabouts(out, whereabouts, diagnostic)?;
   match record {
     RecordView::Busy => writeln!(out, "{PREFIX}   tasks: unknown (the record was being updated)")?,
     RecordView::Read(Some(run)) if run.exit_code.is_none() => write_tasks(out, run, facts.now)?,
@@ -220,6 +262,48 @@ fn write_loop_state(out: &mut impl Write, run: Option<&Run>, facts: &HardExitFac
   Ok(())
 }
 
+fn write_whereabouts(
+  out: &mut impl Write,
+  whereabouts: &Whereabouts<'_>,
+  diagnostic: &DiagnosticReport<'_>,
+) -> fmt::Result {
+  match whereabouts {
+    Whereabouts::NotLooked => {}
+    Whereabouts::Unavailable(why) => writeln!(out, "{PREFIX}   where it is blocked is not known: {why}")?,
+    Whereabouts::JavaScript([]) => writeln!(
+      out,
+      "{PREFIX}   blocked in JavaScript (V8 reported no frames: code Node runs itself)"
+    )?,
+    Whereabouts::JavaScript(frames) => {
+      writeln!(out, "{PREFIX}   blocked in JavaScript, at:")?;
+      // Frames print their names escaped (see `js_stack::Frame`).
+      crate::js_stack::write_frames(out, frames, FRAME_PREFIX)?;
+    }
+    Whereabouts::OutsideJavaScript(state) => writeln!(
+      out,
+      "{PREFIX}   blocked outside JavaScript (in native code or a system call): {state}"
+    )?,
+  }
+  match diagnostic {
+    DiagnosticReport::NotAsked => Ok(()),
+    DiagnosticReport::Written(path) => writeln!(out, "{PREFIX}   diagnostic report: {}", Escaped(path)),
+    DiagnosticReport::Failed => writeln!(
+      out,
+      "{PREFIX}   diagnostic report: Node could not write it (see above)"
+    ),
+    DiagnosticReport::Unfinished => writeln!(
+      out,
+      "{PREFIX}   diagnostic report: still being written after {} ms; the file may be incomplete",
+      Ms(crate::watchdog::REPORT_PATIENCE)
+    ),
+    DiagnosticReport::NeedsJavaScript => writeln!(
+      out,
+      "{PREFIX}   diagnostic report: not written (it is written from JavaScript's thread, which was not running \
+       JavaScript)"
+    ),
+  }
+}
+
 fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
   let tasks = run.plan.tasks();
   let mut listed = 0;
@@ -278,7 +362,7 @@ fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
 /// User text (an id, a name, a reason) as the report prints it: control characters, line and paragraph
 /// separators and bidirectional overrides are escaped (`\n`, `\x1b`, `\u{202e}`), and so is the backslash,
 /// so the escaped text reads back unambiguously. Everything else is printed as it is.
-struct Escaped<'a>(&'a str);
+pub(crate) struct Escaped<'a>(pub(crate) &'a str);
 
 impl fmt::Display for Escaped<'_> {
   fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -356,10 +440,81 @@ mod tests {
   }
 
   fn render(record: RecordView<'_>, facts: &HardExitFacts) -> String {
+    render_with(
+      record,
+      facts,
+      &Whereabouts::NotLooked,
+      &DiagnosticReport::NotAsked,
+    )
+  }
+
+  fn render_with(
+    record: RecordView<'_>,
+    facts: &HardExitFacts,
+    whereabouts: &Whereabouts<'_>,
+    diagnostic: &DiagnosticReport<'_>,
+  ) -> String {
     let mut buf = FixedBuf::<8192>::new();
-    render_report(&mut buf, record, facts);
+    render_report(&mut buf, record, facts, whereabouts, diagnostic);
     assert!(!buf.truncated());
     String::from_utf8(buf.as_bytes().to_vec()).unwrap()
+  }
+
+  #[test]
+  fn a_loop_blocked_in_javascript_shows_its_frames_escaped_and_the_diagnostic_report() {
+    let mut c = coordinator_with(&[("spin", 10.0)]);
+    let start = MonoTime::from_nanos(1_000_000_000);
+    begin(&mut c, "SIGTERM", start);
+    c.attach(start);
+    let frames = [
+      Frame::from_parts("spin", "/srv/app.js", 12, 5),
+      Frame::from_parts("", "/srv/evil\nname.js", 3, 1),
+    ];
+    let report = render_with(
+      RecordView::Read(c.run()),
+      &facts(start, false),
+      &Whereabouts::JavaScript(&frames),
+      &DiagnosticReport::Written("/tmp/report.json"),
+    );
+    assert!(
+      report.contains(
+        "titan-lifecycle:   blocked in JavaScript, at:\n\
+         titan-lifecycle:     at spin (/srv/app.js:12:5)\n\
+         titan-lifecycle:     at /srv/evil\\nname.js:3:1\n\
+         titan-lifecycle:   diagnostic report: /tmp/report.json\n"
+      ),
+      "{report}"
+    );
+  }
+
+  #[test]
+  fn a_loop_blocked_outside_javascript_says_what_the_thread_waits_in() {
+    let start = MonoTime::from_nanos(1_000_000_000);
+    let state = MainThreadState::Running;
+    let report = render_with(
+      RecordView::Read(None),
+      &facts(start, false),
+      &Whereabouts::OutsideJavaScript(&state),
+      &DiagnosticReport::NeedsJavaScript,
+    );
+    assert!(
+      report.contains(
+        "titan-lifecycle:   blocked outside JavaScript (in native code or a system call): the main thread is running \
+         native code\n"
+      ),
+      "{report}"
+    );
+    assert!(report.contains("diagnostic report: not written"), "{report}");
+    let report = render_with(
+      RecordView::Read(None),
+      &facts(start, false),
+      &Whereabouts::Unavailable("v8::Isolate::GetCurrent is not exported by this Node binary"),
+      &DiagnosticReport::NotAsked,
+    );
+    assert!(
+      report.contains("where it is blocked is not known: v8::Isolate::GetCurrent is not exported"),
+      "{report}"
+    );
   }
 
   /// The facts at 321 ms into a 300 ms shutdown: a probe at 280 ms, the deadline event at 300 ms, and
@@ -536,7 +691,13 @@ mod tests {
     begin(&mut c, "SIGTERM", start);
     c.attach(start);
     let mut buf = FixedBuf::<2048>::new();
-    render_report(&mut buf, RecordView::Read(c.run()), &facts(start, false));
+    render_report(
+      &mut buf,
+      RecordView::Read(c.run()),
+      &facts(start, false),
+      &Whereabouts::NotLooked,
+      &DiagnosticReport::NotAsked,
+    );
     let report = std::str::from_utf8(buf.as_bytes()).unwrap();
     assert!(buf.truncated());
     assert!(report.len() <= 2048);

@@ -1,8 +1,9 @@
 //! What one manager shares with the watchdog thread: its record, its deadline alarm, and the way back to
 //! JavaScript.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use crate::clock::{Deadline, MonoTime};
 use crate::coordinator::Coordinator;
@@ -24,6 +25,9 @@ pub enum NativeEvent {
   Probe,
   /// The shutdown's deadline passed.
   Deadline,
+  /// While a shutdown runs: JavaScript answers (`answerStallProbe`) and reports a stall if the answer came
+  /// later than the threshold.
+  StallProbe,
   /// Native code displaced our handler for `signo` and the guard took the slot back.
   Displaced { signo: i32, detail: String },
 }
@@ -47,6 +51,12 @@ pub struct Session {
   pub probe: Exchange,
   /// The deadline event, and JavaScript's answer once it has emitted its hard-exit events.
   pub deadline_event: Exchange,
+  /// When the watchdog asked V8 for the stack of a loop that did not answer the probe (see `js_stack`).
+  pub stack_capture: Exchange,
+  /// Whether the hard exit also writes Node's diagnostic report (`diagnosticReport`).
+  diagnostic_report: AtomicBool,
+  /// Stalls of the event loop while a shutdown runs (`stallThreshold`).
+  pub stalls: StallWatch,
   /// The last time JavaScript called in, for the report's "last activity" figure.
   last_js_activity_ns: AtomicU64,
   /// The way to JavaScript, held only while something may need it. A threadsafe function keeps its
@@ -64,6 +74,9 @@ impl Session {
       hard_exit_code,
       probe: Exchange::new(),
       deadline_event: Exchange::new(),
+      stack_capture: Exchange::new(),
+      diagnostic_report: AtomicBool::new(false),
+      stalls: StallWatch::new(),
       last_js_activity_ns: AtomicU64::new(0),
       notifier: Mutex::new(None),
     })
@@ -144,6 +157,7 @@ impl Session {
     {
       self.probe.reset();
       self.deadline_event.reset();
+      self.stack_capture.reset();
       if let Err(err) = watchdog::watch(self.clone()) {
         self.deadline_ns.store(0, Ordering::Release);
         return Err(err);
@@ -159,6 +173,117 @@ impl Session {
 
   pub fn armed_deadline(&self) -> Option<MonoTime> {
     nonzero_time(self.deadline_ns.load(Ordering::Acquire))
+  }
+
+  /// Whether the hard exit writes Node's diagnostic report.
+  pub fn writes_diagnostic_report(&self) -> bool {
+    self.diagnostic_report.load(Ordering::Acquire)
+  }
+
+  pub fn set_writes_diagnostic_report(&self, writes: bool) {
+    self.diagnostic_report.store(writes, Ordering::Release);
+  }
+}
+
+/// Watching the event loop for stalls while a shutdown runs: the watchdog sends a probe every
+/// [`StallWatch::PROBE_INTERVAL`]; one unanswered for the threshold is a stall, whose stack the watchdog
+/// asks V8 for; JavaScript reports it when the loop is back and answers.
+pub struct StallWatch {
+  /// The threshold a shutdown of this session watches with (`stallThreshold`), in nanoseconds; 0: none.
+  configured_ns: AtomicU64,
+  /// Whether a stall's stack may be asked for: only the main thread's isolate is known (see `v8`).
+  capture_stack: AtomicBool,
+  /// The threshold in nanoseconds; 0 while not watching.
+  threshold_ns: AtomicU64,
+  /// The probe in flight and its answer.
+  pub probe: Exchange,
+  /// Whether the stack of the stall in progress was asked for.
+  stack_requested: AtomicBool,
+  /// When the next probe goes out.
+  next_probe_ns: AtomicU64,
+}
+
+impl StallWatch {
+  /// How often the loop is probed while a shutdown runs: a stall's measured length falls short of the real
+  /// one by at most this (it may have begun just after the previous answer).
+  pub const PROBE_INTERVAL: Duration = Duration::from_millis(50);
+
+  const fn new() -> Self {
+    Self {
+      configured_ns: AtomicU64::new(0),
+      capture_stack: AtomicBool::new(false),
+      threshold_ns: AtomicU64::new(0),
+      probe: Exchange::new(),
+      stack_requested: AtomicBool::new(false),
+      next_probe_ns: AtomicU64::new(0),
+    }
+  }
+
+  /// Sets the threshold a shutdown watches with (`None`: it does not), and whether stall stacks are
+  /// captured (main thread only).
+  pub fn configure(&self, threshold: Option<Duration>, capture_stack: bool) {
+    let ns = threshold.map_or(0, |t| (t.as_nanos() as u64).max(1));
+    self.configured_ns.store(ns, Ordering::Release);
+    self.capture_stack.store(capture_stack, Ordering::Release);
+  }
+
+  /// The configured threshold.
+  pub fn configured(&self) -> Option<Duration> {
+    match self.configured_ns.load(Ordering::Acquire) {
+      0 => None,
+      ns => Some(Duration::from_nanos(ns)),
+    }
+  }
+
+  pub fn captures_stack(&self) -> bool {
+    self.capture_stack.load(Ordering::Acquire)
+  }
+
+  /// Starts watching with `threshold`, or stops with `None`. The first probe goes out one interval from
+  /// now: at the start of a shutdown the loop is busy starting the first tasks, and a probe sent into that
+  /// would only cost them time.
+  pub fn watch(&self, threshold: Option<Duration>) {
+    self.probe.reset();
+    self.stack_requested.store(false, Ordering::Release);
+    self.next_probe_ns.store(
+      MonoTime::now().saturating_add(Self::PROBE_INTERVAL).as_nanos(),
+      Ordering::Release,
+    );
+    let ns = threshold.map_or(0, |t| (t.as_nanos() as u64).max(1));
+    self.threshold_ns.store(ns, Ordering::Release);
+  }
+
+  /// The threshold while watching.
+  pub fn threshold(&self) -> Option<Duration> {
+    match self.threshold_ns.load(Ordering::Acquire) {
+      0 => None,
+      ns => Some(Duration::from_nanos(ns)),
+    }
+  }
+
+  /// When the next probe is due.
+  pub fn next_probe(&self) -> MonoTime {
+    MonoTime::from_nanos(self.next_probe_ns.load(Ordering::Acquire))
+  }
+
+  /// Marks the stall's stack as asked for; false if it already was.
+  pub fn mark_stack_requested(&self) -> bool {
+    !self.stack_requested.swap(true, Ordering::AcqRel)
+  }
+
+  pub fn stack_requested(&self) -> bool {
+    self.stack_requested.load(Ordering::Acquire)
+  }
+
+  /// The probe was answered and its stall (if any) reported: the next one goes out after the interval.
+  pub fn next_cycle(&self, now: MonoTime) {
+    self.stack_requested.store(false, Ordering::Release);
+    self.next_probe_ns.store(
+      now.saturating_add(Self::PROBE_INTERVAL).as_nanos(),
+      Ordering::Release,
+    );
+    self.probe.reset();
+    watchdog::wake();
   }
 }
 
@@ -177,7 +302,7 @@ impl Exchange {
     }
   }
 
-  fn reset(&self) {
+  pub(crate) fn reset(&self) {
     self.sent_ns.store(0, Ordering::Release);
     self.answered_ns.store(0, Ordering::Release);
   }

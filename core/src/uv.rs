@@ -48,7 +48,7 @@ pub fn api() -> Result<&'static Uv, LifecycleError> {
     .map_err(|what| LifecycleError::NativeUnavailable { what: what.clone() })
 }
 
-fn symbol(name: &CStr) -> Result<*mut c_void, String> {
+pub(crate) fn symbol(name: &CStr) -> Result<*mut c_void, String> {
   // SAFETY: RTLD_DEFAULT searches the global scope, where the node binary exports libuv; `name` is a valid
   // C string.
   let found = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
@@ -62,11 +62,11 @@ fn symbol(name: &CStr) -> Result<*mut c_void, String> {
   }
 }
 
-/// Looks up a libuv function by name.
+/// Looks up a function the node binary exports (libuv's, or V8's by its mangled name; see `v8`).
 ///
 /// # Safety
 /// `F` must be the function-pointer type of the libuv function called `name`, as declared in uv.h.
-unsafe fn function<F: Copy>(name: &CStr) -> Result<F, String> {
+pub(crate) unsafe fn function<F: Copy>(name: &CStr) -> Result<F, String> {
   const { assert!(std::mem::size_of::<F>() == std::mem::size_of::<*mut c_void>()) };
   let address = symbol(name)?;
   // SAFETY: the caller guarantees `F` is the symbol's function type; the sizes match (checked above).

@@ -9,13 +9,18 @@
 //!    was not reached, or `exclusiveSignals` skips it), the watchdog tells it;
 //! 2. every [`GUARD_PERIOD`], takes back any signal slot that other native code displaced;
 //! 3. for each armed session: [`PROBE_LEAD`] before its deadline, probes JavaScript (a no-op round trip);
-//!    at the deadline, tells JavaScript, and if the probe was answered (the event loop is free) waits at most
-//!    [`HARD_EXIT_GRACE`] for JavaScript to emit its hard-exit events; then writes the report to stderr
-//!    within a bounded budget (`exit_write`) and `_exit`s. A blocked loop never answers the probe, so the
-//!    exit is not delayed waiting for it.
+//!    half way to the deadline, if the probe is still unanswered (the loop is busy), asks V8 for the
+//!    JavaScript stack (`js_stack`), so it is in hand at the deadline; at the deadline, tells JavaScript, and
+//!    if the probe was answered (the event loop is free) waits at most [`HARD_EXIT_GRACE`] for JavaScript
+//!    to emit its hard-exit events; then writes the report to stderr within a bounded budget (`exit_write`)
+//!    and `_exit`s. A blocked loop never answers the probe, so the exit is not delayed waiting for it;
+//! 4. for each session whose shutdown is running with a stall threshold: probes the loop every
+//!    `StallWatch::PROBE_INTERVAL`, and asks V8 for the stack of a loop that has not answered for the
+//!    threshold; JavaScript reports the stall when it answers.
 //!
-//! It never calls into V8 and never waits on JavaScript beyond that bounded grace: notifications go through
-//! a weak, non-blocking threadsafe function.
+//! Its only calls into V8 are `Isolate::RequestInterrupt`, which V8 documents as callable from any thread;
+//! the stack is read on the main thread, inside the interrupt. It never waits on JavaScript beyond bounded
+//! patience: notifications go through a weak, non-blocking threadsafe function.
 //!
 //! Thread-safety: this is an ordinary thread, not a signal handler, so it may allocate and lock. It holds
 //! its own state lock only to copy out of it, never while taking a session's record lock, and at exit it
@@ -28,7 +33,9 @@ use std::time::Duration;
 use crate::clock::{Deadline, MonoTime};
 use crate::coordinator::{Begun, Trigger};
 use crate::error::LifecycleError;
-use crate::report::{FixedBuf, HardExitFacts, RecordView, render_report};
+use crate::js_stack::{self, Progress, Purpose};
+use crate::main_thread::{self, MainThreadState};
+use crate::report::{DiagnosticReport, FixedBuf, HardExitFacts, RecordView, Whereabouts, render_report};
 use crate::session::{NativeEvent, Session};
 use crate::{exit_write, handler, signals, uv};
 
@@ -36,8 +43,17 @@ use crate::{exit_write, handler, signals, uv};
 pub const GUARD_PERIOD: Duration = Duration::from_millis(200);
 /// How long after the deadline the watchdog waits for a responsive JavaScript to emit its hard-exit events.
 pub const HARD_EXIT_GRACE: Duration = Duration::from_millis(20);
-/// How long before the deadline the watchdog probes whether the event loop is free.
+/// How long before the deadline the watchdog probes whether the event loop is free. The stack of a loop
+/// that has not answered is asked for half way to the deadline: V8 services the interrupt within a fraction
+/// of a millisecond when the loop runs JavaScript.
 pub const PROBE_LEAD: Duration = Duration::from_millis(20);
+/// The probe's lead when the hard exit writes Node's diagnostic report (`diagnosticReport`), which takes
+/// 5 to 10 ms: started this early, it is done by the deadline.
+pub const REPORT_PROBE_LEAD: Duration = Duration::from_millis(200);
+/// How long past the deadline the exit waits for a diagnostic report still being written.
+pub const REPORT_PATIENCE: Duration = Duration::from_millis(250);
+/// How long the exit waits for stack frames the interrupt is reading at that moment (a few microseconds).
+const FRAMES_PATIENCE: Duration = Duration::from_millis(5);
 /// How long the exit path tries to read the record before reporting without it.
 const RECORD_PATIENCE: Duration = Duration::from_millis(5);
 /// How long after a signal whose chain did not reach libuv's handler the watchdog waits before telling
@@ -62,6 +78,8 @@ struct State {
   next_guard: Option<MonoTime>,
   /// A signal JavaScript is told of by the watchdog unless libuv told it first.
   fallback: Option<SignalFallback>,
+  /// Sessions whose running shutdown is watched for stalls.
+  stall_watched: Vec<Arc<Session>>,
 }
 
 #[derive(Copy, Clone)]
@@ -172,6 +190,27 @@ pub fn watch(session: Arc<Session>) -> Result<(), LifecycleError> {
   Ok(())
 }
 
+/// Watches `session`'s event loop for stalls of `threshold` or more while its shutdown runs, or stops with
+/// `None`. Without `wake`, the watchdog takes notice at its next wake-up, which the caller is about to cause.
+pub fn watch_stalls(
+  session: &Arc<Session>,
+  threshold: Option<Duration>,
+  wake_now: bool,
+) -> Result<(), LifecycleError> {
+  session.stalls.watch(threshold);
+  let watchdog = started()?;
+  let mut state = watchdog.state();
+  state.stall_watched.retain(|s| !Arc::ptr_eq(s, session));
+  if threshold.is_some() {
+    state.stall_watched.push(session.clone());
+  }
+  drop(state);
+  if wake_now {
+    wake();
+  }
+  Ok(())
+}
+
 /// Makes `owner` the manager that receives signal-triggered shutdowns, or clears it.
 pub fn set_signal_owner(owner: Option<SignalOwner>) -> Result<(), LifecycleError> {
   let watchdog = started()?;
@@ -193,6 +232,9 @@ pub fn owner() -> Option<SignalOwner> {
 
 fn run(watchdog: &'static Watchdog) {
   block_all_signals();
+  // Resolves the V8 functions the stack capture needs now, at load, off the main thread, so that a Node
+  // without them is known (and reported) before any deadline.
+  let _ = js_stack::availability();
   loop {
     let timeout = next_wake(watchdog, MonoTime::now());
     wait_readable(watchdog.wake_read, timeout);
@@ -201,6 +243,7 @@ fn run(watchdog: &'static Watchdog) {
       take_signals(watchdog, MonoTime::now());
       tell_javascript_of_signals(watchdog, MonoTime::now());
       guard(watchdog, MonoTime::now());
+      check_stalls(watchdog, MonoTime::now());
       check_deadlines(watchdog, MonoTime::now());
     });
     if tick.is_err() {
@@ -230,10 +273,12 @@ fn next_wake(watchdog: &Watchdog, now: MonoTime) -> Option<Duration> {
     .armed
     .iter()
     .filter_map(|s| next_step(s, s.armed_deadline()?));
+  let stalls = state.stall_watched.iter().filter_map(|s| next_stall_step(s));
   guard
     .into_iter()
     .chain(fallback)
     .chain(deadlines)
+    .chain(stalls)
     .min()
     .map(|at| at.saturating_since(now))
 }
@@ -241,15 +286,55 @@ fn next_wake(watchdog: &Watchdog, now: MonoTime) -> Option<Duration> {
 /// When the watchdog next has something to do for a session whose deadline is `at`.
 fn next_step(session: &Session, at: MonoTime) -> Option<MonoTime> {
   match (session.probe.sent(), session.deadline_event.sent()) {
-    (None, _) => Some(probe_time(at)),
+    (None, _) => Some(probe_time(session, at)),
+    (Some(_), None) if wants_stack(session) => Some(capture_time(session, at)),
     (Some(_), None) => Some(at),
     (Some(_), Some(sent)) if session.hard_exit_code().is_some() => Some(sent.saturating_add(HARD_EXIT_GRACE)),
     _ => None,
   }
 }
 
-fn probe_time(deadline: MonoTime) -> MonoTime {
-  MonoTime::from_nanos(deadline.as_nanos().saturating_sub(PROBE_LEAD.as_nanos() as u64))
+fn probe_lead(session: &Session) -> Duration {
+  if session.writes_diagnostic_report() {
+    REPORT_PROBE_LEAD
+  } else {
+    PROBE_LEAD
+  }
+}
+
+fn probe_time(session: &Session, deadline: MonoTime) -> MonoTime {
+  MonoTime::from_nanos(
+    deadline
+      .as_nanos()
+      .saturating_sub(probe_lead(session).as_nanos() as u64),
+  )
+}
+
+/// Half way from the probe to the deadline: a loop that has not answered by then is busy.
+fn capture_time(session: &Session, deadline: MonoTime) -> MonoTime {
+  MonoTime::from_nanos(
+    deadline
+      .as_nanos()
+      .saturating_sub(probe_lead(session).as_nanos() as u64 / 2),
+  )
+}
+
+/// Whether the stack of a busy loop is still to be asked for: the probe is out and unanswered.
+fn wants_stack(session: &Session) -> bool {
+  session.hard_exit_code().is_some()
+    && session.stack_capture.sent().is_none()
+    && session.probe.answered().is_none()
+    && js_stack::availability().is_ok()
+}
+
+/// When the watchdog next has something to do for a session watched for stalls.
+fn next_stall_step(session: &Session) -> Option<MonoTime> {
+  let threshold = session.stalls.threshold()?;
+  match (session.stalls.probe.sent(), session.stalls.probe.answered()) {
+    (None, _) => Some(session.stalls.next_probe()),
+    (Some(sent), None) if !session.stalls.stack_requested() => Some(sent.saturating_add(threshold)),
+    _ => None,
+  }
 }
 
 fn wait_readable(fd: c_int, timeout: Option<Duration>) {
@@ -408,6 +493,36 @@ fn guard(watchdog: &Watchdog, now: MonoTime) {
   }
 }
 
+fn check_stalls(watchdog: &Watchdog, now: MonoTime) {
+  let watched = watchdog.state().stall_watched.clone();
+  for session in watched {
+    let Some(threshold) = session.stalls.threshold() else {
+      watchdog
+        .state()
+        .stall_watched
+        .retain(|s| !Arc::ptr_eq(s, &session));
+      continue;
+    };
+    match session.stalls.probe.sent() {
+      None if now >= session.stalls.next_probe() => {
+        session.stalls.probe.mark_sent(now);
+        session.notify(NativeEvent::StallProbe);
+      }
+      Some(sent)
+        if session.stalls.probe.answered().is_none()
+          && now >= sent.saturating_add(threshold)
+          && session.stalls.mark_stack_requested()
+          && session.stalls.captures_stack() =>
+      {
+        // The loop has not answered for the threshold: where is it? (JavaScript reads the answer.) Marked
+        // as asked first, whether or not a stack can be had, so the watchdog does not wake for it again.
+        js_stack::request(Purpose::Stall, false);
+      }
+      _ => {}
+    }
+  }
+}
+
 fn check_deadlines(watchdog: &Watchdog, now: MonoTime) {
   let armed = watchdog.state().armed.clone();
   for session in armed {
@@ -415,9 +530,13 @@ fn check_deadlines(watchdog: &Watchdog, now: MonoTime) {
       forget(watchdog, &session);
       continue;
     };
-    if now >= probe_time(at) && session.probe.sent().is_none() {
+    if now >= probe_time(&session, at) && session.probe.sent().is_none() {
       session.probe.mark_sent(now);
       session.notify(NativeEvent::Probe);
+    }
+    if now >= capture_time(&session, at) && wants_stack(&session) {
+      session.stack_capture.mark_sent(now);
+      js_stack::request(Purpose::HardExit, session.writes_diagnostic_report());
     }
     if now < at {
       continue;
@@ -461,22 +580,76 @@ fn hard_exit(session: &Session, code: i32) -> ! {
     grace: HARD_EXIT_GRACE,
     last_js_activity: session.last_js_activity(),
   };
-  let mut report = FixedBuf::<8192>::new();
   let mut record = try_record_for(session, RECORD_PATIENCE);
   if let Some(guard) = record.as_mut() {
     guard.refresh_plan();
   }
-  let view = match &record {
+  let view = || match &record {
     Some(guard) => RecordView::Read(guard.run()),
     None => RecordView::Busy,
   };
-  render_report(&mut report, view, &facts);
+  // Where a blocked loop is stuck: the stack V8 captured, or what the main thread waits in.
+  let loop_blocked = facts.probe_answered.is_none() && facts.deadline_answered.is_none();
+  let outside = loop_blocked.then(|| settle_stack_capture(session)).flatten();
+  let mut text = FixedBuf::<16384>::new();
+  let in_javascript = loop_blocked
+    && outside.is_none()
+    && js_stack::read(Purpose::HardExit, |capture| {
+      let diagnostic = match capture.diagnostic_report() {
+        None => DiagnosticReport::NotAsked,
+        Some(_) if js_stack::progress(Purpose::HardExit) != Progress::Done => DiagnosticReport::Unfinished,
+        Some("") => DiagnosticReport::Failed,
+        Some(path) => DiagnosticReport::Written(path),
+      };
+      let whereabouts = Whereabouts::JavaScript(capture.frames());
+      render_report(&mut text, view(), &facts, &whereabouts, &diagnostic);
+    })
+    .is_some();
+  if !in_javascript {
+    let whereabouts = match (&outside, js_stack::availability()) {
+      _ if !loop_blocked => Whereabouts::NotLooked,
+      (Some(state), _) => Whereabouts::OutsideJavaScript(state),
+      (None, Err(why)) => Whereabouts::Unavailable(why),
+      (None, Ok(())) => Whereabouts::NotLooked,
+    };
+    let diagnostic = if loop_blocked && session.writes_diagnostic_report() {
+      DiagnosticReport::NeedsJavaScript
+    } else {
+      DiagnosticReport::NotAsked
+    };
+    render_report(&mut text, view(), &facts, &whereabouts, &diagnostic);
+  }
   // Bounded: a stderr nobody reads must not hold the exit.
-  exit_write::write_stderr_bounded(report.as_bytes(), exit_write::EXIT_WRITE_BUDGET);
+  exit_write::write_stderr_bounded(text.as_bytes(), exit_write::EXIT_WRITE_BUDGET);
   uv::reset_tty();
   // SAFETY: `_exit` ends the process at once. `exit` would run C++ static destructors under a live V8 from
   // this side thread, which is a known crash.
   unsafe { libc::_exit(code) }
+}
+
+/// Brings the stack capture of a blocked loop to an end before the report: a request V8 never serviced is
+/// withdrawn, and the main thread's state read instead (returned); frames being read are waited for
+/// briefly, a diagnostic report being written for at most [`REPORT_PATIENCE`].
+fn settle_stack_capture(session: &Session) -> Option<MainThreadState> {
+  session.stack_capture.sent()?;
+  let now = MonoTime::now();
+  match js_stack::progress(Purpose::HardExit) {
+    Progress::Pending if js_stack::abandon(Purpose::HardExit) => {
+      return Some(main_thread::main_thread_state());
+    }
+    Progress::Idle => return Some(main_thread::main_thread_state()),
+    _ => {}
+  }
+  let frames = js_stack::wait(Purpose::HardExit, now.saturating_add(FRAMES_PATIENCE), true);
+  if frames == Progress::Running || frames == Progress::Pending {
+    // Claimed but not finished in time: say what the thread is doing rather than wait longer.
+    js_stack::abandon(Purpose::HardExit);
+    return Some(main_thread::main_thread_state());
+  }
+  if session.writes_diagnostic_report() {
+    js_stack::wait(Purpose::HardExit, now.saturating_add(REPORT_PATIENCE), false);
+  }
+  None
 }
 
 fn try_record_for(

@@ -1,0 +1,512 @@
+//! Where the event loop is stuck: the JavaScript stack, captured on the main thread inside a V8 interrupt
+//! that the watchdog requests (see `v8`), into fixed storage the watchdog then reads.
+//!
+//! Two slots: one for the hard exit, one for stalls during a shutdown. A request moves a slot from idle to
+//! requested and asks V8 for the interrupt; the interrupt (main thread) claims it, writes the frames, then,
+//! if asked, writes Node's diagnostic report, and marks the slot done. A request nobody serviced (the main
+//! thread is in native code or a system call: V8 checks for interrupts only while running JavaScript) is
+//! abandoned; should V8 run the interrupt later, it finds the request gone (or a newer one, by generation)
+//! and returns at once. The slot's storage is written only by the interrupt that claimed it and read only
+//! once the state says the frames are in, with acquire/release ordering between the two.
+//!
+//! The interrupt never runs JavaScript: it reads the stack V8 already has, copies strings into fixed
+//! arrays, and for the report calls Node's own writer, which also runs no JavaScript.
+
+use std::cell::UnsafeCell;
+use std::ffi::{CString, c_void};
+use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::clock::MonoTime;
+use crate::report::Escaped;
+use crate::v8;
+
+/// How many frames are kept: Node's own traces show 10.
+pub const MAX_FRAMES: usize = 16;
+const FUNCTION_BYTES: usize = 128;
+const SCRIPT_BYTES: usize = 320;
+const REPORT_PATH_BYTES: usize = 1024;
+
+/// Which capture: the one the hard exit prints, or the one a stall event carries.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Purpose {
+  HardExit = 0,
+  Stall = 1,
+}
+
+/// One JavaScript frame, its strings as UTF-8 (cut on a character boundary if long).
+#[derive(Copy, Clone)]
+pub struct Frame {
+  function: [u8; FUNCTION_BYTES],
+  function_len: usize,
+  script: [u8; SCRIPT_BYTES],
+  script_len: usize,
+  /// One-based line and column, as Node prints them.
+  pub line: i32,
+  pub column: i32,
+}
+
+impl Frame {
+  const EMPTY: Frame = Frame {
+    function: [0; FUNCTION_BYTES],
+    function_len: 0,
+    script: [0; SCRIPT_BYTES],
+    script_len: 0,
+    line: 0,
+    column: 0,
+  };
+
+  /// A frame from its parts (strings cut to fit).
+  pub fn from_parts(function: &str, script: &str, line: i32, column: i32) -> Frame {
+    let mut frame = Frame::EMPTY;
+    frame.function_len = utf8_into(function, &mut frame.function);
+    frame.script_len = utf8_into(script, &mut frame.script);
+    frame.line = line;
+    frame.column = column;
+    frame
+  }
+
+  /// The function's name; empty for an anonymous function or top-level code.
+  pub fn function(&self) -> &str {
+    utf8(&self.function[..self.function_len])
+  }
+
+  /// The script's name (a path, or a `file:` or `node:` URL); empty for code without one (`eval`).
+  pub fn script(&self) -> &str {
+    utf8(&self.script[..self.script_len])
+  }
+}
+
+/// Bytes this module wrote from whole characters; an invalid tail cannot occur, but reads as nothing.
+fn utf8(bytes: &[u8]) -> &str {
+  std::str::from_utf8(bytes).unwrap_or_default()
+}
+
+/// A frame the way Node prints one in a stack trace, without the leading "at ": `name (file:line:column)`,
+/// or `file:line:column` for a nameless function. Names are user text, escaped as the report escapes it
+/// (a control character in a file name cannot forge a line).
+impl fmt::Display for Frame {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let script = Escaped(match self.script() {
+      "" => "<anonymous>",
+      script => script,
+    });
+    match self.function() {
+      "" => write!(f, "{script}:{}:{}", self.line, self.column),
+      function => write!(
+        f,
+        "{} ({script}:{}:{})",
+        Escaped(function),
+        self.line,
+        self.column
+      ),
+    }
+  }
+}
+
+/// The package's own JavaScript (file and directory paths), set once by the binding: runs of frames in it
+/// are printed as one line, so the user's frames stand out.
+static OWN_PATHS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Sets the package's own paths (see [`write_frames`]): a frame whose script starts with one is its own.
+pub fn set_own_paths(paths: Vec<String>) {
+  *OWN_PATHS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = paths;
+}
+
+/// Writes `frames`, one per line, each as `{line_prefix}at {frame}`; a run of two or more frames in the
+/// package's own code becomes one line saying how many. Never waits: if the paths cannot be read at once,
+/// every frame is printed.
+pub fn write_frames(out: &mut impl fmt::Write, frames: &[Frame], line_prefix: &str) -> fmt::Result {
+  let own = OWN_PATHS
+    .try_lock()
+    .map(|paths| paths.clone())
+    .unwrap_or_default();
+  let is_own = |frame: &Frame| own.iter().any(|path| frame.script().starts_with(path.as_str()));
+  let mut i = 0;
+  while i < frames.len() {
+    let run = frames[i..].iter().take_while(|f| is_own(f)).count();
+    if run >= 2 {
+      writeln!(out, "{line_prefix}... {run} frames inside titan-lifecycle")?;
+      i += run;
+    } else {
+      writeln!(out, "{line_prefix}at {}", frames[i])?;
+      i += 1;
+    }
+  }
+  Ok(())
+}
+
+/// What one capture found.
+pub struct Capture {
+  frames: [Frame; MAX_FRAMES],
+  count: usize,
+  requested: MonoTime,
+  captured: MonoTime,
+  report: [u8; REPORT_PATH_BYTES],
+  report_len: usize,
+  report_asked: bool,
+}
+
+impl Capture {
+  const EMPTY: Capture = Capture {
+    frames: [Frame::EMPTY; MAX_FRAMES],
+    count: 0,
+    requested: MonoTime::from_nanos(0),
+    captured: MonoTime::from_nanos(0),
+    report: [0; REPORT_PATH_BYTES],
+    report_len: 0,
+    report_asked: false,
+  };
+
+  /// The frames, innermost first.
+  pub fn frames(&self) -> &[Frame] {
+    &self.frames[..self.count]
+  }
+
+  /// How long V8 took to run the interrupt: a fraction of a millisecond when the loop was in JavaScript.
+  pub fn delay(&self) -> Duration {
+    self.captured.saturating_since(self.requested)
+  }
+
+  /// The diagnostic report: `None` if none was asked for, `Some("")` if Node wrote none.
+  pub fn diagnostic_report(&self) -> Option<&str> {
+    self.report_asked.then(|| utf8(&self.report[..self.report_len]))
+  }
+}
+
+const IDLE: u8 = 0;
+const REQUESTED: u8 = 1;
+/// The interrupt claimed the request and is reading the stack.
+const RUNNING: u8 = 2;
+/// The frames are in; the diagnostic report is being written.
+const FRAMES: u8 = 3;
+const DONE: u8 = 4;
+
+struct Slot {
+  generation: AtomicU64,
+  state: AtomicU8,
+  requested_ns: AtomicU64,
+  wants_report: AtomicU8,
+  capture: UnsafeCell<Capture>,
+}
+
+// SAFETY: `capture` is written only by the interrupt that moved the state from REQUESTED to RUNNING (one at
+// a time: the state is claimed by compare-and-swap) and read only after an acquire load saw FRAMES or DONE,
+// which the writer stores with release ordering after writing; `reset` returns it to IDLE only from the
+// reading side (see `Slot` users).
+unsafe impl Sync for Slot {}
+
+impl Slot {
+  const fn new() -> Self {
+    Slot {
+      generation: AtomicU64::new(0),
+      state: AtomicU8::new(IDLE),
+      requested_ns: AtomicU64::new(0),
+      wants_report: AtomicU8::new(0),
+      capture: UnsafeCell::new(Capture::EMPTY),
+    }
+  }
+}
+
+static SLOTS: [Slot; 2] = [Slot::new(), Slot::new()];
+
+/// Where the diagnostic report goes (`diagnosticReport`), set from JavaScript: a directory, or a prefix
+/// relative to `process.report.directory` (see index.js).
+static REPORT_DIRECTORY: Mutex<Option<CString>> = Mutex::new(None);
+
+/// Whether stacks can be captured in this process; `Err` says why not (shown in the report).
+pub fn availability() -> Result<(), &'static str> {
+  v8::api()?;
+  v8::main_isolate()
+    .map(drop)
+    .ok_or("the main thread's V8 isolate is not known")
+}
+
+/// Whether a diagnostic report can be written in this process.
+pub fn can_write_diagnostic_report() -> bool {
+  availability().is_ok() && v8::api().is_ok_and(|api| api.can_write_diagnostic_report())
+}
+
+/// Sets (or clears) the directory the diagnostic report goes to.
+pub fn set_report_directory(directory: Option<CString>) {
+  *REPORT_DIRECTORY
+    .lock()
+    .unwrap_or_else(|poisoned| poisoned.into_inner()) = directory;
+}
+
+/// Asks V8 to capture the stack into `purpose`'s slot (and, with `report`, to write the diagnostic report
+/// afterwards). Any thread; returns false if capturing is unavailable or a capture is in progress.
+pub fn request(purpose: Purpose, report: bool) -> bool {
+  let (Ok(api), Some(isolate)) = (v8::api(), v8::main_isolate()) else {
+    return false;
+  };
+  let slot = &SLOTS[purpose as usize];
+  let state = slot.state.load(Ordering::Acquire);
+  if state == RUNNING || state == FRAMES {
+    return false;
+  }
+  let generation = slot.generation.fetch_add(1, Ordering::AcqRel) + 1;
+  slot
+    .requested_ns
+    .store(MonoTime::now().as_nanos(), Ordering::Release);
+  slot.wants_report.store(report as u8, Ordering::Release);
+  slot.state.store(REQUESTED, Ordering::Release);
+  let data = ((generation << 1) | purpose as u64) as usize as *mut c_void;
+  // SAFETY: the main isolate lives as long as the process; `on_interrupt` checks the request is still
+  // current before touching anything, so it may run late or never.
+  unsafe { api.request_interrupt(isolate, on_interrupt, data) };
+  true
+}
+
+/// The state of a slot, as the watchdog and the binding see it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Progress {
+  /// Nothing requested (or the last request was abandoned or reset).
+  Idle,
+  /// Requested; V8 has not run the interrupt (the main thread is not running JavaScript).
+  Pending,
+  /// The interrupt is reading the stack or writing the report.
+  Running,
+  /// The frames are in; the diagnostic report is still being written.
+  FramesIn,
+  Done,
+}
+
+pub fn progress(purpose: Purpose) -> Progress {
+  match SLOTS[purpose as usize].state.load(Ordering::Acquire) {
+    REQUESTED => Progress::Pending,
+    RUNNING => Progress::Running,
+    FRAMES => Progress::FramesIn,
+    DONE => Progress::Done,
+    _ => Progress::Idle,
+  }
+}
+
+/// Waits (sleeping in short steps) until `purpose`'s slot is done, or its frames are in when `frames_only`,
+/// or `until` passes; returns the progress then. Not for the main thread, which runs the interrupt.
+pub fn wait(purpose: Purpose, until: MonoTime, frames_only: bool) -> Progress {
+  loop {
+    let progress = progress(purpose);
+    let enough = match progress {
+      Progress::Done | Progress::Idle => true,
+      Progress::FramesIn => frames_only,
+      Progress::Pending | Progress::Running => false,
+    };
+    if enough || MonoTime::now() >= until {
+      return progress;
+    }
+    std::thread::sleep(Duration::from_micros(250));
+  }
+}
+
+/// Withdraws a request V8 has not serviced; returns whether it did (false: the interrupt claimed it first,
+/// or nothing was pending).
+pub fn abandon(purpose: Purpose) -> bool {
+  SLOTS[purpose as usize]
+    .state
+    .compare_exchange(REQUESTED, IDLE, Ordering::AcqRel, Ordering::Acquire)
+    .is_ok()
+}
+
+/// Reads the capture in `purpose`'s slot, if its frames are in.
+pub fn read<R>(purpose: Purpose, f: impl FnOnce(&Capture) -> R) -> Option<R> {
+  let slot = &SLOTS[purpose as usize];
+  match slot.state.load(Ordering::Acquire) {
+    // SAFETY: FRAMES and DONE are stored (release) after the interrupt's last write to the frames; the
+    // report part is read only at DONE (`diagnostic_report` says it was asked for, and the watchdog waits for
+    // DONE before printing it).
+    FRAMES | DONE => Some(f(unsafe { &*slot.capture.get() })),
+    _ => None,
+  }
+}
+
+/// Makes a done (or pending) slot idle again, for the next capture; a running one is left alone.
+pub fn reset(purpose: Purpose) {
+  let slot = &SLOTS[purpose as usize];
+  for from in [DONE, REQUESTED] {
+    if slot
+      .state
+      .compare_exchange(from, IDLE, Ordering::AcqRel, Ordering::Acquire)
+      .is_ok()
+    {
+      return;
+    }
+  }
+}
+
+/// What V8 runs on the main thread at its next interrupt check after `request`.
+unsafe extern "C" fn on_interrupt(isolate: *mut v8::Isolate, data: *mut c_void) {
+  let data = data as usize as u64;
+  let slot = &SLOTS[(data & 1) as usize];
+  if slot.generation.load(Ordering::Acquire) != data >> 1
+    || slot
+      .state
+      .compare_exchange(REQUESTED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+      .is_err()
+  {
+    // Withdrawn or superseded: a late interrupt must not describe a moment nobody asked about.
+    return;
+  }
+  let Ok(api) = v8::api() else {
+    slot.state.store(DONE, Ordering::Release);
+    return;
+  };
+  // Nothing here may unwind into V8: a panic ends the capture, not the process. (Unwind safety: a capture
+  // cut short is marked done all the same, and its count says how many frames are whole.)
+  let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    // SAFETY: this slot was claimed above, so nothing else writes it, and nothing reads it until the state
+    // says so.
+    let capture = unsafe { &mut *slot.capture.get() };
+    capture.requested = MonoTime::from_nanos(slot.requested_ns.load(Ordering::Acquire));
+    capture.count = 0;
+    capture.report_len = 0;
+    capture.report_asked = false;
+    let mut units = [0u16; SCRIPT_BYTES];
+    // SAFETY: V8 runs this callback on the isolate's thread at an interrupt check, where handles may be made.
+    unsafe {
+      api.walk_stack(isolate, MAX_FRAMES, |api, raw| {
+        if capture.count == MAX_FRAMES {
+          return;
+        }
+        let frame = &mut capture.frames[capture.count];
+        let n = api.read_string(isolate, raw.function, &mut units[..FUNCTION_BYTES]);
+        frame.function_len = utf16_into(&units[..n], &mut frame.function);
+        let n = api.read_string(isolate, raw.script, &mut units);
+        frame.script_len = utf16_into(&units[..n], &mut frame.script);
+        frame.line = raw.line;
+        frame.column = raw.column;
+        capture.count += 1;
+      });
+    }
+    capture.captured = MonoTime::now();
+    let wants_report = slot.wants_report.load(Ordering::Acquire) != 0;
+    capture.report_asked = wants_report;
+    slot.state.store(FRAMES, Ordering::Release);
+    if wants_report {
+      let path = report_path();
+      if let Some(path) = path {
+        // SAFETY: inside the interrupt, as above.
+        capture.report_len = unsafe {
+          api.write_diagnostic_report(isolate, &path, c"titan-lifecycle hard exit", &mut capture.report)
+        };
+      }
+    }
+  }));
+  slot.state.store(DONE, Ordering::Release);
+}
+
+/// `<directory>/report.<UTC date>.<UTC time>.<pid>.titan-lifecycle.json`: Node's own report names, with the
+/// date and pid, so reports from a restarted container (the same pid, often 1) never overwrite each other.
+fn report_path() -> Option<CString> {
+  let directory = REPORT_DIRECTORY.try_lock().ok()?.clone()?;
+  let mut seconds: libc::time_t = 0;
+  // SAFETY: `time` writes the current time into a valid out-parameter; `gmtime_r` fills a zeroed `tm`
+  // (reentrant, and this is the main thread, not a signal handler).
+  let tm = unsafe {
+    libc::time(&mut seconds);
+    let mut tm: libc::tm = std::mem::zeroed();
+    libc::gmtime_r(&seconds, &mut tm);
+    tm
+  };
+  let directory = directory.to_string_lossy();
+  let separator = if directory.ends_with('/') { "" } else { "/" };
+  let path = format!(
+    "{directory}{separator}report.{:04}{:02}{:02}.{:02}{:02}{:02}.{}.titan-lifecycle.json",
+    tm.tm_year + 1900,
+    tm.tm_mon + 1,
+    tm.tm_mday,
+    tm.tm_hour,
+    tm.tm_min,
+    tm.tm_sec,
+    std::process::id(),
+  );
+  CString::new(path).ok()
+}
+
+/// Copies as much of `text` into `out` as fits in whole characters; returns the bytes written.
+fn utf8_into(text: &str, out: &mut [u8]) -> usize {
+  let mut take = text.len().min(out.len());
+  while !text.is_char_boundary(take) {
+    take -= 1;
+  }
+  out[..take].copy_from_slice(&text.as_bytes()[..take]);
+  take
+}
+
+/// Encodes UTF-16 `units` as UTF-8 into `out`, stopping before a character that does not fit; a lone
+/// surrogate becomes U+FFFD. Returns the bytes written.
+pub fn utf16_into(units: &[u16], out: &mut [u8]) -> usize {
+  let mut len = 0;
+  for c in char::decode_utf16(units.iter().copied()) {
+    let c = c.unwrap_or(char::REPLACEMENT_CHARACTER);
+    if len + c.len_utf8() > out.len() {
+      break;
+    }
+    len += c.encode_utf8(&mut out[len..]).len();
+  }
+  len
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn units(s: &str) -> Vec<u16> {
+    s.encode_utf16().collect()
+  }
+
+  #[test]
+  fn utf16_is_encoded_whole_characters_only() {
+    let mut out = [0u8; 8];
+    let n = utf16_into(&units("añ€😀x"), &mut out);
+    // a (1) + ñ (2) + € (3) = 6; the emoji (4) does not fit in the 2 left.
+    assert_eq!(std::str::from_utf8(&out[..n]).unwrap(), "añ€");
+    let n = utf16_into(&[0xd800, 0x61], &mut out);
+    assert_eq!(std::str::from_utf8(&out[..n]).unwrap(), "\u{fffd}a");
+  }
+
+  #[test]
+  fn a_frame_prints_as_node_prints_it() {
+    let mut frame = Frame::EMPTY;
+    frame.line = 12;
+    frame.column = 5;
+    frame.script_len = utf16_into(&units("/srv/app.js"), &mut frame.script);
+    assert_eq!(frame.to_string(), "/srv/app.js:12:5");
+    frame.function_len = utf16_into(&units("spin"), &mut frame.function);
+    assert_eq!(frame.to_string(), "spin (/srv/app.js:12:5)");
+    frame.script_len = 0;
+    assert_eq!(frame.to_string(), "spin (<anonymous>:12:5)");
+  }
+
+  #[test]
+  fn frames_inside_the_package_collapse_into_one_line() {
+    set_own_paths(vec![
+      "/pkg/titan-lifecycle/lib/".into(),
+      "/pkg/titan-lifecycle/index.js".into(),
+    ]);
+    let frames = [
+      Frame::from_parts("spin", "/srv/app.js", 3, 1),
+      Frame::from_parts("handler", "/pkg/titan-lifecycle/lib/run.js", 10, 2),
+      Frame::from_parts("", "/pkg/titan-lifecycle/index.js", 20, 3),
+      Frame::from_parts("main", "/srv/app.js", 9, 1),
+      Frame::from_parts("one", "/pkg/titan-lifecycle/index.js", 30, 4),
+    ];
+    let mut out = String::new();
+    write_frames(&mut out, &frames, "> ").unwrap();
+    assert_eq!(
+      out,
+      "> at spin (/srv/app.js:3:1)\n> ... 2 frames inside titan-lifecycle\n> at main (/srv/app.js:9:1)\n\
+       > at one (/pkg/titan-lifecycle/index.js:30:4)\n"
+    );
+  }
+
+  #[test]
+  fn without_node_nothing_is_requested_and_the_reason_is_given() {
+    // The test binary is not Node: the V8 functions are not there.
+    assert!(availability().is_err());
+    assert!(!request(Purpose::Stall, false));
+    assert_eq!(progress(Purpose::Stall), Progress::Idle);
+  }
+}

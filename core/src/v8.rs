@@ -1,0 +1,283 @@
+//! The few V8 and Node C++ functions that tell where a blocked event loop is (see `js_stack`), looked up at
+//! run time by their mangled names, as `uv` looks up libuv. N-API has nothing that runs while JavaScript is
+//! busy; a V8 interrupt does: V8 runs it on the main thread at its next interrupt check, which every loop
+//! iteration and function entry performs, even inside `while (true) {}` or a backtracking regular expression.
+//!
+//! Only functions whose mangled name (and so whose signature) is the same in Node 20, 22 and 24 are used:
+//! the list was checked against each binary's dynamic symbols (x64 and arm64 builds, glibc and musl).
+//! Everything but the diagnostic report must resolve, or none of it is used and the report says which was
+//! missing. `v8::Message::PrintCurrentStackTrace` and `String::Utf8Value` changed in Node 24 and are not used.
+//!
+//! How the Itanium C++ ABI (every Unix Node runs on) maps onto the declarations below:
+//! - a non-virtual member function is a plain function whose first argument is `this`;
+//! - `v8::Local<T>` is a class holding one pointer (the handle's slot), trivially copied and destroyed, so
+//!   it travels in a register like a pointer; an empty one is null. `Local<T>::operator->` gives a method
+//!   that same pointer as `this`;
+//! - `v8::Location` is two `int`s, trivially copied: returned in one 64-bit register, the line in the low
+//!   half (both targets are little-endian);
+//! - `std::string` has a non-trivial destructor, so it is returned through a hidden pointer; a `repr(C)`
+//!   struct of more than 16 bytes is returned the same way on x86-64 (in RDI) and AArch64 (in X8);
+//! - enums are `int`.
+//!
+//! Thread-safety: `Isolate::RequestInterrupt` is documented as callable from any thread; everything else
+//! here runs on the main thread, inside the interrupt.
+
+use std::ffi::{CStr, c_char, c_int, c_void};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use crate::uv::function;
+
+/// `v8::Isolate`, only ever behind a pointer.
+pub type Isolate = c_void;
+/// A `v8::Local<T>`: the address of the handle's slot, null when empty.
+pub type Local = *mut c_void;
+/// `v8::InterruptCallback`.
+pub type InterruptCallback = unsafe extern "C" fn(isolate: *mut Isolate, data: *mut c_void);
+
+/// Room for a `v8::HandleScope` on the stack: three pointers in V8's release builds, far less than this.
+#[repr(C, align(16))]
+struct HandleScopeStorage([usize; 8]);
+
+/// libstdc++'s `std::string` in its C++11 ABI (every glibc and musl build of Node): the data pointer, the
+/// length, then the capacity or a 16-byte inline buffer. Only the first two are read or written here.
+#[repr(C)]
+pub struct StdString {
+  data: *const u8,
+  len: usize,
+  capacity_or_inline: [usize; 2],
+}
+
+/// `node::TriggerNodeReport(v8::Isolate*, const char* message, const char* trigger, const std::string&
+/// name, v8::Local<v8::Value> error) -> std::string` (the file it wrote).
+type TriggerReport =
+  unsafe extern "C" fn(*mut Isolate, *const c_char, *const c_char, *const StdString, Local) -> StdString;
+
+/// `v8::StackTrace::StackTraceOptions`: every detail, in the numbering of the V8 versions that still read
+/// these bits (newer ones ignore all but bit 8, which stays clear).
+const STACK_TRACE_DETAILED: c_int = 0x7f;
+/// `v8::String::WriteOptions::NO_NULL_TERMINATION`.
+const NO_NULL_TERMINATION: c_int = 2;
+
+/// The resolved functions.
+pub struct V8 {
+  request_interrupt: unsafe extern "C" fn(*mut Isolate, InterruptCallback, *mut c_void),
+  handle_scope_enter: unsafe extern "C" fn(*mut HandleScopeStorage, *mut Isolate),
+  handle_scope_leave: unsafe extern "C" fn(*mut HandleScopeStorage),
+  current_stack_trace: unsafe extern "C" fn(*mut Isolate, c_int, c_int) -> Local,
+  frame_count: unsafe extern "C" fn(Local) -> c_int,
+  frame: unsafe extern "C" fn(Local, *mut Isolate, u32) -> Local,
+  location: unsafe extern "C" fn(Local) -> u64,
+  function_name: unsafe extern "C" fn(Local) -> Local,
+  script_name: unsafe extern "C" fn(Local) -> Local,
+  string_length: unsafe extern "C" fn(Local) -> c_int,
+  string_write: unsafe extern "C" fn(Local, *mut Isolate, *mut u16, c_int, c_int, c_int) -> c_int,
+  /// Writing Node's diagnostic report: Linux only, where Node's `std::string` is libstdc++'s (macOS builds
+  /// use libc++, whose layout has not been tried).
+  trigger_report: Option<TriggerReport>,
+}
+
+/// The main thread's isolate, taken on that thread (`Isolate::GetCurrent` answers for the calling thread).
+static MAIN_ISOLATE: AtomicPtr<Isolate> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Resolves the functions once; `Err` names the first one missing.
+pub fn api() -> Result<&'static V8, &'static str> {
+  static API: OnceLock<Result<V8, String>> = OnceLock::new();
+  API.get_or_init(resolve).as_ref().map_err(String::as_str)
+}
+
+fn resolve() -> Result<V8, String> {
+  // SAFETY (every `function` call): the type is the signature of the mangled name, as the module docs
+  // describe; a wrong one could only come from a Node whose symbol kept its name but not its meaning.
+  unsafe {
+    Ok(V8 {
+      request_interrupt: function(c"_ZN2v87Isolate16RequestInterruptEPFvPS0_PvES2_")?,
+      handle_scope_enter: function(c"_ZN2v811HandleScopeC1EPNS_7IsolateE")?,
+      handle_scope_leave: function(c"_ZN2v811HandleScopeD1Ev")?,
+      current_stack_trace: function(
+        c"_ZN2v810StackTrace17CurrentStackTraceEPNS_7IsolateEiNS0_17StackTraceOptionsE",
+      )?,
+      frame_count: function(c"_ZNK2v810StackTrace13GetFrameCountEv")?,
+      frame: function(c"_ZNK2v810StackTrace8GetFrameEPNS_7IsolateEj")?,
+      location: function(c"_ZNK2v810StackFrame11GetLocationEv")?,
+      function_name: function(c"_ZNK2v810StackFrame15GetFunctionNameEv")?,
+      script_name: function(c"_ZNK2v810StackFrame13GetScriptNameEv")?,
+      string_length: function(c"_ZNK2v86String6LengthEv")?,
+      string_write: function(c"_ZNK2v86String5WriteEPNS_7IsolateEPtiii")?,
+      trigger_report: trigger_report(),
+    })
+  }
+}
+
+#[cfg(target_os = "linux")]
+fn trigger_report() -> Option<TriggerReport> {
+  const NAME: &CStr = c"_ZN4node17TriggerNodeReportEPN2v87IsolateEPKcS4_RKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEENS0_5LocalINS0_5ValueEEE";
+  // SAFETY: `TriggerReport` is the signature of that name (see the module docs for `std::string`).
+  unsafe { function(NAME) }.ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn trigger_report() -> Option<TriggerReport> {
+  None
+}
+
+/// Takes the calling thread's isolate as the main thread's. Main thread only (the binding calls it when the
+/// main thread's environment loads the addon).
+pub fn capture_main_isolate() -> Result<(), &'static str> {
+  // SAFETY: `Isolate::GetCurrent` has no preconditions; on a thread that runs JavaScript it is that
+  // thread's isolate.
+  let get_current: unsafe extern "C" fn() -> *mut Isolate =
+    unsafe { function(c"_ZN2v87Isolate10GetCurrentEv") }
+      .map_err(|_| "v8::Isolate::GetCurrent is not exported by this Node binary")?;
+  let isolate = unsafe { get_current() };
+  if isolate.is_null() {
+    return Err("no V8 isolate on the thread that loaded the addon");
+  }
+  MAIN_ISOLATE.store(isolate, Ordering::Release);
+  Ok(())
+}
+
+/// The main thread's isolate, once captured.
+pub fn main_isolate() -> Option<*mut Isolate> {
+  let isolate = MAIN_ISOLATE.load(Ordering::Acquire);
+  (!isolate.is_null()).then_some(isolate)
+}
+
+/// One frame as V8 gives it; the strings stay V8's until the handle scope ends.
+pub struct RawFrame {
+  pub function: Local,
+  pub script: Local,
+  /// One-based, as Node prints them.
+  pub line: i32,
+  pub column: i32,
+}
+
+impl V8 {
+  /// Asks V8 to run `callback(isolate, data)` on `isolate`'s thread at its next interrupt check. Any thread.
+  ///
+  /// # Safety
+  /// `isolate` is live for the life of the process (the main thread's), and `callback` may run at any
+  /// interrupt check from now on, or never.
+  pub unsafe fn request_interrupt(
+    &self,
+    isolate: *mut Isolate,
+    callback: InterruptCallback,
+    data: *mut c_void,
+  ) {
+    // SAFETY: as the caller guarantees; V8 documents RequestInterrupt as thread-safe.
+    unsafe { (self.request_interrupt)(isolate, callback, data) }
+  }
+
+  /// Walks the current JavaScript stack, innermost frame first, at most `limit` frames, inside a handle
+  /// scope of its own.
+  ///
+  /// # Safety
+  /// On `isolate`'s thread where V8 allows handles: inside an interrupt callback, or a call from JavaScript.
+  pub unsafe fn walk_stack(
+    &self,
+    isolate: *mut Isolate,
+    limit: usize,
+    mut each: impl FnMut(&Self, RawFrame),
+  ) {
+    let mut scope = HandleScopeStorage([0; 8]);
+    // SAFETY: the caller guarantees the thread; the storage outlives the scope, which is left below, on the
+    // same thread, before the storage goes.
+    unsafe {
+      (self.handle_scope_enter)(&mut scope, isolate);
+      let trace = (self.current_stack_trace)(
+        isolate,
+        limit.min(c_int::MAX as usize) as c_int,
+        STACK_TRACE_DETAILED,
+      );
+      if !trace.is_null() {
+        let count = (self.frame_count)(trace).max(0) as u32;
+        for index in 0..count {
+          let frame = (self.frame)(trace, isolate, index);
+          if frame.is_null() {
+            continue;
+          }
+          let location = (self.location)(frame);
+          each(
+            self,
+            RawFrame {
+              function: (self.function_name)(frame),
+              script: (self.script_name)(frame),
+              line: (location as u32 as i32).saturating_add(1),
+              column: ((location >> 32) as u32 as i32).saturating_add(1),
+            },
+          );
+        }
+      }
+      (self.handle_scope_leave)(&mut scope);
+    }
+  }
+
+  /// Copies the UTF-16 code units of a string handle into `out`; returns how many were written (the string
+  /// may be longer). An empty handle writes nothing.
+  ///
+  /// # Safety
+  /// As for [`V8::walk_stack`], with `string` a live handle from its callback.
+  pub unsafe fn read_string(&self, isolate: *mut Isolate, string: Local, out: &mut [u16]) -> usize {
+    if string.is_null() {
+      return 0;
+    }
+    // SAFETY: a live string handle; `out` has room for the `take` units written.
+    unsafe {
+      let take = (self.string_length)(string)
+        .max(0)
+        .min(out.len().min(c_int::MAX as usize) as c_int);
+      let written = (self.string_write)(string, isolate, out.as_mut_ptr(), 0, take, NO_NULL_TERMINATION);
+      written.clamp(0, take) as usize
+    }
+  }
+
+  /// Whether Node's diagnostic report can be written from here.
+  pub fn can_write_diagnostic_report(&self) -> bool {
+    self.trigger_report.is_some()
+  }
+
+  /// Writes Node's diagnostic report to `path` (which Node puts under `process.report.directory` when one is
+  /// set) and copies the name of the file it wrote into `written`; returns its length, 0 if Node wrote
+  /// nothing (it says why on stderr).
+  ///
+  /// # Safety
+  /// On `isolate`'s thread where V8 allows handles (inside an interrupt callback).
+  pub unsafe fn write_diagnostic_report(
+    &self,
+    isolate: *mut Isolate,
+    path: &CStr,
+    message: &CStr,
+    written: &mut [u8],
+  ) -> usize {
+    let Some(trigger) = self.trigger_report else {
+      return 0;
+    };
+    let bytes = path.to_bytes();
+    let name = StdString {
+      data: bytes.as_ptr(),
+      len: bytes.len(),
+      // Only read through a const reference: Node copies the name, so the capacity is never consulted.
+      capacity_or_inline: [bytes.len(), 0],
+    };
+    // SAFETY: the signature is TriggerReport's; `name` and the C strings live through the call. The trigger
+    // is not "Signal" or "FatalError", so Node prints the current JavaScript stack into the report.
+    let file = unsafe {
+      trigger(
+        isolate,
+        message.as_ptr(),
+        c"titan-lifecycle".as_ptr(),
+        &name,
+        std::ptr::null_mut(),
+      )
+    };
+    if file.data.is_null() || file.len == 0 || file.len > 64 * 1024 {
+      return 0;
+    }
+    // SAFETY: a std::string Node returned: `len` bytes at `data`. Its heap buffer (if any) is left to the
+    // process's imminent exit: freeing it would mean calling libstdc++'s operator delete by name too.
+    let returned = unsafe { std::slice::from_raw_parts(file.data, file.len) };
+    let take = returned.len().min(written.len());
+    written[..take].copy_from_slice(&returned[..take]);
+    take
+  }
+}
