@@ -8,7 +8,7 @@ const { EventEmitter } = require('node:events')
 
 const native = require('./lib/native')
 const { ShutdownReason, ShutdownPriority, ShutdownEvent, ShutdownPhase } = require('./lib/constants')
-const { ShutdownRun, describeError } = require('./lib/run')
+const { ShutdownRun, describeMessage } = require('./lib/run')
 const {
   validateManagerOptions,
   validateTask,
@@ -28,6 +28,8 @@ const SIGNAL_OWNER = Symbol.for('titan-lifecycle.signal-owner')
 
 /** Whether the shutdown path has been (or is about to be) warmed up in this process; see #warmUp. */
 let warmUpScheduled = false
+/** Whether the native side knows this package's own files (stacks sum up the frames in them). */
+let packagePathsSet = false
 
 /** How many uncaught errors during one shutdown are logged; the rest are counted once. */
 const MAX_ERRORS_LOGGED = 3
@@ -59,6 +61,13 @@ class ShutdownManager extends EventEmitter {
     this.#config = validateManagerOptions(options)
     const { hardExit, exitCodes, disableGracefulShutdown, signals, handleUncaughtErrors } = this.#config
     this.#native = new native.NativeShutdown(hardExit ? exitCodes.hardExit : null)
+    if (this.#config.diagnosticReport !== null) this.#setDiagnosticReport(this.#config.diagnosticReport)
+    if (this.#config.stallThreshold > 0) this.#native.setStallThreshold(this.#config.stallThreshold)
+    if (!packagePathsSet) {
+      packagePathsSet = true
+      const { join, sep } = require('node:path')
+      native.setPackagePaths([join(__dirname, 'lib') + sep, join(__dirname, 'index.js')])
+    }
     if (!warmUpScheduled) {
       warmUpScheduled = true
       // In the first turn of the event loop. Ref'd on purpose: an unref'd immediate waits for the loop's
@@ -121,6 +130,14 @@ class ShutdownManager extends EventEmitter {
     const tracker = new ServerTracker(server, { id, closeUpgraded })
     this.#servers.push(tracker)
     return id
+  }
+
+  /**
+   * What keeps the event loop alive right now: `[{ type, detail }]` for each handle (a server, a socket, a
+   * timer, a child process) and request still holding it. Handles let go of with `unref()` are not listed.
+   */
+  activeHandles() {
+    return require('./lib/handles').activeHandles()
   }
 
   /** Registers a shutdown task; returns its id. */
@@ -197,9 +214,11 @@ class ShutdownManager extends EventEmitter {
         exitCodes: this.#config.exitCodes,
         shutdownDelay: this.#config.shutdownDelay,
         destroyReserve: this.#config.destroyReserve,
+        stillAliveReportDelay: this.#config.stillAliveReportDelay,
         onStart: () => {
           for (const server of this.#servers) server.beginClosing()
         },
+        onStillAlive: (afterMs) => this.#reportStillAlive(afterMs),
       },
       runOptions,
     )
@@ -210,6 +229,41 @@ class ShutdownManager extends EventEmitter {
       if (!run.reason) this.#run = null // it never began
       throw error
     }
+  }
+
+  /**
+   * A shutdown that did not exit finished `afterMs` ago and the process is still alive: says what keeps it
+   * so, in the log and as an event.
+   */
+  #reportStillAlive(afterMs) {
+    const handles = this.activeHandles()
+    const list = handles.map((h) => `${h.type}: ${h.detail}`)
+    this.#config.logger.warn(
+      `the process is still alive ${afterMs} ms after the shutdown finished; ` +
+        (list.length ? `it is kept alive by ${list.join('; ')}` : 'nothing Node reports keeps it alive'),
+      { afterMs, handles },
+    )
+    this.#safeEmit(ShutdownEvent.ShutdownStillAlive, { afterMs, handles })
+  }
+
+  /**
+   * The hard exit also writes Node's diagnostic report into `directory`. Node puts a report under
+   * `process.report.directory` when one is set, so the path given is then relative to it.
+   */
+  #setDiagnosticReport(directory) {
+    const support = this.#native.stackSupport()
+    if (!support.diagnosticReport) {
+      process.emitWarning(
+        `diagnosticReport is not supported here (${support.reason ?? `not on ${process.platform} yet`}); the hard exit ` +
+          'writes no diagnostic report',
+        { type: 'TitanLifecycleWarning', code: 'TITAN_LIFECYCLE_DIAGNOSTIC_REPORT_UNAVAILABLE' },
+      )
+      return
+    }
+    const path = require('node:path')
+    const reportDirectory = process.report?.directory
+    const target = reportDirectory ? path.relative(path.resolve(reportDirectory), directory) || '.' : directory
+    this.#native.setDiagnosticReport(target)
   }
 
   #joinWithExit(fatal = false) {
@@ -229,7 +283,7 @@ class ShutdownManager extends EventEmitter {
   #warmUp() {
     this.#onNativeEvent({ kind: 'warm-up' })
     const quiet = { info() {}, warn() {}, error() {} }
-    const throwaway = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false, logger: quiet })
+    const throwaway = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false, stallThreshold: 0, logger: quiet })
     throwaway.registerTask({ id: 'titan-lifecycle:warm-up', handler: ({ abortSignal }) => abortSignal })
     throwaway.stop()
   }
@@ -242,7 +296,7 @@ class ShutdownManager extends EventEmitter {
    */
   #listen() {
     if (this.#ownsSignals) return
-    if (this.#native.enforced) this.#setListener()
+    if (this.#native.enforced || this.#config.stallThreshold > 0) this.#setListener()
   }
 
   #setListener() {
@@ -255,7 +309,9 @@ class ShutdownManager extends EventEmitter {
         case 'signal':
           // Handled here rather than in a method of its own: the warm-up event compiles this whole function.
           if (this.#run) {
-            this.#config.logger.info(`received ${event.signal} during the shutdown; the process will exit when it ends`)
+            this.#config.logger.info(`received ${event.signal} during the shutdown; the process will exit when it ends`, {
+              signal: event.signal,
+            })
             this.#joinWithExit()
           } else {
             // The native side begins this shutdown (if the watchdog has not already), with its reason and
@@ -267,13 +323,19 @@ class ShutdownManager extends EventEmitter {
           // The watchdog asks, shortly before a deadline, whether this loop is free: answering is the answer.
           this.#native.answerProbe()
           return
+        case 'stall-probe': {
+          // While a shutdown runs: answering measures how long the loop took; a stall comes back to report.
+          const stall = this.#native.answerStallProbe()
+          if (stall) this.#run?.onStall(stall)
+          return
+        }
         case 'deadline':
           // A finished run answers, or exits if it is waiting for a stop() caller's continuations.
           if (this.#run) this.#run.onDeadline()
           else this.#native.answerDeadline()
           return
         case 'displaced':
-          this.#config.logger.warn(event.detail)
+          this.#config.logger.warn(event.detail, { signal: event.signal })
           return
         case 'warm-up':
           // Compiles this function and the emitter ahead of a real event (see #warmUp).
@@ -281,7 +343,9 @@ class ShutdownManager extends EventEmitter {
           return
       }
     } catch (error) {
-      this.#config.logger.error(`internal error handling a native ${event.kind} event: ${describeError(error)}`)
+      this.#config.logger.error(`internal error handling a native ${event.kind} event: ${describeMessage(error)}`, {
+        err: error,
+      })
     }
   }
 
@@ -334,18 +398,18 @@ class ShutdownManager extends EventEmitter {
         // a broken stderr): each joins it, but only the first few are logged, so none can feed a loop.
         this.#errorsDuringShutdown++
         if (this.#errorsDuringShutdown <= MAX_ERRORS_LOGGED) {
-          this.#config.logger.error(`${kind} during the shutdown: ${describeError(error)}`)
+          this.#config.logger.error(`${kind} during the shutdown: ${describeMessage(error)}`, { err: error })
         } else if (this.#errorsDuringShutdown === MAX_ERRORS_LOGGED + 1) {
           this.#config.logger.error('more uncaught errors during the shutdown; they are not logged')
         }
         this.#joinWithExit(true)
         return
       }
-      this.#config.logger.error(`${kind}, shutting down: ${describeError(error)}`)
+      this.#config.logger.error(`${kind}, shutting down: ${describeMessage(error)}`, { err: error })
       try {
         this.#begin(reason, this.#config.gracefulShutdownTimeout, { exit: true, fatal: true })
       } catch (beginError) {
-        this.#config.logger.error(`the shutdown could not begin: ${describeError(beginError)}`)
+        this.#config.logger.error(`the shutdown could not begin: ${describeMessage(beginError)}`, { err: beginError })
       }
     }
     const hooks = {
@@ -372,7 +436,7 @@ class ShutdownManager extends EventEmitter {
         if (process.listeners(event).includes(listener)) continue
         process.on(event, listener)
         if (event !== 'removeListener') {
-          this.#config.logger.warn(`another library removed the manager's '${event}' listener; it is back`)
+          this.#config.logger.warn(`another library removed the manager's '${event}' listener; it is back`, { event })
         }
       }
     }
@@ -395,7 +459,10 @@ class ShutdownManager extends EventEmitter {
   }
 
   #listenerFailed(event, error) {
-    this.#config.logger.error(`a '${event}' listener threw; the shutdown goes on: ${describeError(error)}`)
+    this.#config.logger.error(`a '${event}' listener threw; the shutdown goes on: ${describeMessage(error)}`, {
+      event,
+      err: error,
+    })
   }
 }
 

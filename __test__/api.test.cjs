@@ -109,12 +109,12 @@ test('events fire in order with their documented payloads', async () => {
   assert.ok(taskError.error instanceof TypeError)
   assert.equal(taskError.timedOut, false)
   assert.deepEqual(seen[3][1].exitCode, 1)
-  assert.deepEqual(Object.keys(seen[3][1]).sort(), ['exitCode', 'hardExit', 'reason', 'totalDurationMs'])
+  assert.deepEqual(Object.keys(seen[3][1]).sort(), ['exitCode', 'hardExit', 'reason', 'summary', 'totalDurationMs'])
 })
 
 test('a listener that throws or rejects never breaks the shutdown or the other listeners', async () => {
   const errors = []
-  const m = manager({ logger: { error: (message) => errors.push(message) } })
+  const m = manager({ logger: { error: (fields, message) => errors.push({ fields, message }) } })
   let later = 0
   m.on(ShutdownEvent.ShutdownStart, () => { throw new Error('listener bug') })
   m.on(ShutdownEvent.ShutdownStart, () => later++)
@@ -127,8 +127,10 @@ test('a listener that throws or rejects never breaks the shutdown or the other l
   assert.equal(later, 2)
   assert.equal(m.listenerCount(ShutdownEvent.ShutdownComplete), 0, 'once listeners are removed after firing')
   assert.equal(errors.length, 2)
-  assert.match(errors[0], /'shutdown:start' listener threw; the shutdown goes on: Error: listener bug/)
-  assert.match(errors[1], /async listener bug/)
+  assert.match(errors[0].message, /'shutdown:start' listener threw; the shutdown goes on: listener bug/)
+  assert.equal(errors[0].fields.event, 'shutdown:start')
+  assert.equal(errors[0].fields.err.message, 'listener bug')
+  assert.match(errors[1].message, /async listener bug/)
 })
 
 test('registering or unregistering during a shutdown throws ERR_SHUTDOWN_IN_PROGRESS, and after it ERR_SHUTDOWN_COMPLETED', async () => {
@@ -167,7 +169,7 @@ test('unregisterTask removes a task and reports whether it existed', async () =>
 
 test('a dependency on an unknown task is ignored with a warning', async () => {
   const warnings = []
-  const m = manager({ logger: { warn: (message) => warnings.push(message) } })
+  const m = manager({ logger: { warn: (fields, message) => warnings.push(message) } })
   m.registerTask({ id: 'api', dependsOn: ['not-registered'], handler: () => {} })
   const result = await m.stop()
   assert.equal(result.exitCode, 0)

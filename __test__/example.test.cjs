@@ -5,6 +5,7 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const http = require('node:http')
+const fs = require('node:fs')
 const path = require('node:path')
 const { spawn } = require('node:child_process')
 
@@ -115,3 +116,33 @@ for (const file of ['01-http.js', '02-express.js', '03-fastify.js']) {
     assert.match(example.output(), /exiting with code 0/)
   })
 }
+
+test('04-where-stuck.js: the report the README shows names the stuck function, its caller, and their lines', async () => {
+  const file = path.join(__dirname, '..', 'examples', '04-where-stuck.js')
+  const source = fs.readFileSync(file, 'utf8').split('\n')
+  const lineOf = (text) => source.findIndex((l) => l.includes(text)) + 1
+  const { code, stderr } = await new Promise((resolve) => {
+    const child = spawn(process.execPath, [file], { stdio: ['ignore', 'ignore', 'pipe'] })
+    const killer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+    let stderr = ''
+    child.stderr.setEncoding('utf8').on('data', (chunk) => (stderr += chunk))
+    child.on('close', (code) => {
+      clearTimeout(killer)
+      resolve({ code, stderr })
+    })
+  })
+  assert.equal(code, 124, stderr)
+  const frames = stderr.split('\n').filter((l) => l.startsWith('titan-lifecycle:     '))
+  assert.deepEqual(frames.slice(0, 2).map((l) => l.replace(/\(.*\//, '(')), [
+    `titan-lifecycle:     at isSafeHeader (04-where-stuck.js:${lineOf('return /^(\\w+\\s?)+$/')}:24)`,
+    `titan-lifecycle:     at flushAuditLog (04-where-stuck.js:${lineOf('if (!isSafeHeader(')}:10)`,
+  ])
+  // The package's own frames below them, summed up in one line.
+  assert.match(frames[2], /^titan-lifecycle: {5}\.\.\. \d+ frames inside titan-lifecycle$/)
+  assert.equal(frames.length, 3)
+  // The README shows this very report.
+  const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8')
+  for (const frame of frames.slice(0, 2)) {
+    assert.ok(readme.includes(frame.replace(/\(.*\//, '(/srv/app/examples/')), `README shows ${frame}`)
+  }
+})

@@ -20,7 +20,7 @@ for (const [kind, reason, label] of [
     const complete = find(lines, 'event', { event: 'shutdown:complete' })
     assert.equal(complete.exitCode, 1, 'a crash exits non-zero even when every task succeeded')
     // Logged with its stack (to stderr, since the fixture passes no logger).
-    assert.match(stderr, new RegExp(`${label}, shutting down: Error: boom`))
+    assert.match(stderr, new RegExp(`${label}, shutting down: boom: [^\n]+\nError: boom`))
     assert.match(stderr, /at Timeout\._onTimeout .*fatal\.cjs/)
   })
 }

@@ -47,6 +47,7 @@ test('the packed package installs, loads its platform binary and shuts down on S
     'package/index.js',
     'package/lib/constants.js',
     'package/lib/drain.js',
+    'package/lib/handles.js',
     'package/lib/native.js',
     'package/lib/run.js',
     'package/lib/validate.js',

@@ -36,6 +36,10 @@ const ShutdownEvent = Object.freeze({
   ShutdownTaskError: 'shutdown:task:error',
   ShutdownComplete: 'shutdown:complete',
   ShutdownError: 'shutdown:error',
+  /** The event loop did not answer for `stallThreshold` or more while the shutdown ran. */
+  ShutdownStall: 'shutdown:stall',
+  /** A shutdown that did not exit finished `stillAliveReportDelay` ago, and the process is still alive. */
+  ShutdownStillAlive: 'shutdown:still-alive',
 })
 
 /** Every 'stop' task settles before any 'destroy' task starts. */

@@ -8,7 +8,7 @@
 
 const { ShutdownEvent, ShutdownReason, ShutdownPhase, MAX_TIMEOUT_MS, DEFAULT_DESTROY_RESERVE, MIN_TASK_SHARE } =
   require('./constants')
-const { lifecycleError } = require('./validate')
+const { lifecycleError, isSilent } = require('./validate')
 
 /**
  * With a native watchdog the process is gone within milliseconds of the deadline. The JavaScript timer then
@@ -115,6 +115,8 @@ class ShutdownRun {
   /** This run's reserve for the destroy phase, in ms (0 when nothing is reserved). */
   #reserveMs = 0
   #onStart
+  #onStillAlive
+  #stillAliveReportDelay
   #resolve
   #startedMono = 0
   /** The deadline on the monotonic clock, for timeouts (the wall clock of `deadline` can jump). */
@@ -134,7 +136,9 @@ class ShutdownRun {
     this.#exitCodes = host.exitCodes
     this.#shutdownDelay = host.shutdownDelay ?? 0
     this.#destroyReserve = host.destroyReserve
+    this.#stillAliveReportDelay = host.stillAliveReportDelay ?? 0
     this.#onStart = host.onStart
+    this.#onStillAlive = host.onStillAlive
     this.#exit = exit
     this.#startedToKeepRunning = byStop && !exit
     this.#fatal = fatal
@@ -176,11 +180,12 @@ class ShutdownRun {
     this.#startedMono = mono - start.elapsedMs
     this.#deadlineMono = mono + start.remainingMs
     this.#ids = start.ids
+    this.startedAt = now - start.elapsedMs
     this.#emit(ShutdownEvent.ShutdownStart, {
       reason: start.reason,
       signal: start.signal,
       timeoutMs: start.budgetMs,
-      startedAt: now - start.elapsedMs,
+      startedAt: this.startedAt,
     })
     this.#onStart?.()
     // The delay counts from the shutdown's start (the signal handler's timestamp for a signal).
@@ -203,11 +208,15 @@ class ShutdownRun {
       this.#reserveTimer = new LongTimer(() => this.#cutStopPhase(), Math.max(0, start.remainingMs - this.#reserveMs))
     }
     for (const { taskId, dependsOn } of start.missing) {
-      this.#logger.warn(`shutdown task '${taskId}' depends on unknown task '${dependsOn}'; the dependency is ignored`)
+      this.#logger.warn(`shutdown task '${taskId}' depends on unknown task '${dependsOn}'; the dependency is ignored`, {
+        taskId,
+        dependsOn,
+      })
     }
     this.#logger.info(
       `shutdown started (reason ${start.reason}${start.signal ? `, signal ${start.signal}` : ''}, ` +
         `${start.ids.length} tasks, timeout ${start.budgetMs} ms)`,
+      { reason: start.reason, signal: start.signal, tasks: start.ids.length, timeoutMs: start.budgetMs },
     )
     return this.promise
   }
@@ -259,7 +268,7 @@ class ShutdownRun {
       )
       entry?.controller.abort(error)
       this.#errors.set(index, error)
-      this.#logger.warn(error.message)
+      this.#logFailure(error.message, { taskId: task?.id, err: error })
       this.#emit(ShutdownEvent.ShutdownTaskError, {
         taskId: task?.id,
         name: task?.name,
@@ -269,8 +278,12 @@ class ShutdownRun {
       })
     }
     if (cut.skipped.length > 0) {
-      const ids = cut.skipped.map((i) => `'${this.#ids[i]}'`).join(', ')
-      this.#logger.warn(`shutdown tasks ${ids} were skipped to keep ${Math.round(this.#reserveMs)} ms for the destroy phase`)
+      const ids = cut.skipped.map((i) => this.#ids[i])
+      this.#logger.warn(
+        `shutdown tasks ${ids.map((id) => `'${id}'`).join(', ')} were skipped to keep ${Math.round(this.#reserveMs)} ms ` +
+          'for the destroy phase',
+        { taskIds: ids },
+      )
     }
     for (const index of cut.ready) this.#startTask(index)
     if (cut.finished) this.#finish(false)
@@ -327,10 +340,11 @@ class ShutdownRun {
       this.#emit(ShutdownEvent.ShutdownTaskComplete, { taskId: task.id, name: task.name, durationMs: settled.durationMs })
     } else {
       this.#errors.set(index, error)
-      this.#logger.warn(
+      this.#logFailure(
         outcome === 'timedOut'
           ? `shutdown task '${task.id}' timed out after ${task.timeout} ms`
-          : `shutdown task '${task.id}' failed: ${describeError(error)}`,
+          : `shutdown task '${task.id}' failed: ${describeMessage(error)}`,
+        { taskId: task.id, durationMs: settled.durationMs, err: error },
       )
       this.#emit(ShutdownEvent.ShutdownTaskError, {
         taskId: task.id,
@@ -342,6 +356,37 @@ class ShutdownRun {
     }
     for (const next of settled.ready) this.#startTask(next)
     if (settled.finished) this.#finish(false)
+  }
+
+  /**
+   * A task's failure, at an honest level: an error when it makes the exit code non-zero (as it does by
+   * default), a warning when `exitCodes.failure` is 0.
+   */
+  #logFailure(message, fields) {
+    if (this.#exitCodes.failure === 0) this.#logger.warn(message, fields)
+    else this.#logger.error(message, fields)
+  }
+
+  /**
+   * The event loop did not answer the watchdog for `stallThreshold` or more (the native side measured it,
+   * and captured the stack if the loop was in JavaScript). The task is named when one task alone was
+   * running through the stall.
+   */
+  onStall(stall) {
+    if (!this.#finished) this.#reportStall(stall)
+  }
+
+  #reportStall(stall) {
+    const task = stall.running.length === 1 ? this.#tasks.get(stall.running[0]) : undefined
+    const blockedMs = Math.round(stall.blockedMs * 10) / 10
+    const stack = stall.stack ?? null
+    this.#logger.warn(
+      `the event loop was blocked for ${blockedMs} ms during the shutdown` +
+        (task ? ` (task '${task.id}' was running)` : '') +
+        (stack ? `, at:\n${stack}` : ' (outside JavaScript, or no stack to capture)'),
+      { taskId: task?.id, blockedMs, stack },
+    )
+    this.#emit(ShutdownEvent.ShutdownStall, { taskId: task?.id, name: task?.name, blockedMs, stack })
   }
 
   /** The deadline passed: abort what still runs, report, and end (natively, when the watchdog is armed). */
@@ -358,7 +403,7 @@ class ShutdownRun {
         (running.length ? `; still running: ${running.join(', ')}` : ''),
     )
     for (const { controller } of this.#running.values()) controller.abort(error)
-    this.#logger.error(error.message)
+    this.#logger.error(error.message, { err: error, running: [...this.#running.keys()].map((i) => this.#ids[i]) })
     this.#emit(ShutdownEvent.ShutdownError, { error })
     this.#finish(true, watchdogFailed)
   }
@@ -369,17 +414,38 @@ class ShutdownRun {
     this.#deadlineTimer?.clear()
     this.#reserveTimer?.clear()
     clearTimeout(this.#delayTimer)
-    const tasks = this.#native.taskRecords().map((record, index) =>
-      this.#errors.has(index) ? { ...record, error: this.#errors.get(index) } : record,
-    )
+    const tasks = this.#native.taskRecords().map(({ id, name, status, durationMs, startMs }, index) => {
+      const record = { id, name, phase: this.#tasks.get(id)?.phase ?? ShutdownPhase.Stop, status, startMs: startMs ?? null, durationMs }
+      if (this.#errors.has(index)) record.error = this.#errors.get(index)
+      return record
+    })
     const exitCode = this.#exitCode(hardExit, tasks)
     const totalDurationMs = monotonicMs() - this.#startedMono
-    this.result = { reason: this.reason, exitCode, totalDurationMs, hardExit, tasks }
+    // The shutdown's record: what ran when, for how long, how it ended. `startMs` counts from the start.
+    const summary = {
+      reason: this.reason,
+      signal: this.signal,
+      startedAt: this.startedAt,
+      timeoutMs: this.#budgetMs,
+      totalDurationMs,
+      exitCode,
+      hardExit,
+      tasks,
+    }
+    this.result = { reason: this.reason, exitCode, totalDurationMs, hardExit, tasks, summary }
     // At an enforced hard exit the record stays open, so the watchdog's report still shows what was running.
     const watchdogExits = hardExit && this.#native.enforced && !watchdogFailed
-    if (!watchdogExits) this.#native.finish(exitCode, this.#exit)
-    this.#logger.info(`shutdown complete (exit code ${exitCode}, ${totalDurationMs.toFixed(1)} ms)`)
-    this.#emit(ShutdownEvent.ShutdownComplete, { reason: this.reason, totalDurationMs, hardExit, exitCode })
+    if (!watchdogExits) {
+      const stall = this.#native.finish(exitCode, this.#exit)
+      if (stall) this.#reportStall(stall)
+    }
+    const level = exitCode === this.#exitCodes.success ? 'info' : 'error'
+    // The waterfall is text for people: not built for a level nobody logs (the default logger's info).
+    if (!isSilent(this.#logger, level)) {
+      const done = `shutdown complete (exit code ${exitCode}, ${totalDurationMs.toFixed(1)} ms)`
+      this.#logger[level](`${done}\n${waterfall(summary)}`, { summary })
+    }
+    this.#emit(ShutdownEvent.ShutdownComplete, { reason: this.reason, totalDurationMs, hardExit, exitCode, summary })
     if (watchdogExits) {
       // The watchdog ends the process within its bounded write budget. Until then the loop must not drain
       // and exit on its own with another code: the exit code is set, and a ref'd timer keeps the loop
@@ -391,7 +457,10 @@ class ShutdownRun {
     }
     this.#resolve(this.result)
     if (watchdogFailed) process.exit(exitCode)
-    if (!this.#exit) return
+    if (!this.#exit) {
+      this.#watchStillAlive()
+      return
+    }
     if (this.#startedToKeepRunning) this.#exitAfterContinuations(exitCode)
     else process.exit(exitCode)
   }
@@ -423,6 +492,16 @@ class ShutdownRun {
     this.#deadlineTimer = new LongTimer(() => process.exit(exitCode), left, { ref: false })
   }
 
+  /**
+   * A shutdown that does not exit leaves the process to end on its own once nothing keeps it alive. If it
+   * is still alive `stillAliveReportDelay` later, something does: the manager says what. Unref'd, the timer
+   * never keeps the process alive itself; a process that ends in time never hears of it.
+   */
+  #watchStillAlive() {
+    if (this.#stillAliveReportDelay <= 0 || !this.#onStillAlive) return
+    new LongTimer(() => this.#onStillAlive(this.#stillAliveReportDelay), this.#stillAliveReportDelay, { ref: false })
+  }
+
   #exitCode(hardExit, tasks) {
     if (hardExit) return this.#exitCodes.hardExit
     if (this.#fatal) return this.#exitCodes.error
@@ -431,15 +510,47 @@ class ShutdownRun {
   }
 }
 
-/** Text for a log line about whatever a task threw. Never throws, whatever it is given. */
-function describeError(error) {
+/** How wide the waterfall's bars are, in characters, and how many tasks it shows. */
+const WATERFALL_WIDTH = 24
+const WATERFALL_MAX_TASKS = 40
+
+/**
+ * The summary as a compact waterfall, one line per task: its start offset, a bar placed on the shutdown's
+ * time line, its id, status and duration. For logs read by people; the summary object is for machines.
+ */
+function waterfall(summary) {
+  const total = Math.max(summary.totalDurationMs, 1e-3)
+  const lines = [
+    `  reason ${summary.reason}${summary.signal ? ` (${summary.signal})` : ''}, deadline ${summary.timeoutMs} ms, ` +
+      `exit code ${summary.exitCode}${summary.hardExit ? ', hard exit' : ''}`,
+  ]
+  const shown = summary.tasks.slice(0, WATERFALL_MAX_TASKS)
+  const idWidth = Math.min(24, Math.max(4, ...shown.map((t) => t.id.length)))
+  for (const task of shown) {
+    const started = task.startMs !== null
+    const from = started ? Math.min(WATERFALL_WIDTH - 1, Math.floor((task.startMs / total) * WATERFALL_WIDTH)) : 0
+    const to = started ? Math.round(((task.startMs + task.durationMs) / total) * WATERFALL_WIDTH) : 0
+    const length = started ? Math.max(1, to - from) : 0
+    const bar = started
+      ? ' '.repeat(from) + '#'.repeat(Math.min(length, WATERFALL_WIDTH - from)) + ' '.repeat(Math.max(0, WATERFALL_WIDTH - from - length))
+      : ' '.repeat(WATERFALL_WIDTH)
+    const offset = started ? `+${task.startMs.toFixed(1)} ms` : 'not run'
+    const id = task.id.length > idWidth ? `${task.id.slice(0, idWidth - 1)}…` : task.id.padEnd(idWidth)
+    const error = task.error ? `: ${describeMessage(task.error)}` : ''
+    lines.push(`  ${offset.padStart(12)} |${bar}| ${id} ${task.status} ${task.durationMs.toFixed(1)} ms${error}`)
+  }
+  if (summary.tasks.length > shown.length) lines.push(`  and ${summary.tasks.length - shown.length} more tasks (see the summary)`)
+  return lines.join('\n')
+}
+
+/** The first line of what a task threw, for a log message (the whole error goes under `err`). */
+function describeMessage(error) {
   try {
-    if (error instanceof Error) return String(error.stack ?? error.message)
+    if (error instanceof Error) return String(error.message)
     return String(error)
   } catch {
-    // A proxy whose traps throw, an object whose toString throws: say what can be said safely.
     return `a thrown ${typeof error} that cannot be printed`
   }
 }
 
-module.exports = { ShutdownRun, describeError }
+module.exports = { ShutdownRun, describeMessage }

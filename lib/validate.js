@@ -87,6 +87,9 @@ const KNOWN = {
     'logger',
     'shutdownDelay',
     'destroyReserve',
+    'diagnosticReport',
+    'stallThreshold',
+    'stillAliveReportDelay',
   ]),
   trackServer: new Set(['id', 'priority', 'drainTimeout', 'closeUpgraded']),
   exitCodes: new Set(['success', 'failure', 'error', 'hardExit', 'secondSignal']),
@@ -256,19 +259,41 @@ function writeStderr(line) {
   }
 }
 
-/** Errors would otherwise vanish, so without a logger they still reach stderr; nothing else is printed. */
+/**
+ * Errors would otherwise vanish, so without a logger they still reach stderr (with the stack of the error
+ * they carry, if any); nothing else is printed.
+ */
 const defaultLogger = Object.freeze({
   info() {},
   warn() {},
-  error(message) {
-    writeStderr(`titan-lifecycle: ${message}\n`)
+  error(message, fields) {
+    const err = fields?.err
+    const stack = err instanceof Error ? `\n${describeStack(err)}` : ''
+    writeStderr(`titan-lifecycle: ${message}${stack}\n`)
   },
 })
+
+/** Whether `logger`'s `level` logs nothing (the default logger's info and warn). */
+function isSilent(logger, level) {
+  return logger[level] === defaultLogger[level] && level !== 'error'
+}
+
+function describeStack(error) {
+  try {
+    return String(error.stack ?? error.message)
+  } catch {
+    return 'an error that cannot be printed'
+  }
+}
 
 /**
  * A caller's logger method, isolated: it is user code, and one that throws (or returns a promise that
  * rejects: an async transport that is down) must neither break the shutdown nor start another one. The
  * first failure of each method is reported on stderr; later ones are dropped.
+ *
+ * Records are pino-style, `method(fields, message)`: an object of fields first (an error under `err`), the
+ * message second, which pino, bunyan-style and most structured loggers take as is. `console` gets the
+ * message first (`console.warn(message, fields)`), which reads better where nothing parses it.
  */
 function isolated(logger, method, level) {
   let failed = false
@@ -277,9 +302,11 @@ function isolated(logger, method, level) {
     failed = true
     writeStderr(`titan-lifecycle: the logger's ${level} method failed (${describeThrown(error)}); the shutdown goes on\n`)
   }
-  return (message) => {
+  const messageFirst = logger === globalThis.console
+  return (message, fields = {}) => {
     try {
-      const returned = Reflect.apply(method, logger, [message])
+      const args = messageFirst ? (Object.keys(fields).length ? [message, fields] : [message]) : [fields, message]
+      const returned = Reflect.apply(method, logger, args)
       if (typeof returned?.then === 'function') returned.then(undefined, fail)
     } catch (error) {
       fail(error)
@@ -330,6 +357,9 @@ function validateManagerOptions(value) {
     logger,
     shutdownDelay,
     destroyReserve,
+    diagnosticReport,
+    stallThreshold,
+    stillAliveReportDelay,
   } = options
   const deadline = validateTimeout('options.gracefulShutdownTimeout', gracefulShutdownTimeout, 30_000)
   const reserve = validateDuration('options.destroyReserve', destroyReserve, undefined)
@@ -363,7 +393,21 @@ function validateManagerOptions(value) {
     hardExit: validateBoolean('options.hardExit', hardExit, true),
     exitCodes: validateExitCodes(exitCodes),
     logger: validateLogger(logger),
+    diagnosticReport: validateDiagnosticReport(diagnosticReport),
+    stallThreshold: validateDuration('options.stallThreshold', stallThreshold, 1000),
+    stillAliveReportDelay: validateDuration('options.stillAliveReportDelay', stillAliveReportDelay, 5000),
   }
+}
+
+/** `diagnosticReport`: false (none), true (the working directory) or a directory; returns a path or null. */
+function validateDiagnosticReport(value) {
+  if (value === undefined || value === false) return null
+  if (value === true) return process.cwd()
+  if (typeof value !== 'string') throw invalidArgType('options.diagnosticReport', 'of type boolean or string', value)
+  if (value.length === 0 || value.includes('\0')) {
+    throw invalidArgValue('options.diagnosticReport', value, 'must be a directory path (non-empty, without NUL)')
+  }
+  return require('node:path').resolve(value)
 }
 
 /**
@@ -450,6 +494,7 @@ function validateStopOptions(value, defaults) {
 
 module.exports = {
   writeStderr,
+  isSilent,
   invalidArgType,
   validateTrackServerOptions,
   validateManagerOptions,

@@ -469,6 +469,39 @@ const scenarios = [
       return { observed: `${outcome(result)} ${after.toFixed(0)} ms after SIGTERM, nothing failed` }
     },
   },
+  // Where the loop was stuck (issue 10), through V8 functions resolved by name: on every Node version.
+  ...['spin', 'regex', 'exec'].map((mode) => ({
+    id: `where-stuck-${mode}`,
+    title: {
+      spin: 'a task stuck in `while (true) {}` inside a named function, 400 ms deadline, then SIGTERM',
+      regex: 'a task stuck in a regular expression that backtracks for ever, 400 ms deadline, then SIGTERM',
+      exec: "a task stuck in `execSync('sleep 10')` (native code), 400 ms deadline, then SIGTERM",
+    }[mode],
+    expect:
+      mode === 'exec'
+        ? 'exit 124 at the deadline; the report says the loop is outside JavaScript and what it waits in'
+        : `exit 124 at the deadline; the report's stack names ${mode === 'spin' ? 'spinForever' : 'validateHeader'} with its file and line`,
+    async run({ node }) {
+      const script = path.join(MAIN_FIXTURES, 'stuck.cjs')
+      const child = start(script, [mode, 400], { node, killAfterMs: 20_000 })
+      await child.ready
+      const sentAt = kill(child.child, 'SIGTERM')
+      const result = await child.exited
+      const after = result.exitedAt - sentAt
+      assert.equal(outcome(result), 'exit 124', result.stderr)
+      assert.ok(after < 400 + 250, `exited ${after.toFixed(0)} ms after SIGTERM`)
+      const source = fs.readFileSync(script, 'utf8').split('\n')
+      const where = (marker) => `${script}:${source.findIndex((l) => l.includes(marker)) + 1}:`
+      if (mode === 'exec') {
+        const line = /blocked outside JavaScript \(in native code or a system call\): (.*)/.exec(result.stderr)
+        assert.ok(line, result.stderr)
+        return { observed: `exit 124 ${after.toFixed(0)} ms after SIGTERM; ${line[1]}` }
+      }
+      const name = mode === 'spin' ? 'spinForever' : 'validateHeader'
+      assert.ok(result.stderr.includes(`at ${name} (${where(`// ${name}:`)}`), result.stderr)
+      return { observed: `exit 124 ${after.toFixed(0)} ms after SIGTERM; the stack names ${name} at its line` }
+    },
+  })),
   {
     id: 'fuzz',
     title: 'property-based fuzzing of the API (fast-check): hostile arguments, proxies, throwing getters, cycles',

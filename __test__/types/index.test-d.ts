@@ -8,6 +8,9 @@ import {
   ApplicationEvent,
   type ShutdownResult,
   type ShutdownContext,
+  type ShutdownSummary,
+  type ActiveHandle,
+  type LogFields,
 } from 'titan-lifecycle'
 
 const manager = new ShutdownManager({
@@ -77,3 +80,24 @@ void [drainId, ready, skipped]
 drained.trackServer({})
 // @ts-expect-error the drain timeout is a number of milliseconds
 drained.trackServer(web, { drainTimeout: '10s' })
+
+// Where it was stuck, stalls, the summary, what keeps the process alive, pino-style loggers.
+const explained = new ShutdownManager({
+  diagnosticReport: '/var/reports',
+  stallThreshold: 500,
+  stillAliveReportDelay: 2000,
+  logger: { info: (fields, message) => [fields.summary, message.length], error: (fields: LogFields) => fields.err },
+})
+explained.on(ShutdownEvent.ShutdownStall, ({ taskId, blockedMs, stack }) => [taskId?.length, blockedMs, stack?.length])
+explained.on(ShutdownEvent.ShutdownStillAlive, ({ afterMs, handles }) => handles.map((h) => `${h.type} ${h.detail} ${afterMs}`))
+explained.on(ShutdownEvent.ShutdownComplete, ({ summary }) => summary.tasks.map((t) => (t.startMs ?? 0) + t.durationMs))
+const handles: ActiveHandle[] = explained.activeHandles()
+async function summarize(): Promise<ShutdownSummary> {
+  const { summary } = await explained.stop()
+  return summary
+}
+void [handles, summarize, new ShutdownManager({ diagnosticReport: true })]
+// @ts-expect-error the directory is a path or true
+new ShutdownManager({ diagnosticReport: 1 })
+// @ts-expect-error a logger method takes the fields first
+new ShutdownManager({ logger: { warn: (message: string, fields: number) => [message, fields] } })

@@ -1,0 +1,108 @@
+'use strict'
+// Where the loop was stuck: the hard-exit report names the JavaScript function, file and line a blocked loop
+// was in (captured on the main thread by a V8 interrupt), says "outside JavaScript" and what the main thread
+// waits in when the loop is blocked in native code, writes Node's diagnostic report on request, and a stall
+// during a shutdown is an event naming the task, its length and its stack.
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { start, kill, find, FIXTURES } = require('./helpers.cjs')
+
+const FIXTURE = path.join(FIXTURES, 'stuck.cjs')
+/** The line of the fixture that carries `marker` (so the test follows the fixture when it is edited). */
+const lineOf = (marker) => fs.readFileSync(FIXTURE, 'utf8').split('\n').findIndex((l) => l.includes(marker)) + 1
+const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+
+async function stuck(mode, deadline, extra = []) {
+  const fixture = start('stuck.cjs', [mode, deadline, ...extra], { killAfterMs: 20_000 })
+  assert.ok(await fixture.ready, 'the fixture started')
+  const sentAt = kill(fixture.child, 'SIGTERM')
+  const result = await fixture.exited
+  return { ...result, afterMs: result.exitedAt - sentAt }
+}
+
+test('a loop blocked in a named function: the report names it, with its file and line, and exits at the deadline', async () => {
+  const r = await stuck('spin', 400)
+  assert.equal(r.code, 124, r.stderr)
+  assert.ok(r.afterMs >= 395 && r.afterMs < 400 + 250, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
+  assert.match(r.stderr, /titan-lifecycle: {3}blocked in JavaScript, at:\n/)
+  const frame = new RegExp(`titan-lifecycle: {5}at spinForever \\(${escape(FIXTURE)}:${lineOf('// spinForever:')}:\\d+\\)\\n`)
+  assert.match(r.stderr, frame)
+  // The caller is the task's handler, one frame out.
+  assert.match(r.stderr, new RegExp(`at spinForever [^\\n]+\\ntitan-lifecycle: {5}at handler \\(${escape(FIXTURE)}:`))
+  assert.match(r.stderr, /running: 'stuck' \(the stuck task\)/)
+})
+
+test('a regular expression that backtracks for ever is named, with the function that ran it', async () => {
+  const r = await stuck('regex', 400)
+  assert.equal(r.code, 124, r.stderr)
+  assert.ok(r.afterMs < 400 + 250, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
+  assert.match(r.stderr, new RegExp(`at validateHeader \\(${escape(FIXTURE)}:${lineOf('// validateHeader:')}:\\d+\\)`))
+})
+
+test('a loop blocked in execSync is "outside JavaScript", says what the main thread waits in, and still exits at the deadline', async () => {
+  const r = await stuck('exec', 400)
+  assert.equal(r.code, 124, r.stderr)
+  assert.ok(r.afterMs >= 395 && r.afterMs < 400 + 250, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
+  const line = /titan-lifecycle: {3}blocked outside JavaScript \(in native code or a system call\): (.*)\n/.exec(r.stderr)
+  assert.ok(line, r.stderr)
+  if (process.platform === 'linux') {
+    // spawnSync waits for its child in a loop of its own: epoll, on Linux.
+    assert.match(line[1], /^the main thread is blocked in the system call epoll_\w+( \(kernel: \w+\))?$/)
+  }
+  assert.doesNotMatch(r.stderr, /blocked in JavaScript/)
+})
+
+test('diagnosticReport: the hard exit writes Node\'s report, names it, and its JavaScript stack shows the function', async (t) => {
+  const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-reports-'))
+  t.after(() => fs.rmSync(directory, { recursive: true, force: true }))
+  const r = await stuck('spin', 600, ['--report', directory])
+  assert.equal(r.code, 124, r.stderr)
+  // The report is written before the deadline (the probe goes out 200 ms early with a report to write).
+  assert.ok(r.afterMs < 600 + 250, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
+  const named = /titan-lifecycle: {3}diagnostic report: (.+)\n/.exec(r.stderr)
+  assert.ok(named, r.stderr)
+  assert.equal(path.dirname(named[1]), directory)
+  assert.match(path.basename(named[1]), new RegExp(`^report\\.\\d{8}\\.\\d{6}\\.${r.lines[0].pid}\\.titan-lifecycle\\.json$`))
+  const report = JSON.parse(fs.readFileSync(named[1], 'utf8'))
+  assert.equal(report.header.trigger, 'titan-lifecycle')
+  assert.ok(
+    report.javascriptStack.stack.some((frame) => frame.includes('spinForever') && frame.includes(FIXTURE)),
+    JSON.stringify(report.javascriptStack),
+  )
+  assert.ok(Array.isArray(report.libuv) && report.libuv.length > 0)
+})
+
+test('a stall during the shutdown is an event naming the task, how long, and where; then the shutdown ends well', async () => {
+  const fixture = start('stuck.cjs', ['stall', 10_000, 1500], { killAfterMs: 20_000 })
+  await fixture.ready
+  kill(fixture.child, 'SIGTERM')
+  const r = await fixture.exited
+  assert.equal(r.code, 0, r.stderr)
+  const stall = find(r.lines, 'event', { event: 'shutdown:stall' })?.payload
+  assert.ok(stall, JSON.stringify(r.lines))
+  assert.equal(stall.taskId, 'stuck')
+  assert.equal(stall.name, 'the stuck task')
+  // 1500 ms of blocking, measured from the probe before it (at most 50 ms short) to the loop's answer.
+  assert.ok(stall.blockedMs >= 1400 && stall.blockedMs < 2200, `blockedMs ${stall.blockedMs}`)
+  assert.match(stall.stack, new RegExp(`^ {4}at busyFor \\(${escape(FIXTURE)}:${lineOf('// busyFor:')}:\\d+\\)\\n {4}at handler `))
+  const log = r.lines.find((l) => l.kind === 'log' && l.level === 'warn' && /blocked for/.test(l.message))
+  assert.ok(log, 'logged')
+  assert.equal(log.fields.taskId, 'stuck')
+  // Reported once, and before the shutdown completed.
+  assert.equal(r.lines.filter((l) => l.event === 'shutdown:stall').length, 1)
+  const order = r.lines.filter((l) => l.kind === 'event').map((l) => l.event)
+  assert.deepEqual(order, ['shutdown:stall', 'shutdown:complete'])
+})
+
+test('no stall event for a loop that is only busy for less than the threshold', async () => {
+  const fixture = start('stuck.cjs', ['stall', 10_000, 300], { killAfterMs: 20_000 })
+  await fixture.ready
+  kill(fixture.child, 'SIGTERM')
+  const r = await fixture.exited
+  assert.equal(r.code, 0, r.stderr)
+  assert.equal(find(r.lines, 'event', { event: 'shutdown:stall' }), undefined)
+})
