@@ -48,6 +48,8 @@ export declare const ShutdownEvent: Readonly<{
   ShutdownTaskError: 'shutdown:task:error'
   ShutdownComplete: 'shutdown:complete'
   ShutdownError: 'shutdown:error'
+  ShutdownStall: 'shutdown:stall'
+  ShutdownStillAlive: 'shutdown:still-alive'
 }>
 export type ShutdownEvent = (typeof ShutdownEvent)[keyof typeof ShutdownEvent]
 /** Titan's name for {@link ShutdownEvent}. */
@@ -56,10 +58,17 @@ export declare const ApplicationEvent: typeof ShutdownEvent
 /** The signals a manager can own. */
 export type OwnableSignal = 'SIGTERM' | 'SIGINT' | 'SIGHUP' | 'SIGQUIT' | 'SIGUSR2'
 
+/** The fields of a log record: an error under `err`, the shutdown's summary under `summary`, and so on. */
+export type LogFields = Record<string, unknown>
+
+/**
+ * A pino-style logger: each method gets an object of fields first and the message second (pino, bunyan and
+ * most structured loggers take that as is). `console` is the exception: it gets the message first.
+ */
 export interface ShutdownLogger {
-  info?(message: string): void
-  warn?(message: string): void
-  error?(message: string): void
+  info?(fields: LogFields, message: string): unknown
+  warn?(fields: LogFields, message: string): unknown
+  error?(fields: LogFields, message: string): unknown
 }
 
 export interface ExitCodes {
@@ -91,7 +100,7 @@ export interface ShutdownManagerOptions {
   /** At the deadline, end the process natively. false: never kill it; stop() reports hardExit instead. @default true */
   hardExit?: boolean
   exitCodes?: ExitCodes
-  /** console or pino shaped. @default quiet, except errors that would otherwise be lost, which go to stderr */
+  /** pino-shaped, or console. @default quiet, except errors that would otherwise be lost, which go to stderr */
   logger?: ShutdownLogger | null
   /**
    * Milliseconds between readiness turning false and the first task, while the load balancer notices: the
@@ -103,6 +112,22 @@ export interface ShutdownManagerOptions {
    * running time out and the destroy phase starts. @default 10% of the deadline
    */
   destroyReserve?: number
+  /**
+   * At a hard exit with a blocked loop, also write Node's diagnostic report (JavaScript and native stacks,
+   * libuv handles, resource usage) into this directory, or the working directory for `true`; the report
+   * names the file. Linux only for now. @default false
+   */
+  diagnosticReport?: boolean | string
+  /**
+   * Milliseconds the event loop may go without answering while a shutdown runs before it is a stall:
+   * `shutdown:stall` is emitted (and logged) once the loop is back. 0 disables. @default 1000
+   */
+  stallThreshold?: number
+  /**
+   * After a shutdown that did not exit, milliseconds after which a process still alive is told what keeps
+   * it so (`shutdown:still-alive`, and a warning). 0 disables. @default 5000
+   */
+  stillAliveReportDelay?: number
 }
 
 export interface TrackServerOptions {
@@ -157,10 +182,27 @@ export type TaskStatus = 'succeeded' | 'failed' | 'timedOut' | 'skipped' | 'runn
 export interface TaskResult {
   id: string
   name: string
+  phase: ShutdownPhase
   status: TaskStatus
+  /** When it started, in milliseconds from the shutdown's start; null if it never started. */
+  startMs: number | null
   durationMs: number
   /** What the handler threw or rejected with, or the timeout error. */
   error?: unknown
+}
+
+/** The record of one shutdown: what ran when, for how long, and how it ended. */
+export interface ShutdownSummary {
+  reason: ShutdownReason
+  signal?: OwnableSignal
+  /** Milliseconds since the epoch. */
+  startedAt: number
+  /** The deadline the shutdown ran with, in milliseconds. */
+  timeoutMs: number
+  totalDurationMs: number
+  exitCode: number
+  hardExit: boolean
+  tasks: TaskResult[]
 }
 
 export interface ShutdownResult {
@@ -169,6 +211,7 @@ export interface ShutdownResult {
   totalDurationMs: number
   hardExit: boolean
   tasks: TaskResult[]
+  summary: ShutdownSummary
 }
 
 export interface ShutdownStartEvent {
@@ -195,6 +238,27 @@ export interface ShutdownCompleteEvent {
   totalDurationMs: number
   hardExit: boolean
   exitCode: number
+  summary: ShutdownSummary
+}
+export interface ShutdownStallEvent {
+  /** The task running through the stall, when only one was. */
+  taskId?: string
+  name?: string
+  /** How long the loop did not answer (at most 50 ms short of the real stall). */
+  blockedMs: number
+  /** Where it was, one `    at name (file:line:column)` per line; null outside JavaScript. */
+  stack: string | null
+}
+/** Something keeping the event loop alive. */
+export interface ActiveHandle {
+  /** Node's name for it: 'Server', 'Socket', 'ChildProcess', 'Timeout', ... */
+  type: string
+  /** What it is, as far as Node tells: an address, the ends of a connection, a pid, a count. */
+  detail: string
+}
+export interface ShutdownStillAliveEvent {
+  afterMs: number
+  handles: ActiveHandle[]
 }
 export interface ShutdownErrorEvent {
   error: Error & { code: string }
@@ -206,6 +270,8 @@ export interface ShutdownEventMap {
   'shutdown:task:error': [ShutdownTaskErrorEvent]
   'shutdown:complete': [ShutdownCompleteEvent]
   'shutdown:error': [ShutdownErrorEvent]
+  'shutdown:stall': [ShutdownStallEvent]
+  'shutdown:still-alive': [ShutdownStillAliveEvent]
 }
 
 export declare class ShutdownManager extends EventEmitter<ShutdownEventMap> {
@@ -233,6 +299,8 @@ export declare class ShutdownManager extends EventEmitter<ShutdownEventMap> {
   stop(options?: StopOptions): Promise<ShutdownResult>
   /** Gives back the signals and the error hooks. */
   dispose(): void
+  /** What keeps the event loop alive now (handles and requests; unref()'d ones are not listed). */
+  activeHandles(): ActiveHandle[]
 }
 
 /**
