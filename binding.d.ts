@@ -46,7 +46,7 @@ export declare class NativeShutdown {
   /** Whether stacks and diagnostic reports can be had in this process, and if not, why. */
   stackSupport(): StackSupport
   /** Makes the hard exit write Node's diagnostic report into `directory` (none: no report). */
-  setDiagnosticReport(directory?: string | undefined | null): void
+  setDiagnosticReport(target?: DiagnosticReportTarget | undefined | null): void
   /**
    * JavaScript's answer to a stall probe: the stall it ended, if the loop took the threshold or more to
    * answer.
@@ -75,6 +75,14 @@ export declare class NativeShutdown {
   releaseSignals(): string | null
 }
 
+/** Where the hard exit writes Node's diagnostic report. */
+export interface DiagnosticReportTarget {
+  /** The directory as Node must be given it (relative to `process.report.directory` when one is set). */
+  forNode: string
+  /** The directory to print. */
+  shown: string
+}
+
 /** Whether our handler is in the slot of the named signal right now (for diagnostics and tests). */
 export declare function isSignalHandlerInstalled(name: string): boolean
 
@@ -97,6 +105,7 @@ export interface NativeEventJs {
   detail?: string
 }
 
+/** The number of an ownable signal, or null. */
 export declare function ownableSignalNumber(name: string): number | null
 
 /** What JavaScript needs to run a shutdown it begins or picks up. */
@@ -116,10 +125,7 @@ export interface RunStart {
   missing: Array<MissingDependency>
 }
 
-/**
- * The number of an ownable signal, or null.
- * The package's own JavaScript (files and directories): runs of frames in it are summed up in stacks.
- */
+/** The package's own JavaScript (files and directories): runs of frames in it are summed up in stacks. */
 export declare function setPackagePaths(paths: Array<string>): void
 
 /** What settling a task produced. */

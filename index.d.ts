@@ -113,9 +113,9 @@ export interface ShutdownManagerOptions {
    */
   destroyReserve?: number
   /**
-   * At a hard exit with a blocked loop, also write Node's diagnostic report (JavaScript and native stacks,
-   * libuv handles, resource usage) into this directory, or the working directory for `true`; the report
-   * names the file. Linux only for now. @default false
+   * At a hard exit with the loop blocked in JavaScript, also write Node's diagnostic report (JavaScript and
+   * native stacks, libuv handles, resource usage) into this directory, or the working directory for
+   * `true`; the report names the file. Linux only for now. @default false
    */
   diagnosticReport?: boolean | string
   /**

@@ -248,7 +248,7 @@ class ShutdownManager extends EventEmitter {
 
   /**
    * The hard exit also writes Node's diagnostic report into `directory`. Node puts a report under
-   * `process.report.directory` when one is set, so the path given is then relative to it.
+   * `process.report.directory` when one is set, so the path it is given is then relative to that.
    */
   #setDiagnosticReport(directory) {
     const support = this.#native.stackSupport()
@@ -261,9 +261,10 @@ class ShutdownManager extends EventEmitter {
       return
     }
     const path = require('node:path')
+    // Read once, here: a process.report.directory set later is not followed.
     const reportDirectory = process.report?.directory
-    const target = reportDirectory ? path.relative(path.resolve(reportDirectory), directory) || '.' : directory
-    this.#native.setDiagnosticReport(target)
+    const forNode = reportDirectory ? path.relative(path.resolve(reportDirectory), directory) || '.' : directory
+    this.#native.setDiagnosticReport({ forNode, shown: directory })
   }
 
   #joinWithExit(fatal = false) {
@@ -283,7 +284,13 @@ class ShutdownManager extends EventEmitter {
   #warmUp() {
     this.#onNativeEvent({ kind: 'warm-up' })
     const quiet = { info() {}, warn() {}, error() {} }
-    const throwaway = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false, stallThreshold: 0, logger: quiet })
+    const throwaway = new ShutdownManager({
+      disableGracefulShutdown: true,
+      hardExit: false,
+      stallThreshold: 0,
+      stillAliveReportDelay: 0,
+      logger: quiet,
+    })
     throwaway.registerTask({ id: 'titan-lifecycle:warm-up', handler: ({ abortSignal }) => abortSignal })
     throwaway.stop()
   }

@@ -27,7 +27,8 @@ async function stuck(mode, deadline, extra = []) {
 test('a loop blocked in a named function: the report names it, with its file and line, and exits at the deadline', async () => {
   const r = await stuck('spin', 400)
   assert.equal(r.code, 124, r.stderr)
-  assert.ok(r.afterMs >= 395 && r.afterMs < 400 + 250, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
+  // The stack is in hand before the deadline: the exit is as prompt as without it (loose for 2 noisy cores).
+  assert.ok(r.afterMs >= 395 && r.afterMs < 400 + 100, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
   assert.match(r.stderr, /titan-lifecycle: {3}blocked in JavaScript, at:\n/)
   const frame = new RegExp(`titan-lifecycle: {5}at spinForever \\(${escape(FIXTURE)}:${lineOf('// spinForever:')}:\\d+\\)\\n`)
   assert.match(r.stderr, frame)
@@ -39,14 +40,14 @@ test('a loop blocked in a named function: the report names it, with its file and
 test('a regular expression that backtracks for ever is named, with the function that ran it', async () => {
   const r = await stuck('regex', 400)
   assert.equal(r.code, 124, r.stderr)
-  assert.ok(r.afterMs < 400 + 250, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
+  assert.ok(r.afterMs < 400 + 100, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
   assert.match(r.stderr, new RegExp(`at validateHeader \\(${escape(FIXTURE)}:${lineOf('// validateHeader:')}:\\d+\\)`))
 })
 
 test('a loop blocked in execSync is "outside JavaScript", says what the main thread waits in, and still exits at the deadline', async () => {
   const r = await stuck('exec', 400)
   assert.equal(r.code, 124, r.stderr)
-  assert.ok(r.afterMs >= 395 && r.afterMs < 400 + 250, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
+  assert.ok(r.afterMs >= 395 && r.afterMs < 400 + 100, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
   const line = /titan-lifecycle: {3}blocked outside JavaScript \(in native code or a system call\): (.*)\n/.exec(r.stderr)
   assert.ok(line, r.stderr)
   if (process.platform === 'linux') {
@@ -61,8 +62,10 @@ test('diagnosticReport: the hard exit writes Node\'s report, names it, and its J
   t.after(() => fs.rmSync(directory, { recursive: true, force: true }))
   const r = await stuck('spin', 600, ['--report', directory])
   assert.equal(r.code, 124, r.stderr)
-  // The report is written before the deadline (the probe goes out 200 ms early with a report to write).
+  // The report is written at the deadline, once the exit is certain (5 to 10 ms; at most 250 are waited).
   assert.ok(r.afterMs < 600 + 250, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
+  const late = Number(/\(([\d.]+) ms past the deadline\)/.exec(r.stderr)[1])
+  assert.ok(late < 250, `the report took the exit ${late} ms past the deadline`)
   const named = /titan-lifecycle: {3}diagnostic report: (.+)\n/.exec(r.stderr)
   assert.ok(named, r.stderr)
   assert.equal(path.dirname(named[1]), directory)
@@ -105,4 +108,27 @@ test('no stall event for a loop that is only busy for less than the threshold', 
   const r = await fixture.exited
   assert.equal(r.code, 0, r.stderr)
   assert.equal(find(r.lines, 'event', { event: 'shutdown:stall' }), undefined)
+})
+
+test('a shutdown that finishes in time writes no diagnostic report, although its loop was busy when the stack was asked for', async (t) => {
+  const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-reports-'))
+  t.after(() => fs.rmSync(directory, { recursive: true, force: true }))
+  const r = await stuck('almost', 1000, ['--report', directory])
+  assert.equal(r.code, 0, r.stderr)
+  assert.doesNotMatch(r.stderr, /hard exit|Writing Node\.js report/)
+  assert.deepEqual(fs.readdirSync(directory), [])
+})
+
+test('a stall in native code (execSync) is reported with its length and no stack', async () => {
+  const fixture = start('stuck.cjs', ['stall-native', 10_000, 1500], { killAfterMs: 20_000 })
+  await fixture.ready
+  kill(fixture.child, 'SIGTERM')
+  const r = await fixture.exited
+  assert.equal(r.code, 0, r.stderr)
+  const stall = find(r.lines, 'event', { event: 'shutdown:stall' })?.payload
+  assert.ok(stall, JSON.stringify(r.lines))
+  assert.equal(stall.taskId, 'stuck')
+  assert.ok(stall.blockedMs >= 1400 && stall.blockedMs < 2200, `blockedMs ${stall.blockedMs}`)
+  // V8 ran the interrupt only when execSync returned, half a second after it was asked for: not the stall's.
+  assert.equal(stall.stack, null)
 })

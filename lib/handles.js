@@ -44,7 +44,8 @@ function describe(resource) {
       const remote = resource.remoteAddress ? `${resource.remoteAddress}:${resource.remotePort}` : '?'
       return { type, detail: `connection ${local} -> ${remote}` }
     }
-    if (resource === process.stdin) return { type, detail: 'process.stdin (being read)' }
+    // Not `resource === process.stdin`: that getter would create stdin as a side effect.
+    if (resource.fd === 0) return { type, detail: 'standard input (being read)' }
     if (typeof resource.fd === 'number') return { type, detail: `file descriptor ${resource.fd}` }
     return { type, detail: type }
   } catch {

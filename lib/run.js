@@ -558,7 +558,7 @@ function waterfall(summary) {
   return lines.join('\n')
 }
 
-/** The first line of what a task threw, for a log message (the whole error goes under `err`). */
+/** The message of what a task threw, for a log message (the whole error, stack and all, goes under `err`). */
 function describeMessage(error) {
   try {
     if (error instanceof Error) return String(error.message)

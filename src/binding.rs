@@ -140,6 +140,15 @@ pub struct Stall {
   pub running: Vec<String>,
 }
 
+/// Where the hard exit writes Node's diagnostic report.
+#[napi(object)]
+pub struct DiagnosticReportTarget {
+  /// The directory as Node must be given it (relative to `process.report.directory` when one is set).
+  pub for_node: String,
+  /// The directory to print.
+  pub shown: String,
+}
+
 /// What this process can tell about where a blocked loop is.
 #[napi(object)]
 pub struct StackSupport {
@@ -605,19 +614,23 @@ impl NativeShutdown {
 
   /// Makes the hard exit write Node's diagnostic report into `directory` (none: no report).
   #[napi(catch_unwind)]
-  pub fn set_diagnostic_report(&self, directory: Option<String>) -> napi::Result<(), ErrorCode> {
-    let directory = directory
-      .map(|d| {
-        CString::new(d).map_err(|_| {
-          napi::Error::new(
-            ErrorCode("ERR_INVALID_ARG_VALUE"),
-            "the diagnostic report directory contains a NUL character".to_string(),
-          )
-        })
+  pub fn set_diagnostic_report(&self, target: Option<DiagnosticReportTarget>) -> napi::Result<(), ErrorCode> {
+    let target = target
+      .map(|t| {
+        CString::new(t.for_node)
+          .map(|for_node| js_stack::ReportTarget {
+            for_node,
+            shown: t.shown,
+          })
+          .map_err(|_| {
+            napi::Error::new(
+              ErrorCode("ERR_INVALID_ARG_VALUE"),
+              "the diagnostic report directory contains a NUL character".to_string(),
+            )
+          })
       })
       .transpose()?;
-    self.session.set_writes_diagnostic_report(directory.is_some());
-    js_stack::set_report_directory(directory);
+    self.session.set_report_target(target);
     Ok(())
   }
 
@@ -638,24 +651,22 @@ impl NativeShutdown {
     };
     let now = MonoTime::now();
     let blocked = now.saturating_since(sent);
-    let stall = (blocked >= threshold).then(|| {
-      let stack = stalls
-        .stack_requested()
-        .then(|| {
-          js_stack::abandon(js_stack::Purpose::Stall);
-          js_stack::read(js_stack::Purpose::Stall, |capture| {
-            // Captured promptly, it shows the stall; a late capture (V8 ran the interrupt only once the
-            // loop was back in JavaScript after native code) shows what ran afterwards, and is dropped.
-            (capture.delay() <= STALL_CAPTURE_PROMPTNESS && !capture.frames().is_empty()).then(|| {
-              let mut stack = String::new();
-              let _ = js_stack::write_frames(&mut stack, capture.frames(), "    ");
-              stack.truncate(stack.trim_end().len());
-              stack
-            })
+    (blocked >= threshold).then(|| {
+      let stack = stalls.stack_generation_for(sent).and_then(|generation| {
+        js_stack::abandon(js_stack::Purpose::Stall, generation);
+        js_stack::read(js_stack::Purpose::Stall, generation, |capture| {
+          // Captured promptly, it shows the stall; a late capture (V8 ran the interrupt only once the loop
+          // was back in JavaScript after native code) shows what ran afterwards, and is dropped.
+          let prompt = capture.requested() >= sent && capture.delay() <= STALL_CAPTURE_PROMPTNESS;
+          (prompt && !capture.frames().is_empty()).then(|| {
+            let mut stack = String::new();
+            let _ = js_stack::write_frames(&mut stack, capture.frames(), "    ");
+            stack.truncate(stack.trim_end().len());
+            stack
           })
-          .flatten()
         })
-        .flatten();
+        .flatten()
+      });
       let running = self.session.record().run().map_or_else(Vec::new, |run| {
         run
           .plan
@@ -670,9 +681,7 @@ impl NativeShutdown {
         stack,
         running,
       }
-    });
-    js_stack::reset(js_stack::Purpose::Stall);
-    stall
+    })
   }
 
   /// JavaScript's answer to the watchdog's probe: its event loop is free.
@@ -803,13 +812,13 @@ fn install_teardown_hook(env: &Env) {
   }
 }
 
-/// The number of an ownable signal, or null.
 /// The package's own JavaScript (files and directories): runs of frames in it are summed up in stacks.
 #[napi(catch_unwind)]
 pub fn set_package_paths(paths: Vec<String>) {
   js_stack::set_own_paths(paths);
 }
 
+/// The number of an ownable signal, or null.
 #[napi(catch_unwind)]
 pub fn ownable_signal_number(name: String) -> Option<i32> {
   signal_number(&name)

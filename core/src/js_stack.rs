@@ -1,13 +1,14 @@
 //! Where the event loop is stuck: the JavaScript stack, captured on the main thread inside a V8 interrupt
 //! that the watchdog requests (see `v8`), into fixed storage the watchdog then reads.
 //!
-//! Two slots: one for the hard exit, one for stalls during a shutdown. A request moves a slot from idle to
-//! requested and asks V8 for the interrupt; the interrupt (main thread) claims it, writes the frames, then,
-//! if asked, writes Node's diagnostic report, and marks the slot done. A request nobody serviced (the main
+//! Three slots: the hard exit's stack (asked for shortly before the deadline), the diagnostic report (asked
+//! for at the deadline, once the exit is certain, so a shutdown that finishes in time never writes one), and
+//! stalls during a shutdown. A request moves a slot from idle to requested, with a new generation, and asks
+//! V8 for the interrupt; the interrupt (main thread) claims that generation, writes the frames, then, if
+//! asked, writes Node's diagnostic report, and marks the slot done. A request nobody serviced (the main
 //! thread is in native code or a system call: V8 checks for interrupts only while running JavaScript) is
-//! abandoned; should V8 run the interrupt later, it finds the request gone (or a newer one, by generation)
-//! and returns at once. The slot's storage is written only by the interrupt that claimed it and read only
-//! once the state says the frames are in, with acquire/release ordering between the two.
+//! withdrawn; should V8 run the interrupt later, it finds its generation gone and returns at once. Readers
+//! name the generation they asked for, so they never read another request's capture.
 //!
 //! The interrupt never runs JavaScript: it reads the stack V8 already has, copies strings into fixed
 //! arrays, and for the report calls Node's own writer, which also runs no JavaScript.
@@ -16,7 +17,7 @@ use std::cell::UnsafeCell;
 use std::ffi::{CString, c_void};
 use std::fmt;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::clock::MonoTime;
@@ -27,13 +28,15 @@ use crate::v8;
 pub const MAX_FRAMES: usize = 16;
 const FUNCTION_BYTES: usize = 128;
 const SCRIPT_BYTES: usize = 320;
-const REPORT_PATH_BYTES: usize = 1024;
+const REPORT_NAME_BYTES: usize = 128;
 
-/// Which capture: the one the hard exit prints, or the one a stall event carries.
+/// Which capture: the one the hard exit prints (taken before the deadline), the one that writes the
+/// diagnostic report (at the deadline, once the exit is certain), or the one a stall event carries.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Purpose {
   HardExit = 0,
-  Stall = 1,
+  Report = 1,
+  Stall = 2,
 }
 
 /// One JavaScript frame, its strings as UTF-8 (cut on a character boundary if long).
@@ -144,9 +147,9 @@ pub struct Capture {
   count: usize,
   requested: MonoTime,
   captured: MonoTime,
-  report: [u8; REPORT_PATH_BYTES],
+  /// The diagnostic report's file name (no directory), when one was asked for and Node wrote it.
+  report_name: [u8; REPORT_NAME_BYTES],
   report_len: usize,
-  report_asked: bool,
 }
 
 impl Capture {
@@ -155,9 +158,8 @@ impl Capture {
     count: 0,
     requested: MonoTime::from_nanos(0),
     captured: MonoTime::from_nanos(0),
-    report: [0; REPORT_PATH_BYTES],
+    report_name: [0; REPORT_NAME_BYTES],
     report_len: 0,
-    report_asked: false,
   };
 
   /// The frames, innermost first.
@@ -165,56 +167,76 @@ impl Capture {
     &self.frames[..self.count]
   }
 
+  /// When the watchdog asked for it.
+  pub fn requested(&self) -> MonoTime {
+    self.requested
+  }
+
   /// How long V8 took to run the interrupt: a fraction of a millisecond when the loop was in JavaScript.
   pub fn delay(&self) -> Duration {
     self.captured.saturating_since(self.requested)
   }
-
-  /// The diagnostic report: `None` if none was asked for, `Some("")` if Node wrote none.
-  pub fn diagnostic_report(&self) -> Option<&str> {
-    self.report_asked.then(|| utf8(&self.report[..self.report_len]))
-  }
 }
 
-const IDLE: u8 = 0;
-const REQUESTED: u8 = 1;
+/// Where a diagnostic report goes: the path to give Node (relative to `process.report.directory` when one
+/// is set, as Node puts it there) and the directory to print.
+#[derive(Clone, Debug)]
+pub struct ReportTarget {
+  pub for_node: CString,
+  pub shown: String,
+}
+
+// A slot's state and the generation of its request share one atomic word (state in the low byte), so a
+// request, the interrupt's claim and a withdrawal are each one compare-and-swap on both at once.
+const IDLE: u64 = 0;
+const REQUESTED: u64 = 1;
 /// The interrupt claimed the request and is reading the stack.
-const RUNNING: u8 = 2;
+const RUNNING: u64 = 2;
 /// The frames are in; the diagnostic report is being written.
-const FRAMES: u8 = 3;
-const DONE: u8 = 4;
+const FRAMES: u64 = 3;
+const DONE: u64 = 4;
+const STATE_BITS: u32 = 8;
+
+fn word(generation: u64, state: u64) -> u64 {
+  (generation << STATE_BITS) | state
+}
+
+fn state_of(word: u64) -> u64 {
+  word & ((1 << STATE_BITS) - 1)
+}
+
+fn generation_of(word: u64) -> u64 {
+  word >> STATE_BITS
+}
 
 struct Slot {
-  generation: AtomicU64,
-  state: AtomicU8,
+  word: AtomicU64,
+  /// When the current request was made (written before the request is published).
   requested_ns: AtomicU64,
-  wants_report: AtomicU8,
+  /// Where the current request's diagnostic report goes, if it asks for one.
+  report: Mutex<Option<ReportTarget>>,
   capture: UnsafeCell<Capture>,
 }
 
-// SAFETY: `capture` is written only by the interrupt that moved the state from REQUESTED to RUNNING (one at
-// a time: the state is claimed by compare-and-swap) and read only after an acquire load saw FRAMES or DONE,
-// which the writer stores with release ordering after writing; `reset` returns it to IDLE only from the
-// reading side (see `Slot` users).
+// SAFETY: `capture` is written only by the interrupt that moved the word from (g, REQUESTED) to
+// (g, RUNNING), one at a time (interrupts run on the main thread, one after another, and the claim is a
+// compare-and-swap), and read only after an acquire load saw (g, FRAMES) or (g, DONE), which the writer
+// stores with release ordering after its last write to what that state covers (the frames at FRAMES, the
+// report's name at DONE). A new request cannot take a slot in RUNNING or FRAMES.
 unsafe impl Sync for Slot {}
 
 impl Slot {
   const fn new() -> Self {
     Slot {
-      generation: AtomicU64::new(0),
-      state: AtomicU8::new(IDLE),
+      word: AtomicU64::new(0),
       requested_ns: AtomicU64::new(0),
-      wants_report: AtomicU8::new(0),
+      report: Mutex::new(None),
       capture: UnsafeCell::new(Capture::EMPTY),
     }
   }
 }
 
-static SLOTS: [Slot; 2] = [Slot::new(), Slot::new()];
-
-/// Where the diagnostic report goes (`diagnosticReport`), set from JavaScript: a directory, or a prefix
-/// relative to `process.report.directory` (see index.js).
-static REPORT_DIRECTORY: Mutex<Option<CString>> = Mutex::new(None);
+static SLOTS: [Slot; 3] = [Slot::new(), Slot::new(), Slot::new()];
 
 /// Whether stacks can be captured in this process; `Err` says why not (shown in the report).
 pub fn availability() -> Result<(), &'static str> {
@@ -229,68 +251,83 @@ pub fn can_write_diagnostic_report() -> bool {
   availability().is_ok() && v8::api().is_ok_and(|api| api.can_write_diagnostic_report())
 }
 
-/// Sets (or clears) the directory the diagnostic report goes to.
-pub fn set_report_directory(directory: Option<CString>) {
-  *REPORT_DIRECTORY
-    .lock()
-    .unwrap_or_else(|poisoned| poisoned.into_inner()) = directory;
-}
-
-/// Asks V8 to capture the stack into `purpose`'s slot (and, with `report`, to write the diagnostic report
-/// afterwards). Any thread; returns false if capturing is unavailable or a capture is in progress.
-pub fn request(purpose: Purpose, report: bool) -> bool {
+/// Asks V8 to capture the stack into `purpose`'s slot, and then to write a diagnostic report to `report`.
+/// Any thread. Returns the request's generation, which `read` and `abandon` take; `None` if capturing is
+/// unavailable or a capture is in progress in that slot.
+pub fn request(purpose: Purpose, report: Option<ReportTarget>) -> Option<u64> {
   let (Ok(api), Some(isolate)) = (v8::api(), v8::main_isolate()) else {
-    return false;
+    return None;
   };
   let slot = &SLOTS[purpose as usize];
-  let state = slot.state.load(Ordering::Acquire);
-  if state == RUNNING || state == FRAMES {
-    return false;
-  }
-  let generation = slot.generation.fetch_add(1, Ordering::AcqRel) + 1;
-  slot
-    .requested_ns
-    .store(MonoTime::now().as_nanos(), Ordering::Release);
-  slot.wants_report.store(report as u8, Ordering::Release);
-  slot.state.store(REQUESTED, Ordering::Release);
-  let data = ((generation << 1) | purpose as u64) as usize as *mut c_void;
+  let mut current = slot.word.load(Ordering::Acquire);
+  let generation = loop {
+    if matches!(state_of(current), RUNNING | FRAMES) {
+      return None;
+    }
+    // Written before the request is published below. Should an interrupt claim the previous request in
+    // between, the compare-and-swap fails and this is retried; all that interrupt can see of these is a
+    // slightly later request time (a capture that looks more prompt than it was) and the new target.
+    slot
+      .requested_ns
+      .store(MonoTime::now().as_nanos(), Ordering::Release);
+    *slot
+      .report
+      .lock()
+      .unwrap_or_else(|poisoned| poisoned.into_inner()) = report.clone();
+    let generation = generation_of(current) + 1;
+    match slot.word.compare_exchange(
+      current,
+      word(generation, REQUESTED),
+      Ordering::AcqRel,
+      Ordering::Acquire,
+    ) {
+      Ok(_) => break generation,
+      Err(actual) => current = actual,
+    }
+  };
+  let data = ((generation << 2) | purpose as u64) as usize as *mut c_void;
   // SAFETY: the main isolate lives as long as the process; `on_interrupt` checks the request is still
   // current before touching anything, so it may run late or never.
   unsafe { api.request_interrupt(isolate, on_interrupt, data) };
-  true
+  Some(generation)
 }
 
-/// The state of a slot, as the watchdog and the binding see it.
+/// The state of a slot's request, as the watchdog and the binding see it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Progress {
-  /// Nothing requested (or the last request was abandoned or reset).
-  Idle,
+  /// Not this request's: withdrawn, superseded, or never made.
+  Gone,
   /// Requested; V8 has not run the interrupt (the main thread is not running JavaScript).
   Pending,
-  /// The interrupt is reading the stack or writing the report.
+  /// The interrupt is reading the stack.
   Running,
   /// The frames are in; the diagnostic report is still being written.
   FramesIn,
   Done,
 }
 
-pub fn progress(purpose: Purpose) -> Progress {
-  match SLOTS[purpose as usize].state.load(Ordering::Acquire) {
+/// How request `generation` in `purpose`'s slot is getting on.
+pub fn progress(purpose: Purpose, generation: u64) -> Progress {
+  let current = SLOTS[purpose as usize].word.load(Ordering::Acquire);
+  if generation_of(current) != generation {
+    return Progress::Gone;
+  }
+  match state_of(current) {
     REQUESTED => Progress::Pending,
     RUNNING => Progress::Running,
     FRAMES => Progress::FramesIn,
     DONE => Progress::Done,
-    _ => Progress::Idle,
+    _ => Progress::Gone,
   }
 }
 
-/// Waits (sleeping in short steps) until `purpose`'s slot is done, or its frames are in when `frames_only`,
-/// or `until` passes; returns the progress then. Not for the main thread, which runs the interrupt.
-pub fn wait(purpose: Purpose, until: MonoTime, frames_only: bool) -> Progress {
+/// Waits (sleeping in short steps) until the request is done, or its frames are in when `frames_only`, or
+/// `until` passes; returns its progress then. Not for the main thread, which runs the interrupt.
+pub fn wait(purpose: Purpose, generation: u64, until: MonoTime, frames_only: bool) -> Progress {
   loop {
-    let progress = progress(purpose);
+    let progress = progress(purpose, generation);
     let enough = match progress {
-      Progress::Done | Progress::Idle => true,
+      Progress::Done | Progress::Gone => true,
       Progress::FramesIn => frames_only,
       Progress::Pending | Progress::Running => false,
     };
@@ -301,68 +338,115 @@ pub fn wait(purpose: Purpose, until: MonoTime, frames_only: bool) -> Progress {
   }
 }
 
-/// Withdraws a request V8 has not serviced; returns whether it did (false: the interrupt claimed it first,
-/// or nothing was pending).
-pub fn abandon(purpose: Purpose) -> bool {
+/// Withdraws request `generation` if V8 has not serviced it; returns whether it did (false: the interrupt
+/// claimed it first, or it is not pending).
+pub fn abandon(purpose: Purpose, generation: u64) -> bool {
   SLOTS[purpose as usize]
-    .state
-    .compare_exchange(REQUESTED, IDLE, Ordering::AcqRel, Ordering::Acquire)
+    .word
+    .compare_exchange(
+      word(generation, REQUESTED),
+      word(generation, IDLE),
+      Ordering::AcqRel,
+      Ordering::Acquire,
+    )
     .is_ok()
 }
 
-/// Reads the capture in `purpose`'s slot, if its frames are in.
-pub fn read<R>(purpose: Purpose, f: impl FnOnce(&Capture) -> R) -> Option<R> {
+/// Reads the capture of request `generation`, if its frames are in.
+pub fn read<R>(purpose: Purpose, generation: u64, f: impl FnOnce(&Capture) -> R) -> Option<R> {
   let slot = &SLOTS[purpose as usize];
-  match slot.state.load(Ordering::Acquire) {
-    // SAFETY: FRAMES and DONE are stored (release) after the interrupt's last write to the frames; the
-    // report part is read only at DONE (`diagnostic_report` says it was asked for, and the watchdog waits for
-    // DONE before printing it).
-    FRAMES | DONE => Some(f(unsafe { &*slot.capture.get() })),
-    _ => None,
+  let current = slot.word.load(Ordering::Acquire);
+  if generation_of(current) != generation || !matches!(state_of(current), FRAMES | DONE) {
+    return None;
+  }
+  // SAFETY: (generation, FRAMES or DONE) was stored with release ordering after the frames were written,
+  // and no new request can take the slot before this read ends only if the caller is the one making
+  // requests in it (the watchdog for the hard exit, the binding's stall reading on the main thread, where
+  // the interrupt cannot run during this call).
+  Some(f(unsafe { &*slot.capture.get() }))
+}
+
+/// What became of the diagnostic report request `generation` asked for.
+pub fn report_outcome(purpose: Purpose, generation: u64) -> ReportOutcome {
+  let slot = &SLOTS[purpose as usize];
+  let current = slot.word.load(Ordering::Acquire);
+  if generation_of(current) != generation {
+    return ReportOutcome::NotWritten;
+  }
+  match state_of(current) {
+    DONE => {
+      // SAFETY: DONE was stored with release ordering after the report's name was written.
+      let capture = unsafe { &*slot.capture.get() };
+      let name = utf8(&capture.report_name[..capture.report_len]);
+      let shown = slot
+        .report
+        .try_lock()
+        .ok()
+        .and_then(|t| t.as_ref().map(|t| t.shown.clone()));
+      match (name, shown) {
+        ("", _) | (_, None) => ReportOutcome::Failed,
+        (name, Some(directory)) => ReportOutcome::Written(join(&directory, name)),
+      }
+    }
+    REQUESTED => ReportOutcome::NotWritten,
+    _ => ReportOutcome::Unfinished,
   }
 }
 
-/// Makes a done (or pending) slot idle again, for the next capture; a running one is left alone.
-pub fn reset(purpose: Purpose) {
-  let slot = &SLOTS[purpose as usize];
-  for from in [DONE, REQUESTED] {
-    if slot
-      .state
-      .compare_exchange(from, IDLE, Ordering::AcqRel, Ordering::Acquire)
-      .is_ok()
-    {
-      return;
-    }
+/// What became of a diagnostic report request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReportOutcome {
+  /// Written, to this path.
+  Written(String),
+  /// Node wrote nothing (it says why on stderr).
+  Failed,
+  /// Still being written.
+  Unfinished,
+  /// Never started: V8 did not run the interrupt.
+  NotWritten,
+}
+
+fn join(directory: &str, name: &str) -> String {
+  if directory.ends_with('/') {
+    format!("{directory}{name}")
+  } else {
+    format!("{directory}/{name}")
   }
 }
 
 /// What V8 runs on the main thread at its next interrupt check after `request`.
 unsafe extern "C" fn on_interrupt(isolate: *mut v8::Isolate, data: *mut c_void) {
   let data = data as usize as u64;
-  let slot = &SLOTS[(data & 1) as usize];
-  if slot.generation.load(Ordering::Acquire) != data >> 1
-    || slot
-      .state
-      .compare_exchange(REQUESTED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
-      .is_err()
+  let Some(slot) = SLOTS.get((data & 3) as usize) else {
+    return;
+  };
+  let generation = data >> 2;
+  if slot
+    .word
+    .compare_exchange(
+      word(generation, REQUESTED),
+      word(generation, RUNNING),
+      Ordering::AcqRel,
+      Ordering::Acquire,
+    )
+    .is_err()
   {
     // Withdrawn or superseded: a late interrupt must not describe a moment nobody asked about.
     return;
   }
   let Ok(api) = v8::api() else {
-    slot.state.store(DONE, Ordering::Release);
+    slot.word.store(word(generation, DONE), Ordering::Release);
     return;
   };
   // Nothing here may unwind into V8: a panic ends the capture, not the process. (Unwind safety: a capture
   // cut short is marked done all the same, and its count says how many frames are whole.)
   let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-    // SAFETY: this slot was claimed above, so nothing else writes it, and nothing reads it until the state
-    // says so.
+    // SAFETY: this request was claimed above, so nothing else writes the slot, and nothing reads it until
+    // the word says so.
     let capture = unsafe { &mut *slot.capture.get() };
     capture.requested = MonoTime::from_nanos(slot.requested_ns.load(Ordering::Acquire));
     capture.count = 0;
     capture.report_len = 0;
-    capture.report_asked = false;
     let mut units = [0u16; SCRIPT_BYTES];
     // SAFETY: V8 runs this callback on the isolate's thread at an interrupt check, where handles may be made.
     unsafe {
@@ -381,26 +465,36 @@ unsafe extern "C" fn on_interrupt(isolate: *mut v8::Isolate, data: *mut c_void) 
       });
     }
     capture.captured = MonoTime::now();
-    let wants_report = slot.wants_report.load(Ordering::Acquire) != 0;
-    capture.report_asked = wants_report;
-    slot.state.store(FRAMES, Ordering::Release);
-    if wants_report {
-      let path = report_path();
-      if let Some(path) = path {
+    slot.word.store(word(generation, FRAMES), Ordering::Release);
+    let target = slot.report.try_lock().ok().and_then(|t| t.clone());
+    if let Some(target) = target {
+      let name = report_name();
+      if let Ok(path) = CString::new(join(&target.for_node.to_string_lossy(), &name)) {
         // SAFETY: inside the interrupt, as above.
-        capture.report_len = unsafe {
-          api.write_diagnostic_report(isolate, &path, c"titan-lifecycle hard exit", &mut capture.report)
+        let written = unsafe {
+          api.write_diagnostic_report(
+            isolate,
+            &path,
+            c"titan-lifecycle hard exit",
+            &mut capture.report_name,
+          )
+        };
+        // Node answers with the path it was given; only its last component is kept (the directory
+        // printed is the one set, whatever `process.report.directory` made of it).
+        capture.report_len = if written > 0 {
+          utf8_into(&name, &mut capture.report_name)
+        } else {
+          0
         };
       }
     }
   }));
-  slot.state.store(DONE, Ordering::Release);
+  slot.word.store(word(generation, DONE), Ordering::Release);
 }
 
-/// `<directory>/report.<UTC date>.<UTC time>.<pid>.titan-lifecycle.json`: Node's own report names, with the
-/// date and pid, so reports from a restarted container (the same pid, often 1) never overwrite each other.
-fn report_path() -> Option<CString> {
-  let directory = REPORT_DIRECTORY.try_lock().ok()?.clone()?;
+/// `report.<UTC date>.<UTC time>.<pid>.titan-lifecycle.json`: Node's own report names, with the date and
+/// pid, so reports from a restarted container (the same pid, often 1) never overwrite each other.
+fn report_name() -> String {
   let mut seconds: libc::time_t = 0;
   // SAFETY: `time` writes the current time into a valid out-parameter; `gmtime_r` fills a zeroed `tm`
   // (reentrant, and this is the main thread, not a signal handler).
@@ -410,10 +504,8 @@ fn report_path() -> Option<CString> {
     libc::gmtime_r(&seconds, &mut tm);
     tm
   };
-  let directory = directory.to_string_lossy();
-  let separator = if directory.ends_with('/') { "" } else { "/" };
-  let path = format!(
-    "{directory}{separator}report.{:04}{:02}{:02}.{:02}{:02}{:02}.{}.titan-lifecycle.json",
+  format!(
+    "report.{:04}{:02}{:02}.{:02}{:02}{:02}.{}.titan-lifecycle.json",
     tm.tm_year + 1900,
     tm.tm_mon + 1,
     tm.tm_mday,
@@ -421,8 +513,7 @@ fn report_path() -> Option<CString> {
     tm.tm_min,
     tm.tm_sec,
     std::process::id(),
-  );
-  CString::new(path).ok()
+  )
 }
 
 /// Copies as much of `text` into `out` as fits in whole characters; returns the bytes written.
@@ -506,7 +597,7 @@ mod tests {
   fn without_node_nothing_is_requested_and_the_reason_is_given() {
     // The test binary is not Node: the V8 functions are not there.
     assert!(availability().is_err());
-    assert!(!request(Purpose::Stall, false));
-    assert_eq!(progress(Purpose::Stall), Progress::Idle);
+    assert_eq!(request(Purpose::Stall, None), None);
+    assert_eq!(progress(Purpose::Stall, 1), Progress::Gone);
   }
 }

@@ -115,7 +115,7 @@ pub enum Whereabouts<'a> {
 /// What became of Node's diagnostic report (`diagnosticReport`).
 pub enum DiagnosticReport<'a> {
   NotAsked,
-  Written(&'a str),
+  Written(std::borrow::Cow<'a, str>),
   /// Node wrote nothing (it says why on stderr).
   Failed,
   /// Still being written when the exit could wait no longer.
@@ -286,7 +286,9 @@ fn write_whereabouts(
   }
   match diagnostic {
     DiagnosticReport::NotAsked => Ok(()),
-    DiagnosticReport::Written(path) => writeln!(out, "{PREFIX}   diagnostic report: {}", Escaped(path)),
+    DiagnosticReport::Written(path) => {
+      writeln!(out, "{PREFIX}   diagnostic report: {}", Escaped(path.as_ref()))
+    }
     DiagnosticReport::Failed => writeln!(
       out,
       "{PREFIX}   diagnostic report: Node could not write it (see above)"
@@ -474,7 +476,7 @@ mod tests {
       RecordView::Read(c.run()),
       &facts(start, false),
       &Whereabouts::JavaScript(&frames),
-      &DiagnosticReport::Written("/tmp/report.json"),
+      &DiagnosticReport::Written("/tmp/report.json".into()),
     );
     assert!(
       report.contains(

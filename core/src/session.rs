@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::clock::{Deadline, MonoTime};
 use crate::coordinator::Coordinator;
 use crate::error::LifecycleError;
+use crate::js_stack::{self, Purpose, ReportTarget};
 use crate::watchdog;
 
 /// Something the watchdog tells JavaScript. It never waits for an answer.
@@ -53,8 +54,10 @@ pub struct Session {
   pub deadline_event: Exchange,
   /// When the watchdog asked V8 for the stack of a loop that did not answer the probe (see `js_stack`).
   pub stack_capture: Exchange,
-  /// Whether the hard exit also writes Node's diagnostic report (`diagnosticReport`).
-  diagnostic_report: AtomicBool,
+  /// That request's generation in `js_stack`'s hard-exit slot (0: none).
+  stack_generation: AtomicU64,
+  /// Where the diagnostic report goes (`diagnosticReport`), if anywhere.
+  report_target: Mutex<Option<ReportTarget>>,
   /// Stalls of the event loop while a shutdown runs (`stallThreshold`).
   pub stalls: StallWatch,
   /// The last time JavaScript called in, for the report's "last activity" figure.
@@ -75,7 +78,8 @@ impl Session {
       probe: Exchange::new(),
       deadline_event: Exchange::new(),
       stack_capture: Exchange::new(),
-      diagnostic_report: AtomicBool::new(false),
+      stack_generation: AtomicU64::new(0),
+      report_target: Mutex::new(None),
       stalls: StallWatch::new(),
       last_js_activity_ns: AtomicU64::new(0),
       notifier: Mutex::new(None),
@@ -158,6 +162,7 @@ impl Session {
       self.probe.reset();
       self.deadline_event.reset();
       self.stack_capture.reset();
+      self.stack_generation.store(0, Ordering::Release);
       if let Err(err) = watchdog::watch(self.clone()) {
         self.deadline_ns.store(0, Ordering::Release);
         return Err(err);
@@ -166,22 +171,46 @@ impl Session {
     Ok(())
   }
 
-  /// Stands the watchdog down for this session (a `stop()` that finished without exiting).
+  /// Stands the watchdog down for this session (a `stop()` that finished without exiting). A stack request
+  /// still pending is withdrawn: the interrupt must not run later in a process that carried on.
   pub fn disarm(&self) {
     self.deadline_ns.store(0, Ordering::Release);
+    if let Some(generation) = self.stack_generation() {
+      js_stack::abandon(Purpose::HardExit, generation);
+    }
   }
 
   pub fn armed_deadline(&self) -> Option<MonoTime> {
     nonzero_time(self.deadline_ns.load(Ordering::Acquire))
   }
 
-  /// Whether the hard exit writes Node's diagnostic report.
-  pub fn writes_diagnostic_report(&self) -> bool {
-    self.diagnostic_report.load(Ordering::Acquire)
+  /// Records the generation of the hard exit's stack request.
+  pub fn set_stack_generation(&self, generation: u64) {
+    self.stack_generation.store(generation, Ordering::Release);
   }
 
-  pub fn set_writes_diagnostic_report(&self, writes: bool) {
-    self.diagnostic_report.store(writes, Ordering::Release);
+  /// The hard exit's stack request, if one was made for the armed deadline.
+  pub fn stack_generation(&self) -> Option<u64> {
+    match self.stack_generation.load(Ordering::Acquire) {
+      0 => None,
+      generation => Some(generation),
+    }
+  }
+
+  /// Where the hard exit writes Node's diagnostic report, if it does.
+  pub fn report_target(&self) -> Option<ReportTarget> {
+    self
+      .report_target
+      .lock()
+      .unwrap_or_else(|poisoned| poisoned.into_inner())
+      .clone()
+  }
+
+  pub fn set_report_target(&self, target: Option<ReportTarget>) {
+    *self
+      .report_target
+      .lock()
+      .unwrap_or_else(|poisoned| poisoned.into_inner()) = target;
   }
 }
 
@@ -197,8 +226,11 @@ pub struct StallWatch {
   threshold_ns: AtomicU64,
   /// The probe in flight and its answer.
   pub probe: Exchange,
-  /// Whether the stack of the stall in progress was asked for.
-  stack_requested: AtomicBool,
+  /// The send time (ns) of the probe whose stall's stack was asked for, 0 if none: ties the request to
+  /// one probe, so a request racing with the answer cannot pass for the next stall's.
+  stack_for_probe_ns: AtomicU64,
+  /// The generation of that request in `js_stack`'s stall slot (0: none made).
+  stack_generation: AtomicU64,
   /// When the next probe goes out.
   next_probe_ns: AtomicU64,
 }
@@ -214,7 +246,8 @@ impl StallWatch {
       capture_stack: AtomicBool::new(false),
       threshold_ns: AtomicU64::new(0),
       probe: Exchange::new(),
-      stack_requested: AtomicBool::new(false),
+      stack_for_probe_ns: AtomicU64::new(0),
+      stack_generation: AtomicU64::new(0),
       next_probe_ns: AtomicU64::new(0),
     }
   }
@@ -244,7 +277,7 @@ impl StallWatch {
   /// would only cost them time.
   pub fn watch(&self, threshold: Option<Duration>) {
     self.probe.reset();
-    self.stack_requested.store(false, Ordering::Release);
+    self.forget_stack();
     self.next_probe_ns.store(
       MonoTime::now().saturating_add(Self::PROBE_INTERVAL).as_nanos(),
       Ordering::Release,
@@ -266,18 +299,45 @@ impl StallWatch {
     MonoTime::from_nanos(self.next_probe_ns.load(Ordering::Acquire))
   }
 
-  /// Marks the stall's stack as asked for; false if it already was.
-  pub fn mark_stack_requested(&self) -> bool {
-    !self.stack_requested.swap(true, Ordering::AcqRel)
+  /// Claims the asking for the stack of the stall of the probe sent at `sent`: true once per probe, and
+  /// only while that probe is still the one in flight.
+  pub fn claim_stack_request(&self, sent: MonoTime) -> bool {
+    let claimed = self
+      .stack_for_probe_ns
+      .compare_exchange(0, sent.as_nanos(), Ordering::AcqRel, Ordering::Acquire)
+      .is_ok();
+    claimed && self.probe.sent() == Some(sent)
   }
 
-  pub fn stack_requested(&self) -> bool {
-    self.stack_requested.load(Ordering::Acquire)
+  /// Whether the stack of the probe sent at `sent` was asked for (or the asking claimed).
+  pub fn stack_requested_for(&self, sent: MonoTime) -> bool {
+    self.stack_for_probe_ns.load(Ordering::Acquire) == sent.as_nanos()
+  }
+
+  /// Records the generation of the stack request made for the current probe.
+  pub fn set_stack_generation(&self, generation: u64) {
+    self.stack_generation.store(generation, Ordering::Release);
+  }
+
+  /// The generation of the stack request for the probe sent at `sent`, if one was made for it.
+  pub fn stack_generation_for(&self, sent: MonoTime) -> Option<u64> {
+    if !self.stack_requested_for(sent) {
+      return None;
+    }
+    match self.stack_generation.load(Ordering::Acquire) {
+      0 => None,
+      generation => Some(generation),
+    }
+  }
+
+  fn forget_stack(&self) {
+    self.stack_for_probe_ns.store(0, Ordering::Release);
+    self.stack_generation.store(0, Ordering::Release);
   }
 
   /// The probe was answered and its stall (if any) reported: the next one goes out after the interval.
   pub fn next_cycle(&self, now: MonoTime) {
-    self.stack_requested.store(false, Ordering::Release);
+    self.forget_stack();
     self.next_probe_ns.store(
       now.saturating_add(Self::PROBE_INTERVAL).as_nanos(),
       Ordering::Release,

@@ -129,6 +129,7 @@ pub fn capture_main_isolate() -> Result<(), &'static str> {
   let get_current: unsafe extern "C" fn() -> *mut Isolate =
     unsafe { function(c"_ZN2v87Isolate10GetCurrentEv") }
       .map_err(|_| "v8::Isolate::GetCurrent is not exported by this Node binary")?;
+  // SAFETY: resolved above with its signature; called on the thread whose isolate is wanted.
   let isolate = unsafe { get_current() };
   if isolate.is_null() {
     return Err("no V8 isolate on the thread that loaded the addon");
@@ -179,11 +180,26 @@ impl V8 {
     limit: usize,
     mut each: impl FnMut(&Self, RawFrame),
   ) {
-    let mut scope = HandleScopeStorage([0; 8]);
-    // SAFETY: the caller guarantees the thread; the storage outlives the scope, which is left below, on the
+    /// Leaves the handle scope when dropped, also if `each` panics: a scope left open would corrupt
+    /// V8's handle stack. Never moved once entered (a local that only drops).
+    struct Scope<'a> {
+      api: &'a V8,
+      storage: HandleScopeStorage,
+    }
+    impl Drop for Scope<'_> {
+      fn drop(&mut self) {
+        // SAFETY: entered in `walk_stack` on this thread, at this address, and left only here.
+        unsafe { (self.api.handle_scope_leave)(&mut self.storage) };
+      }
+    }
+    let mut scope = Scope {
+      api: self,
+      storage: HandleScopeStorage([0; 8]),
+    };
+    // SAFETY: the caller guarantees the thread; the storage outlives the scope, which `Scope` leaves, on the
     // same thread, before the storage goes.
     unsafe {
-      (self.handle_scope_enter)(&mut scope, isolate);
+      (self.handle_scope_enter)(&mut scope.storage, isolate);
       let trace = (self.current_stack_trace)(
         isolate,
         limit.min(c_int::MAX as usize) as c_int,
@@ -208,8 +224,8 @@ impl V8 {
           );
         }
       }
-      (self.handle_scope_leave)(&mut scope);
     }
+    drop(scope);
   }
 
   /// Copies the UTF-16 code units of a string handle into `out`; returns how many were written (the string

@@ -33,7 +33,7 @@ use std::time::Duration;
 use crate::clock::{Deadline, MonoTime};
 use crate::coordinator::{Begun, Trigger};
 use crate::error::LifecycleError;
-use crate::js_stack::{self, Progress, Purpose};
+use crate::js_stack::{self, Progress, Purpose, ReportOutcome, ReportTarget};
 use crate::main_thread::{self, MainThreadState};
 use crate::report::{DiagnosticReport, FixedBuf, HardExitFacts, RecordView, Whereabouts, render_report};
 use crate::session::{NativeEvent, Session};
@@ -47,10 +47,8 @@ pub const HARD_EXIT_GRACE: Duration = Duration::from_millis(20);
 /// that has not answered is asked for half way to the deadline: V8 services the interrupt within a fraction
 /// of a millisecond when the loop runs JavaScript.
 pub const PROBE_LEAD: Duration = Duration::from_millis(20);
-/// The probe's lead when the hard exit writes Node's diagnostic report (`diagnosticReport`), which takes
-/// 5 to 10 ms: started this early, it is done by the deadline.
-pub const REPORT_PROBE_LEAD: Duration = Duration::from_millis(200);
-/// How long past the deadline the exit waits for a diagnostic report still being written.
+/// How long past the deadline the exit waits for Node's diagnostic report (`diagnosticReport`), which is
+/// asked for at the deadline, once the exit is certain, and takes 5 to 10 ms to write.
 pub const REPORT_PATIENCE: Duration = Duration::from_millis(250);
 /// How long the exit waits for stack frames the interrupt is reading at that moment (a few microseconds).
 const FRAMES_PATIENCE: Duration = Duration::from_millis(5);
@@ -286,36 +284,24 @@ fn next_wake(watchdog: &Watchdog, now: MonoTime) -> Option<Duration> {
 /// When the watchdog next has something to do for a session whose deadline is `at`.
 fn next_step(session: &Session, at: MonoTime) -> Option<MonoTime> {
   match (session.probe.sent(), session.deadline_event.sent()) {
-    (None, _) => Some(probe_time(session, at)),
-    (Some(_), None) if wants_stack(session) => Some(capture_time(session, at)),
+    (None, _) => Some(probe_time(at)),
+    (Some(_), None) if wants_stack(session) => Some(capture_time(at)),
     (Some(_), None) => Some(at),
     (Some(_), Some(sent)) if session.hard_exit_code().is_some() => Some(sent.saturating_add(HARD_EXIT_GRACE)),
     _ => None,
   }
 }
 
-fn probe_lead(session: &Session) -> Duration {
-  if session.writes_diagnostic_report() {
-    REPORT_PROBE_LEAD
-  } else {
-    PROBE_LEAD
-  }
-}
-
-fn probe_time(session: &Session, deadline: MonoTime) -> MonoTime {
-  MonoTime::from_nanos(
-    deadline
-      .as_nanos()
-      .saturating_sub(probe_lead(session).as_nanos() as u64),
-  )
+fn probe_time(deadline: MonoTime) -> MonoTime {
+  MonoTime::from_nanos(deadline.as_nanos().saturating_sub(PROBE_LEAD.as_nanos() as u64))
 }
 
 /// Half way from the probe to the deadline: a loop that has not answered by then is busy.
-fn capture_time(session: &Session, deadline: MonoTime) -> MonoTime {
+fn capture_time(deadline: MonoTime) -> MonoTime {
   MonoTime::from_nanos(
     deadline
       .as_nanos()
-      .saturating_sub(probe_lead(session).as_nanos() as u64 / 2),
+      .saturating_sub(PROBE_LEAD.as_nanos() as u64 / 2),
   )
 }
 
@@ -332,7 +318,7 @@ fn next_stall_step(session: &Session) -> Option<MonoTime> {
   let threshold = session.stalls.threshold()?;
   match (session.stalls.probe.sent(), session.stalls.probe.answered()) {
     (None, _) => Some(session.stalls.next_probe()),
-    (Some(sent), None) if !session.stalls.stack_requested() => Some(sent.saturating_add(threshold)),
+    (Some(sent), None) if !session.stalls.stack_requested_for(sent) => Some(sent.saturating_add(threshold)),
     _ => None,
   }
 }
@@ -511,12 +497,14 @@ fn check_stalls(watchdog: &Watchdog, now: MonoTime) {
       Some(sent)
         if session.stalls.probe.answered().is_none()
           && now >= sent.saturating_add(threshold)
-          && session.stalls.mark_stack_requested()
+          && session.stalls.claim_stack_request(sent)
           && session.stalls.captures_stack() =>
       {
-        // The loop has not answered for the threshold: where is it? (JavaScript reads the answer.) Marked
-        // as asked first, whether or not a stack can be had, so the watchdog does not wake for it again.
-        js_stack::request(Purpose::Stall, false);
+        // The loop has not answered for the threshold: where is it? (JavaScript reads the answer.) Claimed
+        // first, whether or not a stack can be had, so the watchdog does not wake for it again.
+        if let Some(generation) = js_stack::request(Purpose::Stall, None) {
+          session.stalls.set_stack_generation(generation);
+        }
       }
       _ => {}
     }
@@ -530,13 +518,17 @@ fn check_deadlines(watchdog: &Watchdog, now: MonoTime) {
       forget(watchdog, &session);
       continue;
     };
-    if now >= probe_time(&session, at) && session.probe.sent().is_none() {
+    if now >= probe_time(at) && session.probe.sent().is_none() {
       session.probe.mark_sent(now);
       session.notify(NativeEvent::Probe);
     }
-    if now >= capture_time(&session, at) && wants_stack(&session) {
+    if now >= capture_time(at) && wants_stack(&session) {
+      // Marked as asked whether or not the request can be made, so the watchdog does not wake for it
+      // again; without a generation the report has no stack to print.
       session.stack_capture.mark_sent(now);
-      js_stack::request(Purpose::HardExit, session.writes_diagnostic_report());
+      if let Some(generation) = js_stack::request(Purpose::HardExit, None) {
+        session.set_stack_generation(generation);
+      }
     }
     if now < at {
       continue;
@@ -570,6 +562,20 @@ fn forget(watchdog: &Watchdog, session: &Arc<Session>) {
 
 /// Writes the report and ends the process. Never returns.
 fn hard_exit(session: &Session, code: i32) -> ! {
+  // Where a blocked loop is stuck: the stack V8 captured, or what the main thread waits in; and, now that
+  // the exit is certain, Node's diagnostic report if asked for. Bounded: 5 ms for frames being copied,
+  // REPORT_PATIENCE for the report.
+  let loop_blocked = session.probe.answered().is_none() && session.deadline_event.answered().is_none();
+  let stuck = if loop_blocked {
+    settle_stack_capture(session)
+  } else {
+    Stuck::NotLooked
+  };
+  let report = match (&stuck, session.report_target()) {
+    (Stuck::InJavaScript(_), Some(target)) => write_diagnostic_report(target),
+    (_, Some(_)) if loop_blocked => DiagnosticReport::NeedsJavaScript,
+    _ => DiagnosticReport::NotAsked,
+  };
   let facts = HardExitFacts {
     now: MonoTime::now(),
     exit_code: code,
@@ -584,40 +590,26 @@ fn hard_exit(session: &Session, code: i32) -> ! {
   if let Some(guard) = record.as_mut() {
     guard.refresh_plan();
   }
-  let view = || match &record {
+  let view = match &record {
     Some(guard) => RecordView::Read(guard.run()),
     None => RecordView::Busy,
   };
-  // Where a blocked loop is stuck: the stack V8 captured, or what the main thread waits in.
-  let loop_blocked = facts.probe_answered.is_none() && facts.deadline_answered.is_none();
-  let outside = loop_blocked.then(|| settle_stack_capture(session)).flatten();
   let mut text = FixedBuf::<16384>::new();
-  let in_javascript = loop_blocked
-    && outside.is_none()
-    && js_stack::read(Purpose::HardExit, |capture| {
-      let diagnostic = match capture.diagnostic_report() {
-        None => DiagnosticReport::NotAsked,
-        Some(_) if js_stack::progress(Purpose::HardExit) != Progress::Done => DiagnosticReport::Unfinished,
-        Some("") => DiagnosticReport::Failed,
-        Some(path) => DiagnosticReport::Written(path),
-      };
+  let rendered = match &stuck {
+    Stuck::InJavaScript(generation) => js_stack::read(Purpose::HardExit, *generation, |capture| {
       let whereabouts = Whereabouts::JavaScript(capture.frames());
-      render_report(&mut text, view(), &facts, &whereabouts, &diagnostic);
+      render_report(&mut text, view, &facts, &whereabouts, &report)
     })
-    .is_some();
-  if !in_javascript {
-    let whereabouts = match (&outside, js_stack::availability()) {
-      _ if !loop_blocked => Whereabouts::NotLooked,
-      (Some(state), _) => Whereabouts::OutsideJavaScript(state),
-      (None, Err(why)) => Whereabouts::Unavailable(why),
-      (None, Ok(())) => Whereabouts::NotLooked,
+    .is_some(),
+    _ => false,
+  };
+  if !rendered {
+    let whereabouts = match &stuck {
+      Stuck::Outside(state) => Whereabouts::OutsideJavaScript(state),
+      Stuck::Unavailable(why) => Whereabouts::Unavailable(why),
+      Stuck::NotLooked | Stuck::InJavaScript(_) => Whereabouts::NotLooked,
     };
-    let diagnostic = if loop_blocked && session.writes_diagnostic_report() {
-      DiagnosticReport::NeedsJavaScript
-    } else {
-      DiagnosticReport::NotAsked
-    };
-    render_report(&mut text, view(), &facts, &whereabouts, &diagnostic);
+    render_report(&mut text, view, &facts, &whereabouts, &report);
   }
   // Bounded: a stderr nobody reads must not hold the exit.
   exit_write::write_stderr_bounded(text.as_bytes(), exit_write::EXIT_WRITE_BUDGET);
@@ -627,29 +619,57 @@ fn hard_exit(session: &Session, code: i32) -> ! {
   unsafe { libc::_exit(code) }
 }
 
-/// Brings the stack capture of a blocked loop to an end before the report: a request V8 never serviced is
-/// withdrawn, and the main thread's state read instead (returned); frames being read are waited for
-/// briefly, a diagnostic report being written for at most [`REPORT_PATIENCE`].
-fn settle_stack_capture(session: &Session) -> Option<MainThreadState> {
-  session.stack_capture.sent()?;
-  let now = MonoTime::now();
-  match js_stack::progress(Purpose::HardExit) {
-    Progress::Pending if js_stack::abandon(Purpose::HardExit) => {
-      return Some(main_thread::main_thread_state());
+/// Where a blocked loop was found.
+enum Stuck {
+  NotLooked,
+  /// In JavaScript: the frames are in the hard-exit slot under this generation.
+  InJavaScript(u64),
+  /// Outside JavaScript: what the kernel says the main thread does.
+  Outside(MainThreadState),
+  /// No stack can be had here; why.
+  Unavailable(&'static str),
+}
+
+/// Brings the stack capture asked for before the deadline to an end: frames being copied are waited for
+/// briefly; a request V8 never serviced is withdrawn, and the main thread's state read instead.
+fn settle_stack_capture(session: &Session) -> Stuck {
+  let Some(generation) = session.stack_generation() else {
+    return match js_stack::availability() {
+      Err(why) => Stuck::Unavailable(why),
+      // Not asked for: the deadline came before the probe's lead (a very short one), or no request could
+      // be made.
+      Ok(()) => Stuck::NotLooked,
+    };
+  };
+  let until = MonoTime::now().saturating_add(FRAMES_PATIENCE);
+  match js_stack::wait(Purpose::HardExit, generation, until, true) {
+    Progress::FramesIn | Progress::Done => Stuck::InJavaScript(generation),
+    // Pending: V8 never ran the interrupt. Running after the patience: claimed but not finished in time;
+    // say what the thread does rather than wait longer.
+    Progress::Pending | Progress::Running | Progress::Gone => {
+      js_stack::abandon(Purpose::HardExit, generation);
+      Stuck::Outside(main_thread::main_thread_state())
     }
-    Progress::Idle => return Some(main_thread::main_thread_state()),
-    _ => {}
   }
-  let frames = js_stack::wait(Purpose::HardExit, now.saturating_add(FRAMES_PATIENCE), true);
-  if frames == Progress::Running || frames == Progress::Pending {
-    // Claimed but not finished in time: say what the thread is doing rather than wait longer.
-    js_stack::abandon(Purpose::HardExit);
-    return Some(main_thread::main_thread_state());
+}
+
+/// Asks V8, at the deadline, for Node's diagnostic report, and waits for it at most [`REPORT_PATIENCE`].
+/// Only for a loop found in JavaScript a moment ago, where the interrupt runs at once.
+fn write_diagnostic_report(target: ReportTarget) -> DiagnosticReport<'static> {
+  let Some(generation) = js_stack::request(Purpose::Report, Some(target)) else {
+    return DiagnosticReport::Failed;
+  };
+  let until = MonoTime::now().saturating_add(REPORT_PATIENCE);
+  js_stack::wait(Purpose::Report, generation, until, false);
+  match js_stack::report_outcome(Purpose::Report, generation) {
+    ReportOutcome::Written(path) => DiagnosticReport::Written(path.into()),
+    ReportOutcome::Failed => DiagnosticReport::Failed,
+    ReportOutcome::Unfinished => DiagnosticReport::Unfinished,
+    ReportOutcome::NotWritten => {
+      js_stack::abandon(Purpose::Report, generation);
+      DiagnosticReport::NeedsJavaScript
+    }
   }
-  if session.writes_diagnostic_report() {
-    js_stack::wait(Purpose::HardExit, now.saturating_add(REPORT_PATIENCE), false);
-  }
-  None
 }
 
 fn try_record_for(
