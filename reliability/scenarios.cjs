@@ -246,7 +246,7 @@ const scenarios = [
         }
         return outcome(await child.exited)
       })
-      assert.deepEqual(outcomes, { 'exit 0': 60 })
+      assert.deepEqual(outcomes, { 'exit 0': 60 }, JSON.stringify(outcomes))
       return { observed: 'exit 0 ×60' }
     },
   },
@@ -261,7 +261,7 @@ const scenarios = [
         kill(child.child, 'SIGTERM')
         return outcome(await child.exited)
       })
-      assert.deepEqual(codes, { 'exit 124': 20 })
+      assert.deepEqual(codes, { 'exit 124': 20 }, JSON.stringify(codes))
       return { observed: 'exit 124 ×20' }
     },
   },

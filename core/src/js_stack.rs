@@ -241,9 +241,11 @@ static SLOTS: [Slot; 3] = [Slot::new(), Slot::new(), Slot::new()];
 /// Whether stacks can be captured in this process; `Err` says why not (shown in the report).
 pub fn availability() -> Result<(), &'static str> {
   v8::api()?;
-  v8::main_isolate()
-    .map(drop)
-    .ok_or("the main thread's V8 isolate is not known")
+  if v8::main_isolate_known() {
+    Ok(())
+  } else {
+    Err("the main thread's V8 isolate is not known")
+  }
 }
 
 /// Whether a diagnostic report can be written in this process.
@@ -255,7 +257,7 @@ pub fn can_write_diagnostic_report() -> bool {
 /// Any thread. Returns the request's generation, which `read` and `abandon` take; `None` if capturing is
 /// unavailable or a capture is in progress in that slot.
 pub fn request(purpose: Purpose, report: Option<ReportTarget>) -> Option<u64> {
-  let (Ok(api), Some(isolate)) = (v8::api(), v8::main_isolate()) else {
+  let Ok(api) = v8::api() else {
     return None;
   };
   let slot = &SLOTS[purpose as usize];
@@ -286,10 +288,15 @@ pub fn request(purpose: Purpose, report: Option<ReportTarget>) -> Option<u64> {
     }
   };
   let data = ((generation << 2) | purpose as u64) as usize as *mut c_void;
-  // SAFETY: the main isolate lives as long as the process; `on_interrupt` checks the request is still
-  // current before touching anything, so it may run late or never.
-  unsafe { api.request_interrupt(isolate, on_interrupt, data) };
-  Some(generation)
+  // SAFETY: `on_interrupt` checks the request is still current before touching anything, so it may run
+  // late or never.
+  if unsafe { api.interrupt_main(on_interrupt, data) } {
+    Some(generation)
+  } else {
+    // The main isolate is gone (the process is tearing down): withdraw the request nobody will serve.
+    abandon(purpose, generation);
+    None
+  }
 }
 
 /// The state of a slot's request, as the watchdog and the binding see it.

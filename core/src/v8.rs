@@ -23,8 +23,7 @@
 //! here runs on the main thread, inside the interrupt.
 
 use std::ffi::{CStr, c_char, c_int, c_void};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::uv::function;
 
@@ -77,8 +76,17 @@ pub struct V8 {
   trigger_report: Option<TriggerReport>,
 }
 
-/// The main thread's isolate, taken on that thread (`Isolate::GetCurrent` answers for the calling thread).
-static MAIN_ISOLATE: AtomicPtr<Isolate> = AtomicPtr::new(std::ptr::null_mut());
+/// The main thread's isolate while it lives (0: none), taken on that thread (`Isolate::GetCurrent` answers
+/// for the calling thread) and given up when the main environment is torn down. A lock rather than an
+/// atomic: [`V8::interrupt_main`] holds it through its one call, so the teardown cannot free the isolate
+/// under a request in flight; it waits at most for that call, a few microseconds.
+static MAIN_ISOLATE: Mutex<usize> = Mutex::new(0);
+
+fn main_isolate_slot() -> MutexGuard<'static, usize> {
+  MAIN_ISOLATE
+    .lock()
+    .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Resolves the functions once; `Err` names the first one missing.
 pub fn api() -> Result<&'static V8, &'static str> {
@@ -134,14 +142,19 @@ pub fn capture_main_isolate() -> Result<(), &'static str> {
   if isolate.is_null() {
     return Err("no V8 isolate on the thread that loaded the addon");
   }
-  MAIN_ISOLATE.store(isolate, Ordering::Release);
+  *main_isolate_slot() = isolate as usize;
   Ok(())
 }
 
-/// The main thread's isolate, once captured.
-pub fn main_isolate() -> Option<*mut Isolate> {
-  let isolate = MAIN_ISOLATE.load(Ordering::Acquire);
-  (!isolate.is_null()).then_some(isolate)
+/// Gives up the main isolate: the main environment is being torn down, and the isolate will be freed.
+/// Main thread (an environment cleanup hook).
+pub fn forget_main_isolate() {
+  *main_isolate_slot() = 0;
+}
+
+/// Whether the main thread's isolate is known (and alive).
+pub fn main_isolate_known() -> bool {
+  *main_isolate_slot() != 0
 }
 
 /// One frame as V8 gives it; the strings stay V8's until the handle scope ends.
@@ -154,19 +167,20 @@ pub struct RawFrame {
 }
 
 impl V8 {
-  /// Asks V8 to run `callback(isolate, data)` on `isolate`'s thread at its next interrupt check. Any thread.
+  /// Asks V8 to run `callback(isolate, data)` on the main thread at its next interrupt check, unless the
+  /// main isolate is gone (or was never known): returns whether it asked. Any thread.
   ///
   /// # Safety
-  /// `isolate` is live for the life of the process (the main thread's), and `callback` may run at any
-  /// interrupt check from now on, or never.
-  pub unsafe fn request_interrupt(
-    &self,
-    isolate: *mut Isolate,
-    callback: InterruptCallback,
-    data: *mut c_void,
-  ) {
-    // SAFETY: as the caller guarantees; V8 documents RequestInterrupt as thread-safe.
-    unsafe { (self.request_interrupt)(isolate, callback, data) }
+  /// `callback` may run at any interrupt check from now on, or never, and must cope with both.
+  pub unsafe fn interrupt_main(&self, callback: InterruptCallback, data: *mut c_void) -> bool {
+    let isolate = main_isolate_slot();
+    if *isolate == 0 {
+      return false;
+    }
+    // SAFETY: the isolate is alive while the lock is held (the teardown takes it to forget the isolate);
+    // V8 documents RequestInterrupt as thread-safe.
+    unsafe { (self.request_interrupt)(*isolate as *mut Isolate, callback, data) };
+    true
   }
 
   /// Walks the current JavaScript stack, innermost frame first, at most `limit` frames, inside a handle
