@@ -9,7 +9,7 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { start, kill, find, FIXTURES } = require('./helpers.cjs')
+const { start, kill, find, needs, FIXTURES } = require('./helpers.cjs')
 
 const FIXTURE = path.join(FIXTURES, 'stuck.cjs')
 /** The line of the fixture that carries `marker` (so the test follows the fixture when it is edited). */
@@ -44,7 +44,7 @@ test('a regular expression that backtracks for ever is named, with the function 
   assert.match(r.stderr, new RegExp(`at validateHeader \\(${escape(FIXTURE)}:${lineOf('// validateHeader:')}:\\d+\\)`))
 })
 
-test('a loop blocked in execSync is "outside JavaScript", says what the main thread waits in, and still exits at the deadline', async () => {
+test('a loop blocked in execSync is "outside JavaScript", says what the main thread waits in, and still exits at the deadline', needs('sleep'), async () => {
   const r = await stuck('exec', 400)
   assert.equal(r.code, 124, r.stderr)
   assert.ok(r.afterMs >= 395 && r.afterMs < 400 + 100, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
@@ -119,7 +119,7 @@ test('a shutdown that finishes in time writes no diagnostic report, although its
   assert.deepEqual(fs.readdirSync(directory), [])
 })
 
-test('a stall in native code (execSync) is reported with its length and no stack', async () => {
+test('a stall in native code (execSync) is reported with its length and no stack', needs('sleep'), async () => {
   const fixture = start('stuck.cjs', ['stall-native', 10_000, 1500], { killAfterMs: 20_000 })
   await fixture.ready
   kill(fixture.child, 'SIGTERM')

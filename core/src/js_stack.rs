@@ -502,25 +502,36 @@ unsafe extern "C" fn on_interrupt(isolate: *mut v8::Isolate, data: *mut c_void) 
 /// `report.<UTC date>.<UTC time>.<pid>.titan-lifecycle.json`: Node's own report names, with the date and
 /// pid, so reports from a restarted container (the same pid, often 1) never overwrite each other.
 fn report_name() -> String {
-  let mut seconds: libc::time_t = 0;
-  // SAFETY: `time` writes the current time into a valid out-parameter; `gmtime_r` fills a zeroed `tm`
-  // (reentrant, and this is the main thread, not a signal handler).
-  let tm = unsafe {
-    libc::time(&mut seconds);
-    let mut tm: libc::tm = std::mem::zeroed();
-    libc::gmtime_r(&seconds, &mut tm);
-    tm
-  };
+  let seconds = std::time::SystemTime::now()
+    .duration_since(std::time::UNIX_EPOCH)
+    .map_or(0, |d| d.as_secs());
+  let (year, month, day, hour, minute, second) = utc(seconds);
   format!(
-    "report.{:04}{:02}{:02}.{:02}{:02}{:02}.{}.titan-lifecycle.json",
-    tm.tm_year + 1900,
-    tm.tm_mon + 1,
-    tm.tm_mday,
-    tm.tm_hour,
-    tm.tm_min,
-    tm.tm_sec,
+    "report.{year:04}{month:02}{day:02}.{hour:02}{minute:02}{second:02}.{}.titan-lifecycle.json",
     std::process::id(),
   )
+}
+
+/// Seconds since the Unix epoch as a UTC date and time: (year, month, day, hour, minute, second). Done by
+/// hand (days to a civil date, by the proleptic Gregorian calendar) rather than with `gmtime_r`, whose
+/// `time_t` is about to change size on musl.
+fn utc(seconds: u64) -> (u64, u64, u64, u64, u64, u64) {
+  let (days, rest) = (seconds / 86_400, seconds % 86_400);
+  // Shifted so that a 400-year era starts on 1 March, which puts the leap day last.
+  let z = days + 719_468;
+  let era = z / 146_097;
+  let day_of_era = z - era * 146_097;
+  let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+  let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+  let shifted_month = (5 * day_of_year + 2) / 153;
+  let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+  let month = if shifted_month < 10 {
+    shifted_month + 3
+  } else {
+    shifted_month - 9
+  };
+  let year = year_of_era + era * 400 + u64::from(month <= 2);
+  (year, month, day, rest / 3600, rest % 3600 / 60, rest % 60)
 }
 
 /// Copies as much of `text` into `out` as fits in whole characters; returns the bytes written.
@@ -598,6 +609,15 @@ mod tests {
       "> at spin (/srv/app.js:3:1)\n> ... 2 frames inside titan-lifecycle\n> at main (/srv/app.js:9:1)\n\
        > at one (/pkg/titan-lifecycle/index.js:30:4)\n"
     );
+  }
+
+  #[test]
+  fn report_names_carry_the_utc_date_and_time() {
+    assert_eq!(utc(0), (1970, 1, 1, 0, 0, 0));
+    // 2024-02-29T23:59:59Z, a leap day; 2026-11-22T02:32:50Z (as `date -u -d @1795314770` says).
+    assert_eq!(utc(1_709_251_199), (2024, 2, 29, 23, 59, 59));
+    assert_eq!(utc(1_795_314_770), (2026, 11, 22, 2, 32, 50));
+    assert_eq!(utc(951_782_400), (2000, 2, 29, 0, 0, 0));
   }
 
   #[test]

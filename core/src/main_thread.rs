@@ -67,6 +67,7 @@ pub fn main_thread_state() -> MainThreadState {
 
 /// Reads `/proc/.../syscall` ("running", or the call's number and arguments) and `wchan` (a kernel function
 /// name, or "0" when it does not say).
+#[cfg(any(target_os = "linux", test))]
 fn parse(syscall: &str, wchan: Option<&str>) -> MainThreadState {
   let first = syscall.split_whitespace().next().unwrap_or("");
   if first == "running" {
@@ -84,6 +85,7 @@ fn parse(syscall: &str, wchan: Option<&str>) -> MainThreadState {
 }
 
 /// The names of the system calls a blocked main thread is commonly found in.
+#[cfg(any(target_os = "linux", test))]
 fn system_call_name(number: u64) -> Option<&'static str> {
   #[cfg(target_arch = "x86_64")]
   const NAMES: &[(u64, &str)] = &[
