@@ -1,13 +1,15 @@
 'use strict'
 // The handlers we chain to are published as one snapshot: a library that re-installs its handler again and
-// again is adopted once, not once per re-install, and every handler in the chain runs once per signal.
+// again is adopted once, not once per re-install, and every handler in the chain runs once per signal. The
+// fixture's loop turns every 50 ms, so its per-turn check takes each displacement back at once; the guard's
+// timing with an idle loop is the reliability matrix's native-neighbour scenario.
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { start, kill, find, waitFor, needs, neighbourLibrary } = require('./helpers.cjs')
 
 test('a native neighbour that re-installs its handler three times still runs once per signal', needs('gcc'), async () => {
-  const fixture = start('neighbour.cjs', [], {
+  const fixture = start('neighbour.cjs', ['busy'], {
     env: { LD_PRELOAD: neighbourLibrary(), NEIGHBOUR_DELAY_MS: '300', NEIGHBOUR_REPEAT: '3', NEIGHBOUR_INTERVAL_MS: '300' },
   })
   await fixture.ready

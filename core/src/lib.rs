@@ -11,7 +11,7 @@
 //!   handler on top of a pinned libuv handler; [`main_loop`]: what libuv calls on the main thread (a signal
 //!   reaching the loop, the per-turn check).
 //! - [`watchdog`] and [`session`]: the thread that begins signal-triggered shutdowns and enforces deadlines
-//!   with `_exit`, and what it shares with each manager.
+//!   with `_exit`, and what it shares with each manager; [`guard`]: when the watchdog checks the slots.
 //! - [`report`]: the report printed at a hard exit; [`js_stack`] (through [`v8`]) and [`main_thread`]: where
 //!   a blocked event loop is stuck, for that report and for stall events.
 //! - [`error`]: the errors, each with the code JavaScript sees.
@@ -26,6 +26,7 @@ pub mod coordinator;
 pub mod errno;
 pub mod error;
 pub mod exit_write;
+pub mod guard;
 pub mod handler;
 pub mod js_stack;
 pub mod main_loop;

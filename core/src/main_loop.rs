@@ -52,6 +52,7 @@ pub unsafe extern "C" fn on_loop_turn(_handle: *mut libc::c_void) {
   if displaced.is_empty() {
     return;
   }
+  watchdog::displacement_seen();
   if let Some(owner) = watchdog::owner() {
     for displacement in displaced.iter().filter(|d| !d.node_internal) {
       owner.session.notify(NativeEvent::Displaced {

@@ -7,7 +7,8 @@
 //!    deadline counted from the instant the handler ran, and arms that deadline. JavaScript normally hears of
 //!    the signal from libuv (see `main_loop`); if it has not within [`SIGNAL_FALLBACK_DELAY`] (libuv's handler
 //!    was not reached, or `exclusiveSignals` skips it), the watchdog tells it;
-//! 2. every [`GUARD_PERIOD`], takes back any signal slot that other native code displaced;
+//! 2. when the guard is due (see `guard`: every few seconds, often for a while after a displacement), takes
+//!    back any signal slot that other native code displaced;
 //! 3. for each armed session: [`PROBE_LEAD`] before its deadline, probes JavaScript (a no-op round trip);
 //!    half way to the deadline, if the probe is still unanswered (the loop is busy), asks V8 for the
 //!    JavaScript stack (`js_stack`), so it is in hand at the deadline; at the deadline, tells JavaScript, and
@@ -33,14 +34,13 @@ use std::time::Duration;
 use crate::clock::{Deadline, MonoTime};
 use crate::coordinator::{Begun, Trigger};
 use crate::error::LifecycleError;
+use crate::guard::GuardSchedule;
 use crate::js_stack::{self, Progress, Purpose, ReportOutcome, ReportTarget};
 use crate::main_thread::{self, MainThreadState};
 use crate::report::{DiagnosticReport, FixedBuf, HardExitFacts, RecordView, Whereabouts, render_report};
 use crate::session::{NativeEvent, Session};
 use crate::{exit_write, handler, signals, uv};
 
-/// How often the guard checks that our handlers are still in their slots. About 0.05% of a core.
-pub const GUARD_PERIOD: Duration = Duration::from_millis(200);
 /// How long after the deadline the watchdog waits for a responsive JavaScript to emit its hard-exit events.
 pub const HARD_EXIT_GRACE: Duration = Duration::from_millis(20);
 /// How long before the deadline the watchdog probes whether the event loop is free. The stack of a loop
@@ -73,7 +73,7 @@ pub struct SignalOwner {
 struct State {
   armed: Vec<Arc<Session>>,
   owner: Option<SignalOwner>,
-  next_guard: Option<MonoTime>,
+  guard: GuardSchedule,
   /// A signal JavaScript is told of by the watchdog unless libuv told it first.
   fallback: Option<SignalFallback>,
   /// Sessions whose running shutdown is watched for stalls.
@@ -213,9 +213,10 @@ pub fn watch_stalls(
 pub fn set_signal_owner(owner: Option<SignalOwner>) -> Result<(), LifecycleError> {
   let watchdog = started()?;
   let mut state = watchdog.state();
-  state.next_guard = owner
-    .as_ref()
-    .map(|_| MonoTime::now().saturating_add(GUARD_PERIOD));
+  state.guard = match owner {
+    Some(_) => GuardSchedule::starting(MonoTime::now()),
+    None => GuardSchedule::default(),
+  };
   state.owner = owner;
   drop(state);
   wake();
@@ -265,7 +266,7 @@ fn block_all_signals() {
 
 fn next_wake(watchdog: &Watchdog, now: MonoTime) -> Option<Duration> {
   let state = watchdog.state();
-  let guard = state.next_guard.filter(|_| state.owner.is_some());
+  let guard = state.guard.next().filter(|_| state.owner.is_some());
   let fallback = state.fallback.map(|f| f.due);
   let deadlines = state
     .armed
@@ -461,21 +462,39 @@ pub fn begin_for_signal(owner: &SignalOwner, signo: c_int, now: MonoTime) -> Mon
 
 fn guard(watchdog: &Watchdog, now: MonoTime) {
   let owner = {
-    let mut state = watchdog.state();
-    match (&state.owner, state.next_guard) {
-      (Some(owner), Some(next)) if now >= next => {
-        let owner = owner.clone();
-        state.next_guard = Some(now.saturating_add(GUARD_PERIOD));
-        owner
-      }
+    let state = watchdog.state();
+    match &state.owner {
+      Some(owner) if state.guard.is_due(now) => owner.clone(),
       _ => return,
     }
   };
-  for displaced in signals::reassert().into_iter().filter(|d| !d.node_internal) {
+  let displaced = signals::reassert();
+  watchdog.state().guard.checked(now, !displaced.is_empty());
+  for displaced in displaced.into_iter().filter(|d| !d.node_internal) {
     owner.session.notify(NativeEvent::Displaced {
       signo: displaced.signo,
       detail: displaced.describe(),
     });
+  }
+}
+
+/// The main loop's per-turn check found a displacement: the guard watches closely for a while, since the
+/// code that made it may be a thread that does it again while the loop is idle. Main thread; not in a
+/// signal handler.
+pub fn displacement_seen() {
+  let Some(Ok(watchdog)) = WATCHDOG.get() else {
+    return;
+  };
+  let mut state = watchdog.state();
+  if state.owner.is_none() {
+    return;
+  }
+  let before = state.guard.next();
+  state.guard.displacement_seen(MonoTime::now());
+  let sooner = state.guard.next() != before;
+  drop(state);
+  if sooner {
+    wake();
   }
 }
 

@@ -1,0 +1,45 @@
+'use strict'
+// An idle service pays for the library all its life: the watchdog thread must sleep while nothing happens.
+// Its guard checks the signal slots every 5 s (README, "What it costs"), so in 6 s of idleness the thread
+// wakes once or twice; the guard that polled every 200 ms woke 30 times. The whole process's wake-ups and
+// CPU per minute are measured against the peers by `npm run bench`.
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const { start, kill } = require('./helpers.cjs')
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** The thread of `pid` named `name` (its `comm`), or undefined. */
+function threadNamed(pid, name) {
+  return fs.readdirSync(`/proc/${pid}/task`).find((tid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim() === name
+    } catch {
+      return false
+    }
+  })
+}
+
+/** How often a thread has gone to sleep and been woken: its voluntary context switches. */
+function wakeUps(pid, tid) {
+  const status = fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8')
+  return Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)[1])
+}
+
+test('the watchdog thread of an idle service wakes at most twice in 6 s', { skip: process.platform !== 'linux' }, async () => {
+  const fixture = start('neighbour.cjs', [], { killAfterMs: 20_000 })
+  await fixture.ready
+  // Let start-up settle (the first loop turn's dry run, the stack capture's symbol lookup).
+  await sleep(500)
+  const tid = threadNamed(fixture.child.pid, 'titan-watchdog')
+  assert.ok(tid, 'the manager started its watchdog thread')
+  const before = wakeUps(fixture.child.pid, tid)
+  await sleep(6000)
+  const woke = wakeUps(fixture.child.pid, tid) - before
+  kill(fixture.child, 'SIGTERM')
+  const result = await fixture.exited
+  assert.equal(result.code, 0, result.stderr)
+  assert.ok(woke <= 2, `the watchdog woke ${woke} times in 6 s of idleness`)
+})

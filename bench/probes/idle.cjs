@@ -1,0 +1,22 @@
+'use strict'
+// An idle HTTP service, for the idle-cost section of the bench: a listening server and, unless the argument
+// is `bare`, the named library set up the way its README's first example does. It prints `ready` and then
+// does nothing; the bench reads its threads' wake-ups and CPU time from /proc while it idles.
+const http = require('node:http')
+const path = require('node:path')
+
+const library = process.argv[2]
+const server = http.createServer((req, res) => res.end('ok'))
+server.listen(0, '127.0.0.1', () => {
+  if (library === 'titan-lifecycle') {
+    const { ShutdownManager } = require(path.join(__dirname, '..', '..'))
+    const manager = new ShutdownManager()
+    manager.trackServer(server)
+  } else if (library === 'close-with-grace') {
+    const closeWithGrace = require('close-with-grace')
+    closeWithGrace({ delay: 10_000, logger: false }, () => new Promise((resolve) => server.close(resolve)))
+  } else if (library !== 'bare') {
+    throw new Error(`unknown library ${library}`)
+  }
+  process.stdout.write('ready\n')
+})
