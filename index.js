@@ -1,23 +1,32 @@
 'use strict'
 
 // titan-lifecycle: phased graceful shutdown with native signal ownership and a watchdog hard exit.
-// This file is the public facade. lib/run.js runs one shutdown, lib/validate.js checks input, lib/native.js
-// loads the Rust addon (typed by the generated binding.d.ts).
+// This file is the public facade. lib/run.js runs one shutdown, lib/validate.js checks input (both loaded
+// with the first manager), lib/native.js loads the Rust addon (typed by the generated binding.d.ts).
 
 const { EventEmitter } = require('node:events')
 
 const native = require('./lib/native')
 const { ShutdownReason, ShutdownPriority, ShutdownEvent, ShutdownPhase } = require('./lib/constants')
-const { ShutdownRun, describeMessage } = require('./lib/run')
-const {
-  validateManagerOptions,
-  validateTask,
-  validateTaskId,
-  validateStopOptions,
-  validateTrackServerOptions,
-  invalidArgType,
-  lifecycleError,
-} = require('./lib/validate')
+// lib/validate.js and lib/run.js are loaded with the first manager, not by `require`: compiling them was
+// most of what requiring the package cost, and code that only reads the constants (a CLI sharing the
+// service's modules, a test) should not pay for it. Every use below is inside a manager's methods.
+let ShutdownRun, describeMessage
+let validateManagerOptions, validateTask, validateTaskId, validateStopOptions, validateTrackServerOptions
+let invalidArgType, lifecycleError
+function loadInternals() {
+  if (ShutdownRun) return
+  ;({ ShutdownRun, describeMessage } = require('./lib/run'))
+  ;({
+    validateManagerOptions,
+    validateTask,
+    validateTaskId,
+    validateStopOptions,
+    validateTrackServerOptions,
+    invalidArgType,
+    lifecycleError,
+  } = require('./lib/validate'))
+}
 
 /**
  * Marks which copy of the package owns the process signals. It lives on `process`, which every copy of the
@@ -57,6 +66,7 @@ class ShutdownManager extends EventEmitter {
 
   /** @param {import('./index').ShutdownManagerOptions} [options] */
   constructor(options) {
+    loadInternals()
     super()
     this.#config = validateManagerOptions(options)
     const { hardExit, exitCodes, disableGracefulShutdown, signals, handleUncaughtErrors } = this.#config
