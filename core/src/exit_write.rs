@@ -91,8 +91,8 @@ impl Target {
   /// One write attempt of at most [`CHUNK`] bytes. Async-signal-safe.
   fn write(&self, bytes: &[u8]) -> isize {
     let len = bytes.len().min(CHUNK);
-    // SAFETY (both calls): the pointer and length describe the live slice `bytes`.
     match self {
+      // SAFETY: the pointer and length describe the live slice `bytes`.
       Target::Socket => unsafe {
         libc::send(
           STDERR,
@@ -101,6 +101,7 @@ impl Target {
           libc::MSG_DONTWAIT | no_sigpipe(),
         )
       },
+      // SAFETY: as above.
       _ => unsafe { libc::write(self.fd(), bytes.as_ptr().cast(), len) },
     }
   }

@@ -38,6 +38,7 @@ use crate::uv;
 fn query(signo: c_int) -> libc::sigaction {
   // SAFETY: a zeroed sigaction is a valid out-parameter; a null `act` makes this a pure query.
   let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+  // SAFETY: `current` is a valid out-parameter; a null `act` changes nothing.
   unsafe { libc::sigaction(signo, ptr::null(), &mut current) };
   current
 }
@@ -47,6 +48,7 @@ fn our_action() -> libc::sigaction {
   let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
   action.sa_sigaction = handler::on_signal as *const () as libc::sighandler_t;
   action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_ONSTACK;
+  // SAFETY: `sa_mask` is a valid sigset_t that sigfillset only writes.
   unsafe { libc::sigfillset(&mut action.sa_mask) };
   action
 }

@@ -74,7 +74,7 @@ pub(crate) unsafe fn function<F: Copy>(name: &CStr) -> Result<F, String> {
 }
 
 fn resolve() -> Result<Uv, String> {
-  // SAFETY (every `function` call): the field or local type is the uv.h signature of the named function.
+  // SAFETY: in every `function` call, the field or local type is the uv.h signature of the named function.
   unsafe {
     if let Ok(reset) = symbol(c"uv_tty_reset_mode") {
       TTY_RESET.store(reset as usize, Ordering::Release);
@@ -171,6 +171,7 @@ fn object_base(address: usize) -> Option<usize> {
 fn object_base(address: usize) -> Option<usize> {
   // SAFETY: dladdr only reads the loader's tables; `info` is a valid out-parameter.
   let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+  // SAFETY: as above.
   (unsafe { libc::dladdr(address as *const c_void, &mut info) } != 0 && !info.dli_fbase.is_null())
     .then_some(info.dli_fbase as usize)
 }
@@ -193,6 +194,7 @@ pub fn is_in_libuv(address: usize) -> bool {
 pub fn symbol_at(address: usize) -> (Option<String>, Option<String>) {
   // SAFETY: dladdr only reads loader tables; `info` is a valid out-parameter.
   let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+  // SAFETY: as above.
   if unsafe { libc::dladdr(address as *const c_void, &mut info) } == 0 {
     return (None, None);
   }

@@ -95,7 +95,7 @@ pub fn api() -> Result<&'static V8, &'static str> {
 }
 
 fn resolve() -> Result<V8, String> {
-  // SAFETY (every `function` call): the type is the signature of the mangled name, as the module docs
+  // SAFETY: in every `function` call, the type is the signature of the mangled name, as the module docs
   // describe; a wrong one could only come from a Node whose symbol kept its name but not its meaning.
   unsafe {
     Ok(V8 {
