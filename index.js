@@ -51,7 +51,10 @@ class ShutdownManager extends EventEmitter {
    * Called straight from the main loop when an owned signal arrives (see DirectCaller in src/binding.rs).
    * One function for the whole process, so the native side can hold it forever without holding a manager.
    */
-  static #dispatchSignal = (event) => ShutdownManager.#signalOwner?.#onNativeEvent(event)
+  static #dispatchSignal = (event) => {
+    const owner = ShutdownManager.#signalOwner
+    if (owner) owner.#onNativeEvent(event)
+  }
 
   #config
   #native
@@ -326,9 +329,12 @@ class ShutdownManager extends EventEmitter {
         case 'signal':
           // Handled here rather than in a method of its own: the warm-up event compiles this whole function.
           if (this.#run) {
-            this.#config.logger.info(`received ${event.signal} during the shutdown; the process will exit when it ends`, {
-              signal: event.signal,
-            })
+            this.#config.logger.info(
+              `received ${event.signal} during the shutdown; the process will exit when it ends`,
+              {
+                signal: event.signal,
+              },
+            )
             this.#joinWithExit()
           } else {
             // The native side begins this shutdown (if the watchdog has not already), with its reason and
@@ -449,7 +455,8 @@ class ShutdownManager extends EventEmitter {
     const restore = () => {
       restoreScheduled = false
       if (this.#errorListeners !== hooks) return // disposed meanwhile
-      for (const [event, listener] of Object.entries(hooks)) {
+      // The hooks' names are process events ('uncaughtException', ...), which Object.entries widens.
+      for (const [event, listener] of /** @type {[any, (...args: any[]) => void][]} */ (Object.entries(hooks))) {
         if (process.listeners(event).includes(listener)) continue
         process.on(event, listener)
         if (event !== 'removeListener') {

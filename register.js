@@ -12,13 +12,24 @@
 // The application reaches it with `require('titan-lifecycle').processManager()` to add its tasks. A bad
 // value stops the process at start-up with the variable named, rather than running without the guarantee.
 
-const { ShutdownManager, setProcessManager } = require('./index.js')
+const titan = require('./index.js')
+const { ShutdownManager } = titan
+// Not part of the typed API (index.js defines it for this file only).
+const { setProcessManager } = /** @type {any} */ (titan)
 
+/** @type {Record<string, [string, (value: string) => unknown]>} */
 const ENVIRONMENT = {
   TITAN_LIFECYCLE_TIMEOUT: ['gracefulShutdownTimeout', Number],
   TITAN_LIFECYCLE_SHUTDOWN_DELAY: ['shutdownDelay', Number],
   TITAN_LIFECYCLE_DESTROY_RESERVE: ['destroyReserve', Number],
-  TITAN_LIFECYCLE_SIGNALS: ['signals', (value) => value.split(',').map((s) => s.trim()).filter(Boolean)],
+  TITAN_LIFECYCLE_SIGNALS: [
+    'signals',
+    (value) =>
+      value
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+  ],
   TITAN_LIFECYCLE_LOG: ['logger', (value) => (value === '1' || value === 'true' ? console : undefined)],
 }
 

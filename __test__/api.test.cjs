@@ -22,14 +22,23 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 test('the exported constants match the documented values and cannot be changed', () => {
   assert.deepEqual(ShutdownPriority, {
-    First: 0, VeryHigh: 10, High: 25, AboveNormal: 40, Normal: 50, BelowNormal: 60, Low: 75, VeryLow: 90, Last: 100,
+    First: 0,
+    VeryHigh: 10,
+    High: 25,
+    AboveNormal: 40,
+    Normal: 50,
+    BelowNormal: 60,
+    Low: 75,
+    VeryLow: 90,
+    Last: 100,
   })
   assert.equal(ShutdownReason.UncaughtException, 'uncaughtException')
   assert.equal(Object.keys(ShutdownReason).length, 12)
   assert.equal(ShutdownEvent.ShutdownTaskError, 'shutdown:task:error')
   assert.equal(ApplicationEvent, ShutdownEvent)
   assert.deepEqual(ShutdownPhase, { Stop: 'stop', Destroy: 'destroy' })
-  for (const frozen of [ShutdownReason, ShutdownPriority, ShutdownEvent, ShutdownPhase]) assert.ok(Object.isFrozen(frozen))
+  for (const frozen of [ShutdownReason, ShutdownPriority, ShutdownEvent, ShutdownPhase])
+    assert.ok(Object.isFrozen(frozen))
 })
 
 test('stop() resolves with the result and the process keeps running', async () => {
@@ -65,7 +74,13 @@ test('stop() resolves with the result and the process keeps running', async () =
 test('concurrent stop() calls join one shutdown and run each task once', async () => {
   const m = manager()
   let runs = 0
-  m.registerTask({ id: 'once', handler: async () => { runs++; await sleep(20) } })
+  m.registerTask({
+    id: 'once',
+    handler: async () => {
+      runs++
+      await sleep(20)
+    },
+  })
   const [a, b, c] = await Promise.all([m.stop(), m.stop({ reason: 'upgrade' }), m.stop()])
   assert.equal(runs, 1)
   assert.equal(a, b)
@@ -78,7 +93,12 @@ test('concurrent stop() calls join one shutdown and run each task once', async (
 test('each handler gets the reason, an AbortSignal and the deadline', async () => {
   const m = manager({ gracefulShutdownTimeout: 5000 })
   let seen
-  m.registerTask({ id: 'ctx', handler: (ctx) => { seen = ctx } })
+  m.registerTask({
+    id: 'ctx',
+    handler: (ctx) => {
+      seen = ctx
+    },
+  })
   const before = Date.now()
   await m.stop({ reason: 'reload' })
   assert.equal(seen.reason, 'reload')
@@ -93,12 +113,19 @@ test('events fire in order with their documented payloads', async () => {
   const seen = []
   for (const event of Object.values(ShutdownEvent)) m.on(event, (payload) => seen.push([event, payload]))
   m.registerTask({ id: 'ok', handler: () => {} })
-  m.registerTask({ id: 'bad', priority: 60, handler: () => { throw new TypeError('nope') } })
+  m.registerTask({
+    id: 'bad',
+    priority: 60,
+    handler: () => {
+      throw new TypeError('nope')
+    },
+  })
   const startedAround = Date.now()
   await m.stop()
-  assert.deepEqual(seen.map(([e]) => e), [
-    'shutdown:start', 'shutdown:task:complete', 'shutdown:task:error', 'shutdown:complete',
-  ])
+  assert.deepEqual(
+    seen.map(([e]) => e),
+    ['shutdown:start', 'shutdown:task:complete', 'shutdown:task:error', 'shutdown:complete'],
+  )
   const [, start] = seen[0]
   assert.equal(start.reason, 'manual')
   assert.equal(start.timeoutMs, 1000)
@@ -116,9 +143,13 @@ test('a listener that throws or rejects never breaks the shutdown or the other l
   const errors = []
   const m = manager({ logger: { error: (fields, message) => errors.push({ fields, message }) } })
   let later = 0
-  m.on(ShutdownEvent.ShutdownStart, () => { throw new Error('listener bug') })
+  m.on(ShutdownEvent.ShutdownStart, () => {
+    throw new Error('listener bug')
+  })
   m.on(ShutdownEvent.ShutdownStart, () => later++)
-  m.on(ShutdownEvent.ShutdownTaskComplete, async () => { throw new Error('async listener bug') })
+  m.on(ShutdownEvent.ShutdownTaskComplete, async () => {
+    throw new Error('async listener bug')
+  })
   m.once(ShutdownEvent.ShutdownComplete, () => later++)
   m.registerTask({ id: 'a', handler: () => {} })
   const result = await m.stop()
@@ -157,7 +188,12 @@ test('registering or unregistering during a shutdown throws ERR_SHUTDOWN_IN_PROG
 test('unregisterTask removes a task and reports whether it existed', async () => {
   const m = manager()
   let ran = false
-  const id = m.registerShutdownTask({ id: 'gone', handler: () => { ran = true } })
+  const id = m.registerShutdownTask({
+    id: 'gone',
+    handler: () => {
+      ran = true
+    },
+  })
   assert.equal(id, 'gone')
   assert.equal(m.unregisterShutdownTask('gone'), true)
   assert.equal(m.unregisterTask('gone'), false)
@@ -173,7 +209,9 @@ test('a dependency on an unknown task is ignored with a warning', async () => {
   m.registerTask({ id: 'api', dependsOn: ['not-registered'], handler: () => {} })
   const result = await m.stop()
   assert.equal(result.exitCode, 0)
-  assert.deepEqual(warnings, ["shutdown task 'api' depends on unknown task 'not-registered'; the dependency is ignored"])
+  assert.deepEqual(warnings, [
+    "shutdown task 'api' depends on unknown task 'not-registered'; the dependency is ignored",
+  ])
 })
 
 test('a cycle is refused at registration, including one made by priorities against dependencies', () => {
@@ -190,7 +228,9 @@ test('a cycle is refused at registration, including one made by priorities again
     code: 'ERR_TASK_CYCLE',
     message: /'late' depends on 'early'/,
   })
-  assert.throws(() => m.registerTask({ id: 'self', dependsOn: ['self'], handler: () => {} }), { code: 'ERR_TASK_CYCLE' })
+  assert.throws(() => m.registerTask({ id: 'self', dependsOn: ['self'], handler: () => {} }), {
+    code: 'ERR_TASK_CYCLE',
+  })
 })
 
 test('the deadline with hardExit: false resolves a timed-out result, aborting what still runs', async () => {
@@ -199,7 +239,11 @@ test('the deadline with hardExit: false resolves a timed-out result, aborting wh
   m.registerTask({
     id: 'slow',
     handler: ({ abortSignal }) =>
-      new Promise(() => abortSignal.addEventListener('abort', () => { abortReason = abortSignal.reason })),
+      new Promise(() =>
+        abortSignal.addEventListener('abort', () => {
+          abortReason = abortSignal.reason
+        }),
+      ),
   })
   m.registerTask({ id: 'next', priority: 90, handler: () => {} })
   const errors = []
@@ -210,7 +254,10 @@ test('the deadline with hardExit: false resolves a timed-out result, aborting wh
   assert.ok(took >= 145 && took < 400, `resolved after ${took.toFixed(1)} ms`)
   assert.equal(result.hardExit, true)
   assert.equal(result.exitCode, 124)
-  assert.deepEqual(result.tasks.map((t) => t.status), ['running', 'pending'])
+  assert.deepEqual(
+    result.tasks.map((t) => t.status),
+    ['running', 'pending'],
+  )
   assert.equal(abortReason.code, 'ERR_SHUTDOWN_TIMEOUT')
   assert.equal(errors.length, 1)
   assert.equal(errors[0], abortReason)
@@ -221,7 +268,12 @@ test('exit codes can be chosen', async () => {
   m.registerTask({ id: 'a', handler: () => {} })
   assert.equal((await m.stop()).exitCode, 7)
   const n = manager({ exitCodes: { failure: 9 } })
-  n.registerTask({ id: 'a', handler: () => { throw new Error('x') } })
+  n.registerTask({
+    id: 'a',
+    handler: () => {
+      throw new Error('x')
+    },
+  })
   assert.equal((await n.stop()).exitCode, 9)
 })
 
@@ -238,7 +290,15 @@ test('a thousand tasks in one priority run concurrently', async () => {
   let active = 0
   let peak = 0
   for (let i = 0; i < 1000; i++) {
-    m.registerTask({ id: `t${i}`, handler: async () => { active++; peak = Math.max(peak, active); await sleep(5); active-- } })
+    m.registerTask({
+      id: `t${i}`,
+      handler: async () => {
+        active++
+        peak = Math.max(peak, active)
+        await sleep(5)
+        active--
+      },
+    })
   }
   const result = await m.stop()
   assert.equal(result.exitCode, 0)

@@ -102,7 +102,11 @@ test('a drain under SIGTERM fails no request, closes every connection and exits 
 
   assert.equal(result.code, 0, result.stderr)
   assert.ok(result.exitedAt - sentAt < deadline / 3, `exited ${(result.exitedAt - sentAt).toFixed(0)} ms after SIGTERM`)
-  assert.equal(find(result.lines, 'readiness-at-start').isReady, false, 'not ready from the instant the shutdown started')
+  assert.equal(
+    find(result.lines, 'readiness-at-start').isReady,
+    false,
+    'not ready from the instant the shutdown started',
+  )
   assert.equal(readiness.status, 503)
   assert.ok(duringDelay.length >= 5)
   for (const response of duringDelay) {
@@ -178,18 +182,27 @@ test('trackServer refuses what is not a server, a taken id and a shutdown in pro
   assert.throws(() => manager.trackServer(http.createServer(), { id: 'during' }), { code: 'ERR_SHUTDOWN_IN_PROGRESS' })
   const result = await stopping
   assert.equal(result.exitCode, 0)
-  assert.deepEqual(result.tasks.map((t) => t.status), ['succeeded', 'succeeded'])
+  assert.deepEqual(
+    result.tasks.map((t) => t.status),
+    ['succeeded', 'succeeded'],
+  )
   assert.throws(() => manager.trackServer(http.createServer(), { id: 'late' }), { code: 'ERR_SHUTDOWN_COMPLETED' })
 })
 
 test('a shutdown delay that leaves the tasks too little of the deadline is refused at construction', () => {
-  assert.throws(() => new ShutdownManager({ disableGracefulShutdown: true, gracefulShutdownTimeout: 1000, shutdownDelay: 900 }), {
-    name: 'RangeError',
-    code: 'ERR_OUT_OF_RANGE',
-  })
-  assert.throws(() => new ShutdownManager({ disableGracefulShutdown: true, gracefulShutdownTimeout: 1000, destroyReserve: 1000 }), {
-    code: 'ERR_OUT_OF_RANGE',
-  })
+  assert.throws(
+    () => new ShutdownManager({ disableGracefulShutdown: true, gracefulShutdownTimeout: 1000, shutdownDelay: 900 }),
+    {
+      name: 'RangeError',
+      code: 'ERR_OUT_OF_RANGE',
+    },
+  )
+  assert.throws(
+    () => new ShutdownManager({ disableGracefulShutdown: true, gracefulShutdownTimeout: 1000, destroyReserve: 1000 }),
+    {
+      code: 'ERR_OUT_OF_RANGE',
+    },
+  )
   new ShutdownManager({ disableGracefulShutdown: true, gracefulShutdownTimeout: 1000, shutdownDelay: 800 })
 })
 
@@ -203,49 +216,75 @@ function certificate() {
   const cert = path.join(dir, 'cert.pem')
   require('node:child_process').execFileSync(
     'openssl',
-    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', key, '-out', cert],
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      '/CN=localhost',
+      '-days',
+      '1',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
     { stdio: 'ignore' },
   )
   return { key, cert }
 }
 
-test('TLS: an https server and an HTTP/2 server with HTTP/1 clients (allowHTTP1) drain without failing a request', needs('openssl'), async () => {
-  const https = require('node:https')
-  const { key, cert } = certificate()
-  const fixture = start('drain-tls.cjs', [key, cert])
-  const ports = await fixture.ready
-  const ca = require('node:fs').readFileSync(cert)
-  const fetchOver = (port, path, agent) =>
-    new Promise((resolve) => {
-      https
-        .get({ host: '127.0.0.1', servername: 'localhost', port, path, agent, ca }, (res) => {
-          let body = ''
-          res.setEncoding('utf8').on('data', (chunk) => (body += chunk)).on('end', () => resolve(`${res.statusCode} ${body.trim()}`))
-        })
-        .on('error', (error) => resolve(`error ${error.code}`))
+test(
+  'TLS: an https server and an HTTP/2 server with HTTP/1 clients (allowHTTP1) drain without failing a request',
+  needs('openssl'),
+  async () => {
+    const https = require('node:https')
+    const { key, cert } = certificate()
+    const fixture = start('drain-tls.cjs', [key, cert])
+    const ports = await fixture.ready
+    const ca = require('node:fs').readFileSync(cert)
+    const fetchOver = (port, path, agent) =>
+      new Promise((resolve) => {
+        https
+          .get({ host: '127.0.0.1', servername: 'localhost', port, path, agent, ca }, (res) => {
+            let body = ''
+            res
+              .setEncoding('utf8')
+              .on('data', (chunk) => (body += chunk))
+              .on('end', () => resolve(`${res.statusCode} ${body.trim()}`))
+          })
+          .on('error', (error) => resolve(`error ${error.code}`))
+      })
+    const agents = [ports.https, ports.both].map(() => new https.Agent({ keepAlive: true, ca }))
+    // An idle kept-alive connection to each server, and a slow request in flight on another.
+    await Promise.all([ports.https, ports.both].map((port, i) => fetchOver(port, '/fast', agents[i])))
+    const idle = agents.flatMap((agent) => Object.values(agent.freeSockets).flat())
+    assert.equal(idle.length, 2)
+    const idleClosed = idle.map(closed)
+    const slow = [ports.https, ports.both].map((port) =>
+      fetchOver(port, '/slow?ms=800', new https.Agent({ keepAlive: true, ca })),
+    )
+    const session = http2.connect(`https://127.0.0.1:${ports.both}`, { ca, servername: 'localhost' })
+    const h2 = new Promise((resolve) => {
+      let body = ''
+      const stream = session.request({ ':path': '/slow?ms=600' })
+      stream
+        .setEncoding('utf8')
+        .on('data', (chunk) => (body += chunk))
+        .on('end', () => resolve(body.trim()))
+      stream.on('error', (error) => resolve(`error ${error.code}`))
     })
-  const agents = [ports.https, ports.both].map(() => new https.Agent({ keepAlive: true, ca }))
-  // An idle kept-alive connection to each server, and a slow request in flight on another.
-  await Promise.all([ports.https, ports.both].map((port, i) => fetchOver(port, '/fast', agents[i])))
-  const idle = agents.flatMap((agent) => Object.values(agent.freeSockets).flat())
-  assert.equal(idle.length, 2)
-  const idleClosed = idle.map(closed)
-  const slow = [ports.https, ports.both].map((port) => fetchOver(port, '/slow?ms=800', new https.Agent({ keepAlive: true, ca })))
-  const session = http2.connect(`https://127.0.0.1:${ports.both}`, { ca, servername: 'localhost' })
-  const h2 = new Promise((resolve) => {
-    let body = ''
-    const stream = session.request({ ':path': '/slow?ms=600' })
-    stream.setEncoding('utf8').on('data', (chunk) => (body += chunk)).on('end', () => resolve(body.trim()))
-    stream.on('error', (error) => resolve(`error ${error.code}`))
-  })
-  const sessionClosed = closed(session)
-  await sleep(50)
-  const sentAt = kill(fixture.child, 'SIGTERM')
-  const result = await fixture.exited
-  assert.equal(result.code, 0, result.stderr)
-  assert.ok(result.exitedAt - sentAt < 4000, `exited ${(result.exitedAt - sentAt).toFixed(0)} ms after SIGTERM`)
-  assert.deepEqual(await Promise.all(slow), ['200 1.1 /slow', '200 1.1 /slow'])
-  assert.equal(await h2, '2.0 /slow')
-  await Promise.all([...idleClosed, sessionClosed])
-  assert.ok(!find(result.lines, 'event', { event: 'shutdown:task:error' }))
-})
+    const sessionClosed = closed(session)
+    await sleep(50)
+    const sentAt = kill(fixture.child, 'SIGTERM')
+    const result = await fixture.exited
+    assert.equal(result.code, 0, result.stderr)
+    assert.ok(result.exitedAt - sentAt < 4000, `exited ${(result.exitedAt - sentAt).toFixed(0)} ms after SIGTERM`)
+    assert.deepEqual(await Promise.all(slow), ['200 1.1 /slow', '200 1.1 /slow'])
+    assert.equal(await h2, '2.0 /slow')
+    await Promise.all([...idleClosed, sessionClosed])
+    assert.ok(!find(result.lines, 'event', { event: 'shutdown:task:error' }))
+  },
+)

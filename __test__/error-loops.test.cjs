@@ -4,12 +4,12 @@
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { start, kill, run, find } = require('./helpers.cjs')
+const { start, kill, find } = require('./helpers.cjs')
 const { ShutdownManager } = require('..')
 
 const DEADLINE = 3000
 
-test("a logger whose info throws does not stop the shutdown, and it exits 0 long before the deadline", async () => {
+test('a logger whose info throws does not stop the shutdown, and it exits 0 long before the deadline', async () => {
   const fixture = start('error-loops.cjs', ['logger-info-throws'])
   await fixture.ready
   const sentAt = kill(fixture.child, 'SIGTERM')
@@ -64,10 +64,13 @@ test('task ids are compared exactly: an id that is not well-formed Unicode is re
   for (const id of ['a\uD800', '\uDC00b', 'c\uD800\uD800']) {
     assert.throws(
       () => manager.registerTask({ id, handler() {} }),
-      (error) => error instanceof TypeError && error.code === 'ERR_INVALID_ARG_VALUE' && /lone surrogate/.test(error.message),
+      (error) =>
+        error instanceof TypeError && error.code === 'ERR_INVALID_ARG_VALUE' && /lone surrogate/.test(error.message),
       JSON.stringify(id),
     )
-    assert.throws(() => manager.registerTask({ id: 'ok', dependsOn: [id], handler() {} }), { code: 'ERR_INVALID_ARG_VALUE' })
+    assert.throws(() => manager.registerTask({ id: 'ok', dependsOn: [id], handler() {} }), {
+      code: 'ERR_INVALID_ARG_VALUE',
+    })
   }
   // Well-formed strings of any script, astral characters included, round-trip exactly.
   const ids = ['日本', '🦀', 'e\u0301', 'ﬁ']

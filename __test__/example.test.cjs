@@ -25,7 +25,10 @@ function get(port, pathname) {
 }
 
 test('the example service drains an in-flight request on SIGINT and exits 0', async () => {
-  const child = spawn(process.execPath, [EXAMPLE], { env: { ...process.env, PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [EXAMPLE], {
+    env: { ...process.env, PORT: '0' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   const killer = setTimeout(() => child.kill('SIGKILL'), 15_000)
   let stdout = ''
   child.stdout.setEncoding('utf8')
@@ -133,10 +136,13 @@ test('04-where-stuck.js: the report the README shows names the stuck function, i
   })
   assert.equal(code, 124, stderr)
   const frames = stderr.split('\n').filter((l) => l.startsWith('titan-lifecycle:     '))
-  assert.deepEqual(frames.slice(0, 2).map((l) => l.replace(/\(.*\//, '(')), [
-    `titan-lifecycle:     at isSafeHeader (04-where-stuck.js:${lineOf('return /^(\\w+\\s?)+$/')}:24)`,
-    `titan-lifecycle:     at flushAuditLog (04-where-stuck.js:${lineOf('if (!isSafeHeader(')}:10)`,
-  ])
+  assert.deepEqual(
+    frames.slice(0, 2).map((l) => l.replace(/\(.*\//, '(')),
+    [
+      `titan-lifecycle:     at isSafeHeader (04-where-stuck.js:${lineOf('return /^(\\w+\\s?)+$/')}:24)`,
+      `titan-lifecycle:     at flushAuditLog (04-where-stuck.js:${lineOf('if (!isSafeHeader(')}:10)`,
+    ],
+  )
   // The package's own frames below them, summed up in one line.
   assert.match(frames[2], /^titan-lifecycle: {5}\.\.\. \d+ frames inside titan-lifecycle$/)
   assert.equal(frames.length, 3)

@@ -20,15 +20,19 @@ async function signalled(mode, { stallStderr = true } = {}) {
   return { fixture, sentAt: kill(fixture.child, 'SIGTERM') }
 }
 
-test('a blocked loop ends at the deadline with 124 although stderr is a full pipe nobody reads', needs('mkfifo'), async () => {
-  const { fixture, sentAt } = await signalled('blocked')
-  const { code, signal, exitedAt, killedByTimer } = await fixture.exited
-  assert.equal(killedByTimer, false, 'the process hung writing its report')
-  assert.equal(signal, null)
-  assert.equal(code, 124)
-  const elapsed = exitedAt - sentAt
-  assert.ok(elapsed >= DEADLINE - 1 && elapsed <= DEADLINE + SLACK, `exited ${elapsed.toFixed(1)} ms after SIGTERM`)
-})
+test(
+  'a blocked loop ends at the deadline with 124 although stderr is a full pipe nobody reads',
+  needs('mkfifo'),
+  async () => {
+    const { fixture, sentAt } = await signalled('blocked')
+    const { code, signal, exitedAt, killedByTimer } = await fixture.exited
+    assert.equal(killedByTimer, false, 'the process hung writing its report')
+    assert.equal(signal, null)
+    assert.equal(code, 124)
+    const elapsed = exitedAt - sentAt
+    assert.ok(elapsed >= DEADLINE - 1 && elapsed <= DEADLINE + SLACK, `exited ${elapsed.toFixed(1)} ms after SIGTERM`)
+  },
+)
 
 test('a second signal exits at once with 143 although stderr is a full pipe', needs('mkfifo'), async () => {
   const { fixture } = await signalled('second-signal')
@@ -43,40 +47,63 @@ test('a second signal exits at once with 143 although stderr is a full pipe', ne
   assert.ok(exitedAt - secondAt < SLACK, `exited ${(exitedAt - secondAt).toFixed(1)} ms after the second SIGTERM`)
 })
 
-test('a responsive loop that answered the deadline still exits with the code it reported, not 0', needs('mkfifo'), async () => {
-  const { fixture, sentAt } = await signalled('idle')
-  const { code, signal, exitedAt, lines, killedByTimer } = await fixture.exited
-  assert.equal(killedByTimer, false)
-  assert.equal(signal, null)
-  const complete = find(lines, 'event', { event: 'shutdown:complete' })
-  assert.equal(complete?.exitCode, 124, 'the shutdown reported a hard exit')
-  assert.equal(code, 124, 'and the process exited with it')
-  assert.ok(exitedAt - sentAt <= DEADLINE + SLACK)
-})
+test(
+  'a responsive loop that answered the deadline still exits with the code it reported, not 0',
+  needs('mkfifo'),
+  async () => {
+    const { fixture, sentAt } = await signalled('idle')
+    const { code, signal, exitedAt, lines, killedByTimer } = await fixture.exited
+    assert.equal(killedByTimer, false)
+    assert.equal(signal, null)
+    const complete = find(lines, 'event', { event: 'shutdown:complete' })
+    assert.equal(complete?.exitCode, 124, 'the shutdown reported a hard exit')
+    assert.equal(code, 124, 'and the process exited with it')
+    assert.ok(exitedAt - sentAt <= DEADLINE + SLACK)
+  },
+)
 
-test('a non-blocking stderr that fills up delays the report within its budget instead of dropping it', needs('mkfifo'), async () => {
-  const { fixture, sentAt } = await signalled('nonblocking')
-  // The collector wakes up just after the deadline, while the watchdog is waiting for room to write.
-  await new Promise((resolve) => setTimeout(resolve, Math.max(0, sentAt + DEADLINE + 10 - now())))
-  fixture.resumeStderr()
-  const { code, stderr, killedByTimer } = await fixture.exited
-  assert.equal(killedByTimer, false)
-  assert.equal(code, 124)
-  assert.match(stderr, /titan-lifecycle: hard exit: the graceful shutdown \(reason SIGTERM\) did not finish/)
-  assert.match(stderr, /running: 'spin'/)
-})
+test(
+  'a non-blocking stderr that fills up delays the report within its budget instead of dropping it',
+  needs('mkfifo'),
+  async () => {
+    const { fixture, sentAt } = await signalled('nonblocking')
+    // The collector wakes up just after the deadline, while the watchdog is waiting for room to write.
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, sentAt + DEADLINE + 10 - now())))
+    fixture.resumeStderr()
+    const { code, stderr, killedByTimer } = await fixture.exited
+    assert.equal(killedByTimer, false)
+    assert.equal(code, 124)
+    assert.match(stderr, /titan-lifecycle: hard exit: the graceful shutdown \(reason SIGTERM\) did not finish/)
+    assert.match(stderr, /running: 'spin'/)
+  },
+)
 
 test('a terminal paused with Ctrl-S cannot hold the hard exit', needs('python3'), async () => {
   // The service's stderr is the terminal; its own report lines go to a file, since the paused terminal
   // would block Node's synchronous TTY writes too.
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-pause-')), 'report.jsonl')
   fs.writeFileSync(file, '')
-  const terminal = launch(['python3', path.join(FIXTURES, 'pty-run.py'), 'pause', process.execPath, path.join(FIXTURES, 'blocked.cjs'), 'in-task', String(DEADLINE)], {
-    env: { TITAN_REPORT_FILE: file },
-  })
+  const terminal = launch(
+    [
+      'python3',
+      path.join(FIXTURES, 'pty-run.py'),
+      'pause',
+      process.execPath,
+      path.join(FIXTURES, 'blocked.cjs'),
+      'in-task',
+      String(DEADLINE),
+    ],
+    {
+      env: { TITAN_REPORT_FILE: file },
+    },
+  )
   const startedAt = now()
   const result = await terminal.exited
-  const lines = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line))
+  const lines = fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line))
   assert.ok(find(lines, 'task-start', { id: 'spin' }), 'the shutdown ran into the blocked task')
   assert.equal(result.code, 124, `the service's exit, as the terminal's runner saw it\n${result.stdout}`)
   assert.ok(result.exitedAt - startedAt < 5000, 'it did not wait for the terminal to resume')

@@ -20,7 +20,10 @@ test('a task that blocks the event loop is ended at the deadline with a report n
   assert.ok(elapsed >= DEADLINE - 1, `exited ${elapsed.toFixed(1)} ms after SIGTERM: not before the deadline`)
   assert.ok(elapsed <= DEADLINE + SLACK, `exited ${elapsed.toFixed(1)} ms after SIGTERM (deadline ${DEADLINE} ms)`)
   assert.ok(find(lines, 'task-start', { id: 'spin' }), 'the blocking task had started')
-  assert.match(stderr, /hard exit: the graceful shutdown \(reason SIGTERM\) did not finish within its 300\.0 ms deadline/)
+  assert.match(
+    stderr,
+    /hard exit: the graceful shutdown \(reason SIGTERM\) did not finish within its 300\.0 ms deadline/,
+  )
   assert.match(stderr, /running: 'spin' \(CPU-bound cleanup\) for \d+\.\d ms/)
   assert.match(stderr, /pending: 'after'/)
   assert.match(stderr, /event loop: blocked/)
@@ -52,9 +55,16 @@ test('the report escapes control characters in task ids and names, and says when
   const { code, stderr } = await fixture.exited
   assert.equal(code, 124, stderr)
   const report = stderr.slice(stderr.indexOf('titan-lifecycle: hard exit'))
-  assert.doesNotMatch(report, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/, 'no raw control character reaches the terminal')
+  assert.doesNotMatch(
+    report,
+    /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/,
+    'no raw control character reaches the terminal',
+  )
   assert.doesNotMatch(report, /^titan-lifecycle: forged/m, 'no id can forge a line of the report')
-  assert.ok(report.includes("running: 'evil\\ntitan-lifecycle: forged line\\x1b[2J\\x07\\x00\\u{9b}'"), report.slice(0, 600))
+  assert.ok(
+    report.includes("running: 'evil\\ntitan-lifecycle: forged line\\x1b[2J\\x07\\x00\\u{9b}'"),
+    report.slice(0, 600),
+  )
   assert.match(report, /report cut: it did not fit in \d+ bytes/)
   assert.match(report, /\ntitan-lifecycle: exiting with code 124\n$/, 'the exit line ends the report, even a cut one')
 })

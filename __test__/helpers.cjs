@@ -219,4 +219,17 @@ function npmStart(shell) {
   return ['npm', 'start', '--silent', `--script-shell=${shell}`]
 }
 
-module.exports = { start, launch, npmStart, needs, kill, run, waitFor, eventNames, find, now, neighbourLibrary, FIXTURES }
+module.exports = {
+  start,
+  launch,
+  npmStart,
+  needs,
+  kill,
+  run,
+  waitFor,
+  eventNames,
+  find,
+  now,
+  neighbourLibrary,
+  FIXTURES,
+}

@@ -28,7 +28,9 @@ function wakeUps(pid, tid) {
   return Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)[1])
 }
 
-test('the watchdog thread of an idle service wakes at most twice in 6 s', { skip: process.platform !== 'linux' }, async () => {
+test('the watchdog thread of an idle service wakes at most twice in 6 s', {
+  skip: process.platform !== 'linux',
+}, async () => {
   const fixture = start('neighbour.cjs', [], { killAfterMs: 20_000 })
   await fixture.ready
   // Let start-up settle (the first loop turn's dry run, the stack capture's symbol lookup).

@@ -12,7 +12,9 @@ const { execFileSync } = require('node:child_process')
 const PROBE = path.join(__dirname, '..', 'bench', 'probes', 'load.cjs')
 
 test('require() starts no thread, a manager at most two, and both stay cheap', () => {
-  const samples = Array.from({ length: 7 }, () => JSON.parse(execFileSync(process.execPath, [PROBE], { encoding: 'utf8' })))
+  const samples = Array.from({ length: 7 }, () =>
+    JSON.parse(execFileSync(process.execPath, [PROBE], { encoding: 'utf8' })),
+  )
   const median = (key) => samples.map((s) => s[key]).sort((a, b) => a - b)[3]
   for (const s of samples) {
     assert.equal(s.threadsRequire, 0, 'require() started a thread')

@@ -59,24 +59,36 @@ async function inTerminal(shell, presses) {
 }
 
 for (const shell of ['sh', 'bash']) {
-  test(`npm start (script shell ${shell}): SIGTERM to the process group shuts down once, exit 0`, needs('npm', shell), async () => {
-    const fixture = launch(npmStart(shell), { cwd: APP, detached: true })
-    await fixture.ready
-    process.kill(-fixture.child.pid, 'SIGTERM')
-    const result = await fixture.exited
-    assert.equal(result.killedByTimer, false, 'hung')
-    assertOneGracefulShutdown({ lines: result.lines, text: result.stdout + result.stderr }, 'SIGTERM')
-  })
+  test(
+    `npm start (script shell ${shell}): SIGTERM to the process group shuts down once, exit 0`,
+    needs('npm', shell),
+    async () => {
+      const fixture = launch(npmStart(shell), { cwd: APP, detached: true })
+      await fixture.ready
+      process.kill(-fixture.child.pid, 'SIGTERM')
+      const result = await fixture.exited
+      assert.equal(result.killedByTimer, false, 'hung')
+      assertOneGracefulShutdown({ lines: result.lines, text: result.stdout + result.stderr }, 'SIGTERM')
+    },
+  )
 
-  test(`npm start (script shell ${shell}): Ctrl-C in a terminal shuts down once, exit 0`, needs('npm', shell, 'python3'), async () => {
-    assertOneGracefulShutdown(await inTerminal(shell, 1), 'SIGINT')
-  })
+  test(
+    `npm start (script shell ${shell}): Ctrl-C in a terminal shuts down once, exit 0`,
+    needs('npm', shell, 'python3'),
+    async () => {
+      assertOneGracefulShutdown(await inTerminal(shell, 1), 'SIGINT')
+    },
+  )
 }
 
-test('npm start (script shell bash): a second Ctrl-C still exits at once with 130', needs('npm', 'bash', 'python3'), async () => {
-  const { lines, text } = await inTerminal('bash', 2)
-  assert.match(text, /second SIGINT during shutdown, exiting now with code 130/)
-  assert.ok(find(lines, 'task-start', { id: 'drain' }))
-  assert.ok(!find(lines, 'task-end', { id: 'drain' }), 'the second Ctrl-C cut the shutdown short')
-  assert.ok(!find(lines, 'exit'), 'it was the native exit, not the end of the shutdown')
-})
+test(
+  'npm start (script shell bash): a second Ctrl-C still exits at once with 130',
+  needs('npm', 'bash', 'python3'),
+  async () => {
+    const { lines, text } = await inTerminal('bash', 2)
+    assert.match(text, /second SIGINT during shutdown, exiting now with code 130/)
+    assert.ok(find(lines, 'task-start', { id: 'drain' }))
+    assert.ok(!find(lines, 'task-end', { id: 'drain' }), 'the second Ctrl-C cut the shutdown short')
+    assert.ok(!find(lines, 'exit'), 'it was the native exit, not the end of the shutdown')
+  },
+)

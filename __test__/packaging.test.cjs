@@ -82,7 +82,10 @@ test('the packed package installs, loads its platform binary and shuts down on S
   assert.equal(code, 0, err)
   assert.match(out, /task ran/)
   const installed = fs.readdirSync(path.join(app, 'node_modules')).sort()
-  assert.deepEqual(installed.filter((n) => n.startsWith('titan-lifecycle')), ['titan-lifecycle', `titan-lifecycle-${platform}`])
+  assert.deepEqual(
+    installed.filter((n) => n.startsWith('titan-lifecycle')),
+    ['titan-lifecycle', `titan-lifecycle-${platform}`],
+  )
 })
 
 test('the platform packages are in step with the root, which names each as an optional dependency', () => {
@@ -91,7 +94,12 @@ test('the platform packages are in step with the root, which names each as an op
   const platforms = fs.readdirSync(path.join(root, 'npm'))
   assert.deepEqual(Object.keys(pkg.optionalDependencies).sort(), platforms.map((p) => `titan-lifecycle-${p}`).sort())
   // The root's os and cpu are what the platform packages cover together.
-  const covered = (field) => [...new Set(platforms.flatMap((p) => JSON.parse(fs.readFileSync(path.join(root, 'npm', p, 'package.json'), 'utf8'))[field]))].sort()
+  const covered = (field) =>
+    [
+      ...new Set(
+        platforms.flatMap((p) => JSON.parse(fs.readFileSync(path.join(root, 'npm', p, 'package.json'), 'utf8'))[field]),
+      ),
+    ].sort()
   assert.deepEqual([...pkg.os].sort(), covered('os'))
   assert.deepEqual([...pkg.cpu].sort(), covered('cpu'))
 })

@@ -11,7 +11,10 @@ const ROOT = path.join(__dirname, '..')
 
 function startApp(flag, file, { env = {}, args = [] } = {}) {
   // From the package's own directory, so `titan-lifecycle/register` resolves to this checkout.
-  return launch([process.execPath, flag, 'titan-lifecycle/register', path.join(FIXTURES, file), ...args], { cwd: ROOT, env })
+  return launch([process.execPath, flag, 'titan-lifecycle/register', path.join(FIXTURES, file), ...args], {
+    cwd: ROOT,
+    env,
+  })
 }
 
 for (const [flag, file] of [

@@ -18,11 +18,17 @@ const shapes = {
   // Every other link first, then the rest from the far end: each task joins two long chains.
   'chain, alternating from the far end': (n) => [
     ...[...Array(n).keys()].filter((i) => i % 2 === 0).map((i) => [i, i + 1 < n ? [i + 1] : []]),
-    ...[...Array(n).keys()].filter((i) => i % 2 === 1).reverse().map((i) => [i, i + 1 < n ? [i + 1] : []]),
+    ...[...Array(n).keys()]
+      .filter((i) => i % 2 === 1)
+      .reverse()
+      .map((i) => [i, i + 1 < n ? [i + 1] : []]),
   ],
   'chain, shuffled': (n) => shuffle([...Array(n).keys()]).map((i) => [i, i > 0 ? [i - 1] : []]),
   'fan-in, hub last': (n) => [...[...Array(n - 1).keys()].map((i) => [i + 1, [0]]), [0, []]],
-  'fan-out': (n) => [...[...Array(n - 1).keys()].map((i) => [i + 1, []]), [0, [...Array(n - 1).keys()].map((i) => i + 1)]],
+  'fan-out': (n) => [
+    ...[...Array(n - 1).keys()].map((i) => [i + 1, []]),
+    [0, [...Array(n - 1).keys()].map((i) => i + 1)],
+  ],
   'fan-in, hub first': (n) => [[0, []], ...[...Array(n - 1).keys()].map((i) => [i + 1, [0]])],
   // Task 0 (registered first) depends on every other, and each of those on task 1: all land in one gap.
   'every task between the same two': (n) => [
@@ -36,7 +42,7 @@ const shapes = {
 }
 
 let seed = 42
-const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31)
+const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
 function shuffle(items) {
   for (let i = items.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1))
@@ -52,7 +58,11 @@ for (const [shape, make] of Object.entries(shapes)) {
     const plan = make(N)
     const started = performance.now()
     for (const [i, deps] of plan) {
-      manager.registerTask({ id: `t${i}`, dependsOn: [...new Set(deps)].map((d) => `t${d}`), handler: () => order.push(i) })
+      manager.registerTask({
+        id: `t${i}`,
+        dependsOn: [...new Set(deps)].map((d) => `t${d}`),
+        handler: () => order.push(i),
+      })
     }
     const elapsed = performance.now() - started
     assert.ok(elapsed < BOUND_MS, `${shape}: ${elapsed.toFixed(0)} ms`)
@@ -60,13 +70,16 @@ for (const [shape, make] of Object.entries(shapes)) {
     await manager.stop({ timeout: 60_000 })
     const position = new Map(order.map((task, index) => [task, index]))
     assert.equal(position.size, N)
-    for (const [i, deps] of plan) for (const d of deps) assert.ok(position.get(i) < position.get(d), `t${i} before t${d}`)
+    for (const [i, deps] of plan)
+      for (const d of deps) assert.ok(position.get(i) < position.get(d), `t${i} before t${d}`)
   })
 }
 
 test('a cycle closed by the last registration of a long chain is still refused', () => {
   const manager = new ShutdownManager({ disableGracefulShutdown: true })
   for (let i = 0; i < N; i++) manager.registerTask({ id: `t${i}`, dependsOn: [`t${i + 1}`], handler() {} })
-  assert.throws(() => manager.registerTask({ id: `t${N}`, dependsOn: ['t0'], handler() {} }), { code: 'ERR_TASK_CYCLE' })
+  assert.throws(() => manager.registerTask({ id: `t${N}`, dependsOn: ['t0'], handler() {} }), {
+    code: 'ERR_TASK_CYCLE',
+  })
   manager.registerTask({ id: `t${N}`, handler() {} })
 })

@@ -39,7 +39,11 @@ test('SIGINT then SIGTERM exits with 143', async () => {
 })
 
 test('exitCodes.secondSignal sets a fixed code', async () => {
-  const { code } = await secondSignal({ first: 'SIGTERM', second: 'SIGTERM', options: { exitCodes: { secondSignal: 3 } } })
+  const { code } = await secondSignal({
+    first: 'SIGTERM',
+    second: 'SIGTERM',
+    options: { exitCodes: { secondSignal: 3 } },
+  })
   assert.equal(code, 3)
 })
 

@@ -146,9 +146,11 @@ test('a stop() that does not exit, in a process something keeps alive, is told w
   assert.equal(alive.afterMs, 300)
   const port = find(r.lines, 'listening').port
   const details = alive.handles.map((h) => h.detail)
-  assert.ok(details.includes('1 setTimeout or setInterval timer not unref()\'d'), JSON.stringify(alive.handles))
+  assert.ok(details.includes("1 setTimeout or setInterval timer not unref()'d"), JSON.stringify(alive.handles))
   assert.ok(details.includes(`server listening on 127.0.0.1:${port}`), JSON.stringify(alive.handles))
-  const warned = r.lines.find((l) => l.kind === 'log' && /still alive 300 ms after the shutdown finished/.test(l.message))
+  const warned = r.lines.find(
+    (l) => l.kind === 'log' && /still alive 300 ms after the shutdown finished/.test(l.message),
+  )
   assert.ok(warned, 'logged as a warning')
   assert.match(warned.message, new RegExp(`Server: server listening on 127\\.0\\.0\\.1:${port}`))
   // A process that ends on its own in time is never told.

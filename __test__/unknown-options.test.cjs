@@ -20,10 +20,15 @@ async function warningsOf(fn) {
 }
 
 test('a misspelt manager option is warned about, naming the closest known one', async () => {
-  const warnings = await warningsOf(() => new ShutdownManager({ disableGracefulShutdown: true, gracefulShutdownTimout: 5000 }))
+  const warnings = await warningsOf(
+    () => new ShutdownManager({ disableGracefulShutdown: true, gracefulShutdownTimout: 5000 }),
+  )
   assert.equal(warnings.length, 1)
   assert.equal(warnings[0].name, 'TitanLifecycleWarning')
-  assert.match(warnings[0].message, /unknown option "options\.gracefulShutdownTimout"; did you mean "gracefulShutdownTimeout"\?/)
+  assert.match(
+    warnings[0].message,
+    /unknown option "options\.gracefulShutdownTimout"; did you mean "gracefulShutdownTimeout"\?/,
+  )
 })
 
 test('a misspelt task field and stop() option are warned about; known ones are not', async () => {
@@ -63,6 +68,8 @@ test("the same typo in the manager's options and in stop()'s is warned about in 
 })
 
 test('exitCodes fields are checked too', async () => {
-  const warnings = await warningsOf(() => new ShutdownManager({ disableGracefulShutdown: true, exitCodes: { hardexit: 3 } }))
+  const warnings = await warningsOf(
+    () => new ShutdownManager({ disableGracefulShutdown: true, exitCodes: { hardexit: 3 } }),
+  )
   assert.match(warnings[0]?.message ?? '', /"options\.exitCodes\.hardexit"; did you mean "hardExit"\?/)
 })

@@ -13,8 +13,12 @@ const { start, kill, find, needs, FIXTURES } = require('./helpers.cjs')
 
 const FIXTURE = path.join(FIXTURES, 'stuck.cjs')
 /** The line of the fixture that carries `marker` (so the test follows the fixture when it is edited). */
-const lineOf = (marker) => fs.readFileSync(FIXTURE, 'utf8').split('\n').findIndex((l) => l.includes(marker)) + 1
-const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+const lineOf = (marker) =>
+  fs
+    .readFileSync(FIXTURE, 'utf8')
+    .split('\n')
+    .findIndex((l) => l.includes(marker)) + 1
+const escapeRegExp = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
 async function stuck(mode, deadline, extra = []) {
   const fixture = start('stuck.cjs', [mode, deadline, ...extra], { killAfterMs: 20_000 })
@@ -30,10 +34,15 @@ test('a loop blocked in a named function: the report names it, with its file and
   // The stack is in hand before the deadline: the exit is as prompt as without it (loose for 2 noisy cores).
   assert.ok(r.afterMs >= 395 && r.afterMs < 400 + 100, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
   assert.match(r.stderr, /titan-lifecycle: {3}blocked in JavaScript, at:\n/)
-  const frame = new RegExp(`titan-lifecycle: {5}at spinForever \\(${escape(FIXTURE)}:${lineOf('// spinForever:')}:\\d+\\)\\n`)
+  const frame = new RegExp(
+    `titan-lifecycle: {5}at spinForever \\(${escapeRegExp(FIXTURE)}:${lineOf('// spinForever:')}:\\d+\\)\\n`,
+  )
   assert.match(r.stderr, frame)
   // The caller is the task's handler, one frame out.
-  assert.match(r.stderr, new RegExp(`at spinForever [^\\n]+\\ntitan-lifecycle: {5}at handler \\(${escape(FIXTURE)}:`))
+  assert.match(
+    r.stderr,
+    new RegExp(`at spinForever [^\\n]+\\ntitan-lifecycle: {5}at handler \\(${escapeRegExp(FIXTURE)}:`),
+  )
   assert.match(r.stderr, /running: 'stuck' \(the stuck task\)/)
 })
 
@@ -41,23 +50,32 @@ test('a regular expression that backtracks for ever is named, with the function 
   const r = await stuck('regex', 400)
   assert.equal(r.code, 124, r.stderr)
   assert.ok(r.afterMs < 400 + 100, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
-  assert.match(r.stderr, new RegExp(`at validateHeader \\(${escape(FIXTURE)}:${lineOf('// validateHeader:')}:\\d+\\)`))
+  assert.match(
+    r.stderr,
+    new RegExp(`at validateHeader \\(${escapeRegExp(FIXTURE)}:${lineOf('// validateHeader:')}:\\d+\\)`),
+  )
 })
 
-test('a loop blocked in execSync is "outside JavaScript", says what the main thread waits in, and still exits at the deadline', needs('sleep'), async () => {
-  const r = await stuck('exec', 400)
-  assert.equal(r.code, 124, r.stderr)
-  assert.ok(r.afterMs >= 395 && r.afterMs < 400 + 100, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
-  const line = /titan-lifecycle: {3}blocked outside JavaScript \(in native code or a system call\): (.*)\n/.exec(r.stderr)
-  assert.ok(line, r.stderr)
-  if (process.platform === 'linux') {
-    // spawnSync waits for its child in a loop of its own: epoll, on Linux.
-    assert.match(line[1], /^the main thread is blocked in the system call epoll_\w+( \(kernel: \w+\))?$/)
-  }
-  assert.doesNotMatch(r.stderr, /blocked in JavaScript/)
-})
+test(
+  'a loop blocked in execSync is "outside JavaScript", says what the main thread waits in, and still exits at the deadline',
+  needs('sleep'),
+  async () => {
+    const r = await stuck('exec', 400)
+    assert.equal(r.code, 124, r.stderr)
+    assert.ok(r.afterMs >= 395 && r.afterMs < 400 + 100, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
+    const line = /titan-lifecycle: {3}blocked outside JavaScript \(in native code or a system call\): (.*)\n/.exec(
+      r.stderr,
+    )
+    assert.ok(line, r.stderr)
+    if (process.platform === 'linux') {
+      // spawnSync waits for its child in a loop of its own: epoll, on Linux.
+      assert.match(line[1], /^the main thread is blocked in the system call epoll_\w+( \(kernel: \w+\))?$/)
+    }
+    assert.doesNotMatch(r.stderr, /blocked in JavaScript/)
+  },
+)
 
-test('diagnosticReport: the hard exit writes Node\'s report, names it, and its JavaScript stack shows the function', async (t) => {
+test("diagnosticReport: the hard exit writes Node's report, names it, and its JavaScript stack shows the function", async (t) => {
   const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-reports-'))
   t.after(() => fs.rmSync(directory, { recursive: true, force: true }))
   const r = await stuck('spin', 600, ['--report', directory])
@@ -69,7 +87,10 @@ test('diagnosticReport: the hard exit writes Node\'s report, names it, and its J
   const named = /titan-lifecycle: {3}diagnostic report: (.+)\n/.exec(r.stderr)
   assert.ok(named, r.stderr)
   assert.equal(path.dirname(named[1]), directory)
-  assert.match(path.basename(named[1]), new RegExp(`^report\\.\\d{8}\\.\\d{6}\\.${r.lines[0].pid}\\.titan-lifecycle\\.json$`))
+  assert.match(
+    path.basename(named[1]),
+    new RegExp(`^report\\.\\d{8}\\.\\d{6}\\.${r.lines[0].pid}\\.titan-lifecycle\\.json$`),
+  )
   const report = JSON.parse(fs.readFileSync(named[1], 'utf8'))
   assert.equal(report.header.trigger, 'titan-lifecycle')
   assert.ok(
@@ -91,7 +112,10 @@ test('a stall during the shutdown is an event naming the task, how long, and whe
   assert.equal(stall.name, 'the stuck task')
   // 1500 ms of blocking, measured from the probe before it (at most 50 ms short) to the loop's answer.
   assert.ok(stall.blockedMs >= 1400 && stall.blockedMs < 2200, `blockedMs ${stall.blockedMs}`)
-  assert.match(stall.stack, new RegExp(`^ {4}at busyFor \\(${escape(FIXTURE)}:${lineOf('// busyFor:')}:\\d+\\)\\n {4}at handler `))
+  assert.match(
+    stall.stack,
+    new RegExp(`^ {4}at busyFor \\(${escapeRegExp(FIXTURE)}:${lineOf('// busyFor:')}:\\d+\\)\\n {4}at handler `),
+  )
   const log = r.lines.find((l) => l.kind === 'log' && l.level === 'warn' && /blocked for/.test(l.message))
   assert.ok(log, 'logged')
   assert.equal(log.fields.taskId, 'stuck')

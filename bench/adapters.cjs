@@ -29,7 +29,8 @@ const adapters = {
     async setup({ tasks, deadlineMs }) {
       const { ShutdownManager } = require(path.join(__dirname, '..'))
       const manager = new ShutdownManager({ gracefulShutdownTimeout: deadlineMs })
-      for (const t of tasks) manager.registerTask({ id: t.id, priority: t.priority, dependsOn: t.dependsOn, handler: t.run })
+      for (const t of tasks)
+        manager.registerTask({ id: t.id, priority: t.priority, dependsOn: t.dependsOn, handler: t.run })
     },
   },
   'close-with-grace': {
@@ -88,4 +89,7 @@ const adapters = {
   },
 }
 
-module.exports = { adapters, PEERS: Object.keys(adapters).filter((name) => name !== 'titan-lifecycle' && name !== 'plain') }
+module.exports = {
+  adapters,
+  PEERS: Object.keys(adapters).filter((name) => name !== 'titan-lifecycle' && name !== 'plain'),
+}

@@ -20,7 +20,10 @@ function sample(target, cwd) {
 }
 
 function summarize(samples, key) {
-  const values = samples.map((s) => s[key]).filter((v) => v != null).sort((a, b) => a - b)
+  const values = samples
+    .map((s) => s[key])
+    .filter((v) => v != null)
+    .sort((a, b) => a - b)
   if (values.length === 0) return null
   const at = (q) => values[Math.min(values.length - 1, Math.floor(q * values.length))]
   return { median: at(0.5), p90: at(0.9), max: values[values.length - 1], worst: values[values.length - 1] }
@@ -33,28 +36,38 @@ function measureLoad(target, n = runs, { cwd } = {}) {
   return Object.fromEntries(keys.map((k) => [k, summarize(samples, k)]))
 }
 
-if (require.main !== module) {
-  module.exports = { measureLoad }
-  return
-}
+module.exports = { measureLoad }
+if (require.main === module) report()
 
-const figures = measureLoad()
-const verdict = {
-  requireMs: figures.requireMs.median < BUDGET.requireMs,
-  rssRequireKb: figures.rssRequireKb.median < BUDGET.rssRequireKb,
-  threadsManager: figures.threadsManager.max <= BUDGET.threadsManager,
-}
+function report() {
+  const figures = measureLoad()
+  const verdict = {
+    requireMs: figures.requireMs.median < BUDGET.requireMs,
+    rssRequireKb: figures.rssRequireKb.median < BUDGET.rssRequireKb,
+    threadsManager: figures.threadsManager.max <= BUDGET.threadsManager,
+  }
 
-if (asJson) {
-  process.stdout.write(JSON.stringify({ node: process.version, runs, figures, budget: BUDGET, verdict }, null, 2) + '\n')
-} else {
-  const f = (x, d = 2) => x.toFixed(d)
-  console.log(`titan-lifecycle load cost, ${runs} fresh processes, node ${process.version}`)
-  console.log(`  require():              median ${f(figures.requireMs.median)} ms, p90 ${f(figures.requireMs.p90)} ms, max ${f(figures.requireMs.max)} ms   (budget < ${BUDGET.requireMs} ms: ${verdict.requireMs ? 'ok' : 'OVER'})`)
-  console.log(`  new ShutdownManager():  median ${f(figures.constructMs.median)} ms, max ${f(figures.constructMs.max)} ms`)
-  console.log(`  RSS added by require:   median ${f(figures.rssRequireKb.median / 1024)} MB, max ${f(figures.rssRequireKb.max / 1024)} MB   (budget < 3 MB: ${verdict.rssRequireKb ? 'ok' : 'OVER'})`)
-  console.log(`  RSS with a manager:     median ${f(figures.rssManagerKb.median / 1024)} MB`)
-  console.log(`  threads at require:     ${figures.threadsRequire.max}`)
-  console.log(`  threads with a manager: ${figures.threadsManager.max}   (budget <= ${BUDGET.threadsManager}: ${verdict.threadsManager ? 'ok' : 'OVER'})`)
+  if (asJson) {
+    process.stdout.write(
+      JSON.stringify({ node: process.version, runs, figures, budget: BUDGET, verdict }, null, 2) + '\n',
+    )
+  } else {
+    const f = (x, d = 2) => x.toFixed(d)
+    console.log(`titan-lifecycle load cost, ${runs} fresh processes, node ${process.version}`)
+    console.log(
+      `  require():              median ${f(figures.requireMs.median)} ms, p90 ${f(figures.requireMs.p90)} ms, max ${f(figures.requireMs.max)} ms   (budget < ${BUDGET.requireMs} ms: ${verdict.requireMs ? 'ok' : 'OVER'})`,
+    )
+    console.log(
+      `  new ShutdownManager():  median ${f(figures.constructMs.median)} ms, max ${f(figures.constructMs.max)} ms`,
+    )
+    console.log(
+      `  RSS added by require:   median ${f(figures.rssRequireKb.median / 1024)} MB, max ${f(figures.rssRequireKb.max / 1024)} MB   (budget < 3 MB: ${verdict.rssRequireKb ? 'ok' : 'OVER'})`,
+    )
+    console.log(`  RSS with a manager:     median ${f(figures.rssManagerKb.median / 1024)} MB`)
+    console.log(`  threads at require:     ${figures.threadsRequire.max}`)
+    console.log(
+      `  threads with a manager: ${figures.threadsManager.max}   (budget <= ${BUDGET.threadsManager}: ${verdict.threadsManager ? 'ok' : 'OVER'})`,
+    )
+  }
+  process.exitCode = Object.values(verdict).every(Boolean) ? 0 : 1
 }
-process.exitCode = Object.values(verdict).every(Boolean) ? 0 : 1

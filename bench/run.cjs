@@ -21,7 +21,7 @@ const ONLY = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',
 ensureBenchDependencies()
 
 const { start, kill } = require('../__test__/helpers.cjs')
-const { adapters, PEERS } = require('./adapters.cjs')
+const { PEERS } = require('./adapters.cjs')
 const { TASKS, criticalPathMs, mustPrecede } = require('./reference-tasks.cjs')
 const { measureLoad } = require('./load-cost.cjs')
 const { describeMachine } = require('../scripts/machine.cjs')
@@ -55,9 +55,11 @@ const signedMs = (x, digits = 2) => `${x >= 0 ? '+' : '−'}${ms(Math.abs(x), di
 const ratio = (ours, theirs) => (ours && theirs ? `${(ours / theirs).toFixed(2)}×` : 'n/a')
 
 function table(headers, rows) {
-  return [`| ${headers.join(' | ')} |`, `| ${headers.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join(
-    '\n',
-  )
+  return [
+    `| ${headers.join(' | ')} |`,
+    `| ${headers.map(() => '---').join(' | ')} |`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n')
 }
 
 // ---- one shutdown in a fresh process ---------------------------------------------------------------------
@@ -123,7 +125,15 @@ async function loadCost() {
       'from /proc/self/task after `require` and, for titan-lifecycle, after `new ShutdownManager()`.',
       '',
       table(
-        ['package', 'require median', 'require worst', 'titan-lifecycle vs', 'RSS added (median)', 'threads at require', 'threads with a manager'],
+        [
+          'package',
+          'require median',
+          'require worst',
+          'titan-lifecycle vs',
+          'RSS added (median)',
+          'threads at require',
+          'threads with a manager',
+        ],
         rows,
       ),
       '',
@@ -151,7 +161,10 @@ async function latency() {
     }
   }
   const figures = Object.fromEntries(libraries.map((l) => [l, stats(samples[l])]))
-  const fastestPeer = PEERS.reduce((best, p) => (figures[p] && (!best || figures[p].median < figures[best].median) ? p : best), null)
+  const fastestPeer = PEERS.reduce(
+    (best, p) => (figures[p] && (!best || figures[p].median < figures[best].median) ? p : best),
+    null,
+  )
   const ours = figures['titan-lifecycle']
   const rows = libraries.map((l) => [
     l === 'plain' ? "plain `process.on('SIGTERM')` (floor)" : l,
@@ -210,7 +223,9 @@ async function deadline() {
     rows.push([
       library,
       String(n),
-      didNotExit === n ? `did not exit in ${GIVE_UP / 1000} s (killed)` : `${n - didNotExit} of ${n} exited (code ${[...codes].join(', ')})`,
+      didNotExit === n
+        ? `did not exit in ${GIVE_UP / 1000} s (killed)`
+        : `${n - didNotExit} of ${n} exited (code ${[...codes].join(', ')})`,
       ms(s?.median),
       ms(s?.worst),
     ])
@@ -272,11 +287,18 @@ async function reference() {
       const endOf = new Map(r.lines.filter((l) => l.kind === 'task-end').map((l) => [l.id, l.at]))
       if (endOf.size !== TASKS.length) throw new Error(`${library}: ${endOf.size} of ${TASKS.length} tasks ended`)
       walls.push(Math.max(...endOf.values()) - Math.min(...startOf.values()))
-      for (const a of TASKS) for (const b of TASKS) if (mustPrecede(a, b) && endOf.get(a.id) > startOf.get(b.id)) orderKept = false
+      for (const a of TASKS)
+        for (const b of TASKS) if (mustPrecede(a, b) && endOf.get(a.id) > startOf.get(b.id)) orderKept = false
     }
     const s = stats(walls)
     if (library === 'titan-lifecycle') ours = s
-    rows.push([library, ms(s.median, 1), ms(s.worst, 1), signedMs(s.median - critical, 1), orderKept ? 'yes' : '**no**'])
+    rows.push([
+      library,
+      ms(s.median, 1),
+      ms(s.worst, 1),
+      signedMs(s.median - critical, 1),
+      orderKept ? 'yes' : '**no**',
+    ])
   }
   const met = ours.median - ideal.median <= 5
   return {
@@ -406,9 +428,15 @@ async function drainIdle(library, count) {
   const probe = await drainProbe(library)
   const agent = new http.Agent({ keepAlive: true, maxSockets: count })
   await Promise.all(
-    Array.from({ length: count }, () => new Promise((resolve, reject) => {
-      http.get({ host: '127.0.0.1', port: probe.port, path: '/', agent }, (res) => res.resume().on('end', resolve)).on('error', reject)
-    })),
+    Array.from(
+      { length: count },
+      () =>
+        new Promise((resolve, reject) => {
+          http
+            .get({ host: '127.0.0.1', port: probe.port, path: '/', agent }, (res) => res.resume().on('end', resolve))
+            .on('error', reject)
+        }),
+    ),
   )
   const sockets = Object.values(agent.freeSockets).flat()
   const allClosed = Promise.all(sockets.map((s) => new Promise((resolve) => s.once('close', resolve))))
@@ -464,7 +492,13 @@ async function draining() {
       `${runs(3, 1)}.`,
       '',
       table(
-        ['server', 'requests/s, kept alive (of plain)', 'requests/s, a connection each (of plain)', 'drain idle connections (median)', 'worst'],
+        [
+          'server',
+          'requests/s, kept alive (of plain)',
+          'requests/s, a connection each (of plain)',
+          'drain idle connections (median)',
+          'worst',
+        ],
         rows,
       ),
       '',
@@ -502,7 +536,9 @@ async function idleCost() {
   const windowMs = QUICK ? 3000 : 15_000
   // All three idle side by side, so they share whatever else the machine does during the window.
   const children = IDLE_LIBRARIES.map((library) => {
-    const child = require('node:child_process').spawn(process.execPath, [IDLE_PROBE, library], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const child = require('node:child_process').spawn(process.execPath, [IDLE_PROBE, library], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
     const ready = new Promise((resolve, reject) => {
       child.stdout.on('data', (d) => String(d).includes('ready') && resolve())
       child.on('exit', (code) => reject(new Error(`${library} idle probe exited ${code}`)))
@@ -589,7 +625,10 @@ async function main() {
 
 function writeReport(sections, goals, minutes) {
   const versions = Object.fromEntries(
-    PEERS.map((p) => [p, JSON.parse(fs.readFileSync(path.join(__dirname, 'node_modules', p, 'package.json'), 'utf8')).version]),
+    PEERS.map((p) => [
+      p,
+      JSON.parse(fs.readFileSync(path.join(__dirname, 'node_modules', p, 'package.json'), 'utf8')).version,
+    ]),
   )
   const lines = [
     '# Benchmarks',
@@ -598,7 +637,9 @@ function writeReport(sections, goals, minutes) {
     '',
     `Generated on ${new Date().toISOString().slice(0, 10)} on ${describeMachine()}, Node ${process.version}, ` +
       `in ${minutes} min. Peers: ` +
-      `${Object.entries(versions).map(([p, v]) => `${p} ${v}`).join(', ')}.`,
+      `${Object.entries(versions)
+        .map(([p, v]) => `${p} ${v}`)
+        .join(', ')}.`,
     '',
     'All figures come from fresh processes in this one run; compare ratios, not absolute times, across runs.',
     '',

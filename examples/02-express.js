@@ -13,7 +13,9 @@ const manager = new ShutdownManager({ gracefulShutdownTimeout: 10_000, shutdownD
 
 const app = express()
 app.get('/ready', manager.readinessHandler()) // shutdown
-app.get('/', (req, res) => setTimeout(() => res.send(`hello after ${Number(req.query.delay ?? 0)} ms\n`), Number(req.query.delay ?? 0)))
+app.get('/', (req, res) =>
+  setTimeout(() => res.send(`hello after ${Number(req.query.delay ?? 0)} ms\n`), Number(req.query.delay ?? 0)),
+)
 
 const server = app.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', () =>
   console.log(`listening on http://127.0.0.1:${server.address().port}`),

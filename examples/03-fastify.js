@@ -12,7 +12,9 @@ const delay = Number(process.env.SHUTDOWN_DELAY_MS ?? 0)
 const manager = new ShutdownManager({ gracefulShutdownTimeout: 10_000, shutdownDelay: delay }) // shutdown
 
 const fastify = Fastify()
-fastify.get('/ready', (request, reply) => reply.code(manager.isReady ? 200 : 503).send(manager.isReady ? 'ready\n' : 'shutting down\n')) // shutdown
+fastify.get('/ready', (request, reply) =>
+  reply.code(manager.isReady ? 200 : 503).send(manager.isReady ? 'ready\n' : 'shutting down\n'),
+) // shutdown
 fastify.get('/', async (request) => {
   const delay = Number(request.query.delay ?? 0)
   await new Promise((resolve) => setTimeout(resolve, delay))
@@ -22,4 +24,6 @@ fastify.get('/', async (request) => {
 manager.trackServer(fastify.server) // shutdown
 manager.registerTask({ id: 'db', phase: 'destroy', handler: () => db.close() }) // shutdown
 manager.on('shutdown:complete', ({ exitCode }) => console.log(`exiting with code ${exitCode}`))
-fastify.listen({ port: Number(process.env.PORT ?? 3000), host: '127.0.0.1' }).then((address) => console.log(`listening on ${address}`))
+fastify
+  .listen({ port: Number(process.env.PORT ?? 3000), host: '127.0.0.1' })
+  .then((address) => console.log(`listening on ${address}`))

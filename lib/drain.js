@@ -115,7 +115,10 @@ class ServerTracker {
       if (others === 0 && ours) server.removeListener('upgrade', record)
     }
     server.on('newListener', (event) => event === 'upgrade' && process.nextTick(sync))
-    server.on('removeListener', (event, listener) => event === 'upgrade' && listener !== record && process.nextTick(sync))
+    server.on(
+      'removeListener',
+      (event, listener) => event === 'upgrade' && listener !== record && process.nextTick(sync),
+    )
     sync()
   }
 

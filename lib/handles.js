@@ -36,7 +36,7 @@ function describe(resource) {
       return { type, detail: `child process ${resource.pid} (${resource.spawnfile})` }
     }
     if (typeof resource.listening === 'boolean' && typeof resource.address === 'function') {
-      const where = resource.listening ? address(resource.address()) ?? String(resource.address()) : undefined
+      const where = resource.listening ? (address(resource.address()) ?? String(resource.address())) : undefined
       return { type, detail: where ? `server listening on ${where}` : 'server, not listening' }
     }
     if (typeof resource.remoteAddress === 'string' || typeof resource.localAddress === 'string') {
@@ -71,8 +71,10 @@ function timers() {
  * are left out; so are stdout and stderr, which never keep a process alive once nothing is written.
  */
 function activeHandles() {
-  const getHandles = process._getActiveHandles
-  const getRequests = process._getActiveRequests
+  // Undocumented, so untyped: Node's own `why-is-node-running`-style introspection, checked for below.
+  const internals = /** @type {any} */ (process)
+  const getHandles = internals._getActiveHandles
+  const getRequests = internals._getActiveRequests
   if (typeof getHandles !== 'function') {
     return process.getActiveResourcesInfo().map((type) => ({ type, detail: type }))
   }

@@ -22,9 +22,7 @@ function libc() {
 }
 
 function unavailable(message, cause) {
-  const error = new Error(message, cause ? { cause } : undefined)
-  error.code = 'ERR_NATIVE_UNAVAILABLE'
-  return error
+  return Object.assign(new Error(message, cause ? { cause } : undefined), { code: 'ERR_NATIVE_UNAVAILABLE' })
 }
 
 function load() {
@@ -52,4 +50,5 @@ function load() {
   }
 }
 
+/** @type {typeof import('../binding')} */
 module.exports = load()

@@ -129,7 +129,7 @@ class ShutdownRun {
   /**
    * @param {object} host what the manager lends the run: its native half, its tasks by id, its safe emit,
    *   its logger and exit codes.
-   * @param {{ exit: boolean, fatal?: boolean }} options
+   * @param {{ exit: boolean, fatal?: boolean, byStop?: boolean }} options
    */
   constructor(host, { exit, fatal = false, byStop = false }) {
     this.#native = host.native
@@ -166,11 +166,14 @@ class ShutdownRun {
     // The destroy phase's reserve: as configured, at most half of a shorter stop() timeout; by default a
     // share of the budget. The delay leaves the tasks their share besides it.
     this.#reserveMs =
-      this.#destroyReserve === undefined ? budgetMs * DEFAULT_DESTROY_RESERVE : Math.min(this.#destroyReserve, budgetMs / 2)
+      this.#destroyReserve === undefined
+        ? budgetMs * DEFAULT_DESTROY_RESERVE
+        : Math.min(this.#destroyReserve, budgetMs / 2)
     // No delay after an uncaught error: the process should not keep serving in a state nobody planned for.
-    const delayMs = FATAL_REASONS.has(reason) || this.#fatal
-      ? 0
-      : Math.min(this.#shutdownDelay, Math.max(0, budgetMs - this.#reserveMs - budgetMs * MIN_TASK_SHARE))
+    const delayMs =
+      FATAL_REASONS.has(reason) || this.#fatal
+        ? 0
+        : Math.min(this.#shutdownDelay, Math.max(0, budgetMs - this.#reserveMs - budgetMs * MIN_TASK_SHARE))
     const start = this.#native.begin(reason, budgetMs, signal, delayMs === 0)
     if (!start.attached) throw lifecycleError('ERR_SHUTDOWN_IN_PROGRESS', 'the shutdown is already being run')
     const now = Date.now()
@@ -340,7 +343,11 @@ class ShutdownRun {
     if (!settled) return
     const task = this.#tasks.get(this.#ids[index])
     if (outcome === 'succeeded') {
-      this.#emit(ShutdownEvent.ShutdownTaskComplete, { taskId: task.id, name: task.name, durationMs: settled.durationMs })
+      this.#emit(ShutdownEvent.ShutdownTaskComplete, {
+        taskId: task.id,
+        name: task.name,
+        durationMs: settled.durationMs,
+      })
     } else {
       this.#errors.set(index, error)
       this.#logFailure(
@@ -418,7 +425,14 @@ class ShutdownRun {
     this.#reserveTimer?.clear()
     clearTimeout(this.#delayTimer)
     const tasks = this.#native.taskRecords().map(({ id, name, status, durationMs, startMs }, index) => {
-      const record = { id, name, phase: this.#tasks.get(id)?.phase ?? ShutdownPhase.Stop, status, startMs: startMs ?? null, durationMs }
+      const record = {
+        id,
+        name,
+        phase: this.#tasks.get(id)?.phase ?? ShutdownPhase.Stop,
+        status,
+        startMs: startMs ?? null,
+        durationMs,
+      }
       if (this.#errors.has(index)) record.error = this.#errors.get(index)
       return record
     })
@@ -547,14 +561,17 @@ function waterfall(summary) {
     const to = started ? Math.round(((task.startMs + task.durationMs) / total) * WATERFALL_WIDTH) : 0
     const length = started ? Math.max(1, to - from) : 0
     const bar = started
-      ? ' '.repeat(from) + '#'.repeat(Math.min(length, WATERFALL_WIDTH - from)) + ' '.repeat(Math.max(0, WATERFALL_WIDTH - from - length))
+      ? ' '.repeat(from) +
+        '#'.repeat(Math.min(length, WATERFALL_WIDTH - from)) +
+        ' '.repeat(Math.max(0, WATERFALL_WIDTH - from - length))
       : ' '.repeat(WATERFALL_WIDTH)
     const offset = started ? `+${task.startMs.toFixed(1)} ms` : 'not run'
     const id = task.id.length > idWidth ? `${task.id.slice(0, idWidth - 1)}…` : task.id.padEnd(idWidth)
     const error = task.error ? `: ${describeMessage(task.error)}` : ''
     lines.push(`  ${offset.padStart(12)} |${bar}| ${id} ${task.status} ${task.durationMs.toFixed(1)} ms${error}`)
   }
-  if (summary.tasks.length > shown.length) lines.push(`  and ${summary.tasks.length - shown.length} more tasks (see the summary)`)
+  if (summary.tasks.length > shown.length)
+    lines.push(`  and ${summary.tasks.length - shown.length} more tasks (see the summary)`)
   return lines.join('\n')
 }
 

@@ -18,7 +18,7 @@ const {
   MIN_TASK_SHARE,
 } = require('./constants')
 // node:util costs about 0.1 ms to load, and only error messages need it.
-const inspect = (...args) => require('node:util').inspect(...args)
+const inspect = (value, options) => require('node:util').inspect(value, options)
 
 function withCode(error, code) {
   Object.defineProperty(error, 'code', { value: code, enumerable: true, writable: true, configurable: true })
@@ -51,7 +51,10 @@ function received(value) {
 }
 
 function invalidArgType(name, expected, value) {
-  return withCode(new TypeError(`The "${name}" argument must be ${expected}. ${received(value)}`), 'ERR_INVALID_ARG_TYPE')
+  return withCode(
+    new TypeError(`The "${name}" argument must be ${expected}. ${received(value)}`),
+    'ERR_INVALID_ARG_TYPE',
+  )
 }
 
 function outOfRange(name, range, value) {
@@ -143,6 +146,7 @@ function editDistance(a, b) {
   return previous[b.length]
 }
 
+/** @type {Set<string>} */
 const REASONS = new Set(Object.values(ShutdownReason))
 const PHASES = new Set(Object.values(ShutdownPhase))
 const OWNABLE_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR2']
@@ -300,7 +304,9 @@ function isolated(logger, method, level) {
   const fail = (error) => {
     if (failed) return
     failed = true
-    writeStderr(`titan-lifecycle: the logger's ${level} method failed (${describeThrown(error)}); the shutdown goes on\n`)
+    writeStderr(
+      `titan-lifecycle: the logger's ${level} method failed (${describeThrown(error)}); the shutdown goes on\n`,
+    )
   }
   const messageFirst = logger === globalThis.console
   return (message, fields = {}) => {

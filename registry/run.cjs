@@ -30,7 +30,15 @@ function check(name, fn) {
     .then(fn)
     .then(
       (observed) => results.push({ name, ok: true, observed }),
-      (error) => results.push({ name, ok: false, observed: String(error?.message ?? error).split('\n').slice(0, 6).join(' | ') }),
+      (error) =>
+        results.push({
+          name,
+          ok: false,
+          observed: String(error?.message ?? error)
+            .split('\n')
+            .slice(0, 6)
+            .join(' | '),
+        }),
     )
     .then(() => {
       const r = results.at(-1)
@@ -67,7 +75,10 @@ function request(port, method, pathname, body) {
       { host: '127.0.0.1', port, method, path: pathname, headers: data ? { 'content-type': 'application/json' } : {} },
       (res) => {
         let text = ''
-        res.setEncoding('utf8').on('data', (c) => (text += c)).on('end', () => resolve({ status: res.statusCode, text }))
+        res
+          .setEncoding('utf8')
+          .on('data', (c) => (text += c))
+          .on('end', () => resolve({ status: res.statusCode, text }))
       },
     )
     req.on('error', reject)
@@ -104,9 +115,19 @@ async function startRegistry() {
       '',
     ].join('\n'),
   )
-  const child = spawn(process.execPath, [path.join(__dirname, 'node_modules', 'verdaccio', 'bin', 'verdaccio'), '--config', config, '--listen', `127.0.0.1:${port}`], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  const child = spawn(
+    process.execPath,
+    [
+      path.join(__dirname, 'node_modules', 'verdaccio', 'bin', 'verdaccio'),
+      '--config',
+      config,
+      '--listen',
+      `127.0.0.1:${port}`,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
   let output = ''
   child.stdout.on('data', (c) => (output += c))
   child.stderr.on('data', (c) => (output += c))
@@ -170,7 +191,10 @@ async function main() {
     await check('npm install titan-lifecycle, with no Rust on PATH', () => {
       let cargo = null
       try {
-        cargo = execFileSync('sh', ['-c', 'command -v cargo rustc'], { encoding: 'utf8', env: { PATH: pathWithoutRust } }).trim()
+        cargo = execFileSync('sh', ['-c', 'command -v cargo rustc'], {
+          encoding: 'utf8',
+          env: { PATH: pathWithoutRust },
+        }).trim()
       } catch {}
       if (cargo) throw new Error(`Rust is on the PATH used: ${cargo}`)
       npmRun(['install', 'titan-lifecycle', 'typescript@5', 'typescript7@npm:typescript@7', '@types/node@20'], {
@@ -196,8 +220,14 @@ manager.registerTask({ id: 'work', priority: ShutdownPriority.High, handler: () 
 setInterval(() => {}, 1000)
 console.log(JSON.stringify({ kind: 'ready' }))
 `
-    fs.writeFileSync(path.join(app, 'app.cjs'), body("const { ShutdownManager, ShutdownPriority } = require('titan-lifecycle')"))
-    fs.writeFileSync(path.join(app, 'app.mjs'), body("import { ShutdownManager, ShutdownPriority } from 'titan-lifecycle'"))
+    fs.writeFileSync(
+      path.join(app, 'app.cjs'),
+      body("const { ShutdownManager, ShutdownPriority } = require('titan-lifecycle')"),
+    )
+    fs.writeFileSync(
+      path.join(app, 'app.mjs'),
+      body("import { ShutdownManager, ShutdownPriority } from 'titan-lifecycle'"),
+    )
     fs.writeFileSync(
       path.join(app, 'registered.cjs'),
       `const { processManager } = require('titan-lifecycle')
@@ -209,13 +239,23 @@ console.log(JSON.stringify({ kind: 'ready' }))
     await check('CommonJS: require()', () => shutdownOnSigterm([process.execPath, 'app.cjs'], 'app.cjs'))
     await check('ES module: named imports', () => shutdownOnSigterm([process.execPath, 'app.mjs'], 'app.mjs'))
     await check('node --require titan-lifecycle/register', () =>
-      shutdownOnSigterm([process.execPath, '--require', 'titan-lifecycle/register', 'registered.cjs'], 'registered.cjs'),
+      shutdownOnSigterm(
+        [process.execPath, '--require', 'titan-lifecycle/register', 'registered.cjs'],
+        'registered.cjs',
+      ),
     )
 
     fs.writeFileSync(
       path.join(app, 'tsconfig.json'),
       JSON.stringify({
-        compilerOptions: { strict: true, noEmit: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', types: [] },
+        compilerOptions: {
+          strict: true,
+          noEmit: true,
+          module: 'nodenext',
+          moduleResolution: 'nodenext',
+          target: 'es2022',
+          types: [],
+        },
         files: ['app.ts'],
       }),
     )

@@ -103,7 +103,9 @@ const plainHostile = (value) => new Hostile(`value ${label(value)}`, () => value
 
 const hostile = fc.oneof(
   fc.anything({ maxDepth: 2 }).map(plainHostile),
-  fc.constantFrom(NaN, Infinity, -Infinity, -0, 2 ** 31, -1, 0, 1.5, 10n, Symbol('s'), null, undefined).map(plainHostile),
+  fc
+    .constantFrom(NaN, Infinity, -Infinity, -0, 2 ** 31, -1, 0, 1.5, 10n, Symbol('s'), null, undefined)
+    .map(plainHostile),
   fc.constant(new Hostile('a proxy whose traps throw', throwingProxy)),
   fc
     .constantFrom('id', 'priority', 'handler', 'dependsOn', 'timeout', 'reason', 'exit')
@@ -131,7 +133,10 @@ const IDS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']
 const handlerKind = fc.constantFrom('sync', 'async', 'throw', 'reject', 'hang', 'bad-thenable', 'throw-proxy')
 const validTask = fc.record({
   id: fc.constantFrom(...IDS),
-  priority: fc.oneof(fc.constantFrom(0, 10, 25, 50, 75, 100, -0), fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e6, max: 1e6 })),
+  priority: fc.oneof(
+    fc.constantFrom(0, 10, 25, 50, 75, 100, -0),
+    fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e6, max: 1e6 }),
+  ),
   phase: fc.constantFrom('stop', 'destroy'),
   dependsOn: fc.uniqueArray(fc.constantFrom(...IDS, 'unknown'), { maxLength: 3 }),
   kind: handlerKind,
@@ -144,10 +149,12 @@ const command = fc.oneof(
   { weight: 1, arbitrary: hostile.map((value) => ({ type: 'unregister-hostile', value })) },
   {
     weight: 1,
-    arbitrary: fc.record({
-      event: fc.constantFrom(...Object.values(ShutdownEvent)),
-      listener: fc.constantFrom('ok', 'throws', 'rejects'),
-    }).map((c) => ({ type: 'on', ...c })),
+    arbitrary: fc
+      .record({
+        event: fc.constantFrom(...Object.values(ShutdownEvent)),
+        listener: fc.constantFrom('ok', 'throws', 'rejects'),
+      })
+      .map((c) => ({ type: 'on', ...c })),
   },
   { weight: 1, arbitrary: hostileStopOptions.map((value) => ({ type: 'stop-hostile', value })) },
   { weight: 1, arbitrary: fc.constant({ type: 'stop-midway' }) },
@@ -208,6 +215,7 @@ function makeHandler(kind, trace, id) {
         return new Promise((resolve) => abortSignal.addEventListener('abort', resolve))
       case 'bad-thenable':
         return {
+          // biome-ignore lint/suspicious/noThenProperty: a thenable that throws is the hostile input tested here.
           then() {
             throw new HostileError('then')
           },
@@ -346,8 +354,12 @@ async function runSequence(options, commands) {
 
 async function tenThousand(seed) {
   let state = seed
-  const random = () => ((state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31)
-  const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false, gracefulShutdownTimeout: 60_000 })
+  const random = () => (state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
+  const manager = new ShutdownManager({
+    disableGracefulShutdown: true,
+    hardExit: false,
+    gracefulShutdownTimeout: 60_000,
+  })
   const n = 10_000
   const tasks = []
   let clock = 0
@@ -411,7 +423,9 @@ async function main() {
 
 main().catch((error) => {
   const cause = error?.cause ? ` (cause: ${error.cause.message ?? error.cause})` : ''
-  process.stdout.write(JSON.stringify({ kind: 'failure', seed: SEED, message: String(error?.message ?? error) + cause }) + '\n')
+  process.stdout.write(
+    JSON.stringify({ kind: 'failure', seed: SEED, message: String(error?.message ?? error) + cause }) + '\n',
+  )
   console.error(error)
   process.exitCode = 1
 })

@@ -51,7 +51,8 @@ async function measure(phase, cycles, work) {
   process.stdout.write(JSON.stringify(figures) + '\n')
   const problems = []
   if (after.rss - before.rss > BOUNDS.rssMb * 2 ** 20) problems.push(`RSS grew by more than ${BOUNDS.rssMb} MB`)
-  if (after.heap - before.heap > BOUNDS.heapMb * 2 ** 20) problems.push(`the heap grew by more than ${BOUNDS.heapMb} MB`)
+  if (after.heap - before.heap > BOUNDS.heapMb * 2 ** 20)
+    problems.push(`the heap grew by more than ${BOUNDS.heapMb} MB`)
   if (after.handles !== before.handles) problems.push(`active handles went from ${before.handles} to ${after.handles}`)
   return problems
 }

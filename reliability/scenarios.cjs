@@ -6,7 +6,6 @@
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
-const { execFileSync } = require('node:child_process')
 const { start, launch, kill, run, waitFor, find, eventNames, npmStart } = require('../__test__/helpers.cjs')
 
 const FIXTURES = path.join(__dirname, 'fixtures')
@@ -71,17 +70,24 @@ const scenarios = [
   },
   {
     id: 'native-neighbour',
-    title: 'hostile native neighbour re-installs its own SIGTERM handler with sigaction after us, twice, from its own thread, while the loop is idle',
+    title:
+      'hostile native neighbour re-installs its own SIGTERM handler with sigaction after us, twice, from its own thread, while the loop is idle',
     expect:
       'the guard takes the signal back within its slow period (5 s) the first time, within its watchful period (200 ms) the second, and warns each time; SIGTERM is graceful',
     async run({ node, neighbourLibrary }) {
       const child = start(path.join(MAIN_FIXTURES, 'neighbour.cjs'), [], {
         node,
-        env: { LD_PRELOAD: neighbourLibrary(), NEIGHBOUR_DELAY_MS: '300', NEIGHBOUR_REPEAT: '2', NEIGHBOUR_INTERVAL_MS: '6500' },
+        env: {
+          LD_PRELOAD: neighbourLibrary(),
+          NEIGHBOUR_DELAY_MS: '300',
+          NEIGHBOUR_REPEAT: '2',
+          NEIGHBOUR_INTERVAL_MS: '6500',
+        },
         killAfterMs: 30_000,
       })
       await child.ready
-      const installs = () => [...child.output().stderr.matchAll(/neighbour: installed at ([\d.]+)/g)].map((m) => Number(m[1]))
+      const installs = () =>
+        [...child.output().stderr.matchAll(/neighbour: installed at ([\d.]+)/g)].map((m) => Number(m[1]))
       const warnings = () => child.lines.filter((l) => l.kind === 'warn')
       await waitFor(() => warnings().length >= 2, 15_000, 'the guard to report both displacements')
       const [first, second] = installs()
@@ -186,7 +192,9 @@ const scenarios = [
         assert.ok(readyLine, `did not start under unshare (root is needed):\n${child.output().stderr}`)
         assert.equal(readyLine.pidInNamespace, 1)
         // The node process is unshare's child; signal it by its pid outside the namespace.
-        const inner = Number(fs.readFileSync(`/proc/${child.child.pid}/task/${child.child.pid}/children`, 'utf8').trim())
+        const inner = Number(
+          fs.readFileSync(`/proc/${child.child.pid}/task/${child.child.pid}/children`, 'utf8').trim(),
+        )
         return { child, inner }
       }
       const control = await launch('plain')
@@ -205,7 +213,11 @@ const scenarios = [
   },
   ...[
     ['signal-storm-escalate', {}, 'exits at the second signal with 128 + its number (130 or 143); never hangs'],
-    ['signal-storm-join', { forceExitOnSecondSignal: false }, 'every signal joins; the shutdown completes, exit 0; never hangs'],
+    [
+      'signal-storm-join',
+      { forceExitOnSecondSignal: false },
+      'every signal joins; the shutdown completes, exit 0; never hangs',
+    ],
   ].map(([id, options, expect]) => ({
     id,
     title: `100 000 alternating SIGTERM/SIGINT at a process with JavaScript listeners on both${
@@ -232,7 +244,9 @@ const scenarios = [
         assert.equal(sent, 100_000)
         const heard = find(result.lines, 'heard')
         assert.ok(heard.SIGTERM > 0 && heard.SIGINT > 0, 'JavaScript listeners still heard signals')
-        return { observed: `${outcome(result)} after ${sent} signals (listeners heard ${heard.SIGTERM + heard.SIGINT})` }
+        return {
+          observed: `${outcome(result)} after ${sent} signals (listeners heard ${heard.SIGTERM + heard.SIGINT})`,
+        }
       }
       assert.ok([130, 143].includes(result.code), `exit ${result.code}`)
       assert.match(result.stderr, /second SIG(INT|TERM) during shutdown, exiting now with code 1(30|43)/)
@@ -285,7 +299,11 @@ const scenarios = [
     }[mode],
     expect: `exits on time with the code the shutdown reported (${mode === 'second-signal' ? 143 : 124}), never hangs`,
     async run({ node }) {
-      const child = start(path.join(MAIN_FIXTURES, 'stalled-stderr.cjs'), [mode, 300], { node, stallStderr: true, killAfterMs: 8000 })
+      const child = start(path.join(MAIN_FIXTURES, 'stalled-stderr.cjs'), [mode, 300], {
+        node,
+        stallStderr: true,
+        killAfterMs: 8000,
+      })
       await child.ready
       const sentAt = kill(child.child, 'SIGTERM')
       let secondAt = sentAt
@@ -364,7 +382,11 @@ const scenarios = [
     title: "a `process.on('SIGTERM')` listener that calls `manager.dispose()`",
     expect: 'the shutdown the signal began still runs, exit 0',
     async run({ node }) {
-      const result = await sigtermWhenReady(path.join(MAIN_FIXTURES, 'guarantee.cjs'), ['listener-disposes', 'before'], { node })
+      const result = await sigtermWhenReady(
+        path.join(MAIN_FIXTURES, 'guarantee.cjs'),
+        ['listener-disposes', 'before'],
+        { node },
+      )
       assertGraceful(result)
       return { observed: outcome(result) }
     },
@@ -408,8 +430,14 @@ const scenarios = [
   },
   ...['logger-info-throws', 'broken-stderr'].map((mode) => ({
     id: mode,
-    title: mode === 'logger-info-throws' ? "a logger whose `info` throws, then SIGTERM" : 'an uncaught exception while stderr is a broken pipe (EPIPE)',
-    expect: mode === 'logger-info-throws' ? 'isolated: the shutdown runs, exit 0' : 'no error loop: the shutdown runs, exit 1',
+    title:
+      mode === 'logger-info-throws'
+        ? 'a logger whose `info` throws, then SIGTERM'
+        : 'an uncaught exception while stderr is a broken pipe (EPIPE)',
+    expect:
+      mode === 'logger-info-throws'
+        ? 'isolated: the shutdown runs, exit 0'
+        : 'no error loop: the shutdown runs, exit 1',
     async run({ node }) {
       const child = start(path.join(MAIN_FIXTURES, 'error-loops.cjs'), [mode], { node })
       if (mode === 'broken-stderr') child.child.stderr.destroy()
@@ -431,7 +459,9 @@ const scenarios = [
     title: 'a `stop()` joined by SIGTERM, whose continuation awaits a timer',
     expect: 'the stop() promise resolves and its continuation ends before the exit, exit 0',
     async run({ node }) {
-      const result = await sigtermWhenReady(path.join(MAIN_FIXTURES, 'guarantee.cjs'), ['stop-joined-continuation'], { node })
+      const result = await sigtermWhenReady(path.join(MAIN_FIXTURES, 'guarantee.cjs'), ['stop-joined-continuation'], {
+        node,
+      })
       assert.equal(outcome(result), 'exit 0')
       assert.ok(find(result.lines, 'continuation-done'))
       return { observed: `${outcome(result)}, continuation done` }
@@ -449,10 +479,15 @@ const scenarios = [
       const agent = new http.Agent({ keepAlive: true })
       const get = (p) =>
         new Promise((resolve) =>
-          http.get({ host: '127.0.0.1', port: web, path: p, agent }, (res) => {
-            let body = ''
-            res.setEncoding('utf8').on('data', (c) => (body += c)).on('end', () => resolve(`${res.statusCode} ${body.trim()}`))
-          }).on('error', (e) => resolve(`error ${e.code}`)),
+          http
+            .get({ host: '127.0.0.1', port: web, path: p, agent }, (res) => {
+              let body = ''
+              res
+                .setEncoding('utf8')
+                .on('data', (c) => (body += c))
+                .on('end', () => resolve(`${res.statusCode} ${body.trim()}`))
+            })
+            .on('error', (e) => resolve(`error ${e.code}`)),
         )
       await get('/fast')
       const idle = Object.values(agent.freeSockets).flat()[0]
@@ -462,7 +497,9 @@ const scenarios = [
       const stream = new Promise((resolve) => {
         let body = ''
         const s = session.request({ ':path': '/slow?ms=600' })
-        s.setEncoding('utf8').on('data', (c) => (body += c)).on('end', () => resolve(body.trim()))
+        s.setEncoding('utf8')
+          .on('data', (c) => (body += c))
+          .on('end', () => resolve(body.trim()))
         s.on('error', (e) => resolve(`error ${e.code}`))
       })
       const sessionClosed = new Promise((resolve) => session.once('close', resolve))
@@ -534,7 +571,11 @@ const scenarios = [
       assert.equal(result.code, 0, result.stdout + result.stderr)
       const lines = result.lines.filter((l) => l.kind === 'leak')
       return {
-        observed: lines.map((l) => `${l.phase}: RSS ${l.rssBeforeMb}→${l.rssAfterMb} MB, handles ${l.handlesBefore}→${l.handlesAfter}`).join('; '),
+        observed: lines
+          .map(
+            (l) => `${l.phase}: RSS ${l.rssBeforeMb}→${l.rssAfterMb} MB, handles ${l.handlesBefore}→${l.handlesAfter}`,
+          )
+          .join('; '),
       }
     },
   },

@@ -11,4 +11,6 @@ const server = http.createServer((req, res) => {
   setTimeout(() => res.end(`hello after ${delay} ms\n`), delay)
 })
 process.on('SIGTERM', () => server.close(() => process.exit(0)))
-server.listen(Number(process.env.PORT), '127.0.0.1', () => console.log(`listening on http://127.0.0.1:${server.address().port}`))
+server.listen(Number(process.env.PORT), '127.0.0.1', () =>
+  console.log(`listening on http://127.0.0.1:${server.address().port}`),
+)

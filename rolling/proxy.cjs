@@ -15,10 +15,13 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 128 })
 const say = (line) => process.stdout.write(`${JSON.stringify(line)}\n`)
 
 function check(backend) {
-  const request = http.get({ host: '127.0.0.1', port: backend.port, path: '/ready', agent: false, timeout: 300 }, (res) => {
-    res.resume()
-    mark(backend, res.statusCode === 200)
-  })
+  const request = http.get(
+    { host: '127.0.0.1', port: backend.port, path: '/ready', agent: false, timeout: 300 },
+    (res) => {
+      res.resume()
+      mark(backend, res.statusCode === 200)
+    },
+  )
   request.on('timeout', () => request.destroy(new Error('health check timed out')))
   request.on('error', () => mark(backend, false))
 }
@@ -42,7 +45,10 @@ const server = http.createServer((req, res) => {
   const upstream = http.request(
     { host: '127.0.0.1', port: backend.port, method: req.method, path: req.url, headers: req.headers, agent },
     (response) => {
-      res.writeHead(response.statusCode, { 'x-backend': String(backend.port), 'content-type': response.headers['content-type'] ?? 'text/plain' })
+      res.writeHead(response.statusCode, {
+        'x-backend': String(backend.port),
+        'content-type': response.headers['content-type'] ?? 'text/plain',
+      })
       response.pipe(res)
     },
   )

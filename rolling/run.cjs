@@ -65,7 +65,11 @@ function startInstance(variant, port) {
     }, 10)
     instance.exited.then(() => {
       clearInterval(timer)
-      reject(new Error(`instance on ${port} exited before listening:\n${instance.output().stdout}${instance.output().stderr}`))
+      reject(
+        new Error(
+          `instance on ${port} exited before listening:\n${instance.output().stdout}${instance.output().stderr}`,
+        ),
+      )
     })
   })
   return instance
@@ -73,7 +77,9 @@ function startInstance(variant, port) {
 
 /** The proxy's view of the backends, kept up to date from its output. */
 function startProxy(ports) {
-  const proxy = launch([process.execPath, path.join(__dirname, 'proxy.cjs'), ...ports.map(String)], { killAfterMs: 120_000 })
+  const proxy = launch([process.execPath, path.join(__dirname, 'proxy.cjs'), ...ports.map(String)], {
+    killAfterMs: 120_000,
+  })
   proxy.readiness = new Map()
   proxy.child.stdout.on('data', () => {
     for (const line of proxy.lines) if (line.kind === 'backend') proxy.readiness.set(line.port, line.ready)
@@ -116,7 +122,9 @@ function startLoad(port) {
         res.on('end', () => outcome(res.statusCode === 200 ? null : `HTTP ${res.statusCode}`))
         res.on('error', () => outcome('response cut'))
       })
-      request.setTimeout(REQUEST_TIMEOUT_MS, () => request.destroy(Object.assign(new Error('timed out'), { code: 'TIMEOUT' })))
+      request.setTimeout(REQUEST_TIMEOUT_MS, () =>
+        request.destroy(Object.assign(new Error('timed out'), { code: 'TIMEOUT' })),
+      )
       request.on('error', (error) => outcome(error.code ?? error.message))
     })
     inFlight.add(done)
@@ -189,7 +197,11 @@ function describe(run) {
 function writeReport(runs) {
   const row = (r) =>
     `| ${r.title} | ${r.sent} | ${r.rate.toFixed(0)} | ${r.failed}${
-      r.failed ? ` (${Object.entries(r.failures).map(([k, n]) => `${n} ${k}`).join(', ')})` : ''
+      r.failed
+        ? ` (${Object.entries(r.failures)
+            .map(([k, n]) => `${n} ${k}`)
+            .join(', ')})`
+        : ''
     } | ${r.restarts.map((x) => `${x.instance}: ${x.signal ?? `exit ${x.code}`} after ${x.afterMs} ms`).join('; ')} |`
   const lines = [
     '# Draining through a rolling restart',
@@ -224,8 +236,10 @@ async function main() {
   const tracked = runs.find((r) => r.name === 'tracked')
   const ok =
     !tracked ||
-    (tracked.failed === 0 && tracked.restarts.every((r) => r.code === 0 && r.signal === null && r.afterMs < DEADLINE_MS))
-  if (!ok) console.error('rolling: FAILED: requests failed or an instance did not exit 0 within its deadline with trackServer')
+    (tracked.failed === 0 &&
+      tracked.restarts.every((r) => r.code === 0 && r.signal === null && r.afterMs < DEADLINE_MS))
+  if (!ok)
+    console.error('rolling: FAILED: requests failed or an instance did not exit 0 within its deadline with trackServer')
   process.exitCode = ok ? 0 : 1
 }
 

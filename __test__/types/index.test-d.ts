@@ -89,7 +89,9 @@ const explained = new ShutdownManager({
   logger: { info: (fields, message) => [fields.summary, message.length], error: (fields: LogFields) => fields.err },
 })
 explained.on(ShutdownEvent.ShutdownStall, ({ taskId, blockedMs, stack }) => [taskId?.length, blockedMs, stack?.length])
-explained.on(ShutdownEvent.ShutdownStillAlive, ({ afterMs, handles }) => handles.map((h) => `${h.type} ${h.detail} ${afterMs}`))
+explained.on(ShutdownEvent.ShutdownStillAlive, ({ afterMs, handles }) =>
+  handles.map((h) => `${h.type} ${h.detail} ${afterMs}`),
+)
 explained.on(ShutdownEvent.ShutdownComplete, ({ summary }) => summary.tasks.map((t) => (t.startMs ?? 0) + t.durationMs))
 const handles: ActiveHandle[] = explained.activeHandles()
 async function summarize(): Promise<ShutdownSummary> {

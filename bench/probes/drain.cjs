@@ -31,7 +31,9 @@ if (library === 'plain') {
 }
 
 server.keepAliveTimeout = 60_000
-server.listen(0, '127.0.0.1', () => process.stdout.write(`${JSON.stringify({ kind: 'ready', port: server.address().port })}\n`))
+server.listen(0, '127.0.0.1', () =>
+  process.stdout.write(`${JSON.stringify({ kind: 'ready', port: server.address().port })}\n`),
+)
 process.stdin.setEncoding('utf8').on('data', async (text) => {
   if (!text.includes('drain')) return
   const started = process.hrtime.bigint()
