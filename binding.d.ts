@@ -13,6 +13,13 @@ export declare class NativeShutdown {
   /** Whether this manager's deadline is enforced natively. */
   get enforced(): boolean
   register(id: string, name: string, priority: number, phase: string, dependsOn: Array<string>): void
+  /**
+   * Registers a burst of tasks in one call: what `registerTask` defers for tasks that can neither close a
+   * dependency loop nor break a level rule (no `dependsOn`, and no task waits for them). `ids` and `names`
+   * are NUL-separated (the facade sends no id or name containing NUL this way); `phases[i]` is 0 for
+   * stop, 1 for destroy. Stops at the first error; the tasks before it stay registered.
+   */
+  registerMany(ids: string, names: string, priorities: Float64Array, phases: Uint8Array): void
   unregister(id: string): boolean
   get state(): string
   /**

@@ -59,6 +59,13 @@ class ShutdownManager extends EventEmitter {
   #config
   #native
   #tasks = new Map()
+  /**
+   * Tasks registered since the native side last heard, sent in one call (see #flushRegistrations): a
+   * native call per task cost 2.5 µs of the 3.3 µs a registration took.
+   */
+  #pending = null
+  /** Ids that some registered task depends on: registering one of them may close a loop (checked natively). */
+  #dependedOn = new Set()
   #run = null
   #ownsSignals = false
   #errorListeners = null
@@ -156,14 +163,65 @@ class ShutdownManager extends EventEmitter {
   /** Registers a shutdown task; returns its id. */
   registerTask(task) {
     const spec = validateTask(task)
-    this.#native.register(spec.id, spec.name, spec.priority, spec.phase, spec.dependsOn)
+    if (this.#canDefer(spec)) {
+      this.#defer(spec)
+    } else {
+      // The native graph decides (a duplicate id, a loop, a level rule, a shutdown under way), in order.
+      this.#flushRegistrations()
+      this.#native.register(spec.id, spec.name, spec.priority, spec.phase, spec.dependsOn)
+      for (const dependency of spec.dependsOn) this.#dependedOn.add(dependency)
+    }
     this.#tasks.set(spec.id, spec)
     return spec.id
+  }
+
+  /**
+   * Whether the native side may hear of a task later: one that cannot fail to register. It depends on
+   * nothing and nothing waits for it (so it closes no loop and breaks no level rule), its id is new, and no
+   * shutdown has been taken over by JavaScript (which would refuse it). Its id and name travel NUL-separated.
+   */
+  #canDefer(spec) {
+    return (
+      this.#run === null &&
+      spec.dependsOn.length === 0 &&
+      !this.#tasks.has(spec.id) &&
+      !this.#dependedOn.has(spec.id) &&
+      !spec.id.includes('\0') &&
+      !spec.name.includes('\0')
+    )
+  }
+
+  #defer(spec) {
+    if (this.#pending === null) {
+      this.#pending = { ids: [], names: [], priorities: [], phases: [] }
+      // The native record (what the watchdog's report lists) is current by the end of this turn of
+      // JavaScript, or earlier if anything native needs it.
+      queueMicrotask(() => this.#flushRegistrations())
+    }
+    const pending = this.#pending
+    pending.ids.push(spec.id)
+    pending.names.push(spec.name)
+    pending.priorities.push(spec.priority)
+    pending.phases.push(spec.phase === 'stop' ? 0 : 1)
+  }
+
+  /** Sends the deferred registrations to the native side, in their order. They cannot fail (#canDefer). */
+  #flushRegistrations() {
+    const pending = this.#pending
+    if (pending === null) return
+    this.#pending = null
+    this.#native.registerMany(
+      pending.ids.join('\0'),
+      pending.names.join('\0'),
+      Float64Array.from(pending.priorities),
+      Uint8Array.from(pending.phases),
+    )
   }
 
   /** Removes a task; returns whether it was registered. */
   unregisterTask(id) {
     validateTaskId('id', id)
+    this.#flushRegistrations()
     const removed = this.#native.unregister(id)
     this.#tasks.delete(id)
     return removed
@@ -217,6 +275,7 @@ class ShutdownManager extends EventEmitter {
    * Once the run has begun, nothing it does throws: handlers, listeners and the logger are isolated.
    */
   #begin(reason, timeout, runOptions, signal = undefined) {
+    this.#flushRegistrations()
     this.#listen()
     const run = new ShutdownRun(
       {

@@ -233,6 +233,37 @@ test('a cycle is refused at registration, including one made by priorities again
   })
 })
 
+test('registrations batched for the native side keep their order, and every error is still thrown at once', async () => {
+  const m = manager()
+  const ran = []
+  const task = (id, extra = {}) => ({ id, handler: () => ran.push(id), ...extra })
+  m.registerTask(task('first'))
+  assert.throws(() => m.registerTask(task('first')), { code: 'ERR_TASK_EXISTS' })
+  m.registerTask(task('second', { dependsOn: ['first'] }))
+  m.registerTask(task('third', { name: 'the third' }))
+  m.registerTask(task('nul\0in id'))
+  assert.throws(() => m.registerTask(task('first', { dependsOn: ['second'] })), { code: 'ERR_TASK_EXISTS' })
+  // 'first' is depended on now: re-registering it after removal goes through the native checks again.
+  assert.equal(m.unregisterTask('first'), true)
+  assert.throws(() => m.registerTask(task('first', { dependsOn: ['second'] })), { code: 'ERR_TASK_CYCLE' })
+  m.registerTask(task('first'))
+  // A task that another waits for is checked natively at once, even with no dependencies of its own.
+  m.registerTask(task('late', { priority: 90, dependsOn: ['early'] }))
+  assert.throws(() => m.registerTask(task('early', { priority: 10 })), { code: 'ERR_TASK_CYCLE' })
+  assert.equal(m.unregisterTask('late'), true)
+  const result = await m.stop()
+  assert.deepEqual(
+    result.tasks.map((t) => [t.id, t.name, t.status]),
+    [
+      ['second', 'second', 'succeeded'],
+      ['third', 'the third', 'succeeded'],
+      ['nul\0in id', 'nul\0in id', 'succeeded'],
+      ['first', 'first', 'succeeded'],
+    ],
+  )
+  assert.ok(ran.indexOf('second') < ran.indexOf('first'), `'second' depends on 'first', so it runs first: ${ran}`)
+})
+
 test('the deadline with hardExit: false resolves a timed-out result, aborting what still runs', async () => {
   const m = manager({ gracefulShutdownTimeout: 150 })
   let abortReason

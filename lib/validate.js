@@ -427,6 +427,9 @@ function validateTaskId(name, value) {
   return value
 }
 
+/** The dependencies of a task that has none: one frozen array shared by all of them (most tasks). */
+const NO_DEPENDENCIES = Object.freeze([])
+
 function validateTask(value) {
   if (!isPlainObjectLike(value)) throw invalidArgType('task', 'of type object', value)
   warnUnknownKeys(value, KNOWN.task, 'task')
@@ -441,10 +444,12 @@ function validateTask(value) {
     if (typeof phase !== 'string') throw invalidArgType('task.phase', 'of type string', phase)
     throw invalidArgValue('task.phase', phase, "must be 'stop' or 'destroy'")
   }
-  let dependencies = []
+  let dependencies = NO_DEPENDENCIES
   if (dependsOn !== undefined) {
     if (!Array.isArray(dependsOn)) throw invalidArgType('task.dependsOn', 'an array of task ids', dependsOn)
-    dependencies = Array.from(dependsOn, (dep, i) => validateTaskId(`task.dependsOn[${i}]`, dep))
+    if (dependsOn.length > 0) {
+      dependencies = Array.from(dependsOn, (dep, i) => validateTaskId(`task.dependsOn[${i}]`, dep))
+    }
   }
   if (typeof handler !== 'function') throw invalidArgType('task.handler', 'of type function', handler)
   return {

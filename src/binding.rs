@@ -408,6 +408,33 @@ impl NativeShutdown {
       .map_err(js_error)
   }
 
+  /// Registers a burst of tasks in one call: what `registerTask` defers for tasks that can neither close a
+  /// dependency loop nor break a level rule (no `dependsOn`, and no task waits for them). `ids` and `names`
+  /// are NUL-separated (the facade sends no id or name containing NUL this way); `phases[i]` is 0 for
+  /// stop, 1 for destroy. Stops at the first error; the tasks before it stay registered.
+  #[napi(catch_unwind)]
+  pub fn register_many(
+    &self,
+    ids: String,
+    names: String,
+    priorities: &[f64],
+    phases: &[u8],
+  ) -> napi::Result<(), ErrorCode> {
+    let specs = ids
+      .split('\0')
+      .zip(names.split('\0'))
+      .zip(priorities.iter().zip(phases))
+      .map(|((id, name), (&priority, &phase))| TaskSpec {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        priority,
+        phase: if phase == 0 { Phase::Stop } else { Phase::Destroy },
+        depends_on: Vec::new(),
+      });
+    self.session.touch();
+    self.session.record().register_many(specs).map_err(js_error)
+  }
+
   #[napi(catch_unwind)]
   pub fn unregister(&self, id: String) -> napi::Result<bool, ErrorCode> {
     self.session.touch();

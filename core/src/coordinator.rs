@@ -113,6 +113,21 @@ impl Coordinator {
     Ok(())
   }
 
+  /// Registers tasks in order, as [`Coordinator::register`] would one by one, and stops at the first error (the
+  /// tasks before it stay registered). One lock and one plan invalidation for a burst of registrations.
+  pub fn register_many(&mut self, specs: impl IntoIterator<Item = TaskSpec>) -> Result<(), LifecycleError> {
+    self.check_can_change_tasks()?;
+    let mut outcome = Ok(());
+    for spec in specs {
+      outcome = self.graph.register(spec);
+      if outcome.is_err() {
+        break;
+      }
+    }
+    self.tasks_changed();
+    outcome
+  }
+
   /// Unregisters a task; returns whether it existed. Refused once JavaScript runs a shutdown.
   pub fn unregister(&mut self, id: &str) -> Result<bool, LifecycleError> {
     self.check_can_change_tasks()?;
@@ -253,6 +268,30 @@ mod tests {
     assert_eq!(c.state(), State::Stopped);
     assert!(!c.finish(1), "a shutdown finishes once");
     assert_eq!(c.run().unwrap().exit_code, Some(0));
+  }
+
+  #[test]
+  fn a_burst_registers_in_order_and_stops_at_the_first_error() {
+    let mut c = Coordinator::new();
+    c.register_many([spec("a", 1.0), spec("b", 1.0)]).unwrap();
+    let error = c
+      .register_many([spec("c", 1.0), spec("a", 1.0), spec("d", 1.0)])
+      .unwrap_err();
+    assert_eq!(error.code(), "ERR_TASK_EXISTS");
+    assert!(
+      c.register(spec("c", 1.0)).is_err(),
+      "the task before the error stays registered"
+    );
+    assert!(
+      c.register(spec("d", 1.0)).is_ok(),
+      "the tasks after it were not registered"
+    );
+    c.begin(manual(), MonoTime::now(), BUDGET);
+    c.attach(MonoTime::now()).unwrap();
+    assert_eq!(
+      c.register_many([spec("e", 1.0)]).unwrap_err().code(),
+      "ERR_SHUTDOWN_IN_PROGRESS"
+    );
   }
 
   #[test]
