@@ -31,10 +31,12 @@ export declare class NativeShutdown {
    */
   begin(reason: string, budgetMs: number, signal?: string | undefined | null, startTasks?: boolean | undefined | null): RunStart
   /**
-   * Records how a task ended: 'succeeded' | 'failed' | 'timedOut'. Returns null if the task was not
-   * running (a late settle after a timeout).
+   * Records how a task ended: `outcome` 0 succeeded, 1 failed, 2 timed out. Returns the tasks that start
+   * because of it, or 0 if none does, -1 if the task was not running (a late settle after a timeout), -2
+   * if it was the last. A number in the common case: building an object per task was most of the cost
+   * of a shutdown with thousands of tasks.
    */
-  settle(index: number, outcomeName: string): SettleResult | null
+  settle(index: number, outcomeCode: number): number | Uint32Array
   /** Starts the first tasks of a shutdown attached with `start_tasks: false`; returns them. */
   startTasks(): Array<number>
   /**
@@ -49,7 +51,7 @@ export declare class NativeShutdown {
    */
   finish(exitCode: number, exiting: boolean): Stall | null
   /** Every task of the shutdown, in plan order, with its status and duration. */
-  taskRecords(): Array<TaskRecord>
+  taskStates(): TaskStates
   /** Whether stacks and diagnostic reports can be had in this process, and if not, why. */
   stackSupport(): StackSupport
   /** Makes the hard exit write Node's diagnostic report into `directory` (none: no report). */
@@ -125,22 +127,19 @@ export interface RunStart {
   elapsedMs: number
   remainingMs: number
   budgetMs: number
-  /** Task ids in plan order; indexes into this array name tasks in `settle`. */
-  ids: Array<string>
+  /**
+   * Task ids in plan order, concatenated (one string for the whole plan, not one per task); `id_lengths`
+   * cuts it (UTF-16 lengths, as JavaScript counts). Indexes into the plan name tasks in `settle`.
+   */
+  ids: string
+  idLengths: Uint32Array
   /** Tasks to start now. */
-  ready: Array<number>
+  ready: Uint32Array
   missing: Array<MissingDependency>
 }
 
 /** The package's own JavaScript (files and directories): runs of frames in it are summed up in stacks. */
 export declare function setPackagePaths(paths: Array<string>): void
-
-/** What settling a task produced. */
-export interface SettleResult {
-  durationMs: number
-  ready: Array<number>
-  finished: boolean
-}
 
 /** How a manager owns signals. */
 export interface SignalOptions {
@@ -189,12 +188,14 @@ export interface StopPhaseCut {
   finished: boolean
 }
 
-/** A task's line in a shutdown result. */
-export interface TaskRecord {
-  id: string
-  name: string
-  status: string
-  durationMs: number
-  /** When it started, counted from the shutdown's start; none if it never started. */
-  startMs?: number
+/**
+ * Every task's state at the end of a shutdown, in plan order, as columns (one typed array each rather
+ * than an object per task).
+ */
+export interface TaskStates {
+  /** `TaskStatus` codes: 0 pending, 1 running, 2 succeeded, 3 failed, 4 timed out, 5 skipped. */
+  statuses: Uint8Array
+  durationsMs: Float64Array
+  /** Since the shutdown began; NaN for a task that never started. */
+  startsMs: Float64Array
 }

@@ -282,6 +282,7 @@ class ShutdownManager extends EventEmitter {
         native: this.#native,
         tasks: this.#tasks,
         emit: (event, payload) => this.#safeEmit(event, payload),
+        listens: (event) => this.listenerCount(event) > 0,
         logger: this.#config.logger,
         exitCodes: this.#config.exitCodes,
         shutdownDelay: this.#config.shutdownDelay,
@@ -529,6 +530,8 @@ class ShutdownManager extends EventEmitter {
 
   /** Calls each listener on its own, so one that throws (or rejects) neither breaks the shutdown nor the rest. */
   #safeEmit(event, payload) {
+    // Most events of a large shutdown have no listener: no copy of an empty listener list for them.
+    if (this.listenerCount(event) === 0) return
     for (const listener of this.rawListeners(event)) {
       try {
         const returned = Reflect.apply(listener, this, [payload])

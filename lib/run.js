@@ -64,29 +64,63 @@ function countByType(resources) {
  */
 const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6
 
+/** The run's own handles on a task's context, out of sight of the handler that receives it. */
+const ABORT = Symbol('abort')
+const TIMER = Symbol('timer')
+const STARTED = Symbol('started')
+
 /**
- * A task's AbortSignal, made only if its handler reads `ctx.abortSignal`: creating the first
- * AbortController costs 0.2 ms, and most handlers never look. An abort before the read still shows.
+ * What a task's handler receives (`reason`, `signal`, `abortSignal`, `deadline`), and the run's record of
+ * it while it runs (its timeout timer, when it started): one object per task, as a class, so a shutdown
+ * with thousands of tasks makes one small object each. The AbortSignal is made only if the handler reads
+ * `abortSignal`: creating the first AbortController costs 0.2 ms, and most handlers never look. An abort
+ * before the read still shows.
  */
-class LazyAbort {
+class TaskContext {
   #controller = null
-  #reason = undefined
+  #abortReason = undefined
   #aborted = false
 
-  get signal() {
+  constructor(reason, signal, deadline, startedMono) {
+    this.reason = reason
+    this.signal = signal
+    this.deadline = deadline
+    this[TIMER] = null
+    this[STARTED] = startedMono
+  }
+
+  get abortSignal() {
     if (!this.#controller) {
       this.#controller = new AbortController()
-      if (this.#aborted) this.#controller.abort(this.#reason)
+      if (this.#aborted) this.#controller.abort(this.#abortReason)
     }
     return this.#controller.signal
   }
 
-  abort(reason) {
+  [ABORT](reason) {
     if (this.#aborted) return
     this.#aborted = true
-    this.#reason = reason
+    this.#abortReason = reason
     this.#controller?.abort(reason)
   }
+}
+
+/** The native side's codes for a task's end (`settle`) and its status (`taskStates`). */
+const OUTCOME_CODES = { succeeded: 0, failed: 1, timedOut: 2 }
+const STATUS_NAMES = ['pending', 'running', 'succeeded', 'failed', 'timedOut', 'skipped']
+/** What `settle` answers when no task starts because of it. */
+const SETTLE_NOT_RUNNING = -1
+const SETTLE_FINISHED = -2
+
+/** The plan's ids, sent as one string and their lengths: one string for the plan, not one per task. */
+function splitIds(joined, lengths) {
+  const ids = new Array(lengths.length)
+  let at = 0
+  for (let i = 0; i < lengths.length; i++) {
+    ids[i] = joined.slice(at, at + lengths[i])
+    at += lengths[i]
+  }
+  return ids
 }
 
 function taskTimeoutError(task) {
@@ -97,6 +131,8 @@ class ShutdownRun {
   #native
   #tasks
   #emit
+  /** Whether an event has listeners: a large shutdown skips building payloads nobody reads. */
+  #listens
   #logger
   #exitCodes
   #exit
@@ -107,7 +143,7 @@ class ShutdownRun {
   #fatal = false
   #finished = false
   #ids = []
-  #running = new Map() // plan index -> { controller, timer }
+  #running = new Map() // plan index -> TaskContext
   #errors = new Map() // plan index -> what the handler threw, or its timeout error
   #deadlineTimer = null
   /** The shutdown delay, then the moment the stop phase gives way to the destroy phase's reserve. */
@@ -135,6 +171,7 @@ class ShutdownRun {
     this.#native = host.native
     this.#tasks = host.tasks
     this.#emit = host.emit
+    this.#listens = host.listens
     this.#logger = host.logger
     this.#exitCodes = host.exitCodes
     this.#shutdownDelay = host.shutdownDelay ?? 0
@@ -185,7 +222,7 @@ class ShutdownRun {
     const mono = monotonicMs()
     this.#startedMono = mono - start.elapsedMs
     this.#deadlineMono = mono + start.remainingMs
-    this.#ids = start.ids
+    this.#ids = splitIds(start.ids, start.idLengths)
     this.startedAt = now - start.elapsedMs
     this.#emit(ShutdownEvent.ShutdownStart, {
       reason: start.reason,
@@ -221,8 +258,8 @@ class ShutdownRun {
     }
     this.#logger.info(
       `shutdown started (reason ${start.reason}${start.signal ? `, signal ${start.signal}` : ''}, ` +
-        `${start.ids.length} tasks, timeout ${start.budgetMs} ms)`,
-      { reason: start.reason, signal: start.signal, tasks: start.ids.length, timeoutMs: start.budgetMs },
+        `${this.#ids.length} tasks, timeout ${start.budgetMs} ms)`,
+      { reason: start.reason, signal: start.signal, tasks: this.#ids.length, timeoutMs: start.budgetMs },
     )
     return this.promise
   }
@@ -234,7 +271,8 @@ class ShutdownRun {
       this.#finish(false)
       return
     }
-    for (const index of ready) this.#startTask(index)
+    const now = monotonicMs()
+    for (const index of ready) this.#startTask(index, now)
   }
 
   /** Milliseconds until the stop phase gives way to the destroy phase's reserve (the deadline, if none). */
@@ -267,19 +305,19 @@ class ShutdownRun {
       const task = this.#tasks.get(this.#ids[index])
       const entry = this.#running.get(index)
       this.#running.delete(index)
-      if (entry) clearTimeout(entry.timer)
+      if (entry) clearTimeout(entry[TIMER])
       const error = lifecycleError(
         'ERR_TASK_TIMEOUT',
         `shutdown task '${task?.id}' was stopped to keep ${Math.round(this.#reserveMs)} ms for the destroy phase`,
       )
-      entry?.controller.abort(error)
+      entry?.[ABORT](error)
       this.#errors.set(index, error)
       this.#logFailure(error.message, { taskId: task?.id, err: error })
       this.#emit(ShutdownEvent.ShutdownTaskError, {
         taskId: task?.id,
         name: task?.name,
         error,
-        durationMs: this.#native.taskRecords()[index]?.durationMs ?? 0,
+        durationMs: entry ? monotonicMs() - entry[STARTED] : 0,
         timedOut: true,
       })
     }
@@ -301,11 +339,10 @@ class ShutdownRun {
     this.#fatal ||= fatal
   }
 
-  #startTask(index) {
+  #startTask(index, now = monotonicMs()) {
     const task = this.#tasks.get(this.#ids[index])
-    const controller = new LazyAbort()
-    const entry = { controller, timer: null }
-    this.#running.set(index, entry)
+    const context = new TaskContext(this.reason, this.signal, this.deadline, now)
+    this.#running.set(index, context)
     if (!task) {
       // Cannot happen while ids round-trip exactly (validate.js refuses those that would not); if it ever
       // does, the task fails instead of the shutdown.
@@ -313,21 +350,18 @@ class ShutdownRun {
       queueMicrotask(() => this.#settle(index, 'failed', error))
       return
     }
-    const remaining = this.#deadlineMono - monotonicMs()
-    if (task.timeout !== undefined && task.timeout < remaining) {
-      entry.timer = setTimeout(() => this.#settle(index, 'timedOut', taskTimeoutError(task)), task.timeout)
+    if (task.timeout !== undefined && task.timeout < this.#deadlineMono - now) {
+      context[TIMER] = setTimeout(() => this.#settle(index, 'timedOut', taskTimeoutError(task)), task.timeout)
     }
-    const context = {
-      reason: this.reason,
-      signal: this.signal,
-      get abortSignal() {
-        return controller.signal
-      },
-      deadline: this.deadline,
+    // The handler is called synchronously; a synchronous throw is a failure, a returned promise or thenable
+    // is adopted. Either way the task settles in a later microtask, never within this call.
+    let outcome
+    try {
+      outcome = Promise.resolve(task.handler(context))
+    } catch (error) {
+      outcome = Promise.reject(error)
     }
-    // The executor calls the handler synchronously, turns a synchronous throw into a rejection and adopts a
-    // returned promise or thenable.
-    new Promise((resolve) => resolve(task.handler(context))).then(
+    outcome.then(
       () => this.#settle(index, 'succeeded'),
       (error) => this.#settle(index, 'failed', error),
     )
@@ -337,35 +371,36 @@ class ShutdownRun {
     const entry = this.#running.get(index)
     if (!entry || this.#finished) return // settled already (a late resolve after a timeout) or too late
     this.#running.delete(index)
-    clearTimeout(entry.timer)
-    if (outcome === 'timedOut') entry.controller.abort(error)
-    const settled = this.#native.settle(index, outcome)
-    if (!settled) return
+    if (entry[TIMER] !== null) clearTimeout(entry[TIMER])
+    if (outcome === 'timedOut') entry[ABORT](error)
+    const next = this.#native.settle(index, OUTCOME_CODES[outcome])
+    if (next === SETTLE_NOT_RUNNING) return
+    // Timed here rather than natively, so the common case is a number crossing the boundary, not an object;
+    // the native record keeps its own times for the hard-exit report.
+    const durationMs = monotonicMs() - entry[STARTED]
     const task = this.#tasks.get(this.#ids[index])
     if (outcome === 'succeeded') {
-      this.#emit(ShutdownEvent.ShutdownTaskComplete, {
-        taskId: task.id,
-        name: task.name,
-        durationMs: settled.durationMs,
-      })
+      if (this.#listens(ShutdownEvent.ShutdownTaskComplete)) {
+        this.#emit(ShutdownEvent.ShutdownTaskComplete, { taskId: task.id, name: task.name, durationMs })
+      }
     } else {
       this.#errors.set(index, error)
       this.#logFailure(
         outcome === 'timedOut'
           ? `shutdown task '${task.id}' timed out after ${task.timeout} ms`
           : `shutdown task '${task.id}' failed: ${describeMessage(error)}`,
-        { taskId: task.id, durationMs: settled.durationMs, err: error },
+        { taskId: task.id, durationMs, err: error },
       )
       this.#emit(ShutdownEvent.ShutdownTaskError, {
         taskId: task.id,
         name: task.name,
         error,
-        durationMs: settled.durationMs,
+        durationMs,
         timedOut: outcome === 'timedOut',
       })
     }
-    for (const next of settled.ready) this.#startTask(next)
-    if (settled.finished) this.#finish(false)
+    if (typeof next === 'object') for (const ready of next) this.#startTask(ready)
+    else if (next === SETTLE_FINISHED) this.#finish(false)
   }
 
   /**
@@ -412,7 +447,7 @@ class ShutdownRun {
       `the shutdown did not finish within its ${this.#budgetMs} ms deadline` +
         (running.length ? `; still running: ${running.join(', ')}` : ''),
     )
-    for (const { controller } of this.#running.values()) controller.abort(error)
+    for (const context of this.#running.values()) context[ABORT](error)
     this.#logger.error(error.message, { err: error, running: [...this.#running.keys()].map((i) => this.#ids[i]) })
     this.#emit(ShutdownEvent.ShutdownError, { error })
     this.#finish(true, watchdogFailed)
@@ -424,14 +459,17 @@ class ShutdownRun {
     this.#deadlineTimer?.clear()
     this.#reserveTimer?.clear()
     clearTimeout(this.#delayTimer)
-    const tasks = this.#native.taskRecords().map(({ id, name, status, durationMs, startMs }, index) => {
+    const { statuses, durationsMs, startsMs } = this.#native.taskStates()
+    const tasks = this.#ids.map((id, index) => {
+      const task = this.#tasks.get(id)
+      const startMs = startsMs[index]
       const record = {
         id,
-        name,
-        phase: this.#tasks.get(id)?.phase ?? ShutdownPhase.Stop,
-        status,
-        startMs: startMs ?? null,
-        durationMs,
+        name: task?.name ?? id,
+        phase: task?.phase ?? ShutdownPhase.Stop,
+        status: STATUS_NAMES[statuses[index]],
+        startMs: Number.isNaN(startMs) ? null : startMs,
+        durationMs: durationsMs[index],
       }
       if (this.#errors.has(index)) record.error = this.#errors.get(index)
       return record

@@ -49,16 +49,6 @@ fn budget(ms: f64) -> napi::Result<std::time::Duration, ErrorCode> {
   })
 }
 
-/// A task's end as JavaScript reports it.
-fn outcome(name: &str) -> Option<Outcome> {
-  match name {
-    "succeeded" => Some(Outcome::Succeeded),
-    "failed" => Some(Outcome::Failed),
-    "timedOut" => Some(Outcome::TimedOut),
-    _ => None,
-  }
-}
-
 /// How soon after the request a stall's stack must have been captured to be the stall's own: V8 runs the
 /// interrupt within a fraction of a millisecond while the loop runs JavaScript.
 const STALL_CAPTURE_PROMPTNESS: Duration = Duration::from_millis(50);
@@ -82,10 +72,12 @@ pub struct RunStart {
   pub elapsed_ms: f64,
   pub remaining_ms: f64,
   pub budget_ms: f64,
-  /// Task ids in plan order; indexes into this array name tasks in `settle`.
-  pub ids: Vec<String>,
+  /// Task ids in plan order, concatenated (one string for the whole plan, not one per task); `id_lengths`
+  /// cuts it (UTF-16 lengths, as JavaScript counts). Indexes into the plan name tasks in `settle`.
+  pub ids: String,
+  pub id_lengths: Uint32Array,
   /// Tasks to start now.
-  pub ready: Vec<u32>,
+  pub ready: Uint32Array,
   pub missing: Vec<MissingDependency>,
 }
 
@@ -96,12 +88,20 @@ pub struct MissingDependency {
   pub depends_on: String,
 }
 
-/// What settling a task produced.
+/// `settle`'s answer when no task starts because of it: the task was not running (a late settle after a
+/// timeout), or it was the last and the shutdown's tasks are all done.
+const SETTLE_NOT_RUNNING: i32 = -1;
+const SETTLE_FINISHED: i32 = -2;
+
+/// Every task's state at the end of a shutdown, in plan order, as columns (one typed array each rather
+/// than an object per task).
 #[napi(object)]
-pub struct SettleResult {
-  pub duration_ms: f64,
-  pub ready: Vec<u32>,
-  pub finished: bool,
+pub struct TaskStates {
+  /// `TaskStatus` codes: 0 pending, 1 running, 2 succeeded, 3 failed, 4 timed out, 5 skipped.
+  pub statuses: Uint8Array,
+  pub durations_ms: Float64Array,
+  /// Since the shutdown began; NaN for a task that never started.
+  pub starts_ms: Float64Array,
 }
 
 /// What cutting the stop phase did (see `cutStopPhase`).
@@ -114,17 +114,6 @@ pub struct StopPhaseCut {
   /// Destroy tasks to start now.
   pub ready: Vec<u32>,
   pub finished: bool,
-}
-
-/// A task's line in a shutdown result.
-#[napi(object)]
-pub struct TaskRecord {
-  pub id: String,
-  pub name: String,
-  pub status: String,
-  pub duration_ms: f64,
-  /// When it started, counted from the shutdown's start; none if it never started.
-  pub start_ms: Option<f64>,
 }
 
 /// A stall of the event loop during a shutdown, reported when the loop answers again.
@@ -487,8 +476,9 @@ impl NativeShutdown {
         elapsed_ms: 0.0,
         remaining_ms: 0.0,
         budget_ms: 0.0,
-        ids: Vec::new(),
-        ready: Vec::new(),
+        ids: String::new(),
+        id_lengths: Uint32Array::new(Vec::new()),
+        ready: Uint32Array::new(Vec::new()),
         missing: Vec::new(),
       },
       Some(ready) => RunStart {
@@ -498,8 +488,16 @@ impl NativeShutdown {
         elapsed_ms: millis(deadline.elapsed(now)),
         remaining_ms: millis(deadline.remaining(now)),
         budget_ms: millis(deadline.budget()),
-        ids: run.plan.tasks().iter().map(|t| t.id.clone()).collect(),
-        ready,
+        ids: run.plan.tasks().iter().map(|t| t.id.as_str()).collect(),
+        id_lengths: Uint32Array::new(
+          run
+            .plan
+            .tasks()
+            .iter()
+            .map(|t| t.id.encode_utf16().count() as u32)
+            .collect(),
+        ),
+        ready: Uint32Array::new(ready),
         missing: run
           .plan
           .missing_dependencies()
@@ -527,25 +525,33 @@ impl NativeShutdown {
     Ok(start)
   }
 
-  /// Records how a task ended: 'succeeded' | 'failed' | 'timedOut'. Returns null if the task was not
-  /// running (a late settle after a timeout).
+  /// Records how a task ended: `outcome` 0 succeeded, 1 failed, 2 timed out. Returns the tasks that start
+  /// because of it, or 0 if none does, -1 if the task was not running (a late settle after a timeout), -2
+  /// if it was the last. A number in the common case: building an object per task was most of the cost
+  /// of a shutdown with thousands of tasks.
   #[napi(catch_unwind)]
-  pub fn settle(&self, index: u32, outcome_name: String) -> napi::Result<Option<SettleResult>, ErrorCode> {
-    let outcome = outcome(&outcome_name).ok_or_else(|| {
-      napi::Error::new(
-        ErrorCode("ERR_INVALID_ARG_VALUE"),
-        format!("unknown outcome '{outcome_name}'"),
-      )
-    })?;
+  pub fn settle(&self, index: u32, outcome_code: u32) -> napi::Result<Either<i32, Uint32Array>, ErrorCode> {
+    let outcome = match outcome_code {
+      0 => Outcome::Succeeded,
+      1 => Outcome::Failed,
+      2 => Outcome::TimedOut,
+      _ => {
+        return Err(napi::Error::new(
+          ErrorCode("ERR_INVALID_ARG_VALUE"),
+          format!("unknown outcome {outcome_code}"),
+        ));
+      }
+    };
     self.session.touch();
     let mut record = self.session.record();
-    let settled = record.settle(index, outcome, MonoTime::now());
+    let Some(settled) = record.settle(index, outcome, MonoTime::now()) else {
+      return Ok(Either::A(SETTLE_NOT_RUNNING));
+    };
+    if !settled.ready.is_empty() {
+      return Ok(Either::B(Uint32Array::new(settled.ready)));
+    }
     let finished = record.run().is_some_and(|r| r.plan.is_finished());
-    Ok(settled.map(|s| SettleResult {
-      duration_ms: millis(s.duration),
-      ready: s.ready,
-      finished,
-    }))
+    Ok(Either::A(if finished { SETTLE_FINISHED } else { 0 }))
   }
 
   /// Starts the first tasks of a shutdown attached with `start_tasks: false`; returns them.
@@ -607,26 +613,24 @@ impl NativeShutdown {
 
   /// Every task of the shutdown, in plan order, with its status and duration.
   #[napi(catch_unwind)]
-  pub fn task_records(&self) -> Vec<TaskRecord> {
+  pub fn task_states(&self) -> TaskStates {
     let now = MonoTime::now();
     let record = self.session.record();
-    let Some(run) = record.run() else {
-      return Vec::new();
-    };
-    run
-      .plan
-      .tasks()
-      .iter()
-      .map(|t| TaskRecord {
-        id: t.id.clone(),
-        name: t.name.clone(),
-        status: t.status.as_str().into(),
-        duration_ms: millis(t.duration(now)),
-        start_ms: t
-          .started
-          .map(|started| millis(started.saturating_since(run.deadline.start()))),
-      })
-      .collect()
+    let tasks = record.run().map_or(&[][..], |run| run.plan.tasks());
+    let began = record.run().map(|run| run.deadline.start());
+    TaskStates {
+      statuses: Uint8Array::new(tasks.iter().map(|t| t.status as u8).collect()),
+      durations_ms: Float64Array::new(tasks.iter().map(|t| millis(t.duration(now))).collect()),
+      starts_ms: Float64Array::new(
+        tasks
+          .iter()
+          .map(|t| match (t.started, began) {
+            (Some(started), Some(began)) => millis(started.saturating_since(began)),
+            _ => f64::NAN,
+          })
+          .collect(),
+      ),
+    }
   }
 
   /// Whether stacks and diagnostic reports can be had in this process, and if not, why.

@@ -347,21 +347,23 @@ fn backwards(dependent: &TaskSpec, dependency: &TaskSpec) -> String {
   )
 }
 
-/// Where a task stands in a shutdown.
+/// Where a task stands in a shutdown. The discriminants are the codes JavaScript receives (`taskStates`),
+/// which lib/run.js maps back to the names of [`TaskStatus::as_str`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum TaskStatus {
   /// Not started yet.
-  Pending,
+  Pending = 0,
   /// Its handler was called and has not settled.
-  Running,
+  Running = 1,
   /// Its handler returned or resolved.
-  Succeeded,
+  Succeeded = 2,
   /// Its handler threw or rejected.
-  Failed,
+  Failed = 3,
   /// It passed its own timeout and was abandoned (its AbortSignal aborted).
-  TimedOut,
+  TimedOut = 4,
   /// It never started: the stop phase was cut short to keep time for the destroy phase.
-  Skipped,
+  Skipped = 5,
 }
 
 impl TaskStatus {
