@@ -387,13 +387,7 @@ impl NativeShutdown {
     self
       .session
       .record()
-      .register(TaskSpec {
-        id,
-        name,
-        priority,
-        phase,
-        depends_on,
-      })
+      .register(TaskSpec::new(&id, &name, priority, phase, depends_on))
       .map_err(js_error)
   }
 
@@ -413,12 +407,9 @@ impl NativeShutdown {
       .split('\0')
       .zip(names.split('\0'))
       .zip(priorities.iter().zip(phases))
-      .map(|((id, name), (&priority, &phase))| TaskSpec {
-        id: id.to_owned(),
-        name: name.to_owned(),
-        priority,
-        phase: if phase == 0 { Phase::Stop } else { Phase::Destroy },
-        depends_on: Vec::new(),
+      .map(|((id, name), (&priority, &phase))| {
+        let phase = if phase == 0 { Phase::Stop } else { Phase::Destroy };
+        TaskSpec::new(id, name, priority, phase, Vec::new())
       });
     self.session.touch();
     self.session.record().register_many(specs).map_err(js_error)
@@ -488,7 +479,7 @@ impl NativeShutdown {
         elapsed_ms: millis(deadline.elapsed(now)),
         remaining_ms: millis(deadline.remaining(now)),
         budget_ms: millis(deadline.budget()),
-        ids: run.plan.tasks().iter().map(|t| t.id.as_str()).collect(),
+        ids: run.plan.tasks().iter().map(|t| &*t.id).collect(),
         id_lengths: Uint32Array::new(
           run
             .plan
@@ -705,7 +696,7 @@ impl NativeShutdown {
           .tasks()
           .iter()
           .filter(|t| t.started.is_some_and(|s| s < now) && t.settled.is_none_or(|e| e > sent))
-          .map(|t| t.id.clone())
+          .map(|t| t.id.to_string())
           .collect()
       });
       Stall {

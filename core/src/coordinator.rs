@@ -367,14 +367,7 @@ mod tests {
     c.register(spec("gone", 2.0)).unwrap();
     assert!(c.unregister("gone").unwrap());
     c.refresh_plan();
-    let ids: Vec<&str> = c
-      .run()
-      .unwrap()
-      .plan
-      .tasks()
-      .iter()
-      .map(|t| t.id.as_str())
-      .collect();
+    let ids: Vec<&str> = c.run().unwrap().plan.tasks().iter().map(|t| &*t.id).collect();
     assert_eq!(
       ids,
       ["late", "early"],

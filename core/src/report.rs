@@ -414,7 +414,7 @@ mod tests {
       };
       c.register(TaskSpec {
         id: id.into(),
-        name,
+        name: name.into(),
         priority,
         phase: Phase::Stop,
         depends_on: vec![],

@@ -25,7 +25,7 @@ fn graph(specs: Vec<TaskSpec>) -> TaskGraph {
 fn ids(plan: &Plan, indexes: &[u32]) -> Vec<String> {
   let mut v: Vec<String> = indexes
     .iter()
-    .map(|&i| plan.tasks()[i as usize].id.clone())
+    .map(|&i| plan.tasks()[i as usize].id.to_string())
     .collect();
   v.sort();
   v
@@ -35,7 +35,7 @@ fn index_of(plan: &Plan, id: &str) -> u32 {
   plan
     .tasks()
     .iter()
-    .position(|t| t.id == id)
+    .position(|t| &*t.id == id)
     .expect("task in plan") as u32
 }
 
@@ -48,7 +48,7 @@ fn run_all(plan: &mut Plan) -> Vec<Vec<String>> {
     .tasks()
     .iter()
     .enumerate()
-    .map(|(i, t)| (t.id.clone(), i as u32))
+    .map(|(i, t)| (t.id.to_string(), i as u32))
     .collect();
   let first = plan.start(T0);
   let mut batches = vec![ids(plan, &first)];
