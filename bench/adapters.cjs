@@ -4,7 +4,7 @@
 // - close-with-grace, @godaddy/terminus: one user callback; users await their steps one after another.
 // - lightship: one handler per task, run one after another in registration order.
 // - exit-hook, async-exit-hook: one hook per task, all started at once; no order between them.
-// - plain: `process.on('SIGTERM')`, the floor for signal latency.
+// - plain: `process.on('SIGTERM')`, the floor for signal latency; it calls independent tasks all at once.
 // Each sets the deadline it offers to `deadlineMs` (where it offers one) and, where it exits by itself,
 // exits 0 after success.
 //
@@ -81,8 +81,11 @@ const adapters = {
   },
   plain: {
     async setup({ tasks }) {
+      // Independent tasks (the scale scenario) are all called at once, as a hand-written listener would.
+      const independent = tasks.every((t) => t.dependsOn.length === 0)
       process.on('SIGTERM', async () => {
-        await runSequentially(tasks)()
+        if (independent) await Promise.all(tasks.map((t) => t.run()))
+        else await runSequentially(tasks)()
         process.exit(0)
       })
     },

@@ -3,7 +3,8 @@
 // - latency:   a single task that reports the moment it starts;
 // - blocked:   a single task that reports its start, then blocks the event loop forever;
 // - reference: the 12 reference tasks (reference-tasks.cjs), each reporting its start and end;
-// - scale:     10 000 no-op tasks, reporting how long registering them took and what memory it added.
+// - scale:     10 000 no-op tasks, reporting how long registering them took and what memory it added;
+// - none:      no task (the setup's fixed cost, which the bench subtracts from scale's).
 // The deadline is argv[4] ms. Lines are JSON with CLOCK_MONOTONIC times, as the tests' fixtures write them.
 
 const { adapters } = require('../adapters.cjs')
@@ -38,6 +39,8 @@ function tasksFor(scenario) {
           report('task-end', { id: t.id })
         },
       }))
+    case 'none':
+      return []
     case 'scale': {
       let started = 0
       let ended = 0
