@@ -10,7 +10,6 @@
 // request. The per-request listener that adds `Connection: close` is added only when a shutdown starts.
 
 const net = require('node:net')
-const tls = require('node:tls')
 const { lifecycleError } = require('./validate')
 
 /** How often a drain closes connections that went idle after their last response. */
@@ -23,6 +22,14 @@ const GOAWAY_GRACE_MS = 100
 /** NGHTTP2_NO_ERROR, and the largest stream id: "go away, but every stream you opened is served". */
 const NO_ERROR = 0
 const ANY_STREAM = 2 ** 31 - 1
+
+/**
+ * A TLS server (https, secure HTTP/2, tls): what tls.Server gives them all. Not `instanceof tls.Server`:
+ * loading node:tls to ask costs a plain http service about 1 MB of memory.
+ */
+function isTlsServer(server) {
+  return typeof server.setSecureContext === 'function' && typeof server.addContext === 'function'
+}
 
 /** Every server trackServer accepts is a net.Server: http, https, http2 (plain and secure), net. */
 function isServer(value) {
@@ -61,12 +68,12 @@ class ServerTracker {
       server.on('session', (session) => this.#trackSession(session))
       server.on('stream', (stream) => this.#trackStream(stream))
       // With allowHTTP1, connections that did not negotiate HTTP/2 are served by the HTTP/1 layer.
-      if (server instanceof tls.Server) {
+      if (isTlsServer(server)) {
         server.on('secureConnection', (socket) => socket.alpnProtocol !== 'h2' && this.#trackSocket(socket))
       }
     } else {
       // The HTTP layer's socket: the TLS one for https ('secureConnection'), the TCP one otherwise.
-      const event = server instanceof tls.Server ? 'secureConnection' : 'connection'
+      const event = isTlsServer(server) ? 'secureConnection' : 'connection'
       server.on(event, (socket) => this.#trackSocket(socket))
     }
     if (this.#http1) this.#followUpgrades()
