@@ -92,6 +92,15 @@ export interface DiagnosticReportTarget {
   shown: string
 }
 
+/** Every code the native side's errors carry. */
+export declare function errorCodes(): Array<string>
+
+/**
+ * The message of one of the native side's conditions that carries no detail, for the facade to raise the
+ * same condition in the same words.
+ */
+export declare function errorMessage(code: string): string | null
+
 /** Whether our handler is in the slot of the named signal right now (for diagnostics and tests). */
 export declare function isSignalHandlerInstalled(name: string): boolean
 
@@ -114,8 +123,13 @@ export interface NativeEventJs {
   detail?: string
 }
 
-/** The number of an ownable signal, or null. */
 export declare function ownableSignalNumber(name: string): number | null
+
+/**
+ * The number of an ownable signal, or null.
+ * The signals a manager can own, by name: the one list the facade validates `signals` against.
+ */
+export declare function ownableSignals(): Array<string>
 
 /** What JavaScript needs to run a shutdown it begins or picks up. */
 export interface RunStart {

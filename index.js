@@ -437,10 +437,10 @@ class ShutdownManager extends EventEmitter {
     // event loop with the process's main loop, which costs nothing at load, unlike node:worker_threads.
     const owner = process[SIGNAL_OWNER]
     if (owner) {
+      // The native side's words for the condition, and which copy of the package owns them.
       throw lifecycleError(
         'ERR_SIGNALS_OWNED',
-        `the process signals are already owned by titan-lifecycle ${owner.version} loaded from ${owner.path}; ` +
-          'dispose() that manager first or pass signals: []',
+        `${native.errorMessage('ERR_SIGNALS_OWNED')} (owned by titan-lifecycle ${owner.version} loaded from ${owner.path})`,
       )
     }
     const { signals, gracefulShutdownTimeout, forceExitOnSecondSignal, exitCodes, exclusiveSignals } = this.#config

@@ -89,7 +89,10 @@ test('a second copy of the package cannot own the signals while the first does',
   assert.equal(code, 0, stderr)
   const refused = find(lines, 'copy').outcome
   assert.equal(refused.code, 'ERR_SIGNALS_OWNED')
-  assert.match(refused.message, /already owned by titan-lifecycle \d+\.\d+\.\d+ loaded from /)
+  assert.match(
+    refused.message,
+    /already owns the process signals; dispose\(\) it first or pass signals: \[\] \(owned by titan-lifecycle \d+\.\d+\.\d+ loaded from /,
+  )
   assert.equal(find(lines, 'copy-after-dispose').outcome, 'ok')
   assert.equal(find(lines, 'mine-now').outcome.code, 'ERR_SIGNALS_OWNED', 'and the other way round')
 })

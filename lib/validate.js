@@ -149,7 +149,8 @@ function editDistance(a, b) {
 /** @type {Set<string>} */
 const REASONS = new Set(Object.values(ShutdownReason))
 const PHASES = new Set(Object.values(ShutdownPhase))
-const OWNABLE_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR2']
+/** The signals a manager can own: the native side's list (its handler has a slot for each). */
+const OWNABLE_SIGNALS = require('./native').ownableSignals()
 const RESERVED_SIGNALS = {
   SIGKILL: 'cannot be caught',
   SIGSTOP: 'cannot be caught',

@@ -842,6 +842,25 @@ pub fn set_package_paths(paths: Vec<String>) {
 }
 
 /// The number of an ownable signal, or null.
+/// The signals a manager can own, by name: the one list the facade validates `signals` against.
+#[napi(catch_unwind)]
+pub fn ownable_signals() -> Vec<&'static str> {
+  signals::OWNABLE.iter().map(|(_, name)| *name).collect()
+}
+
+/// Every code the native side's errors carry.
+#[napi(catch_unwind)]
+pub fn error_codes() -> Vec<&'static str> {
+  LifecycleError::CODES.to_vec()
+}
+
+/// The message of one of the native side's conditions that carries no detail, for the facade to raise the
+/// same condition in the same words.
+#[napi(catch_unwind)]
+pub fn error_message(code: String) -> Option<String> {
+  LifecycleError::message_of(&code)
+}
+
 #[napi(catch_unwind)]
 pub fn ownable_signal_number(name: String) -> Option<i32> {
   signal_number(&name)

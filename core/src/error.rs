@@ -25,6 +25,33 @@ pub enum LifecycleError {
 }
 
 impl LifecycleError {
+  /// Every code [`LifecycleError::code`] can return. JavaScript reads it (`errorCodes`), and a test checks
+  /// the README's table of errors against it and the facade's own codes.
+  pub const CODES: [&'static str; 8] = [
+    "ERR_TASK_EXISTS",
+    "ERR_TASK_CYCLE",
+    "ERR_SHUTDOWN_IN_PROGRESS",
+    "ERR_SHUTDOWN_COMPLETED",
+    "ERR_SIGNALS_OWNED",
+    "ERR_NOT_MAIN_THREAD",
+    "ERR_INVALID_ARG_VALUE",
+    "ERR_NATIVE_UNAVAILABLE",
+  ];
+
+  /// The message of a condition that carries no detail, by its code: JavaScript builds the errors it raises
+  /// itself for these conditions from the same text.
+  pub fn message_of(code: &str) -> Option<String> {
+    [
+      Self::ShutdownInProgress,
+      Self::ShutdownCompleted,
+      Self::SignalsOwned,
+      Self::NotMainThread,
+    ]
+    .into_iter()
+    .find(|e| e.code() == code)
+    .map(|e| e.to_string())
+  }
+
   /// The Node-style error code JavaScript sees as `err.code`.
   pub fn code(&self) -> &'static str {
     match self {
@@ -83,10 +110,18 @@ mod tests {
         what: "uv_signal_init".into(),
       },
     ];
-    for err in all {
-      assert!(err.code().starts_with("ERR_"), "{err:?}");
+    for err in &all {
+      assert!(LifecycleError::CODES.contains(&err.code()), "{err:?} has a code CODES does not list");
       assert!(!err.to_string().is_empty());
     }
+    for code in LifecycleError::CODES {
+      assert!(all.iter().any(|e| e.code() == code), "{code} is listed but no error has it");
+    }
+    assert_eq!(
+      LifecycleError::message_of("ERR_SIGNALS_OWNED"),
+      Some(LifecycleError::SignalsOwned.to_string())
+    );
+    assert_eq!(LifecycleError::message_of("ERR_TASK_EXISTS"), None, "it needs an id");
     assert!(
       LifecycleError::TaskExists { id: "db".into() }
         .to_string()
