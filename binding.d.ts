@@ -133,8 +133,6 @@ export declare function ownableSignals(): Array<string>
 
 /** What JavaScript needs to run a shutdown it begins or picks up. */
 export interface RunStart {
-  /** False if the shutdown was already being run (or finished); the other fields are then empty. */
-  attached: boolean
   reason: string
   signal?: string
   /** Time since the shutdown began (the signal handler's timestamp, or the `begin` call). */

@@ -211,8 +211,8 @@ class ShutdownRun {
       FATAL_REASONS.has(reason) || this.#fatal
         ? 0
         : Math.min(this.#shutdownDelay, Math.max(0, budgetMs - this.#reserveMs - budgetMs * MIN_TASK_SHARE))
+    // Throws ERR_SHUTDOWN_IN_PROGRESS if JavaScript already runs (or ran) this shutdown.
     const start = this.#native.begin(reason, budgetMs, signal, delayMs === 0)
-    if (!start.attached) throw lifecycleError('ERR_SHUTDOWN_IN_PROGRESS', 'the shutdown is already being run')
     const now = Date.now()
     this.reason = start.reason
     this.signal = start.signal

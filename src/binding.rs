@@ -9,18 +9,17 @@
 use std::ffi::CString;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use titan_lifecycle_core::clock::{MonoTime, duration_from_millis, millis};
-use titan_lifecycle_core::coordinator::Trigger;
 use titan_lifecycle_core::error::LifecycleError;
+use titan_lifecycle_core::manager::{Manager, Settlement, SignalRequest, StallEnded};
 use titan_lifecycle_core::plan::{Outcome, Phase, TaskSpec};
 use titan_lifecycle_core::session::{NativeEvent, Notifier, Session};
-use titan_lifecycle_core::watchdog::{self, SignalOwner};
+use titan_lifecycle_core::watchdog;
 use titan_lifecycle_core::{handler, js_stack, main_loop, signals, uv, v8};
 
 /// The `code` of a thrown error, taken from [`LifecycleError::code`].
@@ -49,14 +48,10 @@ fn budget(ms: f64) -> napi::Result<std::time::Duration, ErrorCode> {
   })
 }
 
-/// How soon after the request a stall's stack must have been captured to be the stall's own: V8 runs the
-/// interrupt within a fraction of a millisecond while the loop runs JavaScript.
-const STALL_CAPTURE_PROMPTNESS: Duration = Duration::from_millis(50);
-
 /// One manager's native half.
 #[napi]
 pub struct NativeShutdown {
-  session: Arc<Session>,
+  manager: Manager,
   /// Whether this manager lives on the main thread (the isolate whose stacks `js_stack` captures).
   main_thread: bool,
 }
@@ -64,8 +59,6 @@ pub struct NativeShutdown {
 /// What JavaScript needs to run a shutdown it begins or picks up.
 #[napi(object)]
 pub struct RunStart {
-  /// False if the shutdown was already being run (or finished); the other fields are then empty.
-  pub attached: bool,
   pub reason: String,
   pub signal: Option<String>,
   /// Time since the shutdown began (the signal handler's timestamp, or the `begin` call).
@@ -127,6 +120,16 @@ pub struct Stall {
   pub stack: Option<String>,
   /// The tasks that were running during the stall (by id).
   pub running: Vec<String>,
+}
+
+impl From<StallEnded> for Stall {
+  fn from(stall: StallEnded) -> Self {
+    Self {
+      blocked_ms: millis(stall.blocked),
+      stack: stall.stack,
+      running: stall.running,
+    }
+  }
 }
 
 /// Where the hard exit writes Node's diagnostic report.
@@ -345,7 +348,7 @@ impl NativeShutdown {
       let _ = env.add_env_cleanup_hook((), |()| v8::forget_main_isolate());
     }
     Self {
-      session: Session::new(enforced),
+      manager: Manager::new(Session::new(enforced)),
       main_thread,
     }
   }
@@ -354,14 +357,18 @@ impl NativeShutdown {
   #[napi(catch_unwind)]
   pub fn set_stall_threshold(&self, threshold_ms: Option<f64>) -> napi::Result<(), ErrorCode> {
     let threshold = threshold_ms.map(budget).transpose()?.filter(|t| !t.is_zero());
-    self.session.stalls.configure(threshold, self.main_thread);
+    self
+      .manager
+      .session()
+      .stalls
+      .configure(threshold, self.main_thread);
     Ok(())
   }
 
   /// Whether this manager's deadline is enforced natively.
   #[napi(getter, catch_unwind)]
   pub fn enforced(&self) -> bool {
-    self.session.hard_exit_code().is_some()
+    self.manager.session().hard_exit_code().is_some()
   }
 
   #[napi(catch_unwind)]
@@ -383,9 +390,10 @@ impl NativeShutdown {
         ));
       }
     };
-    self.session.touch();
+    self.manager.session().touch();
     self
-      .session
+      .manager
+      .session()
       .record()
       .register(TaskSpec::new(&id, &name, priority, phase, depends_on))
       .map_err(js_error)
@@ -411,19 +419,24 @@ impl NativeShutdown {
         let phase = if phase == 0 { Phase::Stop } else { Phase::Destroy };
         TaskSpec::new(id, name, priority, phase, Vec::new())
       });
-    self.session.touch();
-    self.session.record().register_many(specs).map_err(js_error)
+    self.manager.session().touch();
+    self
+      .manager
+      .session()
+      .record()
+      .register_many(specs)
+      .map_err(js_error)
   }
 
   #[napi(catch_unwind)]
   pub fn unregister(&self, id: String) -> napi::Result<bool, ErrorCode> {
-    self.session.touch();
-    self.session.record().unregister(&id).map_err(js_error)
+    self.manager.session().touch();
+    self.manager.session().record().unregister(&id).map_err(js_error)
   }
 
   #[napi(getter, catch_unwind)]
   pub fn state(&self) -> &'static str {
-    self.session.record().state().as_str()
+    self.manager.session().record().state().as_str()
   }
 
   /// Begins the shutdown (or picks up the one a signal began natively) and hands its first tasks over.
@@ -439,81 +452,38 @@ impl NativeShutdown {
     signal: Option<String>,
     start_tasks: Option<bool>,
   ) -> napi::Result<RunStart, ErrorCode> {
-    let now = MonoTime::now();
     let budget = budget(budget_ms)?;
-    self.session.touch();
     let signo = signal.as_deref().and_then(signal_number);
-    if let (Some(signo), Some(owner)) = (signo, self.signal_owner()) {
-      watchdog::begin_for_signal(&owner, signo, now);
-    }
-    let mut record = self.session.record();
-    record.begin(Trigger { reason, signal: None }, now, budget);
-    let ready = if start_tasks.unwrap_or(true) {
-      record.attach(now)
-    } else {
-      record.attach_without_starting().then(Vec::new)
-    };
-    let Some(run) = record.run() else {
-      return Err(js_error(LifecycleError::NativeUnavailable {
-        what: "the shutdown record is empty".into(),
-      }));
-    };
-    let deadline = run.deadline;
-    let start = match ready {
-      None => RunStart {
-        attached: false,
-        reason: run.trigger.reason.clone(),
-        signal: None,
-        elapsed_ms: 0.0,
-        remaining_ms: 0.0,
-        budget_ms: 0.0,
-        ids: String::new(),
-        id_lengths: Uint32Array::new(Vec::new()),
-        ready: Uint32Array::new(Vec::new()),
-        missing: Vec::new(),
-      },
-      Some(ready) => RunStart {
-        attached: true,
-        reason: run.trigger.reason.clone(),
-        signal: run.trigger.signal.and_then(signals::name_of).map(str::to_owned),
-        elapsed_ms: millis(deadline.elapsed(now)),
-        remaining_ms: millis(deadline.remaining(now)),
-        budget_ms: millis(deadline.budget()),
-        ids: run.plan.tasks().iter().map(|t| &*t.id).collect(),
-        id_lengths: Uint32Array::new(
-          run
-            .plan
-            .tasks()
-            .iter()
-            .map(|t| t.id.encode_utf16().count() as u32)
-            .collect(),
-        ),
-        ready: Uint32Array::new(ready),
-        missing: run
-          .plan
-          .missing_dependencies()
+    let now = MonoTime::now();
+    let attached = self
+      .manager
+      .begin(reason, budget, signo, start_tasks.unwrap_or(true), now)
+      .map_err(js_error)?;
+    let deadline = attached.deadline;
+    Ok(RunStart {
+      reason: attached.reason,
+      signal: attached.signal.and_then(signals::name_of).map(str::to_owned),
+      elapsed_ms: millis(deadline.elapsed(now)),
+      remaining_ms: millis(deadline.remaining(now)),
+      budget_ms: millis(deadline.budget()),
+      ids: attached.ids.iter().map(|id| &**id).collect(),
+      id_lengths: Uint32Array::new(
+        attached
+          .ids
           .iter()
-          .map(|m| MissingDependency {
-            task_id: m.task.clone(),
-            depends_on: m.depends_on.clone(),
-          })
+          .map(|id| id.encode_utf16().count() as u32)
           .collect(),
-      },
-    };
-    drop(record);
-    // Stalls are watched from before the first task runs, so a task that blocks at once is watched too.
-    // Registered before the deadline is armed, which wakes the watchdog once for both: a second wake, or
-    // taking the watchdog's lock while that wake runs, costs the signal-to-first-task path 40 to 60 µs.
-    let watches_stalls = start.attached && self.session.stalls.configured().is_some();
-    if watches_stalls {
-      watchdog::watch_stalls(&self.session, self.session.stalls.configured(), false).map_err(js_error)?;
-    }
-    if start.attached && self.session.hard_exit_code().is_some() {
-      self.session.arm(deadline).map_err(js_error)?;
-    } else if watches_stalls {
-      watchdog::wake();
-    }
-    Ok(start)
+      ),
+      ready: Uint32Array::new(attached.ready),
+      missing: attached
+        .missing
+        .into_iter()
+        .map(|m| MissingDependency {
+          task_id: m.task,
+          depends_on: m.depends_on,
+        })
+        .collect(),
+    })
   }
 
   /// Records how a task ended: `outcome` 0 succeeded, 1 failed, 2 timed out. Returns the tasks that start
@@ -533,23 +503,18 @@ impl NativeShutdown {
         ));
       }
     };
-    self.session.touch();
-    let mut record = self.session.record();
-    let Some(settled) = record.settle(index, outcome, MonoTime::now()) else {
-      return Ok(Either::A(SETTLE_NOT_RUNNING));
-    };
-    if !settled.ready.is_empty() {
-      return Ok(Either::B(Uint32Array::new(settled.ready)));
-    }
-    let finished = record.run().is_some_and(|r| r.plan.is_finished());
-    Ok(Either::A(if finished { SETTLE_FINISHED } else { 0 }))
+    Ok(match self.manager.settle(index, outcome, MonoTime::now()) {
+      Settlement::NotRunning => Either::A(SETTLE_NOT_RUNNING),
+      Settlement::Start(ready) => Either::B(Uint32Array::new(ready)),
+      Settlement::Nothing => Either::A(0),
+      Settlement::Finished => Either::A(SETTLE_FINISHED),
+    })
   }
 
   /// Starts the first tasks of a shutdown attached with `start_tasks: false`; returns them.
   #[napi(catch_unwind)]
   pub fn start_tasks(&self) -> Vec<u32> {
-    self.session.touch();
-    self.session.record().start_tasks(MonoTime::now())
+    self.manager.start_tasks(MonoTime::now())
   }
 
   /// Ends the stop phase now (the destroy phase's reserve of time has come): running stop tasks are recorded
@@ -557,8 +522,8 @@ impl NativeShutdown {
   /// phase is over already.
   #[napi(catch_unwind)]
   pub fn cut_stop_phase(&self) -> Option<StopPhaseCut> {
-    self.session.touch();
-    let mut record = self.session.record();
+    self.manager.session().touch();
+    let mut record = self.manager.session().record();
     let cut = record.cut_stop_phase(MonoTime::now())?;
     let finished = record.run().is_some_and(|r| r.plan.is_finished());
     Some(StopPhaseCut {
@@ -573,40 +538,14 @@ impl NativeShutdown {
   /// lets go of JavaScript unless signals still need it.
   #[napi(catch_unwind)]
   pub fn finish(&self, exit_code: i32, exiting: bool) -> Option<Stall> {
-    self.session.touch();
-    // A stall that ends with the shutdown (the last task blocked, then settled) is reported all the same.
-    let stall = self
-      .session
-      .stalls
-      .threshold()
-      .and_then(|_| self.stall_ended_now());
-    self.session.record().finish(exit_code);
-    if self.session.stalls.threshold().is_some() {
-      let _ = watchdog::watch_stalls(&self.session, None, true);
-    }
-    if !exiting {
-      self.session.disarm();
-      if !self.owns_signals() {
-        self.session.clear_notifier();
-      }
-    }
-    stall
-  }
-
-  /// The signal owner, if it is this manager.
-  fn signal_owner(&self) -> Option<SignalOwner> {
-    watchdog::owner().filter(|owner| Arc::ptr_eq(&owner.session, &self.session))
-  }
-
-  fn owns_signals(&self) -> bool {
-    self.signal_owner().is_some()
+    self.manager.finish(exit_code, exiting).map(Stall::from)
   }
 
   /// Every task of the shutdown, in plan order, with its status and duration.
   #[napi(catch_unwind)]
   pub fn task_states(&self) -> TaskStates {
     let now = MonoTime::now();
-    let record = self.session.record();
+    let record = self.manager.session().record();
     let tasks = record.run().map_or(&[][..], |run| run.plan.tasks());
     let began = record.run().map(|run| run.deadline.start());
     TaskStates {
@@ -653,7 +592,7 @@ impl NativeShutdown {
           })
       })
       .transpose()?;
-    self.session.set_report_target(target);
+    self.manager.session().set_report_target(target);
     Ok(())
   }
 
@@ -661,76 +600,36 @@ impl NativeShutdown {
   /// answer.
   #[napi(catch_unwind)]
   pub fn answer_stall_probe(&self) -> Option<Stall> {
-    let stall = self.stall_ended_now();
-    self.session.stalls.next_cycle(MonoTime::now());
-    stall
-  }
-
-  /// The stall that the loop's answer ends now, if the probe in flight went unanswered for the threshold.
-  fn stall_ended_now(&self) -> Option<Stall> {
-    let stalls = &self.session.stalls;
-    let (Some(threshold), Some(sent)) = (stalls.threshold(), stalls.probe.sent()) else {
-      return None;
-    };
-    let now = MonoTime::now();
-    let blocked = now.saturating_since(sent);
-    (blocked >= threshold).then(|| {
-      let stack = stalls.stack_generation_for(sent).and_then(|generation| {
-        js_stack::abandon(js_stack::Purpose::Stall, generation);
-        js_stack::read(js_stack::Purpose::Stall, generation, |capture| {
-          // Captured promptly, it shows the stall; a late capture (V8 ran the interrupt only once the loop
-          // was back in JavaScript after native code) shows what ran afterwards, and is dropped.
-          let prompt = capture.requested() >= sent && capture.delay() <= STALL_CAPTURE_PROMPTNESS;
-          (prompt && !capture.frames().is_empty()).then(|| {
-            let mut stack = String::new();
-            let _ = js_stack::write_frames(&mut stack, capture.frames(), "    ");
-            stack.truncate(stack.trim_end().len());
-            stack
-          })
-        })
-        .flatten()
-      });
-      let running = self.session.record().run().map_or_else(Vec::new, |run| {
-        run
-          .plan
-          .tasks()
-          .iter()
-          .filter(|t| t.started.is_some_and(|s| s < now) && t.settled.is_none_or(|e| e > sent))
-          .map(|t| t.id.to_string())
-          .collect()
-      });
-      Stall {
-        blocked_ms: millis(blocked),
-        stack,
-        running,
-      }
-    })
+    self.manager.answer_stall_probe(MonoTime::now()).map(Stall::from)
   }
 
   /// JavaScript's answer to the watchdog's probe: its event loop is free.
   #[napi(catch_unwind)]
   pub fn answer_probe(&self) {
-    self.session.probe.answer();
+    self.manager.session().probe.answer();
   }
 
   /// JavaScript has emitted its hard-exit events; the watchdog may exit now.
   #[napi(catch_unwind)]
   pub fn answer_deadline(&self) {
-    self.session.deadline_event.answer();
+    self.manager.session().deadline_event.answer();
   }
 
   /// Sets the function that receives the watchdog's events, unless one is already set. The session lets
   /// go of it once nothing can need it (see `finish` and `release_signals`); call again before the next need.
   #[napi(catch_unwind)]
   pub fn listen(&self, callback: Function<NativeEventJs, ()>) -> napi::Result<()> {
-    if self.session.has_notifier() {
+    if self.manager.session().has_notifier() {
       return Ok(());
     }
     let function: EventFunction = callback
       .build_threadsafe_function::<NativeEvent>()
       .weak::<true>()
       .build_callback(event_to_js)?;
-    self.session.set_notifier(Arc::new(JsNotifier(function)));
+    self
+      .manager
+      .session()
+      .set_notifier(Arc::new(JsNotifier(function)));
     Ok(())
   }
 
@@ -758,39 +657,18 @@ impl NativeShutdown {
     if !uv.is_main_loop(event_loop.cast()) {
       return Err(js_error(LifecycleError::NotMainThread));
     }
-    if let Some(owner) = watchdog::owner() {
-      return if Arc::ptr_eq(&owner.session, &self.session) {
-        Ok(())
-      } else {
-        Err(js_error(LifecycleError::SignalsOwned))
-      };
-    }
-    let budget = budget(budget_ms)?;
-    watchdog::set_signal_owner(Some(SignalOwner {
-      session: self.session.clone(),
-      budget,
-    }))
-    .map_err(js_error)?;
-    signals::configure(signals::Policy {
-      escalate,
-      second_signal_exit: second_signal_code,
-      exclusive,
-    });
+    let request = SignalRequest {
+      signals: &signal_numbers,
+      budget: budget(budget_ms)?,
+      policy: signals::Policy {
+        escalate,
+        second_signal_exit: second_signal_code,
+        exclusive,
+      },
+    };
     // SAFETY: a napi call runs on its environment's thread, and `event_loop` was just checked to be the
     // main loop, so this is the main thread with its live loop.
-    if let Err(err) = unsafe {
-      signals::own(
-        uv,
-        event_loop.cast(),
-        &signal_numbers,
-        main_loop::signal_reached_loop,
-        main_loop::on_loop_turn,
-      )
-    } {
-      signals::release(uv);
-      let _ = watchdog::set_signal_owner(None);
-      return Err(js_error(err));
-    }
+    unsafe { self.manager.own_signals(uv, event_loop.cast(), request) }.map_err(js_error)?;
     if DIRECT_CALLER.get().is_none()
       && let Some(caller) = make_direct_caller(&env, &dispatcher)
     {
@@ -806,12 +684,7 @@ impl NativeShutdown {
   /// (or joined) this manager's shutdown natively, and JavaScript must run it.
   #[napi(catch_unwind)]
   pub fn release_signals(&self) -> Option<String> {
-    let undelivered = uv::api()
-      .ok()
-      .and_then(|uv| watchdog::release_signal_owner(uv, &self.session));
-    if self.session.armed_deadline().is_none() {
-      self.session.clear_notifier();
-    }
+    let undelivered = self.manager.release_signals(uv::api().ok());
     undelivered.and_then(signals::name_of).map(str::to_owned)
   }
 }

@@ -12,6 +12,8 @@ pub enum LifecycleError {
   TaskCycle { id: String, detail: String },
   /// Tasks cannot be added or removed while a shutdown runs.
   ShutdownInProgress,
+  /// The shutdown is already run by JavaScript (or ran): it cannot be taken over again.
+  ShutdownRunning,
   /// The manager has already shut down; it runs its tasks once.
   ShutdownCompleted,
   /// Another manager (possibly in another copy of the package) owns the process signals.
@@ -57,7 +59,7 @@ impl LifecycleError {
     match self {
       Self::TaskExists { .. } => "ERR_TASK_EXISTS",
       Self::TaskCycle { .. } => "ERR_TASK_CYCLE",
-      Self::ShutdownInProgress => "ERR_SHUTDOWN_IN_PROGRESS",
+      Self::ShutdownInProgress | Self::ShutdownRunning => "ERR_SHUTDOWN_IN_PROGRESS",
       Self::ShutdownCompleted => "ERR_SHUTDOWN_COMPLETED",
       Self::SignalsOwned => "ERR_SIGNALS_OWNED",
       Self::NotMainThread => "ERR_NOT_MAIN_THREAD",
@@ -73,6 +75,7 @@ impl fmt::Display for LifecycleError {
       Self::TaskExists { id } => write!(f, "a shutdown task with id '{id}' is already registered"),
       Self::TaskCycle { id, detail } => write!(f, "cannot register shutdown task '{id}': {detail}"),
       Self::ShutdownInProgress => f.write_str("tasks cannot be changed while a shutdown is in progress"),
+      Self::ShutdownRunning => f.write_str("the shutdown is already being run"),
       Self::ShutdownCompleted => f.write_str("the manager has already shut down"),
       Self::SignalsOwned => f.write_str(
         "another ShutdownManager already owns the process signals; dispose() it first or pass signals: []",
@@ -102,6 +105,7 @@ mod tests {
         detail: "a -> b -> a".into(),
       },
       LifecycleError::ShutdownInProgress,
+      LifecycleError::ShutdownRunning,
       LifecycleError::ShutdownCompleted,
       LifecycleError::SignalsOwned,
       LifecycleError::NotMainThread,
@@ -111,17 +115,27 @@ mod tests {
       },
     ];
     for err in &all {
-      assert!(LifecycleError::CODES.contains(&err.code()), "{err:?} has a code CODES does not list");
+      assert!(
+        LifecycleError::CODES.contains(&err.code()),
+        "{err:?} has a code CODES does not list"
+      );
       assert!(!err.to_string().is_empty());
     }
     for code in LifecycleError::CODES {
-      assert!(all.iter().any(|e| e.code() == code), "{code} is listed but no error has it");
+      assert!(
+        all.iter().any(|e| e.code() == code),
+        "{code} is listed but no error has it"
+      );
     }
     assert_eq!(
       LifecycleError::message_of("ERR_SIGNALS_OWNED"),
       Some(LifecycleError::SignalsOwned.to_string())
     );
-    assert_eq!(LifecycleError::message_of("ERR_TASK_EXISTS"), None, "it needs an id");
+    assert_eq!(
+      LifecycleError::message_of("ERR_TASK_EXISTS"),
+      None,
+      "it needs an id"
+    );
     assert!(
       LifecycleError::TaskExists { id: "db".into() }
         .to_string()

@@ -14,6 +14,8 @@
 //!   with `_exit`, and what it shares with each manager; [`guard`]: when the watchdog checks the slots.
 //! - [`report`]: the report printed at a hard exit; [`js_stack`] (through [`v8`]) and [`main_thread`]: where
 //!   a blocked event loop is stuck, for that report and for stall events.
+//! - [`manager`]: one manager's native half, what the binding calls: begin, settle, finish, own and give back
+//!   the signals.
 //! - [`error`]: the errors, each with the code JavaScript sees.
 
 #![deny(clippy::all)]
@@ -31,6 +33,7 @@ pub mod handler;
 pub mod js_stack;
 pub mod main_loop;
 pub mod main_thread;
+pub mod manager;
 pub mod plan;
 pub mod report;
 pub mod session;

@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use crate::clock::{Deadline, MonoTime};
 use crate::coordinator::Coordinator;
-use crate::error::LifecycleError;
+use crate::handler;
 use crate::js_stack::{self, Purpose, ReportTarget};
-use crate::watchdog;
 
 /// Something the watchdog tells JavaScript. It never waits for an answer.
 #[derive(Clone, Debug, PartialEq)]
@@ -150,25 +149,22 @@ impl Session {
     self.hard_exit_code
   }
 
-  /// Arms the watchdog with `deadline` unless a deadline is already armed (a joined shutdown keeps its
-  /// first deadline).
-  pub fn arm(self: &Arc<Self>, deadline: Deadline) -> Result<(), LifecycleError> {
+  /// Sets the deadline the watchdog enforces for this session, unless one is set already (a joined shutdown
+  /// keeps its first deadline); returns whether it was set now. `watchdog::arm` sets it and puts the session
+  /// on the watchdog's list, so this module does not know the watchdog.
+  pub fn set_deadline(&self, deadline: Deadline) -> bool {
     let at = deadline.at().as_nanos().max(1);
-    if self
+    let set = self
       .deadline_ns
       .compare_exchange(0, at, Ordering::AcqRel, Ordering::Acquire)
-      .is_ok()
-    {
+      .is_ok();
+    if set {
       self.probe.reset();
       self.deadline_event.reset();
       self.stack_capture.reset();
       self.stack_generation.store(0, Ordering::Release);
-      if let Err(err) = watchdog::watch(self.clone()) {
-        self.deadline_ns.store(0, Ordering::Release);
-        return Err(err);
-      }
     }
-    Ok(())
+    set
   }
 
   /// Stands the watchdog down for this session (a `stop()` that finished without exiting). A stack request
@@ -343,7 +339,7 @@ impl StallWatch {
       Ordering::Release,
     );
     self.probe.reset();
-    watchdog::wake();
+    handler::wake_watchdog();
   }
 }
 
@@ -388,7 +384,7 @@ impl Exchange {
     let _ = self
       .answered_ns
       .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire);
-    watchdog::wake();
+    handler::wake_watchdog();
   }
 
   pub fn answered(&self) -> Option<MonoTime> {

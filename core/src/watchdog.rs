@@ -176,8 +176,20 @@ pub fn wake() {
   signals::wake_watchdog();
 }
 
+/// Arms `session` with `deadline` unless a deadline is already armed (a joined shutdown keeps its first):
+/// sets it and puts the session on the watch list.
+pub fn arm(session: &Arc<Session>, deadline: Deadline) -> Result<(), LifecycleError> {
+  if session.set_deadline(deadline)
+    && let Err(err) = watch(session.clone())
+  {
+    session.disarm();
+    return Err(err);
+  }
+  Ok(())
+}
+
 /// Adds a session whose deadline is armed to the watch list.
-pub fn watch(session: Arc<Session>) -> Result<(), LifecycleError> {
+fn watch(session: Arc<Session>) -> Result<(), LifecycleError> {
   let watchdog = started()?;
   let mut state = watchdog.state();
   if !state.armed.iter().any(|s| Arc::ptr_eq(s, &session)) {
@@ -444,7 +456,7 @@ pub fn begin_for_signal(owner: &SignalOwner, signo: c_int, now: MonoTime) -> Mon
   match begun {
     Begun::Started => {
       if let (true, Some(deadline)) = (enforced, deadline) {
-        let _ = owner.session.arm(deadline);
+        let _ = arm(&owner.session, deadline);
       }
       signalled_at
     }
@@ -453,7 +465,7 @@ pub fn begin_for_signal(owner: &SignalOwner, signo: c_int, now: MonoTime) -> Mon
     // covers a loop too blocked to do so.
     Begun::Finished => {
       if enforced {
-        let _ = owner.session.arm(Deadline::new(now, owner.budget));
+        let _ = arm(&owner.session, Deadline::new(now, owner.budget));
       }
       now
     }

@@ -133,9 +133,7 @@ fn begin_and_arm(session: &Arc<Session>, budget: Duration) {
   );
   record.attach(now);
   drop(record);
-  session
-    .arm(Deadline::new(now, budget))
-    .unwrap_or_else(|e| fail(e.to_string()));
+  watchdog::arm(session, Deadline::new(now, budget)).unwrap_or_else(|e| fail(e.to_string()));
 }
 
 /// Fills fd 2 (a pipe the parent does not read while we run) until a write would block, then makes it
