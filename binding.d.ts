@@ -36,7 +36,7 @@ export declare class NativeShutdown {
    * if it was the last. A number in the common case: building an object per task was most of the cost
    * of a shutdown with thousands of tasks.
    */
-  settle(index: number, outcomeCode: number): number | Uint32Array
+  settle(index: number, outcomeCode: number): number | Array<number>
   /** Starts the first tasks of a shutdown attached with `start_tasks: false`; returns them. */
   startTasks(): Array<number>
   /**
@@ -144,9 +144,13 @@ export interface RunStart {
    * cuts it (UTF-16 lengths, as JavaScript counts). Indexes into the plan name tasks in `settle`.
    */
   ids: string
-  idLengths: Uint32Array
+  /**
+   * Arrays, not typed arrays: a typed array napi-rs makes is an external buffer with a finalizer, which
+   * cost the way from a signal to the first task 30 µs more than a short array.
+   */
+  idLengths: Array<number>
   /** Tasks to start now. */
-  ready: Uint32Array
+  ready: Array<number>
   missing: Array<MissingDependency>
 }
 
