@@ -2,7 +2,8 @@
 // The load budget (README, "What it costs"): requiring the package starts no thread and a manager at most
 // two before a shutdown begins. Time and memory are measured by bench/load-cost.cjs; here they only get
 // bounds loose enough for a noisy machine that still catch a regression like the 8.5 ms / 4.4 MB the first
-// version cost.
+// version cost. The first manager also compiles the shutdown runner and the validation, which `require`
+// leaves to it (about 2 ms here, 3 ms for Node 24 in the musl root).
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
@@ -22,5 +23,5 @@ test('require() starts no thread, a manager at most two, and both stay cheap', (
   }
   assert.ok(median('rssRequireKb') < 3 * 1024, `require() added ${median('rssRequireKb')} KB of RSS`)
   assert.ok(median('requireMs') < 6, `require() took ${median('requireMs').toFixed(2)} ms (median of 7)`)
-  assert.ok(median('constructMs') < 5, `new ShutdownManager() took ${median('constructMs').toFixed(2)} ms`)
+  assert.ok(median('constructMs') < 8, `new ShutdownManager() took ${median('constructMs').toFixed(2)} ms`)
 })
