@@ -123,12 +123,10 @@ export interface NativeEventJs {
   detail?: string
 }
 
+/** The number of an ownable signal, or null. */
 export declare function ownableSignalNumber(name: string): number | null
 
-/**
- * The number of an ownable signal, or null.
- * The signals a manager can own, by name: the one list the facade validates `signals` against.
- */
+/** The signals a manager can own, by name: the one list the facade validates `signals` against. */
 export declare function ownableSignals(): Array<string>
 
 /** What JavaScript needs to run a shutdown it begins or picks up. */

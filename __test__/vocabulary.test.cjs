@@ -1,7 +1,7 @@
 'use strict'
 // One source for each word that crosses the boundary. The README's table of errors names exactly the codes
-// the package can produce: those of the native side's errors (as the addon exports them) and those the
-// facade raises itself (every `ERR_` literal in its source). The signals `signals` accepts are the native
+// the package can produce: those of the native side's errors (as the addon exports them), those the binding
+// makes itself, and those the facade raises (every `ERR_` literal in its source). The signals `signals` accepts are the native
 // side's list.
 
 const test = require('node:test')
@@ -14,9 +14,11 @@ const { ShutdownManager } = require('..')
 const ROOT = path.join(__dirname, '..')
 const FACADE = ['index.js', 'register.js', ...fs.readdirSync(path.join(ROOT, 'lib')).map((f) => path.join('lib', f))]
 
-/** The codes the package can produce. */
+/** The codes the package can produce: the core's errors, and those the binding and the facade make. */
 function producibleCodes() {
   const codes = new Set(native.errorCodes())
+  const binding = fs.readFileSync(path.join(ROOT, 'src', 'binding.rs'), 'utf8')
+  for (const [, code] of binding.matchAll(/ErrorCode\("(ERR_[A-Z_]+)"\)/g)) codes.add(code)
   for (const file of FACADE) {
     for (const [, code] of fs.readFileSync(path.join(ROOT, file), 'utf8').matchAll(/'(ERR_[A-Z_]+)'/g)) codes.add(code)
   }

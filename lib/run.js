@@ -64,29 +64,26 @@ function countByType(resources) {
  */
 const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6
 
-/** The run's own handles on a task's context, out of sight of the handler that receives it. */
-const ABORT = Symbol('abort')
-const TIMER = Symbol('timer')
-const STARTED = Symbol('started')
-
 /**
  * What a task's handler receives (`reason`, `signal`, `abortSignal`, `deadline`), and the run's record of
  * it while it runs (its timeout timer, when it started): one object per task, as a class, so a shutdown
- * with thousands of tasks makes one small object each. The AbortSignal is made only if the handler reads
- * `abortSignal`: creating the first AbortController costs 0.2 ms, and most handlers never look. An abort
- * before the read still shows.
+ * with thousands of tasks makes one small object each. The run's part is private, reached through the
+ * static methods, so the handler sees only its four properties. The AbortSignal is made only if the
+ * handler reads `abortSignal`: creating the first AbortController costs 0.2 ms, and most handlers never
+ * look. An abort before the read still shows.
  */
 class TaskContext {
   #controller = null
   #abortReason = undefined
   #aborted = false
+  #timer = null
+  #startedMono
 
   constructor(reason, signal, deadline, startedMono) {
     this.reason = reason
     this.signal = signal
     this.deadline = deadline
-    this[TIMER] = null
-    this[STARTED] = startedMono
+    this.#startedMono = startedMono
   }
 
   get abortSignal() {
@@ -97,11 +94,24 @@ class TaskContext {
     return this.#controller.signal
   }
 
-  [ABORT](reason) {
-    if (this.#aborted) return
-    this.#aborted = true
-    this.#abortReason = reason
-    this.#controller?.abort(reason)
+  static abort(context, reason) {
+    if (context.#aborted) return
+    context.#aborted = true
+    context.#abortReason = reason
+    context.#controller?.abort(reason)
+  }
+
+  static setTimer(context, timer) {
+    context.#timer = timer
+  }
+
+  static clearTimer(context) {
+    if (context.#timer !== null) clearTimeout(context.#timer)
+  }
+
+  /** Milliseconds since the task started. */
+  static runningFor(context) {
+    return monotonicMs() - context.#startedMono
   }
 }
 
@@ -305,19 +315,19 @@ class ShutdownRun {
       const task = this.#tasks.get(this.#ids[index])
       const entry = this.#running.get(index)
       this.#running.delete(index)
-      if (entry) clearTimeout(entry[TIMER])
+      if (entry) TaskContext.clearTimer(entry)
       const error = lifecycleError(
         'ERR_TASK_TIMEOUT',
         `shutdown task '${task?.id}' was stopped to keep ${Math.round(this.#reserveMs)} ms for the destroy phase`,
       )
-      entry?.[ABORT](error)
+      if (entry) TaskContext.abort(entry, error)
       this.#errors.set(index, error)
       this.#logFailure(error.message, { taskId: task?.id, err: error })
       this.#emit(ShutdownEvent.ShutdownTaskError, {
         taskId: task?.id,
         name: task?.name,
         error,
-        durationMs: entry ? monotonicMs() - entry[STARTED] : 0,
+        durationMs: entry ? TaskContext.runningFor(entry) : 0,
         timedOut: true,
       })
     }
@@ -351,7 +361,10 @@ class ShutdownRun {
       return
     }
     if (task.timeout !== undefined && task.timeout < this.#deadlineMono - now) {
-      context[TIMER] = setTimeout(() => this.#settle(index, 'timedOut', taskTimeoutError(task)), task.timeout)
+      TaskContext.setTimer(
+        context,
+        setTimeout(() => this.#settle(index, 'timedOut', taskTimeoutError(task)), task.timeout),
+      )
     }
     // The handler is called synchronously; a synchronous throw is a failure, a returned promise or thenable
     // is adopted. Either way the task settles in a later microtask, never within this call.
@@ -371,29 +384,33 @@ class ShutdownRun {
     const entry = this.#running.get(index)
     if (!entry || this.#finished) return // settled already (a late resolve after a timeout) or too late
     this.#running.delete(index)
-    if (entry[TIMER] !== null) clearTimeout(entry[TIMER])
-    if (outcome === 'timedOut') entry[ABORT](error)
+    TaskContext.clearTimer(entry)
+    if (outcome === 'timedOut') TaskContext.abort(entry, error)
     const next = this.#native.settle(index, OUTCOME_CODES[outcome])
     if (next === SETTLE_NOT_RUNNING) return
     // Timed here rather than natively, so the common case is a number crossing the boundary, not an object;
     // the native record keeps its own times for the hard-exit report.
-    const durationMs = monotonicMs() - entry[STARTED]
-    const task = this.#tasks.get(this.#ids[index])
+    const durationMs = TaskContext.runningFor(entry)
+    // The plan's id, and the facade's task for it (which only an internal bug could leave missing: then the
+    // task fails with ERR_INTERNAL_ASSERTION, and the shutdown goes on with the ones after it).
+    const taskId = this.#ids[index]
+    const task = this.#tasks.get(taskId)
+    const name = task?.name ?? taskId
     if (outcome === 'succeeded') {
       if (this.#listens(ShutdownEvent.ShutdownTaskComplete)) {
-        this.#emit(ShutdownEvent.ShutdownTaskComplete, { taskId: task.id, name: task.name, durationMs })
+        this.#emit(ShutdownEvent.ShutdownTaskComplete, { taskId, name, durationMs })
       }
     } else {
       this.#errors.set(index, error)
       this.#logFailure(
         outcome === 'timedOut'
-          ? `shutdown task '${task.id}' timed out after ${task.timeout} ms`
-          : `shutdown task '${task.id}' failed: ${describeMessage(error)}`,
-        { taskId: task.id, durationMs, err: error },
+          ? `shutdown task '${taskId}' timed out after ${task?.timeout} ms`
+          : `shutdown task '${taskId}' failed: ${describeMessage(error)}`,
+        { taskId, durationMs, err: error },
       )
       this.#emit(ShutdownEvent.ShutdownTaskError, {
-        taskId: task.id,
-        name: task.name,
+        taskId,
+        name,
         error,
         durationMs,
         timedOut: outcome === 'timedOut',
@@ -447,7 +464,7 @@ class ShutdownRun {
       `the shutdown did not finish within its ${this.#budgetMs} ms deadline` +
         (running.length ? `; still running: ${running.join(', ')}` : ''),
     )
-    for (const context of this.#running.values()) context[ABORT](error)
+    for (const context of this.#running.values()) TaskContext.abort(context, error)
     this.#logger.error(error.message, { err: error, running: [...this.#running.keys()].map((i) => this.#ids[i]) })
     this.#emit(ShutdownEvent.ShutdownError, { error })
     this.#finish(true, watchdogFailed)

@@ -714,7 +714,6 @@ pub fn set_package_paths(paths: Vec<String>) {
   js_stack::set_own_paths(paths);
 }
 
-/// The number of an ownable signal, or null.
 /// The signals a manager can own, by name: the one list the facade validates `signals` against.
 #[napi(catch_unwind)]
 pub fn ownable_signals() -> Vec<&'static str> {
@@ -734,6 +733,7 @@ pub fn error_message(code: String) -> Option<String> {
   LifecycleError::message_of(&code)
 }
 
+/// The number of an ownable signal, or null.
 #[napi(catch_unwind)]
 pub fn ownable_signal_number(name: String) -> Option<i32> {
   signal_number(&name)

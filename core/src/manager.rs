@@ -125,15 +125,19 @@ impl Manager {
       missing: run.plan.missing_dependencies().to_vec(),
     };
     drop(record);
+    // The shutdown is JavaScript's from here, whatever follows: a watchdog that cannot start (no thread, no
+    // pipe) leaves the deadline to JavaScript's fallback timer, rather than refusing a shutdown that is
+    // already attached (JavaScript would take it for one that never began).
+    //
     // Stalls are watched from before the first task runs, so a task that blocks at once is watched too.
     // Registered before the deadline is armed, which wakes the watchdog once for both: a second wake, or
     // taking the watchdog's lock while that wake runs, costs the signal-to-first-task path 40 to 60 µs.
     let watches_stalls = self.session.stalls.configured().is_some();
     if watches_stalls {
-      watchdog::watch_stalls(&self.session, self.session.stalls.configured(), false)?;
+      let _ = watchdog::watch_stalls(&self.session, self.session.stalls.configured(), false);
     }
     if self.session.hard_exit_code().is_some() {
-      watchdog::arm(&self.session, attached.deadline)?;
+      let _ = watchdog::arm(&self.session, attached.deadline);
     } else if watches_stalls {
       watchdog::wake();
     }

@@ -169,22 +169,22 @@ fn object_base(address: usize) -> Option<usize> {
 /// An identity of the loaded object that holds `address`, or `None` (elsewhere than Linux, by `dladdr`).
 #[cfg(not(target_os = "linux"))]
 fn object_base(address: usize) -> Option<usize> {
-  // SAFETY: dladdr only reads the loader's tables; `info` is a valid out-parameter.
+  // SAFETY: a zeroed Dl_info (pointers and integers) is a valid value.
   let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-  // SAFETY: as above.
+  // SAFETY: dladdr only reads the loader's tables; `info` is a valid out-parameter.
   (unsafe { libc::dladdr(address as *const c_void, &mut info) } != 0 && !info.dli_fbase.is_null())
     .then_some(info.dli_fbase as usize)
 }
 
-/// Whether the function at `address` is Node's own code or libuv's. Not async-signal-safe (`dladdr`); main
-/// or watchdog thread.
+/// Whether the function at `address` is Node's own code or libuv's. Not async-signal-safe (the loader's
+/// lock); main or watchdog thread.
 pub fn is_in_node(address: usize) -> bool {
   let (node, libuv) = node_objects();
   let object = object_base(address);
   object.is_some() && (object == node || object == libuv)
 }
 
-/// Whether the function at `address` is libuv's. Not async-signal-safe (`dladdr`).
+/// Whether the function at `address` is libuv's. Not async-signal-safe (the loader's lock).
 pub fn is_in_libuv(address: usize) -> bool {
   let object = object_base(address);
   object.is_some() && object == node_objects().1
@@ -192,9 +192,9 @@ pub fn is_in_libuv(address: usize) -> bool {
 
 /// The symbol and file names of the code at `address`, as far as the loader knows them.
 pub fn symbol_at(address: usize) -> (Option<String>, Option<String>) {
-  // SAFETY: dladdr only reads loader tables; `info` is a valid out-parameter.
+  // SAFETY: a zeroed Dl_info (pointers and integers) is a valid value.
   let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-  // SAFETY: as above.
+  // SAFETY: dladdr only reads loader tables; `info` is a valid out-parameter.
   if unsafe { libc::dladdr(address as *const c_void, &mut info) } == 0 {
     return (None, None);
   }
