@@ -25,6 +25,7 @@
 
 use std::ffi::c_int;
 use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::error::LifecycleError;
@@ -241,6 +242,8 @@ struct Ownership {
   signals: Vec<Owned>,
   /// Checks the slots once per loop turn.
   turn_hook: Option<uv::Hook>,
+  /// Checks them a moment later when a turn comes too soon after the last check (see `main_loop`).
+  deferred_check: Option<uv::Timer>,
 }
 
 // SAFETY: the handle pointers are only dereferenced by libuv on the main thread (own/release/teardown all run
@@ -250,7 +253,11 @@ unsafe impl Send for Ownership {}
 static OWNERSHIP: Mutex<Ownership> = Mutex::new(Ownership {
   signals: Vec::new(),
   turn_hook: None,
+  deferred_check: None,
 });
+
+/// Whether the deferred check is started (so a busy loop starts it once, not once per turn).
+static DEFERRED_CHECK_STARTED: AtomicBool = AtomicBool::new(false);
 
 fn ownership() -> MutexGuard<'static, Ownership> {
   OWNERSHIP.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -295,7 +302,31 @@ pub unsafe fn own(
     // SAFETY: as above.
     ownership.turn_hook = Some(unsafe { uv.hook(main_loop, on_turn)? });
   }
+  if ownership.deferred_check.is_none() {
+    // SAFETY: as above.
+    ownership.deferred_check = Some(unsafe { uv.timer(main_loop)? });
+  }
   Ok(())
+}
+
+/// Starts the deferred check, unless it is started already: `on_due` runs on the main loop `after_ms` from
+/// now. Main thread only (libuv's handles are not thread-safe).
+pub fn check_later(uv: &uv::Uv, on_due: uv::HookCallback, after_ms: u64) {
+  if DEFERRED_CHECK_STARTED.load(Ordering::Relaxed) {
+    return;
+  }
+  let ownership = ownership();
+  if let Some(timer) = &ownership.deferred_check {
+    // SAFETY: main thread (this function's contract); the timer was made by `own` on the main loop.
+    if unsafe { uv.start_timer(timer, on_due, after_ms) } {
+      DEFERRED_CHECK_STARTED.store(true, Ordering::Relaxed);
+    }
+  }
+}
+
+/// The deferred check is running: a later turn may start it again.
+pub fn deferred_check_ran() {
+  DEFERRED_CHECK_STARTED.store(false, Ordering::Relaxed);
 }
 
 /// Releases every owned signal: restores libuv's handler, closes the pins and the per-turn check, and if
@@ -317,6 +348,11 @@ pub fn release(uv: &uv::Uv) {
     // SAFETY: main thread; made by `own` on this loop, closed once.
     unsafe { uv.unhook(hook) };
   }
+  if let Some(timer) = ownership.deferred_check.take() {
+    // SAFETY: as above.
+    unsafe { uv.close_timer(timer) };
+    DEFERRED_CHECK_STARTED.store(false, Ordering::Relaxed);
+  }
 }
 
 /// At the main environment's teardown (natural process exit): closes the pins and the per-turn check, as
@@ -332,6 +368,11 @@ pub fn on_env_teardown(uv: &uv::Uv) {
   if let Some(hook) = ownership.turn_hook.take() {
     // SAFETY: as above.
     unsafe { uv.unhook(hook) };
+  }
+  if let Some(timer) = ownership.deferred_check.take() {
+    // SAFETY: as above.
+    unsafe { uv.close_timer(timer) };
+    DEFERRED_CHECK_STARTED.store(false, Ordering::Relaxed);
   }
 }
 

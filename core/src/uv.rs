@@ -29,11 +29,14 @@ pub struct Uv {
   signal_start: unsafe extern "C" fn(*mut c_void, SignalCallback, c_int) -> c_int,
   prepare_init: unsafe extern "C" fn(*mut c_void, *mut c_void) -> c_int,
   prepare_start: unsafe extern "C" fn(*mut c_void, HookCallback) -> c_int,
+  timer_init: unsafe extern "C" fn(*mut c_void, *mut c_void) -> c_int,
+  timer_start: unsafe extern "C" fn(*mut c_void, HookCallback, u64, u64) -> c_int,
   unref: unsafe extern "C" fn(*mut c_void),
   close: unsafe extern "C" fn(*mut c_void, Option<CloseCallback>),
-  /// `UV_SIGNAL` and `UV_PREPARE` in `uv_handle_type`, found by name rather than assumed.
+  /// `UV_SIGNAL`, `UV_PREPARE` and `UV_TIMER` in `uv_handle_type`, found by name rather than assumed.
   signal_type: c_int,
   prepare_type: c_int,
+  timer_type: c_int,
 }
 
 /// `uv_tty_reset_mode`, kept apart because the signal handler and the watchdog call it at exit.
@@ -93,10 +96,13 @@ fn resolve() -> Result<Uv, String> {
       signal_start: function(c"uv_signal_start")?,
       prepare_init: function(c"uv_prepare_init")?,
       prepare_start: function(c"uv_prepare_start")?,
+      timer_init: function(c"uv_timer_init")?,
+      timer_start: function(c"uv_timer_start")?,
       unref: function(c"uv_unref")?,
       close: function(c"uv_close")?,
       signal_type: handle_type(b"signal").ok_or("libuv has no signal handle type")?,
       prepare_type: handle_type(b"prepare").ok_or("libuv has no prepare handle type")?,
+      timer_type: handle_type(b"timer").ok_or("libuv has no timer handle type")?,
     })
   }
 }
@@ -211,6 +217,9 @@ pub struct Pin(*mut c_void);
 /// An unref'd `uv_prepare_t` on the main loop: a callback once per loop turn, before libuv waits.
 pub struct Hook(*mut c_void);
 
+/// An unref'd `uv_timer_t` on the main loop, started on demand (`Uv::start_timer`).
+pub struct Timer(*mut c_void);
+
 unsafe extern "C" fn free_handle(handle: *mut c_void) {
   // SAFETY: the handle was allocated with calloc in `pin` and libuv is done with it once this runs.
   unsafe { libc::free(handle) };
@@ -295,6 +304,47 @@ impl Uv {
       (self.unref)(handle);
       Ok(Hook(handle))
     }
+  }
+
+  /// Makes an unref'd timer on `event_loop`, not started. Unref'd, it never keeps the process alive.
+  ///
+  /// # Safety
+  /// Must run on the thread that runs `event_loop`.
+  pub unsafe fn timer(&self, event_loop: *mut c_void) -> Result<Timer, LifecycleError> {
+    let fail = |what: &str| LifecycleError::NativeUnavailable {
+      what: format!("{what} failed for the deferred check"),
+    };
+    // SAFETY: as in `pin`, for libuv's own timer handle type.
+    unsafe {
+      let handle = libc::calloc(1, (self.handle_size)(self.timer_type));
+      if handle.is_null() {
+        return Err(fail("allocating a uv_timer_t"));
+      }
+      if (self.timer_init)(event_loop, handle) != 0 {
+        libc::free(handle);
+        return Err(fail("uv_timer_init"));
+      }
+      (self.unref)(handle);
+      Ok(Timer(handle))
+    }
+  }
+
+  /// Starts (or restarts) `timer` to call `on_due` once, `after_ms` from now.
+  ///
+  /// # Safety
+  /// Must run on the thread that runs the loop the timer was made on.
+  pub unsafe fn start_timer(&self, timer: &Timer, on_due: HookCallback, after_ms: u64) -> bool {
+    // SAFETY: the handle is live (made by `timer`, closed only by `close_timer`, which consumes it).
+    unsafe { (self.timer_start)(timer.0, on_due, after_ms, 0) == 0 }
+  }
+
+  /// Closes a timer made by [`Uv::timer`] (stopping it); libuv frees it on a later loop turn.
+  ///
+  /// # Safety
+  /// Must run on the thread that runs the loop the timer was made on.
+  pub unsafe fn close_timer(&self, timer: Timer) {
+    // SAFETY: the handle is live (made by `timer`, closed only here, once, since `Timer` is consumed).
+    unsafe { (self.close)(timer.0, Some(free_handle)) };
   }
 
   /// Closes a hook made by [`Uv::hook`]; libuv frees it on a later loop turn.
