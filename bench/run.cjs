@@ -483,8 +483,9 @@ async function scale() {
   const ours = figures['titan-lifecycle']
   const plain = figures.plain
   const toLast = ours.shutdown && plain.shutdown ? ours.shutdown.median / plain.shutdown.median : Infinity
-  const bytes = (m) =>
-    m ? `${m.heap.toFixed(0)} + ${m.native.toFixed(0)} = ${(m.heap + m.native).toFixed(0)} B` : 'n/a'
+  // Rounded, with the noise around zero shown as 0 (not -0).
+  const round = (x) => Math.round(x) || 0
+  const bytes = (m) => (m ? `${round(m.heap)} + ${round(m.native)} = ${round(m.heap + m.native)} B` : 'n/a')
   const rows = libraries.map((library) => {
     const f = figures[library]
     return [
