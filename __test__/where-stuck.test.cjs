@@ -100,14 +100,20 @@ test("diagnosticReport: the hard exit writes Node's report, names it, and its Ja
   assert.ok(Array.isArray(report.libuv) && report.libuv.length > 0)
 })
 
-test('a stall during the shutdown is an event naming the task, how long, and where; then the shutdown ends well', async () => {
-  const fixture = start('stuck.cjs', ['stall', 10_000, 1500], { killAfterMs: 20_000 })
+/** Runs the fixture's stall `mode` (a 1.5 s stall in a task, 10 s deadline) to a graceful end: its result and stall event. */
+async function stallDuringShutdown(mode) {
+  const fixture = start('stuck.cjs', [mode, 10_000, 1500], { killAfterMs: 20_000 })
   await fixture.ready
   kill(fixture.child, 'SIGTERM')
   const r = await fixture.exited
   assert.equal(r.code, 0, r.stderr)
   const stall = find(r.lines, 'event', { event: 'shutdown:stall' })?.payload
   assert.ok(stall, JSON.stringify(r.lines))
+  return { r, stall }
+}
+
+test('a stall during the shutdown is an event naming the task, how long, and where; then the shutdown ends well', async () => {
+  const { r, stall } = await stallDuringShutdown('stall')
   assert.equal(stall.taskId, 'stuck')
   assert.equal(stall.name, 'the stuck task')
   // 1500 ms of blocking, measured from the probe before it (at most 50 ms short) to the loop's answer.
@@ -144,13 +150,7 @@ test('a shutdown that finishes in time writes no diagnostic report, although its
 })
 
 test('a stall in native code (execSync) is reported with its length and no stack', needs('sleep'), async () => {
-  const fixture = start('stuck.cjs', ['stall-native', 10_000, 1500], { killAfterMs: 20_000 })
-  await fixture.ready
-  kill(fixture.child, 'SIGTERM')
-  const r = await fixture.exited
-  assert.equal(r.code, 0, r.stderr)
-  const stall = find(r.lines, 'event', { event: 'shutdown:stall' })?.payload
-  assert.ok(stall, JSON.stringify(r.lines))
+  const { stall } = await stallDuringShutdown('stall-native')
   assert.equal(stall.taskId, 'stuck')
   assert.ok(stall.blockedMs >= 1400 && stall.blockedMs < 2200, `blockedMs ${stall.blockedMs}`)
   // V8 ran the interrupt only when execSync returned, half a second after it was asked for: not the stall's.
