@@ -259,7 +259,7 @@ const scenarios = [
     expect: 'every run exits 0: never killed by the signal, never SIGSEGV or SIGABRT',
     async run({ node }) {
       const outcomes = await tally(60, async (i) => {
-        const child = start(fixture('exit-race.cjs'), [20], { node })
+        const child = start(path.join(MAIN_FIXTURES, 'exit-race.cjs'), [20], { node })
         await child.ready
         // Spread the signal from before the exit to after it: 0-40 ms after ready, the exit is at ~20 ms.
         await sleep((i * 2) % 40)

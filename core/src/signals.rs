@@ -356,11 +356,26 @@ pub fn release(uv: &uv::Uv) {
 }
 
 /// At the main environment's teardown (natural process exit): closes the pins and the per-turn check, as
-/// libuv requires of open handles, then puts our handler straight back. Closing the last pin resets the slot
-/// to SIG_DFL, and a SIGTERM arriving in that window would otherwise kill the exiting process by signal.
+/// libuv requires of the main loop's open handles, without the slot ever passing through SIG_DFL. Closing
+/// the last handle of a signal resets its slot to SIG_DFL, and a SIGTERM arriving in that window (a few
+/// microseconds, longer when the thread is preempted) kills the exiting process by signal instead of
+/// letting it exit with its own code. So each signal first gets a keeper, a handle on a private loop that
+/// is never closed: the pin is then not the last handle, libuv leaves the slot alone, and our handler stays
+/// in it to the end. Only if libuv cannot make that loop is the old order kept (close, then put our
+/// handler straight back).
 pub fn on_env_teardown(uv: &uv::Uv) {
+  extern "C" fn never_called(_handle: *mut libc::c_void, _signo: c_int) {}
   let mut ownership = ownership();
+  // SAFETY: runs on the main thread inside its env cleanup hook.
+  let keeper_loop = unsafe { uv.private_loop() };
   for o in ownership.signals.drain(..) {
+    if let Some(keeper_loop) = keeper_loop {
+      // SAFETY: main thread; no thread runs the private loop, so nothing else touches it and the callback
+      // is never called.
+      if let Ok(keeper) = unsafe { uv.pin(keeper_loop, o.signo, never_called) } {
+        keeper.keep_for_good();
+      }
+    }
     // SAFETY: runs on the main thread inside its env cleanup hook; each pin is closed once.
     unsafe { uv.unpin(o.pin) };
     let _ = install(o.signo);

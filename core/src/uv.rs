@@ -8,6 +8,10 @@
 //! only when the first handle of a signal starts or the last one stops, so while the pin lives, JavaScript
 //! adding or removing `process.on('SIGTERM')` listeners never touches the slot. Unref'd, it does not keep
 //! the process alive. The hook: an unref'd `uv_prepare_t` whose callback runs once per loop turn.
+//!
+//! The keeper: at the main environment's teardown the pins must close, and closing the last handle of a
+//! signal makes libuv reset its slot to SIG_DFL. A handle of the same signal started first on a private loop
+//! that is never run or closed keeps libuv from doing so (see `signals::on_env_teardown`).
 
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::sync::OnceLock;
@@ -214,6 +218,12 @@ pub fn symbol_at(address: usize) -> (Option<String>, Option<String>) {
 /// A pinned `uv_signal_t`, owned by the main loop.
 pub struct Pin(*mut c_void);
 
+impl Pin {
+  /// Leaves the handle started for the rest of the process: for a keeper, whose private loop is never run
+  /// or closed, so nothing ever frees or stops it.
+  pub fn keep_for_good(self) {}
+}
+
 /// An unref'd `uv_prepare_t` on the main loop: a callback once per loop turn, before libuv waits.
 pub struct Hook(*mut c_void);
 
@@ -264,6 +274,37 @@ impl Uv {
       }
       (self.unref)(handle);
       Ok(Pin(handle))
+    }
+  }
+
+  /// A libuv loop of our own that is never run or closed, for keepers (see the module docs); `None` if this
+  /// libuv cannot make one. It is made once and lives until the process ends.
+  ///
+  /// # Safety
+  /// Must run on the main thread (libuv's signal bookkeeping is set up by the first loop of the process
+  /// there).
+  pub unsafe fn private_loop(&self) -> Option<*mut c_void> {
+    type LoopSize = unsafe extern "C" fn() -> usize;
+    type LoopInit = unsafe extern "C" fn(*mut c_void) -> c_int;
+    // SAFETY: the types are the uv.h signatures of `uv_loop_size` and `uv_loop_init`.
+    let (size, init) = unsafe {
+      (
+        function::<LoopSize>(c"uv_loop_size").ok()?,
+        function::<LoopInit>(c"uv_loop_init").ok()?,
+      )
+    };
+    // SAFETY: the size comes from libuv for its own loop type; uv_loop_init takes zeroed memory of that
+    // size. On failure nothing was started on it and it is freed.
+    unsafe {
+      let event_loop = libc::calloc(1, size());
+      if event_loop.is_null() {
+        return None;
+      }
+      if init(event_loop) != 0 {
+        libc::free(event_loop);
+        return None;
+      }
+      Some(event_loop)
     }
   }
 
