@@ -84,6 +84,9 @@ export declare class NativeShutdown {
   releaseSignals(): string | null
 }
 
+/** Whether a process of group `pgid` still runs (zombies do not count; see `children::group_alive`). */
+export declare function childGroupAlive(pgid: number): boolean
+
 /** Where the hard exit writes Node's diagnostic report. */
 export interface DiagnosticReportTarget {
   /** The directory as Node must be given it (relative to `process.report.directory` when one is set). */
@@ -101,8 +104,17 @@ export declare function errorCodes(): Array<string>
  */
 export declare function errorMessage(code: string): string | null
 
+/**
+ * Stops tracking a child (it exited and was reaped) or its group (it is empty); returns whether it was
+ * tracked.
+ */
+export declare function forgetChild(pid: number, group: boolean): boolean
+
 /** Whether our handler is in the slot of the named signal right now (for diagnostics and tests). */
 export declare function isSignalHandlerInstalled(name: string): boolean
+
+/** Sends `signal` to every tracked child and group (the process is exiting); returns how many received it. */
+export declare function killTrackedChildren(signal: number): number
 
 /** A `dependsOn` entry naming a task that was never registered. */
 export interface MissingDependency {
@@ -213,3 +225,12 @@ export interface TaskStates {
   /** Since the shutdown began; NaN for a task that never started. */
   startsMs: Float64Array
 }
+
+/**
+ * Tracks a child process (or, with `group`, the process group it leads): the hard exit and the
+ * second-signal exit kill it before `_exit`. Tracking is process-wide, like those exits.
+ */
+export declare function trackChild(pid: number, group: boolean): void
+
+/** How many children and groups are tracked (process-wide). */
+export declare function trackedChildCount(): number

@@ -3,6 +3,7 @@
 // layer underneath, which is not part of the public API.
 
 import { EventEmitter } from 'node:events'
+import type { ChildProcess } from 'node:child_process'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Server as NetServer } from 'node:net'
 import type { Duplex } from 'node:stream'
@@ -139,6 +140,19 @@ export interface TrackServerOptions {
   drainTimeout?: number
   /** Called for each upgraded (WebSocket) connection when the drain starts, e.g. to send a close frame. */
   closeUpgraded?(socket: Duplex, request: IncomingMessage): void
+}
+
+export interface TrackChildOptions {
+  /** The id of the task that stops the child. @default `child-${pid}` */
+  id?: string
+  /** What the child is sent first. @default 'SIGTERM' */
+  signal?: NodeJS.Signals
+  /** Milliseconds to wait for the exit before SIGKILL. @default what remains before the destroy phase's reserve */
+  timeout?: number
+  /** @default ShutdownPriority.Normal (50) */
+  priority?: number
+  /** Signal the child's whole process group (it must be spawned with `detached: true`). @default false */
+  group?: boolean
 }
 
 export interface ShutdownContext {
@@ -287,6 +301,11 @@ export declare class ShutdownManager extends EventEmitter<ShutdownEventMap> {
    * Call it before the server takes connections.
    */
   trackServer(server: NetServer, options?: TrackServerOptions): string
+  /**
+   * Stops a child process at shutdown (its signal, then SIGKILL at the timeout), in a task it registers;
+   * returns its id. The hard exit, a second signal and `process.exit()` kill it too.
+   */
+  trackChild(child: ChildProcess, options?: TrackChildOptions): string
   /** Registers a task; returns its id. */
   registerTask(task: ShutdownTask): string
   /** Removes a task; returns whether it was registered. */

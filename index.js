@@ -13,6 +13,7 @@ const { ShutdownReason, ShutdownPriority, ShutdownEvent, ShutdownPhase } = requi
 // service's modules, a test) should not pay for it. Every use below is inside a manager's methods.
 let ShutdownRun, describeMessage
 let validateManagerOptions, validateTask, validateTaskId, validateStopOptions, validateTrackServerOptions
+let validateTrackChildOptions
 let invalidArgType, lifecycleError
 function loadInternals() {
   if (ShutdownRun) return
@@ -23,6 +24,7 @@ function loadInternals() {
     validateTaskId,
     validateStopOptions,
     validateTrackServerOptions,
+    validateTrackChildOptions,
     invalidArgType,
     lifecycleError,
   } = require('./lib/validate'))
@@ -149,6 +151,38 @@ class ShutdownManager extends EventEmitter {
     })
     const tracker = new ServerTracker(server, { id, closeUpgraded })
     this.#servers.push(tracker)
+    return id
+  }
+
+  /**
+   * Stops `child` (a `child_process` child) at shutdown, in a task that it registers and returns the id of:
+   * its signal, a wait for the exit, SIGKILL at the timeout. Every other exit (the hard exit, a second
+   * signal, `process.exit()`) kills it too. See lib/children.js.
+   */
+  trackChild(child, options) {
+    const { ChildProcess } = require('node:child_process')
+    if (!(child instanceof ChildProcess)) {
+      throw invalidArgType('child', 'an instance of ChildProcess', child)
+    }
+    const { id, signal, timeout, priority, group } = validateTrackChildOptions(child, options)
+    const { ChildTracker } = require('./lib/children')
+    // Registered first, so tracking during or after a shutdown fails with the usual codes and tracks nothing.
+    this.registerTask({
+      id,
+      priority,
+      handler: ({ abortSignal }) => {
+        // What remains before the destroy phase's reserve (less a margin), or less if asked.
+        const left = this.#run?.drainTimeLeftMs() ?? Infinity
+        return tracker.stop({ timeoutMs: Math.min(timeout ?? Infinity, left), abortSignal })
+      },
+    })
+    let tracker
+    try {
+      tracker = new ChildTracker(child, { signal, group })
+    } catch (error) {
+      this.unregisterTask(id)
+      throw error
+    }
     return id
   }
 

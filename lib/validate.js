@@ -95,6 +95,7 @@ const KNOWN = {
     'stillAliveReportDelay',
   ]),
   trackServer: new Set(['id', 'priority', 'drainTimeout', 'closeUpgraded']),
+  trackChild: new Set(['id', 'signal', 'timeout', 'priority', 'group']),
   exitCodes: new Set(['success', 'failure', 'error', 'hardExit', 'secondSignal']),
   task: new Set(['id', 'name', 'priority', 'phase', 'dependsOn', 'timeout', 'handler']),
   stop: new Set(['reason', 'timeout', 'exit']),
@@ -485,6 +486,34 @@ function validateTrackServerOptions(value) {
   }
 }
 
+function validateTrackChildOptions(child, value) {
+  const options = optionsObject('options', value)
+  warnUnknownKeys(options, KNOWN.trackChild, 'options', 'trackChild')
+  const { id, signal, timeout, priority, group } = options
+  if (id !== undefined) validateTaskId('options.id', id)
+  if (priority !== undefined) {
+    if (typeof priority !== 'number') throw invalidArgType('options.priority', 'of type number', priority)
+    if (!Number.isFinite(priority)) throw outOfRange('options.priority', 'a finite number', priority)
+  }
+  if (signal !== undefined) {
+    if (typeof signal !== 'string') throw invalidArgType('options.signal', 'of type string', signal)
+    const { signals } = require('node:os').constants
+    if (!Object.hasOwn(signals, signal) || signal === 'SIGKILL' || signal === 'SIGSTOP') {
+      throw invalidArgValue('options.signal', signal, 'must be a signal name a child can handle, such as SIGTERM')
+    }
+  }
+  if (typeof child.pid !== 'number') {
+    throw invalidArgValue('child', child.pid, 'has no pid: it never started (see its error event)')
+  }
+  return {
+    id: id ?? `child-${child.pid}`,
+    signal: signal ?? 'SIGTERM',
+    timeout: validateTimeout('options.timeout', timeout, undefined),
+    priority: priority ?? ShutdownPriority.Normal,
+    group: validateBoolean('options.group', group, false),
+  }
+}
+
 function validateReason(name, value) {
   if (typeof value !== 'string') throw invalidArgType(name, 'of type string', value)
   if (!REASONS.has(value)) {
@@ -509,6 +538,8 @@ module.exports = {
   isSilent,
   invalidArgType,
   validateTrackServerOptions,
+  validateTrackChildOptions,
+  invalidArgValue,
   validateManagerOptions,
   validateTask,
   validateTaskId,

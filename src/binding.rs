@@ -14,6 +14,7 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
+use titan_lifecycle_core::children::{self, Target};
 use titan_lifecycle_core::clock::{MonoTime, duration_from_millis, millis};
 use titan_lifecycle_core::error::LifecycleError;
 use titan_lifecycle_core::manager::{Manager, Settlement, SignalRequest, StallEnded};
@@ -731,6 +732,38 @@ pub fn error_codes() -> Vec<&'static str> {
 #[napi(catch_unwind)]
 pub fn error_message(code: String) -> Option<String> {
   LifecycleError::message_of(&code)
+}
+
+/// Tracks a child process (or, with `group`, the process group it leads): the hard exit and the
+/// second-signal exit kill it before `_exit`. Tracking is process-wide, like those exits.
+#[napi(catch_unwind)]
+pub fn track_child(pid: i32, group: bool) -> napi::Result<(), ErrorCode> {
+  children::track(Target::of(pid, group).map_err(js_error)?).map_err(js_error)
+}
+
+/// Stops tracking a child (it exited and was reaped) or its group (it is empty); returns whether it was
+/// tracked.
+#[napi(catch_unwind)]
+pub fn forget_child(pid: i32, group: bool) -> bool {
+  Target::of(pid, group).is_ok_and(children::forget)
+}
+
+/// Whether a process of group `pgid` still runs (zombies do not count; see `children::group_alive`).
+#[napi(catch_unwind)]
+pub fn child_group_alive(pgid: i32) -> bool {
+  children::group_alive(pgid)
+}
+
+/// How many children and groups are tracked (process-wide).
+#[napi(catch_unwind)]
+pub fn tracked_child_count() -> u32 {
+  children::count() as u32
+}
+
+/// Sends `signal` to every tracked child and group (the process is exiting); returns how many received it.
+#[napi(catch_unwind)]
+pub fn kill_tracked_children(signal: i32) -> u32 {
+  children::kill_all(signal) as u32
 }
 
 /// The number of an ownable signal, or null.

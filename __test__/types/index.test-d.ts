@@ -81,6 +81,17 @@ drained.trackServer({})
 // @ts-expect-error the drain timeout is a number of milliseconds
 drained.trackServer(web, { drainTimeout: '10s' })
 
+// Child processes.
+import { spawn } from 'node:child_process'
+const worker = spawn('node', ['worker.js'], { detached: true })
+const childId: string = drained.trackChild(worker, { signal: 'SIGINT', timeout: 5000, group: true })
+drained.trackChild(worker, { id: 'w', priority: ShutdownPriority.Low })
+void childId
+// @ts-expect-error a ChildProcess is required, not a pid
+drained.trackChild(worker.pid)
+// @ts-expect-error the signal is a signal name
+drained.trackChild(worker, { signal: 'SIGNOPE' })
+
 // Where it was stuck, stalls, the summary, what keeps the process alive, pino-style loggers.
 const explained = new ShutdownManager({
   diagnosticReport: '/var/reports',

@@ -24,12 +24,16 @@ pub enum LifecycleError {
   UnsupportedSignal { signal: i32 },
   /// The host lacks something the native side needs (a libuv symbol, a pipe).
   NativeUnavailable { what: String },
+  /// This pid cannot be a child of ours (1 or below: `kill` would reach more than one process).
+  InvalidChild { pid: i32 },
+  /// The table of tracked children (`children::CAPACITY`) is full.
+  TooManyChildren { capacity: usize },
 }
 
 impl LifecycleError {
   /// Every code [`LifecycleError::code`] can return. JavaScript reads it (`errorCodes`), and a test checks
   /// the README's table of errors against it and the facade's own codes.
-  pub const CODES: [&'static str; 8] = [
+  pub const CODES: [&'static str; 9] = [
     "ERR_TASK_EXISTS",
     "ERR_TASK_CYCLE",
     "ERR_SHUTDOWN_IN_PROGRESS",
@@ -38,6 +42,7 @@ impl LifecycleError {
     "ERR_NOT_MAIN_THREAD",
     "ERR_INVALID_ARG_VALUE",
     "ERR_NATIVE_UNAVAILABLE",
+    "ERR_TOO_MANY_CHILDREN",
   ];
 
   /// The message of a condition that carries no detail, by its code: JavaScript builds the errors it raises
@@ -63,7 +68,8 @@ impl LifecycleError {
       Self::ShutdownCompleted => "ERR_SHUTDOWN_COMPLETED",
       Self::SignalsOwned => "ERR_SIGNALS_OWNED",
       Self::NotMainThread => "ERR_NOT_MAIN_THREAD",
-      Self::UnsupportedSignal { .. } => "ERR_INVALID_ARG_VALUE",
+      Self::UnsupportedSignal { .. } | Self::InvalidChild { .. } => "ERR_INVALID_ARG_VALUE",
+      Self::TooManyChildren { .. } => "ERR_TOO_MANY_CHILDREN",
       Self::NativeUnavailable { .. } => "ERR_NATIVE_UNAVAILABLE",
     }
   }
@@ -86,6 +92,11 @@ impl fmt::Display for LifecycleError {
       ),
       Self::UnsupportedSignal { signal } => write!(f, "signal {signal} cannot be owned"),
       Self::NativeUnavailable { what } => write!(f, "the native side is unavailable: {what}"),
+      Self::InvalidChild { pid } => write!(f, "pid {pid} cannot be a tracked child"),
+      Self::TooManyChildren { capacity } => write!(
+        f,
+        "cannot track more than {capacity} child processes and groups at once"
+      ),
     }
   }
 }
@@ -113,6 +124,8 @@ mod tests {
       LifecycleError::NativeUnavailable {
         what: "uv_signal_init".into(),
       },
+      LifecycleError::InvalidChild { pid: 1 },
+      LifecycleError::TooManyChildren { capacity: 256 },
     ];
     for err in &all {
       assert!(

@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, 
 use std::time::Duration;
 
 use crate::clock::MonoTime;
-use crate::{errno, exit_write, uv};
+use crate::{children, errno, exit_write, uv};
 
 /// The signals a manager may own, with their names. Others are refused: SIGKILL and SIGSTOP cannot be
 /// caught, SIGUSR1 starts Node's inspector, SIGPIPE is ignored by Node on purpose, SIGCHLD and SIGWINCH drive
@@ -518,11 +518,13 @@ fn call_chain(
   libuv_called
 }
 
-/// Writes one line and `_exit`s with the second-signal code. Never returns.
+/// Kills the tracked children, writes one line and `_exit`s with the second-signal code. Never returns.
 ///
-/// Signal context: the line is assembled in a stack buffer and written within a bounded budget (a stalled
-/// stderr cannot hold the exit), then `uv_tty_reset_mode` and `_exit(2)`.
+/// Signal context: `children::kill_all` (atomics and `kill(2)`); the line is assembled in a stack buffer
+/// and written within a bounded budget (a stalled stderr cannot hold the exit), then `uv_tty_reset_mode`
+/// and `_exit(2)`.
 fn exit_on_second_signal(signo: c_int) -> ! {
+  children::kill_all(libc::SIGKILL);
   let code = match SECOND_SIGNAL_EXIT.load(Ordering::Acquire) {
     c if c >= 0 => c,
     _ => 128 + signo,

@@ -16,6 +16,7 @@
 //!   a blocked event loop is stuck, for that report and for stall events.
 //! - [`manager`]: one manager's native half, what the binding calls: begin, settle, finish, own and give back
 //!   the signals.
+//! - [`children`]: the child processes and groups every exit path kills before `_exit`.
 //! - [`error`]: the errors, each with the code JavaScript sees.
 
 #![deny(clippy::all)]
@@ -23,6 +24,7 @@
 #[cfg(not(unix))]
 compile_error!("titan-lifecycle supports Unix-like systems only (signals are received natively)");
 
+pub mod children;
 pub mod clock;
 pub mod coordinator;
 pub mod errno;

@@ -22,7 +22,7 @@ const FRAME_PREFIX: &str = "titan-lifecycle:     ";
 /// How many running or pending tasks are named before the rest are counted.
 const MAX_LISTED: usize = 20;
 
-/// Room kept at the end of the report's buffer for the cut notice and the exit line.
+/// Room kept at the end of the report's buffer for the cut notice, the children line and the exit line.
 const TAIL: usize = 192;
 
 /// A `fmt::Write` sink over a fixed array: it never allocates, and drops what does not fit.
@@ -98,6 +98,8 @@ pub struct HardExitFacts {
   pub grace: Duration,
   /// The last time JavaScript called in for this manager.
   pub last_js_activity: Option<MonoTime>,
+  /// How many tracked children and groups were sent SIGKILL before this exit (see `children`).
+  pub children_killed: usize,
 }
 
 /// Where a blocked event loop was stuck, as far as the watchdog found out (see `js_stack`, `main_thread`).
@@ -155,6 +157,15 @@ pub fn render_report<const N: usize>(
       .rposition(|&b| b == b'\n')
       .map_or(0, |i| i + 1);
     let _ = writeln!(out, "{PREFIX}   (report cut: it did not fit in {N} bytes)");
+  }
+  if facts.children_killed > 0 {
+    let _ = writeln!(
+      out,
+      "{PREFIX} sent SIGKILL to {} tracked child process{} or group{}, so none outlives this exit",
+      facts.children_killed,
+      if facts.children_killed == 1 { "" } else { "es" },
+      if facts.children_killed == 1 { "" } else { "s" },
+    );
   }
   let _ = writeln!(out, "{PREFIX} exiting with code {}", facts.exit_code);
   out.truncated |= cut;
@@ -533,7 +544,29 @@ mod tests {
       deadline_answered: answered.then(|| sent.saturating_add(MS / 2)),
       grace: 20 * MS,
       last_js_activity: Some(start.saturating_add(2 * MS)),
+      children_killed: 0,
     }
+  }
+
+  #[test]
+  fn says_how_many_tracked_children_it_killed_right_before_the_exit_line() {
+    let start = MonoTime::from_nanos(1_000_000_000);
+    let mut c = coordinator_with(&[("worker", 10.0)]);
+    begin(&mut c, "SIGTERM", start);
+    let quiet = render(RecordView::Read(c.run()), &facts(start, true));
+    assert!(!quiet.contains("tracked child"), "{quiet}");
+    let killed = HardExitFacts {
+      children_killed: 2,
+      ..facts(start, true)
+    };
+    let report = render(RecordView::Read(c.run()), &killed);
+    assert!(
+      report.ends_with(
+        "titan-lifecycle: sent SIGKILL to 2 tracked child processes or groups, so none outlives this exit\n\
+         titan-lifecycle: exiting with code 124\n"
+      ),
+      "{report}"
+    );
   }
 
   #[test]

@@ -39,7 +39,7 @@ use crate::js_stack::{self, Progress, Purpose, ReportOutcome, ReportTarget};
 use crate::main_thread::{self, MainThreadState};
 use crate::report::{DiagnosticReport, FixedBuf, HardExitFacts, RecordView, Whereabouts, render_report};
 use crate::session::{NativeEvent, Session};
-use crate::{exit_write, handler, signals, uv};
+use crate::{children, exit_write, handler, signals, uv};
 
 /// How long after the deadline the watchdog waits for a responsive JavaScript to emit its hard-exit events.
 pub const HARD_EXIT_GRACE: Duration = Duration::from_millis(20);
@@ -593,6 +593,8 @@ fn forget(watchdog: &Watchdog, session: &Arc<Session>) {
 
 /// Writes the report and ends the process. Never returns.
 fn hard_exit(session: &Session, code: i32) -> ! {
+  // The tracked children first: whatever else this exit runs into, none of them outlives it.
+  let children_killed = children::kill_all(libc::SIGKILL);
   // Where a blocked loop is stuck: the stack V8 captured, or what the main thread waits in; and, now that
   // the exit is certain, Node's diagnostic report if asked for. Bounded: 5 ms for frames being copied,
   // REPORT_PATIENCE for the report.
@@ -616,6 +618,7 @@ fn hard_exit(session: &Session, code: i32) -> ! {
     deadline_answered: session.deadline_event.answered(),
     grace: HARD_EXIT_GRACE,
     last_js_activity: session.last_js_activity(),
+    children_killed,
   };
   let mut record = try_record_for(session, RECORD_PATIENCE);
   if let Some(guard) = record.as_mut() {

@@ -1,0 +1,155 @@
+'use strict'
+// trackChild: a child (or a detached child's whole process group) is stopped at shutdown, and no exit path
+// leaves one behind: a graceful SIGTERM, SIGKILL at the timeout, the watchdog's hard exit with the loop
+// blocked, a second signal, process.exit(). Children that exited earlier are forgotten.
+
+const fs = require('node:fs')
+const { spawn } = require('node:child_process')
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const { start, launch, needs, kill, find } = require('./helpers.cjs')
+const { ShutdownManager } = require('..')
+
+/** Whether `pid` runs: a zombie (exited, not yet reaped by whoever inherited it) does not. */
+function running(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return !/^\S+ \(.*\) [ZX] /s.test(stat)
+  } catch {
+    return false
+  }
+}
+
+/** The pids still running within 2 s: SIGKILL lands at once, so anything left then survived. */
+async function survivors(pids) {
+  const until = Date.now() + 2000
+  let left = pids.filter(running)
+  while (left.length > 0 && Date.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    left = left.filter(running)
+  }
+  for (const pid of left) process.kill(pid, 'SIGKILL') // leave nothing behind for the next test
+  return left
+}
+
+async function runFixture(mode, { deadline = 3000, end = 'SIGTERM' } = {}) {
+  const fixture = start('children.cjs', [mode, deadline])
+  const ready = await fixture.ready
+  const pids = [ready.child, ready.grandchild].filter(Boolean)
+  if (mode !== 'exited-early') assert.ok(pids.every(running), 'the children run before the shutdown')
+  if (end === 'SIGTERM') kill(fixture.child, 'SIGTERM')
+  if (end === 'SIGINT twice') {
+    kill(fixture.child, 'SIGINT')
+    await new Promise((resolve) => setTimeout(resolve, 150))
+    kill(fixture.child, 'SIGINT')
+  }
+  const result = await fixture.exited
+  return { ...result, ready, pids, left: await survivors(pids) }
+}
+
+test('SIGTERM: the child gets SIGTERM, exits, and the task completes', async () => {
+  const { code, lines, left, ready, stderr } = await runFixture('graceful')
+  assert.equal(code, 0, stderr)
+  assert.deepEqual(left, [])
+  assert.ok(find(lines, 'event', { event: 'shutdown:task:complete', taskId: ready.task }))
+})
+
+test('a child that ignores SIGTERM gets SIGKILL at the timeout, and the task fails with ERR_CHILD_KILLED', async () => {
+  const { code, lines, left, ready, stderr } = await runFixture('stubborn')
+  assert.equal(code, 1, stderr)
+  assert.deepEqual(left, [])
+  const failed = find(lines, 'event', { event: 'shutdown:task:error', taskId: ready.task })
+  assert.equal(failed.error.code, 'ERR_CHILD_KILLED')
+  assert.match(failed.error.message, /^child \d+ had not exited \d+ ms after SIGTERM; it was sent SIGKILL$/)
+  // 300 ms timeout: SIGKILL neither before it nor long after.
+  assert.ok(failed.durationMs >= 290 && failed.durationMs < 1500, `${failed.durationMs} ms`)
+})
+
+test('group: a grandchild that ignores SIGTERM in the tracked group is killed too', async () => {
+  const { code, lines, left, ready, pids, stderr } = await runFixture('group')
+  assert.equal(pids.length, 2, 'a child and a grandchild')
+  assert.equal(code, 1, stderr)
+  assert.deepEqual(left, [])
+  const failed = find(lines, 'event', { event: 'shutdown:task:error', taskId: ready.task })
+  assert.match(failed.error.message, /^process group \d+ had not exited/)
+})
+
+test('the hard exit with the loop blocked kills the tracked group before it exits, and says so', async () => {
+  const { code, left, stderr } = await runFixture('blocked', { deadline: 300 })
+  assert.equal(code, 124, stderr)
+  assert.deepEqual(left, [], 'no child or grandchild outlives the hard exit')
+  assert.match(stderr, /sent SIGKILL to 1 tracked child process or group, so none outlives this exit\n/)
+})
+
+test('a second SIGINT exits at once and kills the tracked group first', async () => {
+  const { code, left, stderr } = await runFixture('second-signal', { end: 'SIGINT twice' })
+  assert.equal(code, 130, stderr)
+  assert.match(stderr, /second SIGINT during shutdown, exiting now with code 130/)
+  assert.deepEqual(left, [])
+})
+
+test('process.exit() without a shutdown kills the tracked group', async () => {
+  const { code, left, stderr } = await runFixture('exit-call', { end: 'none' })
+  assert.equal(code, 0, stderr)
+  assert.deepEqual(left, [])
+})
+
+test('a child that exited earlier is forgotten: nothing is tracked, the hard exit kills nothing', async () => {
+  const { code, lines, ready, stderr } = await runFixture('exited-early', { deadline: 300, end: 'SIGTERM' })
+  assert.equal(code, 124, stderr)
+  assert.equal(ready.tracked, 0, 'forgotten natively once it exited')
+  assert.equal(find(lines, 'child-exited').tracked, 0)
+  assert.doesNotMatch(stderr, /sent SIGKILL/)
+})
+
+test('bad input: Node-style errors, and nothing is registered or tracked', async (t) => {
+  const manager = new ShutdownManager({ signals: [], handleUncaughtErrors: false })
+  t.after(() => manager.dispose())
+  assert.throws(() => manager.trackChild(process.pid), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
+  assert.throws(() => manager.trackChild({ pid: 5 }), { code: 'ERR_INVALID_ARG_TYPE' })
+  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 10000)'], { stdio: 'ignore' })
+  t.after(() => child.kill('SIGKILL'))
+  assert.throws(() => manager.trackChild(child, { signal: 'SIGFOO' }), { code: 'ERR_INVALID_ARG_VALUE' })
+  assert.throws(() => manager.trackChild(child, { signal: 'SIGKILL' }), { code: 'ERR_INVALID_ARG_VALUE' })
+  assert.throws(() => manager.trackChild(child, { signal: 15 }), { code: 'ERR_INVALID_ARG_TYPE' })
+  assert.throws(() => manager.trackChild(child, { timeout: 0 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' })
+  assert.throws(() => manager.trackChild(child, { group: 'yes' }), { code: 'ERR_INVALID_ARG_TYPE' })
+  // Not spawned detached: it leads no group, so group: true could not reach it.
+  assert.throws(() => manager.trackChild(child, { group: true }), {
+    code: 'ERR_INVALID_ARG_VALUE',
+    message: /spawned with detached: true/,
+  })
+  assert.equal(manager.unregisterTask(`child-${child.pid}`), false, 'the refused child left no task')
+  const failed = spawn('/nonexistent/command', { stdio: 'ignore' })
+  failed.on('error', () => {})
+  assert.throws(() => manager.trackChild(failed), { code: 'ERR_INVALID_ARG_VALUE', message: /never started/ })
+  assert.equal(manager.trackChild(child, { id: 'worker' }), 'worker')
+  assert.throws(() => manager.trackChild(child, { id: 'worker' }), { code: 'ERR_TASK_EXISTS' })
+})
+
+// The one exit no library sees is its own SIGKILL. On Linux the README's way out is util-linux's setpriv,
+// which sets the parent-death signal and then execs the command: this checks that recipe as documented.
+test(
+  'README recipe: a child spawned through setpriv --pdeathsig dies when its parent is SIGKILLed',
+  needs('setpriv'),
+  async () => {
+    const parent = launch([
+      process.execPath,
+      '-e',
+      `const { spawn } = require('node:child_process')
+     const child = spawn('setpriv', ['--pdeathsig', 'SIGKILL', '--', 'sleep', '60'], { stdio: 'ignore' })
+     console.log(JSON.stringify({ kind: 'ready', child: child.pid }))
+     setInterval(() => {}, 60000)`,
+    ])
+    const { child } = await parent.ready
+    // setpriv execs sleep in place (same pid), once it has set the signal.
+    const until = Date.now() + 2000
+    while (!fs.readFileSync(`/proc/${child}/cmdline`, 'utf8').startsWith('sleep') && Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    assert.ok(running(child))
+    kill(parent.child, 'SIGKILL')
+    await parent.exited
+    assert.deepEqual(await survivors([child]), [], 'the child died with its parent')
+  },
+)

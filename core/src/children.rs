@@ -1,0 +1,252 @@
+//! The child processes a manager is responsible for, kept where every exit path can reach them.
+//!
+//! JavaScript's `trackChild` stops a child gracefully during a shutdown. But a process can also end without
+//! JavaScript: the watchdog's hard exit while the loop is blocked, or a second signal that exits at once
+//! from inside the signal handler. Both `_exit`, and a child nobody stops then outlives its parent (an
+//! orphan holding a port or a CI job). So the tracked children live here, in a fixed table of atomics, and
+//! [`kill_all`] sends each SIGKILL right before those `_exit`s.
+//!
+//! Each entry is a target as `kill(2)` takes it: a pid, or a process group as a negative number (a child
+//! spawned `detached` leads its own group, and signalling the group reaches its grandchildren too).
+//! JavaScript forgets a child when it has exited and been reaped, so no signal goes to a recycled pid.
+//!
+//! # Async-signal-safety
+//!
+//! [`kill_all`] runs in signal context (the second-signal exit) and on the watchdog thread: it only loads
+//! atomics and calls `kill(2)`, which is async-signal-safe. [`track`] and [`forget`] run on JavaScript's
+//! threads; they only use atomics too, so a handler interrupting them sees each entry either set or not.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use crate::error::LifecycleError;
+
+/// How many children and groups can be tracked at once. A fixed table, so the signal handler can walk it;
+/// services that run more children than this are not what `trackChild` is for.
+pub const CAPACITY: usize = 256;
+
+/// Free entries hold 0, which is never a target (`kill(0, ..)` would signal our own group).
+static TRACKED: [AtomicI32; CAPACITY] = [const { AtomicI32::new(0) }; CAPACITY];
+
+/// A child or a group, as `kill(2)` addresses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+  Process(i32),
+  Group(i32),
+}
+
+impl Target {
+  /// The target of a child's pid; `group` for the process group it leads.
+  pub fn of(pid: i32, group: bool) -> Result<Self, LifecycleError> {
+    // pid 1 and below are never our children; -1 would be "every process we may signal".
+    if pid <= 1 {
+      return Err(LifecycleError::InvalidChild { pid });
+    }
+    Ok(if group {
+      Target::Group(pid)
+    } else {
+      Target::Process(pid)
+    })
+  }
+
+  fn raw(self) -> i32 {
+    match self {
+      Target::Process(pid) => pid,
+      Target::Group(pgid) => -pgid,
+    }
+  }
+}
+
+/// Tracks `target` (once, however often it is tracked). `Err` when the table is full.
+pub fn track(target: Target) -> Result<(), LifecycleError> {
+  let raw = target.raw();
+  if TRACKED.iter().any(|entry| entry.load(Ordering::Acquire) == raw) {
+    return Ok(());
+  }
+  for entry in &TRACKED {
+    if entry
+      .compare_exchange(0, raw, Ordering::AcqRel, Ordering::Acquire)
+      .is_ok()
+    {
+      return Ok(());
+    }
+  }
+  Err(LifecycleError::TooManyChildren { capacity: CAPACITY })
+}
+
+/// Stops tracking `target`; returns whether it was tracked.
+pub fn forget(target: Target) -> bool {
+  let raw = target.raw();
+  TRACKED.iter().any(|entry| {
+    entry
+      .compare_exchange(raw, 0, Ordering::AcqRel, Ordering::Acquire)
+      .is_ok()
+  })
+}
+
+/// Sends `signo` to every tracked child and group; returns how many were still there to receive it.
+///
+/// Signal context: atomic loads and `kill(2)`. Entries stay tracked (the process is about to end).
+pub fn kill_all(signo: i32) -> usize {
+  let mut reached = 0;
+  for entry in &TRACKED {
+    let raw = entry.load(Ordering::Acquire);
+    // SAFETY: kill(2) has no memory preconditions; `raw` is a pid or a negated pgid, never 0 or -1.
+    if raw != 0 && unsafe { libc::kill(raw, signo) } == 0 {
+      reached += 1;
+    }
+  }
+  reached
+}
+
+/// Whether any process of group `pgid` is still running. A member that has exited but was not reaped yet
+/// (a zombie) does not count: in a container whose PID 1 is the service itself, or one that reaps late,
+/// orphaned grandchildren stay zombies, and `kill(-pgid, 0)` would call the group alive for ever.
+///
+/// On Linux it reads `/proc` (main thread, during a shutdown only); elsewhere it asks `kill(-pgid, 0)`.
+pub fn group_alive(pgid: i32) -> bool {
+  if pgid <= 1 {
+    return false;
+  }
+  // SAFETY: kill(2) with signal 0 only checks; `-pgid` names a group, never "every process" (pgid > 1).
+  // EPERM: a member exists that we may not signal.
+  let any_member = unsafe { libc::kill(-pgid, 0) } == 0 || crate::errno::get() == libc::EPERM;
+  if !any_member || !cfg!(target_os = "linux") {
+    return any_member;
+  }
+  let Ok(entries) = std::fs::read_dir("/proc") else {
+    return true;
+  };
+  entries
+    .filter_map(Result::ok)
+    .filter(|entry| {
+      entry
+        .file_name()
+        .as_encoded_bytes()
+        .iter()
+        .all(u8::is_ascii_digit)
+    })
+    .filter_map(|entry| std::fs::read(entry.path().join("stat")).ok())
+    .any(|stat| matches!(running_member_of(&stat), Some(group) if group == pgid))
+}
+
+/// The process group of a running process from its `/proc/<pid>/stat` line, or `None` for a zombie (or
+/// a line that cannot be read). The command name is in parentheses and may hold anything, so the fields
+/// are counted from the last `)`: state, then ppid, then pgrp.
+fn running_member_of(stat: &[u8]) -> Option<i32> {
+  let close = stat.iter().rposition(|&b| b == b')')?;
+  let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+  let mut fields = rest.split_ascii_whitespace();
+  let state = fields.next()?;
+  if state == "Z" || state == "X" {
+    return None;
+  }
+  fields.nth(1)?.parse().ok()
+}
+
+/// How many children and groups are tracked.
+pub fn count() -> usize {
+  TRACKED
+    .iter()
+    .filter(|entry| entry.load(Ordering::Acquire) != 0)
+    .count()
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+  use std::process::Command;
+
+  // The table is process-wide: the tests take turns, use pids of their own and leave nothing behind.
+  static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+  fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+  }
+
+  #[test]
+  fn a_zombie_is_not_a_running_member_and_odd_command_names_do_not_confuse_the_parse() {
+    assert_eq!(running_member_of(b"42 (node) S 1 42 42 0 -1 4194560"), Some(42));
+    assert_eq!(running_member_of(b"43 (a) b (c) R 42 42 42 0"), Some(42));
+    assert_eq!(running_member_of(b"44 (sleep) Z 1 42 42 0"), None);
+    assert_eq!(running_member_of(b"garbage"), None);
+  }
+
+  #[test]
+  fn a_group_is_alive_while_a_member_runs_and_not_once_it_is_a_zombie() {
+    use std::os::unix::process::CommandExt;
+    let mut leader = Command::new("sleep").arg("30").process_group(0).spawn().unwrap();
+    let pgid = leader.id() as i32;
+    assert!(group_alive(pgid));
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(pgid, libc::SIGKILL) };
+    // Not reaped yet: a zombie, which `kill(-pgid, 0)` still finds.
+    let zombie = (0..200).any(|_| {
+      std::thread::sleep(std::time::Duration::from_millis(5));
+      !group_alive(pgid)
+    });
+    let _ = leader.wait();
+    if cfg!(target_os = "linux") {
+      assert!(zombie, "a group of zombies counts as empty");
+    }
+    assert!(!group_alive(pgid), "reaped: gone everywhere");
+  }
+
+  #[test]
+  fn targets_that_would_signal_more_than_a_child_are_refused() {
+    for pid in [-5, -1, 0, 1] {
+      assert_eq!(
+        Target::of(pid, false).unwrap_err().code(),
+        "ERR_INVALID_ARG_VALUE"
+      );
+    }
+    assert_eq!(Target::of(42, true).unwrap().raw(), -42);
+  }
+
+  #[test]
+  fn tracking_twice_keeps_one_entry_and_forgetting_frees_it() {
+    let _turn = one_at_a_time();
+    let target = Target::of(2_100_000_000, false).unwrap();
+    let before = count();
+    track(target).unwrap();
+    track(target).unwrap();
+    assert_eq!(count(), before + 1);
+    assert!(forget(target));
+    assert!(!forget(target), "already forgotten");
+    assert_eq!(count(), before);
+  }
+
+  #[test]
+  fn a_full_table_refuses_more_and_says_how_many_it_holds() {
+    let _turn = one_at_a_time();
+    // Pids far above any real pid_max: nothing is signalled by accident if the test fails midway.
+    let targets: Vec<Target> = (0..=CAPACITY as i32)
+      .map(|i| Target::of(2_000_000_000 + i, false).unwrap())
+      .collect();
+    let mut taken = Vec::new();
+    let refused = targets.iter().find_map(|&target| match track(target) {
+      Ok(()) => {
+        taken.push(target);
+        None
+      }
+      Err(err) => Some(err),
+    });
+    for target in taken {
+      forget(target);
+    }
+    let err = refused.expect("the table filled up");
+    assert_eq!(err.code(), "ERR_TOO_MANY_CHILDREN");
+  }
+
+  #[test]
+  fn kill_all_reaches_a_live_child() {
+    let _turn = one_at_a_time();
+    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+    let target = Target::of(child.id() as i32, false).unwrap();
+    track(target).unwrap();
+    assert!(kill_all(0) >= 1, "signal 0 finds the live child");
+    kill_all(libc::SIGKILL);
+    let status = child.wait().unwrap();
+    forget(target);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+  }
+}
