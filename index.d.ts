@@ -129,6 +129,11 @@ export interface ShutdownManagerOptions {
    * it so (`shutdown:still-alive`, and a warning). 0 disables. @default 5000
    */
   stillAliveReportDelay?: number
+  /**
+   * The IPC message that starts a shutdown (reason 'signal'), as PM2 sends it; `false` hears none. Heard by
+   * the manager that owns the signals, when the process has an IPC channel. @default 'shutdown'
+   */
+  ipcMessage?: string | false
 }
 
 export interface TrackServerOptions {
@@ -231,6 +236,8 @@ export interface ShutdownResult {
 export interface ShutdownStartEvent {
   reason: ShutdownReason
   signal?: OwnableSignal
+  /** The supervisor's IPC message that started it (`ipcMessage`), if one did. */
+  message?: string
   timeoutMs: number
   /** Milliseconds since the epoch; for a signal, when the handler ran. */
   startedAt: number
@@ -306,6 +313,11 @@ export declare class ShutdownManager extends EventEmitter<ShutdownEventMap> {
    * returns its id. The hard exit, a second signal and `process.exit()` kill it too.
    */
   trackChild(child: ChildProcess, options?: TrackChildOptions): string
+  /**
+   * Tells the supervisor the service is ready: an IPC 'ready' under PM2 (`wait_ready`), READY=1 to systemd
+   * (`Type=notify`) when NOTIFY_SOCKET is set; nothing elsewhere.
+   */
+  ready(): void
   /** Registers a task; returns its id. */
   registerTask(task: ShutdownTask): string
   /** Removes a task; returns whether it was registered. */

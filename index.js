@@ -42,6 +42,13 @@ let warmUpScheduled = false
 /** Whether the native side knows this package's own files (stacks sum up the frames in them). */
 let packagePathsSet = false
 
+/**
+ * The IPC channel's control, with the listener count Node keeps on it (`refCounted` / `unrefCounted`, on
+ * Node 20, 22 and 24; not in Node's typings).
+ * @returns {{ refCounted?(): void, unrefCounted?(): void } | undefined}
+ */
+const ipcChannel = () => /** @type {any} */ (process.channel)
+
 /** How many uncaught errors during one shutdown are logged; the rest are counted once. */
 const MAX_ERRORS_LOGGED = 3
 
@@ -75,6 +82,8 @@ class ShutdownManager extends EventEmitter {
   #errorsDuringShutdown = 0
   /** The servers trackServer() drains (lib/drain.js ServerTracker). */
   #servers = []
+  /** The 'message' listener that hears the supervisor's shutdown message (see #hookIpc). */
+  #ipcListener = null
 
   /** @param {import('./index').ShutdownManagerOptions} [options] */
   constructor(options) {
@@ -97,8 +106,23 @@ class ShutdownManager extends EventEmitter {
       setImmediate(() => this.#warmUp())
     }
     if (disableGracefulShutdown) return
-    if (signals.length > 0) this.#ownSignals()
+    if (signals.length > 0) {
+      this.#ownSignals()
+      // The supervisor's message is its signal (PM2 sends one instead of SIGINT, and on Windows it has
+      // nothing else): heard by the manager that owns the signals, when there is an IPC channel.
+      if (this.#config.ipcMessage !== false && typeof process.send === 'function') this.#hookIpc()
+    }
     if (handleUncaughtErrors) this.#hookErrors()
+  }
+
+  /**
+   * Tells the supervisor the service is ready: PM2's `wait_ready` (an IPC 'ready' message, when PM2 runs
+   * the process) and systemd's `Type=notify` (READY=1, when NOTIFY_SOCKET is set). Does nothing elsewhere.
+   */
+  ready() {
+    if (process.env.pm_id !== undefined && typeof process.send === 'function' && process.connected) {
+      process.send('ready')
+    }
   }
 
   /** 'running' | 'stopping' | 'stopped' */
@@ -294,6 +318,12 @@ class ShutdownManager extends EventEmitter {
       if (process[SIGNAL_OWNER]?.manager === this) delete process[SIGNAL_OWNER]
       if (ShutdownManager.#signalOwner === this) ShutdownManager.#signalOwner = null
       this.#ownsSignals = false
+    }
+    if (this.#ipcListener) {
+      process.removeListener('message', this.#ipcListener)
+      this.#ipcListener = null
+      // Removing the listener took a reference off the channel that #hookIpc had already given back.
+      ipcChannel()?.refCounted?.()
     }
     if (this.#errorListeners) {
       const hooks = this.#errorListeners
@@ -505,6 +535,32 @@ class ShutdownManager extends EventEmitter {
       enumerable: false,
       writable: false,
     })
+  }
+
+  #hookIpc() {
+    const onMessage = (message) => {
+      if (message !== this.#config.ipcMessage) return
+      if (this.#run) {
+        this.#config.logger.info(
+          `received the '${message}' message during the shutdown; the process will exit when it ends`,
+          {
+            message,
+          },
+        )
+        this.#joinWithExit()
+        return
+      }
+      try {
+        this.#begin(ShutdownReason.Signal, this.#config.gracefulShutdownTimeout, { exit: true, message })
+      } catch (error) {
+        this.#config.logger.error(`the shutdown could not begin: ${describeMessage(error)}`, { err: error })
+      }
+    }
+    process.on('message', onMessage)
+    // A 'message' listener keeps the IPC channel, and so the process, alive: ours must not. Node counts
+    // those listeners; this takes ours off the count (a listener of the service's own still counts).
+    ipcChannel()?.unrefCounted?.()
+    this.#ipcListener = onMessage
   }
 
   #hookErrors() {

@@ -175,9 +175,10 @@ class ShutdownRun {
   /**
    * @param {object} host what the manager lends the run: its native half, its tasks by id, its safe emit,
    *   its logger and exit codes.
-   * @param {{ exit: boolean, fatal?: boolean, byStop?: boolean }} options
+   * @param {{ exit: boolean, fatal?: boolean, byStop?: boolean, message?: string }} options `message`: the
+   *   supervisor's IPC message that started it, if one did
    */
-  constructor(host, { exit, fatal = false, byStop = false }) {
+  constructor(host, { exit, fatal = false, byStop = false, message = undefined }) {
     this.#native = host.native
     this.#tasks = host.tasks
     this.#emit = host.emit
@@ -194,6 +195,7 @@ class ShutdownRun {
     this.#fatal = fatal
     this.reason = undefined
     this.signal = undefined
+    this.message = message
     this.deadline = undefined
     this.result = undefined
     this.promise = new Promise((resolve) => {
@@ -237,6 +239,7 @@ class ShutdownRun {
     this.#emit(ShutdownEvent.ShutdownStart, {
       reason: start.reason,
       signal: start.signal,
+      ...(this.message !== undefined && { message: this.message }),
       timeoutMs: start.budgetMs,
       startedAt: this.startedAt,
     })

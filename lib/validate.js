@@ -93,6 +93,7 @@ const KNOWN = {
     'diagnosticReport',
     'stallThreshold',
     'stillAliveReportDelay',
+    'ipcMessage',
   ]),
   trackServer: new Set(['id', 'priority', 'drainTimeout', 'closeUpgraded']),
   trackChild: new Set(['id', 'signal', 'timeout', 'priority', 'group']),
@@ -368,6 +369,7 @@ function validateManagerOptions(value) {
     diagnosticReport,
     stallThreshold,
     stillAliveReportDelay,
+    ipcMessage,
   } = options
   const deadline = validateTimeout('options.gracefulShutdownTimeout', gracefulShutdownTimeout, 30_000)
   const reserve = validateDuration('options.destroyReserve', destroyReserve, undefined)
@@ -404,7 +406,17 @@ function validateManagerOptions(value) {
     diagnosticReport: validateDiagnosticReport(diagnosticReport),
     stallThreshold: validateDuration('options.stallThreshold', stallThreshold, 1000),
     stillAliveReportDelay: validateDuration('options.stillAliveReportDelay', stillAliveReportDelay, 5000),
+    ipcMessage: validateIpcMessage(ipcMessage),
   }
+}
+
+/** `ipcMessage`: the IPC message that starts a shutdown (PM2 sends 'shutdown'), or false for none. */
+function validateIpcMessage(value) {
+  if (value === undefined) return 'shutdown'
+  if (value === false) return false
+  if (typeof value !== 'string') throw invalidArgType('options.ipcMessage', 'of type string or false', value)
+  if (value === '') throw invalidArgValue('options.ipcMessage', value, 'must not be empty')
+  return value
 }
 
 /** `diagnosticReport`: false (none), true (the working directory) or a directory; returns a path or null. */

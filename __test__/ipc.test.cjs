@@ -1,0 +1,116 @@
+'use strict'
+// Supervisor messages: the IPC message PM2 sends instead of a signal ('shutdown') starts the shutdown, with
+// reason 'signal' and the message named in the start event; manager.ready() answers PM2's wait_ready. The
+// manager's listener never keeps the process alive on its own.
+
+const path = require('node:path')
+const { fork } = require('node:child_process')
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const { find, eventNames } = require('./helpers.cjs')
+const { ShutdownManager } = require('..')
+
+/** Forks the IPC fixture the way PM2 starts an app; collects its report lines and IPC messages. */
+function forkService(args, { env = {} } = {}) {
+  const child = fork(path.join(__dirname, 'fixtures', 'ipc-service.cjs'), args, {
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    env: { ...process.env, ...env },
+  })
+  const lines = []
+  const messages = []
+  let stderr = ''
+  let markReady
+  const readyLine = new Promise((resolve) => {
+    markReady = resolve
+  })
+  let pending = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk) => {
+    pending += chunk
+    let newline
+    while ((newline = pending.indexOf('\n')) >= 0) {
+      const line = JSON.parse(pending.slice(0, newline))
+      pending = pending.slice(newline + 1)
+      lines.push(line)
+      if (line.kind === 'ready') markReady(line)
+    }
+  })
+  child.stderr.setEncoding('utf8').on('data', (chunk) => {
+    stderr += chunk
+  })
+  child.on('message', (message) => messages.push(message))
+  const killer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+  const exited = new Promise((resolve) =>
+    child.on('exit', (code, signal) => {
+      clearTimeout(killer)
+      resolve({ code, signal })
+    }),
+  )
+  return { child, lines, messages, ready: readyLine, exited, stderr: () => stderr }
+}
+
+test("the 'shutdown' message starts the shutdown: reason 'signal', the message named, tasks run, exit 0", async () => {
+  const service = forkService([])
+  await service.ready
+  service.child.send('shutdown')
+  const { code, signal } = await service.exited
+  assert.equal(signal, null)
+  assert.equal(code, 0, service.stderr())
+  const start = find(service.lines, 'event', { event: 'shutdown:start' })
+  assert.equal(start.reason, 'signal')
+  assert.equal(start.message, 'shutdown')
+  assert.equal(start.signal, undefined)
+  assert.deepEqual(eventNames(service.lines), ['shutdown:start', 'shutdown:task:complete', 'shutdown:complete'])
+})
+
+test('ipcMessage names another message; other messages are ignored', async () => {
+  const service = forkService(['"graceful-stop"'])
+  await service.ready
+  service.child.send('shutdown')
+  service.child.send({ type: 'graceful-stop' })
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  assert.equal(find(service.lines, 'event', { event: 'shutdown:start' }), undefined, 'nothing started')
+  service.child.send('graceful-stop')
+  const { code } = await service.exited
+  assert.equal(code, 0, service.stderr())
+  assert.equal(find(service.lines, 'event', { event: 'shutdown:start' }).message, 'graceful-stop')
+})
+
+test('ipcMessage: false hears no message', async () => {
+  const service = forkService(['false'])
+  await service.ready
+  service.child.send('shutdown')
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  assert.equal(find(service.lines, 'event', { event: 'shutdown:start' }), undefined)
+  service.child.kill('SIGTERM')
+  const { code } = await service.exited
+  assert.equal(code, 0, service.stderr())
+  assert.equal(find(service.lines, 'event', { event: 'shutdown:start' }).reason, 'SIGTERM')
+})
+
+test("the manager's IPC listener does not keep an otherwise finished process alive", async () => {
+  const service = forkService(['"shutdown"', 'idle'])
+  await service.ready
+  const { code } = await service.exited // the parent keeps its end of the channel open all along
+  assert.equal(code, 0, service.stderr())
+  assert.equal(find(service.lines, 'event', { event: 'shutdown:start' }), undefined, 'it ended on its own')
+})
+
+test("manager.ready() answers PM2's wait_ready with 'ready' under PM2, and sends nothing elsewhere", async () => {
+  const pm2 = forkService([], { env: { pm_id: '0' } })
+  await pm2.ready
+  const plain = forkService([])
+  await plain.ready
+  for (const service of [pm2, plain]) service.child.send('shutdown')
+  await Promise.all([pm2.exited, plain.exited])
+  assert.deepEqual(pm2.messages, ['ready'])
+  assert.deepEqual(plain.messages, [])
+})
+
+test('bad ipcMessage values are refused in Node style', () => {
+  assert.throws(() => new ShutdownManager({ signals: [], ipcMessage: 5 }), {
+    name: 'TypeError',
+    code: 'ERR_INVALID_ARG_TYPE',
+  })
+  assert.throws(() => new ShutdownManager({ signals: [], ipcMessage: true }), { code: 'ERR_INVALID_ARG_TYPE' })
+  assert.throws(() => new ShutdownManager({ signals: [], ipcMessage: '' }), { code: 'ERR_INVALID_ARG_VALUE' })
+})
