@@ -61,6 +61,11 @@ export declare class NativeShutdown {
    * answer.
    */
   answerStallProbe(): Stall | null
+  /**
+   * Tells systemd what the shutdown is doing (`STATUS=`), if this manager owns the signals and systemd
+   * listens (`NOTIFY_SOCKET`).
+   */
+  notifyStatus(text: string): void
   /** JavaScript's answer to the watchdog's probe: its event loop is free. */
   answerProbe(): void
   /** JavaScript has emitted its hard-exit events; the watchdog may exit now. */
@@ -134,6 +139,12 @@ export interface NativeEventJs {
   elapsedMs?: number
   detail?: string
 }
+
+/**
+ * Tells systemd the service is ready (`READY=1`), when it listens (`NOTIFY_SOCKET`); returns whether a
+ * notification went out.
+ */
+export declare function notifyReady(): boolean
 
 /** The number of an ownable signal, or null. */
 export declare function ownableSignalNumber(name: string): number | null

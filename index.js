@@ -120,6 +120,7 @@ class ShutdownManager extends EventEmitter {
    * the process) and systemd's `Type=notify` (READY=1, when NOTIFY_SOCKET is set). Does nothing elsewhere.
    */
   ready() {
+    native.notifyReady()
     if (process.env.pm_id !== undefined && typeof process.send === 'function' && process.connected) {
       process.send('ready')
     }

@@ -152,6 +152,7 @@ class ShutdownRun {
   #exitPending = false
   #fatal = false
   #finished = false
+  #destroyPhaseBegun = false
   #ids = []
   #running = new Map() // plan index -> TaskContext
   #errors = new Map() // plan index -> what the handler threw, or its timeout error
@@ -362,6 +363,11 @@ class ShutdownRun {
       const error = lifecycleError('ERR_INTERNAL_ASSERTION', `no handler for shutdown task '${this.#ids[index]}'`)
       queueMicrotask(() => this.#settle(index, 'failed', error))
       return
+    }
+    if (task.phase === 'destroy' && !this.#destroyPhaseBegun) {
+      this.#destroyPhaseBegun = true
+      // systemd's status line follows the phase (nothing is sent unless NOTIFY_SOCKET is set).
+      this.#native.notifyStatus(`shutting down (${this.reason}): destroy phase`)
     }
     if (task.timeout !== undefined && task.timeout < this.#deadlineMono - now) {
       TaskContext.setTimer(

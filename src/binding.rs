@@ -21,7 +21,7 @@ use titan_lifecycle_core::manager::{Manager, Settlement, SignalRequest, StallEnd
 use titan_lifecycle_core::plan::{Outcome, Phase, TaskSpec};
 use titan_lifecycle_core::session::{NativeEvent, Notifier, Session};
 use titan_lifecycle_core::watchdog;
-use titan_lifecycle_core::{handler, js_stack, main_loop, signals, uv, v8};
+use titan_lifecycle_core::{handler, js_stack, main_loop, signals, systemd, uv, v8};
 
 /// The `code` of a thrown error, taken from [`LifecycleError::code`].
 #[derive(Clone, Debug)]
@@ -604,6 +604,13 @@ impl NativeShutdown {
     self.manager.answer_stall_probe(MonoTime::now()).map(Stall::from)
   }
 
+  /// Tells systemd what the shutdown is doing (`STATUS=`), if this manager owns the signals and systemd
+  /// listens (`NOTIFY_SOCKET`).
+  #[napi(catch_unwind)]
+  pub fn notify_status(&self, text: String) {
+    self.manager.notify_status(&text);
+  }
+
   /// JavaScript's answer to the watchdog's probe: its event loop is free.
   #[napi(catch_unwind)]
   pub fn answer_probe(&self) {
@@ -676,6 +683,8 @@ impl NativeShutdown {
       let _ = DIRECT_CALLER.set(caller);
     }
     main_loop::set_loop_signal_hook(Some(call_javascript_on_loop));
+    // SAFETY: as above: the main thread, with its live main loop.
+    unsafe { systemd::start_pings(uv, event_loop.cast()) };
     install_teardown_hook(&env);
     Ok(())
   }
@@ -702,6 +711,7 @@ fn install_teardown_hook(env: &Env) {
     let _ = watchdog::set_signal_owner(None);
     if let Ok(uv) = uv::api() {
       signals::on_env_teardown(uv);
+      systemd::on_env_teardown(uv);
     }
   });
   if hook.is_err() {
@@ -732,6 +742,13 @@ pub fn error_codes() -> Vec<&'static str> {
 #[napi(catch_unwind)]
 pub fn error_message(code: String) -> Option<String> {
   LifecycleError::message_of(&code)
+}
+
+/// Tells systemd the service is ready (`READY=1`), when it listens (`NOTIFY_SOCKET`); returns whether a
+/// notification went out.
+#[napi(catch_unwind)]
+pub fn notify_ready() -> bool {
+  systemd::send("READY=1\nSTATUS=ready")
 }
 
 /// Tracks a child process (or, with `group`, the process group it leads): the hard exit and the

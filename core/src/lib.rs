@@ -17,6 +17,7 @@
 //! - [`manager`]: one manager's native half, what the binding calls: begin, settle, finish, own and give back
 //!   the signals.
 //! - [`children`]: the child processes and groups every exit path kills before `_exit`.
+//! - [`systemd`]: READY, STOPPING, EXTEND_TIMEOUT and WATCHDOG datagrams to systemd, when it listens.
 //! - [`error`]: the errors, each with the code JavaScript sees.
 
 #![deny(clippy::all)]
@@ -40,6 +41,7 @@ pub mod plan;
 pub mod report;
 pub mod session;
 pub mod signals;
+pub mod systemd;
 pub mod uv;
 pub mod v8;
 pub mod watchdog;

@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Deadline, MonoTime};
-use crate::coordinator::Trigger;
+use crate::coordinator::{Begun, Trigger};
 use crate::error::LifecycleError;
 use crate::js_stack;
 use crate::main_loop;
 use crate::plan::{MissingDependency, Outcome};
 use crate::session::Session;
 use crate::signals::{self, Policy};
+use crate::systemd;
 use crate::uv::Uv;
 use crate::watchdog::{self, SignalOwner};
 
@@ -107,7 +108,7 @@ impl Manager {
       watchdog::begin_for_signal(&owner, signo, now);
     }
     let mut record = self.session.record();
-    record.begin(Trigger { reason, signal: None }, now, budget);
+    let begun = record.begin(Trigger { reason, signal: None }, now, budget);
     let ready = if start_tasks {
       record.attach(now)
     } else {
@@ -125,6 +126,11 @@ impl Manager {
       missing: run.plan.missing_dependencies().to_vec(),
     };
     drop(record);
+    // The service is stopping when the manager that owns its signals shuts down, not when any other does
+    // (a component's own manager, the warm-up's throwaway one).
+    if begun == Begun::Started && self.signal_owner().is_some() {
+      systemd::stopping(&attached.reason, attached.deadline.at().saturating_since(now));
+    }
     // The shutdown is JavaScript's from here, whatever follows: a watchdog that cannot start (no thread, no
     // pipe) leaves the deadline to JavaScript's fallback timer, rather than refusing a shutdown that is
     // already attached (JavaScript would take it for one that never began).
@@ -142,6 +148,14 @@ impl Manager {
       watchdog::wake();
     }
     Ok(attached)
+  }
+
+  /// Tells systemd what the shutdown is doing (`STATUS=`), if this manager owns the signals and systemd
+  /// listens.
+  pub fn notify_status(&self, text: &str) {
+    if self.signal_owner().is_some() {
+      systemd::status(text);
+    }
   }
 
   /// Starts the first tasks of a shutdown begun with `start_tasks: false`.

@@ -353,7 +353,7 @@ impl Uv {
   /// Must run on the thread that runs `event_loop`.
   pub unsafe fn timer(&self, event_loop: *mut c_void) -> Result<Timer, LifecycleError> {
     let fail = |what: &str| LifecycleError::NativeUnavailable {
-      what: format!("{what} failed for the deferred check"),
+      what: format!("{what} failed for a timer"),
     };
     // SAFETY: as in `pin`, for libuv's own timer handle type.
     unsafe {
@@ -377,6 +377,15 @@ impl Uv {
   pub unsafe fn start_timer(&self, timer: &Timer, on_due: HookCallback, after_ms: u64) -> bool {
     // SAFETY: the handle is live (made by `timer`, closed only by `close_timer`, which consumes it).
     unsafe { (self.timer_start)(timer.0, on_due, after_ms, 0) == 0 }
+  }
+
+  /// Starts `timer` to call `on_due` every `every_ms`, the first time `every_ms` from now.
+  ///
+  /// # Safety
+  /// Must run on the thread that runs the loop the timer was made on.
+  pub unsafe fn start_repeating(&self, timer: &Timer, on_due: HookCallback, every_ms: u64) -> bool {
+    // SAFETY: the handle is live (made by `timer`, closed only by `close_timer`, which consumes it).
+    unsafe { (self.timer_start)(timer.0, on_due, every_ms, every_ms) == 0 }
   }
 
   /// Closes a timer made by [`Uv::timer`] (stopping it); libuv frees it on a later loop turn.

@@ -39,7 +39,7 @@ use crate::js_stack::{self, Progress, Purpose, ReportOutcome, ReportTarget};
 use crate::main_thread::{self, MainThreadState};
 use crate::report::{DiagnosticReport, FixedBuf, HardExitFacts, RecordView, Whereabouts, render_report};
 use crate::session::{NativeEvent, Session};
-use crate::{children, exit_write, handler, signals, uv};
+use crate::{children, exit_write, handler, signals, systemd, uv};
 
 /// How long after the deadline the watchdog waits for a responsive JavaScript to emit its hard-exit events.
 pub const HARD_EXIT_GRACE: Duration = Duration::from_millis(20);
@@ -284,11 +284,17 @@ fn next_wake(watchdog: &Watchdog, now: MonoTime) -> Option<Duration> {
     .armed
     .iter()
     .filter_map(|s| next_step(s, s.armed_deadline()?));
+  // systemd's stop timeout, re-extended while a shutdown runs (see `systemd`).
+  let extensions = state
+    .armed
+    .iter()
+    .filter_map(|s| systemd::next_extend(s.armed_deadline()?));
   let stalls = state.stall_watched.iter().filter_map(|s| next_stall_step(s));
   guard
     .into_iter()
     .chain(fallback)
     .chain(deadlines)
+    .chain(extensions)
     .chain(stalls)
     .min()
     .map(|at| at.saturating_since(now))
@@ -455,8 +461,11 @@ pub fn begin_for_signal(owner: &SignalOwner, signo: c_int, now: MonoTime) -> Mon
   // Arming cannot fail here: the watchdog runs (the owner was set through it).
   match begun {
     Begun::Started => {
-      if let (true, Some(deadline)) = (enforced, deadline) {
-        let _ = arm(&owner.session, deadline);
+      if let Some(deadline) = deadline {
+        systemd::stopping(reason_for(signo), deadline.at().saturating_since(now));
+        if enforced {
+          let _ = arm(&owner.session, deadline);
+        }
       }
       signalled_at
     }
@@ -549,6 +558,7 @@ fn check_deadlines(watchdog: &Watchdog, now: MonoTime) {
       forget(watchdog, &session);
       continue;
     };
+    systemd::extend_if_due(at, now);
     if now >= probe_time(at) && session.probe.sent().is_none() {
       session.probe.mark_sent(now);
       session.notify(NativeEvent::Probe);

@@ -1,0 +1,131 @@
+'use strict'
+// systemd's Type=notify, natively: READY=1 on manager.ready(); STOPPING=1, a STATUS= line naming the phase
+// and EXTEND_TIMEOUT_USEC when a shutdown starts, re-sent while it runs; WATCHDOG=1 while the event loop
+// answers, and not while it is blocked. A Python listener stands in for systemd, on a path socket and on
+// an abstract one.
+
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { spawn } = require('node:child_process')
+const readline = require('node:readline')
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const { start, kill, needs } = require('./helpers.cjs')
+
+/** Starts the listener at `address`; resolves once it is bound, with the datagrams it receives so far. */
+async function listen(address) {
+  const listener = spawn('python3', [path.join(__dirname, 'fixtures', 'notify-listener.py'), address], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const datagrams = []
+  const lines = readline.createInterface({ input: listener.stdout })
+  await new Promise((resolve, reject) => {
+    listener.once('error', reject)
+    lines.on('line', (line) => {
+      if (line === 'listening') resolve()
+      else datagrams.push(JSON.parse(line))
+    })
+  })
+  return { datagrams, stop: () => listener.kill('SIGKILL') }
+}
+
+const wait = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+const texts = (datagrams) => datagrams.map((d) => d.text)
+
+test(
+  'a graceful shutdown: READY, watchdog pings, then STOPPING with the stop phase, the destroy phase, in order',
+  needs('python3'),
+  async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-notify-'))
+    const address = path.join(dir, 'notify')
+    const systemd = await listen(address)
+    t.after(() => {
+      systemd.stop()
+      fs.rmSync(dir, { recursive: true, force: true })
+    })
+    const service = start('notify-service.cjs', ['graceful'], {
+      env: { NOTIFY_SOCKET: address, WATCHDOG_USEC: '200000' },
+    })
+    await service.ready
+    await wait(450) // pings every 100 ms
+    kill(service.child, 'SIGTERM')
+    const { code, stderr } = await service.exited
+    assert.equal(code, 0, stderr)
+    await wait(100)
+    const sent = texts(systemd.datagrams)
+    assert.equal(
+      sent.find((text) => text !== 'WATCHDOG=1'),
+      'READY=1\nSTATUS=ready',
+      'READY comes first',
+    )
+    const stopping = sent.findIndex((text) => text.startsWith('STOPPING=1\n'))
+    assert.ok(stopping > 0, sent.join(' | '))
+    const pings = sent.slice(0, stopping).filter((text) => text === 'WATCHDOG=1').length
+    assert.ok(pings >= 3 && pings <= 8, `${pings} pings in about 450 ms at one per 100 ms`)
+    const [, status, extend] = sent[stopping].split('\n')
+    assert.equal(status, 'STATUS=shutting down (SIGTERM): stop phase')
+    // What remains of the 3000 ms deadline plus a second's margin.
+    const usec = Number(extend.replace('EXTEND_TIMEOUT_USEC=', ''))
+    assert.ok(usec > 3_500_000 && usec <= 4_000_000, extend)
+    assert.ok(sent.slice(stopping).includes('STATUS=shutting down (SIGTERM): destroy phase'), sent.join(' | '))
+  },
+)
+
+test(
+  'a blocked loop: the pings stop, the stop timeout is re-extended until the hard exit (abstract socket)',
+  needs('python3'),
+  async (t) => {
+    const address = `@titan-lifecycle-test-${process.pid}`
+    const systemd = await listen(address)
+    t.after(() => systemd.stop())
+    const service = start('notify-service.cjs', ['block', '2500'], {
+      env: { NOTIFY_SOCKET: address, WATCHDOG_USEC: '200000' },
+    })
+    await service.ready
+    await wait(300)
+    kill(service.child, 'SIGTERM')
+    const { code, stderr } = await service.exited
+    assert.equal(code, 124, stderr)
+    await wait(100)
+    const sent = systemd.datagrams
+    const stopping = sent.findIndex((d) => d.text.startsWith('STOPPING=1\n'))
+    assert.ok(stopping > 0, texts(sent).join(' | '))
+    assert.equal(sent.find((d) => d.text !== 'WATCHDOG=1').text, 'READY=1\nSTATUS=ready', 'READY comes first')
+    assert.ok(texts(sent.slice(0, stopping)).includes('WATCHDOG=1'), 'pings while the loop answered')
+    // The task blocks the loop at once: no ping after STOPPING (one may have been on its way).
+    const lateNotices = sent.slice(stopping + 1)
+    const pingsAfter = lateNotices.filter((d) => d.text === 'WATCHDOG=1' && d.at > sent[stopping].at + 150)
+    assert.deepEqual(pingsAfter, [], 'no ping while the loop is blocked')
+    // Re-extended by the watchdog thread 2 s in, to what remains (about 0.5 s) plus the margin.
+    const extensions = lateNotices.filter((d) => d.text.startsWith('EXTEND_TIMEOUT_USEC='))
+    assert.equal(extensions.length, 1, texts(lateNotices).join(' | '))
+    const after = extensions[0].at - sent[stopping].at
+    assert.ok(after > 1800 && after < 2400, `re-extended ${after} ms after STOPPING`)
+    const usec = Number(extensions[0].text.split('=')[1])
+    assert.ok(usec > 1_000_000 && usec < 1_800_000, extensions[0].text)
+  },
+)
+
+test('without NOTIFY_SOCKET nothing is sent and ready() is harmless', async () => {
+  const service = start('notify-service.cjs', ['graceful'], { env: { NOTIFY_SOCKET: '', WATCHDOG_USEC: '200000' } })
+  await service.ready
+  // No socket is made: the service holds no Unix datagram socket.
+  const fds = fs.readdirSync(`/proc/${service.child.pid}/fd`).map((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/${service.child.pid}/fd/${fd}`)
+    } catch {
+      return ''
+    }
+  })
+  const sockets = fs.readFileSync(`/proc/${service.child.pid}/net/unix`, 'utf8')
+  kill(service.child, 'SIGTERM')
+  const { code, stderr } = await service.exited
+  assert.equal(code, 0, stderr)
+  const inodes = fds.filter((link) => link.startsWith('socket:')).map((link) => link.slice(8, -1))
+  // Type 0002 is SOCK_DGRAM in /proc/net/unix.
+  const datagramSockets = sockets
+    .split('\n')
+    .filter((line) => / 0002 /.test(line) && inodes.some((inode) => line.includes(` ${inode}`)))
+  assert.deepEqual(datagramSockets, [])
+})
