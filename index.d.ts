@@ -160,6 +160,15 @@ export interface TrackChildOptions {
   group?: boolean
 }
 
+export interface TrackClusterOptions {
+  /** The id of the task that stops the workers. @default 'cluster' */
+  id?: string
+  /** Milliseconds to wait for the workers before SIGKILL. @default what remains before the destroy phase's reserve */
+  timeout?: number
+  /** @default ShutdownPriority.High (25) */
+  priority?: number
+}
+
 export interface ShutdownContext {
   reason: ShutdownReason
   /** The signal that started the shutdown, if one did. */
@@ -313,6 +322,11 @@ export declare class ShutdownManager extends EventEmitter<ShutdownEventMap> {
    * returns its id. The hard exit, a second signal and `process.exit()` kill it too.
    */
   trackChild(child: ChildProcess, options?: TrackChildOptions): string
+  /**
+   * In a cluster primary: asks every worker to shut down at once (the `ipcMessage` their managers hear),
+   * waits, and sends SIGKILL at the timeout, in a task it registers; returns its id.
+   */
+  trackCluster(options?: TrackClusterOptions): string
   /**
    * Tells the supervisor the service is ready: an IPC 'ready' under PM2 (`wait_ready`), READY=1 to systemd
    * (`Type=notify`) when NOTIFY_SOCKET is set; nothing elsewhere.

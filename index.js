@@ -13,7 +13,7 @@ const { ShutdownReason, ShutdownPriority, ShutdownEvent, ShutdownPhase } = requi
 // service's modules, a test) should not pay for it. Every use below is inside a manager's methods.
 let ShutdownRun, describeMessage
 let validateManagerOptions, validateTask, validateTaskId, validateStopOptions, validateTrackServerOptions
-let validateTrackChildOptions
+let validateTrackChildOptions, validateTrackClusterOptions
 let invalidArgType, lifecycleError
 function loadInternals() {
   if (ShutdownRun) return
@@ -25,6 +25,7 @@ function loadInternals() {
     validateStopOptions,
     validateTrackServerOptions,
     validateTrackChildOptions,
+    validateTrackClusterOptions,
     invalidArgType,
     lifecycleError,
   } = require('./lib/validate'))
@@ -208,6 +209,33 @@ class ShutdownManager extends EventEmitter {
       this.unregisterTask(id)
       throw error
     }
+    return id
+  }
+
+  /**
+   * In a cluster primary: at shutdown, asks every worker to shut down (the IPC message their managers hear,
+   * `ipcMessage`), all at once, waits for them, and sends SIGKILL to any left at the timeout; in a task
+   * that it registers and returns the id of. Workers forked later are tracked too. See lib/cluster.js.
+   */
+  trackCluster(options) {
+    const cluster = /** @type {import('node:cluster').Cluster} */ (/** @type {unknown} */ (require('node:cluster')))
+    if (!cluster.isPrimary) {
+      throw lifecycleError(
+        'ERR_NOT_CLUSTER_PRIMARY',
+        "trackCluster() is for a cluster primary; a worker's manager already shuts down when the primary asks (ipcMessage)",
+      )
+    }
+    const { id, timeout, priority } = validateTrackClusterOptions(options)
+    const { ClusterTracker } = require('./lib/cluster')
+    this.registerTask({
+      id,
+      priority,
+      handler: ({ abortSignal }) => {
+        const left = this.#run?.drainTimeLeftMs() ?? Infinity
+        return tracker.stop({ timeoutMs: Math.min(timeout ?? Infinity, left), abortSignal })
+      },
+    })
+    const tracker = new ClusterTracker({ message: this.#config.ipcMessage || 'shutdown' })
     return id
   }
 

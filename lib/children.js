@@ -33,17 +33,23 @@ class ChildTracker {
   #pid
   #group
   #signal
+  /** How the child is asked to stop, if not by `#signal` (a cluster worker gets an IPC message). */
+  #ask
+  #askedWith
   #exited
 
   /**
    * @param {import('node:child_process').ChildProcess} child
-   * @param {{ signal: NodeJS.Signals, group: boolean }} options
+   * @param {{ signal?: NodeJS.Signals, group: boolean, ask?: { how: string, send(): void } }} options
+   *   `ask`: asks the child to stop instead of sending `signal` (`how` says what it sent, for errors)
    */
-  constructor(child, { signal, group }) {
+  constructor(child, { signal = 'SIGTERM', group, ask }) {
     this.#child = child
     this.#pid = child.pid
     this.#group = group
     this.#signal = signal
+    this.#ask = ask?.send
+    this.#askedWith = ask?.how ?? signal
     this.#exited = child.exitCode !== null || child.signalCode !== null
     if (this.#exited) return
     if (group && !groupAlive(this.#pid)) {
@@ -64,6 +70,11 @@ class ChildTracker {
 
   get pid() {
     return this.#pid
+  }
+
+  /** Whether the child has exited (its group may still run). */
+  get exited() {
+    return this.#exited
   }
 
   /** Whether nothing tracked is left: the child exited, and with `group`, the group is empty. */
@@ -113,7 +124,8 @@ class ChildTracker {
   async stop({ timeoutMs, abortSignal }) {
     if (this.#gone()) return
     const sentAt = performance.now()
-    this.#send(this.#signal)
+    if (this.#ask) this.#ask()
+    else this.#send(this.#signal)
     const timedOut = new AbortController()
     const timer = Number.isFinite(timeoutMs) ? setTimeout(() => timedOut.abort(), timeoutMs) : null
     const gaveUp = AbortSignal.any(abortSignal ? [abortSignal, timedOut.signal] : [timedOut.signal])
@@ -130,7 +142,7 @@ class ChildTracker {
     const what = this.#group ? `process group ${this.#pid}` : `child ${this.#pid}`
     throw lifecycleError(
       'ERR_CHILD_KILLED',
-      `${what} had not exited ${Math.round(performance.now() - sentAt)} ms after ${this.#signal}; it was sent SIGKILL`,
+      `${what} had not exited ${Math.round(performance.now() - sentAt)} ms after ${this.#askedWith}; it was sent SIGKILL`,
     )
   }
 }

@@ -97,6 +97,7 @@ const KNOWN = {
   ]),
   trackServer: new Set(['id', 'priority', 'drainTimeout', 'closeUpgraded']),
   trackChild: new Set(['id', 'signal', 'timeout', 'priority', 'group']),
+  trackCluster: new Set(['id', 'timeout', 'priority']),
   exitCodes: new Set(['success', 'failure', 'error', 'hardExit', 'secondSignal']),
   task: new Set(['id', 'name', 'priority', 'phase', 'dependsOn', 'timeout', 'handler']),
   stop: new Set(['reason', 'timeout', 'exit']),
@@ -450,10 +451,7 @@ function validateTask(value) {
   const { id, name, priority, phase, dependsOn, timeout, handler } = value
   validateTaskId('task.id', id)
   if (name !== undefined && typeof name !== 'string') throw invalidArgType('task.name', 'of type string', name)
-  if (priority !== undefined) {
-    if (typeof priority !== 'number') throw invalidArgType('task.priority', 'of type number', priority)
-    if (!Number.isFinite(priority)) throw outOfRange('task.priority', 'a finite number', priority)
-  }
+  validatePriority('task.priority', priority, undefined)
   if (phase !== undefined && !PHASES.has(phase)) {
     if (typeof phase !== 'string') throw invalidArgType('task.phase', 'of type string', phase)
     throw invalidArgValue('task.phase', phase, "must be 'stop' or 'destroy'")
@@ -478,35 +476,43 @@ function validateTask(value) {
 }
 
 /** trackServer()'s options, for a server that isServer() accepted. */
-function validateTrackServerOptions(value) {
+/** A task priority: any finite number. */
+function validatePriority(name, value, fallback) {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value)
+  if (!Number.isFinite(value)) throw outOfRange(name, 'a finite number', value)
+  return value
+}
+
+/**
+ * The options of trackServer, trackChild or trackCluster (`kind`), with their unknown names warned of and
+ * the task id they may give read and checked (each reads the rest itself, every option once).
+ */
+function trackerOptions(kind, value) {
   const options = optionsObject('options', value)
-  warnUnknownKeys(options, KNOWN.trackServer, 'options', 'trackServer')
-  const { id, priority, drainTimeout, closeUpgraded } = options
+  warnUnknownKeys(options, KNOWN[kind], 'options', kind)
+  const { id } = options
   if (id !== undefined) validateTaskId('options.id', id)
-  if (priority !== undefined) {
-    if (typeof priority !== 'number') throw invalidArgType('options.priority', 'of type number', priority)
-    if (!Number.isFinite(priority)) throw outOfRange('options.priority', 'a finite number', priority)
-  }
+  return { options, id }
+}
+
+function validateTrackServerOptions(value) {
+  const { options, id } = trackerOptions('trackServer', value)
+  const { drainTimeout, closeUpgraded } = options
   if (closeUpgraded !== undefined && typeof closeUpgraded !== 'function') {
     throw invalidArgType('options.closeUpgraded', 'of type function', closeUpgraded)
   }
   return {
     id: id ?? 'http-server',
-    priority: priority ?? ShutdownPriority.High,
+    priority: validatePriority('options.priority', options.priority, ShutdownPriority.High),
     drainTimeout: validateTimeout('options.drainTimeout', drainTimeout, undefined),
     closeUpgraded,
   }
 }
 
 function validateTrackChildOptions(child, value) {
-  const options = optionsObject('options', value)
-  warnUnknownKeys(options, KNOWN.trackChild, 'options', 'trackChild')
-  const { id, signal, timeout, priority, group } = options
-  if (id !== undefined) validateTaskId('options.id', id)
-  if (priority !== undefined) {
-    if (typeof priority !== 'number') throw invalidArgType('options.priority', 'of type number', priority)
-    if (!Number.isFinite(priority)) throw outOfRange('options.priority', 'a finite number', priority)
-  }
+  const { options, id } = trackerOptions('trackChild', value)
+  const { signal, timeout, group } = options
   if (signal !== undefined) {
     if (typeof signal !== 'string') throw invalidArgType('options.signal', 'of type string', signal)
     const { signals } = require('node:os').constants
@@ -521,8 +527,18 @@ function validateTrackChildOptions(child, value) {
     id: id ?? `child-${child.pid}`,
     signal: signal ?? 'SIGTERM',
     timeout: validateTimeout('options.timeout', timeout, undefined),
-    priority: priority ?? ShutdownPriority.Normal,
+    priority: validatePriority('options.priority', options.priority, ShutdownPriority.Normal),
     group: validateBoolean('options.group', group, false),
+  }
+}
+
+function validateTrackClusterOptions(value) {
+  const { options, id } = trackerOptions('trackCluster', value)
+  const { timeout } = options
+  return {
+    id: id ?? 'cluster',
+    timeout: validateTimeout('options.timeout', timeout, undefined),
+    priority: validatePriority('options.priority', options.priority, ShutdownPriority.High),
   }
 }
 
@@ -551,6 +567,7 @@ module.exports = {
   invalidArgType,
   validateTrackServerOptions,
   validateTrackChildOptions,
+  validateTrackClusterOptions,
   invalidArgValue,
   validateManagerOptions,
   validateTask,

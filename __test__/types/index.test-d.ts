@@ -87,6 +87,10 @@ const worker = spawn('node', ['worker.js'], { detached: true })
 const childId: string = drained.trackChild(worker, { signal: 'SIGINT', timeout: 5000, group: true })
 drained.trackChild(worker, { id: 'w', priority: ShutdownPriority.Low })
 void childId
+const clusterId: string = drained.trackCluster({ timeout: 10_000, priority: ShutdownPriority.High })
+void clusterId
+// @ts-expect-error the timeout is a number of milliseconds
+drained.trackCluster({ timeout: '10s' })
 // @ts-expect-error a ChildProcess is required, not a pid
 drained.trackChild(worker.pid)
 // @ts-expect-error the signal is a signal name

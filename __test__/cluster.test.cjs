@@ -1,0 +1,99 @@
+'use strict'
+// trackCluster: the primary asks both workers at once with the IPC message their managers hear; each drains
+// its 1 s requests while the other does; not one request in flight fails. Workers deaf to the message are
+// SIGKILLed at the timeout. trackCluster is refused outside a primary.
+
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const http = require('node:http')
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const { start, kill, find } = require('./helpers.cjs')
+
+function running(pid) {
+  try {
+    return !/^\S+ \(.*\) [ZX] /s.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'))
+  } catch {
+    return false
+  }
+}
+
+/** A GET on a connection of its own; resolves with { status, body } or { error }. */
+function get(port) {
+  return new Promise((resolve) => {
+    const request = http.get({ port, host: '127.0.0.1', agent: false }, (res) => {
+      let body = ''
+      res.setEncoding('utf8').on('data', (chunk) => {
+        body += chunk
+      })
+      res.on('end', () => resolve({ status: res.statusCode, body }))
+      res.on('error', (error) => resolve({ error: error.code ?? error.message }))
+    })
+    request.on('error', (error) => resolve({ error: error.code ?? error.message }))
+  })
+}
+
+test('SIGTERM to the primary: both workers drain at once and all 10 requests in flight succeed', async () => {
+  const primary = start('cluster-service.cjs', ['graceful'])
+  const { port, workers } = await primary.ready
+  const requests = Array.from({ length: 10 }, () => get(port))
+  await new Promise((resolve) => setTimeout(resolve, 300)) // every request is in a worker's hands
+  const signalledAt = Date.now()
+  kill(primary.child, 'SIGTERM')
+  const responses = await Promise.all(requests)
+  const { code, lines, stderr } = await primary.exited
+  const tookMs = Date.now() - signalledAt
+  assert.equal(code, 0, stderr)
+  assert.deepEqual(
+    responses.filter((r) => r.status !== 200),
+    [],
+    'no request in flight failed',
+  )
+  const servedBy = new Set(responses.map((r) => r.body.replace('done by ', '')))
+  assert.equal(servedBy.size, 2, 'both workers served requests')
+  assert.ok(tookMs < 3000, `${tookMs} ms`)
+  const asked = lines.filter((l) => l.kind === 'worker-shutdown')
+  assert.deepEqual(
+    asked.map((l) => l.message),
+    ['shutdown', 'shutdown'],
+  )
+  // Asked at once, not one after the other (which would put a drain of up to 1 s between them); `at` is
+  // CLOCK_MONOTONIC, shared by the processes.
+  const apart = Math.abs(asked[0].at - asked[1].at)
+  assert.ok(apart < 200, `the workers began their shutdowns ${apart} ms apart`)
+  assert.ok(find(lines, 'event', { event: 'shutdown:task:complete', taskId: 'cluster' }))
+  assert.deepEqual(workers.filter(running), [])
+})
+
+test('workers deaf to the message get SIGKILL at the timeout; the task fails with ERR_CHILD_KILLED', async () => {
+  const primary = start('cluster-service.cjs', ['stubborn', '500'])
+  const { workers } = await primary.ready
+  kill(primary.child, 'SIGTERM')
+  const { code, lines, stderr } = await primary.exited
+  assert.equal(code, 1, stderr)
+  const failed = find(lines, 'event', { event: 'shutdown:task:error', taskId: 'cluster' })
+  assert.equal(failed.error.code, 'ERR_CHILD_KILLED')
+  assert.match(failed.error.message, /^2 of 2 cluster workers had not exited in time and were sent SIGKILL/)
+  assert.ok(failed.durationMs >= 490 && failed.durationMs < 2000, `${failed.durationMs} ms`)
+  assert.deepEqual(workers.filter(running), [])
+})
+
+test('trackCluster outside a primary is refused with ERR_NOT_CLUSTER_PRIMARY', async () => {
+  const { spawnSync } = require('node:child_process')
+  const script = `
+    const cluster = require('node:cluster')
+    if (cluster.isPrimary) { cluster.fork().on('exit', (code) => process.exit(code)) } else {
+      const { ShutdownManager } = require(${JSON.stringify(require.resolve('..'))})
+      const manager = new ShutdownManager()
+      try { manager.trackCluster(); process.exit(3) } catch (error) {
+        process.exit(error.code === 'ERR_NOT_CLUSTER_PRIMARY' ? 0 : 4)
+      }
+    }`
+  // cluster.fork() runs the primary's script file again, so the script needs a file.
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'titan-cluster-')), 'main.cjs')
+  fs.writeFileSync(file, script)
+  const result = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 10_000 })
+  fs.rmSync(path.dirname(file), { recursive: true, force: true })
+  assert.equal(result.status, 0, result.stderr)
+})

@@ -1,0 +1,76 @@
+'use strict'
+
+// trackCluster(): at shutdown a cluster primary asks every worker to shut down, all at once, with the IPC
+// message the workers' managers hear (`ipcMessage`), so each drains its own connections while the others
+// do; a worker not gone by the timeout gets SIGKILL. Workers are child processes tracked like trackChild's
+// (lib/children.js), so the primary's hard exit and second-signal exit kill them too.
+
+const cluster = /** @type {import('node:cluster').Cluster} */ (/** @type {unknown} */ (require('node:cluster')))
+const { ChildTracker } = require('./children')
+const { lifecycleError } = require('./validate')
+
+class ClusterTracker {
+  /** worker.id -> ChildTracker, for the workers alive. */
+  #trackers = new Map()
+  #message
+  /** The stop's options once the shutdown has asked the workers, for workers forked after that. */
+  #stopping = null
+  /** Every worker's stop, as started. */
+  #stops = []
+
+  /** @param {{ message: string }} options */
+  constructor({ message }) {
+    this.#message = message
+    for (const worker of Object.values(cluster.workers ?? {})) if (worker) this.#add(worker)
+    cluster.on('fork', (worker) => this.#add(worker))
+  }
+
+  /** @param {import('node:cluster').Worker} worker */
+  #add(worker) {
+    const child = worker.process
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const tracker = new ChildTracker(child, {
+      group: false,
+      ask: {
+        how: `the '${this.#message}' message`,
+        send: () => {
+          try {
+            worker.send(this.#message)
+          } catch {
+            // Its IPC channel is gone: it cannot hear the message, but it can still hear SIGTERM.
+            child.kill('SIGTERM')
+          }
+        },
+      },
+    })
+    this.#trackers.set(worker.id, tracker)
+    child.once('exit', () => this.#trackers.delete(worker.id))
+    // A worker forked during the shutdown (a restart-on-exit handler, say) is asked at once.
+    if (this.#stopping) this.#stops.push(tracker.stop(this.#stopping))
+  }
+
+  /** Asks every worker at once and waits for all; rejects with ERR_CHILD_KILLED if any needed SIGKILL. */
+  async stop({ timeoutMs, abortSignal }) {
+    this.#stopping = { timeoutMs, abortSignal }
+    for (const tracker of this.#trackers.values()) this.#stops.push(tracker.stop(this.#stopping))
+    const failures = []
+    // Workers forked while waiting add stops of their own: wait for those too.
+    for (let waited = 0; waited < this.#stops.length; ) {
+      const batch = this.#stops.slice(waited)
+      waited = this.#stops.length
+      for (const outcome of await Promise.allSettled(batch)) {
+        if (outcome.status === 'rejected') failures.push(outcome.reason)
+      }
+    }
+    if (failures.length > 0) {
+      throw lifecycleError(
+        'ERR_CHILD_KILLED',
+        `${failures.length} of ${this.#stops.length} cluster worker${this.#stops.length === 1 ? '' : 's'} ` +
+          `had not exited in time and ${failures.length === 1 ? 'was' : 'were'} sent SIGKILL: ` +
+          failures.map((failure) => failure.message).join('; '),
+      )
+    }
+  }
+}
+
+module.exports = { ClusterTracker }
