@@ -118,9 +118,6 @@ export declare function forgetChild(pid: number, group: boolean): boolean
 /** Whether our handler is in the slot of the named signal right now (for diagnostics and tests). */
 export declare function isSignalHandlerInstalled(name: string): boolean
 
-/** Sends `signal` to every tracked child and group (the process is exiting); returns how many received it. */
-export declare function killTrackedChildren(signal: number): number
-
 /** A `dependsOn` entry naming a task that was never registered. */
 export interface MissingDependency {
   taskId: string
@@ -224,6 +221,12 @@ export interface StopPhaseCut {
   ready: Array<number>
   finished: boolean
 }
+
+/**
+ * Whether systemd listens (`NOTIFY_SOCKET` names a usable socket). The first call reads the environment,
+ * which JavaScript may then clear for the children it spawns.
+ */
+export declare function systemdListening(): boolean
 
 /**
  * Every task's state at the end of a shutdown, in plan order, as columns (one typed array each rather

@@ -83,6 +83,8 @@ class ShutdownManager extends EventEmitter {
   #errorsDuringShutdown = 0
   /** The servers trackServer() drains (lib/drain.js ServerTracker). */
   #servers = []
+  /** trackCluster()'s trackers (lib/cluster.js), which dispose() stops from tracking new workers. */
+  #clusterTrackers = []
   /** The 'message' listener that hears the supervisor's shutdown message (see #hookIpc). */
   #ipcListener = null
 
@@ -109,6 +111,11 @@ class ShutdownManager extends EventEmitter {
     if (disableGracefulShutdown) return
     if (signals.length > 0) {
       this.#ownSignals()
+      // The signal owner speaks to systemd for the service (its native side has read NOTIFY_SOCKET and
+      // WATCHDOG_USEC by now); children and cluster workers must not, so they do not inherit them.
+      if (process.env.NOTIFY_SOCKET !== undefined && native.systemdListening()) {
+        for (const name of ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID']) delete process.env[name]
+      }
       // The supervisor's message is its signal (PM2 sends one instead of SIGINT, and on Windows it has
       // nothing else): heard by the manager that owns the signals, when there is an IPC channel.
       if (this.#config.ipcMessage !== false && typeof process.send === 'function') this.#hookIpc()
@@ -204,7 +211,15 @@ class ShutdownManager extends EventEmitter {
     })
     let tracker
     try {
-      tracker = new ChildTracker(child, { signal, group })
+      tracker = new ChildTracker(child, {
+        signal,
+        group,
+        // A child gone before any shutdown leaves no task behind (a service that spawns many children
+        // would pile them up, and a reused pid would find its default id taken).
+        onGone: () => {
+          if (!this.isShuttingDown) this.unregisterTask(id)
+        },
+      })
     } catch (error) {
       this.unregisterTask(id)
       throw error
@@ -235,7 +250,17 @@ class ShutdownManager extends EventEmitter {
         return tracker.stop({ timeoutMs: Math.min(timeout ?? Infinity, left), abortSignal })
       },
     })
-    const tracker = new ClusterTracker({ message: this.#config.ipcMessage || 'shutdown' })
+    let tracker
+    try {
+      tracker = new ClusterTracker({
+        message: this.#config.ipcMessage || 'shutdown',
+        onError: (error) => this.#config.logger.error(`cluster worker: ${describeMessage(error)}`, { err: error }),
+      })
+    } catch (error) {
+      this.unregisterTask(id)
+      throw error
+    }
+    this.#clusterTrackers.push(tracker)
     return id
   }
 
@@ -348,6 +373,8 @@ class ShutdownManager extends EventEmitter {
       if (ShutdownManager.#signalOwner === this) ShutdownManager.#signalOwner = null
       this.#ownsSignals = false
     }
+    for (const tracker of this.#clusterTrackers) tracker.dispose()
+    this.#clusterTrackers = []
     if (this.#ipcListener) {
       process.removeListener('message', this.#ipcListener)
       this.#ipcListener = null

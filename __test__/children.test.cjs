@@ -99,7 +99,21 @@ test('a child that exited earlier is forgotten: nothing is tracked, the hard exi
   assert.equal(code, 124, stderr)
   assert.equal(ready.tracked, 0, 'forgotten natively once it exited')
   assert.equal(find(lines, 'child-exited').tracked, 0)
+  assert.equal(find(lines, 'child-exited').taskLeft, false, 'its task was unregistered when it exited')
   assert.doesNotMatch(stderr, /sent SIGKILL/)
+})
+
+test("a worker thread's manager ending with its thread kills its own child, not the main thread's", async () => {
+  const fixture = start('children.cjs', ['worker-thread'])
+  const ready = await fixture.ready
+  const workerChildLeft = await survivors([ready.workerChild])
+  const mainChildRunning = running(ready.child)
+  kill(fixture.child, 'SIGTERM')
+  const { code, stderr } = await fixture.exited
+  assert.equal(code, 0, stderr)
+  assert.deepEqual(workerChildLeft, [], "the worker's child was killed when the worker thread exited")
+  assert.ok(mainChildRunning, "the main thread's child was left alone")
+  assert.deepEqual(await survivors([ready.child]), [], 'and stopped by the main shutdown')
 })
 
 test('bad input: Node-style errors, and nothing is registered or tracked', async (t) => {

@@ -45,6 +45,8 @@ test('the packed package installs, loads its platform binary and shuts down on S
     'package/binding.d.ts',
     'package/index.d.ts',
     'package/index.js',
+    'package/lib/children.js',
+    'package/lib/cluster.js',
     'package/lib/constants.js',
     'package/lib/drain.js',
     'package/lib/handles.js',

@@ -47,7 +47,8 @@ test(
     const service = start('notify-service.cjs', ['graceful'], {
       env: { NOTIFY_SOCKET: address, WATCHDOG_USEC: '200000' },
     })
-    await service.ready
+    const { inherited } = await service.ready
+    assert.equal(inherited, '', "a child does not inherit systemd's variables")
     await wait(450) // pings every 100 ms
     kill(service.child, 'SIGTERM')
     const { code, stderr } = await service.exited

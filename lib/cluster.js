@@ -13,40 +13,60 @@ class ClusterTracker {
   /** worker.id -> ChildTracker, for the workers alive. */
   #trackers = new Map()
   #message
+  #onError
   /** The stop's options once the shutdown has asked the workers, for workers forked after that. */
   #stopping = null
   /** Every worker's stop, as started. */
   #stops = []
+  #stopped = false
+  #onFork = (worker) => this.#add(worker)
 
-  /** @param {{ message: string }} options */
-  constructor({ message }) {
+  /** @param {{ message: string, onError: (error: unknown) => void }} options `onError`: a worker that could not be tracked, or a late one's failed stop */
+  constructor({ message, onError }) {
     this.#message = message
+    this.#onError = onError
     for (const worker of Object.values(cluster.workers ?? {})) if (worker) this.#add(worker)
-    cluster.on('fork', (worker) => this.#add(worker))
+    cluster.on('fork', this.#onFork)
+  }
+
+  /** Stops tracking workers forked from now on (the manager is disposed). */
+  dispose() {
+    cluster.removeListener('fork', this.#onFork)
   }
 
   /** @param {import('node:cluster').Worker} worker */
   #add(worker) {
     const child = worker.process
-    if (child.exitCode !== null || child.signalCode !== null) return
-    const tracker = new ChildTracker(child, {
-      group: false,
-      ask: {
-        how: `the '${this.#message}' message`,
-        send: () => {
-          try {
-            worker.send(this.#message)
-          } catch {
-            // Its IPC channel is gone: it cannot hear the message, but it can still hear SIGTERM.
-            child.kill('SIGTERM')
-          }
-        },
-      },
-    })
+    let tracker
+    try {
+      tracker = new ChildTracker(child, {
+        group: false,
+        ask: { how: `the '${this.#message}' message`, send: () => this.#ask(worker) },
+        onGone: () => this.#trackers.delete(worker.id),
+      })
+    } catch (error) {
+      // A fork that failed (no pid), or too many children: this worker is not tracked; say so.
+      this.#onError(error)
+      return
+    }
     this.#trackers.set(worker.id, tracker)
-    child.once('exit', () => this.#trackers.delete(worker.id))
     // A worker forked during the shutdown (a restart-on-exit handler, say) is asked at once.
-    if (this.#stopping) this.#stops.push(tracker.stop(this.#stopping))
+    if (this.#stopping) {
+      const stop = tracker.stop(this.#stopping)
+      if (this.#stopped)
+        stop.catch(this.#onError) // nobody waits for it any more
+      else this.#stops.push(stop)
+    }
+  }
+
+  /** Sends the message; a worker that cannot hear it (its channel is closed) gets SIGTERM instead. */
+  #ask(worker) {
+    const fallBack = () => worker.process.kill('SIGTERM')
+    if (!worker.isConnected()) return fallBack()
+    // A send that fails reports to its callback (and not as an 'error' event nobody listens to).
+    worker.send(this.#message, undefined, (error) => {
+      if (error) fallBack()
+    })
   }
 
   /** Asks every worker at once and waits for all; rejects with ERR_CHILD_KILLED if any needed SIGKILL. */
@@ -62,6 +82,7 @@ class ClusterTracker {
         if (outcome.status === 'rejected') failures.push(outcome.reason)
       }
     }
+    this.#stopped = true
     if (failures.length > 0) {
       throw lifecycleError(
         'ERR_CHILD_KILLED',

@@ -744,6 +744,13 @@ pub fn error_message(code: String) -> Option<String> {
   LifecycleError::message_of(&code)
 }
 
+/// Whether systemd listens (`NOTIFY_SOCKET` names a usable socket). The first call reads the environment,
+/// which JavaScript may then clear for the children it spawns.
+#[napi(catch_unwind)]
+pub fn systemd_listening() -> bool {
+  systemd::enabled()
+}
+
 /// Tells systemd the service is ready (`READY=1`), when it listens (`NOTIFY_SOCKET`); returns whether a
 /// notification went out.
 #[napi(catch_unwind)]
@@ -775,12 +782,6 @@ pub fn child_group_alive(pgid: i32) -> bool {
 #[napi(catch_unwind)]
 pub fn tracked_child_count() -> u32 {
   children::count() as u32
-}
-
-/// Sends `signal` to every tracked child and group (the process is exiting); returns how many received it.
-#[napi(catch_unwind)]
-pub fn kill_tracked_children(signal: i32) -> u32 {
-  children::kill_all(signal) as u32
 }
 
 /// The number of an ownable signal, or null.

@@ -23,7 +23,7 @@ const FRAME_PREFIX: &str = "titan-lifecycle:     ";
 const MAX_LISTED: usize = 20;
 
 /// Room kept at the end of the report's buffer for the cut notice, the children line and the exit line.
-const TAIL: usize = 192;
+const TAIL: usize = 256;
 
 /// A `fmt::Write` sink over a fixed array: it never allocates, and drops what does not fit.
 pub struct FixedBuf<const N: usize> {

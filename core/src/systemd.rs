@@ -71,14 +71,21 @@ fn address_of(value: &[u8]) -> Option<(libc::sockaddr_un, libc::socklen_t)> {
 fn open(value: &std::ffi::OsStr) -> Option<Channel> {
   use std::os::unix::ffi::OsStrExt;
   let (address, length) = address_of(value.as_bytes())?;
+  // Not inherited by children: atomically where socket(2) can (Linux), else right after.
+  #[cfg(target_os = "linux")]
+  let kind = libc::SOCK_DGRAM | libc::SOCK_CLOEXEC;
+  #[cfg(not(target_os = "linux"))]
+  let kind = libc::SOCK_DGRAM;
   // SAFETY: socket(2) has no memory preconditions.
-  let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM, 0) };
+  let fd = unsafe { libc::socket(libc::AF_UNIX, kind, 0) };
   if fd < 0 {
     return None;
   }
-  // Not inherited by children (the CLOEXEC flag of socket(2) is Linux-only, so it is set here).
+  #[cfg(not(target_os = "linux"))]
   // SAFETY: fcntl on the descriptor just made.
-  unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+  unsafe {
+    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC)
+  };
   Some(Channel { fd, address, length })
 }
 

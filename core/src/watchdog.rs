@@ -284,11 +284,11 @@ fn next_wake(watchdog: &Watchdog, now: MonoTime) -> Option<Duration> {
     .armed
     .iter()
     .filter_map(|s| next_step(s, s.armed_deadline()?));
-  // systemd's stop timeout, re-extended while a shutdown runs (see `systemd`).
+  // systemd's stop timeout, re-extended while the signal owner's shutdown runs (see `systemd`).
   let extensions = state
-    .armed
-    .iter()
-    .filter_map(|s| systemd::next_extend(s.armed_deadline()?));
+    .owner
+    .as_ref()
+    .and_then(|owner| systemd::next_extend(owner.session.armed_deadline()?));
   let stalls = state.stall_watched.iter().filter_map(|s| next_stall_step(s));
   guard
     .into_iter()
@@ -552,13 +552,22 @@ fn check_stalls(watchdog: &Watchdog, now: MonoTime) {
 }
 
 fn check_deadlines(watchdog: &Watchdog, now: MonoTime) {
-  let armed = watchdog.state().armed.clone();
+  let (armed, owner) = {
+    let state = watchdog.state();
+    (
+      state.armed.clone(),
+      state.owner.as_ref().map(|o| o.session.clone()),
+    )
+  };
   for session in armed {
+    let is_owner = owner.as_ref().is_some_and(|o| Arc::ptr_eq(o, &session));
     let Some(at) = session.armed_deadline() else {
       forget(watchdog, &session);
       continue;
     };
-    systemd::extend_if_due(at, now);
+    if is_owner {
+      systemd::extend_if_due(at, now);
+    }
     if now >= probe_time(at) && session.probe.sent().is_none() {
       session.probe.mark_sent(now);
       session.notify(NativeEvent::Probe);
