@@ -7,26 +7,16 @@ const fs = require('node:fs')
 const { spawn } = require('node:child_process')
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { start, launch, needs, kill, find } = require('./helpers.cjs')
+const { start, launch, needs, kill, find, isRunning } = require('./helpers.cjs')
 const { ShutdownManager } = require('..')
-
-/** Whether `pid` runs: a zombie (exited, not yet reaped by whoever inherited it) does not. */
-function running(pid) {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return !/^\S+ \(.*\) [ZX] /s.test(stat)
-  } catch {
-    return false
-  }
-}
 
 /** The pids still running within 2 s: SIGKILL lands at once, so anything left then survived. */
 async function survivors(pids) {
   const until = Date.now() + 2000
-  let left = pids.filter(running)
+  let left = pids.filter(isRunning)
   while (left.length > 0 && Date.now() < until) {
     await new Promise((resolve) => setTimeout(resolve, 20))
-    left = left.filter(running)
+    left = left.filter(isRunning)
   }
   for (const pid of left) process.kill(pid, 'SIGKILL') // leave nothing behind for the next test
   return left
@@ -36,7 +26,7 @@ async function runFixture(mode, { deadline = 3000, end = 'SIGTERM' } = {}) {
   const fixture = start('children.cjs', [mode, deadline])
   const ready = await fixture.ready
   const pids = [ready.child, ready.grandchild].filter(Boolean)
-  if (mode !== 'exited-early') assert.ok(pids.every(running), 'the children run before the shutdown')
+  if (mode !== 'exited-early') assert.ok(pids.every(isRunning), 'the children run before the shutdown')
   if (end === 'SIGTERM') kill(fixture.child, 'SIGTERM')
   if (end === 'SIGINT twice') {
     kill(fixture.child, 'SIGINT')
@@ -107,11 +97,12 @@ test("a worker thread's manager ending with its thread kills its own child, not 
   const fixture = start('children.cjs', ['worker-thread'])
   const ready = await fixture.ready
   const workerChildLeft = await survivors([ready.workerChild])
-  const mainChildRunning = running(ready.child)
+  const mainChildRunning = isRunning(ready.child)
   kill(fixture.child, 'SIGTERM')
   const { code, stderr } = await fixture.exited
   assert.equal(code, 0, stderr)
   assert.deepEqual(workerChildLeft, [], "the worker's child was killed when the worker thread exited")
+  assert.equal(ready.tracked, 1, "and forgotten natively: only the main thread's child is tracked")
   assert.ok(mainChildRunning, "the main thread's child was left alone")
   assert.deepEqual(await survivors([ready.child]), [], 'and stopped by the main shutdown')
 })
@@ -161,7 +152,7 @@ test(
     while (!fs.readFileSync(`/proc/${child}/cmdline`, 'utf8').startsWith('sleep') && Date.now() < until) {
       await new Promise((resolve) => setTimeout(resolve, 10))
     }
-    assert.ok(running(child))
+    assert.ok(isRunning(child))
     kill(parent.child, 'SIGKILL')
     await parent.exited
     assert.deepEqual(await survivors([child]), [], 'the child died with its parent')

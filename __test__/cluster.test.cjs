@@ -9,15 +9,7 @@ const path = require('node:path')
 const http = require('node:http')
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { start, kill, find } = require('./helpers.cjs')
-
-function running(pid) {
-  try {
-    return !/^\S+ \(.*\) [ZX] /s.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'))
-  } catch {
-    return false
-  }
-}
+const { start, kill, find, isRunning } = require('./helpers.cjs')
 
 /** A GET on a connection of its own; resolves with { status, body } or { error }. */
 function get(port) {
@@ -63,7 +55,7 @@ test('SIGTERM to the primary: both workers drain at once and all 10 requests in 
   const apart = Math.abs(asked[0].at - asked[1].at)
   assert.ok(apart < 200, `the workers began their shutdowns ${apart} ms apart`)
   assert.ok(find(lines, 'event', { event: 'shutdown:task:complete', taskId: 'cluster' }))
-  assert.deepEqual(workers.filter(running), [])
+  assert.deepEqual(workers.filter(isRunning), [])
 })
 
 test('workers deaf to the message get SIGKILL at the timeout; the task fails with ERR_CHILD_KILLED', async () => {
@@ -76,7 +68,7 @@ test('workers deaf to the message get SIGKILL at the timeout; the task fails wit
   assert.equal(failed.error.code, 'ERR_CHILD_KILLED')
   assert.match(failed.error.message, /^2 of 2 cluster workers had not exited in time and were sent SIGKILL/)
   assert.ok(failed.durationMs >= 490 && failed.durationMs < 2000, `${failed.durationMs} ms`)
-  assert.deepEqual(workers.filter(running), [])
+  assert.deepEqual(workers.filter(isRunning), [])
 })
 
 test('trackCluster outside a primary is refused with ERR_NOT_CLUSTER_PRIMARY', async () => {

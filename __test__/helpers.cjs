@@ -154,6 +154,15 @@ async function waitFor(predicate, timeoutMs = 5000, what = 'a condition') {
   }
 }
 
+/** Whether `pid` runs (Linux): a zombie (exited, not yet reaped by whoever inherited it) does not. */
+function isRunning(pid) {
+  try {
+    return !/^\S+ \(.*\) [ZX] /s.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'))
+  } catch {
+    return false
+  }
+}
+
 /** Sends `signal` to the child and returns the monotonic time it was sent. */
 function kill(child, signal) {
   const at = now()
@@ -221,6 +230,7 @@ function npmStart(shell) {
 
 module.exports = {
   start,
+  isRunning,
   launch,
   npmStart,
   needs,

@@ -129,9 +129,16 @@ class ChildTracker {
     }
   }
 
-  /** SIGKILL now (the process is exiting). */
+  /**
+   * SIGKILL now (the process or this thread is exiting), and forget it: this thread's loop will never
+   * reap it or see it exit, and a worker thread's ending must not leave a native entry behind.
+   */
   kill() {
-    if (!this.#gone()) this.#send('SIGKILL')
+    if (this.#gone()) return
+    this.#send('SIGKILL')
+    this.#forgotten = true
+    live.delete(this)
+    native.forgetChild(this.#pid, this.#group)
   }
 
   /** Resolves once nothing tracked is left (or `abortSignal` aborts, which gives up the wait). */

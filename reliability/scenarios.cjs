@@ -6,7 +6,7 @@
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
-const { start, launch, kill, run, waitFor, find, eventNames, npmStart } = require('../__test__/helpers.cjs')
+const { start, launch, kill, run, waitFor, find, eventNames, npmStart, isRunning } = require('../__test__/helpers.cjs')
 
 const FIXTURES = path.join(__dirname, 'fixtures')
 const fixture = (name) => path.join(FIXTURES, name)
@@ -579,6 +579,80 @@ const scenarios = [
           )
           .join('; '),
       }
+    },
+  },
+  {
+    id: 'children-hard-exit',
+    title:
+      'a tracked detached child and its grandchild (which ignores SIGTERM), then the loop blocks in a task: hard exit',
+    expect: 'exit 124, the report says it killed the tracked group, and neither process outlives the parent',
+    async run({ node }) {
+      const child = start(path.join(MAIN_FIXTURES, 'children.cjs'), ['blocked', 300], { node })
+      const ready = await child.ready
+      kill(child.child, 'SIGTERM')
+      const result = await child.exited
+      assert.equal(result.code, 124, result.stderr)
+      assert.match(result.stderr, /sent SIGKILL to 1 tracked child process or group/)
+      const pids = [ready.child, ready.grandchild]
+      await waitFor(() => pids.every((pid) => !isRunning(pid)), 2000, 'the tracked processes to die')
+      return { observed: `${outcome(result)}; child and grandchild gone` }
+    },
+  },
+  {
+    id: 'children-second-signal',
+    title: 'a tracked detached child and its grandchild; SIGINT, then a second SIGINT while a task never settles',
+    expect: 'exit 130 at once, and neither process outlives the parent',
+    async run({ node }) {
+      const child = start(path.join(MAIN_FIXTURES, 'children.cjs'), ['second-signal'], { node })
+      const ready = await child.ready
+      kill(child.child, 'SIGINT')
+      await sleep(150)
+      kill(child.child, 'SIGINT')
+      const result = await child.exited
+      assert.equal(result.code, 130, result.stderr)
+      const pids = [ready.child, ready.grandchild]
+      await waitFor(() => pids.every((pid) => !isRunning(pid)), 2000, 'the tracked processes to die')
+      return { observed: `${outcome(result)}; child and grandchild gone` }
+    },
+  },
+  {
+    id: 'ipc-message',
+    title:
+      "PM2's way: the service forked with an IPC channel gets the message 'shutdown'; another one with nothing to do ends on its own",
+    expect:
+      "a graceful shutdown with reason 'signal' and the message named, exit 0; the manager's listener keeps no process alive",
+    async run({ node }) {
+      const { fork } = require('node:child_process')
+      const service = (args) => {
+        const child = fork(path.join(MAIN_FIXTURES, 'ipc-service.cjs'), args, {
+          execPath: node,
+          stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+        })
+        let stdout = ''
+        child.stdout.setEncoding('utf8').on('data', (chunk) => {
+          stdout += chunk
+        })
+        const killer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+        const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+        const lines = () =>
+          stdout
+            .split('\n')
+            .filter(Boolean)
+            .map((line) => JSON.parse(line))
+        return { child, exited: exited.finally(() => clearTimeout(killer)), lines }
+      }
+      const serving = service([])
+      await waitFor(() => find(serving.lines(), 'ready'), 5000, 'the service to be ready')
+      serving.child.send('shutdown')
+      const result = await serving.exited
+      assert.equal(outcome(result), 'exit 0')
+      const start = find(serving.lines(), 'event', { event: 'shutdown:start' })
+      assert.equal(start?.reason, 'signal')
+      assert.equal(start?.message, 'shutdown')
+      const idle = service(['"shutdown"', 'idle'])
+      const idleResult = await idle.exited
+      assert.equal(outcome(idleResult), 'exit 0', 'the idle service ended on its own')
+      return { observed: `${outcome(result)} on the message; the idle one ${outcome(idleResult)} on its own` }
     },
   },
 ]
