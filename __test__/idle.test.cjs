@@ -47,3 +47,22 @@ test('the watchdog thread of an idle service wakes once or twice in 6 s: its gua
   // The window holds the guard's first check (5 s after the manager took the signals): it does run.
   assert.ok(woke >= 1, 'the guard never woke the watchdog')
 })
+
+test("an idle service's main thread sleeps: the loop is not woken by the library's own timers", {
+  skip: process.platform !== 'linux',
+}, async () => {
+  const fixture = start('idle-service.cjs', [], { killAfterMs: 20_000 })
+  await fixture.ready
+  await sleep(300)
+  const pid = fixture.child.pid
+  // The main thread's id is the process's.
+  const before = wakeUps(pid, String(pid))
+  await sleep(2000)
+  const woke = wakeUps(pid, String(pid)) - before
+  kill(fixture.child, 'SIGTERM')
+  const result = await fixture.exited
+  assert.equal(result.code, 0, result.stderr)
+  // Idle, it has nothing to wake for (the deferred slot check that re-armed itself woke it ~900 times a
+  // second); a few wake-ups of Node's own are allowed.
+  assert.ok(woke <= 20, `the main thread woke ${woke} times in 2 s of idleness`)
+})

@@ -8,9 +8,14 @@
 //! unref'd timer for the rest of the spacing instead. Either way a displacement is undone within 1 ms, also
 //! when the loop goes idle right after it (the timer wakes it), where it used to be undone before the loop
 //! waited again.
+//!
+//! The timer's callback does not check: it marks the turn it wakes, and that turn's hook checks
+//! unconditionally and arms nothing. A timer that checked itself made its own turn come "too soon" after
+//! a check, which armed the timer again: an idle service woke its loop every millisecond for ever (900
+//! wake-ups a second, `idle.test.cjs` now counts them).
 
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::clock::MonoTime;
@@ -22,6 +27,9 @@ pub const CHECK_SPACING: Duration = Duration::from_millis(1);
 
 /// When the main loop last checked the slots (nanoseconds on CLOCK_MONOTONIC; 0: never).
 static LAST_CHECK_NS: AtomicU64 = AtomicU64::new(0);
+
+/// The deferred check's timer fired: the next turn's hook checks, whatever the spacing, and arms nothing.
+static DEFERRED_CHECK_DUE: AtomicBool = AtomicBool::new(false);
 
 /// A direct way to JavaScript for signals that reach the main loop, set by the binding: it calls the
 /// owner's JavaScript at once and returns true, or returns false to fall back to the owner's notifier.
@@ -63,6 +71,10 @@ pub unsafe extern "C" fn signal_reached_loop(_handle: *mut libc::c_void, signo: 
 /// Only libuv calls it, on the main thread, with the hook's handle, which it does not touch.
 pub unsafe extern "C" fn on_loop_turn(_handle: *mut libc::c_void) {
   let now = MonoTime::now();
+  if DEFERRED_CHECK_DUE.swap(false, Ordering::Relaxed) {
+    check_slots(now);
+    return;
+  }
   let since_last = Duration::from_nanos(
     now
       .as_nanos()
@@ -78,13 +90,14 @@ pub unsafe extern "C" fn on_loop_turn(_handle: *mut libc::c_void) {
   check_slots(now);
 }
 
-/// The deferred check's timer: libuv calls it on the main thread.
+/// The deferred check's timer: libuv calls it on the main thread, and runs the hook of the loop turn it
+/// wakes right after its timers (with only pending and idle callbacks in between), which checks.
 ///
 /// # Safety
 /// Only libuv calls it, on the main thread, with the timer's handle, which it does not touch.
 unsafe extern "C" fn on_deferred_check(_handle: *mut libc::c_void) {
   signals::deferred_check_ran();
-  check_slots(MonoTime::now());
+  DEFERRED_CHECK_DUE.store(true, Ordering::Relaxed);
 }
 
 /// Takes back displaced slots and tells the owner of what it found. Main thread.
