@@ -11,13 +11,13 @@ const { ShutdownReason, ShutdownPriority, ShutdownEvent, ShutdownPhase } = requi
 // lib/validate.js and lib/run.js are loaded with the first manager, not by `require`: compiling them was
 // most of what requiring the package cost, and code that only reads the constants (a CLI sharing the
 // service's modules, a test) should not pay for it. Every use below is inside a manager's methods.
-let ShutdownRun, describeMessage
+let ShutdownRun, describeMessage, taskEntry
 let validateManagerOptions, validateTask, validateTaskId, validateStopOptions, validateTrackServerOptions
 let validateTrackChildOptions, validateTrackClusterOptions
 let invalidArgType, lifecycleError
 function loadInternals() {
   if (ShutdownRun) return
-  ;({ ShutdownRun, describeMessage } = require('./lib/run'))
+  ;({ ShutdownRun, describeMessage, taskEntry } = require('./lib/run'))
   ;({
     validateManagerOptions,
     validateTask,
@@ -68,6 +68,7 @@ class ShutdownManager extends EventEmitter {
 
   #config
   #native
+  /** id -> what the facade keeps of the task: its handler, or its spec (taskEntry in lib/run.js). */
   #tasks = new Map()
   /**
    * Tasks registered since the native side last heard, sent in one call (see #flushRegistrations): a
@@ -283,7 +284,8 @@ class ShutdownManager extends EventEmitter {
       this.#native.register(spec.id, spec.name, spec.priority, spec.phase, spec.dependsOn)
       for (const dependency of spec.dependsOn) this.#dependedOn.add(dependency)
     }
-    this.#tasks.set(spec.id, spec)
+    // Its handler alone for most tasks (see taskEntry in lib/run.js).
+    this.#tasks.set(spec.id, taskEntry(spec))
     return spec.id
   }
 

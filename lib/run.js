@@ -133,9 +133,23 @@ function splitIds(joined, lengths) {
   return ids
 }
 
-function taskTimeoutError(task) {
-  return lifecycleError('ERR_TASK_TIMEOUT', `shutdown task '${task.id}' timed out after ${task.timeout} ms`)
+function taskTimeoutError(id, timeout) {
+  return lifecycleError('ERR_TASK_TIMEOUT', `shutdown task '${id}' timed out after ${timeout} ms`)
 }
+
+// A registered task as the manager keeps it (index.js `#tasks`, by id): for a task named by its id, in the
+// stop phase, without a timeout (most tasks), its handler alone; otherwise the whole spec from validate.js.
+// The facade needs nothing else of a task once the native side has its priority and dependencies, and a
+// function per task instead of a spec object is about 95 B less heap per task. Read entries only through
+// these (a handler is a function, which has a `name` of its own).
+
+/** What the manager keeps of `spec`. */
+const taskEntry = (spec) =>
+  spec.name === spec.id && spec.phase === ShutdownPhase.Stop && spec.timeout === undefined ? spec.handler : spec
+const handlerOf = (entry) => (typeof entry === 'function' ? entry : entry.handler)
+const nameOf = (entry, id) => (typeof entry === 'object' ? entry.name : id)
+const phaseOf = (entry) => (typeof entry === 'object' ? entry.phase : ShutdownPhase.Stop)
+const timeoutOf = (entry) => (typeof entry === 'object' ? entry.timeout : undefined)
 
 class ShutdownRun {
   #native
@@ -260,7 +274,7 @@ class ShutdownRun {
     // Ref'd on purpose: a task that never settles must not let the process drift out of the event loop
     // before its shutdown has finished.
     this.#deadlineTimer = new LongTimer(() => this.onDeadline(fallback > 0), start.remainingMs + fallback)
-    const hasDestroyPhase = this.#ids.some((id) => this.#tasks.get(id)?.phase === ShutdownPhase.Destroy)
+    const hasDestroyPhase = this.#ids.some((id) => phaseOf(this.#tasks.get(id)) === ShutdownPhase.Destroy)
     if (hasDestroyPhase && this.#reserveMs > 0) {
       this.#reserveTimer = new LongTimer(() => this.#cutStopPhase(), Math.max(0, start.remainingMs - this.#reserveMs))
     }
@@ -316,20 +330,20 @@ class ShutdownRun {
     const cut = this.#native.cutStopPhase()
     if (!cut) return
     for (const index of cut.timedOut) {
-      const task = this.#tasks.get(this.#ids[index])
+      const taskId = this.#ids[index]
       const entry = this.#running.get(index)
       this.#running.delete(index)
       if (entry) TaskContext.clearTimer(entry)
       const error = lifecycleError(
         'ERR_TASK_TIMEOUT',
-        `shutdown task '${task?.id}' was stopped to keep ${Math.round(this.#reserveMs)} ms for the destroy phase`,
+        `shutdown task '${taskId}' was stopped to keep ${Math.round(this.#reserveMs)} ms for the destroy phase`,
       )
       if (entry) TaskContext.abort(entry, error)
       this.#errors.set(index, error)
-      this.#logFailure(error.message, { taskId: task?.id, err: error })
+      this.#logFailure(error.message, { taskId, err: error })
       this.#emit(ShutdownEvent.ShutdownTaskError, {
-        taskId: task?.id,
-        name: task?.name,
+        taskId,
+        name: nameOf(this.#tasks.get(taskId), taskId),
         error,
         durationMs: entry ? TaskContext.runningFor(entry) : 0,
         timedOut: true,
@@ -354,32 +368,35 @@ class ShutdownRun {
   }
 
   #startTask(index, now = monotonicMs()) {
-    const task = this.#tasks.get(this.#ids[index])
+    const id = this.#ids[index]
+    const task = this.#tasks.get(id)
     const context = new TaskContext(this.reason, this.signal, this.deadline, now)
     this.#running.set(index, context)
-    if (!task) {
+    if (task === undefined) {
       // Cannot happen while ids round-trip exactly (validate.js refuses those that would not); if it ever
       // does, the task fails instead of the shutdown.
       const error = lifecycleError('ERR_INTERNAL_ASSERTION', `no handler for shutdown task '${this.#ids[index]}'`)
       queueMicrotask(() => this.#settle(index, 'failed', error))
       return
     }
-    if (task.phase === 'destroy' && !this.#destroyPhaseBegun) {
+    if (!this.#destroyPhaseBegun && phaseOf(task) === ShutdownPhase.Destroy) {
       this.#destroyPhaseBegun = true
       // systemd's status line follows the phase (nothing is sent unless NOTIFY_SOCKET is set).
       this.#native.notifyStatus(`shutting down (${this.reason}): destroy phase`)
     }
-    if (task.timeout !== undefined && task.timeout < this.#deadlineMono - now) {
+    const timeout = timeoutOf(task)
+    if (timeout !== undefined && timeout < this.#deadlineMono - now) {
       TaskContext.setTimer(
         context,
-        setTimeout(() => this.#settle(index, 'timedOut', taskTimeoutError(task)), task.timeout),
+        setTimeout(() => this.#settle(index, 'timedOut', taskTimeoutError(id, timeout)), timeout),
       )
     }
     // The handler is called synchronously; a synchronous throw is a failure, a returned promise or thenable
     // is adopted. Either way the task settles in a later microtask, never within this call.
     let outcome
     try {
-      outcome = Promise.resolve(task.handler(context))
+      const handler = handlerOf(task)
+      outcome = Promise.resolve(handler(context))
     } catch (error) {
       outcome = Promise.reject(error)
     }
@@ -404,7 +421,7 @@ class ShutdownRun {
     // task fails with ERR_INTERNAL_ASSERTION, and the shutdown goes on with the ones after it).
     const taskId = this.#ids[index]
     const task = this.#tasks.get(taskId)
-    const name = task?.name ?? taskId
+    const name = nameOf(task, taskId)
     if (outcome === 'succeeded') {
       if (this.#listens(ShutdownEvent.ShutdownTaskComplete)) {
         this.#emit(ShutdownEvent.ShutdownTaskComplete, { taskId, name, durationMs })
@@ -448,7 +465,9 @@ class ShutdownRun {
   }
 
   #reportStall(stall) {
-    const task = stall.running.length === 1 ? this.#tasks.get(stall.running[0]) : undefined
+    const runningId = stall.running.length === 1 ? stall.running[0] : undefined
+    const entry = runningId === undefined ? undefined : this.#tasks.get(runningId)
+    const task = entry === undefined ? undefined : { id: runningId, name: nameOf(entry, runningId) }
     const blockedMs = Math.round(stall.blockedMs * 10) / 10
     const stack = stall.stack ?? null
     this.#logger.warn(
@@ -491,8 +510,8 @@ class ShutdownRun {
       const startMs = startsMs[index]
       const record = {
         id,
-        name: task?.name ?? id,
-        phase: task?.phase ?? ShutdownPhase.Stop,
+        name: nameOf(task, id),
+        phase: phaseOf(task),
         status: STATUS_NAMES[statuses[index]],
         startMs: Number.isNaN(startMs) ? null : startMs,
         durationMs: durationsMs[index],
@@ -649,4 +668,4 @@ function describeMessage(error) {
   }
 }
 
-module.exports = { ShutdownRun, describeMessage }
+module.exports = { ShutdownRun, describeMessage, taskEntry }
