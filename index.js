@@ -173,19 +173,39 @@ class ShutdownManager extends EventEmitter {
       throw invalidArgType('server', 'an instance of http.Server, https.Server, an HTTP/2 server or net.Server', server)
     }
     const { id, priority, drainTimeout, closeUpgraded } = validateTrackServerOptions(options)
-    // Registered first, so tracking during or after a shutdown fails with the usual codes and tracks nothing.
+    const tracker = this.#registerTracker(
+      { id, priority, timeout: drainTimeout },
+      () => new ServerTracker(server, { id, closeUpgraded }),
+      (drainer, stopOptions) => drainer.drain(stopOptions),
+    )
+    this.#servers.push(tracker)
+    return id
+  }
+
+  /**
+   * Registers the stop task of a tracker (trackServer, trackChild, trackCluster), then makes the tracker
+   * with `make`. The task comes first, so tracking during or after a shutdown fails with the usual codes
+   * and tracks nothing; a tracker that cannot be made leaves no task behind. At shutdown the task calls
+   * `stop(tracker, { timeoutMs, abortSignal })` with what remains before the destroy phase's reserve (less a
+   * margin), or `timeout` if that is shorter.
+   */
+  #registerTracker({ id, priority, timeout }, make, stop) {
+    let tracker
     this.registerTask({
       id,
       priority,
       handler: ({ abortSignal }) => {
-        // What remains before the destroy phase's reserve (less a margin), or less if asked.
         const left = this.#run?.drainTimeLeftMs() ?? Infinity
-        return tracker.drain({ timeoutMs: Math.min(drainTimeout ?? Infinity, left), abortSignal })
+        return stop(tracker, { timeoutMs: Math.min(timeout ?? Infinity, left), abortSignal })
       },
     })
-    const tracker = new ServerTracker(server, { id, closeUpgraded })
-    this.#servers.push(tracker)
-    return id
+    try {
+      tracker = make()
+    } catch (error) {
+      this.unregisterTask(id)
+      throw error
+    }
+    return tracker
   }
 
   /**
@@ -200,31 +220,20 @@ class ShutdownManager extends EventEmitter {
     }
     const { id, signal, timeout, priority, group } = validateTrackChildOptions(child, options)
     const { ChildTracker } = require('./lib/children')
-    // Registered first, so tracking during or after a shutdown fails with the usual codes and tracks nothing.
-    this.registerTask({
-      id,
-      priority,
-      handler: ({ abortSignal }) => {
-        // What remains before the destroy phase's reserve (less a margin), or less if asked.
-        const left = this.#run?.drainTimeLeftMs() ?? Infinity
-        return tracker.stop({ timeoutMs: Math.min(timeout ?? Infinity, left), abortSignal })
-      },
-    })
-    let tracker
-    try {
-      tracker = new ChildTracker(child, {
-        signal,
-        group,
-        // A child gone before any shutdown leaves no task behind (a service that spawns many children
-        // would pile them up, and a reused pid would find its default id taken).
-        onGone: () => {
-          if (!this.isShuttingDown) this.unregisterTask(id)
-        },
-      })
-    } catch (error) {
-      this.unregisterTask(id)
-      throw error
-    }
+    this.#registerTracker(
+      { id, priority, timeout },
+      () =>
+        new ChildTracker(child, {
+          signal,
+          group,
+          // A child gone before any shutdown leaves no task behind (a service that spawns many children
+          // would pile them up, and a reused pid would find its default id taken).
+          onGone: () => {
+            if (!this.isShuttingDown) this.unregisterTask(id)
+          },
+        }),
+      (tracker, stopOptions) => tracker.stop(stopOptions),
+    )
     return id
   }
 
@@ -243,24 +252,15 @@ class ShutdownManager extends EventEmitter {
     }
     const { id, timeout, priority } = validateTrackClusterOptions(options)
     const { ClusterTracker } = require('./lib/cluster')
-    this.registerTask({
-      id,
-      priority,
-      handler: ({ abortSignal }) => {
-        const left = this.#run?.drainTimeLeftMs() ?? Infinity
-        return tracker.stop({ timeoutMs: Math.min(timeout ?? Infinity, left), abortSignal })
-      },
-    })
-    let tracker
-    try {
-      tracker = new ClusterTracker({
-        message: this.#config.ipcMessage || 'shutdown',
-        onError: (error) => this.#config.logger.error(`cluster worker: ${describeMessage(error)}`, { err: error }),
-      })
-    } catch (error) {
-      this.unregisterTask(id)
-      throw error
-    }
+    const tracker = this.#registerTracker(
+      { id, priority, timeout },
+      () =>
+        new ClusterTracker({
+          message: this.#config.ipcMessage || 'shutdown',
+          onError: (error) => this.#config.logger.error(`cluster worker: ${describeMessage(error)}`, { err: error }),
+        }),
+      (workers, stopOptions) => workers.stop(stopOptions),
+    )
     this.#clusterTrackers.push(tracker)
     return id
   }

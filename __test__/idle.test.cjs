@@ -28,21 +28,35 @@ function wakeUps(pid, tid) {
   return Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)[1])
 }
 
-test('the watchdog thread of an idle service wakes once or twice in 6 s: its guard, and nothing else', {
-  skip: process.platform !== 'linux',
-}, async () => {
-  const fixture = start('neighbour.cjs', [], { killAfterMs: 20_000 })
+/**
+ * Starts `fixture`, lets start-up settle for `settleMs`, then counts the wake-ups of the thread `pickThread`
+ * names (given the pid) over `windowMs`; the service must then shut down gracefully on SIGTERM.
+ */
+async function idleWakeUps(fixtureName, { settleMs, windowMs, pickThread }) {
+  const fixture = start(fixtureName, [], { killAfterMs: 20_000 })
   await fixture.ready
-  // Let start-up settle (the first loop turn's dry run, the stack capture's symbol lookup).
-  await sleep(500)
-  const tid = threadNamed(fixture.child.pid, 'titan-watchdog')
-  assert.ok(tid, 'the manager started its watchdog thread')
-  const before = wakeUps(fixture.child.pid, tid)
-  await sleep(6000)
-  const woke = wakeUps(fixture.child.pid, tid) - before
+  await sleep(settleMs)
+  const pid = fixture.child.pid
+  const tid = pickThread(pid)
+  assert.ok(tid, 'the thread to watch exists')
+  const before = wakeUps(pid, tid)
+  await sleep(windowMs)
+  const woke = wakeUps(pid, tid) - before
   kill(fixture.child, 'SIGTERM')
   const result = await fixture.exited
   assert.equal(result.code, 0, result.stderr)
+  return woke
+}
+
+test('the watchdog thread of an idle service wakes once or twice in 6 s: its guard, and nothing else', {
+  skip: process.platform !== 'linux',
+}, async () => {
+  // Start-up settles first (the first loop turn's dry run, the stack capture's symbol lookup).
+  const woke = await idleWakeUps('neighbour.cjs', {
+    settleMs: 500,
+    windowMs: 6000,
+    pickThread: (pid) => threadNamed(pid, 'titan-watchdog'),
+  })
   assert.ok(woke <= 2, `the watchdog woke ${woke} times in 6 s of idleness`)
   // The window holds the guard's first check (5 s after the manager took the signals): it does run.
   assert.ok(woke >= 1, 'the guard never woke the watchdog')
@@ -51,17 +65,8 @@ test('the watchdog thread of an idle service wakes once or twice in 6 s: its gua
 test("an idle service's main thread sleeps: the loop is not woken by the library's own timers", {
   skip: process.platform !== 'linux',
 }, async () => {
-  const fixture = start('idle-service.cjs', [], { killAfterMs: 20_000 })
-  await fixture.ready
-  await sleep(300)
-  const pid = fixture.child.pid
   // The main thread's id is the process's.
-  const before = wakeUps(pid, String(pid))
-  await sleep(2000)
-  const woke = wakeUps(pid, String(pid)) - before
-  kill(fixture.child, 'SIGTERM')
-  const result = await fixture.exited
-  assert.equal(result.code, 0, result.stderr)
+  const woke = await idleWakeUps('idle-service.cjs', { settleMs: 300, windowMs: 2000, pickThread: String })
   // Idle, it has nothing to wake for (the deferred slot check that re-armed itself woke it ~900 times a
   // second); a few wake-ups of Node's own are allowed.
   assert.ok(woke <= 20, `the main thread woke ${woke} times in 2 s of idleness`)

@@ -24,16 +24,18 @@ pub type SignalCallback = unsafe extern "C" fn(handle: *mut c_void, signo: c_int
 /// `uv_prepare_cb`: what libuv calls on the loop's thread once per turn, before it waits for I/O.
 pub type HookCallback = unsafe extern "C" fn(handle: *mut c_void);
 type CloseCallback = unsafe extern "C" fn(handle: *mut c_void);
+/// `uv_signal_init`, `uv_prepare_init`, `uv_timer_init`: (loop, handle) -> status.
+type InitHandle = unsafe extern "C" fn(*mut c_void, *mut c_void) -> c_int;
 
 /// Resolved libuv entry points.
 pub struct Uv {
   default_loop: unsafe extern "C" fn() -> *mut c_void,
   handle_size: unsafe extern "C" fn(c_int) -> usize,
-  signal_init: unsafe extern "C" fn(*mut c_void, *mut c_void) -> c_int,
+  signal_init: InitHandle,
   signal_start: unsafe extern "C" fn(*mut c_void, SignalCallback, c_int) -> c_int,
-  prepare_init: unsafe extern "C" fn(*mut c_void, *mut c_void) -> c_int,
+  prepare_init: InitHandle,
   prepare_start: unsafe extern "C" fn(*mut c_void, HookCallback) -> c_int,
-  timer_init: unsafe extern "C" fn(*mut c_void, *mut c_void) -> c_int,
+  timer_init: InitHandle,
   timer_start: unsafe extern "C" fn(*mut c_void, HookCallback, u64, u64) -> c_int,
   unref: unsafe extern "C" fn(*mut c_void),
   close: unsafe extern "C" fn(*mut c_void, Option<CloseCallback>),
@@ -243,6 +245,35 @@ impl Uv {
     !event_loop.is_null() && event_loop == unsafe { (self.default_loop)() }
   }
 
+  /// Allocates a handle of `handle_type` (zeroed, as libuv's init functions expect nothing more) and
+  /// initializes it on `event_loop`; on failure frees it and says which step failed (`names`: the handle
+  /// type's and its init function's, in `fail`'s words).
+  ///
+  /// # Safety
+  /// Must run on the thread that runs `event_loop`; `init` must be the init function of `handle_type`.
+  unsafe fn new_handle(
+    &self,
+    event_loop: *mut c_void,
+    handle_type: c_int,
+    init: InitHandle,
+    (type_name, init_name): (&str, &str),
+    fail: impl Fn(&str) -> LifecycleError,
+  ) -> Result<*mut c_void, LifecycleError> {
+    // SAFETY: the size comes from libuv for its own handle type; `init` matches it (the caller's contract)
+    // and runs on the loop's thread; a handle whose init failed was never registered and is freed here.
+    unsafe {
+      let handle = libc::calloc(1, (self.handle_size)(handle_type));
+      if handle.is_null() {
+        return Err(fail(&format!("allocating a {type_name}")));
+      }
+      if init(event_loop, handle) != 0 {
+        libc::free(handle);
+        return Err(fail(init_name));
+      }
+      Ok(handle)
+    }
+  }
+
   /// Starts an unref'd signal handle for `signo` on `event_loop`; libuv calls `on_signal` on that loop's
   /// thread each time the signal arrives.
   ///
@@ -257,17 +288,15 @@ impl Uv {
     let fail = |what: &str| LifecycleError::NativeUnavailable {
       what: format!("{what} failed for signal {signo}"),
     };
-    // SAFETY: the size comes from libuv for its own handle type; calloc'd memory is zeroed, as uv_signal_init
-    // expects nothing more.
+    // SAFETY: this function's contract; `signal_init` initializes `signal_type` handles.
     unsafe {
-      let handle = libc::calloc(1, (self.handle_size)(self.signal_type));
-      if handle.is_null() {
-        return Err(fail("allocating a uv_signal_t"));
-      }
-      if (self.signal_init)(event_loop, handle) != 0 {
-        libc::free(handle);
-        return Err(fail("uv_signal_init"));
-      }
+      let handle = self.new_handle(
+        event_loop,
+        self.signal_type,
+        self.signal_init,
+        ("uv_signal_t", "uv_signal_init"),
+        fail,
+      )?;
       if (self.signal_start)(handle, on_signal, signo) != 0 {
         (self.close)(handle, Some(free_handle));
         return Err(fail("uv_signal_start"));
@@ -328,16 +357,15 @@ impl Uv {
     let fail = |what: &str| LifecycleError::NativeUnavailable {
       what: format!("{what} failed for the per-turn check"),
     };
-    // SAFETY: as in `pin`, for libuv's own prepare handle type.
+    // SAFETY: this function's contract; `prepare_init` initializes `prepare_type` handles.
     unsafe {
-      let handle = libc::calloc(1, (self.handle_size)(self.prepare_type));
-      if handle.is_null() {
-        return Err(fail("allocating a uv_prepare_t"));
-      }
-      if (self.prepare_init)(event_loop, handle) != 0 {
-        libc::free(handle);
-        return Err(fail("uv_prepare_init"));
-      }
+      let handle = self.new_handle(
+        event_loop,
+        self.prepare_type,
+        self.prepare_init,
+        ("uv_prepare_t", "uv_prepare_init"),
+        fail,
+      )?;
       if (self.prepare_start)(handle, on_turn) != 0 {
         (self.close)(handle, Some(free_handle));
         return Err(fail("uv_prepare_start"));
@@ -355,16 +383,15 @@ impl Uv {
     let fail = |what: &str| LifecycleError::NativeUnavailable {
       what: format!("{what} failed for a timer"),
     };
-    // SAFETY: as in `pin`, for libuv's own timer handle type.
+    // SAFETY: this function's contract; `timer_init` initializes `timer_type` handles.
     unsafe {
-      let handle = libc::calloc(1, (self.handle_size)(self.timer_type));
-      if handle.is_null() {
-        return Err(fail("allocating a uv_timer_t"));
-      }
-      if (self.timer_init)(event_loop, handle) != 0 {
-        libc::free(handle);
-        return Err(fail("uv_timer_init"));
-      }
+      let handle = self.new_handle(
+        event_loop,
+        self.timer_type,
+        self.timer_init,
+        ("uv_timer_t", "uv_timer_init"),
+        fail,
+      )?;
       (self.unref)(handle);
       Ok(Timer(handle))
     }
