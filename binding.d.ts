@@ -30,15 +30,8 @@ export declare class NativeShutdown {
    * `startTasks`).
    */
   begin(reason: string, budgetMs: number, signal?: string | undefined | null, startTasks?: boolean | undefined | null): RunStart
-  /**
-   * Records how a task ended: `outcome` 0 succeeded, 1 failed, 2 timed out. Returns the tasks that start
-   * because of it, or 0 if none does, -1 if the task was not running (a late settle after a timeout), -2
-   * if it was the last. A number in the common case: building an object per task was most of the cost
-   * of a shutdown with thousands of tasks.
-   */
-  settle(index: number, outcomeCode: number): number | Array<number>
   /** Starts the first tasks of a shutdown attached with `start_tasks: false`; returns them. */
-  startTasks(): Array<number>
+  startTasks(): Array<number> | Uint32Array
   /**
    * Ends the stop phase now (the destroy phase's reserve of time has come): running stop tasks are recorded
    * as timed out, those not started as skipped, and the destroy phase's first tasks start. Null if the stop
@@ -156,24 +149,31 @@ export interface RunStart {
   /** Time since the shutdown began (the signal handler's timestamp, or the `begin` call). */
   elapsedMs: number
   remainingMs: number
+  /** What `settleTask` names this shutdown by. */
+  handle: number
   budgetMs: number
   /**
    * Task ids in plan order, concatenated (one string for the whole plan, not one per task); `id_lengths`
    * cuts it (UTF-16 lengths, as JavaScript counts). Indexes into the plan name tasks in `settle`.
    */
   ids: string
-  /**
-   * Arrays, not typed arrays: a typed array napi-rs makes is an external buffer with a finalizer, which
-   * cost the way from a signal to the first task 30 µs more than a short array.
-   */
-  idLengths: Array<number>
+  idLengths: Array<number> | Uint32Array
   /** Tasks to start now. */
-  ready: Array<number>
+  ready: Array<number> | Uint32Array
   missing: Array<MissingDependency>
 }
 
 /** The package's own JavaScript (files and directories): runs of frames in it are summed up in stacks. */
 export declare function setPackagePaths(paths: Array<string>): void
+
+/**
+ * Records how a task of the shutdown `handle` names (see `begin`) ended: `outcome` 0 succeeded, 1 failed,
+ * 2 timed out. Returns the tasks that start because of it, or 0 if none does, -1 if the task was not
+ * running (a late settle after a timeout, or a shutdown already finished), -2 if it was the last. A number
+ * in the common case: building an object per task was most of the cost of a shutdown with thousands of
+ * tasks. A function rather than a method, for the same reason (see [`ATTACHED`]).
+ */
+export declare function settleTask(handle: number, index: number, outcomeCode: number): number | Array<number> | Uint32Array
 
 /** How a manager owns signals. */
 export interface SignalOptions {

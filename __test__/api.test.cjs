@@ -335,3 +335,33 @@ test('a thousand tasks in one priority run concurrently', async () => {
   assert.equal(result.exitCode, 0)
   assert.equal(peak, 1000)
 })
+
+test('shutdowns of several managers at once settle each its own tasks, in long and short plans', async () => {
+  // Each running shutdown is known natively by a handle; tasks settle through it. Interleaved settles of
+  // three shutdowns (two of them large enough for the typed-array path) must reach the right one, in order.
+  const order = []
+  const managers = [3, 200, 150].map((count, m) => {
+    const shutdown = manager()
+    for (let i = 0; i < count; i++) {
+      shutdown.registerTask({
+        id: `m${m}-t${i}`,
+        priority: i % 2 === 0 ? 10 : 20,
+        handler: async () => {
+          await sleep((i * 7 + m) % 5)
+          order.push(`${m}:${i % 2 === 0 ? 10 : 20}`)
+        },
+      })
+    }
+    return shutdown
+  })
+  const results = await Promise.all(managers.map((shutdown) => shutdown.stop()))
+  for (const [m, result] of results.entries()) {
+    assert.equal(result.exitCode, 0)
+    assert.ok(result.tasks.every((t) => t.status === 'succeeded'))
+    // Every priority-10 task of this manager settled before any of its priority-20 tasks.
+    const mine = order.filter((entry) => entry.startsWith(`${m}:`))
+    assert.equal(mine.lastIndexOf(`${m}:10`) < mine.indexOf(`${m}:20`) || !mine.includes(`${m}:20`), true)
+  }
+  // A finished shutdown's handle no longer settles anything: a second stop() joins the result.
+  assert.equal((await managers[1].stop()).exitCode, 0)
+})

@@ -9,6 +9,7 @@
 const { ShutdownEvent, ShutdownReason, ShutdownPhase, MAX_TIMEOUT_MS, DEFAULT_DESTROY_RESERVE, MIN_TASK_SHARE } =
   require('./constants')
 const { lifecycleError, isSilent } = require('./validate')
+const native = require('./native')
 
 /**
  * With a native watchdog the process is gone within milliseconds of the deadline. The JavaScript timer then
@@ -168,7 +169,10 @@ class ShutdownRun {
   #finished = false
   #destroyPhaseBegun = false
   #ids = []
-  #running = new Map() // plan index -> TaskContext
+  /** What the native side names this shutdown by in `settleTask`. */
+  #handle = -1
+  /** Plan index -> its TaskContext while the task runs (an array: a shutdown looks these up once per task). */
+  #running = []
   #errors = new Map() // plan index -> what the handler threw, or its timeout error
   #deadlineTimer = null
   /** The shutdown delay, then the moment the stop phase gives way to the destroy phase's reserve. */
@@ -249,7 +253,9 @@ class ShutdownRun {
     const mono = monotonicMs()
     this.#startedMono = mono - start.elapsedMs
     this.#deadlineMono = mono + start.remainingMs
+    this.#handle = start.handle
     this.#ids = splitIds(start.ids, start.idLengths)
+    this.#running = new Array(this.#ids.length).fill(undefined)
     this.startedAt = now - start.elapsedMs
     this.#emit(ShutdownEvent.ShutdownStart, {
       reason: start.reason,
@@ -331,8 +337,8 @@ class ShutdownRun {
     if (!cut) return
     for (const index of cut.timedOut) {
       const taskId = this.#ids[index]
-      const entry = this.#running.get(index)
-      this.#running.delete(index)
+      const entry = this.#running[index]
+      this.#running[index] = undefined
       if (entry) TaskContext.clearTimer(entry)
       const error = lifecycleError(
         'ERR_TASK_TIMEOUT',
@@ -371,7 +377,7 @@ class ShutdownRun {
     const id = this.#ids[index]
     const task = this.#tasks.get(id)
     const context = new TaskContext(this.reason, this.signal, this.deadline, now)
-    this.#running.set(index, context)
+    this.#running[index] = context
     if (task === undefined) {
       // Cannot happen while ids round-trip exactly (validate.js refuses those that would not); if it ever
       // does, the task fails instead of the shutdown.
@@ -407,13 +413,24 @@ class ShutdownRun {
   }
 
   #settle(index, outcome, error) {
-    const entry = this.#running.get(index)
+    const entry = this.#running[index]
     if (!entry || this.#finished) return // settled already (a late resolve after a timeout) or too late
-    this.#running.delete(index)
+    this.#running[index] = undefined
     TaskContext.clearTimer(entry)
     if (outcome === 'timedOut') TaskContext.abort(entry, error)
-    const next = this.#native.settle(index, OUTCOME_CODES[outcome])
+    const next = native.settleTask(this.#handle, index, OUTCOME_CODES[outcome])
     if (next === SETTLE_NOT_RUNNING) return
+    if (outcome !== 'succeeded' || this.#listens(ShutdownEvent.ShutdownTaskComplete)) {
+      this.#reportSettled(index, entry, outcome, error)
+    }
+    if (typeof next === 'object') {
+      const now = monotonicMs()
+      for (const ready of next) this.#startTask(ready, now)
+    } else if (next === SETTLE_FINISHED) this.#finish(false)
+  }
+
+  /** The event (and for a failure, the log line) of a task that settled. Skipped for a success nobody hears. */
+  #reportSettled(index, entry, outcome, error) {
     // Timed here rather than natively, so the common case is a number crossing the boundary, not an object;
     // the native record keeps its own times for the hard-exit report.
     const durationMs = TaskContext.runningFor(entry)
@@ -423,9 +440,7 @@ class ShutdownRun {
     const task = this.#tasks.get(taskId)
     const name = nameOf(task, taskId)
     if (outcome === 'succeeded') {
-      if (this.#listens(ShutdownEvent.ShutdownTaskComplete)) {
-        this.#emit(ShutdownEvent.ShutdownTaskComplete, { taskId, name, durationMs })
-      }
+      this.#emit(ShutdownEvent.ShutdownTaskComplete, { taskId, name, durationMs })
     } else {
       this.#errors.set(index, error)
       this.#logFailure(
@@ -442,8 +457,6 @@ class ShutdownRun {
         timedOut: outcome === 'timedOut',
       })
     }
-    if (typeof next === 'object') for (const ready of next) this.#startTask(ready)
-    else if (next === SETTLE_FINISHED) this.#finish(false)
   }
 
   /**
@@ -486,16 +499,26 @@ class ShutdownRun {
       if (this.#native.enforced) this.#native.answerDeadline()
       return
     }
-    const running = [...this.#running.keys()].map((i) => `'${this.#ids[i]}'`)
+    const runningIds = this.#runningIndices().map((i) => this.#ids[i])
+    const running = runningIds.map((id) => `'${id}'`)
     const error = lifecycleError(
       'ERR_SHUTDOWN_TIMEOUT',
       `the shutdown did not finish within its ${this.#budgetMs} ms deadline` +
         (running.length ? `; still running: ${running.join(', ')}` : ''),
     )
-    for (const context of this.#running.values()) TaskContext.abort(context, error)
-    this.#logger.error(error.message, { err: error, running: [...this.#running.keys()].map((i) => this.#ids[i]) })
+    for (const index of this.#runningIndices()) TaskContext.abort(this.#running[index], error)
+    this.#logger.error(error.message, { err: error, running: runningIds })
     this.#emit(ShutdownEvent.ShutdownError, { error })
     this.#finish(true, watchdogFailed)
+  }
+
+  /** The plan indices of the tasks running now, in plan order. */
+  #runningIndices() {
+    const indices = []
+    this.#running.forEach((context, index) => {
+      if (context !== undefined) indices.push(index)
+    })
+    return indices
   }
 
   #finish(hardExit, watchdogFailed = false) {

@@ -6,6 +6,7 @@
 //! exported function is `catch_unwind`, so even a bug cannot carry a Rust panic across the boundary (which
 //! would abort the process).
 
+use std::cell::{Cell, RefCell};
 use std::ffi::CString;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,6 +56,49 @@ pub struct NativeShutdown {
   manager: Manager,
   /// Whether this manager lives on the main thread (the isolate whose stacks `js_stack` captures).
   main_thread: bool,
+  /// The handle of this manager's shutdown in [`ATTACHED`] while JavaScript runs it.
+  run_handle: Cell<Option<u32>>,
+}
+
+thread_local! {
+  /// The managers whose shutdowns JavaScript runs on this thread, by the handle `begin` gave out:
+  /// `settleTask` finds its manager here rather than by unwrapping the manager's JavaScript object, which
+  /// cost a shutdown of 10 000 tasks about 2 ms. Only the thread's own JavaScript reaches it.
+  static ATTACHED: RefCell<Vec<Option<Manager>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Puts `manager` in [`ATTACHED`]; returns its handle.
+fn attach_handle(manager: &Manager) -> u32 {
+  ATTACHED.with_borrow_mut(|attached| {
+    let slot = attached.iter().position(Option::is_none).unwrap_or_else(|| {
+      attached.push(None);
+      attached.len() - 1
+    });
+    attached[slot] = Some(manager.clone());
+    slot as u32
+  })
+}
+
+fn release_handle(handle: u32) {
+  ATTACHED.with_borrow_mut(|attached| {
+    if let Some(slot) = attached.get_mut(handle as usize) {
+      *slot = None;
+    }
+  });
+}
+
+impl NativeShutdown {
+  fn release_run_handle(&self) {
+    if let Some(handle) = self.run_handle.take() {
+      release_handle(handle);
+    }
+  }
+}
+
+impl Drop for NativeShutdown {
+  fn drop(&mut self) {
+    self.release_run_handle();
+  }
 }
 
 /// What JavaScript needs to run a shutdown it begins or picks up.
@@ -65,16 +109,34 @@ pub struct RunStart {
   /// Time since the shutdown began (the signal handler's timestamp, or the `begin` call).
   pub elapsed_ms: f64,
   pub remaining_ms: f64,
+  /// What `settleTask` names this shutdown by.
+  pub handle: u32,
   pub budget_ms: f64,
   /// Task ids in plan order, concatenated (one string for the whole plan, not one per task); `id_lengths`
   /// cuts it (UTF-16 lengths, as JavaScript counts). Indexes into the plan name tasks in `settle`.
   pub ids: String,
-  /// Arrays, not typed arrays: a typed array napi-rs makes is an external buffer with a finalizer, which
-  /// cost the way from a signal to the first task 30 µs more than a short array.
-  pub id_lengths: Vec<u32>,
+  pub id_lengths: Either<Vec<u32>, Uint32Array>,
   /// Tasks to start now.
-  pub ready: Vec<u32>,
+  pub ready: Either<Vec<u32>, Uint32Array>,
   pub missing: Vec<MissingDependency>,
+}
+
+/// A list of plan indexes or lengths for JavaScript: an array when short, a typed array when long. A typed
+/// array napi-rs makes is an external buffer with a finalizer, which cost the way from a signal to the first
+/// task 30 µs more than a short array; an array is built element by element, which cost a shutdown of
+/// 10 000 tasks about a millisecond per list.
+/// (Spelled out where napi-rs reads it: an alias does not reach the generated typings.)
+pub type IndexList = Either<Vec<u32>, Uint32Array>;
+
+/// Lists longer than this cross as typed arrays (see [`IndexList`]).
+const SHORT_LIST: usize = 64;
+
+fn index_list(values: Vec<u32>) -> IndexList {
+  if values.len() <= SHORT_LIST {
+    Either::A(values)
+  } else {
+    Either::B(Uint32Array::new(values))
+  }
 }
 
 /// A `dependsOn` entry naming a task that was never registered.
@@ -353,6 +415,7 @@ impl NativeShutdown {
     Self {
       manager: Manager::new(Session::new(enforced)),
       main_thread,
+      run_handle: Cell::new(None),
     }
   }
 
@@ -463,19 +526,25 @@ impl NativeShutdown {
       .begin(reason, budget, signo, start_tasks.unwrap_or(true), now)
       .map_err(js_error)?;
     let deadline = attached.deadline;
+    self.release_run_handle();
+    let handle = attach_handle(&self.manager);
+    self.run_handle.set(Some(handle));
     Ok(RunStart {
+      handle,
       reason: attached.reason,
       signal: attached.signal.and_then(signals::name_of).map(str::to_owned),
       elapsed_ms: millis(deadline.elapsed(now)),
       remaining_ms: millis(deadline.remaining(now)),
       budget_ms: millis(deadline.budget()),
       ids: attached.ids.iter().map(|id| &**id).collect(),
-      id_lengths: attached
-        .ids
-        .iter()
-        .map(|id| id.encode_utf16().count() as u32)
-        .collect(),
-      ready: attached.ready,
+      id_lengths: index_list(
+        attached
+          .ids
+          .iter()
+          .map(|id| id.encode_utf16().count() as u32)
+          .collect(),
+      ),
+      ready: index_list(attached.ready),
       missing: attached
         .missing
         .into_iter()
@@ -487,35 +556,10 @@ impl NativeShutdown {
     })
   }
 
-  /// Records how a task ended: `outcome` 0 succeeded, 1 failed, 2 timed out. Returns the tasks that start
-  /// because of it, or 0 if none does, -1 if the task was not running (a late settle after a timeout), -2
-  /// if it was the last. A number in the common case: building an object per task was most of the cost
-  /// of a shutdown with thousands of tasks.
-  #[napi(catch_unwind)]
-  pub fn settle(&self, index: u32, outcome_code: u32) -> napi::Result<Either<i32, Vec<u32>>, ErrorCode> {
-    let outcome = match outcome_code {
-      0 => Outcome::Succeeded,
-      1 => Outcome::Failed,
-      2 => Outcome::TimedOut,
-      _ => {
-        return Err(napi::Error::new(
-          ErrorCode("ERR_INVALID_ARG_VALUE"),
-          format!("unknown outcome {outcome_code}"),
-        ));
-      }
-    };
-    Ok(match self.manager.settle(index, outcome, MonoTime::now()) {
-      Settlement::NotRunning => Either::A(SETTLE_NOT_RUNNING),
-      Settlement::Start(ready) => Either::B(ready),
-      Settlement::Nothing => Either::A(0),
-      Settlement::Finished => Either::A(SETTLE_FINISHED),
-    })
-  }
-
   /// Starts the first tasks of a shutdown attached with `start_tasks: false`; returns them.
   #[napi(catch_unwind)]
-  pub fn start_tasks(&self) -> Vec<u32> {
-    self.manager.start_tasks(MonoTime::now())
+  pub fn start_tasks(&self) -> Either<Vec<u32>, Uint32Array> {
+    index_list(self.manager.start_tasks(MonoTime::now()))
   }
 
   /// Ends the stop phase now (the destroy phase's reserve of time has come): running stop tasks are recorded
@@ -539,6 +583,7 @@ impl NativeShutdown {
   /// lets go of JavaScript unless signals still need it.
   #[napi(catch_unwind)]
   pub fn finish(&self, exit_code: i32, exiting: bool) -> Option<Stall> {
+    self.release_run_handle();
     self.manager.finish(exit_code, exiting).map(Stall::from)
   }
 
@@ -776,6 +821,40 @@ pub fn forget_child(pid: i32, group: bool) -> bool {
 #[napi(catch_unwind)]
 pub fn child_group_alive(pgid: i32) -> bool {
   children::group_alive(pgid)
+}
+
+/// Records how a task of the shutdown `handle` names (see `begin`) ended: `outcome` 0 succeeded, 1 failed,
+/// 2 timed out. Returns the tasks that start because of it, or 0 if none does, -1 if the task was not
+/// running (a late settle after a timeout, or a shutdown already finished), -2 if it was the last. A number
+/// in the common case: building an object per task was most of the cost of a shutdown with thousands of
+/// tasks. A function rather than a method, for the same reason (see [`ATTACHED`]).
+#[napi(catch_unwind)]
+pub fn settle_task(
+  handle: u32,
+  index: u32,
+  outcome_code: u32,
+) -> napi::Result<Either<i32, Either<Vec<u32>, Uint32Array>>, ErrorCode> {
+  let outcome = match outcome_code {
+    0 => Outcome::Succeeded,
+    1 => Outcome::Failed,
+    2 => Outcome::TimedOut,
+    _ => {
+      return Err(napi::Error::new(
+        ErrorCode("ERR_INVALID_ARG_VALUE"),
+        format!("unknown outcome {outcome_code}"),
+      ));
+    }
+  };
+  let settlement = ATTACHED.with_borrow(|attached| {
+    let manager = attached.get(handle as usize)?.as_ref()?;
+    Some(manager.settle(index, outcome, MonoTime::now()))
+  });
+  Ok(match settlement.unwrap_or(Settlement::NotRunning) {
+    Settlement::NotRunning => Either::A(SETTLE_NOT_RUNNING),
+    Settlement::Start(ready) => Either::B(index_list(ready)),
+    Settlement::Nothing => Either::A(0),
+    Settlement::Finished => Either::A(SETTLE_FINISHED),
+  })
 }
 
 /// How many children and groups are tracked (process-wide).

@@ -70,6 +70,7 @@ pub struct SignalRequest<'a> {
   pub policy: Policy,
 }
 
+#[derive(Clone)]
 pub struct Manager {
   session: Arc<Session>,
 }
@@ -166,7 +167,7 @@ impl Manager {
 
   /// Records how a task ended.
   pub fn settle(&self, index: u32, outcome: Outcome, now: MonoTime) -> Settlement {
-    self.session.touch();
+    self.session.touch_at(now);
     let mut record = self.session.record();
     let Some(settled) = record.settle(index, outcome, now) else {
       return Settlement::NotRunning;

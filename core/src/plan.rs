@@ -281,11 +281,17 @@ impl TaskGraph {
   pub fn plan(&self) -> Plan {
     let mut live: Vec<&Entry> = self.slots.iter().flatten().collect();
     live.sort_by(|a, b| a.spec.level().cmp(&b.spec.level()).then(a.seq.cmp(&b.seq)));
-    let index: HashMap<&str, u32> = live
-      .iter()
-      .enumerate()
-      .map(|(i, e)| (&*e.spec.id, i as u32))
-      .collect();
+    // Only dependencies need the index by id; most shutdowns have none, and hashing every id of a large
+    // one is time taken between the signal and its first task.
+    let index: HashMap<&str, u32> = if live.iter().any(|e| !e.spec.depends_on.is_empty()) {
+      live
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (&*e.spec.id, i as u32))
+        .collect()
+    } else {
+      HashMap::new()
+    };
 
     let mut levels: Vec<Range<usize>> = Vec::new();
     let mut tasks: Vec<PlannedTask> = Vec::with_capacity(live.len());

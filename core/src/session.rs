@@ -105,9 +105,12 @@ impl Session {
 
   /// Notes that JavaScript is alive and calling in.
   pub fn touch(&self) {
-    self
-      .last_js_activity_ns
-      .store(MonoTime::now().as_nanos(), Ordering::Relaxed);
+    self.touch_at(MonoTime::now());
+  }
+
+  /// [`Session::touch`] with a time the caller has read already.
+  pub fn touch_at(&self, now: MonoTime) {
+    self.last_js_activity_ns.store(now.as_nanos(), Ordering::Relaxed);
   }
 
   pub fn last_js_activity(&self) -> Option<MonoTime> {
