@@ -73,11 +73,7 @@ impl TaskSpec {
   }
 
   fn level(&self) -> Level {
-    // `+ 0.0` turns -0.0 into +0.0, which `total_cmp` would otherwise order as different levels.
-    Level {
-      phase: self.phase,
-      priority: self.priority + 0.0,
-    }
+    level(self.phase, self.priority)
   }
 }
 
@@ -102,10 +98,67 @@ impl std::fmt::Display for Level {
   }
 }
 
+/// A registered task as the graph keeps it. There is one per task for the life of the service, in a vector
+/// with room to grow, so it is kept small: 48 bytes rather than the 80 of a [`TaskSpec`] and its sequence
+/// number. A name equal to the id and an empty `dependsOn` (most tasks) cost nothing beyond one pointer.
 struct Entry {
-  spec: TaskSpec,
+  id: Arc<str>,
+  /// The name when it differs from the id, and the dependencies, for the tasks that have either.
+  extra: Option<Box<EntryExtra>>,
+  priority: f64,
   /// Registration order, the tie-break that keeps plans stable.
   seq: u64,
+  phase: Phase,
+}
+
+// The size the comment above promises, on the 64-bit targets the package ships for.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Option<Entry>>() == 48);
+
+struct EntryExtra {
+  name: Arc<str>,
+  depends_on: Vec<String>,
+}
+
+impl Entry {
+  fn new(spec: TaskSpec, seq: u64) -> Self {
+    let TaskSpec {
+      id,
+      name,
+      priority,
+      phase,
+      depends_on,
+    } = spec;
+    let extra = (name != id || !depends_on.is_empty()).then(|| Box::new(EntryExtra { name, depends_on }));
+    Self {
+      id,
+      extra,
+      priority,
+      seq,
+      phase,
+    }
+  }
+
+  fn name(&self) -> &Arc<str> {
+    self.extra.as_ref().map_or(&self.id, |extra| &extra.name)
+  }
+
+  fn depends_on(&self) -> &[String] {
+    self.extra.as_ref().map_or(&[], |extra| &extra.depends_on)
+  }
+
+  fn level(&self) -> Level {
+    level(self.phase, self.priority)
+  }
+}
+
+/// The level of a task in `phase` with `priority`. `+ 0.0` turns -0.0 into +0.0, which `total_cmp` would
+/// otherwise order as different levels.
+fn level(phase: Phase, priority: f64) -> Level {
+  Level {
+    phase,
+    priority: priority + 0.0,
+  }
 }
 
 /// The registered tasks, kept free of cycles.
@@ -163,7 +216,7 @@ impl TaskGraph {
     let same_level = |slot: &usize| {
       self
         .entry(*slot)
-        .is_some_and(|e| e.spec.level().cmp(&level) == Ordering::Equal)
+        .is_some_and(|e| e.level().cmp(&level) == Ordering::Equal)
     };
     let dependencies: Vec<usize> = spec
       .depends_on
@@ -189,10 +242,7 @@ impl TaskGraph {
       self.dependents.entry(dep.clone()).or_default().push(slot);
     }
     self.by_id.insert(spec.id.clone(), slot);
-    self.slots[slot] = Some(Entry {
-      spec,
-      seq: self.next_seq,
-    });
+    self.slots[slot] = Some(Entry::new(spec, self.next_seq));
     self.next_seq += 1;
     Ok(())
   }
@@ -203,7 +253,7 @@ impl TaskGraph {
       return false;
     };
     if let Some(entry) = self.slots[slot].take() {
-      for dep in &entry.spec.depends_on {
+      for dep in entry.depends_on() {
         if let Some(list) = self.dependents.get_mut(dep) {
           list.retain(|&s| s != slot);
           if list.is_empty() {
@@ -227,22 +277,21 @@ impl TaskGraph {
     self.slots.get(slot).and_then(Option::as_ref)
   }
 
-  fn spec_of(&self, id: &str) -> Option<&TaskSpec> {
-    self
-      .by_id
-      .get(id)
-      .and_then(|&slot| self.entry(slot))
-      .map(|e| &e.spec)
+  fn entry_of(&self, id: &str) -> Option<&Entry> {
+    self.by_id.get(id).and_then(|&slot| self.entry(slot))
   }
 
   /// Refuses a dependency that points at an earlier level, in either direction of the new task's edges.
   fn check_levels(&self, spec: &TaskSpec) -> Result<(), LifecycleError> {
     let level = spec.level();
     for dep in &spec.depends_on {
-      if let Some(target) = self.spec_of(dep)
+      if let Some(target) = self.entry_of(dep)
         && target.level().cmp(&level) == Ordering::Less
       {
-        return Err(cycle(&spec.id, backwards(spec, target)));
+        return Err(cycle(
+          &spec.id,
+          backwards((&spec.id, level), (&target.id, target.level())),
+        ));
       }
     }
     for &slot in self
@@ -252,9 +301,12 @@ impl TaskGraph {
       .unwrap_or_default()
     {
       if let Some(dependent) = self.entry(slot)
-        && level.cmp(&dependent.spec.level()) == Ordering::Less
+        && level.cmp(&dependent.level()) == Ordering::Less
       {
-        return Err(cycle(&spec.id, backwards(&dependent.spec, spec)));
+        return Err(cycle(
+          &spec.id,
+          backwards((&dependent.id, dependent.level()), (&spec.id, level)),
+        ));
       }
     }
     Ok(())
@@ -268,7 +320,7 @@ impl TaskGraph {
       path
         .iter()
         .filter_map(|&s| self.entry(s))
-        .map(|e| format!("'{}'", e.spec.id)),
+        .map(|e| format!("'{}'", e.id)),
     );
     names.push(format!("'{}'", spec.id));
     format!(
@@ -280,15 +332,11 @@ impl TaskGraph {
   /// Freezes the registered tasks into the plan a shutdown runs.
   pub fn plan(&self) -> Plan {
     let mut live: Vec<&Entry> = self.slots.iter().flatten().collect();
-    live.sort_by(|a, b| a.spec.level().cmp(&b.spec.level()).then(a.seq.cmp(&b.seq)));
+    live.sort_by(|a, b| a.level().cmp(&b.level()).then(a.seq.cmp(&b.seq)));
     // Only dependencies need the index by id; most shutdowns have none, and hashing every id of a large
     // one is time taken between the signal and its first task.
-    let index: HashMap<&str, u32> = if live.iter().any(|e| !e.spec.depends_on.is_empty()) {
-      live
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (&*e.spec.id, i as u32))
-        .collect()
+    let index: HashMap<&str, u32> = if live.iter().any(|e| !e.depends_on().is_empty()) {
+      live.iter().enumerate().map(|(i, e)| (&*e.id, i as u32)).collect()
     } else {
       HashMap::new()
     };
@@ -297,7 +345,7 @@ impl TaskGraph {
     let mut tasks: Vec<PlannedTask> = Vec::with_capacity(live.len());
     let mut missing = Vec::new();
     for (i, entry) in live.iter().enumerate() {
-      let starts_level = i == 0 || live[i - 1].spec.level().cmp(&entry.spec.level()) != Ordering::Equal;
+      let starts_level = i == 0 || live[i - 1].level().cmp(&entry.level()) != Ordering::Equal;
       if starts_level {
         levels.push(i..i);
       }
@@ -305,8 +353,8 @@ impl TaskGraph {
         current.end = i + 1;
       }
       tasks.push(PlannedTask {
-        id: entry.spec.id.clone(),
-        name: entry.spec.name.clone(),
+        id: entry.id.clone(),
+        name: entry.name().clone(),
         level: levels.len() - 1,
         blockers: 0,
         unblocks: Vec::new(),
@@ -316,7 +364,7 @@ impl TaskGraph {
       });
     }
     for (i, entry) in live.iter().enumerate() {
-      for dep in &entry.spec.depends_on {
+      for dep in entry.depends_on() {
         match index.get(dep.as_str()) {
           // Same level: the dependency waits for this task. A later level waits anyway.
           Some(&j) if tasks[j as usize].level == tasks[i].level => {
@@ -325,7 +373,7 @@ impl TaskGraph {
           }
           Some(_) => {}
           None => missing.push(MissingDependency {
-            task: entry.spec.id.to_string(),
+            task: entry.id.to_string(),
             depends_on: dep.clone(),
           }),
         }
@@ -334,7 +382,7 @@ impl TaskGraph {
     // Levels are ordered by phase first: the stop phase's levels come before the destroy phase's.
     let first_destroy_level = levels
       .iter()
-      .position(|range| live[range.start].spec.phase == Phase::Destroy)
+      .position(|range| live[range.start].phase == Phase::Destroy)
       .unwrap_or(levels.len());
     Plan {
       tasks,
@@ -361,15 +409,12 @@ fn cycle(id: &str, detail: String) -> LifecycleError {
   }
 }
 
-fn backwards(dependent: &TaskSpec, dependency: &TaskSpec) -> String {
+/// Why `dependent` (an id and its level) cannot depend on `dependency`, whose level comes earlier.
+fn backwards(dependent: (&str, Level), dependency: (&str, Level)) -> String {
+  let ((dependent, dependent_level), (dependency, dependency_level)) = (dependent, dependency);
   format!(
-    "'{}' depends on '{}', so it must stop first, but '{}' ({}) is ordered before '{}' ({})",
-    dependent.id,
-    dependency.id,
-    dependency.id,
-    dependency.level(),
-    dependent.id,
-    dependent.level()
+    "'{dependent}' depends on '{dependency}', so it must stop first, but '{dependency}' ({dependency_level}) is \
+     ordered before '{dependent}' ({dependent_level})",
   )
 }
 

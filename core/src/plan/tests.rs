@@ -499,3 +499,38 @@ fn cutting_before_the_first_task_skips_the_whole_stop_phase() {
   assert!(plan.is_finished(), "no destroy phase: nothing is left");
   assert!(plan.start(MonoTime::now()).is_empty());
 }
+
+#[test]
+fn names_and_dependencies_survive_the_compact_record() {
+  // The graph keeps a name only when it differs from the id, and dependencies only when there are some
+  // (see `Entry`); the plan must still see both, and a name equal to its id shares the id's string.
+  let mut g = TaskGraph::new();
+  g.register(TaskSpec::new(
+    "db",
+    "database pool",
+    50.0,
+    Phase::Stop,
+    Vec::new(),
+  ))
+  .unwrap();
+  g.register(TaskSpec::new(
+    "http",
+    "http",
+    50.0,
+    Phase::Stop,
+    vec!["db".into()],
+  ))
+  .unwrap();
+  g.register(TaskSpec::new("cache", "cache", 50.0, Phase::Stop, Vec::new()))
+    .unwrap();
+  let mut plan = g.plan();
+  {
+    let task = |id: &str| &plan.tasks()[index_of(&plan, id) as usize];
+    assert_eq!(&*task("db").name, "database pool");
+    assert_eq!(&*task("http").name, "http");
+    assert!(Arc::ptr_eq(&task("cache").name, &task("cache").id));
+  }
+  // "http" depends on "db": it runs first, and "db" waits for it.
+  let started = plan.start(MonoTime::now());
+  assert_eq!(ids(&plan, &started), vec!["cache", "http"]);
+}
