@@ -16,10 +16,11 @@ export declare class NativeShutdown {
   /**
    * Registers a burst of tasks in one call: what `registerTask` defers for tasks that can neither close a
    * dependency loop nor break a level rule (no `dependsOn`, and no task waits for them). `ids` and `names`
-   * are NUL-separated (the facade sends no id or name containing NUL this way); `phases[i]` is 0 for
-   * stop, 1 for destroy. Stops at the first error; the tasks before it stay registered.
+   * are NUL-separated (the facade sends no id or name containing NUL this way), `names` null when every
+   * name is its id; `phases[i]` is 0 for stop, 1 for destroy. Stops at the first error; the tasks before
+   * it stay registered.
    */
-  registerMany(ids: string, names: string, priorities: Float64Array, phases: Uint8Array): void
+  registerMany(ids: string, names: string | undefined | null, priorities: Float64Array, phases: Uint8Array): void
   unregister(id: string): boolean
   get state(): string
   /**

@@ -299,22 +299,25 @@ class ShutdownManager extends EventEmitter {
       this.#run === null &&
       spec.dependsOn.length === 0 &&
       !this.#tasks.has(spec.id) &&
-      !this.#dependedOn.has(spec.id) &&
+      (this.#dependedOn.size === 0 || !this.#dependedOn.has(spec.id)) &&
       !spec.id.includes('\0') &&
-      !spec.name.includes('\0')
+      (spec.name === spec.id || !spec.name.includes('\0'))
     )
   }
 
   #defer(spec) {
     if (this.#pending === null) {
-      this.#pending = { ids: [], names: [], priorities: [], phases: [] }
+      // `names` stays null while every name is its task's id (most tasks): the native side then takes the
+      // ids for names, and the burst crosses as one string instead of two.
+      this.#pending = { ids: [], names: null, priorities: [], phases: [] }
       // The native record (what the watchdog's report lists) is current by the end of this turn of
       // JavaScript, or earlier if anything native needs it.
       queueMicrotask(() => this.#flushRegistrations())
     }
     const pending = this.#pending
+    if (pending.names === null && spec.name !== spec.id) pending.names = pending.ids.slice()
     pending.ids.push(spec.id)
-    pending.names.push(spec.name)
+    pending.names?.push(spec.name)
     pending.priorities.push(spec.priority)
     pending.phases.push(spec.phase === 'stop' ? 0 : 1)
   }
@@ -326,7 +329,7 @@ class ShutdownManager extends EventEmitter {
     this.#pending = null
     this.#native.registerMany(
       pending.ids.join('\0'),
-      pending.names.join('\0'),
+      pending.names?.join('\0') ?? null,
       Float64Array.from(pending.priorities),
       Uint8Array.from(pending.phases),
     )

@@ -467,16 +467,18 @@ impl NativeShutdown {
 
   /// Registers a burst of tasks in one call: what `registerTask` defers for tasks that can neither close a
   /// dependency loop nor break a level rule (no `dependsOn`, and no task waits for them). `ids` and `names`
-  /// are NUL-separated (the facade sends no id or name containing NUL this way); `phases[i]` is 0 for
-  /// stop, 1 for destroy. Stops at the first error; the tasks before it stay registered.
+  /// are NUL-separated (the facade sends no id or name containing NUL this way), `names` null when every
+  /// name is its id; `phases[i]` is 0 for stop, 1 for destroy. Stops at the first error; the tasks before
+  /// it stay registered.
   #[napi(catch_unwind)]
   pub fn register_many(
     &self,
     ids: String,
-    names: String,
+    names: Option<String>,
     priorities: &[f64],
     phases: &[u8],
   ) -> napi::Result<(), ErrorCode> {
+    let names = names.as_deref().unwrap_or(&ids);
     let specs = ids
       .split('\0')
       .zip(names.split('\0'))
@@ -486,12 +488,9 @@ impl NativeShutdown {
         TaskSpec::new(id, name, priority, phase, Vec::new())
       });
     self.manager.session().touch();
-    self
-      .manager
-      .session()
-      .record()
-      .register_many(specs)
-      .map_err(js_error)
+    let mut record = self.manager.session().record();
+    record.reserve_tasks(priorities.len());
+    record.register_many(specs).map_err(js_error)
   }
 
   #[napi(catch_unwind)]

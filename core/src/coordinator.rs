@@ -128,6 +128,11 @@ impl Coordinator {
     outcome
   }
 
+  /// Makes room for `additional` more tasks (a burst `register_many` is about to bring).
+  pub fn reserve_tasks(&mut self, additional: usize) {
+    self.graph.reserve(additional);
+  }
+
   /// Unregisters a task; returns whether it existed. Refused once JavaScript runs a shutdown.
   pub fn unregister(&mut self, id: &str) -> Result<bool, LifecycleError> {
     self.check_can_change_tasks()?;

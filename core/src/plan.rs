@@ -198,8 +198,34 @@ impl TaskGraph {
     self.by_id.contains_key(id)
   }
 
+  /// Makes room for `additional` more tasks, so a burst of registrations grows the index once.
+  pub fn reserve(&mut self, additional: usize) {
+    let reusable = self.free_slots.len();
+    self.slots.reserve(additional.saturating_sub(reusable));
+    self.by_id.reserve(additional);
+  }
+
   /// Adds a task, refusing a duplicate id or any cycle it would close. On error nothing changes.
   pub fn register(&mut self, mut spec: TaskSpec) -> Result<(), LifecycleError> {
+    // Most tasks depend on nothing and nothing waits for them: they can close no loop and break no level
+    // rule, so only the id needs checking, with one lookup.
+    if spec.depends_on.is_empty() && !self.dependents.contains_key(&*spec.id) {
+      let std::collections::hash_map::Entry::Vacant(vacant) = self.by_id.entry(spec.id.clone()) else {
+        return Err(LifecycleError::TaskExists {
+          id: spec.id.to_string(),
+        });
+      };
+      let slot = self.free_slots.pop().unwrap_or(self.slots.len());
+      vacant.insert(slot);
+      let entry = Some(Entry::new(spec, self.next_seq));
+      if slot == self.slots.len() {
+        self.slots.push(entry);
+      } else {
+        self.slots[slot] = entry;
+      }
+      self.next_seq += 1;
+      return Ok(());
+    }
     if self.by_id.contains_key(&spec.id) {
       return Err(LifecycleError::TaskExists {
         id: spec.id.to_string(),
