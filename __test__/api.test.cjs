@@ -365,3 +365,41 @@ test('shutdowns of several managers at once settle each its own tasks, in long a
   // A finished shutdown's handle no longer settles anything: a second stop() joins the result.
   assert.equal((await managers[1].stop()).exitCode, 0)
 })
+
+test('a level of many tasks: every handler is called, a synchronous throw fails only its task, and nothing leaks a rejection', async () => {
+  // The tasks of a level are all called before any of their settling is attached (run.js #startTasks);
+  // a handler that throws at once must still be a failure of its own task, never an unhandled rejection.
+  const unhandled = []
+  const onUnhandled = (reason) => unhandled.push(reason)
+  process.on('unhandledRejection', onUnhandled)
+  try {
+    const m = manager()
+    const called = []
+    for (let i = 0; i < 200; i++) {
+      m.registerTask({
+        id: `t${i}`,
+        priority: 10,
+        handler: () => {
+          called.push(i)
+          if (i === 7) throw new Error('sync failure')
+          if (i === 8) return Promise.reject(new Error('async failure'))
+          return i % 2 === 0 ? undefined : Promise.resolve()
+        },
+      })
+    }
+    let laterSawAll = false
+    m.registerTask({ id: 'later', priority: 20, handler: () => (laterSawAll = called.length === 200) })
+    const result = await m.stop()
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.equal(called.length, 200)
+    assert.equal(laterSawAll, true)
+    const status = Object.fromEntries(result.tasks.map((t) => [t.id, t.status]))
+    assert.equal(status.t7, 'failed')
+    assert.equal(status.t8, 'failed')
+    assert.equal(result.tasks.filter((t) => t.status === 'succeeded').length, 199)
+    assert.equal(result.exitCode, 1)
+    assert.deepEqual(unhandled, [])
+  } finally {
+    process.off('unhandledRejection', onUnhandled)
+  }
+})

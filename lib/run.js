@@ -305,8 +305,7 @@ class ShutdownRun {
       this.#finish(false)
       return
     }
-    const now = monotonicMs()
-    for (const index of ready) this.#startTask(index, now)
+    this.#startTasks(ready, monotonicMs())
   }
 
   /** Milliseconds until the stop phase gives way to the destroy phase's reserve (the deadline, if none). */
@@ -363,7 +362,7 @@ class ShutdownRun {
         { taskIds: ids },
       )
     }
-    for (const index of cut.ready) this.#startTask(index)
+    this.#startTasks(cut.ready, monotonicMs())
     if (cut.finished) this.#finish(false)
   }
 
@@ -373,7 +372,26 @@ class ShutdownRun {
     this.#fatal ||= fatal
   }
 
-  #startTask(index, now = monotonicMs()) {
+  /**
+   * Starts the tasks at these plan indexes: every handler is called first, and only then is each one's
+   * settling attached (all within this synchronous call, so nothing can settle in between). A large level
+   * gets all its work going before the bookkeeping of any of it.
+   */
+  #startTasks(indexes, now) {
+    if (indexes.length === 1) {
+      this.#settleWhenDone(indexes[0], this.#callHandler(indexes[0], now))
+      return
+    }
+    const outcomes = new Array(indexes.length)
+    for (let i = 0; i < indexes.length; i++) outcomes[i] = this.#callHandler(indexes[i], now)
+    for (let i = 0; i < indexes.length; i++) this.#settleWhenDone(indexes[i], outcomes[i])
+  }
+
+  /**
+   * Calls the handler of the task at plan `index` and returns its outcome as a promise. The handler is
+   * called synchronously; a synchronous throw is a failure, a returned promise or thenable is adopted.
+   */
+  #callHandler(index, now) {
     const id = this.#ids[index]
     const task = this.#tasks.get(id)
     const context = new TaskContext(this.reason, this.signal, this.deadline, now)
@@ -381,9 +399,7 @@ class ShutdownRun {
     if (task === undefined) {
       // Cannot happen while ids round-trip exactly (validate.js refuses those that would not); if it ever
       // does, the task fails instead of the shutdown.
-      const error = lifecycleError('ERR_INTERNAL_ASSERTION', `no handler for shutdown task '${this.#ids[index]}'`)
-      queueMicrotask(() => this.#settle(index, 'failed', error))
-      return
+      return Promise.reject(lifecycleError('ERR_INTERNAL_ASSERTION', `no handler for shutdown task '${id}'`))
     }
     if (!this.#destroyPhaseBegun && phaseOf(task) === ShutdownPhase.Destroy) {
       this.#destroyPhaseBegun = true
@@ -397,15 +413,15 @@ class ShutdownRun {
         setTimeout(() => this.#settle(index, 'timedOut', taskTimeoutError(id, timeout)), timeout),
       )
     }
-    // The handler is called synchronously; a synchronous throw is a failure, a returned promise or thenable
-    // is adopted. Either way the task settles in a later microtask, never within this call.
-    let outcome
     try {
-      const handler = handlerOf(task)
-      outcome = Promise.resolve(handler(context))
+      return Promise.resolve(handlerOf(task)(context))
     } catch (error) {
-      outcome = Promise.reject(error)
+      return Promise.reject(error)
     }
+  }
+
+  /** Settles the task at plan `index` when `outcome` does: always in a later microtask, never at once. */
+  #settleWhenDone(index, outcome) {
     outcome.then(
       () => this.#settle(index, 'succeeded'),
       (error) => this.#settle(index, 'failed', error),
@@ -423,10 +439,8 @@ class ShutdownRun {
     if (outcome !== 'succeeded' || this.#listens(ShutdownEvent.ShutdownTaskComplete)) {
       this.#reportSettled(index, entry, outcome, error)
     }
-    if (typeof next === 'object') {
-      const now = monotonicMs()
-      for (const ready of next) this.#startTask(ready, now)
-    } else if (next === SETTLE_FINISHED) this.#finish(false)
+    if (typeof next === 'object') this.#startTasks(next, monotonicMs())
+    else if (next === SETTLE_FINISHED) this.#finish(false)
   }
 
   /** The event (and for a failure, the log line) of a task that settled. Skipped for a success nobody hears. */
