@@ -280,7 +280,9 @@ class ShutdownRun {
     // Ref'd on purpose: a task that never settles must not let the process drift out of the event loop
     // before its shutdown has finished.
     this.#deadlineTimer = new LongTimer(() => this.onDeadline(fallback > 0), start.remainingMs + fallback)
-    const hasDestroyPhase = this.#ids.some((id) => phaseOf(this.#tasks.get(id)) === ShutdownPhase.Destroy)
+    // The plan orders every stop task before every destroy task: the last one tells whether there are any.
+    const lastId = this.#ids.at(-1)
+    const hasDestroyPhase = phaseOf(this.#tasks.get(lastId)) === ShutdownPhase.Destroy
     if (hasDestroyPhase && this.#reserveMs > 0) {
       this.#reserveTimer = new LongTimer(() => this.#cutStopPhase(), Math.max(0, start.remainingMs - this.#reserveMs))
     }
