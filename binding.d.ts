@@ -155,7 +155,7 @@ export interface RunStart {
   budgetMs: number
   /**
    * Task ids in plan order, concatenated (one string for the whole plan, not one per task); `id_lengths`
-   * cuts it (UTF-16 lengths, as JavaScript counts). Indexes into the plan name tasks in `settle`.
+   * cuts it (UTF-16 lengths, as JavaScript counts). Indexes into the plan name tasks in `settleTask`.
    */
   ids: string
   idLengths: Array<number> | Uint32Array

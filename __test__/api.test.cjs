@@ -362,8 +362,29 @@ test('shutdowns of several managers at once settle each its own tasks, in long a
     const mine = order.filter((entry) => entry.startsWith(`${m}:`))
     assert.equal(mine.lastIndexOf(`${m}:10`) < mine.indexOf(`${m}:20`) || !mine.includes(`${m}:20`), true)
   }
-  // A finished shutdown's handle no longer settles anything: a second stop() joins the result.
+  // A second stop() of a finished shutdown joins its result.
   assert.equal((await managers[1].stop()).exitCode, 0)
+})
+
+test("a finished shutdown's handle settles nothing, even after another shutdown began", () => {
+  // settleTask finds a running shutdown by the handle begin gave out; a late settle through an old handle
+  // must not reach the task at the same index of whichever shutdown runs now.
+  const native = require('../lib/native')
+  const begin = () => {
+    const shutdown = new native.NativeShutdown(null)
+    shutdown.registerMany('only', null, new Float64Array([50]), new Uint8Array([0]))
+    return { shutdown, start: shutdown.begin('manual', 30_000, null, true) }
+  }
+  const first = begin()
+  assert.equal(native.settleTask(first.start.handle, 0, 0), -2) // its last task: finished
+  first.shutdown.finish(0, false)
+  const second = begin()
+  assert.notEqual(second.start.handle, first.start.handle)
+  assert.equal(native.settleTask(first.start.handle, 0, 0), -1)
+  assert.equal(second.shutdown.state, 'stopping')
+  assert.equal(native.settleTask(second.start.handle, 0, 0), -2)
+  second.shutdown.finish(0, false)
+  assert.equal(native.settleTask(second.start.handle, 0, 0), -1)
 })
 
 test('a level of many tasks: every handler is called, a synchronous throw fails only its task, and nothing leaks a rejection', async () => {

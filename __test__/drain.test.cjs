@@ -288,3 +288,39 @@ test(
     assert.ok(!find(result.lines, 'event', { event: 'shutdown:task:error' }))
   },
 )
+
+test('a connection announced twice is tracked once, and many connections coming and going leave none behind', async () => {
+  // The tracker keeps sockets in a list with their positions (lib/drain.js SocketList): a socket the
+  // application announces again must not stay in it for ever (the drain would wait for its timeout), and
+  // removals that swap positions must leave the list exact.
+  // The connection listener runs twice for the socket announced twice: it answers once.
+  const server = net.createServer((socket) => socket.on('data', () => socket.writableEnded || socket.end('bye')))
+  const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false })
+  manager.trackServer(server, { drainTimeout: 5000 })
+  server.on('connection', (socket) => {
+    if (!socket.announcedTwice) {
+      socket.announcedTwice = true
+      server.emit('connection', socket)
+    }
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address()
+  const talk = () =>
+    new Promise((resolve, reject) => {
+      const client = net.connect(port, '127.0.0.1', () => client.write('hi'))
+      client.on('error', reject).on('close', resolve).resume()
+    })
+  // Forty connections in waves, closing in their own order (the list swaps on every removal).
+  for (let wave = 0; wave < 4; wave++) await Promise.all(Array.from({ length: 10 }, talk))
+  // One still open when the shutdown starts: it ends on its own, and the drain ends with it.
+  const open = net.connect(port, '127.0.0.1')
+  await new Promise((resolve) => open.on('connect', resolve))
+  const startedAt = now()
+  const stopping = manager.stop({ timeout: 8000 })
+  await sleep(100)
+  open.end()
+  const result = await stopping
+  assert.equal(result.exitCode, 0)
+  assert.equal(result.tasks.find((t) => t.id === 'http-server')?.status, 'succeeded')
+  assert.ok(now() - startedAt < 2000, `the drain took ${(now() - startedAt).toFixed(0)} ms`)
+})

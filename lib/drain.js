@@ -123,6 +123,8 @@ class ServerTracker {
   }
 
   #trackSocket(socket) {
+    // A socket announced twice (an application re-emitting 'connection') is one connection.
+    if (this.#sockets.has(socket)) return
     this.#sockets.add(socket)
     socket.on('close', this.#onSocketClose)
   }

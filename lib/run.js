@@ -116,10 +116,10 @@ class TaskContext {
   }
 }
 
-/** The native side's codes for a task's end (`settle`) and its status (`taskStates`). */
+/** The native side's codes for a task's end (`settleTask`) and its status (`taskStates`). */
 const OUTCOME_CODES = { succeeded: 0, failed: 1, timedOut: 2 }
 const STATUS_NAMES = ['pending', 'running', 'succeeded', 'failed', 'timedOut', 'skipped']
-/** What `settle` answers when no task starts because of it. */
+/** What `settleTask` answers when no task starts because of it. */
 const SETTLE_NOT_RUNNING = -1
 const SETTLE_FINISHED = -2
 

@@ -61,28 +61,31 @@ pub struct NativeShutdown {
 }
 
 thread_local! {
-  /// The managers whose shutdowns JavaScript runs on this thread, by the handle `begin` gave out:
+  /// The managers whose shutdowns JavaScript runs on this thread, with the handle `begin` gave each out:
   /// `settleTask` finds its manager here rather than by unwrapping the manager's JavaScript object, which
-  /// cost a shutdown of 10 000 tasks about 2 ms. Only the thread's own JavaScript reaches it.
-  static ATTACHED: RefCell<Vec<Option<Manager>>> = const { RefCell::new(Vec::new()) };
+  /// cost a shutdown of 10 000 tasks about 2 ms. Only the thread's own JavaScript reaches it. A handle is
+  /// never given out twice (a counter, not a slot), so a late settle through a finished shutdown's handle
+  /// finds nothing rather than another manager's task; the list holds the few shutdowns running at once.
+  static ATTACHED: RefCell<Vec<(u32, Manager)>> = const { RefCell::new(Vec::new()) };
+  /// The next handle to give out.
+  static NEXT_HANDLE: Cell<u32> = const { Cell::new(0) };
 }
 
 /// Puts `manager` in [`ATTACHED`]; returns its handle.
 fn attach_handle(manager: &Manager) -> u32 {
-  ATTACHED.with_borrow_mut(|attached| {
-    let slot = attached.iter().position(Option::is_none).unwrap_or_else(|| {
-      attached.push(None);
-      attached.len() - 1
-    });
-    attached[slot] = Some(manager.clone());
-    slot as u32
-  })
+  let handle = NEXT_HANDLE.get();
+  NEXT_HANDLE.set(handle.wrapping_add(1));
+  ATTACHED.with_borrow_mut(|attached| attached.push((handle, manager.clone())));
+  handle
 }
 
+/// Takes `handle` out of [`ATTACHED`]. Also runs from a finalizer (the manager's object collected), where a
+/// panic would abort the process: the table may be gone already (the thread is ending) or borrowed, and
+/// then there is nothing to do.
 fn release_handle(handle: u32) {
-  ATTACHED.with_borrow_mut(|attached| {
-    if let Some(slot) = attached.get_mut(handle as usize) {
-      *slot = None;
+  let _ = ATTACHED.try_with(|attached| {
+    if let Ok(mut attached) = attached.try_borrow_mut() {
+      attached.retain(|(h, _)| *h != handle);
     }
   });
 }
@@ -113,7 +116,7 @@ pub struct RunStart {
   pub handle: u32,
   pub budget_ms: f64,
   /// Task ids in plan order, concatenated (one string for the whole plan, not one per task); `id_lengths`
-  /// cuts it (UTF-16 lengths, as JavaScript counts). Indexes into the plan name tasks in `settle`.
+  /// cuts it (UTF-16 lengths, as JavaScript counts). Indexes into the plan name tasks in `settleTask`.
   pub ids: String,
   pub id_lengths: Either<Vec<u32>, Uint32Array>,
   /// Tasks to start now.
@@ -146,7 +149,7 @@ pub struct MissingDependency {
   pub depends_on: String,
 }
 
-/// `settle`'s answer when no task starts because of it: the task was not running (a late settle after a
+/// `settleTask`'s answer when no task starts because of it: the task was not running (a late settle after a
 /// timeout), or it was the last and the shutdown's tasks are all done.
 const SETTLE_NOT_RUNNING: i32 = -1;
 const SETTLE_FINISHED: i32 = -2;
@@ -845,7 +848,7 @@ pub fn settle_task(
     }
   };
   let settlement = ATTACHED.with_borrow(|attached| {
-    let manager = attached.get(handle as usize)?.as_ref()?;
+    let (_, manager) = attached.iter().find(|(h, _)| *h == handle)?;
     Some(manager.settle(index, outcome, MonoTime::now()))
   });
   Ok(match settlement.unwrap_or(Settlement::NotRunning) {
