@@ -465,7 +465,8 @@ async function scale() {
     const setups = []
     const shutdowns = []
     const fixed = []
-    for (let i = 0; i < runs(3); i++) {
+    // Seven: a 10 000-task shutdown takes a few milliseconds, and one process in three can be off by half.
+    for (let i = 0; i < runs(7); i++) {
       const r = await shutdownOnce(library, 'scale', { deadlineMs: 60_000, giveUpMs: 60_000 })
       setups.push(r.setup.setupMs)
       const last = r.lines.find((l) => l.kind === 'last-end')
@@ -509,7 +510,7 @@ async function scale() {
       '"Per task" is the setup of 10 000 less the setup of none (a first manager, a server), over 10 000;',
       '"retained" is what the library keeps per task after full collections, in the JavaScript heap and in',
       'native memory (the C allocator, read by the bench\'s floor addon), 50 000 tasks less none; "signal to',
-      `last task" runs from the kill to the last task's end. Median of ${runs(3)} fresh processes. The plain`,
+      `last task" runs from the kill to the last task's end. Median of ${runs(7)} fresh processes. The plain`,
       'listener runs the same functions one after another and keeps them in the array it was given. close-with-grace',
       'and terminus take a single callback, so they are not listed; lightship is too slow to measure at 50 000.',
       '',
