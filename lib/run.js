@@ -380,10 +380,6 @@ class ShutdownRun {
    * gets all its work going before the bookkeeping of any of it.
    */
   #startTasks(indexes, now) {
-    if (indexes.length === 1) {
-      this.#settleWhenDone(indexes[0], this.#callHandler(indexes[0], now))
-      return
-    }
     const outcomes = new Array(indexes.length)
     for (let i = 0; i < indexes.length; i++) outcomes[i] = this.#callHandler(indexes[i], now)
     for (let i = 0; i < indexes.length; i++) this.#settleWhenDone(indexes[i], outcomes[i])
@@ -515,14 +511,15 @@ class ShutdownRun {
       if (this.#native.enforced) this.#native.answerDeadline()
       return
     }
-    const runningIds = this.#runningIndices().map((i) => this.#ids[i])
+    const runningIndices = this.#runningIndices()
+    const runningIds = runningIndices.map((i) => this.#ids[i])
     const running = runningIds.map((id) => `'${id}'`)
     const error = lifecycleError(
       'ERR_SHUTDOWN_TIMEOUT',
       `the shutdown did not finish within its ${this.#budgetMs} ms deadline` +
         (running.length ? `; still running: ${running.join(', ')}` : ''),
     )
-    for (const index of this.#runningIndices()) TaskContext.abort(this.#running[index], error)
+    for (const index of runningIndices) TaskContext.abort(this.#running[index], error)
     this.#logger.error(error.message, { err: error, running: runningIds })
     this.#emit(ShutdownEvent.ShutdownError, { error })
     this.#finish(true, watchdogFailed)

@@ -215,15 +215,9 @@ impl TaskGraph {
           id: spec.id.to_string(),
         });
       };
-      let slot = self.free_slots.pop().unwrap_or(self.slots.len());
+      let slot = Self::take_slot(&mut self.slots, &mut self.free_slots);
       vacant.insert(slot);
-      let entry = Some(Entry::new(spec, self.next_seq));
-      if slot == self.slots.len() {
-        self.slots.push(entry);
-      } else {
-        self.slots[slot] = entry;
-      }
-      self.next_seq += 1;
+      self.store(slot, spec);
       return Ok(());
     }
     if self.by_id.contains_key(&spec.id) {
@@ -256,10 +250,7 @@ impl TaskGraph {
       .map(|slots| slots.iter().copied().filter(same_level).collect())
       .unwrap_or_default();
 
-    let slot = self.free_slots.pop().unwrap_or_else(|| {
-      self.slots.push(None);
-      self.slots.len() - 1
-    });
+    let slot = Self::take_slot(&mut self.slots, &mut self.free_slots);
     if let Err(path) = self.order.insert(slot, &dependents, &dependencies) {
       self.free_slots.push(slot);
       return Err(cycle(&spec.id, self.describe_loop(&spec, &path)));
@@ -268,9 +259,23 @@ impl TaskGraph {
       self.dependents.entry(dep.clone()).or_default().push(slot);
     }
     self.by_id.insert(spec.id.clone(), slot);
+    self.store(slot, spec);
+    Ok(())
+  }
+
+  /// A slot for a new task: a freed one, or a new one at the end. (Fields rather than `self`, so it can be
+  /// called while the index is borrowed for an insert.)
+  fn take_slot(slots: &mut Vec<Option<Entry>>, free_slots: &mut Vec<usize>) -> usize {
+    free_slots.pop().unwrap_or_else(|| {
+      slots.push(None);
+      slots.len() - 1
+    })
+  }
+
+  /// Puts `spec` in `slot` as the latest registration.
+  fn store(&mut self, slot: usize, spec: TaskSpec) {
     self.slots[slot] = Some(Entry::new(spec, self.next_seq));
     self.next_seq += 1;
-    Ok(())
   }
 
   /// Removes a task; returns whether it was registered.
