@@ -380,9 +380,14 @@ class ShutdownRun {
    * gets all its work going before the bookkeeping of any of it.
    */
   #startTasks(indexes, now) {
-    const outcomes = new Array(indexes.length)
-    for (let i = 0; i < indexes.length; i++) outcomes[i] = this.#callHandler(indexes[i], now)
-    for (let i = 0; i < indexes.length; i++) this.#settleWhenDone(indexes[i], outcomes[i])
+    const outcomes = []
+    try {
+      for (const index of indexes) outcomes.push(this.#callHandler(index, now))
+    } finally {
+      // Even if starting one threw (an internal error: a handler's own throw is its outcome), the tasks
+      // already started settle: no outcome is left without its reaction.
+      for (let i = 0; i < outcomes.length; i++) this.#settleWhenDone(indexes[i], outcomes[i])
+    }
   }
 
   /**
