@@ -16,11 +16,13 @@ export declare class NativeShutdown {
   /**
    * Registers a burst of tasks in one call: what `registerTask` defers for tasks that can neither close a
    * dependency loop nor break a level rule (no `dependsOn`, and no task waits for them). `ids` and `names`
-   * are NUL-separated (the facade sends no id or name containing NUL this way), `names` null when every
-   * name is its id; `phases[i]` is 0 for stop, 1 for destroy. Stops at the first error; the tasks before
-   * it stay registered.
+   * are NUL-separated, `names` null when every name is its id; `phases[i]` is 0 for stop, 1 for destroy.
+   * Returns false, registering none, when they do not split into one id and one name per priority: an id
+   * or a name holds a NUL itself, and the facade sends that burst one task at a time instead (one scan
+   * here rather than a check of every id and name as JavaScript registers it). Stops at the first error;
+   * the tasks before it stay registered.
    */
-  registerMany(ids: string, names: string | undefined | null, priorities: Float64Array, phases: Uint8Array): void
+  registerMany(ids: string, names: string | undefined | null, priorities: Float64Array, phases: Uint8Array): boolean
   unregister(id: string): boolean
   get state(): string
   /**

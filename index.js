@@ -276,7 +276,16 @@ class ShutdownManager extends EventEmitter {
   /** Registers a shutdown task; returns its id. */
   registerTask(task) {
     const spec = validateTask(task)
-    if (this.#canDefer(spec)) {
+    // Whether the native side may hear of it later: a task that cannot fail to register. It depends on
+    // nothing and nothing waits for it (so it closes no loop and breaks no level rule), its id is new, and
+    // no shutdown has been taken over by JavaScript (which would refuse it). Written out here rather than
+    // in a method: this runs once per task, mostly before V8 has optimized anything (see #defer).
+    if (
+      this.#run === null &&
+      spec.dependsOn.length === 0 &&
+      !this.#tasks.has(spec.id) &&
+      (this.#dependedOn.size === 0 || !this.#dependedOn.has(spec.id))
+    ) {
       this.#defer(spec)
     } else {
       // The native graph decides (a duplicate id, a loop, a level rule, a shutdown under way), in order.
@@ -289,50 +298,42 @@ class ShutdownManager extends EventEmitter {
     return spec.id
   }
 
-  /**
-   * Whether the native side may hear of a task later: one that cannot fail to register. It depends on
-   * nothing and nothing waits for it (so it closes no loop and breaks no level rule), its id is new, and no
-   * shutdown has been taken over by JavaScript (which would refuse it). Its id and name travel NUL-separated.
-   */
-  #canDefer(spec) {
-    return (
-      this.#run === null &&
-      spec.dependsOn.length === 0 &&
-      !this.#tasks.has(spec.id) &&
-      (this.#dependedOn.size === 0 || !this.#dependedOn.has(spec.id)) &&
-      !spec.id.includes('\0') &&
-      (spec.name === spec.id || !spec.name.includes('\0'))
-    )
-  }
-
   #defer(spec) {
     if (this.#pending === null) {
-      // `names` stays null while every name is its task's id (most tasks): the native side then takes the
-      // ids for names, and the burst crosses as one string instead of two.
-      this.#pending = { ids: [], names: null, priorities: [], phases: [] }
+      // `names` stays null while every name is its task's id and `phases` while every task is in the stop
+      // phase (most tasks): the burst then crosses with less, and registering pushes less.
+      this.#pending = { ids: [], names: null, priorities: [], phases: null }
       // The native record (what the watchdog's report lists) is current by the end of this turn of
       // JavaScript, or earlier if anything native needs it.
       queueMicrotask(() => this.#flushRegistrations())
     }
     const pending = this.#pending
     if (pending.names === null && spec.name !== spec.id) pending.names = pending.ids.slice()
+    if (pending.phases === null && spec.phase !== ShutdownPhase.Stop) pending.phases = pending.ids.map(() => 0)
     pending.ids.push(spec.id)
     pending.names?.push(spec.name)
+    pending.phases?.push(spec.phase === ShutdownPhase.Stop ? 0 : 1)
     pending.priorities.push(spec.priority)
-    pending.phases.push(spec.phase === 'stop' ? 0 : 1)
   }
 
-  /** Sends the deferred registrations to the native side, in their order. They cannot fail (#canDefer). */
+  /** Sends the deferred registrations to the native side, in their order. They cannot fail (registerTask). */
   #flushRegistrations() {
     const pending = this.#pending
     if (pending === null) return
     this.#pending = null
-    this.#native.registerMany(
-      pending.ids.join('\0'),
-      pending.names?.join('\0') ?? null,
-      Float64Array.from(pending.priorities),
-      Uint8Array.from(pending.phases),
+    const { ids, names, priorities, phases } = pending
+    const sent = this.#native.registerMany(
+      ids.join('\0'),
+      names?.join('\0') ?? null,
+      Float64Array.from(priorities),
+      phases === null ? new Uint8Array(ids.length) : Uint8Array.from(phases),
     )
+    if (sent) return
+    // An id or a name holds the NUL that separates them in a burst: one at a time, in the same order.
+    for (let i = 0; i < ids.length; i++) {
+      const phase = phases?.[i] === 1 ? ShutdownPhase.Destroy : ShutdownPhase.Stop
+      this.#native.register(ids[i], names?.[i] ?? ids[i], priorities[i], phase, [])
+    }
   }
 
   /** Removes a task; returns whether it was registered. */

@@ -241,7 +241,9 @@ test('registrations batched for the native side keep their order, and every erro
   assert.throws(() => m.registerTask(task('first')), { code: 'ERR_TASK_EXISTS' })
   m.registerTask(task('second', { dependsOn: ['first'] }))
   m.registerTask(task('third', { name: 'the third' }))
+  // Ids and names that hold the NUL separating a burst's ids make the burst cross one task at a time.
   m.registerTask(task('nul\0in id'))
+  m.registerTask(task('fourth', { name: 'nul\0in name', phase: 'destroy' }))
   assert.throws(() => m.registerTask(task('first', { dependsOn: ['second'] })), { code: 'ERR_TASK_EXISTS' })
   // 'first' is depended on now: re-registering it after removal goes through the native checks again.
   assert.equal(m.unregisterTask('first'), true)
@@ -259,6 +261,7 @@ test('registrations batched for the native side keep their order, and every erro
       ['third', 'the third', 'succeeded'],
       ['nul\0in id', 'nul\0in id', 'succeeded'],
       ['first', 'first', 'succeeded'],
+      ['fourth', 'nul\0in name', 'succeeded'],
     ],
   )
   assert.ok(ran.indexOf('second') < ran.indexOf('first'), `'second' depends on 'first', so it runs first: ${ran}`)
@@ -364,6 +367,20 @@ test('shutdowns of several managers at once settle each its own tasks, in long a
   }
   // A second stop() of a finished shutdown joins its result.
   assert.equal((await managers[1].stop()).exitCode, 0)
+})
+
+test('a burst whose ids or names do not split one per task registers nothing and says so', () => {
+  const native = require('../lib/native')
+  const shutdown = new native.NativeShutdown(null)
+  const two = [new Float64Array([50, 50]), new Uint8Array([0, 0])]
+  assert.equal(shutdown.registerMany('a\0b\0c', null, ...two), false)
+  assert.equal(shutdown.registerMany('a\0b', 'one name', ...two), false)
+  assert.equal(shutdown.registerMany('a\0b', null, new Float64Array([50, 50]), new Uint8Array([0])), false)
+  assert.equal(shutdown.registerMany('a\0b', null, ...two), true)
+  const start = shutdown.begin('manual', 30_000, null, true)
+  assert.equal(start.ids, 'ab')
+  assert.deepEqual([...start.idLengths], [1, 1])
+  shutdown.finish(0, false)
 })
 
 test("a finished shutdown's handle settles nothing, even after another shutdown began", () => {

@@ -151,7 +151,6 @@ function editDistance(a, b) {
 
 /** @type {Set<string>} */
 const REASONS = new Set(Object.values(ShutdownReason))
-const PHASES = new Set(Object.values(ShutdownPhase))
 /** The signals a manager can own: the native side's list (its handler has a slot for each). */
 const OWNABLE_SIGNALS = require('./native').ownableSignals()
 const RESERVED_SIGNALS = {
@@ -445,14 +444,29 @@ function validateTaskId(name, value) {
 /** The dependencies of a task that has none: one frozen array shared by all of them (most tasks). */
 const NO_DEPENDENCIES = Object.freeze([])
 
+/**
+ * A task's definition, checked. It runs once per task, and a service may register thousands at start-up,
+ * mostly before V8 has optimized it, where every call counts: the checks that pass are written out here,
+ * and the checking functions are called only to throw.
+ */
 function validateTask(value) {
-  if (!isPlainObjectLike(value)) throw invalidArgType('task', 'of type object', value)
-  warnUnknownKeys(value, KNOWN.task, 'task')
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw invalidArgType('task', 'of type object', value)
+  }
+  for (const key in value) {
+    if (!KNOWN.task.has(key)) {
+      warnUnknownKeys(value, KNOWN.task, 'task')
+      break
+    }
+  }
   const { id, name, priority, phase, dependsOn, timeout, handler } = value
-  validateTaskId('task.id', id)
+  if (typeof id !== 'string' || id.length === 0 || !id.isWellFormed()) validateTaskId('task.id', id)
   if (name !== undefined && typeof name !== 'string') throw invalidArgType('task.name', 'of type string', name)
-  validatePriority('task.priority', priority, undefined)
-  if (phase !== undefined && !PHASES.has(phase)) {
+  // `x - x` is 0 for a finite number only (NaN and the infinities give NaN).
+  if (priority !== undefined && (typeof priority !== 'number' || priority - priority !== 0)) {
+    validatePriority('task.priority', priority, undefined)
+  }
+  if (phase !== undefined && phase !== ShutdownPhase.Stop && phase !== ShutdownPhase.Destroy) {
     if (typeof phase !== 'string') throw invalidArgType('task.phase', 'of type string', phase)
     throw invalidArgValue('task.phase', phase, "must be 'stop' or 'destroy'")
   }
@@ -470,7 +484,7 @@ function validateTask(value) {
     priority: priority ?? ShutdownPriority.Normal,
     phase: phase ?? ShutdownPhase.Stop,
     dependsOn: dependencies,
-    timeout: validateTimeout('task.timeout', timeout, undefined),
+    timeout: timeout === undefined ? undefined : validateTimeout('task.timeout', timeout, undefined),
     handler,
   }
 }

@@ -470,9 +470,11 @@ impl NativeShutdown {
 
   /// Registers a burst of tasks in one call: what `registerTask` defers for tasks that can neither close a
   /// dependency loop nor break a level rule (no `dependsOn`, and no task waits for them). `ids` and `names`
-  /// are NUL-separated (the facade sends no id or name containing NUL this way), `names` null when every
-  /// name is its id; `phases[i]` is 0 for stop, 1 for destroy. Stops at the first error; the tasks before
-  /// it stay registered.
+  /// are NUL-separated, `names` null when every name is its id; `phases[i]` is 0 for stop, 1 for destroy.
+  /// Returns false, registering none, when they do not split into one id and one name per priority: an id
+  /// or a name holds a NUL itself, and the facade sends that burst one task at a time instead (one scan
+  /// here rather than a check of every id and name as JavaScript registers it). Stops at the first error;
+  /// the tasks before it stay registered.
   #[napi(catch_unwind)]
   pub fn register_many(
     &self,
@@ -480,8 +482,12 @@ impl NativeShutdown {
     names: Option<String>,
     priorities: &[f64],
     phases: &[u8],
-  ) -> napi::Result<(), ErrorCode> {
+  ) -> napi::Result<bool, ErrorCode> {
     let names = names.as_deref().unwrap_or(&ids);
+    let count = priorities.len();
+    if phases.len() != count || ids.split('\0').count() != count || names.split('\0').count() != count {
+      return Ok(false);
+    }
     let specs = ids
       .split('\0')
       .zip(names.split('\0'))
@@ -492,8 +498,9 @@ impl NativeShutdown {
       });
     self.manager.session().touch();
     let mut record = self.manager.session().record();
-    record.reserve_tasks(priorities.len());
-    record.register_many(specs).map_err(js_error)
+    record.reserve_tasks(count);
+    record.register_many(specs).map_err(js_error)?;
+    Ok(true)
   }
 
   #[napi(catch_unwind)]
