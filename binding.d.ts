@@ -156,11 +156,11 @@ export interface RunStart {
   handle: number
   budgetMs: number
   /**
-   * Task ids in plan order, concatenated (one string for the whole plan, not one per task); `id_lengths`
-   * cuts it (UTF-16 lengths, as JavaScript counts). Indexes into the plan name tasks in `settleTask`.
+   * For each task in plan order (indexes into the plan name tasks in `settleTask`), its position among
+   * the registered tasks in the order they were registered, the order the facade keeps them in: no id
+   * crosses (splitting a plan's ids and looking each up again cost a shutdown of 10 000 tasks 2 ms).
    */
-  ids: string
-  idLengths: Array<number> | Uint32Array
+  registrationPositions: Array<number> | Uint32Array
   /** Tasks to start now. */
   ready: Array<number> | Uint32Array
   missing: Array<MissingDependency>

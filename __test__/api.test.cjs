@@ -369,6 +369,44 @@ test('shutdowns of several managers at once settle each its own tasks, in long a
   assert.equal((await managers[1].stop()).exitCode, 0)
 })
 
+test("every task runs its own handler when the plan's order differs from the order of registration", async () => {
+  // The plan names tasks by their position in registration order, which the manager's Map keeps too:
+  // priorities, dependencies, phases, removals and registrations again all move tasks between the two.
+  const m = manager()
+  // Each handler fails with its own id: the result then says which handler ran for which task.
+  const register = (id, extra = {}) => {
+    m.registerTask({
+      id,
+      handler: () => {
+        throw new Error(id)
+      },
+      ...extra,
+    })
+  }
+  const priority = (i) => (i * 37) % 100
+  for (let i = 0; i < 300; i++) {
+    const extra = { priority: priority(i) }
+    if (i % 11 === 5) extra.name = `name of t${i}`
+    if (i % 13 === 6 && i > 20 && (i - 20) % 7 !== 3) {
+      // A task that depends on another stops before it: same phase, same priority.
+      Object.assign(extra, { dependsOn: [`t${i - 20}`], priority: priority(i - 20) })
+    } else if (i % 7 === 3) {
+      extra.phase = 'destroy'
+    }
+    register(`t${i}`, extra)
+  }
+  for (let i = 0; i < 300; i += 17) assert.equal(m.unregisterTask(`t${i}`), true)
+  for (let i = 0; i < 300; i += 34) register(`t${i}`, { priority: priority(i) })
+  const result = await m.stop()
+  const ids = new Set(result.tasks.map((t) => t.id))
+  assert.ok(result.tasks.length > 250, `${result.tasks.length} tasks ran`)
+  for (const task of result.tasks) {
+    assert.equal(task.status, 'failed', task.id)
+    assert.equal(task.error.message, task.id, `task '${task.id}' ran the handler of '${task.error.message}'`)
+  }
+  assert.ok(!ids.has('t17') && ids.has('t34') && ids.has('t0'))
+})
+
 test('a burst whose ids or names do not split one per task registers nothing and says so', () => {
   const native = require('../lib/native')
   const shutdown = new native.NativeShutdown(null)
@@ -378,8 +416,7 @@ test('a burst whose ids or names do not split one per task registers nothing and
   assert.equal(shutdown.registerMany('a\0b', null, new Float64Array([50, 50]), new Uint8Array([0])), false)
   assert.equal(shutdown.registerMany('a\0b', null, ...two), true)
   const start = shutdown.begin('manual', 30_000, null, true)
-  assert.equal(start.ids, 'ab')
-  assert.deepEqual([...start.idLengths], [1, 1])
+  assert.deepEqual([...start.registrationPositions], [0, 1])
   shutdown.finish(0, false)
 })
 

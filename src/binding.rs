@@ -115,10 +115,10 @@ pub struct RunStart {
   /// What `settleTask` names this shutdown by.
   pub handle: u32,
   pub budget_ms: f64,
-  /// Task ids in plan order, concatenated (one string for the whole plan, not one per task); `id_lengths`
-  /// cuts it (UTF-16 lengths, as JavaScript counts). Indexes into the plan name tasks in `settleTask`.
-  pub ids: String,
-  pub id_lengths: Either<Vec<u32>, Uint32Array>,
+  /// For each task in plan order (indexes into the plan name tasks in `settleTask`), its position among
+  /// the registered tasks in the order they were registered, the order the facade keeps them in: no id
+  /// crosses (splitting a plan's ids and looking each up again cost a shutdown of 10 000 tasks 2 ms).
+  pub registration_positions: Either<Vec<u32>, Uint32Array>,
   /// Tasks to start now.
   pub ready: Either<Vec<u32>, Uint32Array>,
   pub missing: Vec<MissingDependency>,
@@ -545,14 +545,7 @@ impl NativeShutdown {
       elapsed_ms: millis(deadline.elapsed(now)),
       remaining_ms: millis(deadline.remaining(now)),
       budget_ms: millis(deadline.budget()),
-      ids: attached.ids.iter().map(|id| &**id).collect(),
-      id_lengths: index_list(
-        attached
-          .ids
-          .iter()
-          .map(|id| id.encode_utf16().count() as u32)
-          .collect(),
-      ),
+      registration_positions: index_list(attached.registration_positions),
       ready: index_list(attached.ready),
       missing: attached
         .missing

@@ -32,8 +32,9 @@ pub struct Attached {
   /// The owned signal that began it, if one did.
   pub signal: Option<c_int>,
   pub deadline: Deadline,
-  /// Task ids in plan order (indexes into the plan name tasks in `settle`).
-  pub ids: Vec<Arc<str>>,
+  /// For each task in plan order (indexes into the plan name tasks in `settle`), its position in the
+  /// order of registration ([`crate::plan::Plan::registration_positions`]).
+  pub registration_positions: Vec<u32>,
   /// Tasks to start now (none when the first tasks wait for a shutdown delay).
   pub ready: Vec<u32>,
   pub missing: Vec<MissingDependency>,
@@ -122,7 +123,7 @@ impl Manager {
       reason: run.trigger.reason.clone(),
       signal: run.trigger.signal,
       deadline: run.deadline,
-      ids: run.plan.tasks().iter().map(|t| t.id.clone()).collect(),
+      registration_positions: run.plan.registration_positions().to_vec(),
       ready,
       missing: run.plan.missing_dependencies().to_vec(),
     };
@@ -335,10 +336,7 @@ mod tests {
     let now = MonoTime::now();
     let attached = manager.begin("manual".into(), BUDGET, None, true, now).unwrap();
     assert_eq!(attached.reason, "manual");
-    assert_eq!(
-      attached.ids.iter().map(|id| &**id).collect::<Vec<_>>(),
-      ["a", "b"]
-    );
+    assert_eq!(attached.registration_positions, [0, 1]);
     assert_eq!(attached.ready, [0, 1]);
     assert_eq!(attached.deadline.budget(), BUDGET);
     let again = manager.begin("manual".into(), BUDGET, None, true, now);

@@ -415,8 +415,17 @@ impl TaskGraph {
       .iter()
       .position(|range| live[range.start].phase == Phase::Destroy)
       .unwrap_or(levels.len());
+    // Where each planned task stands in the order the tasks were registered. Most plans keep that order
+    // (one level), and sorting an already sorted list is one pass.
+    let mut by_registration: Vec<u32> = (0..live.len() as u32).collect();
+    by_registration.sort_unstable_by_key(|&i| live[i as usize].seq);
+    let mut registration_positions = vec![0; live.len()];
+    for (position, &i) in by_registration.iter().enumerate() {
+      registration_positions[i as usize] = position as u32;
+    }
     Plan {
       tasks,
+      registration_positions,
       levels,
       first_destroy_level,
       current: 0,
@@ -527,6 +536,9 @@ impl PlannedTask {
 #[derive(Debug)]
 pub struct Plan {
   tasks: Vec<PlannedTask>,
+  /// Each task's position among the registered tasks in the order they were registered (see
+  /// [`Plan::registration_positions`]).
+  registration_positions: Vec<u32>,
   levels: Vec<Range<usize>>,
   /// The first level of the destroy phase (`levels.len()` if it has none).
   first_destroy_level: usize,
@@ -564,6 +576,14 @@ impl Plan {
   /// The tasks in plan order; a task's index here is how it is named in [`Plan::settle`].
   pub fn tasks(&self) -> &[PlannedTask] {
     &self.tasks
+  }
+
+  /// For each task in plan order, its position among the tasks this plan was made of, in the order they
+  /// were registered: the facade keeps its tasks in that order too (a task registered again after its
+  /// removal goes last in both), so it finds each one's handler by position rather than the ids crossing
+  /// the boundary to be looked up again.
+  pub fn registration_positions(&self) -> &[u32] {
+    &self.registration_positions
   }
 
   /// Dependencies on unregistered ids, ignored by this plan.

@@ -534,3 +534,30 @@ fn names_and_dependencies_survive_the_compact_record() {
   let started = plan.start(MonoTime::now());
   assert_eq!(ids(&plan, &started), vec!["cache", "http"]);
 }
+
+#[test]
+fn registration_positions_follow_the_order_of_registration_not_the_plan() {
+  // The facade finds each planned task's handler by its position among the tasks in the order they were
+  // registered (its Map keeps that order): a removal closes the gap, a registration again goes last, and a
+  // refused registration takes no position.
+  let mut g = graph(vec![
+    stop("a", 90.0, &[]),
+    stop("b", 10.0, &[]),
+    task("c", 10.0, Phase::Destroy, &[]),
+    stop("d", 50.0, &[]),
+    stop("e", 50.0, &[]),
+  ]);
+  assert!(g.register(stop("b", 1.0, &[])).is_err());
+  assert!(g.unregister("a"));
+  g.register(stop("a", 5.0, &[])).unwrap();
+  let plan = g.plan();
+  let registration_order = ["b", "c", "d", "e", "a"];
+  let planned: Vec<&str> = plan.tasks().iter().map(|t| &*t.id).collect();
+  assert_eq!(planned, ["a", "b", "d", "e", "c"]);
+  let by_position: Vec<&str> = plan
+    .registration_positions()
+    .iter()
+    .map(|&p| registration_order[p as usize])
+    .collect();
+  assert_eq!(by_position, planned);
+}
