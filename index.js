@@ -276,17 +276,31 @@ class ShutdownManager extends EventEmitter {
   /** Registers a shutdown task; returns its id. */
   registerTask(task) {
     const spec = validateTask(task)
-    // Whether the native side may hear of it later: a task that cannot fail to register. It depends on
-    // nothing and nothing waits for it (so it closes no loop and breaks no level rule), its id is new, and
-    // no shutdown has been taken over by JavaScript (which would refuse it). Written out here rather than
-    // in a method: this runs once per task, mostly before V8 has optimized anything (see #defer).
+    // Most tasks reach the native side later, in one burst: those that cannot fail to register. Such a
+    // task depends on nothing and nothing waits for it (so it closes no loop and breaks no level rule), its
+    // id is new, and no shutdown has been taken over by JavaScript (which would refuse it). This runs once
+    // per task, mostly before V8 has optimized anything, so it is written out here rather than in methods.
     if (
       this.#run === null &&
       spec.dependsOn.length === 0 &&
       !this.#tasks.has(spec.id) &&
       (this.#dependedOn.size === 0 || !this.#dependedOn.has(spec.id))
     ) {
-      this.#defer(spec)
+      let pending = this.#pending
+      if (pending === null) {
+        // `names` stays null while every name is its task's id and `phases` while every task is in the
+        // stop phase (most tasks): the burst then crosses with less, and registering pushes less.
+        pending = this.#pending = { ids: [], names: null, priorities: [], phases: null }
+        // The native record (what the watchdog's report lists) is current by the end of this turn of
+        // JavaScript, or earlier if anything native needs it.
+        queueMicrotask(() => this.#flushRegistrations())
+      }
+      if (pending.names === null && spec.name !== spec.id) pending.names = pending.ids.slice()
+      if (pending.phases === null && spec.phase !== ShutdownPhase.Stop) pending.phases = pending.ids.map(() => 0)
+      pending.ids.push(spec.id)
+      pending.names?.push(spec.name)
+      pending.phases?.push(spec.phase === ShutdownPhase.Stop ? 0 : 1)
+      pending.priorities.push(spec.priority)
     } else {
       // The native graph decides (a duplicate id, a loop, a level rule, a shutdown under way), in order.
       this.#flushRegistrations()
@@ -296,24 +310,6 @@ class ShutdownManager extends EventEmitter {
     // Its handler alone for most tasks (see taskEntry in lib/run.js).
     this.#tasks.set(spec.id, taskEntry(spec))
     return spec.id
-  }
-
-  #defer(spec) {
-    if (this.#pending === null) {
-      // `names` stays null while every name is its task's id and `phases` while every task is in the stop
-      // phase (most tasks): the burst then crosses with less, and registering pushes less.
-      this.#pending = { ids: [], names: null, priorities: [], phases: null }
-      // The native record (what the watchdog's report lists) is current by the end of this turn of
-      // JavaScript, or earlier if anything native needs it.
-      queueMicrotask(() => this.#flushRegistrations())
-    }
-    const pending = this.#pending
-    if (pending.names === null && spec.name !== spec.id) pending.names = pending.ids.slice()
-    if (pending.phases === null && spec.phase !== ShutdownPhase.Stop) pending.phases = pending.ids.map(() => 0)
-    pending.ids.push(spec.id)
-    pending.names?.push(spec.name)
-    pending.phases?.push(spec.phase === ShutdownPhase.Stop ? 0 : 1)
-    pending.priorities.push(spec.priority)
   }
 
   /** Sends the deferred registrations to the native side, in their order. They cannot fail (registerTask). */

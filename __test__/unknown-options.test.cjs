@@ -36,12 +36,16 @@ test('a misspelt task field and stop() option are warned about; known ones are n
   const warnings = await warningsOf(async () => {
     manager.registerTask({ id: 'a', prority: 10, handler() {} })
     manager.registerTask({ id: 'b', priority: 10, name: 'b', phase: 'stop', dependsOn: [], timeout: 5, handler() {} })
+    // A known field set to undefined is neither warned about nor hides a misspelt one next to it.
+    manager.registerTask({ id: 'c', name: undefined, timeout: undefined, handler() {} })
+    manager.registerTask({ id: 'd', name: undefined, tiemout: 5, handler() {} })
     await manager.stop({ exti: true, timeout: 1000 })
   })
   assert.deepEqual(
     warnings.map((w) => w.message.match(/"([^"]+)"; did you mean "([^"]+)"/).slice(1)),
     [
       ['task.prority', 'priority'],
+      ['task.tiemout', 'timeout'],
       ['options.exti', 'exit'],
     ],
   )

@@ -453,13 +453,18 @@ function validateTask(value) {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw invalidArgType('task', 'of type object', value)
   }
-  for (const key in value) {
-    if (!KNOWN.task.has(key)) {
-      warnUnknownKeys(value, KNOWN.task, 'task')
-      break
-    }
-  }
   const { id, name, priority, phase, dependsOn, timeout, handler } = value
+  // Unknown keys are looked for only when the object has more own keys than known ones with a value: one
+  // call instead of a walk over the keys (a known key set to undefined makes it look, and finds nothing).
+  let known = 0
+  if (id !== undefined) known++
+  if (name !== undefined) known++
+  if (priority !== undefined) known++
+  if (phase !== undefined) known++
+  if (dependsOn !== undefined) known++
+  if (timeout !== undefined) known++
+  if (handler !== undefined) known++
+  if (Object.keys(value).length !== known) warnUnknownKeys(value, KNOWN.task, 'task')
   if (typeof id !== 'string' || id.length === 0 || !id.isWellFormed()) validateTaskId('task.id', id)
   if (name !== undefined && typeof name !== 'string') throw invalidArgType('task.name', 'of type string', name)
   // `x - x` is 0 for a finite number only (NaN and the infinities give NaN).
