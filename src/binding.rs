@@ -483,11 +483,14 @@ impl NativeShutdown {
     priorities: &[f64],
     phases: &[u8],
   ) -> napi::Result<bool, ErrorCode> {
-    let names = names.as_deref().unwrap_or(&ids);
     let count = priorities.len();
-    if phases.len() != count || ids.split('\0').count() != count || names.split('\0').count() != count {
+    // A count of separators rather than a split: it runs over the bytes without stopping at each id.
+    let pieces = |joined: &str| joined.bytes().filter(|&b| b == 0).count() + 1;
+    if phases.len() != count || pieces(&ids) != count || names.as_deref().is_some_and(|n| pieces(n) != count)
+    {
       return Ok(false);
     }
+    let names = names.as_deref().unwrap_or(&ids);
     let specs = ids
       .split('\0')
       .zip(names.split('\0'))
