@@ -699,7 +699,8 @@ async function draining() {
 // ---- idle cost ---------------------------------------------------------------------------------------------
 
 const IDLE_PROBE = path.join(__dirname, 'probes', 'idle.cjs')
-const IDLE_LIBRARIES = ['bare', 'titan-lifecycle', 'close-with-grace']
+/** `floor`: the same service with the bench's napi-rs addon that does nothing loaded: what any addon adds. */
+const IDLE_LIBRARIES = ['bare', 'titan-lifecycle', 'close-with-grace', 'floor']
 
 /** Every thread's voluntary context switches (each one a sleep that ended in a wake-up) and CPU time. */
 function threadTotals(pid) {
@@ -719,9 +720,10 @@ function threadTotals(pid) {
 
 async function idleCost() {
   const windowMs = QUICK ? 3000 : 15_000
-  // All three idle side by side, so they share whatever else the machine does during the window.
+  // All idle side by side, so they share whatever else the machine does during the window.
   const children = IDLE_LIBRARIES.map((library) => {
-    const child = require('node:child_process').spawn(process.execPath, [IDLE_PROBE, library], {
+    const args = library === 'floor' ? [IDLE_PROBE, library, floorAddon()] : [IDLE_PROBE, library]
+    const child = require('node:child_process').spawn(process.execPath, args, {
       stdio: ['ignore', 'pipe', 'inherit'],
     })
     const ready = new Promise((resolve, reject) => {
@@ -766,20 +768,22 @@ async function idleCost() {
   const ours = figures.find((f) => f.library === 'titan-lifecycle')
   const met = ours.wakeUps <= 20 && ours.cpuMs - bare.cpuMs <= 1.5
   const rssAddedMb = (ours.rssKb - bare.rssKb) / 1024
+  const floorAddedMb = (figures.find((f) => f.library === 'floor').rssKb - bare.rssKb) / 1024
   const rssMet = rssAddedMb <= 1.5
   return {
     title: 'Idle cost',
     text: [
       'An idle HTTP service (a listening server, no traffic) with each library set up as its README shows, and',
       'without any (bare): wake-ups (voluntary context switches, summed over all threads) and CPU time per',
-      `minute, the median of ${QUICK ? 1 : 4} windows of ${windowMs / 1000} s with the three processes idling side by side, read from /proc, starting`,
+      `minute, the median of ${QUICK ? 1 : 4} windows of ${windowMs / 1000} s with the processes idling side by side, read from /proc, starting`,
       `${QUICK ? 2 : 15} s after start-up (V8 collects a start-up heap once, about 8 s after start, in any process`,
-      'that allocated while starting: a one-time burst, not an idle cost).',
+      'that allocated while starting: a one-time burst, not an idle cost). "floor" loads the bench\'s napi-rs addon',
+      'that does nothing into the same service: what loading any native addon costs it.',
       '',
       table(
         ['service', 'wake-ups per minute', 'added to bare', 'CPU per minute', 'added to bare', 'RSS', 'added to bare'],
         figures.map((f) => [
-          f.library,
+          f.library === 'floor' ? 'floor (a napi-rs addon that does nothing)' : f.library,
           f.wakeUps.toFixed(0),
           f === bare ? '' : (f.wakeUps - bare.wakeUps).toFixed(0),
           ms(f.cpuMs),
@@ -791,7 +795,8 @@ async function idleCost() {
       '',
       `Goal: at most 20 wake-ups per minute, and at most 1.5 ms of CPU per minute added to bare: ${met ? 'met' : 'missed'} ` +
         `(${ours.wakeUps.toFixed(0)}, ${signedMs(ours.cpuMs - bare.cpuMs)}).`,
-      `Goal: at most 1.5 MB of RSS added to the service (RSS read at the end): ${rssMet ? 'met' : '**missed**'} (${rssAddedMb.toFixed(2)} MB).`,
+      `Goal: at most 1.5 MB of RSS added to the service (RSS read at the end): ${rssMet ? 'met' : '**missed**'} (${rssAddedMb.toFixed(2)} MB; ` +
+        `the floor adds ${floorAddedMb.toFixed(2)} MB).`,
     ],
     goals: [
       { name: 'idle under 20 wake-ups and 1.5 ms CPU per minute', met },

@@ -1,6 +1,7 @@
 'use strict'
 // An idle HTTP service, for the idle-cost section of the bench: a listening server and, unless the argument
-// is `bare`, the named library set up the way its README's first example does. It prints `ready` and then
+// is `bare`, the named library set up the way its README's first example does (`floor`: the bench's
+// napi-rs addon that does nothing, loaded from the path given next). It prints `ready` and then
 // does nothing; the bench reads its threads' wake-ups and CPU time from /proc while it idles.
 const http = require('node:http')
 const path = require('node:path')
@@ -15,6 +16,9 @@ server.listen(0, '127.0.0.1', () => {
   } else if (library === 'close-with-grace') {
     const closeWithGrace = require('close-with-grace')
     closeWithGrace({ delay: 10_000, logger: false }, () => new Promise((resolve) => server.close(resolve)))
+  } else if (library === 'floor') {
+    // The bench's napi-rs addon that does nothing (its path is the next argument).
+    require(process.argv[3])
   } else if (library !== 'bare') {
     throw new Error(`unknown library ${library}`)
   }
