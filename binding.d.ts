@@ -30,9 +30,10 @@ export declare class NativeShutdown {
    * `signal`: the owned signal JavaScript was told of, if that is what started it; the shutdown then counts
    * from the instant the handler ran, whichever of JavaScript and the watchdog gets here first.
    * `start_tasks: false` attaches without starting the first tasks (a shutdown delay comes first; see
-   * `startTasks`).
+   * `startTasks`). `task_count`: how many tasks the facade holds; a different count natively refuses the
+   * shutdown before anything begins (`ERR_INTERNAL_ASSERTION`), as the plan names tasks by position.
    */
-  begin(reason: string, budgetMs: number, signal?: string | undefined | null, startTasks?: boolean | undefined | null): RunStart
+  begin(reason: string, budgetMs: number, signal: string | undefined | null, startTasks: boolean, taskCount: number): RunStart
   /** Starts the first tasks of a shutdown attached with `start_tasks: false`; returns them. */
   startTasks(): Array<number> | Uint32Array
   /**

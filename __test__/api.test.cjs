@@ -407,7 +407,7 @@ test("every task runs its own handler when the plan's order differs from the ord
   assert.ok(!ids.has('t17') && ids.has('t34') && ids.has('t0'))
 })
 
-test('a burst whose ids or names do not split one per task registers nothing and says so', () => {
+test('a burst whose ids or names do not split one per task registers nothing and says so; a count that differs begins nothing', () => {
   const native = require('../lib/native')
   const shutdown = new native.NativeShutdown(null)
   const two = [new Float64Array([50, 50]), new Uint8Array([0, 0])]
@@ -415,7 +415,10 @@ test('a burst whose ids or names do not split one per task registers nothing and
   assert.equal(shutdown.registerMany('a\0b', 'one name', ...two), false)
   assert.equal(shutdown.registerMany('a\0b', null, new Float64Array([50, 50]), new Uint8Array([0])), false)
   assert.equal(shutdown.registerMany('a\0b', null, ...two), true)
-  const start = shutdown.begin('manual', 30_000, null, true)
+  // The plan names tasks by position, so a facade that counts other tasks than the native side begins nothing.
+  assert.throws(() => shutdown.begin('manual', 30_000, null, true, 3), { code: 'ERR_INTERNAL_ASSERTION' })
+  assert.equal(shutdown.state, 'running')
+  const start = shutdown.begin('manual', 30_000, null, true, 2)
   assert.deepEqual([...start.registrationPositions], [0, 1])
   shutdown.finish(0, false)
 })
@@ -427,7 +430,7 @@ test("a finished shutdown's handle settles nothing, even after another shutdown 
   const begin = () => {
     const shutdown = new native.NativeShutdown(null)
     shutdown.registerMany('only', null, new Float64Array([50]), new Uint8Array([0]))
-    return { shutdown, start: shutdown.begin('manual', 30_000, null, true) }
+    return { shutdown, start: shutdown.begin('manual', 30_000, null, true, 1) }
   }
   const first = begin()
   assert.equal(native.settleTask(first.start.handle, 0, 0), -2) // its last task: finished

@@ -39,6 +39,8 @@ test('a misspelt task field and stop() option are warned about; known ones are n
     // A known field set to undefined is neither warned about nor hides a misspelt one next to it.
     manager.registerTask({ id: 'c', name: undefined, timeout: undefined, handler() {} })
     manager.registerTask({ id: 'd', name: undefined, tiemout: 5, handler() {} })
+    // Inherited fields count as the task's, known and unknown alike.
+    manager.registerTask(Object.assign(Object.create({ handler() {}, dependOn: [] }), { id: 'e' }))
     await manager.stop({ exti: true, timeout: 1000 })
   })
   assert.deepEqual(
@@ -46,6 +48,7 @@ test('a misspelt task field and stop() option are warned about; known ones are n
     [
       ['task.prority', 'priority'],
       ['task.tiemout', 'timeout'],
+      ['task.dependOn', 'dependsOn'],
       ['options.exti', 'exit'],
     ],
   )

@@ -454,8 +454,10 @@ function validateTask(value) {
     throw invalidArgType('task', 'of type object', value)
   }
   const { id, name, priority, phase, dependsOn, timeout, handler } = value
-  // Unknown keys are looked for only when the object has more own keys than known ones with a value: one
-  // call instead of a walk over the keys (a known key set to undefined makes it look, and finds nothing).
+  // Unknown keys are looked for only when a plain object has another number of own keys than known fields
+  // with a value: a count instead of a walk over the keys (a known field set to undefined makes it look,
+  // and finds nothing). Any other object (a class instance, one made with Object.create) is walked, as
+  // its known fields may be inherited and its unknown ones too.
   let known = 0
   if (id !== undefined) known++
   if (name !== undefined) known++
@@ -464,7 +466,9 @@ function validateTask(value) {
   if (dependsOn !== undefined) known++
   if (timeout !== undefined) known++
   if (handler !== undefined) known++
-  if (Object.keys(value).length !== known) warnUnknownKeys(value, KNOWN.task, 'task')
+  if (Object.getPrototypeOf(value) !== Object.prototype || Object.keys(value).length !== known) {
+    warnUnknownKeys(value, KNOWN.task, 'task')
+  }
   if (typeof id !== 'string' || id.length === 0 || !id.isWellFormed()) validateTaskId('task.id', id)
   if (name !== undefined && typeof name !== 'string') throw invalidArgType('task.name', 'of type string', name)
   // `x - x` is 0 for a finite number only (NaN and the infinities give NaN).

@@ -521,21 +521,23 @@ impl NativeShutdown {
   /// `signal`: the owned signal JavaScript was told of, if that is what started it; the shutdown then counts
   /// from the instant the handler ran, whichever of JavaScript and the watchdog gets here first.
   /// `start_tasks: false` attaches without starting the first tasks (a shutdown delay comes first; see
-  /// `startTasks`).
+  /// `startTasks`). `task_count`: how many tasks the facade holds; a different count natively refuses the
+  /// shutdown before anything begins (`ERR_INTERNAL_ASSERTION`), as the plan names tasks by position.
   #[napi(catch_unwind)]
   pub fn begin(
     &self,
     reason: String,
     budget_ms: f64,
     signal: Option<String>,
-    start_tasks: Option<bool>,
+    start_tasks: bool,
+    task_count: u32,
   ) -> napi::Result<RunStart, ErrorCode> {
     let budget = budget(budget_ms)?;
     let signo = signal.as_deref().and_then(signal_number);
     let now = MonoTime::now();
     let attached = self
       .manager
-      .begin(reason, budget, signo, start_tasks.unwrap_or(true), now)
+      .begin(reason, budget, signo, start_tasks, task_count as usize, now)
       .map_err(js_error)?;
     let deadline = attached.deadline;
     self.release_run_handle();

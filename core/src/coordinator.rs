@@ -129,6 +129,11 @@ impl Coordinator {
   }
 
   /// Makes room for `additional` more tasks (a burst `register_many` is about to bring).
+  /// How many tasks are registered.
+  pub fn task_count(&self) -> usize {
+    self.graph.len()
+  }
+
   pub fn reserve_tasks(&mut self, additional: usize) {
     self.graph.reserve(additional);
   }

@@ -28,12 +28,15 @@ pub enum LifecycleError {
   InvalidChild { pid: i32 },
   /// The table of tracked children (`children::CAPACITY`) is full.
   TooManyChildren { capacity: usize },
+  /// The facade and the native record disagree on how many tasks there are as a shutdown begins: a bug of
+  /// ours. The plan names tasks by position, so nothing begins rather than run the wrong handlers.
+  TaskCountMismatch { facade: usize, native: usize },
 }
 
 impl LifecycleError {
   /// Every code [`LifecycleError::code`] can return. JavaScript reads it (`errorCodes`), and a test checks
   /// the README's table of errors against it and the facade's own codes.
-  pub const CODES: [&'static str; 9] = [
+  pub const CODES: [&'static str; 10] = [
     "ERR_TASK_EXISTS",
     "ERR_TASK_CYCLE",
     "ERR_SHUTDOWN_IN_PROGRESS",
@@ -43,6 +46,7 @@ impl LifecycleError {
     "ERR_INVALID_ARG_VALUE",
     "ERR_NATIVE_UNAVAILABLE",
     "ERR_TOO_MANY_CHILDREN",
+    "ERR_INTERNAL_ASSERTION",
   ];
 
   /// The message of a condition that carries no detail, by its code: JavaScript builds the errors it raises
@@ -71,6 +75,7 @@ impl LifecycleError {
       Self::UnsupportedSignal { .. } | Self::InvalidChild { .. } => "ERR_INVALID_ARG_VALUE",
       Self::TooManyChildren { .. } => "ERR_TOO_MANY_CHILDREN",
       Self::NativeUnavailable { .. } => "ERR_NATIVE_UNAVAILABLE",
+      Self::TaskCountMismatch { .. } => "ERR_INTERNAL_ASSERTION",
     }
   }
 }
@@ -96,6 +101,11 @@ impl fmt::Display for LifecycleError {
       Self::TooManyChildren { capacity } => write!(
         f,
         "cannot track more than {capacity} child processes and groups at once"
+      ),
+      Self::TaskCountMismatch { facade, native } => write!(
+        f,
+        "the manager has {facade} tasks and its native record {native}, so the shutdown did not begin (a bug \
+         in titan-lifecycle: please report it)"
       ),
     }
   }
@@ -126,6 +136,7 @@ mod tests {
       },
       LifecycleError::InvalidChild { pid: 1 },
       LifecycleError::TooManyChildren { capacity: 256 },
+      LifecycleError::TaskCountMismatch { facade: 3, native: 2 },
     ];
     for err in &all {
       assert!(

@@ -97,15 +97,27 @@ impl Manager {
   /// watchdog race to begin such a shutdown; whichever gets here first, it counts from the instant the
   /// handler ran, and its deadline is armed once. A shutdown JavaScript already runs (or ran) is refused
   /// with `ShutdownRunning`.
+  ///
+  /// `facade_tasks`: how many tasks JavaScript holds. The plan names tasks by their position in the order
+  /// of registration, which JavaScript's map of tasks keeps too; if the two ever disagreed on the count,
+  /// positions would name the wrong handlers, so nothing begins (`TaskCountMismatch`).
   pub fn begin(
     &self,
     reason: String,
     budget: Duration,
     signal: Option<c_int>,
     start_tasks: bool,
+    facade_tasks: usize,
     now: MonoTime,
   ) -> Result<Attached, LifecycleError> {
     self.session.touch();
+    let native = self.session.record().task_count();
+    if native != facade_tasks {
+      return Err(LifecycleError::TaskCountMismatch {
+        facade: facade_tasks,
+        native,
+      });
+    }
     if let (Some(signo), Some(owner)) = (signal, self.signal_owner()) {
       watchdog::begin_for_signal(&owner, signo, now);
     }
@@ -334,20 +346,43 @@ mod tests {
   fn a_shutdown_is_taken_over_once_and_a_second_begin_is_refused_not_answered_with_a_placeholder() {
     let manager = manager_with(&["a", "b"]);
     let now = MonoTime::now();
-    let attached = manager.begin("manual".into(), BUDGET, None, true, now).unwrap();
+    let attached = manager
+      .begin("manual".into(), BUDGET, None, true, 2, now)
+      .unwrap();
     assert_eq!(attached.reason, "manual");
     assert_eq!(attached.registration_positions, [0, 1]);
     assert_eq!(attached.ready, [0, 1]);
     assert_eq!(attached.deadline.budget(), BUDGET);
-    let again = manager.begin("manual".into(), BUDGET, None, true, now);
+    let again = manager.begin("manual".into(), BUDGET, None, true, 2, now);
     assert_eq!(again.unwrap_err(), LifecycleError::ShutdownRunning);
+  }
+
+  #[test]
+  fn a_facade_that_counts_other_tasks_begins_nothing() {
+    // The plan names tasks by position in the order of registration: with a different count, positions
+    // could name the wrong handlers, so the shutdown is refused before anything begins.
+    let manager = manager_with(&["a", "b"]);
+    let refused = manager.begin("manual".into(), BUDGET, None, true, 3, MonoTime::now());
+    assert_eq!(
+      refused.unwrap_err(),
+      LifecycleError::TaskCountMismatch { facade: 3, native: 2 }
+    );
+    assert_eq!(
+      manager.session().record().state(),
+      crate::coordinator::State::Running
+    );
+    assert!(
+      manager
+        .begin("manual".into(), BUDGET, None, true, 2, MonoTime::now())
+        .is_ok()
+    );
   }
 
   #[test]
   fn a_delayed_start_starts_nothing_until_asked() {
     let manager = manager_with(&["a"]);
     let attached = manager
-      .begin("manual".into(), BUDGET, None, false, MonoTime::now())
+      .begin("manual".into(), BUDGET, None, false, 1, MonoTime::now())
       .unwrap();
     assert!(attached.ready.is_empty());
     assert_eq!(manager.start_tasks(MonoTime::now()), [0]);
@@ -362,7 +397,9 @@ mod tests {
       .register(TaskSpec::new("later", "later", 90.0, Phase::Stop, Vec::new()))
       .unwrap();
     let now = MonoTime::now();
-    manager.begin("manual".into(), BUDGET, None, true, now).unwrap();
+    manager
+      .begin("manual".into(), BUDGET, None, true, 3, now)
+      .unwrap();
     assert_eq!(manager.settle(0, Outcome::Succeeded, now), Settlement::Nothing);
     assert_eq!(manager.settle(0, Outcome::Succeeded, now), Settlement::NotRunning);
     assert_eq!(
@@ -384,7 +421,9 @@ mod tests {
     let manager = manager_with(&["a"]);
     manager.session().set_notifier(Arc::new(Counting(0.into())));
     let now = MonoTime::now();
-    manager.begin("manual".into(), BUDGET, None, true, now).unwrap();
+    manager
+      .begin("manual".into(), BUDGET, None, true, 1, now)
+      .unwrap();
     manager.settle(0, Outcome::Succeeded, now);
     assert_eq!(manager.finish(0, true), None);
     assert!(
