@@ -183,12 +183,11 @@ class ShutdownRun {
   #budgetMs = 0
 
   /**
+   * Made ahead of the shutdown (the manager prepares its run when it is built); `start` begins it.
    * @param {object} host what the manager lends the run: its native half, its tasks by id, its safe emit,
    *   its logger and exit codes.
-   * @param {{ exit: boolean, fatal?: boolean, byStop?: boolean, message?: string }} options `message`: the
-   *   supervisor's IPC message that started it, if one did
    */
-  constructor(host, { exit, fatal = false, byStop = false, message = undefined }) {
+  constructor(host) {
     this.#native = host.native
     this.#tasks = host.tasks
     this.#emit = host.emit
@@ -200,12 +199,9 @@ class ShutdownRun {
     this.#stillAliveReportDelay = host.stillAliveReportDelay ?? 0
     this.#onStart = host.onStart
     this.#onStillAlive = host.onStillAlive
-    this.#exit = exit
-    this.#startedToKeepRunning = byStop && !exit
-    this.#fatal = fatal
     this.reason = undefined
     this.signal = undefined
-    this.message = message
+    this.message = undefined
     this.deadline = undefined
     this.result = undefined
     this.promise = new Promise((resolve) => {
@@ -220,8 +216,15 @@ class ShutdownRun {
   /**
    * Begins the shutdown natively (or picks up the one a signal began) and starts its first tasks. `signal`
    * names the owned signal that started it, if one did.
+   * @param {{ exit: boolean, fatal?: boolean, byStop?: boolean, message?: string }} options `message`: the
+   *   supervisor's IPC message that started it, if one did
    */
-  start(reason, budgetMs, signal) {
+  start(reason, budgetMs, signal, options) {
+    const { exit, fatal = false, byStop = false, message = undefined } = options
+    this.#exit = exit
+    this.#startedToKeepRunning = byStop && !exit
+    this.#fatal = fatal
+    this.message = message
     // The destroy phase's reserve: as configured, at most half of a shorter stop() timeout; by default a
     // share of the budget. The delay leaves the tasks their share besides it.
     this.#reserveMs =
