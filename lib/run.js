@@ -252,13 +252,16 @@ class ShutdownRun {
     this.#placeTasks(start.registrationPositions)
     this.#running = new Array(this.#ids.length).fill(undefined)
     this.startedAt = now - start.elapsedMs
-    this.#emit(ShutdownEvent.ShutdownStart, {
-      reason: start.reason,
-      signal: start.signal,
-      ...(this.message !== undefined && { message: this.message }),
-      timeoutMs: start.budgetMs,
-      startedAt: this.startedAt,
-    })
+    // The payload is built only for a listener: this is the way from a signal to the first task.
+    if (this.#listens(ShutdownEvent.ShutdownStart)) {
+      this.#emit(ShutdownEvent.ShutdownStart, {
+        reason: start.reason,
+        signal: start.signal,
+        ...(this.message !== undefined && { message: this.message }),
+        timeoutMs: start.budgetMs,
+        startedAt: this.startedAt,
+      })
+    }
     this.#onStart?.()
     // The delay counts from the shutdown's start (the signal handler's timestamp for a signal).
     const delayLeft = delayMs - start.elapsedMs
