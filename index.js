@@ -535,7 +535,11 @@ class ShutdownManager extends EventEmitter {
           } else {
             // The native side begins this shutdown (if the watchdog has not already), with its reason and
             // its deadline counted from the instant the signal handler ran.
-            this.#begin(ShutdownReason.Signal, this.#config.gracefulShutdownTimeout, { exit: true }, event.signal)
+            try {
+              this.#begin(ShutdownReason.Signal, this.#config.gracefulShutdownTimeout, { exit: true }, event.signal)
+            } catch (error) {
+              this.#exitUnbegun(error)
+            }
           }
           return
         case 'probe':
@@ -625,7 +629,7 @@ class ShutdownManager extends EventEmitter {
       try {
         this.#begin(ShutdownReason.Signal, this.#config.gracefulShutdownTimeout, { exit: true, message })
       } catch (error) {
-        this.#config.logger.error(`the shutdown could not begin: ${describeMessage(error)}`, { err: error })
+        this.#exitUnbegun(error)
       }
     }
     process.on('message', onMessage)
@@ -654,7 +658,7 @@ class ShutdownManager extends EventEmitter {
       try {
         this.#begin(reason, this.#config.gracefulShutdownTimeout, { exit: true, fatal: true })
       } catch (beginError) {
-        this.#config.logger.error(`the shutdown could not begin: ${describeMessage(beginError)}`, { err: beginError })
+        this.#exitUnbegun(beginError)
       }
     }
     const hooks = {
@@ -688,6 +692,19 @@ class ShutdownManager extends EventEmitter {
     }
     this.#errorListeners = hooks
     for (const [event, listener] of Object.entries(hooks)) process.on(event, listener)
+  }
+
+  /**
+   * A shutdown the process was told to make (a signal, the supervisor's message, an uncaught error) could
+   * not begin: only a bug of ours can do that (ERR_INTERNAL_ASSERTION, refused before anything began). The
+   * process was told to stop and must not run on, after an uncaught error least of all: it exits at once
+   * with the error code, its tasks not run. (`stop()` instead rejects, and its caller decides.)
+   */
+  #exitUnbegun(error) {
+    this.#config.logger.error(`the shutdown could not begin, exiting at once: ${describeMessage(error)}`, {
+      err: error,
+    })
+    process.exit(this.#config.exitCodes.error)
   }
 
   /** Calls each listener on its own, so one that throws (or rejects) neither breaks the shutdown nor the rest. */

@@ -4,7 +4,7 @@
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { run, find, eventNames } = require('./helpers.cjs')
+const { run, start, find, eventNames } = require('./helpers.cjs')
 
 for (const [kind, reason, label] of [
   ['exception', 'uncaughtException', 'uncaught exception'],
@@ -24,3 +24,16 @@ for (const [kind, reason, label] of [
     assert.match(stderr, /at Timeout\._onTimeout .*fatal\.cjs/)
   })
 }
+
+test('a shutdown that a signal or an uncaught error asks for but that cannot begin exits at once with the error code', async () => {
+  for (const kind of ['signal', 'exception']) {
+    const fixture = start('unbegun.cjs', [kind])
+    await fixture.ready
+    if (kind === 'signal') fixture.child.kill('SIGTERM')
+    const { code, signal, lines, stderr } = await fixture.exited
+    assert.equal(signal, null, `${kind}: ${stderr}`)
+    assert.equal(code, 7, `${kind}: the configured error code, ${stderr}`)
+    assert.match(stderr, /the shutdown could not begin, exiting at once: .*native record 2/, kind)
+    assert.equal(find(lines, 'task-start', { id: 'drain' }), undefined, `${kind}: no task ran`)
+  }
+})

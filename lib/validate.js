@@ -457,7 +457,9 @@ function validateTask(value) {
   // Unknown keys are looked for only when a plain object has another number of own keys than known fields
   // with a value: a count instead of a walk over the keys (a known field set to undefined makes it look,
   // and finds nothing). Any other object (a class instance, one made with Object.create) is walked, as
-  // its known fields may be inherited and its unknown ones too.
+  // its known fields may be inherited and its unknown ones too. Accepted: a plain object whose known field
+  // is own but not enumerable (defineProperty) can hide one misspelt key from the count; a warning is all
+  // that is lost.
   let known = 0
   if (id !== undefined) known++
   if (name !== undefined) known++

@@ -128,12 +128,12 @@ impl Coordinator {
     outcome
   }
 
-  /// Makes room for `additional` more tasks (a burst `register_many` is about to bring).
   /// How many tasks are registered.
   pub fn task_count(&self) -> usize {
     self.graph.len()
   }
 
+  /// Makes room for `additional` more tasks (a burst `register_many` is about to bring).
   pub fn reserve_tasks(&mut self, additional: usize) {
     self.graph.reserve(additional);
   }
