@@ -3,12 +3,12 @@
 // differ by one library, so the parts that grow say what loading that library made resident. Linux only
 // (/proc); the bench runs there.
 //
-// The node executable's read-only segment holds both its dynamic symbol tables and its constant data, and one
-// mapping in /proc/<pid>/smaps covers both, so its pages are told apart by section: /proc/<pid>/pagemap says
-// which pages are present, the executable's ELF section headers say which section each page belongs to. The
-// symbol tables are what the dynamic loader reads to bind an addon's imports (every napi function it uses)
-// and what `dlsym` reads; a lookup makes resident the pages it touches, and the kernel maps a few neighbours
-// of each page it faults in.
+// Node's symbol tables are told apart from the rest of its read-only pages by section, whatever the
+// binary's layout puts in one mapping: /proc/<pid>/pagemap says which pages are present, node's ELF section
+// headers say which section each page holds. The symbol tables are what the dynamic loader reads to bind
+// every symbol an addon imports (looked up in node first), and what `dlsym` reads; a lookup makes resident
+// the pages it touches, and the kernel maps a few neighbours of each page it faults in. Node is the
+// executable, or the libnode shared library a distribution's packaged node links to.
 
 const fs = require('node:fs')
 
@@ -17,30 +17,36 @@ const RSS_PARTS = [
   ['addon', 'the addon file'],
   ['nodeSymbols', "node's symbol tables"],
   ['nodeCode', "node's code"],
-  ['nodeData', "node's other constant data"],
+  ['nodeData', "node's other data"],
   ['anonymous', 'anonymous memory (JavaScript heap, malloc, stacks)'],
   ['other', 'other files'],
 ]
 
+/** The dynamic symbol tables, their hash tables and their version tables. */
 const SYMBOL_SECTIONS = new Set(['.gnu.hash', '.hash', '.dynsym', '.dynstr', '.gnu.version', '.gnu.version_r'])
 
-/** The sections of an ELF64 little-endian file that have bytes in it: name, file offset, size. */
+/** Reads exactly `length` bytes at `position` of `fd`, or throws. */
+function readExactly(fd, position, length) {
+  const buffer = Buffer.alloc(length)
+  const read = fs.readSync(fd, buffer, 0, length, position)
+  if (read !== length) throw new Error(`short read: ${read} of ${length} bytes at ${position}`)
+  return buffer
+}
+
+/** The sections of an ELF64 little-endian file that have bytes in it, in file order: name, offset, size. */
 function elfSections(file) {
   const fd = fs.openSync(file, 'r')
   try {
-    const read = (position, length) => {
-      const buffer = Buffer.alloc(length)
-      fs.readSync(fd, buffer, 0, length, position)
-      return buffer
+    const elf = readExactly(fd, 0, 64)
+    if (elf.readUInt32BE(0) !== 0x7f454c46 || elf[4] !== 2 || elf[5] !== 1) {
+      throw new Error(`${file} is not a 64-bit little-endian ELF file`)
     }
-    const elf = read(0, 64)
-    if (elf.readUInt32BE(0) !== 0x7f454c46 || elf[4] !== 2 || elf[5] !== 1) return []
     const shentsize = elf.readUInt16LE(0x3a)
     const shnum = elf.readUInt16LE(0x3c)
-    const headers = read(Number(elf.readBigUInt64LE(0x28)), shentsize * shnum)
+    const headers = readExactly(fd, Number(elf.readBigUInt64LE(0x28)), shentsize * shnum)
     const field = (i, at) => Number(headers.readBigUInt64LE(i * shentsize + at))
     const shstrndx = elf.readUInt16LE(0x3e)
-    const names = read(field(shstrndx, 0x18), field(shstrndx, 0x20))
+    const names = readExactly(fd, field(shstrndx, 0x18), field(shstrndx, 0x20))
     const sections = []
     for (let i = 1; i < shnum; i++) {
       // SHT_NOBITS (.bss) has no bytes in the file.
@@ -52,19 +58,25 @@ function elfSections(file) {
         size: field(i, 0x20),
       })
     }
+    sections.sort((a, b) => a.offset - b.offset)
+    if (!sections.some((s) => s.name === '.dynsym')) throw new Error(`${file} has no .dynsym`)
     return sections
   } finally {
     fs.closeSync(fd)
   }
 }
 
-/** KB of the mapping [start, end) at file offset `offset` present in memory, split by the section they hold. */
-function presentBySection(pid, start, end, offset, sections) {
-  const pages = (end - start) / 4096
-  const entries = Buffer.alloc(pages * 8)
+/**
+ * KB of the mapping's pages that are present in memory, by the section of `sections` each holds. A page
+ * shared by two sections counts for the first in file order (a few KB at most, the same in every service).
+ */
+function presentBySection(pid, mapping, sections) {
+  const pageSize = mapping.pageKb * 1024
+  const pages = (mapping.end - mapping.start) / pageSize
   const fd = fs.openSync(`/proc/${pid}/pagemap`, 'r')
+  let entries
   try {
-    fs.readSync(fd, entries, 0, entries.length, (start / 4096) * 8)
+    entries = readExactly(fd, (mapping.start / pageSize) * 8, pages * 8)
   } finally {
     fs.closeSync(fd)
   }
@@ -72,18 +84,23 @@ function presentBySection(pid, start, end, offset, sections) {
   for (let i = 0; i < pages; i++) {
     // Bit 63: the page is present (readable without privileges; only the frame number is hidden).
     if (!(entries.readBigUInt64LE(i * 8) >> 63n)) continue
-    const at = offset + i * 4096
-    const section = sections.find((s) => at + 4096 > s.offset && at < s.offset + s.size)?.name ?? ''
-    kb.set(section, (kb.get(section) ?? 0) + 4)
+    const at = mapping.offset + i * pageSize
+    const section = sections.find((s) => at + pageSize > s.offset && at < s.offset + s.size)?.name ?? ''
+    kb.set(section, (kb.get(section) ?? 0) + mapping.pageKb)
   }
   return kb
 }
 
-/** The process's resident KB by part (RSS_PARTS), from its smaps and, for node's read-only data, its pagemap. */
+/** Whether a mapping's file is node: the executable, or the libnode a packaged node links to. */
+const isNode = (file, executable) => file === executable || /\/libnode\.so[.\d]*$/.test(file)
+
+/** The process's resident KB by part (RSS_PARTS), from its smaps and, for node's read-only pages, its pagemap. */
 function rssParts(pid) {
   const executable = fs.realpathSync(`/proc/${pid}/exe`)
-  const sections = elfSections(executable)
+  const sectionsOf = new Map()
   const parts = Object.fromEntries(RSS_PARTS.map(([key]) => [key, 0]))
+  /** Mappings of node's read-only pages, split by section once their page size is known. */
+  const readOnly = []
   let mapping = null
   for (const line of fs.readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
     const head = /^([0-9a-f]+)-([0-9a-f]+) (\S+) ([0-9a-f]+) \S+ \S+\s*(.*)$/.exec(line)
@@ -97,22 +114,30 @@ function rssParts(pid) {
       }
       continue
     }
+    if (!mapping) continue
+    const pageKb = /^KernelPageSize:\s+(\d+) kB/.exec(line)
+    if (pageKb) {
+      mapping.pageKb = Number(pageKb[1])
+      continue
+    }
     const rss = /^Rss:\s+(\d+) kB/.exec(line)
-    if (!rss || !mapping) continue
+    if (!rss) continue
     const kb = Number(rss[1])
     const { path, perms } = mapping
     if (path.endsWith('.node')) parts.addon += kb
-    else if (path === executable) {
+    else if (isNode(path, executable)) {
       if (perms.includes('x')) parts.nodeCode += kb
       else if (perms.includes('w')) parts.nodeData += kb
-      else {
-        for (const [section, present] of presentBySection(pid, mapping.start, mapping.end, mapping.offset, sections)) {
-          if (SYMBOL_SECTIONS.has(section)) parts.nodeSymbols += present
-          else parts.nodeData += present
-        }
-      }
+      else readOnly.push(mapping)
     } else if (path === '' || path.startsWith('[')) parts.anonymous += kb
     else parts.other += kb
+  }
+  for (const m of readOnly) {
+    if (!sectionsOf.has(m.path)) sectionsOf.set(m.path, elfSections(m.path))
+    for (const [section, present] of presentBySection(pid, m, sectionsOf.get(m.path))) {
+      if (SYMBOL_SECTIONS.has(section)) parts.nodeSymbols += present
+      else parts.nodeData += present
+    }
   }
   return parts
 }
