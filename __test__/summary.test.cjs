@@ -68,6 +68,17 @@ test("the summary's offsets add up: tasks in order, each starting after what it 
   assert.match(lines[5], /#\|/)
 })
 
+test('the waterfall cuts an id longer than its column with an ellipsis, and the summary keeps it whole', async () => {
+  const { records, logger } = recorder()
+  const m = manager({ logger })
+  const long = 'a-task-whose-id-is-longer-than-the-column'
+  m.registerTask({ id: long, handler: () => {} })
+  const { summary } = await m.stop()
+  assert.equal(summary.tasks[0].id, long)
+  const done = records.find((r) => r.message.startsWith('shutdown complete'))
+  assert.match(done.message.split('\n')[2], / a-task-whose-id-is-long\u2026 succeeded /)
+})
+
 test('records are pino-style (fields, then message), with errors under err, at honest levels', async () => {
   const { records, logger } = recorder()
   const m = manager({ logger })

@@ -699,7 +699,7 @@ function waterfall(summary) {
         ' '.repeat(Math.max(0, WATERFALL_WIDTH - from - length))
       : ' '.repeat(WATERFALL_WIDTH)
     const offset = started ? `+${task.startMs.toFixed(1)} ms` : 'not run'
-    const id = task.id.length > idWidth ? `${task.id.slice(0, idWidth - 1)}…` : task.id.padEnd(idWidth)
+    const id = task.id.length > idWidth ? `${task.id.slice(0, idWidth - 1)}\u2026` : task.id.padEnd(idWidth)
     const error = task.error ? `: ${describeMessage(task.error)}` : ''
     lines.push(`  ${offset.padStart(12)} |${bar}| ${id} ${task.status} ${task.durationMs.toFixed(1)} ms${error}`)
   }
