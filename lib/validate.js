@@ -450,9 +450,7 @@ const NO_DEPENDENCIES = Object.freeze([])
  * and the checking functions are called only to throw.
  */
 function validateTask(value) {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw invalidArgType('task', 'of type object', value)
-  }
+  if (!isPlainObjectLike(value)) throw invalidArgType('task', 'of type object', value)
   const { id, name, priority, phase, dependsOn, timeout, handler } = value
   // Unknown keys are looked for only when a plain object has another number of own keys than known fields
   // with a value: a count instead of a walk over the keys (a known field set to undefined makes it look,
