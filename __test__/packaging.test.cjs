@@ -9,16 +9,14 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { execFileSync, spawn } = require('node:child_process')
-const { needs } = require('./helpers.cjs')
+const { needs, loadedAddonFile } = require('./helpers.cjs')
 
 const root = path.join(__dirname, '..')
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
 
 /** The build this process loads (a checkout may hold several): its file name and platform. */
 function loadedBuild() {
-  require('..')
-  const loader = require.cache[require.resolve('../lib/native.js')]
-  const addon = path.basename(loader.children.find((child) => child.id.endsWith('.node')).id)
+  const addon = path.basename(loadedAddonFile())
   const platform = addon.slice('titan-lifecycle.'.length, -'.node'.length)
   assert.match(platform, /^(linux|darwin)-(x64|arm64)(-gnu|-musl)?$/)
   return { addon, platform }

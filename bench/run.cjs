@@ -20,7 +20,7 @@ const ONLY = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',
 
 ensureBenchDependencies()
 
-const { start, kill } = require('../__test__/helpers.cjs')
+const { start, kill, loadedAddonFile } = require('../__test__/helpers.cjs')
 const { PEERS } = require('./adapters.cjs')
 const { TASKS, criticalPathMs, mustPrecede } = require('./reference-tasks.cjs')
 const { measureLoad } = require('./load-cost.cjs')
@@ -126,19 +126,12 @@ function occupyEveryCore() {
 
 // ---- 1. load cost ------------------------------------------------------------------------------------------
 
-/** The addon file lib/native.js loads on this machine (loading it here too costs the bench nothing it measures). */
-function loadedAddonFile() {
-  const binding = require('../lib/native')
-  const loaded = Object.values(require.cache).find((m) => m?.exports === binding && m.filename.endsWith('.node'))
-  if (!loaded) throw new Error('bench: cannot tell which addon file lib/native.js loaded')
-  return loaded.filename
-}
-
 async function loadCost() {
   const FLOOR = 'a bare napi-rs addon (floor)'
   // Our addon file loaded alone (the one lib/native.js picks here), so the difference from the package's row
   // is its JavaScript and its loader.
   const ADDON = "titan-lifecycle's addon file alone"
+  // Loading it into the bench's own process costs nothing the bench measures (each figure is a fresh child).
   const addonFile = loadedAddonFile()
   const targets = [
     { name: 'titan-lifecycle', target: ROOT },
