@@ -91,13 +91,15 @@ function presentBySection(pid, mapping, sections) {
   return kb
 }
 
+/** Node's sections by file, read once: every service the bench compares runs the same node. */
+const sectionsOf = new Map()
+
 /** Whether a mapping's file is node: the executable, or the libnode a packaged node links to. */
 const isNode = (file, executable) => file === executable || /\/libnode\.so[.\d]*$/.test(file)
 
 /** The process's resident KB by part (RSS_PARTS), from its smaps and, for node's read-only pages, its pagemap. */
 function rssParts(pid) {
   const executable = fs.realpathSync(`/proc/${pid}/exe`)
-  const sectionsOf = new Map()
   const parts = Object.fromEntries(RSS_PARTS.map(([key]) => [key, 0]))
   /** Mappings of node's read-only pages, split by section once their page size is known. */
   const readOnly = []
