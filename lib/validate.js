@@ -498,7 +498,6 @@ function validateTask(value) {
   }
 }
 
-/** trackServer()'s options, for a server that isServer() accepted. */
 /** A task priority: any finite number. */
 function validatePriority(name, value, fallback) {
   if (value === undefined) return fallback
@@ -519,6 +518,7 @@ function trackerOptions(kind, value) {
   return { options, id }
 }
 
+/** trackServer()'s options, for a server that isServer() accepted. */
 function validateTrackServerOptions(value) {
   const { options, id } = trackerOptions('trackServer', value)
   const { drainTimeout, closeUpgraded } = options
