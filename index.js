@@ -427,6 +427,7 @@ class ShutdownManager extends EventEmitter {
       exitCodes: this.#config.exitCodes,
       shutdownDelay: this.#config.shutdownDelay,
       destroyReserve: this.#config.destroyReserve,
+      gracefulShutdownTimeout: this.#config.gracefulShutdownTimeout,
       stillAliveReportDelay: this.#config.stillAliveReportDelay,
       onStart: () => {
         for (const server of this.#servers) server.beginClosing()

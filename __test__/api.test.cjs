@@ -297,6 +297,44 @@ test('the deadline with hardExit: false resolves a timed-out result, aborting wh
   assert.equal(errors[0], abortReason)
 })
 
+test('a destroyReserve over half the deadline is kept whole; a shorter stop() timeout halves it', async () => {
+  // gracefulShutdownTimeout 1000 with a reserve of 700: stop() without a timeout cuts the stop phase 300 ms in,
+  // stop({ timeout: 800 }) keeps half of 800 and cuts it 400 ms in.
+  for (const { timeout, reserve } of [
+    { timeout: undefined, reserve: 700 },
+    { timeout: 800, reserve: 400 },
+  ]) {
+    const m = manager({ gracefulShutdownTimeout: 1000, destroyReserve: 700 })
+    m.registerTask({
+      id: 'stuck',
+      handler: ({ abortSignal }) => new Promise((resolve) => abortSignal.addEventListener('abort', resolve)),
+    })
+    let destroyStartedAfter
+    m.registerTask({
+      id: 'flush',
+      phase: ShutdownPhase.Destroy,
+      handler: () => {
+        destroyStartedAfter = performance.now() - started
+      },
+    })
+    const errors = []
+    m.on(ShutdownEvent.ShutdownTaskError, ({ taskId, error }) => errors.push({ taskId, error }))
+    const started = performance.now()
+    const result = await m.stop(timeout === undefined ? undefined : { timeout })
+    const cut = (timeout ?? 1000) - reserve
+    assert.ok(
+      destroyStartedAfter >= cut - 5 && destroyStartedAfter < cut + 200,
+      `the destroy task started ${destroyStartedAfter?.toFixed(1)} ms in; the reserve of ${reserve} ms begins at ${cut}`,
+    )
+    assert.deepEqual(
+      errors.map((e) => e.taskId),
+      ['stuck'],
+    )
+    assert.match(errors[0].error.message, new RegExp(`to keep ${reserve} ms for the destroy phase`))
+    assert.equal(result.tasks.find((t) => t.id === 'flush').status, 'succeeded')
+  }
+})
+
 test('exit codes can be chosen', async () => {
   const m = manager({ exitCodes: { success: 7, failure: 9 } })
   m.registerTask({ id: 'a', handler: () => {} })

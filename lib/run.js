@@ -171,6 +171,8 @@ class ShutdownRun {
   #reserveTimer = null
   #shutdownDelay
   #destroyReserve
+  /** The manager's gracefulShutdownTimeout: a configured reserve is checked against it, not a stop() timeout. */
+  #configuredBudgetMs
   /** This run's reserve for the destroy phase, in ms (0 when nothing is reserved). */
   #reserveMs = 0
   #onStart
@@ -196,6 +198,7 @@ class ShutdownRun {
     this.#exitCodes = host.exitCodes
     this.#shutdownDelay = host.shutdownDelay ?? 0
     this.#destroyReserve = host.destroyReserve
+    this.#configuredBudgetMs = host.gracefulShutdownTimeout
     this.#stillAliveReportDelay = host.stillAliveReportDelay ?? 0
     this.#onStart = host.onStart
     this.#onStillAlive = host.onStillAlive
@@ -225,12 +228,15 @@ class ShutdownRun {
     this.#startedToKeepRunning = byStop && !exit
     this.#fatal = fatal
     this.message = message
-    // The destroy phase's reserve: as configured, at most half of a shorter stop() timeout; by default a
-    // share of the budget. The delay leaves the tasks their share besides it.
+    // The destroy phase's reserve: by default a share of the budget; as configured (up to 90% of
+    // gracefulShutdownTimeout, checked at construction) when the budget is that timeout or longer, and at
+    // most half of a shorter stop() timeout. The delay leaves the tasks their share besides it.
     this.#reserveMs =
       this.#destroyReserve === undefined
         ? budgetMs * DEFAULT_DESTROY_RESERVE
-        : Math.min(this.#destroyReserve, budgetMs / 2)
+        : budgetMs < this.#configuredBudgetMs
+          ? Math.min(this.#destroyReserve, budgetMs / 2)
+          : this.#destroyReserve
     // No delay after an uncaught error: the process should not keep serving in a state nobody planned for.
     const delayMs =
       FATAL_REASONS.has(reason) || this.#fatal
