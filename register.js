@@ -41,7 +41,9 @@ for (const [variable, [option, parse]] of Object.entries(ENVIRONMENT)) {
 try {
   setProcessManager(new ShutdownManager(options))
 } catch (error) {
-  const variable = Object.keys(ENVIRONMENT).find((v) => error?.message?.includes(`"options.${ENVIRONMENT[v][0]}`))
+  // Node's messages quote the option "like this" (a wrong type, out of range) or 'like this' (a wrong value).
+  const names = (option) => ['"', "'"].some((quote) => error?.message?.includes(`${quote}options.${option}`))
+  const variable = Object.keys(ENVIRONMENT).find((v) => names(ENVIRONMENT[v][0]))
   if (variable) error.message = `${error.message} (from ${variable}=${JSON.stringify(process.env[variable])})`
   throw error
 }

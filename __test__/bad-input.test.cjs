@@ -81,6 +81,13 @@ test('messages name the argument and what was received', () => {
     message: /The value of "options.gracefulShutdownTimeout" is out of range\. It must be .*Received -1/,
   })
   assert.throws(construct({ ...ok, signals: ['SIGUSR1'] }), { message: /SIGUSR1 is reserved by Node's inspector/ })
+  // A name Object.prototype has is an unknown signal like any other, not a reserved one.
+  for (const name of ['constructor', 'toString', '__proto__']) {
+    assert.throws(construct({ ...ok, signals: [name] }), {
+      code: 'ERR_INVALID_ARG_VALUE',
+      message: new RegExp(`The argument 'options\\.signals\\[0\\]' must be one of SIGTERM, .*Received '${name}'`),
+    })
+  }
 })
 
 for (const [description, options, ErrorClass, code] of [

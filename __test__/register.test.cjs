@@ -56,4 +56,10 @@ test('a bad value stops the process at start-up, naming the variable', async () 
   assert.notEqual(result.code, 0)
   assert.match(result.stderr, /ERR_OUT_OF_RANGE|out of range/)
   assert.match(result.stderr, /from TITAN_LIFECYCLE_TIMEOUT="soon"/)
+  // A wrong value (ERR_INVALID_ARG_VALUE) quotes the option differently from a wrong type; it is named too.
+  const signals = startApp('--require', 'registered-app.cjs', { env: { TITAN_LIFECYCLE_SIGNALS: 'SIGTERM,sigint' } })
+  const refused = await signals.exited
+  assert.notEqual(refused.code, 0)
+  assert.match(refused.stderr, /ERR_INVALID_ARG_VALUE/)
+  assert.match(refused.stderr, /from TITAN_LIFECYCLE_SIGNALS="SIGTERM,sigint"/)
 })

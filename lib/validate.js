@@ -218,7 +218,8 @@ function validateSignals(value) {
     const name = `options.signals[${i}]`
     if (typeof signal !== 'string') throw invalidArgType(name, 'of type string', signal)
     if (!OWNABLE_SIGNALS.includes(signal)) {
-      const reserved = RESERVED_SIGNALS[signal]
+      // Own names only: 'constructor' or 'toString' must not find Object.prototype's.
+      const reserved = Object.hasOwn(RESERVED_SIGNALS, signal) ? RESERVED_SIGNALS[signal] : undefined
       const why = reserved ? `cannot be owned: ${signal} ${reserved}` : `must be one of ${OWNABLE_SIGNALS.join(', ')}`
       throw invalidArgValue(name, signal, why)
     }
