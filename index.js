@@ -11,14 +11,15 @@ const { ShutdownReason, ShutdownPriority, ShutdownEvent, ShutdownPhase } = requi
 // lib/validate.js and lib/run.js are loaded with the first manager, not by `require`: compiling them was
 // most of what requiring the package cost, and code that only reads the constants (a CLI sharing the
 // service's modules, a test) should not pay for it. Every use below is inside a manager's methods.
-let ShutdownRun, describeMessage, taskEntry
+let ShutdownRun, taskEntry
 let validateManagerOptions, validateTask, validateTaskId, validateStopOptions, validateTrackServerOptions
 let validateTrackChildOptions, validateTrackClusterOptions
-let invalidArgType, lifecycleError
+let invalidArgType, lifecycleError, describeMessage
 function loadInternals() {
   if (ShutdownRun) return
-  ;({ ShutdownRun, describeMessage, taskEntry } = require('./lib/run'))
+  ;({ ShutdownRun, taskEntry } = require('./lib/run'))
   ;({
+    describeMessage,
     validateManagerOptions,
     validateTask,
     validateTaskId,

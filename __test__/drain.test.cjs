@@ -168,6 +168,45 @@ test('a drain and a stop task that never end still leave the destroy phase its r
   assert.ok((await hanging).error, 'the hanging request was cut')
 })
 
+test('a closeUpgraded that throws something unprintable is warned of, and the drain still cuts what is left', async () => {
+  const server = http.createServer((req, res) => res.end('ok'))
+  server.on('upgrade', (req, socket) => socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\n\r\n'))
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false, logger: { error() {} } })
+  manager.trackServer(server, {
+    drainTimeout: 200,
+    closeUpgraded: () => {
+      throw Object.create(null) // no toString: a template literal with it throws
+    },
+  })
+  const client = net.connect(server.address().port, '127.0.0.1')
+  const clientClosed = closed(client)
+  let switched = ''
+  client.setEncoding('utf8').on('data', (chunk) => (switched += chunk))
+  client.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n')
+  await waitFor(() => switched.includes('101'), 5000, 'the upgrade')
+  const warnings = []
+  const onWarning = (warning) => warnings.push(warning)
+  process.on('warning', onWarning)
+  try {
+    const started = now()
+    const result = await manager.stop()
+    const web = result.tasks.find((t) => t.id === 'http-server')
+    assert.equal(web.error?.code, 'ERR_DRAIN_TIMEOUT', `the drain cut the upgraded connection: ${web.error?.message}`)
+    assert.match(web.error.message, /cut 0 requests in flight and 1 connection/)
+    const closedAt = await Promise.race([clientClosed, sleep(3000).then(() => Infinity)])
+    assert.ok(closedAt - started >= 190 && closedAt - started < 3000, 'the connection was cut at the drain timeout')
+    await sleep(10) // warnings are emitted on the next tick
+    const warning = warnings.find((w) => w.code === 'TITAN_LIFECYCLE_CLOSE_UPGRADED')
+    assert.match(
+      warning?.message ?? '',
+      /closeUpgraded threw for server 'http-server': a thrown object that cannot be printed/,
+    )
+  } finally {
+    process.off('warning', onWarning)
+  }
+})
+
 test('trackServer refuses what is not a server, a taken id and a shutdown in progress; a closed server is fine', async () => {
   const manager = new ShutdownManager({ disableGracefulShutdown: true })
   for (const bad of [undefined, {}, 'server', new (require('node:events').EventEmitter)()]) {

@@ -10,7 +10,7 @@
 // request. The per-request listener that adds `Connection: close` is added only when a shutdown starts.
 
 const net = require('node:net')
-const { lifecycleError } = require('./validate')
+const { lifecycleError, describeMessage } = require('./validate')
 
 /** How often a drain closes connections that went idle after their last response. */
 const SWEEP_MS = 25
@@ -261,7 +261,7 @@ class ServerTracker {
         try {
           this.#closeUpgraded(socket, req)
         } catch (error) {
-          process.emitWarning(`closeUpgraded threw for server '${this.#id}': ${error?.message ?? error}`, {
+          process.emitWarning(`closeUpgraded threw for server '${this.#id}': ${describeMessage(error)}`, {
             type: 'TitanLifecycleWarning',
             code: 'TITAN_LIFECYCLE_CLOSE_UPGRADED',
           })

@@ -8,7 +8,7 @@
 
 const { ShutdownEvent, ShutdownReason, ShutdownPhase, MAX_TIMEOUT_MS, DEFAULT_DESTROY_RESERVE, MIN_TASK_SHARE } =
   require('./constants')
-const { lifecycleError, isSilent } = require('./validate')
+const { lifecycleError, isSilent, describeMessage } = require('./validate')
 const native = require('./native')
 
 /**
@@ -714,14 +714,4 @@ function waterfall(summary) {
   return lines.join('\n')
 }
 
-/** The message of what a task threw, for a log message (the whole error, stack and all, goes under `err`). */
-function describeMessage(error) {
-  try {
-    if (error instanceof Error) return String(error.message)
-    return String(error)
-  } catch {
-    return `a thrown ${typeof error} that cannot be printed`
-  }
-}
-
-module.exports = { ShutdownRun, describeMessage, taskEntry }
+module.exports = { ShutdownRun, taskEntry }

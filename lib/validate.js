@@ -309,7 +309,7 @@ function isolated(logger, method, level) {
     if (failed) return
     failed = true
     writeStderr(
-      `titan-lifecycle: the logger's ${level} method failed (${describeThrown(error)}); the shutdown goes on\n`,
+      `titan-lifecycle: the logger's ${level} method failed (${describeMessage(error)}); the shutdown goes on\n`,
     )
   }
   const messageFirst = logger === globalThis.console
@@ -324,11 +324,16 @@ function isolated(logger, method, level) {
   }
 }
 
-function describeThrown(error) {
+/**
+ * The message of something user code threw, for a log line or a warning (the whole error, stack and all,
+ * goes under `err`). It never throws itself: a Symbol, an object without a prototype or a `message`
+ * getter that throws is described by its type.
+ */
+function describeMessage(error) {
   try {
     return String(error instanceof Error ? error.message : error)
   } catch {
-    return `a thrown ${typeof error}`
+    return `a thrown ${typeof error} that cannot be printed`
   }
 }
 
@@ -586,6 +591,7 @@ function validateStopOptions(value, defaults) {
 }
 
 module.exports = {
+  describeMessage,
   writeStderr,
   isSilent,
   invalidArgType,
