@@ -334,7 +334,10 @@ export declare class ShutdownManager extends EventEmitter<ShutdownEventMap> {
   ready(): void
   /** Registers a task; returns its id. */
   registerTask(task: ShutdownTask): string
-  /** Removes a task; returns whether it was registered. */
+  /**
+   * Removes a task; returns whether it was registered. A trackServer, trackChild or trackCluster task's id
+   * untracks what it tracked as well.
+   */
   unregisterTask(id: string): boolean
   /** Titan's name for {@link registerTask}. */
   registerShutdownTask(task: ShutdownTask): string

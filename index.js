@@ -88,10 +88,12 @@ class ShutdownManager extends EventEmitter {
   #errorListeners = null
   /** Uncaught errors seen while a shutdown runs; only the first few are logged (see #hookErrors). */
   #errorsDuringShutdown = 0
+  /** The trackers of trackServer(), trackChild() and trackCluster(), by their task's id: unregistering the task untracks. */
+  #trackers = new Map()
   /** The servers trackServer() drains (lib/drain.js ServerTracker). */
-  #servers = []
+  #servers = new Set()
   /** trackCluster()'s trackers (lib/cluster.js), which dispose() stops from tracking new workers. */
-  #clusterTrackers = []
+  #clusterTrackers = new Set()
   /** The 'message' listener that hears the supervisor's shutdown message (see #hookIpc). */
   #ipcListener = null
 
@@ -185,7 +187,7 @@ class ShutdownManager extends EventEmitter {
       () => new ServerTracker(server, { id, closeUpgraded }),
       (drainer, stopOptions) => drainer.drain(stopOptions),
     )
-    this.#servers.push(tracker)
+    if (this.#trackers.has(id)) this.#servers.add(tracker)
     return id
   }
 
@@ -212,6 +214,8 @@ class ShutdownManager extends EventEmitter {
       this.unregisterTask(id)
       throw error
     }
+    // Unless making it unregistered the task already (a child that had exited: see trackChild).
+    if (this.#tasks.has(id)) this.#trackers.set(id, tracker)
     return tracker
   }
 
@@ -268,7 +272,7 @@ class ShutdownManager extends EventEmitter {
         }),
       (workers, stopOptions) => workers.stop(stopOptions),
     )
-    this.#clusterTrackers.push(tracker)
+    if (this.#trackers.has(id)) this.#clusterTrackers.add(tracker)
     return id
   }
 
@@ -345,7 +349,18 @@ class ShutdownManager extends EventEmitter {
     this.#flushRegistrations()
     const removed = this.#native.unregister(id)
     this.#tasks.delete(id)
+    if (removed) this.#untrack(id)
     return removed
+  }
+
+  /** The task of a tracker was unregistered: the server, child or cluster is left alone from now on. */
+  #untrack(id) {
+    const tracker = this.#trackers.get(id)
+    if (tracker === undefined) return
+    this.#trackers.delete(id)
+    this.#servers.delete(tracker)
+    this.#clusterTrackers.delete(tracker)
+    tracker.untrack()
   }
 
   /**
@@ -383,7 +398,7 @@ class ShutdownManager extends EventEmitter {
       this.#ownsSignals = false
     }
     for (const tracker of this.#clusterTrackers) tracker.dispose()
-    this.#clusterTrackers = []
+    this.#clusterTrackers.clear()
     if (this.#ipcListener) {
       process.removeListener('message', this.#ipcListener)
       this.#ipcListener = null

@@ -84,6 +84,15 @@ test('process.exit() without a shutdown kills the tracked group', async () => {
   assert.deepEqual(left, [])
 })
 
+test("an unregistered child's task untracks it: process.exit() leaves the group running", async () => {
+  const { code, lines, ready, pids, left, stderr } = await runFixture('unregistered', { end: 'none' })
+  assert.equal(code, 0, stderr)
+  assert.equal(find(lines, 'unregistered').removed, true)
+  assert.equal(ready.tracked, 0, 'forgotten natively')
+  assert.equal(pids.length, 2)
+  assert.deepEqual(left, pids, 'the child and its grandchild outlived the exit (the test kills them now)')
+})
+
 test('a child that exited earlier is forgotten: nothing is tracked, the hard exit kills nothing', async () => {
   const { code, lines, ready, stderr } = await runFixture('exited-early', { deadline: 300, end: 'SIGTERM' })
   assert.equal(code, 124, stderr)

@@ -71,6 +71,22 @@ test('workers deaf to the message get SIGKILL at the timeout; the task fails wit
   assert.deepEqual(workers.filter(isRunning), [])
 })
 
+test("unregistering the cluster's task untracks its workers and those forked later", async () => {
+  const primary = start('cluster-service.cjs', ['unregistered'])
+  const { workers } = await primary.ready
+  kill(primary.child, 'SIGTERM')
+  const { code, lines, stderr } = await primary.exited
+  for (const pid of workers.filter(isRunning)) process.kill(pid, 'SIGKILL')
+  assert.equal(code, 0, stderr)
+  const unregistered = find(lines, 'unregistered')
+  assert.equal(unregistered.removed, true)
+  assert.equal(unregistered.trackedBefore, 2, 'both workers were tracked natively')
+  assert.equal(unregistered.trackedAfter, 0, 'neither they nor the worker forked later are tracked')
+  assert.ok(find(lines, 'event', { event: 'shutdown:complete' }), 'the shutdown completed')
+  assert.equal(find(lines, 'event', { event: 'shutdown:task:complete', taskId: 'cluster' }), undefined)
+  assert.equal(find(lines, 'event', { event: 'shutdown:task:error', taskId: 'cluster' }), undefined)
+})
+
 test('trackCluster outside a primary is refused with ERR_NOT_CLUSTER_PRIMARY', async () => {
   const { spawnSync } = require('node:child_process')
   const script = `

@@ -207,6 +207,31 @@ test('a closeUpgraded that throws something unprintable is warned of, and the dr
   }
 })
 
+test('unregistering a tracked server untracks it: its listeners come off and a shutdown leaves it serving', async () => {
+  const server = http.createServer((req, res) => res.end('ok'))
+  server.on('upgrade', (req, socket) => socket.end())
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const events = ['connection', 'request', 'upgrade', 'newListener', 'removeListener']
+  const counts = () => events.map((event) => `${event} ${server.listenerCount(event)}`)
+  const before = counts()
+  const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false })
+  const id = manager.trackServer(server)
+  const agent = new http.Agent({ keepAlive: true })
+  assert.equal((await get(server.address().port, '/', agent)).status, 200, 'served while tracked')
+  await sleep(10) // the upgrade recorder is put on the next tick
+  assert.notDeepEqual(counts(), before, 'tracking added listeners')
+  assert.equal(manager.unregisterTask(id), true)
+  assert.deepEqual(counts(), before, 'every listener the tracker added came off')
+  const result = await manager.stop()
+  assert.deepEqual(result.tasks, [], 'no drain task ran')
+  assert.equal(server.listening, true, 'the server was not closed')
+  const after = await get(server.address().port, '/', agent)
+  assert.equal(after.status, 200)
+  assert.equal(after.connection, 'keep-alive', 'responses do not close their connections')
+  agent.destroy()
+  await new Promise((resolve) => server.close(resolve))
+})
+
 test('trackServer refuses what is not a server, a taken id and a shutdown in progress; a closed server is fine', async () => {
   const manager = new ShutdownManager({ disableGracefulShutdown: true })
   for (const bad of [undefined, {}, 'server', new (require('node:events').EventEmitter)()]) {

@@ -141,6 +141,17 @@ class ChildTracker {
     native.forgetChild(this.#pid, this.#group)
   }
 
+  /**
+   * Stops tracking the child (its task was unregistered): it is forgotten natively, and no exit path kills
+   * it any more. It is not signalled.
+   */
+  untrack() {
+    if (this.#forgotten) return
+    this.#forgotten = true
+    live.delete(this)
+    native.forgetChild(this.#pid, this.#group)
+  }
+
   /** Resolves once nothing tracked is left (or `abortSignal` aborts, which gives up the wait). */
   #whenGone(abortSignal) {
     return new Promise((resolve) => {

@@ -34,6 +34,13 @@ class ClusterTracker {
     cluster.removeListener('fork', this.#onFork)
   }
 
+  /** Stops tracking every worker, and those forked from now on (its task was unregistered). */
+  untrack() {
+    this.dispose()
+    for (const tracker of this.#trackers.values()) tracker.untrack()
+    this.#trackers.clear()
+  }
+
   /** @param {import('node:cluster').Worker} worker */
   #add(worker) {
     const child = worker.process

@@ -100,6 +100,10 @@ class ServerTracker {
   #onRequestWhileClosing = null
   /** While a drain runs: checks whether it is done, each time a connection goes. */
   #onGone = null
+  /** The 'upgrade' listener that records upgraded connections (HTTP/1 servers), on the server or not. */
+  #recordUpgrade = null
+  /** [event, listener] for each listener this tracker put on the server, so untrack() can take them off. */
+  #listeners = []
 
   constructor(server, { id, closeUpgraded }) {
     this.#server = server
@@ -108,18 +112,40 @@ class ServerTracker {
     this.#http2 = typeof server.updateSettings === 'function'
     this.#http1 = !this.#http2 && typeof server.closeIdleConnections === 'function'
     if (this.#http2) {
-      server.on('session', (session) => this.#trackSession(session))
-      server.on('stream', (stream) => this.#trackStream(stream))
+      this.#listen('session', (session) => this.#trackSession(session))
+      this.#listen('stream', (stream) => this.#trackStream(stream))
       // With allowHTTP1, connections that did not negotiate HTTP/2 are served by the HTTP/1 layer.
       if (isTlsServer(server)) {
-        server.on('secureConnection', (socket) => socket.alpnProtocol !== 'h2' && this.#trackSocket(socket))
+        this.#listen('secureConnection', (socket) => socket.alpnProtocol !== 'h2' && this.#trackSocket(socket))
       }
     } else {
       // The HTTP layer's socket: the TLS one for https ('secureConnection'), the TCP one otherwise.
-      const event = isTlsServer(server) ? 'secureConnection' : 'connection'
-      server.on(event, (socket) => this.#trackSocket(socket))
+      this.#listen(isTlsServer(server) ? 'secureConnection' : 'connection', (socket) => this.#trackSocket(socket))
     }
     if (this.#http1) this.#followUpgrades()
+  }
+
+  #listen(event, listener) {
+    this.#server.on(event, listener)
+    this.#listeners.push([event, listener])
+  }
+
+  /**
+   * Stops tracking the server (its task was unregistered): every listener this tracker added, on the server
+   * and on its connections, comes off, and a shutdown leaves the server alone.
+   */
+  untrack() {
+    for (const [event, listener] of this.#listeners) this.#server.removeListener(event, listener)
+    this.#listeners = []
+    // After the listeners above: taking the upgrade recorder off must not make them put it back.
+    if (this.#recordUpgrade) this.#server.removeListener('upgrade', this.#recordUpgrade)
+    this.#recordUpgrade = null
+    if (this.#onRequestWhileClosing) this.#server.removeListener('request', this.#onRequestWhileClosing)
+    for (const socket of this.#sockets) socket.removeListener('close', this.#onSocketClose)
+    this.#sockets.clear()
+    this.#sessions.clear()
+    this.#upgraded.clear()
+    this.#idleAtLastSweep.clear()
   }
 
   #trackSocket(socket) {
@@ -168,14 +194,16 @@ class ServerTracker {
   #followUpgrades() {
     const server = this.#server
     const record = (req, socket) => this.#upgraded.set(socket, req)
+    this.#recordUpgrade = record
     const sync = () => {
+      if (this.#recordUpgrade === null) return // untracked meanwhile
       const others = server.listeners('upgrade').filter((l) => l !== record).length
       const ours = server.listeners('upgrade').includes(record)
       if (others > 0 && !ours) server.prependListener('upgrade', record)
       if (others === 0 && ours) server.removeListener('upgrade', record)
     }
-    server.on('newListener', (event) => event === 'upgrade' && process.nextTick(sync))
-    server.on(
+    this.#listen('newListener', (event) => event === 'upgrade' && process.nextTick(sync))
+    this.#listen(
       'removeListener',
       (event, listener) => event === 'upgrade' && listener !== record && process.nextTick(sync),
     )
