@@ -140,7 +140,9 @@ class ShutdownManager extends EventEmitter {
   ready() {
     native.notifyReady()
     if (process.env.pm_id !== undefined && typeof process.send === 'function' && process.connected) {
-      process.send('ready')
+      // With a callback, a send that fails (the supervisor closed the channel and the loop has not heard
+      // yet) reports there instead of as an 'error' event on process, which would be an uncaught error.
+      process.send('ready', undefined, undefined, () => {})
     }
   }
 

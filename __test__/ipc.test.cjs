@@ -106,6 +106,16 @@ test("manager.ready() answers PM2's wait_ready with 'ready' under PM2, and sends
   assert.deepEqual(plain.messages, [])
 })
 
+test('manager.ready() on a channel the supervisor closed unheard is no uncaught error', async () => {
+  const service = forkService(['default', 'disconnected'], { env: { pm_id: '0' } })
+  await service.ready
+  service.child.disconnect()
+  const { code } = await service.exited
+  assert.equal(code, 0, service.stderr())
+  assert.ok(find(service.lines, 'alive'), 'the service ran on after the failed send')
+  assert.equal(find(service.lines, 'event', { event: 'shutdown:start' }), undefined, 'no shutdown began')
+})
+
 test('bad ipcMessage values are refused in Node style', () => {
   assert.throws(() => new ShutdownManager({ signals: [], ipcMessage: 5 }), {
     name: 'TypeError',
