@@ -180,7 +180,8 @@ class ChildTracker {
    */
   async stop({ timeoutMs, abortSignal }) {
     if (this.#gone()) return
-    const sentAt = performance.now()
+    // Not performance.now(): its first use loads perf_hooks (see monotonicMs in run.js).
+    const sentAt = process.hrtime.bigint()
     if (this.#ask) this.#ask()
     else this.#send(this.#signal)
     const timedOut = new AbortController()
@@ -199,7 +200,7 @@ class ChildTracker {
     const what = this.#group ? `process group ${this.#pid}` : `child ${this.#pid}`
     throw lifecycleError(
       'ERR_CHILD_KILLED',
-      `${what} had not exited ${Math.round(performance.now() - sentAt)} ms after ${this.#askedWith}; it was sent SIGKILL`,
+      `${what} had not exited ${Math.round(Number(process.hrtime.bigint() - sentAt) / 1e6)} ms after ${this.#askedWith}; it was sent SIGKILL`,
     )
   }
 }

@@ -476,9 +476,8 @@ class ShutdownRun {
     } else {
       this.#errors.set(index, error)
       this.#logFailure(
-        outcome === 'timedOut'
-          ? `shutdown task '${taskId}' timed out after ${task?.timeout} ms`
-          : `shutdown task '${taskId}' failed: ${describeMessage(error)}`,
+        // A timeout's error is taskTimeoutError's, whose message says it all.
+        outcome === 'timedOut' ? error.message : `shutdown task '${taskId}' failed: ${describeMessage(error)}`,
         { taskId, durationMs, err: error },
       )
       this.#emit(ShutdownEvent.ShutdownTaskError, {

@@ -102,7 +102,8 @@ pub fn kill_all(signo: i32) -> usize {
 /// (a zombie) does not count: in a container whose PID 1 is the service itself, or one that reaps late,
 /// orphaned grandchildren stay zombies, and `kill(-pgid, 0)` would call the group alive for ever.
 ///
-/// On Linux it reads `/proc` (main thread, during a shutdown only); elsewhere it asks `kill(-pgid, 0)`.
+/// On Linux it reads `/proc` (on the main thread: when a group is tracked, once a second for a group whose
+/// leader exited, and while a shutdown waits for it); elsewhere it asks `kill(-pgid, 0)`.
 pub fn group_alive(pgid: i32) -> bool {
   if pgid <= 1 {
     return false;
