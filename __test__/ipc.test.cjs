@@ -20,8 +20,10 @@ function forkService(args, { env = {} } = {}) {
   const messages = []
   let stderr = ''
   let markReady
-  const readyLine = new Promise((resolve) => {
+  let failReady
+  const readyLine = new Promise((resolve, reject) => {
     markReady = resolve
+    failReady = reject
   })
   let pending = ''
   child.stdout.setEncoding('utf8').on('data', (chunk) => {
@@ -42,6 +44,7 @@ function forkService(args, { env = {} } = {}) {
   const exited = new Promise((resolve) =>
     child.on('exit', (code, signal) => {
       clearTimeout(killer)
+      failReady(new Error(`the fixture exited (${code ?? signal}) before it was ready\n${stderr}`)) // no-op once ready
       resolve({ code, signal })
     }),
   )

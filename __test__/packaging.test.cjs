@@ -74,7 +74,12 @@ test('the packed package installs, loads its platform binary and shuts down on S
   let out = ''
   let err = ''
   child.stderr.on('data', (chunk) => (err += chunk))
-  await new Promise((resolve) => child.stdout.on('data', (chunk) => (out += chunk).includes('ready') && resolve()))
+  // Settled by 'close' too: a copy that cannot load its addon exits before it is ready.
+  await new Promise((resolve) => {
+    child.stdout.on('data', (chunk) => (out += chunk).includes('ready') && resolve())
+    child.on('close', resolve)
+  })
+  assert.match(out, /ready/, `the installed copy did not start\n${err}`)
   process.kill(child.pid, 'SIGTERM')
   const [code, signal] = await new Promise((resolve) => child.on('close', (...args) => resolve(args)))
   clearTimeout(killer)

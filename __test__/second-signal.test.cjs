@@ -4,7 +4,7 @@
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { start, kill, find } = require('./helpers.cjs')
+const { start, kill, find, waitFor } = require('./helpers.cjs')
 
 const AT_ONCE_MS = 250
 
@@ -13,7 +13,7 @@ async function secondSignal({ first, second, options = {} }) {
   await fixture.ready
   kill(fixture.child, first)
   // Wait until the shutdown is really running before the second signal.
-  while (!find(fixture.lines, 'task-start', { id: 'hang' })) await new Promise((r) => setTimeout(r, 5))
+  await waitFor(() => find(fixture.lines, 'task-start', { id: 'hang' }), 5000, "the 'hang' task's start")
   const sentAt = kill(fixture.child, second)
   const result = await fixture.exited
   return { ...result, afterSecond: result.exitedAt - sentAt }

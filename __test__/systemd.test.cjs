@@ -22,6 +22,9 @@ async function listen(address) {
   const lines = readline.createInterface({ input: listener.stdout })
   await new Promise((resolve, reject) => {
     listener.once('error', reject)
+    // A listener that cannot bind exits before 'listening'; one that hangs is given up on.
+    listener.once('exit', (code) => reject(new Error(`notify-listener.py exited (${code}) before listening`)))
+    setTimeout(() => reject(new Error('notify-listener.py did not listen within 5 s')), 5000).unref()
     lines.on('line', (line) => {
       if (line === 'listening') resolve()
       else datagrams.push(JSON.parse(line))

@@ -124,7 +124,8 @@ pub fn millis(d: Duration) -> f64 {
   d.as_secs_f64() * 1000.0
 }
 
-fn duration_as_nanos(d: Duration) -> u64 {
+/// A duration in nanoseconds, saturating at `u64::MAX` (about 584 years) rather than wrapping.
+pub(crate) fn duration_as_nanos(d: Duration) -> u64 {
   u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 

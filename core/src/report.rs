@@ -1,8 +1,8 @@
 //! The report the watchdog prints to stderr at a hard exit.
 //!
-//! It is formatted into a fixed stack buffer ([`FixedBuf`]) and written with bounded writes (`exit_write`),
-//! so the moment of killing the process allocates nothing and takes no lock but the record's (which the
-//! watchdog only tries to take; see `watchdog`). A report that does not fit is cut short, says so, and still
+//! It is formatted into a fixed stack buffer ([`FixedBuf`]) and written with bounded writes (`exit_write`):
+//! rendering and writing it allocate nothing and take no lock. (What the hard exit gathers before, and why
+//! each lock it takes there is bounded, is in `watchdog`'s module docs.) A report that does not fit is cut short, says so, and still
 //! ends with its exit line. Task ids, names and reasons are user text: control characters in them are
 //! escaped, so they can neither drive the operator's terminal nor forge a line of the report.
 

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::clock::{Deadline, MonoTime};
+use crate::clock::{Deadline, MonoTime, duration_as_nanos};
 use crate::coordinator::Coordinator;
 use crate::handler;
 use crate::js_stack::{self, Purpose, ReportTarget};
@@ -254,7 +254,7 @@ impl StallWatch {
   /// Sets the threshold a shutdown watches with (`None`: it does not), and whether stall stacks are
   /// captured (main thread only).
   pub fn configure(&self, threshold: Option<Duration>, capture_stack: bool) {
-    let ns = threshold.map_or(0, |t| (t.as_nanos() as u64).max(1));
+    let ns = threshold.map_or(0, |t| duration_as_nanos(t).max(1));
     self.configured_ns.store(ns, Ordering::Release);
     self.capture_stack.store(capture_stack, Ordering::Release);
   }
@@ -281,7 +281,7 @@ impl StallWatch {
       MonoTime::now().saturating_add(Self::PROBE_INTERVAL).as_nanos(),
       Ordering::Release,
     );
-    let ns = threshold.map_or(0, |t| (t.as_nanos() as u64).max(1));
+    let ns = threshold.map_or(0, |t| duration_as_nanos(t).max(1));
     self.threshold_ns.store(ns, Ordering::Release);
   }
 
@@ -397,4 +397,26 @@ impl Exchange {
 
 fn nonzero_time(ns: u64) -> Option<MonoTime> {
   (ns != 0).then(|| MonoTime::from_nanos(ns))
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn a_threshold_too_long_for_nanoseconds_saturates_rather_than_wrapping() {
+    let stalls = StallWatch::new();
+    // 2^64 ns + 1 ms: `as u64` would wrap it to 1 ms, and every probe would be a stall.
+    let huge = Duration::from_nanos(u64::MAX) + Duration::from_millis(2);
+    stalls.configure(Some(huge), false);
+    assert_eq!(stalls.configured(), Some(Duration::from_nanos(u64::MAX)));
+    stalls.watch(Some(huge));
+    assert_eq!(stalls.threshold(), Some(Duration::from_nanos(u64::MAX)));
+    stalls.configure(Some(Duration::ZERO), false);
+    assert_eq!(
+      stalls.configured(),
+      Some(Duration::from_nanos(1)),
+      "zero still means watching"
+    );
+  }
 }

@@ -239,7 +239,7 @@ impl V8 {
         }
       }
     }
-    drop(scope);
+    // `scope` drops here, in place: `drop(scope)` would move the entered storage before leaving it.
   }
 
   /// Copies the UTF-16 code units of a string handle into `out`; returns how many were written (the string

@@ -25,7 +25,13 @@
 //!
 //! Thread-safety: this is an ordinary thread, not a signal handler, so it may allocate and lock. It holds
 //! its own state lock only to copy out of it, never while taking a session's record lock, and at exit it
-//! only *tries* the record lock for a few milliseconds, so nothing JavaScript does can delay an exit.
+//! only *tries* the record lock for a few milliseconds, so nothing JavaScript does can delay an exit. The
+//! other locks the hard exit takes are held by their other users only for a copy or one non-blocking call,
+//! never across anything that can wait: `Session::report_target` (set or cloned), `v8`'s `MAIN_ISOLATE`
+//! (an assignment, or one `RequestInterrupt`), and `js_stack`'s report target (the interrupt only tries it).
+//! It does allocate at exit (`refresh_plan` under the record lock, `main_thread_state`'s `/proc` reads):
+//! ordinary allocations on this thread, which could wait only on an allocator lock held by a thread stuck
+//! inside malloc itself. The rendering and the writing of the report do not allocate (see `report`).
 
 use std::ffi::c_int;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
