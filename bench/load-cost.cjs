@@ -13,8 +13,7 @@ const asJson = args.includes('--json')
 
 const BUDGET = { requireMs: 3, rssRequireKb: 3 * 1024, threadsManager: 2 }
 
-function sample(target, cwd) {
-  const probe = path.join(__dirname, 'probes', 'load.cjs')
+function sample(target, cwd, probe = path.join(__dirname, 'probes', 'load.cjs')) {
   const out = execFileSync(process.execPath, [probe, ...(target ? [target] : [])], { encoding: 'utf8', cwd })
   return JSON.parse(out)
 }
@@ -29,9 +28,12 @@ function summarize(samples, key) {
   return { median: at(0.5), p90: at(0.9), max: values[values.length - 1], worst: values[values.length - 1] }
 }
 
-/** Loads `target` (a path or a package name) in `n` fresh processes; medians and worst cases per figure. */
-function measureLoad(target, n = runs, { cwd } = {}) {
-  const samples = Array.from({ length: n }, () => sample(target, cwd))
+/**
+ * Loads `target` (a path or a package name) in `n` fresh processes; medians and worst cases per figure.
+ * `probe`: a copy of probes/load.cjs elsewhere, for a package name to resolve from another node_modules.
+ */
+function measureLoad(target, n = runs, { cwd, probe } = {}) {
+  const samples = Array.from({ length: n }, () => sample(target, cwd, probe))
   const keys = ['requireMs', 'constructMs', 'rssRequireKb', 'rssManagerKb', 'threadsRequire', 'threadsManager']
   return Object.fromEntries(keys.map((k) => [k, summarize(samples, k)]))
 }
