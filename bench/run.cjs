@@ -135,6 +135,13 @@ function occupyEveryCore() {
  * costs. Returns the probe's path.
  */
 function installedLayout(addonFile, { withoutExports = false } = {}) {
+  const key = `${addonFile}\0${withoutExports}`
+  if (!installedLayouts.has(key)) installedLayouts.set(key, makeInstalledLayout(addonFile, withoutExports))
+  return installedLayouts.get(key)
+}
+const installedLayouts = new Map()
+
+function makeInstalledLayout(addonFile, withoutExports) {
   const dir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'titan-lifecycle-bench-'))
   process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }))
   const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
@@ -788,8 +795,11 @@ async function idleCost() {
   // All idle side by side, so they share whatever else the machine does during the window.
   // Built before any child starts: a failed build must not leave the others running.
   const floor = floorAddon()
+  // titan-lifecycle as npm installs it, resolved by name from there (see installedLayout).
+  const installedFrom = path.dirname(installedLayout(loadedAddonFile()))
   const children = IDLE_LIBRARIES.map((library) => {
-    const args = library === 'floor' ? [IDLE_PROBE, library, floor] : [IDLE_PROBE, library]
+    const extra = { floor: [floor], 'titan-lifecycle': [installedFrom] }[library] ?? []
+    const args = [IDLE_PROBE, library, ...extra]
     const child = require('node:child_process').spawn(process.execPath, args, {
       stdio: ['ignore', 'pipe', 'inherit'],
     })
@@ -863,7 +873,8 @@ async function idleCost() {
       `minute, the median of ${QUICK ? 1 : 4} windows of ${windowMs / 1000} s with the processes idling side by side, read from /proc, starting`,
       `${QUICK ? 2 : 15} s after start-up (V8 collects a start-up heap once, about 8 s after start, in any process`,
       'that allocated while starting: a one-time burst, not an idle cost). "floor" loads the bench\'s napi-rs addon',
-      'that does nothing into the same service: what loading any native addon costs it.',
+      'that does nothing into the same service: what loading any native addon costs it. titan-lifecycle is',
+      'required by name from the layout npm installs (see "Load cost"), as the peers are.',
       '',
       table(
         ['service', 'wake-ups per minute', 'added to bare', 'CPU per minute', 'added to bare', 'RSS', 'added to bare'],

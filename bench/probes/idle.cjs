@@ -1,7 +1,8 @@
 'use strict'
 // An idle HTTP service, for the idle-cost section of the bench: a listening server and, unless the argument
 // is `bare`, the named library set up the way its README's first example does (`floor`: the bench's
-// napi-rs addon that does nothing, loaded from the path given next). It prints `ready` and then
+// napi-rs addon that does nothing, loaded from the path given next; titan-lifecycle: resolved by name from the
+// directory given next, where the bench lays it out as npm installs it, or this checkout without one). It prints `ready` and then
 // does nothing; the bench reads its threads' wake-ups and CPU time from /proc while it idles.
 const http = require('node:http')
 const path = require('node:path')
@@ -10,7 +11,10 @@ const library = process.argv[2]
 const server = http.createServer((req, res) => res.end('ok'))
 server.listen(0, '127.0.0.1', () => {
   if (library === 'titan-lifecycle') {
-    const { ShutdownManager } = require(path.join(__dirname, '..', '..'))
+    const from = process.argv[3]
+    const { ShutdownManager } = require(
+      from ? require.resolve('titan-lifecycle', { paths: [from] }) : path.join(__dirname, '..', '..'),
+    )
     const manager = new ShutdownManager()
     manager.trackServer(server)
   } else if (library === 'close-with-grace') {
