@@ -52,9 +52,9 @@ test('the packed package installs, loads its platform binary and shuts down on S
     'package/lib/run.js',
     'package/lib/validate.js',
     'package/package.json',
+    'package/register',
     'package/register.d.ts',
     'package/register.js',
-    'package/register.mjs',
   ])
 
   const app = path.join(scratch, 'app')
@@ -69,20 +69,7 @@ test('the packed package installs, loads its platform binary and shuts down on S
      setInterval(() => {}, 1000)
      console.log('ready')`,
   )
-  const child = spawn(process.execPath, ['server.mjs'], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'] })
-  const killer = setTimeout(() => child.kill('SIGKILL'), 10_000)
-  let out = ''
-  let err = ''
-  child.stderr.on('data', (chunk) => (err += chunk))
-  // Settled by 'close' too: a copy that cannot load its addon exits before it is ready.
-  await new Promise((resolve) => {
-    child.stdout.on('data', (chunk) => (out += chunk).includes('ready') && resolve())
-    child.on('close', resolve)
-  })
-  assert.match(out, /ready/, `the installed copy did not start\n${err}`)
-  process.kill(child.pid, 'SIGTERM')
-  const [code, signal] = await new Promise((resolve) => child.on('close', (...args) => resolve(args)))
-  clearTimeout(killer)
+  const { code, signal, out, err } = await runUntilSigterm(app, ['server.mjs'])
   assert.equal(signal, null, err)
   assert.equal(code, 0, err)
   assert.match(out, /task ran/)
@@ -91,7 +78,45 @@ test('the packed package installs, loads its platform binary and shuts down on S
     installed.filter((n) => n.startsWith('titan-lifecycle')),
     ['titan-lifecycle', `titan-lifecycle-${platform}`],
   )
+
+  // The register subpath, with no "exports": the extensionless `register` file serves both flags.
+  const registered = `processManager().registerTask({ id: 'work', handler: () => console.log('registered task ran') })
+     setInterval(() => {}, 1000)
+     console.log('ready')`
+  fs.writeFileSync(path.join(app, 'registered.mjs'), `import { processManager } from 'titan-lifecycle'\n${registered}`)
+  fs.writeFileSync(
+    path.join(app, 'registered.cjs'),
+    `const { processManager } = require('titan-lifecycle')\n${registered}`,
+  )
+  for (const [flag, file] of [
+    ['--import', 'registered.mjs'],
+    ['--require', 'registered.cjs'],
+  ]) {
+    const run = await runUntilSigterm(app, [flag, 'titan-lifecycle/register', file])
+    assert.equal(run.code, 0, `${flag}: ${run.err}`)
+    assert.match(run.out, /registered task ran/, `${flag}: the application's task ran in the registered manager`)
+  }
 })
+
+/** Runs `node ...args` in `cwd` until it prints 'ready', then sends SIGTERM; its exit and output. */
+async function runUntilSigterm(cwd, args) {
+  const child = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+  const killer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+  let out = ''
+  let err = ''
+  child.stderr.on('data', (chunk) => (err += chunk))
+  const closed = new Promise((resolve) => child.on('close', (...codes) => resolve(codes)))
+  // Settled by the close too: a copy that cannot load its addon exits before it is ready.
+  await Promise.race([
+    new Promise((resolve) => child.stdout.on('data', (chunk) => (out += chunk).includes('ready') && resolve())),
+    closed,
+  ])
+  assert.match(out, /ready/, `node ${args.join(' ')} did not start\n${err}`)
+  process.kill(child.pid, 'SIGTERM')
+  const [code, signal] = await closed
+  clearTimeout(killer)
+  return { code, signal, out, err }
+}
 
 test('the platform packages are in step with the root, which names each as an optional dependency', () => {
   execFileSync(process.execPath, [path.join(root, 'scripts', 'sync-versions.js'), '--check'])
@@ -147,7 +172,7 @@ test('the shipped JavaScript is one-byte text, so V8 keeps each source in half t
   const files = [
     'index.js',
     'register.js',
-    'register.mjs',
+    'register',
     ...fs.readdirSync(path.join(root, 'lib')).map((f) => `lib/${f}`),
   ]
   for (const file of files) {

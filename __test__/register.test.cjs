@@ -7,12 +7,11 @@ const assert = require('node:assert/strict')
 const path = require('node:path')
 const { launch, kill, find, FIXTURES } = require('./helpers.cjs')
 
-const ROOT = path.join(__dirname, '..')
-
 function startApp(flag, file, { env = {}, args = [] } = {}) {
-  // From the package's own directory, so `titan-lifecycle/register` resolves to this checkout.
+  // From __test__, whose node_modules/titan-lifecycle links to this checkout, so `titan-lifecycle/register`
+  // resolves by name as it does in an installed package (the extensionless `register` file, for both flags).
   return launch([process.execPath, flag, 'titan-lifecycle/register', path.join(FIXTURES, file), ...args], {
-    cwd: ROOT,
+    cwd: __dirname,
     env,
   })
 }

@@ -130,25 +130,22 @@ function occupyEveryCore() {
  * The package laid out as npm installs it, in a scratch directory: node_modules/titan-lifecycle (the files
  * package.json ships) beside node_modules/titan-lifecycle-<platform> (the addon this checkout built), with
  * the load probe in a directory next to them. A user's `require('titan-lifecycle')` resolves the package
- * by name through its package.json ("exports" included) and the addon through the platform package; a
- * checkout's path skips both. `withoutExports` drops package.json's "exports", to show what resolving it
- * costs. Returns the probe's path.
+ * by name through its package.json and the addon through the platform package; a checkout's path skips
+ * both. Made once per run. Returns the probe's path.
  */
-function installedLayout(addonFile, { withoutExports = false } = {}) {
-  const key = `${addonFile}\0${withoutExports}`
-  if (!installedLayouts.has(key)) installedLayouts.set(key, makeInstalledLayout(addonFile, withoutExports))
-  return installedLayouts.get(key)
+function installedLayout(addonFile) {
+  installedProbe ??= makeInstalledLayout(addonFile)
+  return installedProbe
 }
-const installedLayouts = new Map()
+let installedProbe = null
 
-function makeInstalledLayout(addonFile, withoutExports) {
+function makeInstalledLayout(addonFile) {
   const dir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'titan-lifecycle-bench-'))
   process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }))
   const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
   const pkg = path.join(dir, 'node_modules', 'titan-lifecycle')
   fs.mkdirSync(pkg, { recursive: true })
-  const { exports, ...withoutThem } = manifest
-  fs.writeFileSync(path.join(pkg, 'package.json'), JSON.stringify(withoutExports ? withoutThem : manifest, null, 2))
+  fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(pkg, 'package.json'))
   for (const entry of manifest.files) fs.cpSync(path.join(ROOT, entry), path.join(pkg, entry), { recursive: true })
   // titan-lifecycle.<platform>.node is the platform package's main file.
   const platform = path.basename(addonFile).replace(/^titan-lifecycle\.|\.node$/g, '')
@@ -172,11 +169,9 @@ async function loadCost() {
   const addonFile = loadedAddonFile()
   // The goal and the budget are judged on the package as npm installs it: what a service pays.
   const CHECKOUT = 'titan-lifecycle (this checkout, by path)'
-  const NO_EXPORTS = 'titan-lifecycle installed, its package.json without "exports"'
   const installed = installedLayout(addonFile)
   const targets = [
     { name: 'titan-lifecycle', target: 'titan-lifecycle', probe: installed },
-    { name: NO_EXPORTS, target: 'titan-lifecycle', probe: installedLayout(addonFile, { withoutExports: true }) },
     { name: CHECKOUT, target: ROOT },
     { name: ADDON, target: addonFile },
     ...PEERS.map((name) => ({ name, target: name })),
@@ -223,9 +218,8 @@ async function loadCost() {
       `main module), ${runs(30)} processes each; ESM-only packages are loaded with \`import()\`. Threads are counted`,
       'from /proc/self/task after `require` and, for titan-lifecycle, after `new ShutdownManager()`.',
       'titan-lifecycle is loaded by name as npm installs it (node_modules, with its platform package beside it),',
-      'as the peers are; the goal and the budget are judged on that row. Two more rows show where it differs:',
-      'the same layout without package.json\'s "exports" (which Node resolves with its ES module resolver, the',
-      'first time in a process at some cost), and this checkout loaded by path (no resolution by name at all).',
+      'as the peers are; the goal and the budget are judged on that row. The checkout row loads this repository',
+      'by path, which resolves nothing by name.',
       '',
       table(
         [

@@ -44,7 +44,9 @@ function stagePackage() {
     path.join('bench', 'probes'),
     path.join('scripts', 'sync-versions.js'),
   ]) {
-    fs.cpSync(path.join(ROOT, entry), path.join(PACKAGE, entry), { recursive: true })
+    // Symlinks as they are: __test__/node_modules/titan-lifecycle and examples/node_modules/titan-lifecycle
+    // point at `../..`, which must stay the staged package (and inside the musl root), not this checkout.
+    fs.cpSync(path.join(ROOT, entry), path.join(PACKAGE, entry), { recursive: true, verbatimSymlinks: true })
   }
   for (const file of fs.readdirSync(env.dist)) fs.copyFileSync(path.join(env.dist, file), path.join(PACKAGE, file))
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(PACKAGE, 'node_modules'))

@@ -12,6 +12,10 @@ import {
   type ActiveHandle,
   type LogFields,
 } from 'titan-lifecycle'
+// The register subpath resolves to its typings (register.d.ts) without "exports", and exports nothing.
+import * as registerModule from 'titan-lifecycle/register'
+// @ts-expect-error register exports nothing
+void registerModule.processManager
 
 const manager = new ShutdownManager({
   gracefulShutdownTimeout: 30_000,
