@@ -111,11 +111,24 @@ function aptSetup() {
     ].join('\n'),
   )
   say('downloading Debian package lists (bookworm, bookworm-security, trixie; amd64 and arm64), about 50 MB')
-  download('the Debian package lists', 'apt-get', ['update', '-q'], { env: aptEnv(), quiet: true })
+  freshLists()
 }
+
+/**
+ * Refreshes the package lists once in a run that picks versions from them. The lists stay in the cache, and
+ * a step that runs later (cut off before, or added since) must not pick a version the mirror has dropped
+ * since (bookworm-security drops superseded ones). A run with every step done downloads nothing.
+ */
+function freshLists() {
+  if (listsFresh) return
+  download('the Debian package lists', 'apt-get', ['update', '-q'], { env: aptEnv(), quiet: true })
+  listsFresh = true
+}
+let listsFresh = false
 
 /** The version of `name` in `suite`, from the lists. */
 function aptVersion(name, suite) {
+  freshLists()
   const lines = run('apt-cache', ['madison', name], { env: aptEnv(), quiet: true }).split('\n')
   const line = lines.find((l) => l.includes(` ${suite}/main`))
   if (!line) throw new Error(`cross: ${name} is not in Debian ${suite}`)
