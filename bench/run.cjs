@@ -12,6 +12,8 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { execFileSync, spawnSync } = require('node:child_process')
+// Before ensureBenchDependencies() runs, below: it installs the peers the other modules require.
+const { npmInstall } = require('../scripts/fetch.cjs')
 
 const ROOT = path.join(__dirname, '..')
 const args = process.argv.slice(2)
@@ -26,7 +28,6 @@ const { TASKS, criticalPathMs, mustPrecede } = require('./reference-tasks.cjs')
 const { measureLoad } = require('./load-cost.cjs')
 const { describeMachine } = require('../scripts/machine.cjs')
 const { RSS_PARTS, rssParts } = require('./rss-parts.cjs')
-const { npmInstall } = require('../scripts/fetch.cjs')
 
 const SHUTDOWN_PROBE = path.join(__dirname, 'probes', 'shutdown.cjs')
 const LIBRARIES = ['titan-lifecycle', ...PEERS]
