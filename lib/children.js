@@ -9,6 +9,8 @@
 
 const native = require('./native')
 const { lifecycleError, invalidArgValue } = require('./validate')
+// Loaded with the first manager already; a child is tracked only through one.
+const { monotonicMs } = require('./run')
 
 /** How often an emptying process group is checked during a shutdown: a group has no exit event. */
 const GROUP_POLL_MS = 100
@@ -180,8 +182,7 @@ class ChildTracker {
    */
   async stop({ timeoutMs, abortSignal }) {
     if (this.#gone()) return
-    // Not performance.now(): its first use loads perf_hooks (see monotonicMs in run.js).
-    const sentAt = process.hrtime.bigint()
+    const sentAt = monotonicMs()
     if (this.#ask) this.#ask()
     else this.#send(this.#signal)
     const timedOut = new AbortController()
@@ -200,7 +201,7 @@ class ChildTracker {
     const what = this.#group ? `process group ${this.#pid}` : `child ${this.#pid}`
     throw lifecycleError(
       'ERR_CHILD_KILLED',
-      `${what} had not exited ${Math.round(Number(process.hrtime.bigint() - sentAt) / 1e6)} ms after ${this.#askedWith}; it was sent SIGKILL`,
+      `${what} had not exited ${Math.round(monotonicMs() - sentAt)} ms after ${this.#askedWith}; it was sent SIGKILL`,
     )
   }
 }

@@ -713,4 +713,4 @@ function waterfall(summary) {
   return lines.join('\n')
 }
 
-module.exports = { ShutdownRun, taskEntry }
+module.exports = { ShutdownRun, taskEntry, monotonicMs }
