@@ -19,6 +19,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { execFileSync, spawn } = require('node:child_process')
 const { launch, kill, find } = require('../__test__/helpers.cjs')
+const { npmInstall } = require('../scripts/fetch.cjs')
 
 const ROOT = path.join(__dirname, '..')
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
@@ -49,14 +50,7 @@ function check(name, fn) {
 function ensureVerdaccio() {
   if (fs.existsSync(path.join(__dirname, 'node_modules', 'verdaccio'))) return
   console.error('registry: installing verdaccio (registry/package.json)')
-  for (let attempt = 1; ; attempt++) {
-    try {
-      execFileSync(npm, ['install', '--no-audit', '--no-fund'], { cwd: __dirname, stdio: 'inherit', timeout: 300_000 })
-      return
-    } catch (error) {
-      if (attempt === 3) throw error
-    }
-  }
+  npmInstall('verdaccio', [], { cwd: __dirname })
 }
 
 function freePort() {
