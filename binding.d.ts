@@ -32,8 +32,11 @@ export declare class NativeShutdown {
    * `start_tasks: false` attaches without starting the first tasks (a shutdown delay comes first; see
    * `startTasks`). `task_count`: how many tasks the facade holds; a different count natively refuses the
    * shutdown before anything begins (`ERR_INTERNAL_ASSERTION`), as the plan names tasks by position.
+   * `start`: where the figures and the plan's indexes go ([`start_layout`]); at least
+   * `INDEXES + 2 × task_count` long. Returns the shutdown's reason, or its details when the signal is not
+   * the one passed or a dependency is missing.
    */
-  begin(reason: string, budgetMs: number, signal: string | undefined | null, startTasks: boolean, taskCount: number): RunStart
+  begin(reason: string, budgetMs: number, signal: string | undefined | null, startTasks: boolean, taskCount: number, start: Float64Array): string | RunDetails
   /** Starts the first tasks of a shutdown attached with `start_tasks: false`; returns them. */
   startTasks(): Array<number> | Uint32Array
   /**
@@ -146,24 +149,13 @@ export declare function ownableSignalNumber(name: string): number | null
 /** The signals a manager can own, by name: the one list the facade validates `signals` against. */
 export declare function ownableSignals(): Array<string>
 
-/** What JavaScript needs to run a shutdown it begins or picks up. */
-export interface RunStart {
+/**
+ * What `begin` returns when the shutdown's trigger is not only its reason (JavaScript passes the signal it
+ * heard of, so the signal is news only when another one began the shutdown) or a dependency is missing.
+ */
+export interface RunDetails {
   reason: string
   signal?: string
-  /** Time since the shutdown began (the signal handler's timestamp, or the `begin` call). */
-  elapsedMs: number
-  remainingMs: number
-  /** What `settleTask` names this shutdown by. */
-  handle: number
-  budgetMs: number
-  /**
-   * For each task in plan order (indexes into the plan name tasks in `settleTask`), its position among
-   * the registered tasks in the order they were registered, the order the facade keeps them in: no id
-   * crosses (splitting a plan's ids and looking each up again cost a shutdown of 10 000 tasks 2 ms).
-   */
-  registrationPositions: Array<number> | Uint32Array
-  /** Tasks to start now. */
-  ready: Array<number> | Uint32Array
   missing: Array<MissingDependency>
 }
 

@@ -454,10 +454,35 @@ test('a burst whose ids or names do not split one per task registers nothing and
   assert.equal(shutdown.registerMany('a\0b', null, new Float64Array([50, 50]), new Uint8Array([0])), false)
   assert.equal(shutdown.registerMany('a\0b', null, ...two), true)
   // The plan names tasks by position, so a facade that counts other tasks than the native side begins nothing.
-  assert.throws(() => shutdown.begin('manual', 30_000, null, true, 3), { code: 'ERR_INTERNAL_ASSERTION' })
+  const room = (tasks) => new Float64Array(5 + 2 * tasks)
+  assert.throws(() => shutdown.begin('manual', 30_000, null, true, 3, room(3)), { code: 'ERR_INTERNAL_ASSERTION' })
   assert.equal(shutdown.state, 'running')
-  const start = shutdown.begin('manual', 30_000, null, true, 2)
-  assert.deepEqual([...start.registrationPositions], [0, 1])
+  // Nor does one that gives begin too little room for what it writes (figures, then two indexes per task).
+  assert.throws(() => shutdown.begin('manual', 30_000, null, true, 2, room(1)), {
+    code: 'ERR_INTERNAL_ASSERTION',
+    message: /room for 7 figures and 2 tasks need 9/,
+  })
+  assert.equal(shutdown.state, 'running')
+  const start = room(2)
+  // The reason alone: no signal passed and none began it, and no dependency is missing.
+  assert.equal(shutdown.begin('manual', 30_000, null, true, 2, start), 'manual')
+  // elapsed, remaining, budget, handle, ready count; positions [0, 1]; both ready (plan indexes 0 and 1).
+  assert.ok(start[0] >= 0 && start[0] < 1000, `elapsed ${start[0]}`)
+  assert.ok(start[1] > 29_000 && start[1] <= 30_000, `remaining ${start[1]}`)
+  assert.deepEqual([start[2], start[4], ...start.subarray(5)], [30_000, 2, 0, 1, 0, 1])
+  shutdown.finish(0, false)
+})
+
+test('begin returns the details of a shutdown whose dependency is missing, and writes its plan', () => {
+  const native = require('../lib/native')
+  const shutdown = new native.NativeShutdown(null)
+  shutdown.register('late', 'late', 60, 'stop', [])
+  shutdown.register('early', 'early', 10, 'stop', ['ghost'])
+  const start = new Float64Array(5 + 2 * 2)
+  const details = shutdown.begin('manual', 30_000, null, true, 2, start)
+  assert.deepEqual(details, { reason: 'manual', missing: [{ taskId: 'early', dependsOn: 'ghost' }] })
+  // The plan runs 'early' (registered second) first; only it starts now.
+  assert.deepEqual([start[4], ...start.subarray(5)], [1, 1, 0, 0, 0])
   shutdown.finish(0, false)
 })
 
@@ -468,7 +493,9 @@ test("a finished shutdown's handle settles nothing, even after another shutdown 
   const begin = () => {
     const shutdown = new native.NativeShutdown(null)
     shutdown.registerMany('only', null, new Float64Array([50]), new Uint8Array([0]))
-    return { shutdown, start: shutdown.begin('manual', 30_000, null, true, 1) }
+    const start = new Float64Array(5 + 2)
+    shutdown.begin('manual', 30_000, null, true, 1, start)
+    return { shutdown, start: { handle: start[3] } }
   }
   const first = begin()
   assert.equal(native.settleTask(first.start.handle, 0, 0), -2) // its last task: finished

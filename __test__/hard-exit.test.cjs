@@ -48,6 +48,20 @@ test('a loop blocked before the signal still exits at the deadline, and the repo
   assert.match(stderr, /pending: 'quick', 'spin', 'after'/)
 })
 
+test('stop() in a loop that was busy when the signal came joins the shutdown the signal began', async () => {
+  const fixture = start('blocked.cjs', ['stop-after-signal', '5000'])
+  await fixture.ready
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  kill(fixture.child, 'SIGTERM')
+  const { code, stderr, lines } = await fixture.exited
+  assert.ok(find(lines, 'blocking'))
+  // Begun by the signal, not by stop(): its reason and signal are the signal's, in the event and the result.
+  assert.ok(find(lines, 'event', { event: 'shutdown:start', reason: 'SIGTERM', signal: 'SIGTERM' }), stderr)
+  assert.ok(find(lines, 'stopped', { reason: 'SIGTERM', exitCode: 0 }), stderr)
+  // The signal reaches JavaScript after stop(): the shutdown ends by exiting, as a signal's does.
+  assert.equal(code, 0, stderr)
+})
+
 test('the report escapes control characters in task ids and names, and says when it was cut', async () => {
   const fixture = start('guarantee.cjs', ['hostile-report'])
   await fixture.ready

@@ -122,6 +122,21 @@ const STATUS_NAMES = ['pending', 'running', 'succeeded', 'failed', 'timedOut', '
 /** What `settleTask` answers when no task starts because of it. */
 const SETTLE_NOT_RUNNING = -1
 const SETTLE_FINISHED = -2
+/**
+ * Where `begin` writes what starting a shutdown needs (src/binding.rs, `start_layout`): figures, then one
+ * registration position per task in plan order, then the plan indexes of the tasks that start now.
+ */
+const START_ELAPSED_MS = 0
+const START_REMAINING_MS = 1
+const START_BUDGET_MS = 2
+const START_HANDLE = 3
+const START_READY_COUNT = 4
+const START_INDEXES = 5
+/**
+ * The room a run keeps before it knows its tasks: a service with up to this many makes none at the signal.
+ * It also keeps the buffer over 64 bytes, so V8 keeps it off its heap, where the native side reads it as is.
+ */
+const START_TASKS_AHEAD = 16
 
 function taskTimeoutError(id, timeout) {
   return lifecycleError('ERR_TASK_TIMEOUT', `shutdown task '${id}' timed out after ${timeout} ms`)
@@ -183,6 +198,8 @@ class ShutdownRun {
   /** The deadline on the monotonic clock, for timeouts (the wall clock of `deadline` can jump). */
   #deadlineMono = 0
   #budgetMs = 0
+  /** Where `begin` writes (see START_INDEXES), made ahead (`reserve`) so the way from a signal makes none. */
+  #startBuffer = new Float64Array(START_INDEXES + 2 * START_TASKS_AHEAD)
 
   /**
    * Made ahead of the shutdown (the manager prepares its run when it is built); `start` begins it.
@@ -216,6 +233,12 @@ class ShutdownRun {
     return this.#finished
   }
 
+  /** Makes room for `taskCount` tasks in what `begin` writes, ahead of the shutdown. */
+  reserve(taskCount) {
+    const needed = START_INDEXES + 2 * taskCount
+    if (this.#startBuffer.length < needed) this.#startBuffer = new Float64Array(needed)
+  }
+
   /**
    * Begins the shutdown natively (or picks up the one a signal began) and starts its first tasks. `signal`
    * names the owned signal that started it, if one did.
@@ -244,38 +267,50 @@ class ShutdownRun {
         : Math.min(this.#shutdownDelay, Math.max(0, budgetMs - this.#reserveMs - budgetMs * MIN_TASK_SHARE))
     // Throws ERR_SHUTDOWN_IN_PROGRESS if JavaScript already runs (or ran) this shutdown.
     // The task count lets the native side check that positions in its plan name the tasks of this Map.
-    const start = this.#native.begin(reason, budgetMs, signal, delayMs === 0, this.#tasks.size)
+    const taskCount = this.#tasks.size
+    this.reserve(taskCount)
+    const figures = this.#startBuffer
+    const trigger = this.#native.begin(reason, budgetMs, signal, delayMs === 0, taskCount, figures)
+    // The reason alone, unless another signal began this shutdown or a dependency is missing.
+    const details = typeof trigger === 'string' ? null : trigger
     const now = Date.now()
-    this.reason = start.reason
-    this.signal = start.signal
-    this.#fatal ||= FATAL_REASONS.has(start.reason)
-    this.deadline = now + start.remainingMs
-    this.#budgetMs = start.budgetMs
+    const elapsedMs = figures[START_ELAPSED_MS]
+    const remainingMs = figures[START_REMAINING_MS]
+    this.reason = details === null ? trigger : details.reason
+    this.signal = details === null ? (signal ?? undefined) : (details.signal ?? undefined)
+    this.#fatal ||= FATAL_REASONS.has(this.reason)
+    this.deadline = now + remainingMs
+    this.#budgetMs = figures[START_BUDGET_MS]
     const mono = monotonicMs()
-    this.#startedMono = mono - start.elapsedMs
-    this.#deadlineMono = mono + start.remainingMs
-    this.#handle = start.handle
-    this.#placeTasks(start.registrationPositions)
+    this.#startedMono = mono - elapsedMs
+    this.#deadlineMono = mono + remainingMs
+    this.#handle = figures[START_HANDLE]
+    this.#placeTasks(figures, taskCount)
     this.#running = new Array(this.#ids.length).fill(undefined)
-    this.startedAt = now - start.elapsedMs
+    this.startedAt = now - elapsedMs
     // The payload is built only for a listener: this is the way from a signal to the first task.
     if (this.#listens(ShutdownEvent.ShutdownStart)) {
       this.#emit(ShutdownEvent.ShutdownStart, {
-        reason: start.reason,
-        signal: start.signal,
+        reason: this.reason,
+        signal: this.signal,
         ...(this.message !== undefined && { message: this.message }),
-        timeoutMs: start.budgetMs,
+        timeoutMs: this.#budgetMs,
         startedAt: this.startedAt,
       })
     }
     this.#onStart?.()
     // The delay counts from the shutdown's start (the signal handler's timestamp for a signal).
-    const delayLeft = delayMs - start.elapsedMs
+    const delayLeft = delayMs - elapsedMs
     if (delayMs > 0 && delayLeft > 0) {
       // Ref'd: the process must stay up (and keep serving) while the load balancer notices.
       this.#delayTimer = setTimeout(() => this.#startFirstTasks(this.#native.startTasks()), delayLeft)
+    } else if (delayMs > 0) {
+      this.#startFirstTasks(this.#native.startTasks())
     } else {
-      this.#startFirstTasks(delayMs > 0 ? this.#native.startTasks() : start.ready)
+      const ready = []
+      const readyFrom = START_INDEXES + taskCount
+      for (let i = readyFrom; i < readyFrom + figures[START_READY_COUNT]; i++) ready.push(figures[i])
+      this.#startFirstTasks(ready)
     }
 
     // Everything below can wait until the first tasks run: it is bookkeeping, not part of the order.
@@ -283,22 +318,22 @@ class ShutdownRun {
     const fallback = this.#native.enforced ? WATCHDOG_FALLBACK_MS : 0
     // Ref'd on purpose: a task that never settles must not let the process drift out of the event loop
     // before its shutdown has finished.
-    this.#deadlineTimer = new LongTimer(() => this.onDeadline(fallback > 0), start.remainingMs + fallback)
+    this.#deadlineTimer = new LongTimer(() => this.onDeadline(fallback > 0), remainingMs + fallback)
     // The plan orders every stop task before every destroy task: the last one tells whether there are any.
     const hasDestroyPhase = phaseOf(this.#entries.at(-1)) === ShutdownPhase.Destroy
     if (hasDestroyPhase && this.#reserveMs > 0) {
-      this.#reserveTimer = new LongTimer(() => this.#cutStopPhase(), Math.max(0, start.remainingMs - this.#reserveMs))
+      this.#reserveTimer = new LongTimer(() => this.#cutStopPhase(), Math.max(0, remainingMs - this.#reserveMs))
     }
-    for (const { taskId, dependsOn } of start.missing) {
+    for (const { taskId, dependsOn } of details?.missing ?? []) {
       this.#logger.warn(`shutdown task '${taskId}' depends on unknown task '${dependsOn}'; the dependency is ignored`, {
         taskId,
         dependsOn,
       })
     }
     this.#logger.info(
-      `shutdown started (reason ${start.reason}${start.signal ? `, signal ${start.signal}` : ''}, ` +
-        `${this.#ids.length} tasks, timeout ${start.budgetMs} ms)`,
-      { reason: start.reason, signal: start.signal, tasks: this.#ids.length, timeoutMs: start.budgetMs },
+      `shutdown started (reason ${this.reason}${this.signal ? `, signal ${this.signal}` : ''}, ` +
+        `${this.#ids.length} tasks, timeout ${this.#budgetMs} ms)`,
+      { reason: this.reason, signal: this.signal, tasks: this.#ids.length, timeoutMs: this.#budgetMs },
     )
     return this.promise
   }
@@ -378,20 +413,21 @@ class ShutdownRun {
   }
 
   /**
-   * Takes the plan's ids and entries from the manager's tasks. The plan names each task by its position in
-   * the order of registration, which is the order the manager's Map keeps (a task registered again after
+   * Takes the plan's ids and entries from the manager's tasks, by the registration positions `begin` wrote
+   * (START_INDEXES on). The plan names each task by its position in the order of registration, which is the order the manager's Map keeps (a task registered again after
    * its removal goes last in both; a registration the native side refused is in neither): one pass over
    * the Map, where sending the ids and looking each up again cost a shutdown of 10 000 tasks 2 ms. `begin`
    * refused to start if the native side counted a different number of tasks than the Map holds.
    */
-  #placeTasks(positions) {
+  #placeTasks(figures, taskCount) {
     const ids = Array.from(this.#tasks.keys())
     const entries = Array.from(this.#tasks.values())
-    this.#ids = new Array(positions.length)
-    this.#entries = new Array(positions.length)
-    for (let i = 0; i < positions.length; i++) {
-      this.#ids[i] = ids[positions[i]]
-      this.#entries[i] = entries[positions[i]]
+    this.#ids = new Array(taskCount)
+    this.#entries = new Array(taskCount)
+    for (let i = 0; i < taskCount; i++) {
+      const position = figures[START_INDEXES + i]
+      this.#ids[i] = ids[position]
+      this.#entries[i] = entries[position]
     }
   }
 
