@@ -319,7 +319,6 @@ class ShutdownManager extends EventEmitter {
       this.#flushRegistrations()
       this.#native.register(spec.id, spec.name, spec.priority, spec.phase, spec.dependsOn)
       for (const dependency of spec.dependsOn) this.#dependedOn.add(dependency)
-      this.#preparedRun?.reserve(this.#tasks.size + 1)
     }
     // Its handler alone for most tasks (see taskEntry in lib/run.js).
     this.#tasks.set(spec.id, taskEntry(spec))
@@ -331,8 +330,6 @@ class ShutdownManager extends EventEmitter {
     const pending = this.#pending
     if (pending === null) return
     this.#pending = null
-    // What the shutdown's `begin` will write grows with the tasks: made here, not on the way from a signal.
-    this.#preparedRun?.reserve(this.#tasks.size)
     const { ids, names, priorities, phases } = pending
     const sent = this.#native.registerMany(
       ids.join('\0'),

@@ -454,22 +454,29 @@ test('a burst whose ids or names do not split one per task registers nothing and
   assert.equal(shutdown.registerMany('a\0b', null, new Float64Array([50, 50]), new Uint8Array([0])), false)
   assert.equal(shutdown.registerMany('a\0b', null, ...two), true)
   // The plan names tasks by position, so a facade that counts other tasks than the native side begins nothing.
-  const room = (tasks) => new Float64Array(5 + 2 * tasks)
-  assert.throws(() => shutdown.begin('manual', 30_000, null, true, 3, room(3)), { code: 'ERR_INTERNAL_ASSERTION' })
-  assert.equal(shutdown.state, 'running')
-  // Nor does one that gives begin too little room for what it writes (figures, then two indexes per task).
-  assert.throws(() => shutdown.begin('manual', 30_000, null, true, 2, room(1)), {
+  const figures = () => new Float64Array(new ArrayBuffer(5 * 8))
+  const room = (tasks) => new Uint32Array(2 * tasks)
+  assert.throws(() => shutdown.begin('manual', 30_000, null, true, 3, figures(), room(3)), {
     code: 'ERR_INTERNAL_ASSERTION',
-    message: /room for 7 figures and 2 tasks need 9/,
   })
   assert.equal(shutdown.state, 'running')
-  const start = room(2)
+  // Nor does one that gives begin too little room for what it writes (figures, then two indexes per task).
+  assert.throws(() => shutdown.begin('manual', 30_000, null, true, 2, figures(), room(1)), {
+    code: 'ERR_INTERNAL_ASSERTION',
+    message: /room for 5 figures and 2 indexes, and 2 tasks need 5 and 4/,
+  })
+  assert.throws(() => shutdown.begin('manual', 30_000, null, true, 2, new Float64Array(4), room(2)), {
+    code: 'ERR_INTERNAL_ASSERTION',
+  })
+  assert.equal(shutdown.state, 'running')
+  const start = figures()
+  const indexes = room(2)
   // The reason alone: no signal passed and none began it, and no dependency is missing.
-  assert.equal(shutdown.begin('manual', 30_000, null, true, 2, start), 'manual')
+  assert.equal(shutdown.begin('manual', 30_000, null, true, 2, start, indexes), 'manual')
   // elapsed, remaining, budget, handle, ready count; positions [0, 1]; both ready (plan indexes 0 and 1).
   assert.ok(start[0] >= 0 && start[0] < 1000, `elapsed ${start[0]}`)
   assert.ok(start[1] > 29_000 && start[1] <= 30_000, `remaining ${start[1]}`)
-  assert.deepEqual([start[2], start[4], ...start.subarray(5)], [30_000, 2, 0, 1, 0, 1])
+  assert.deepEqual([start[2], start[4], ...indexes], [30_000, 2, 0, 1, 0, 1])
   shutdown.finish(0, false)
 })
 
@@ -478,11 +485,12 @@ test('begin returns the details of a shutdown whose dependency is missing, and w
   const shutdown = new native.NativeShutdown(null)
   shutdown.register('late', 'late', 60, 'stop', [])
   shutdown.register('early', 'early', 10, 'stop', ['ghost'])
-  const start = new Float64Array(5 + 2 * 2)
-  const details = shutdown.begin('manual', 30_000, null, true, 2, start)
+  const start = new Float64Array(5)
+  const indexes = new Uint32Array(4)
+  const details = shutdown.begin('manual', 30_000, null, true, 2, start, indexes)
   assert.deepEqual(details, { reason: 'manual', missing: [{ taskId: 'early', dependsOn: 'ghost' }] })
   // The plan runs 'early' (registered second) first; only it starts now.
-  assert.deepEqual([start[4], ...start.subarray(5)], [1, 1, 0, 0, 0])
+  assert.deepEqual([start[4], ...indexes], [1, 1, 0, 0, 0])
   shutdown.finish(0, false)
 })
 
@@ -493,9 +501,9 @@ test("a finished shutdown's handle settles nothing, even after another shutdown 
   const begin = () => {
     const shutdown = new native.NativeShutdown(null)
     shutdown.registerMany('only', null, new Float64Array([50]), new Uint8Array([0]))
-    const start = new Float64Array(5 + 2)
-    shutdown.begin('manual', 30_000, null, true, 1, start)
-    return { shutdown, start: { handle: start[3] } }
+    const figures = new Float64Array(5)
+    shutdown.begin('manual', 30_000, null, true, 1, figures, new Uint32Array(2))
+    return { shutdown, start: { handle: figures[3] } }
   }
   const first = begin()
   assert.equal(native.settleTask(first.start.handle, 0, 0), -2) // its last task: finished

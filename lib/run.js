@@ -122,19 +122,17 @@ const STATUS_NAMES = ['pending', 'running', 'succeeded', 'failed', 'timedOut', '
 /** What `settleTask` answers when no task starts because of it. */
 const SETTLE_NOT_RUNNING = -1
 const SETTLE_FINISHED = -2
-/**
- * Where `begin` writes what starting a shutdown needs (src/binding.rs, `start_layout`): figures, then one
- * registration position per task in plan order, then the plan indexes of the tasks that start now.
- */
+/** Where `begin` writes what starting a shutdown needs (src/binding.rs, `start_layout`). */
 const START_ELAPSED_MS = 0
 const START_REMAINING_MS = 1
 const START_BUDGET_MS = 2
 const START_HANDLE = 3
 const START_READY_COUNT = 4
-const START_INDEXES = 5
+const START_FIGURES = 5
 /**
- * The room a run keeps before it knows its tasks: a service with up to this many makes none at the signal.
- * It also keeps the buffer over 64 bytes, so V8 keeps it off its heap, where the native side reads it as is.
+ * The room for the plan's indexes a run makes ahead (two per task: the plan, then the tasks that start
+ * now): a service with up to this many tasks makes none on the way from a signal, a larger one makes it
+ * there (for 10 000 tasks, 6 to 12 µs), and nothing is kept per task before.
  */
 const START_TASKS_AHEAD = 16
 
@@ -198,8 +196,12 @@ class ShutdownRun {
   /** The deadline on the monotonic clock, for timeouts (the wall clock of `deadline` can jump). */
   #deadlineMono = 0
   #budgetMs = 0
-  /** Where `begin` writes (see START_INDEXES), made ahead (`reserve`) so the way from a signal makes none. */
-  #startBuffer = new Float64Array(START_INDEXES + 2 * START_TASKS_AHEAD)
+  /**
+   * Where `begin` writes (see START_FIGURES), made ahead. The native side reads their address, which V8
+   * gives as is only for memory off its heap: an ArrayBuffer's, or a typed array's of over 64 bytes.
+   */
+  #startFigures = new Float64Array(new ArrayBuffer(START_FIGURES * Float64Array.BYTES_PER_ELEMENT))
+  #startIndexes = new Uint32Array(2 * START_TASKS_AHEAD)
 
   /**
    * Made ahead of the shutdown (the manager prepares its run when it is built); `start` begins it.
@@ -233,12 +235,6 @@ class ShutdownRun {
     return this.#finished
   }
 
-  /** Makes room for `taskCount` tasks in what `begin` writes, ahead of the shutdown. */
-  reserve(taskCount) {
-    const needed = START_INDEXES + 2 * taskCount
-    if (this.#startBuffer.length < needed) this.#startBuffer = new Float64Array(needed)
-  }
-
   /**
    * Begins the shutdown natively (or picks up the one a signal began) and starts its first tasks. `signal`
    * names the owned signal that started it, if one did.
@@ -268,9 +264,10 @@ class ShutdownRun {
     // Throws ERR_SHUTDOWN_IN_PROGRESS if JavaScript already runs (or ran) this shutdown.
     // The task count lets the native side check that positions in its plan name the tasks of this Map.
     const taskCount = this.#tasks.size
-    this.reserve(taskCount)
-    const figures = this.#startBuffer
-    const trigger = this.#native.begin(reason, budgetMs, signal, delayMs === 0, taskCount, figures)
+    if (this.#startIndexes.length < 2 * taskCount) this.#startIndexes = new Uint32Array(2 * taskCount)
+    const figures = this.#startFigures
+    const indexes = this.#startIndexes
+    const trigger = this.#native.begin(reason, budgetMs, signal, delayMs === 0, taskCount, figures, indexes)
     // The reason alone, unless another signal began this shutdown or a dependency is missing.
     const details = typeof trigger === 'string' ? null : trigger
     const now = Date.now()
@@ -285,7 +282,7 @@ class ShutdownRun {
     this.#startedMono = mono - elapsedMs
     this.#deadlineMono = mono + remainingMs
     this.#handle = figures[START_HANDLE]
-    this.#placeTasks(figures, taskCount)
+    this.#placeTasks(indexes, taskCount)
     this.#running = new Array(this.#ids.length).fill(undefined)
     this.startedAt = now - elapsedMs
     // The payload is built only for a listener: this is the way from a signal to the first task.
@@ -307,10 +304,7 @@ class ShutdownRun {
     } else if (delayMs > 0) {
       this.#startFirstTasks(this.#native.startTasks())
     } else {
-      const ready = []
-      const readyFrom = START_INDEXES + taskCount
-      for (let i = readyFrom; i < readyFrom + figures[START_READY_COUNT]; i++) ready.push(figures[i])
-      this.#startFirstTasks(ready)
+      this.#startFirstTasks(indexes.subarray(taskCount, taskCount + figures[START_READY_COUNT]))
     }
 
     // Everything below can wait until the first tasks run: it is bookkeeping, not part of the order.
@@ -414,20 +408,19 @@ class ShutdownRun {
 
   /**
    * Takes the plan's ids and entries from the manager's tasks, by the registration positions `begin` wrote
-   * (START_INDEXES on). The plan names each task by its position in the order of registration, which is the order the manager's Map keeps (a task registered again after
+   * (the first `taskCount` of its indexes). The plan names each task by its position in the order of registration, which is the order the manager's Map keeps (a task registered again after
    * its removal goes last in both; a registration the native side refused is in neither): one pass over
    * the Map, where sending the ids and looking each up again cost a shutdown of 10 000 tasks 2 ms. `begin`
    * refused to start if the native side counted a different number of tasks than the Map holds.
    */
-  #placeTasks(figures, taskCount) {
+  #placeTasks(positions, taskCount) {
     const ids = Array.from(this.#tasks.keys())
     const entries = Array.from(this.#tasks.values())
     this.#ids = new Array(taskCount)
     this.#entries = new Array(taskCount)
     for (let i = 0; i < taskCount; i++) {
-      const position = figures[START_INDEXES + i]
-      this.#ids[i] = ids[position]
-      this.#entries[i] = entries[position]
+      this.#ids[i] = ids[positions[i]]
+      this.#entries[i] = entries[positions[i]]
     }
   }
 

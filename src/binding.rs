@@ -104,12 +104,15 @@ impl Drop for NativeShutdown {
   }
 }
 
-/// What `begin` writes into the buffer the facade passes (a `Float64Array`), by index. The facade
-/// (lib/run.js, `START_*`) reads the same layout. Numbers in the facade's buffer rather than an object: on
-/// the way from a signal to the first task, right after an idle period, `begin` returning an object of nine
-/// properties took 73 to 87 µs, and 31 µs this way (each named property is a key V8 looks up again, each
-/// short list an array built element by element). The buffer must be off V8's heap (over 64 bytes), or
-/// reading its address copies it out first (5 µs more).
+/// What `begin` writes into the figures the facade passes (a `Float64Array`), by index; the facade
+/// (lib/run.js, `START_*`) reads the same layout. The plan's indexes go into a `Uint32Array` it passes too:
+/// one registration position per task in plan order (the order the facade keeps tasks in; no id crosses:
+/// splitting a plan's ids and looking each up again cost a shutdown of 10 000 tasks 2 ms), then the plan
+/// indexes of the tasks that start now. Buffers rather than an object: on the way from a signal to the first
+/// task, right after an idle period, `begin` returning an object of nine properties took 73 to 87 µs, and
+/// 31 µs this way (each named property is a key V8 looks up again, each short list an array built element
+/// by element). The buffers must be off V8's heap (over 64 bytes, or made on an `ArrayBuffer`), or reading
+/// their address copies them out first (5 µs more).
 mod start_layout {
   /// Milliseconds since the shutdown began (the signal handler's timestamp, or the `begin` call).
   pub const ELAPSED_MS: usize = 0;
@@ -119,10 +122,8 @@ mod start_layout {
   pub const HANDLE: usize = 3;
   /// How many tasks start now (none when the first tasks wait for a shutdown delay).
   pub const READY_COUNT: usize = 4;
-  /// From here, one per task in plan order: its position in the order of registration, the order the
-  /// facade keeps them in (no id crosses: splitting a plan's ids and looking each up again cost a shutdown
-  /// of 10 000 tasks 2 ms). After them, the plan indexes of the tasks that start now.
-  pub const INDEXES: usize = 5;
+  /// How many figures there are.
+  pub const FIGURES: usize = 5;
 }
 
 /// What `begin` returns when the shutdown's trigger is not only its reason (JavaScript passes the signal it
@@ -533,8 +534,8 @@ impl NativeShutdown {
   /// `start_tasks: false` attaches without starting the first tasks (a shutdown delay comes first; see
   /// `startTasks`). `task_count`: how many tasks the facade holds; a different count natively refuses the
   /// shutdown before anything begins (`ERR_INTERNAL_ASSERTION`), as the plan names tasks by position.
-  /// `start`: where the figures and the plan's indexes go ([`start_layout`]); at least
-  /// `INDEXES + 2 × task_count` long. Returns the shutdown's reason, or its details when the signal is not
+  /// `figures` and `indexes`: where the figures and the plan's indexes go ([`start_layout`]); `indexes`
+  /// holds at least `2 × task_count`. Returns the shutdown's reason, or its details when the signal is not
   /// the one passed or a dependency is missing.
   #[napi(catch_unwind)]
   pub fn begin(
@@ -544,23 +545,25 @@ impl NativeShutdown {
     signal: Option<String>,
     start_tasks: bool,
     task_count: u32,
-    mut start: Float64ArraySlice,
+    mut figures: Float64ArraySlice,
+    mut indexes: Uint32ArraySlice,
   ) -> napi::Result<Either<String, RunDetails>, ErrorCode> {
     use start_layout::*;
-    // SAFETY: the facade's own buffer (lib/run.js), made by it and never shared with another thread; this
-    // call runs on the JavaScript thread, so no JavaScript can touch it while the slice lives (this call).
-    let start = unsafe { start.as_mut() };
+    // SAFETY: the facade's own buffers (lib/run.js), made by it and never shared with another thread; this
+    // call runs on the JavaScript thread, so no JavaScript can touch them while the slices live (this call).
+    let (figures, indexes) = unsafe { (figures.as_mut(), indexes.as_mut()) };
     let budget = budget(budget_ms)?;
     // Checked before anything begins: a shutdown attached and then refused would be left to the watchdog.
     let plan_len = task_count as usize;
-    if start.len() < INDEXES + 2 * plan_len {
+    if figures.len() < FIGURES || indexes.len() < 2 * plan_len {
       return Err(napi::Error::new(
         ErrorCode("ERR_INTERNAL_ASSERTION"),
         format!(
-          "begin was given room for {} figures and {plan_len} tasks need {} (a bug in titan-lifecycle: please \
-           report it)",
-          start.len(),
-          INDEXES + 2 * plan_len
+          "begin was given room for {} figures and {} indexes, and {plan_len} tasks need {FIGURES} and {} (a \
+           bug in titan-lifecycle: please report it)",
+          figures.len(),
+          indexes.len(),
+          2 * plan_len
         ),
       ));
     }
@@ -574,15 +577,15 @@ impl NativeShutdown {
     self.release_run_handle();
     let handle = attach_handle(&self.manager);
     self.run_handle.set(Some(handle));
-    start[ELAPSED_MS] = millis(deadline.elapsed(now));
-    start[REMAINING_MS] = millis(deadline.remaining(now));
-    start[BUDGET_MS] = millis(deadline.budget());
-    start[HANDLE] = f64::from(handle);
-    start[READY_COUNT] = attached.ready.len() as f64;
+    figures[ELAPSED_MS] = millis(deadline.elapsed(now));
+    figures[REMAINING_MS] = millis(deadline.remaining(now));
+    figures[BUDGET_MS] = millis(deadline.budget());
+    figures[HANDLE] = f64::from(handle);
+    figures[READY_COUNT] = attached.ready.len() as f64;
     // The native count equals `task_count` (checked by `begin`), so both lists fit the room checked above.
-    let indexes = attached.registration_positions.iter().chain(&attached.ready);
-    for (slot, &index) in start[INDEXES..].iter_mut().zip(indexes) {
-      *slot = f64::from(index);
+    let plan = attached.registration_positions.iter().chain(&attached.ready);
+    for (slot, &index) in indexes.iter_mut().zip(plan) {
+      *slot = index;
     }
     if attached.signal == signo && signo.is_some() == signal.is_some() && attached.missing.is_empty() {
       return Ok(Either::A(attached.reason));
