@@ -537,6 +537,9 @@ impl NativeShutdown {
   /// `figures` and `indexes`: where the figures and the plan's indexes go ([`start_layout`]); `indexes`
   /// holds at least `2 × task_count`. Returns the shutdown's reason, or its details when the signal is not
   /// the one passed or a dependency is missing.
+  // Plain arguments rather than an options object: reading an object's properties is what this call's
+  // shape avoids on the way from a signal (see `start_layout`).
+  #[allow(clippy::too_many_arguments)]
   #[napi(catch_unwind)]
   pub fn begin(
     &self,
