@@ -154,13 +154,29 @@ async function waitFor(predicate, timeoutMs = 5000, what = 'a condition') {
   }
 }
 
-/** Whether `pid` runs (Linux): a zombie (exited, not yet reaped by whoever inherited it) does not. */
+/** Whether `pid` runs: a zombie (exited, not yet reaped by whoever inherited it) does not. */
 function isRunning(pid) {
+  if (process.platform !== 'linux') return isRunningByPs(pid)
   try {
     return !/^\S+ \(.*\) [ZX] /s.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'))
   } catch {
     return false
   }
+}
+
+/** isRunning where there is no /proc (macOS): ps exits 1 for no such process; a zombie's state starts with Z. */
+function isRunningByPs(pid) {
+  try {
+    const state = execFileSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8', timeout: 5000 })
+    return state.trim() !== '' && !state.trim().startsWith('Z')
+  } catch {
+    return false
+  }
+}
+
+/** Test options for a test of something only Linux has (a /proc file, an abstract socket). */
+function onLinux(what) {
+  return process.platform === 'linux' ? {} : { skip: `needs ${what}, which only Linux has` }
 }
 
 /** Sends `signal` to the child and returns the monotonic time it was sent. */
@@ -243,6 +259,8 @@ module.exports = {
   start,
   loadedAddonFile,
   isRunning,
+  isRunningByPs,
+  onLinux,
   launch,
   npmStart,
   needs,

@@ -11,7 +11,7 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { launch, find, npmStart, needs, waitFor, FIXTURES } = require('./helpers.cjs')
+const { launch, find, npmStart, needs, waitFor, isRunning, FIXTURES } = require('./helpers.cjs')
 
 const APP = path.join(FIXTURES, 'npm-app')
 
@@ -22,13 +22,7 @@ function assertOneGracefulShutdown({ lines, text }, reason) {
   assert.equal(find(lines, 'exit')?.code, 0, `the service exited 0\n${text}`)
 }
 
-const isGone = (pid) => {
-  try {
-    return /^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'))
-  } catch {
-    return true
-  }
-}
+const isGone = (pid) => !isRunning(pid)
 
 /**
  * Runs `npm start` in a pseudo-terminal and presses Ctrl-C `presses` times. The service reports to a file:

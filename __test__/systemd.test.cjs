@@ -11,7 +11,7 @@ const { spawn } = require('node:child_process')
 const readline = require('node:readline')
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { start, kill, needs } = require('./helpers.cjs')
+const { start, kill, needs, onLinux } = require('./helpers.cjs')
 
 /** Starts the listener at `address`; resolves once it is bound, with the datagrams it receives so far. */
 async function listen(address) {
@@ -76,42 +76,41 @@ test(
   },
 )
 
-test(
-  'a blocked loop: the pings stop, the stop timeout is re-extended until the hard exit (abstract socket)',
-  needs('python3'),
-  async (t) => {
-    const address = `@titan-lifecycle-test-${process.pid}`
-    const systemd = await listen(address)
-    t.after(() => systemd.stop())
-    const service = start('notify-service.cjs', ['block', '2500'], {
-      env: { NOTIFY_SOCKET: address, WATCHDOG_USEC: '200000' },
-    })
-    await service.ready
-    await wait(300)
-    kill(service.child, 'SIGTERM')
-    const { code, stderr } = await service.exited
-    assert.equal(code, 124, stderr)
-    await wait(100)
-    const sent = systemd.datagrams
-    const stopping = sent.findIndex((d) => d.text.startsWith('STOPPING=1\n'))
-    assert.ok(stopping > 0, texts(sent).join(' | '))
-    assert.equal(sent.find((d) => d.text !== 'WATCHDOG=1').text, 'READY=1\nSTATUS=ready', 'READY comes first')
-    assert.ok(texts(sent.slice(0, stopping)).includes('WATCHDOG=1'), 'pings while the loop answered')
-    // The task blocks the loop at once: no ping after STOPPING (one may have been on its way).
-    const lateNotices = sent.slice(stopping + 1)
-    const pingsAfter = lateNotices.filter((d) => d.text === 'WATCHDOG=1' && d.at > sent[stopping].at + 150)
-    assert.deepEqual(pingsAfter, [], 'no ping while the loop is blocked')
-    // Re-extended by the watchdog thread 2 s in, to what remains (about 0.5 s) plus the margin.
-    const extensions = lateNotices.filter((d) => d.text.startsWith('EXTEND_TIMEOUT_USEC='))
-    assert.equal(extensions.length, 1, texts(lateNotices).join(' | '))
-    const after = extensions[0].at - sent[stopping].at
-    assert.ok(after > 1800 && after < 2400, `re-extended ${after} ms after STOPPING`)
-    const usec = Number(extensions[0].text.split('=')[1])
-    assert.ok(usec > 1_000_000 && usec < 1_800_000, extensions[0].text)
-  },
-)
+test('a blocked loop: the pings stop, the stop timeout is re-extended until the hard exit (abstract socket)', {
+  ...needs('python3'),
+  ...onLinux('an abstract socket'),
+}, async (t) => {
+  const address = `@titan-lifecycle-test-${process.pid}`
+  const systemd = await listen(address)
+  t.after(() => systemd.stop())
+  const service = start('notify-service.cjs', ['block', '2500'], {
+    env: { NOTIFY_SOCKET: address, WATCHDOG_USEC: '200000' },
+  })
+  await service.ready
+  await wait(300)
+  kill(service.child, 'SIGTERM')
+  const { code, stderr } = await service.exited
+  assert.equal(code, 124, stderr)
+  await wait(100)
+  const sent = systemd.datagrams
+  const stopping = sent.findIndex((d) => d.text.startsWith('STOPPING=1\n'))
+  assert.ok(stopping > 0, texts(sent).join(' | '))
+  assert.equal(sent.find((d) => d.text !== 'WATCHDOG=1').text, 'READY=1\nSTATUS=ready', 'READY comes first')
+  assert.ok(texts(sent.slice(0, stopping)).includes('WATCHDOG=1'), 'pings while the loop answered')
+  // The task blocks the loop at once: no ping after STOPPING (one may have been on its way).
+  const lateNotices = sent.slice(stopping + 1)
+  const pingsAfter = lateNotices.filter((d) => d.text === 'WATCHDOG=1' && d.at > sent[stopping].at + 150)
+  assert.deepEqual(pingsAfter, [], 'no ping while the loop is blocked')
+  // Re-extended by the watchdog thread 2 s in, to what remains (about 0.5 s) plus the margin.
+  const extensions = lateNotices.filter((d) => d.text.startsWith('EXTEND_TIMEOUT_USEC='))
+  assert.equal(extensions.length, 1, texts(lateNotices).join(' | '))
+  const after = extensions[0].at - sent[stopping].at
+  assert.ok(after > 1800 && after < 2400, `re-extended ${after} ms after STOPPING`)
+  const usec = Number(extensions[0].text.split('=')[1])
+  assert.ok(usec > 1_000_000 && usec < 1_800_000, extensions[0].text)
+})
 
-test('without NOTIFY_SOCKET nothing is sent and ready() is harmless', async () => {
+test('without NOTIFY_SOCKET nothing is sent and ready() is harmless', onLinux('/proc/<pid>/fd'), async () => {
   const service = start('notify-service.cjs', ['graceful'], { env: { NOTIFY_SOCKET: '', WATCHDOG_USEC: '200000' } })
   await service.ready
   // No socket is made: the service holds no Unix datagram socket.
