@@ -454,29 +454,27 @@ test('a burst whose ids or names do not split one per task registers nothing and
   assert.equal(shutdown.registerMany('a\0b', null, new Float64Array([50, 50]), new Uint8Array([0])), false)
   assert.equal(shutdown.registerMany('a\0b', null, ...two), true)
   // The plan names tasks by position, so a facade that counts other tasks than the native side begins nothing.
-  const figures = () => new Float64Array(new ArrayBuffer(5 * 8))
-  const room = (tasks) => new Uint32Array(2 * tasks)
-  assert.throws(() => shutdown.begin('manual', 30_000, null, true, 3, figures(), room(3)), {
-    code: 'ERR_INTERNAL_ASSERTION',
-  })
+  // `begin` writes 5 doubles, then two 32-bit indexes per task, into the ArrayBuffer it is given.
+  const room = (tasks) => new ArrayBuffer(5 * 8 + 2 * tasks * 4)
+  assert.throws(() => shutdown.begin('manual', 30_000, null, true, 3, room(3)), { code: 'ERR_INTERNAL_ASSERTION' })
   assert.equal(shutdown.state, 'running')
-  // Nor does one that gives begin too little room for what it writes (figures, then two indexes per task).
-  assert.throws(() => shutdown.begin('manual', 30_000, null, true, 2, figures(), room(1)), {
+  // Nor does one that gives begin too little room for what it writes.
+  assert.throws(() => shutdown.begin('manual', 30_000, null, true, 2, room(1)), {
     code: 'ERR_INTERNAL_ASSERTION',
-    message: /room for 5 figures and 2 indexes, and 2 tasks need 5 and 4/,
+    message: /given 48 bytes, and 2 tasks need 56/,
   })
-  assert.throws(() => shutdown.begin('manual', 30_000, null, true, 2, new Float64Array(4), room(2)), {
-    code: 'ERR_INTERNAL_ASSERTION',
-  })
+  // Only an ArrayBuffer: no other thread may write what the native side writes.
+  assert.throws(() => shutdown.begin('manual', 30_000, null, true, 2, new SharedArrayBuffer(56)))
+  assert.throws(() => shutdown.begin('manual', 30_000, null, true, 2, new Float64Array(7)))
   assert.equal(shutdown.state, 'running')
-  const start = figures()
-  const indexes = room(2)
+  const buffer = room(2)
   // The reason alone: no signal passed and none began it, and no dependency is missing.
-  assert.equal(shutdown.begin('manual', 30_000, null, true, 2, start, indexes), 'manual')
+  assert.equal(shutdown.begin('manual', 30_000, null, true, 2, buffer), 'manual')
+  const figures = new Float64Array(buffer, 0, 5)
   // elapsed, remaining, budget, handle, ready count; positions [0, 1]; both ready (plan indexes 0 and 1).
-  assert.ok(start[0] >= 0 && start[0] < 1000, `elapsed ${start[0]}`)
-  assert.ok(start[1] > 29_000 && start[1] <= 30_000, `remaining ${start[1]}`)
-  assert.deepEqual([start[2], start[4], ...indexes], [30_000, 2, 0, 1, 0, 1])
+  assert.ok(figures[0] >= 0 && figures[0] < 1000, `elapsed ${figures[0]}`)
+  assert.ok(figures[1] > 29_000 && figures[1] <= 30_000, `remaining ${figures[1]}`)
+  assert.deepEqual([figures[2], figures[4], ...new Uint32Array(buffer, 40)], [30_000, 2, 0, 1, 0, 1])
   shutdown.finish(0, false)
 })
 
@@ -485,12 +483,11 @@ test('begin returns the details of a shutdown whose dependency is missing, and w
   const shutdown = new native.NativeShutdown(null)
   shutdown.register('late', 'late', 60, 'stop', [])
   shutdown.register('early', 'early', 10, 'stop', ['ghost'])
-  const start = new Float64Array(5)
-  const indexes = new Uint32Array(4)
-  const details = shutdown.begin('manual', 30_000, null, true, 2, start, indexes)
+  const buffer = new ArrayBuffer(5 * 8 + 4 * 4)
+  const details = shutdown.begin('manual', 30_000, null, true, 2, buffer)
   assert.deepEqual(details, { reason: 'manual', missing: [{ taskId: 'early', dependsOn: 'ghost' }] })
   // The plan runs 'early' (registered second) first; only it starts now.
-  assert.deepEqual([start[4], ...indexes], [1, 1, 0, 0, 0])
+  assert.deepEqual([new Float64Array(buffer, 0, 5)[4], ...new Uint32Array(buffer, 40)], [1, 1, 0, 0, 0])
   shutdown.finish(0, false)
 })
 
@@ -501,9 +498,9 @@ test("a finished shutdown's handle settles nothing, even after another shutdown 
   const begin = () => {
     const shutdown = new native.NativeShutdown(null)
     shutdown.registerMany('only', null, new Float64Array([50]), new Uint8Array([0]))
-    const figures = new Float64Array(5)
-    shutdown.begin('manual', 30_000, null, true, 1, figures, new Uint32Array(2))
-    return { shutdown, start: { handle: figures[3] } }
+    const buffer = new ArrayBuffer(5 * 8 + 2 * 4)
+    shutdown.begin('manual', 30_000, null, true, 1, buffer)
+    return { shutdown, start: { handle: new Float64Array(buffer, 0, 5)[3] } }
   }
   const first = begin()
   assert.equal(native.settleTask(first.start.handle, 0, 0), -2) // its last task: finished

@@ -122,19 +122,33 @@ const STATUS_NAMES = ['pending', 'running', 'succeeded', 'failed', 'timedOut', '
 /** What `settleTask` answers when no task starts because of it. */
 const SETTLE_NOT_RUNNING = -1
 const SETTLE_FINISHED = -2
-/** Where `begin` writes what starting a shutdown needs (src/binding.rs, `start_layout`). */
+/**
+ * Where `begin` writes what starting a shutdown needs (src/binding.rs, `start_layout`): figures (doubles),
+ * then from byte START_INDEXES_AT the plan's indexes (32-bit): the plan, then the tasks that start now.
+ */
 const START_ELAPSED_MS = 0
 const START_REMAINING_MS = 1
 const START_BUDGET_MS = 2
 const START_HANDLE = 3
 const START_READY_COUNT = 4
 const START_FIGURES = 5
+const START_INDEXES_AT = START_FIGURES * Float64Array.BYTES_PER_ELEMENT
 /**
- * The room for the plan's indexes a run makes ahead (two per task: the plan, then the tasks that start
- * now): a service with up to this many tasks makes none on the way from a signal, a larger one makes it
- * there (for 10 000 tasks, 6 to 12 µs), and nothing is kept per task before.
+ * The room for the plan's indexes a run makes ahead (two per task): a service with up to this many tasks
+ * makes none on the way from a signal, a larger one makes it there (for 10 000 tasks, 6 to 12 µs), and
+ * nothing is kept per task before.
  */
 const START_TASKS_AHEAD = 16
+
+/** A buffer for `begin` with room for `taskCount` tasks, and the views the facade reads it through. */
+function startBuffer(taskCount) {
+  const buffer = new ArrayBuffer(START_INDEXES_AT + 2 * taskCount * Uint32Array.BYTES_PER_ELEMENT)
+  return {
+    buffer,
+    figures: new Float64Array(buffer, 0, START_FIGURES),
+    indexes: new Uint32Array(buffer, START_INDEXES_AT),
+  }
+}
 
 function taskTimeoutError(id, timeout) {
   return lifecycleError('ERR_TASK_TIMEOUT', `shutdown task '${id}' timed out after ${timeout} ms`)
@@ -196,12 +210,8 @@ class ShutdownRun {
   /** The deadline on the monotonic clock, for timeouts (the wall clock of `deadline` can jump). */
   #deadlineMono = 0
   #budgetMs = 0
-  /**
-   * Where `begin` writes (see START_FIGURES), made ahead. The native side reads their address, which V8
-   * gives as is only for memory off its heap: an ArrayBuffer's, or a typed array's of over 64 bytes.
-   */
-  #startFigures = new Float64Array(new ArrayBuffer(START_FIGURES * Float64Array.BYTES_PER_ELEMENT))
-  #startIndexes = new Uint32Array(2 * START_TASKS_AHEAD)
+  /** Where `begin` writes (see START_FIGURES), made ahead. */
+  #start = startBuffer(START_TASKS_AHEAD)
 
   /**
    * Made ahead of the shutdown (the manager prepares its run when it is built); `start` begins it.
@@ -264,10 +274,9 @@ class ShutdownRun {
     // Throws ERR_SHUTDOWN_IN_PROGRESS if JavaScript already runs (or ran) this shutdown.
     // The task count lets the native side check that positions in its plan name the tasks of this Map.
     const taskCount = this.#tasks.size
-    if (this.#startIndexes.length < 2 * taskCount) this.#startIndexes = new Uint32Array(2 * taskCount)
-    const figures = this.#startFigures
-    const indexes = this.#startIndexes
-    const trigger = this.#native.begin(reason, budgetMs, signal, delayMs === 0, taskCount, figures, indexes)
+    if (this.#start.indexes.length < 2 * taskCount) this.#start = startBuffer(taskCount)
+    const { buffer, figures, indexes } = this.#start
+    const trigger = this.#native.begin(reason, budgetMs, signal, delayMs === 0, taskCount, buffer)
     // The reason alone, unless another signal began this shutdown or a dependency is missing.
     const details = typeof trigger === 'string' ? null : trigger
     const now = Date.now()
@@ -408,10 +417,11 @@ class ShutdownRun {
 
   /**
    * Takes the plan's ids and entries from the manager's tasks, by the registration positions `begin` wrote
-   * (the first `taskCount` of its indexes). The plan names each task by its position in the order of registration, which is the order the manager's Map keeps (a task registered again after
-   * its removal goes last in both; a registration the native side refused is in neither): one pass over
-   * the Map, where sending the ids and looking each up again cost a shutdown of 10 000 tasks 2 ms. `begin`
-   * refused to start if the native side counted a different number of tasks than the Map holds.
+   * (the first `taskCount` of its indexes). The plan names each task by its position in the order of
+   * registration, which is the order the manager's Map keeps (a task registered again after its removal
+   * goes last in both; a registration the native side refused is in neither): one pass over the Map, where
+   * sending the ids and looking each up again cost a shutdown of 10 000 tasks 2 ms. `begin` refused to start
+   * if the native side counted a different number of tasks than the Map holds.
    */
   #placeTasks(positions, taskCount) {
     const ids = Array.from(this.#tasks.keys())

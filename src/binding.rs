@@ -104,15 +104,14 @@ impl Drop for NativeShutdown {
   }
 }
 
-/// What `begin` writes into the figures the facade passes (a `Float64Array`), by index; the facade
-/// (lib/run.js, `START_*`) reads the same layout. The plan's indexes go into a `Uint32Array` it passes too:
-/// one registration position per task in plan order (the order the facade keeps tasks in; no id crosses:
-/// splitting a plan's ids and looking each up again cost a shutdown of 10 000 tasks 2 ms), then the plan
-/// indexes of the tasks that start now. Buffers rather than an object: on the way from a signal to the first
-/// task, right after an idle period, `begin` returning an object of nine properties took 73 to 87 µs, and
-/// 31 µs this way (each named property is a key V8 looks up again, each short list an array built element
-/// by element). The buffers must be off V8's heap (over 64 bytes, or made on an `ArrayBuffer`), or reading
-/// their address copies them out first (5 µs more).
+/// What `begin` writes into the `ArrayBuffer` the facade passes: figures (`f64`, by index), then from
+/// [`INDEXES_AT`](start_layout::INDEXES_AT) the plan's indexes (`u32`): one registration position per task
+/// in plan order (the order the facade keeps tasks in; no id crosses: splitting a plan's ids and looking
+/// each up again cost a shutdown of 10 000 tasks 2 ms), then the plan indexes of the tasks that start now.
+/// The facade (lib/run.js, `START_*`) reads it through a `Float64Array` and a `Uint32Array` on the buffer.
+/// A buffer rather than an object: on the way from a signal to the first task, right after an idle period,
+/// `begin` returning an object of nine properties took 73 to 87 µs, and about 31 µs this way (each named
+/// property is a key V8 looks up again, each short list an array built element by element).
 mod start_layout {
   /// Milliseconds since the shutdown began (the signal handler's timestamp, or the `begin` call).
   pub const ELAPSED_MS: usize = 0;
@@ -124,6 +123,8 @@ mod start_layout {
   pub const READY_COUNT: usize = 4;
   /// How many figures there are.
   pub const FIGURES: usize = 5;
+  /// The byte offset of the indexes, after the figures.
+  pub const INDEXES_AT: usize = FIGURES * size_of::<f64>();
 }
 
 /// What `begin` returns when the shutdown's trigger is not only its reason (JavaScript passes the signal it
@@ -534,12 +535,9 @@ impl NativeShutdown {
   /// `start_tasks: false` attaches without starting the first tasks (a shutdown delay comes first; see
   /// `startTasks`). `task_count`: how many tasks the facade holds; a different count natively refuses the
   /// shutdown before anything begins (`ERR_INTERNAL_ASSERTION`), as the plan names tasks by position.
-  /// `figures` and `indexes`: where the figures and the plan's indexes go ([`start_layout`]); `indexes`
-  /// holds at least `2 × task_count`. Returns the shutdown's reason, or its details when the signal is not
-  /// the one passed or a dependency is missing.
-  // Plain arguments rather than an options object: reading an object's properties is what this call's
-  // shape avoids on the way from a signal (see `start_layout`).
-  #[allow(clippy::too_many_arguments)]
+  /// `start`: where the figures and the plan's indexes go (`start_layout`), room for `2 × task_count`
+  /// indexes after the figures. Returns the shutdown's reason, or its details when the signal is not the one
+  /// passed or a dependency is missing.
   #[napi(catch_unwind)]
   pub fn begin(
     &self,
@@ -548,25 +546,24 @@ impl NativeShutdown {
     signal: Option<String>,
     start_tasks: bool,
     task_count: u32,
-    mut figures: Float64ArraySlice,
-    mut indexes: Uint32ArraySlice,
+    mut start: ArrayBuffer,
   ) -> napi::Result<Either<String, RunDetails>, ErrorCode> {
     use start_layout::*;
-    // SAFETY: the facade's own buffers (lib/run.js), made by it and never shared with another thread; this
-    // call runs on the JavaScript thread, so no JavaScript can touch them while the slices live (this call).
-    let (figures, indexes) = unsafe { (figures.as_mut(), indexes.as_mut()) };
+    // SAFETY: napi hands over an ArrayBuffer only (it refuses a SharedArrayBuffer), which no other thread
+    // can write; this call runs on the JavaScript thread, so no JavaScript can touch or detach it while the
+    // slice lives (this call); and it is the only slice made of it, so nothing aliases it.
+    let start = unsafe { start.as_mut() };
     let budget = budget(budget_ms)?;
     // Checked before anything begins: a shutdown attached and then refused would be left to the watchdog.
     let plan_len = task_count as usize;
-    if figures.len() < FIGURES || indexes.len() < 2 * plan_len {
+    let needed = INDEXES_AT + 2 * plan_len * size_of::<u32>();
+    if start.len() < needed {
       return Err(napi::Error::new(
         ErrorCode("ERR_INTERNAL_ASSERTION"),
         format!(
-          "begin was given room for {} figures and {} indexes, and {plan_len} tasks need {FIGURES} and {} (a \
-           bug in titan-lifecycle: please report it)",
-          figures.len(),
-          indexes.len(),
-          2 * plan_len
+          "begin was given {} bytes, and {plan_len} tasks need {needed} (a bug in titan-lifecycle: please \
+           report it)",
+          start.len()
         ),
       ));
     }
@@ -580,15 +577,19 @@ impl NativeShutdown {
     self.release_run_handle();
     let handle = attach_handle(&self.manager);
     self.run_handle.set(Some(handle));
-    figures[ELAPSED_MS] = millis(deadline.elapsed(now));
-    figures[REMAINING_MS] = millis(deadline.remaining(now));
-    figures[BUDGET_MS] = millis(deadline.budget());
-    figures[HANDLE] = f64::from(handle);
-    figures[READY_COUNT] = attached.ready.len() as f64;
+    let (figures, indexes) = start.split_at_mut(INDEXES_AT);
+    let mut figure = |at: usize, value: f64| {
+      figures[at * size_of::<f64>()..(at + 1) * size_of::<f64>()].copy_from_slice(&value.to_ne_bytes());
+    };
+    figure(ELAPSED_MS, millis(deadline.elapsed(now)));
+    figure(REMAINING_MS, millis(deadline.remaining(now)));
+    figure(BUDGET_MS, millis(deadline.budget()));
+    figure(HANDLE, f64::from(handle));
+    figure(READY_COUNT, attached.ready.len() as f64);
     // The native count equals `task_count` (checked by `begin`), so both lists fit the room checked above.
     let plan = attached.registration_positions.iter().chain(&attached.ready);
-    for (slot, &index) in indexes.iter_mut().zip(plan) {
-      *slot = index;
+    for (slot, index) in indexes.chunks_exact_mut(size_of::<u32>()).zip(plan) {
+      slot.copy_from_slice(&index.to_ne_bytes());
     }
     if attached.signal == signo && signo.is_some() == signal.is_some() && attached.missing.is_empty() {
       return Ok(Either::A(attached.reason));
