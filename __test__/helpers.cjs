@@ -164,13 +164,17 @@ function isRunning(pid) {
   }
 }
 
-/** isRunning where there is no /proc (macOS): ps exits 1 for no such process; a zombie's state starts with Z. */
+/**
+ * isRunning where there is no /proc (macOS): ps exits 1 for no such process; a zombie's state starts with Z.
+ * Any other failure (no ps at all) throws, rather than pass for "not running".
+ */
 function isRunningByPs(pid) {
   try {
     const state = execFileSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8', timeout: 5000 })
     return state.trim() !== '' && !state.trim().startsWith('Z')
-  } catch {
-    return false
+  } catch (error) {
+    if (error.status === 1) return false
+    throw error
   }
 }
 
