@@ -32,9 +32,9 @@ export declare class NativeShutdown {
    * `start_tasks: false` attaches without starting the first tasks (a shutdown delay comes first; see
    * `startTasks`). `task_count`: how many tasks the facade holds; a different count natively refuses the
    * shutdown before anything begins (`ERR_INTERNAL_ASSERTION`), as the plan names tasks by position.
-   * `start`: where the figures and the plan's indexes go (`start_layout`), room for `2 × task_count`
-   * indexes after the figures. Returns the shutdown's reason, or its details when the signal is not the one
-   * passed or a dependency is missing.
+   * `start`: an `ArrayBuffer` where the figures and the plan's indexes go (`start_layout` in
+   * src/binding.rs), with room for `2 × task_count` indexes after the figures. Returns the shutdown's
+   * reason, or its details when the signal is not the one passed or a dependency is missing.
    */
   begin(reason: string, budgetMs: number, signal: string | undefined | null, startTasks: boolean, taskCount: number, start: ArrayBuffer): string | RunDetails
   /** Starts the first tasks of a shutdown attached with `start_tasks: false`; returns them. */

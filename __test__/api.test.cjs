@@ -464,8 +464,9 @@ test('a burst whose ids or names do not split one per task registers nothing and
     message: /given 48 bytes, and 2 tasks need 56/,
   })
   // Only an ArrayBuffer: no other thread may write what the native side writes.
-  assert.throws(() => shutdown.begin('manual', 30_000, null, true, 2, new SharedArrayBuffer(56)))
-  assert.throws(() => shutdown.begin('manual', 30_000, null, true, 2, new Float64Array(7)))
+  for (const other of [new SharedArrayBuffer(56), new Float64Array(7), null]) {
+    assert.throws(() => shutdown.begin('manual', 30_000, null, true, 2, other), { code: 'ERR_INVALID_ARG_TYPE' })
+  }
   assert.equal(shutdown.state, 'running')
   const buffer = room(2)
   // The reason alone: no signal passed and none began it, and no dependency is missing.

@@ -158,7 +158,7 @@ const SMOKE = [
 /**
  * The whole Node suite (__test__/*.test.cjs) against this build, where it runs at native speed: x64 glibc in
  * this machine's Node, x64 musl in the musl root. The musl root has a Node and nothing else, so tests that
- * run gcc, openssl, mkfifo, python3 or npm are skipped there and counted (helpers.needs). Under qemu a test's
+ * run gcc, openssl, mkfifo, python3, npm or ps are skipped there and counted (helpers.needs). Under qemu a test's
  * children would run natively (no binfmt), so the arm64 builds get the smoke suite only.
  */
 const FULL_SUITE = { 'linux-x64-gnu': { skipMissingTools: false }, 'linux-x64-musl': { skipMissingTools: true } }

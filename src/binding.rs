@@ -127,6 +127,31 @@ mod start_layout {
   pub const INDEXES_AT: usize = FIGURES * size_of::<f64>();
 }
 
+/// Where the bytes of `value` are, and how many, if it is an `ArrayBuffer`. A `SharedArrayBuffer`, which
+/// another thread may write meanwhile, is refused here: `napi_get_arraybuffer_info` reads one too from
+/// Node 24.9 on.
+fn array_buffer_bytes(value: Unknown) -> napi::Result<(*mut u8, usize), ErrorCode> {
+  use napi::sys;
+  let raw = value.value();
+  let (env, value) = (raw.env, raw.value);
+  let mut is_array_buffer = false;
+  let mut data = std::ptr::null_mut();
+  let mut length = 0;
+  // SAFETY: napi calls on the JavaScript thread (a method call's), with its env and its own argument.
+  let read = unsafe {
+    sys::napi_is_arraybuffer(env, value, &mut is_array_buffer) == sys::Status::napi_ok
+      && is_array_buffer
+      && sys::napi_get_arraybuffer_info(env, value, &mut data, &mut length) == sys::Status::napi_ok
+  };
+  if !read {
+    return Err(napi::Error::new(
+      ErrorCode("ERR_INVALID_ARG_TYPE"),
+      "begin writes into an ArrayBuffer (not a SharedArrayBuffer)".to_owned(),
+    ));
+  }
+  Ok((data.cast(), length))
+}
+
 /// What `begin` returns when the shutdown's trigger is not only its reason (JavaScript passes the signal it
 /// heard of, so the signal is news only when another one began the shutdown) or a dependency is missing.
 #[napi(object)]
@@ -136,9 +161,9 @@ pub struct RunDetails {
   pub missing: Vec<MissingDependency>,
 }
 
-/// A list of plan indexes or lengths for JavaScript: an array when short, a typed array when long. A typed
-/// array napi-rs makes is an external buffer with a finalizer, which cost the way from a signal to the first
-/// task 30 µs more than a short array; an array is built element by element, which cost a shutdown of
+/// A list of plan indexes or lengths for JavaScript (`startTasks`, `settleTask`): an array when short, a
+/// typed array when long. A typed array napi-rs makes is an external buffer with a finalizer, which cost a
+/// short list 30 µs more than an array; an array is built element by element, which cost a shutdown of
 /// 10 000 tasks about a millisecond per list.
 /// (Spelled out where napi-rs reads it: an alias does not reach the generated typings.)
 pub type IndexList = Either<Vec<u32>, Uint32Array>;
@@ -535,9 +560,9 @@ impl NativeShutdown {
   /// `start_tasks: false` attaches without starting the first tasks (a shutdown delay comes first; see
   /// `startTasks`). `task_count`: how many tasks the facade holds; a different count natively refuses the
   /// shutdown before anything begins (`ERR_INTERNAL_ASSERTION`), as the plan names tasks by position.
-  /// `start`: where the figures and the plan's indexes go (`start_layout`), room for `2 × task_count`
-  /// indexes after the figures. Returns the shutdown's reason, or its details when the signal is not the one
-  /// passed or a dependency is missing.
+  /// `start`: an `ArrayBuffer` where the figures and the plan's indexes go (`start_layout` in
+  /// src/binding.rs), with room for `2 × task_count` indexes after the figures. Returns the shutdown's
+  /// reason, or its details when the signal is not the one passed or a dependency is missing.
   #[napi(catch_unwind)]
   pub fn begin(
     &self,
@@ -546,24 +571,20 @@ impl NativeShutdown {
     signal: Option<String>,
     start_tasks: bool,
     task_count: u32,
-    mut start: ArrayBuffer,
+    #[napi(ts_arg_type = "ArrayBuffer")] start: Unknown,
   ) -> napi::Result<Either<String, RunDetails>, ErrorCode> {
     use start_layout::*;
-    // SAFETY: napi hands over an ArrayBuffer only (it refuses a SharedArrayBuffer), which no other thread
-    // can write; this call runs on the JavaScript thread, so no JavaScript can touch or detach it while the
-    // slice lives (this call); and it is the only slice made of it, so nothing aliases it.
-    let start = unsafe { start.as_mut() };
+    let (data, length) = array_buffer_bytes(start)?;
     let budget = budget(budget_ms)?;
     // Checked before anything begins: a shutdown attached and then refused would be left to the watchdog.
     let plan_len = task_count as usize;
     let needed = INDEXES_AT + 2 * plan_len * size_of::<u32>();
-    if start.len() < needed {
+    if length < needed {
       return Err(napi::Error::new(
         ErrorCode("ERR_INTERNAL_ASSERTION"),
         format!(
-          "begin was given {} bytes, and {plan_len} tasks need {needed} (a bug in titan-lifecycle: please \
-           report it)",
-          start.len()
+          "begin was given {length} bytes, and {plan_len} tasks need {needed} (a bug in titan-lifecycle: \
+           please report it)"
         ),
       ));
     }
@@ -577,10 +598,15 @@ impl NativeShutdown {
     self.release_run_handle();
     let handle = attach_handle(&self.manager);
     self.run_handle.set(Some(handle));
-    let (figures, indexes) = start.split_at_mut(INDEXES_AT);
-    let mut figure = |at: usize, value: f64| {
-      figures[at * size_of::<f64>()..(at + 1) * size_of::<f64>()].copy_from_slice(&value.to_ne_bytes());
+    let write = |at: usize, bytes: &[u8]| {
+      debug_assert!(at + bytes.len() <= needed);
+      // SAFETY: `data` holds `length` bytes of an ArrayBuffer (not a shared one: `array_buffer_bytes`),
+      // alive and attached for this whole call (no JavaScript runs during it); every write lies within the
+      // first `needed <= length` bytes (the layout's figures, then 2 × `plan_len` indexes, checked above);
+      // and no Rust reference to these bytes exists, so a raw write aliases nothing.
+      unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), data.add(at), bytes.len()) };
     };
+    let figure = |at: usize, value: f64| write(at * size_of::<f64>(), &value.to_ne_bytes());
     figure(ELAPSED_MS, millis(deadline.elapsed(now)));
     figure(REMAINING_MS, millis(deadline.remaining(now)));
     figure(BUDGET_MS, millis(deadline.budget()));
@@ -588,8 +614,8 @@ impl NativeShutdown {
     figure(READY_COUNT, attached.ready.len() as f64);
     // The native count equals `task_count` (checked by `begin`), so both lists fit the room checked above.
     let plan = attached.registration_positions.iter().chain(&attached.ready);
-    for (slot, index) in indexes.chunks_exact_mut(size_of::<u32>()).zip(plan) {
-      slot.copy_from_slice(&index.to_ne_bytes());
+    for (k, index) in plan.enumerate() {
+      write(INDEXES_AT + k * size_of::<u32>(), &index.to_ne_bytes());
     }
     if attached.signal == signo && signo.is_some() == signal.is_some() && attached.missing.is_empty() {
       return Ok(Either::A(attached.reason));
