@@ -207,6 +207,25 @@ export interface Stall {
   running: Array<string>
 }
 
+/** The layout of what `begin` writes. */
+export declare function startBufferLayout(): StartBufferLayout
+
+/**
+ * Where `begin` writes what (`start_layout`), for the facade to read it by, so the layout has one source:
+ * the index of each figure (a double), how many figures there are, and the byte offset of the indexes.
+ */
+export interface StartBufferLayout {
+  elapsedMs: number
+  remainingMs: number
+  budgetMs: number
+  handle: number
+  readyCount: number
+  /** How many figures there are. */
+  figures: number
+  /** The byte offset of the plan's indexes (32-bit), after the figures. */
+  indexesAt: number
+}
+
 /** What cutting the stop phase did (see `cutStopPhase`). */
 export interface StopPhaseCut {
   /** Stop tasks that were running, now timed out. */

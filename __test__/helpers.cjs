@@ -170,8 +170,8 @@ function isRunning(pid) {
  */
 function isRunningByPs(pid) {
   try {
-    const state = execFileSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8', timeout: 5000 })
-    return state.trim() !== '' && !state.trim().startsWith('Z')
+    const state = execFileSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8', timeout: 5000 }).trim()
+    return state !== '' && !state.startsWith('Z')
   } catch (error) {
     if (error.status === 1) return false
     throw error

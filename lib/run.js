@@ -123,16 +123,18 @@ const STATUS_NAMES = ['pending', 'running', 'succeeded', 'failed', 'timedOut', '
 const SETTLE_NOT_RUNNING = -1
 const SETTLE_FINISHED = -2
 /**
- * Where `begin` writes what starting a shutdown needs (src/binding.rs, `start_layout`): figures (doubles),
+ * Where `begin` writes what starting a shutdown needs, as the native side lays it out: figures (doubles),
  * then from byte START_INDEXES_AT the plan's indexes (32-bit): the plan, then the tasks that start now.
  */
-const START_ELAPSED_MS = 0
-const START_REMAINING_MS = 1
-const START_BUDGET_MS = 2
-const START_HANDLE = 3
-const START_READY_COUNT = 4
-const START_FIGURES = 5
-const START_INDEXES_AT = START_FIGURES * Float64Array.BYTES_PER_ELEMENT
+const {
+  elapsedMs: START_ELAPSED_MS,
+  remainingMs: START_REMAINING_MS,
+  budgetMs: START_BUDGET_MS,
+  handle: START_HANDLE,
+  readyCount: START_READY_COUNT,
+  figures: START_FIGURES,
+  indexesAt: START_INDEXES_AT,
+} = native.startBufferLayout()
 /**
  * The room for the plan's indexes a run makes ahead (two per task): a service with up to this many tasks
  * makes none on the way from a signal, a larger one makes it there (for 10 000 tasks, 6 to 12 µs), and

@@ -2,8 +2,8 @@
 //!
 //! It is formatted into a fixed stack buffer ([`FixedBuf`]) and written with bounded writes (`exit_write`):
 //! rendering and writing it allocate nothing and take no lock. (What the hard exit gathers before, and why
-//! each lock it takes there is bounded, is in `watchdog`'s module docs.) A report that does not fit is cut short, says so, and still
-//! ends with its exit line. Task ids, names and reasons are user text: control characters in them are
+//! each lock it takes there is bounded, is in `watchdog`'s module docs.) A report that does not fit is cut
+//! short, says so, and still ends with its exit line. Task ids, names and reasons are user text: control characters in them are
 //! escaped, so they can neither drive the operator's terminal nor forge a line of the report.
 
 use std::fmt::{self, Write};
