@@ -1,9 +1,10 @@
 'use strict'
 // An idle HTTP service, for the idle-cost section of the bench: a listening server and, unless the argument
 // is `bare`, the named library set up the way its README's first example does (`floor`: the bench's
-// napi-rs addon that does nothing, loaded from the path given next; titan-lifecycle: resolved by name from the
-// directory given next, where the bench lays it out as npm installs it, or this checkout without one). It prints `ready` and then
-// does nothing; the bench reads its threads' wake-ups and CPU time from /proc while it idles.
+// napi-rs addon that does nothing, loaded from the path given next; titan-lifecycle: resolved by name from
+// the directory given next, where the bench lays it out as npm installs it, or this checkout without one).
+// It prints `ready` and then does nothing; the bench reads its threads' wake-ups and CPU time from /proc
+// while it idles.
 const http = require('node:http')
 const path = require('node:path')
 
