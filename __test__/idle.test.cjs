@@ -1,13 +1,13 @@
 'use strict'
 // An idle service pays for the library all its life: the watchdog thread must sleep while nothing happens.
-// Its guard checks the signal slots every 5 s (README, "What it costs"), so in 6 s of idleness the thread
+// Its guard checks the signal slots every 4.5 to 5 s (README, "What it costs"), so in 6 s of idleness the thread
 // wakes once or twice; the guard that polled every 200 ms woke 30 times. The whole process's wake-ups and
 // CPU per minute are measured against the peers by `npm run bench`.
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
-const { start, kill } = require('./helpers.cjs')
+const { start, kill, waitFor } = require('./helpers.cjs')
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -70,4 +70,41 @@ test("an idle service's main thread sleeps: the loop is not woken by the library
   // Idle, it has nothing to wake for (the deferred slot check that re-armed itself woke it ~900 times a
   // second); a few wake-ups of Node's own are allowed.
   assert.ok(woke <= 20, `the main thread woke ${woke} times in 2 s of idleness`)
+})
+
+/** A thread's timer slack: how late the kernel may wake it from a timed sleep, in nanoseconds. */
+function timerSlack(tid) {
+  return Number(fs.readFileSync(`/proc/${tid}/timerslack_ns`, 'utf8'))
+}
+
+test("the watchdog lets only the guard's slow check come late, so the kernel can wake it with another timer", {
+  skip: process.platform !== 'linux',
+}, async () => {
+  // A shutdown with a task that never settles, 200 ms to its timeout; its stall probes keep the watchdog to
+  // the millisecond while it runs.
+  const fixture = start('never-settles.cjs', [], { killAfterMs: 15_000 })
+  await fixture.ready
+  const pid = fixture.child.pid
+  const tid = threadNamed(pid, 'titan-watchdog')
+  assert.ok(tid, 'the watchdog thread exists')
+  // The main thread keeps the process's default (50 µs unless the service manager set another).
+  const standard = timerSlack(pid)
+  await waitFor(() => timerSlack(tid) !== standard, 2000, "the watchdog's idle slack to be set")
+  assert.equal(timerSlack(tid), 500_000_000, 'idle, the slow check may come up to 500 ms late')
+  kill(fixture.child, 'SIGTERM')
+  let precise = false
+  while (!precise && fixture.child.exitCode === null) {
+    try {
+      precise = timerSlack(tid) === standard
+    } catch {
+      break // the process has gone
+    }
+    await sleep(2)
+  }
+  const result = await fixture.exited
+  assert.ok(precise, `the watchdog kept its idle slack while the shutdown ran (stderr: ${result.stderr})`)
+  assert.ok(
+    result.lines.some((l) => l.kind === 'task-start' && l.id === 'stuck'),
+    'the shutdown ran its tasks',
+  )
 })

@@ -73,7 +73,7 @@ const scenarios = [
     title:
       'hostile native neighbour re-installs its own SIGTERM handler with sigaction after us, twice, from its own thread, while the loop is idle',
     expect:
-      'the guard takes the signal back within its slow period (5 s) the first time, within its watchful period (200 ms) the second, and warns each time; SIGTERM is graceful',
+      'the guard takes the signal back within 5 s (its slow check) the first time, within its watchful period (200 ms) the second, and warns each time; SIGTERM is graceful',
     async run({ node, neighbourLibrary }) {
       const child = start(path.join(MAIN_FIXTURES, 'neighbour.cjs'), [], {
         node,

@@ -2,7 +2,8 @@
 //!
 //! One std thread, started the first time a manager owns signals or arms a deadline (never at `require`).
 //! It sleeps in `poll` on a non-blocking self-pipe that the signal handler and JavaScript write to, with a
-//! timeout set by the nearest deadline and the guard period. Each time it wakes it:
+//! timeout set by the nearest deadline and the guard period; only the guard's slow check may come late, so
+//! the kernel can fold that wake-up into another (`guard::next_wake`, `set_timer_slack`). Each time it wakes it:
 //! 1. takes the signals the handler recorded. The first one begins the owner's shutdown right here, with the
 //!    deadline counted from the instant the handler ran, and arms that deadline. JavaScript normally hears of
 //!    the signal from libuv (see `main_loop`); if it has not within [`SIGNAL_FALLBACK_DELAY`] (libuv's handler
@@ -40,7 +41,7 @@ use std::time::Duration;
 use crate::clock::{Deadline, MonoTime};
 use crate::coordinator::{Begun, Trigger};
 use crate::error::LifecycleError;
-use crate::guard::GuardSchedule;
+use crate::guard::{self, GuardSchedule};
 use crate::js_stack::{self, Progress, Purpose, ReportOutcome, ReportTarget};
 use crate::main_thread::{self, MainThreadState};
 use crate::report::{DiagnosticReport, FixedBuf, HardExitFacts, RecordView, Whereabouts, render_report};
@@ -252,8 +253,14 @@ fn run(watchdog: &'static Watchdog) {
   // Resolves the V8 functions the stack capture needs now, at load, off the main thread, so that a Node
   // without them is known (and reported) before any deadline.
   let _ = js_stack::availability();
+  // The thread starts with the default slack; it changes only when the leeway does (a system call).
+  let mut slack = Duration::ZERO;
   loop {
-    let timeout = next_wake(watchdog, MonoTime::now());
+    let (timeout, leeway) = next_wake(watchdog, MonoTime::now());
+    if leeway != slack {
+      set_timer_slack(leeway);
+      slack = leeway;
+    }
     wait_readable(watchdog.wake_read, timeout);
     drain(watchdog.wake_read);
     let tick = std::panic::catch_unwind(|| {
@@ -282,9 +289,10 @@ fn block_all_signals() {
   }
 }
 
-fn next_wake(watchdog: &Watchdog, now: MonoTime) -> Option<Duration> {
+/// How long to sleep (`None`: until written to), and how much later the kernel may wake it.
+fn next_wake(watchdog: &Watchdog, now: MonoTime) -> (Option<Duration>, Duration) {
   let state = watchdog.state();
-  let guard = state.guard.next().filter(|_| state.owner.is_some());
+  let guard = state.owner.is_some().then_some(&state.guard);
   let fallback = state.fallback.map(|f| f.due);
   let deadlines = state
     .armed
@@ -296,14 +304,36 @@ fn next_wake(watchdog: &Watchdog, now: MonoTime) -> Option<Duration> {
     .as_ref()
     .and_then(|owner| systemd::next_extend(owner.session.armed_deadline()?));
   let stalls = state.stall_watched.iter().filter_map(|s| next_stall_step(s));
-  guard
+  let others = fallback
     .into_iter()
-    .chain(fallback)
     .chain(deadlines)
     .chain(extensions)
     .chain(stalls)
-    .min()
-    .map(|at| at.saturating_since(now))
+    .min();
+  let wake = guard::next_wake(guard, others);
+  (wake.at.map(|at| at.saturating_since(now)), wake.leeway)
+}
+
+/// Lets the kernel wake this thread up to `leeway` after a timeout, together with a timer that fires
+/// anyway (Linux's timer slack, per thread); zero restores the thread's default (50 µs unless the service
+/// manager set another). Elsewhere timeouts are kept as they are.
+fn set_timer_slack(leeway: Duration) {
+  #[cfg(target_os = "linux")]
+  {
+    let nanos = leeway.as_nanos().min(libc::c_ulong::MAX as u128) as libc::c_ulong;
+    // SAFETY: PR_SET_TIMERSLACK takes a value and changes only this thread's timer slack; it cannot block.
+    unsafe {
+      libc::prctl(
+        libc::PR_SET_TIMERSLACK,
+        nanos,
+        0 as libc::c_ulong,
+        0 as libc::c_ulong,
+        0 as libc::c_ulong,
+      )
+    };
+  }
+  #[cfg(not(target_os = "linux"))]
+  let _ = leeway;
 }
 
 /// When the watchdog next has something to do for a session whose deadline is `at`.
