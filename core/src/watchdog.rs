@@ -261,8 +261,10 @@ fn run(watchdog: &'static Watchdog) {
       set_timer_slack(leeway);
       slack = leeway;
     }
-    wait_readable(watchdog.wake_read, timeout);
-    drain(watchdog.wake_read);
+    // A timeout has nothing to drain: an idle wake-up makes no read that can only say EAGAIN.
+    if wait_readable(watchdog.wake_read, timeout) {
+      drain(watchdog.wake_read);
+    }
     let tick = std::panic::catch_unwind(|| {
       take_signals(watchdog, MonoTime::now());
       tell_javascript_of_signals(watchdog, MonoTime::now());
@@ -378,7 +380,9 @@ fn next_stall_step(session: &Session) -> Option<MonoTime> {
   }
 }
 
-fn wait_readable(fd: c_int, timeout: Option<Duration>) {
+/// Sleeps until `fd` is readable or `timeout` passes; returns whether it may be readable (an interrupted
+/// or failed wait says yes, so the caller drains rather than misses a wake-up).
+fn wait_readable(fd: c_int, timeout: Option<Duration>) -> bool {
   let mut poll_fd = libc::pollfd {
     fd,
     events: libc::POLLIN,
@@ -395,7 +399,8 @@ fn wait_readable(fd: c_int, timeout: Option<Duration>) {
       .as_ref()
       .map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: one valid pollfd, an optional valid timespec, and no signal mask change.
-    unsafe { libc::ppoll(&mut poll_fd, 1, ts_ptr, std::ptr::null()) };
+    let ready = unsafe { libc::ppoll(&mut poll_fd, 1, ts_ptr, std::ptr::null()) };
+    ready != 0
   }
   #[cfg(not(target_os = "linux"))]
   {
@@ -403,7 +408,8 @@ fn wait_readable(fd: c_int, timeout: Option<Duration>) {
       d.as_micros().div_ceil(1000).min(i32::MAX as u128) as c_int
     });
     // SAFETY: one valid pollfd.
-    unsafe { libc::poll(&mut poll_fd, 1, ms) };
+    let ready = unsafe { libc::poll(&mut poll_fd, 1, ms) };
+    ready != 0
   }
 }
 
