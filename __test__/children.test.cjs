@@ -7,7 +7,7 @@ const fs = require('node:fs')
 const { spawn } = require('node:child_process')
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { start, launch, needs, kill, find, isRunning } = require('./helpers.cjs')
+const { start, launch, needs, onLinux, kill, find, isRunning } = require('./helpers.cjs')
 const { ShutdownManager } = require('..')
 
 /** The pids still running within 2 s: SIGKILL lands at once, so anything left then survived. */
@@ -143,27 +143,26 @@ test('bad input: Node-style errors, and nothing is registered or tracked', async
 
 // The one exit no library sees is its own SIGKILL. On Linux the README's way out is util-linux's setpriv,
 // which sets the parent-death signal and then execs the command: this checks that recipe as documented.
-test(
-  'README recipe: a child spawned through setpriv --pdeathsig dies when its parent is SIGKILLed',
-  needs('setpriv'),
-  async () => {
-    const parent = launch([
-      process.execPath,
-      '-e',
-      `const { spawn } = require('node:child_process')
+test('README recipe: a child spawned through setpriv --pdeathsig dies when its parent is SIGKILLed', {
+  ...needs('setpriv'),
+  ...onLinux('setpriv and /proc'),
+}, async () => {
+  const parent = launch([
+    process.execPath,
+    '-e',
+    `const { spawn } = require('node:child_process')
      const child = spawn('setpriv', ['--pdeathsig', 'SIGKILL', '--', 'sleep', '60'], { stdio: 'ignore' })
      console.log(JSON.stringify({ kind: 'ready', child: child.pid }))
      setInterval(() => {}, 60000)`,
-    ])
-    const { child } = await parent.ready
-    // setpriv execs sleep in place (same pid), once it has set the signal.
-    const until = Date.now() + 2000
-    while (!fs.readFileSync(`/proc/${child}/cmdline`, 'utf8').startsWith('sleep') && Date.now() < until) {
-      await new Promise((resolve) => setTimeout(resolve, 10))
-    }
-    assert.ok(isRunning(child))
-    kill(parent.child, 'SIGKILL')
-    await parent.exited
-    assert.deepEqual(await survivors([child]), [], 'the child died with its parent')
-  },
-)
+  ])
+  const { child } = await parent.ready
+  // setpriv execs sleep in place (same pid), once it has set the signal.
+  const until = Date.now() + 2000
+  while (!fs.readFileSync(`/proc/${child}/cmdline`, 'utf8').startsWith('sleep') && Date.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  assert.ok(isRunning(child))
+  kill(parent.child, 'SIGKILL')
+  await parent.exited
+  assert.deepEqual(await survivors([child]), [], 'the child died with its parent')
+})

@@ -5,7 +5,7 @@
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { start, kill, run, find, waitFor, eventNames, needs, neighbourLibrary } = require('./helpers.cjs')
+const { start, kill, run, find, waitFor, eventNames, needs, onLinux, neighbourLibrary } = require('./helpers.cjs')
 
 function assertGraceful(result, reason = 'SIGTERM') {
   assert.equal(result.killedByTimer, false, 'the process hung')
@@ -79,25 +79,24 @@ for (const order of ['before', 'after']) {
 }
 
 for (const variant of ['default', 'only-sigterm']) {
-  test(
-    `a signal that native code kept from libuv still reaches JavaScript, through the watchdog (${variant} signals)`,
-    needs('gcc'),
-    async () => {
-      const fixture = start('guarantee.cjs', ['libuv-unreachable', variant], {
-        env: { LD_PRELOAD: neighbourLibrary(), NEIGHBOUR_DELAY_MS: '100' },
-      })
-      await fixture.ready
-      await waitFor(() => /neighbour: installed/.test(fixture.output().stderr), 2000, 'the neighbour')
-      kill(fixture.child, 'SIGTERM')
-      const result = await fixture.exited
-      assert.match(result.stderr, /neighbour: handler ran/, 'the neighbour, chained, still ran')
-      assertGraceful(result)
-      assert.ok(find(result.lines, 'task-end', { id: 'work' }))
-      // libuv's handler is not put back behind the neighbour (it would run twice behind one that chains to
-      // it), so the other library's JavaScript listener does not hear it: the neighbour took it from libuv.
-      assert.ok(!find(result.lines, 'foreign-listener'))
-    },
-  )
+  test(`a signal that native code kept from libuv still reaches JavaScript, through the watchdog (${variant} signals)`, {
+    ...needs('gcc'),
+    ...onLinux('LD_PRELOAD'),
+  }, async () => {
+    const fixture = start('guarantee.cjs', ['libuv-unreachable', variant], {
+      env: { LD_PRELOAD: neighbourLibrary(), NEIGHBOUR_DELAY_MS: '100' },
+    })
+    await fixture.ready
+    await waitFor(() => /neighbour: installed/.test(fixture.output().stderr), 2000, 'the neighbour')
+    kill(fixture.child, 'SIGTERM')
+    const result = await fixture.exited
+    assert.match(result.stderr, /neighbour: handler ran/, 'the neighbour, chained, still ran')
+    assertGraceful(result)
+    assert.ok(find(result.lines, 'task-end', { id: 'work' }))
+    // libuv's handler is not put back behind the neighbour (it would run twice behind one that chains to
+    // it), so the other library's JavaScript listener does not hear it: the neighbour took it from libuv.
+    assert.ok(!find(result.lines, 'foreign-listener'))
+  })
 }
 
 test('a stop() joined by a signal resolves, and its continuation runs before the process exits', async () => {

@@ -17,7 +17,8 @@ test('require() starts no thread, a manager at most two, and both stay cheap', (
     JSON.parse(execFileSync(process.execPath, [PROBE], { encoding: 'utf8' })),
   )
   const median = (key) => samples.map((s) => s[key]).sort((a, b) => a - b)[3]
-  for (const s of samples) {
+  // Threads are counted in /proc, which only Linux has; time and memory are checked everywhere.
+  for (const s of samples.filter(() => process.platform === 'linux')) {
     assert.equal(s.threadsRequire, 0, 'require() started a thread')
     assert.ok(s.threadsManager <= 2, `a manager started ${s.threadsManager} threads`)
   }

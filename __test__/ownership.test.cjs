@@ -7,7 +7,7 @@ const os = require('node:os')
 const path = require('node:path')
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { start, launch, needs, kill, find, eventNames } = require('./helpers.cjs')
+const { start, launch, needs, onLinux, kill, find, eventNames } = require('./helpers.cjs')
 
 async function sigterm(variant) {
   const fixture = start('foreign-listeners.cjs', [variant])
@@ -55,7 +55,10 @@ test('a self-kill in the same tick as removeAllListeners is still a graceful shu
 // handle closes to SIG_DFL: a SIGTERM in that moment killed the exiting process by signal (seen once in 60
 // runs of the reliability matrix's exit-race). strace shows every change of the slots, so the moment is
 // checked directly rather than hit by chance.
-test('at a natural exit the owned signals never fall back to the default action', needs('strace'), async () => {
+test('at a natural exit the owned signals never fall back to the default action', {
+  ...needs('strace'),
+  ...onLinux('strace'),
+}, async () => {
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-slots-'))
   const owned = /rt_sigaction\(SIG(TERM|INT|HUP), \{sa_handler=SIG_DFL/
   const traced = async (name, args) => {

@@ -5,7 +5,9 @@
 const fs = require('node:fs')
 const path = require('node:path')
 
-const threads = () => fs.readdirSync('/proc/self/task').length
+/** This process's thread count; null where there is no /proc to count them in (macOS). */
+const threads = () => (process.platform === 'linux' ? fs.readdirSync('/proc/self/task').length : null)
+const added = (after, before) => (before === null ? null : after - before)
 const target = process.argv[2] ?? path.join(__dirname, '..', '..')
 require('./empty.cjs')
 
@@ -37,7 +39,7 @@ async function main() {
     const constructStart = process.hrtime.bigint()
     const manager = new loaded.ShutdownManager()
     constructMs = Number(process.hrtime.bigint() - constructStart) / 1e6
-    threadsManager = threads() - threadsBefore
+    threadsManager = added(threads(), threadsBefore)
     rssManagerKb = (process.memoryUsage.rss() - rssBefore) / 1024
     manager.dispose()
   }
@@ -48,7 +50,7 @@ async function main() {
       constructMs,
       rssRequireKb: (rssAfterRequire - rssBefore) / 1024,
       rssManagerKb,
-      threadsRequire: threadsAfterRequire - threadsBefore,
+      threadsRequire: added(threadsAfterRequire, threadsBefore),
       threadsManager,
     }) + '\n',
   )
