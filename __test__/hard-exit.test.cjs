@@ -4,7 +4,7 @@
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { start, kill, find } = require('./helpers.cjs')
+const { start, kill, find, needs } = require('./helpers.cjs')
 
 const DEADLINE = 300
 const SLACK = 250
@@ -62,6 +62,24 @@ test('stop() in a loop that was busy when the signal came joins the shutdown the
   // The signal reaches JavaScript after stop(): the shutdown ends by exiting, as a signal's does.
   assert.equal(code, 0, stderr)
 })
+
+test(
+  'a deadline seconds away is kept in a niced process, where the kernel lets a long wait run 0.5% late',
+  needs('nice'),
+  async () => {
+    // Nothing else wakes the watchdog on the way (no signal owned, so no guard; no stall probes). Asked for
+    // the whole 10 s at once, its wait for the probe 20 ms before the deadline may end 50 ms late: it did
+    // at the deadline or past it in two runs of four, and 9 and 14 ms before it in the other two (the kernel
+    // ends such a wait early when another timer fires on that CPU).
+    const fixture = start('unowned-stop.cjs', [10_000], { command: ['nice', '-n', '10'], killAfterMs: 20_000 })
+    const r = await fixture.exited
+    assert.equal(r.code, 124, r.stderr)
+    const past = Number(/\(([\d.]+) ms past the deadline\)/.exec(r.stderr)?.[1])
+    assert.ok(past < 5, `the hard exit came ${past} ms past the deadline: ${r.stderr}`)
+    const probe = Number(/no answer to a probe sent ([\d.]+) ms before the deadline/.exec(r.stderr)?.[1])
+    assert.ok(probe >= 15, `the probe went out ${probe} ms before the deadline (20 planned): ${r.stderr}`)
+  },
+)
 
 test('the report escapes control characters in task ids and names, and says when it was cut', async () => {
   const fixture = start('guarantee.cjs', ['hostile-report'])

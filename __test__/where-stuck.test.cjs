@@ -9,7 +9,7 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { start, kill, find, needs, onLinux, FIXTURES } = require('./helpers.cjs')
+const { start, kill, find, needs, onLinux, waitFor, FIXTURES } = require('./helpers.cjs')
 
 const FIXTURE = path.join(FIXTURES, 'stuck.cjs')
 /** The line of the fixture that carries `marker` (so the test follows the fixture when it is edited). */
@@ -136,6 +136,21 @@ test('a stall during the shutdown is an event naming the task, how long, and whe
   assert.equal(r.lines.filter((l) => l.event === 'shutdown:stall').length, 1)
   const order = r.lines.filter((l) => l.kind === 'event').map((l) => l.event)
   assert.deepEqual(order, ['shutdown:stall', 'shutdown:complete'])
+})
+
+test('a stall is watched for in a shutdown that JavaScript took up long after the signal, its loop busy', async () => {
+  // The watchdog began this shutdown for the signal and armed its deadline; JavaScript, busy for 400 ms,
+  // joins it well after the watchdog's last wake-up (the signal's fallback, 5 ms after it), and must wake it
+  // to start the stall probes: the watchdog would not wake again by itself before the guard's next check.
+  const fixture = start('stuck.cjs', ['stall', 10_000, 1500, '--busy-at-signal', 400], { killAfterMs: 20_000 })
+  await fixture.ready
+  await waitFor(() => find(fixture.lines, 'blocking'), 2000, 'the loop to be busy')
+  kill(fixture.child, 'SIGTERM')
+  const r = await fixture.exited
+  assert.equal(r.code, 0, r.stderr)
+  const stall = find(r.lines, 'event', { event: 'shutdown:stall' })?.payload
+  assert.ok(stall, `no stall event: ${JSON.stringify(r.lines)}`)
+  assert.equal(stall.taskId, 'stuck')
 })
 
 test('no stall event for a loop that is only busy for less than the threshold', async () => {

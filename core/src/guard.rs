@@ -45,7 +45,8 @@ pub struct Wake {
 
 /// The watchdog's next wake: the earlier of the guard's next check and `others` (what else is due:
 /// deadlines, probes, a signal's fallback, ...). Only a slow check may come late, and never past `others`,
-/// which are kept to the nanosecond.
+/// which keep the thread's default slack (the watchdog also wakes ahead of the kernel's own, see
+/// `ahead_of_kernel_slack` in `watchdog`).
 pub fn next_wake(guard: Option<&GuardSchedule>, others: Option<MonoTime>) -> Wake {
   match (guard.and_then(|g| g.next.map(|next| (next, g.leeway))), others) {
     (Some((check, leeway)), others) if others.is_none_or(|other| check < other) => Wake {
