@@ -108,8 +108,8 @@ test(
 )
 
 /** Runs the fixture's stall `mode` (a 1.5 s stall in a task, 10 s deadline) to a graceful end: its result and stall event. */
-async function stallDuringShutdown(mode) {
-  const fixture = start('stuck.cjs', [mode, 10_000, 1500], { killAfterMs: 20_000 })
+async function stallDuringShutdown(mode, extra = []) {
+  const fixture = start('stuck.cjs', [mode, 10_000, 1500, ...extra], { killAfterMs: 20_000 })
   await fixture.ready
   kill(fixture.child, 'SIGTERM')
   const r = await fixture.exited
@@ -150,6 +150,13 @@ test('a stall is watched for in a shutdown that JavaScript took up long after th
   assert.equal(r.code, 0, r.stderr)
   const stall = find(r.lines, 'event', { event: 'shutdown:stall' })?.payload
   assert.ok(stall, `no stall event: ${JSON.stringify(r.lines)}`)
+  assert.equal(stall.taskId, 'stuck')
+})
+
+test('a stall is watched for with exclusive signals, where the watchdog itself tells JavaScript of the signal', async () => {
+  // The watchdog begins the shutdown, arms its deadline and tells JavaScript in one turn, with no fallback
+  // left to wake it for: it looks again 5 ms after the signal, which sees the stall watch that begin registered.
+  const { stall } = await stallDuringShutdown('stall', ['--exclusive'])
   assert.equal(stall.taskId, 'stuck')
 })
 

@@ -85,6 +85,10 @@ struct State {
   fallback: Option<SignalFallback>,
   /// Sessions whose running shutdown is watched for stalls.
   stall_watched: Vec<Arc<Session>>,
+  /// When the watchdog looks at these lists again after taking a signal: JavaScript that takes the shutdown
+  /// up meanwhile registers its stall watch without waking it (see `wake_unless_due_soon`). It is the
+  /// fallback's time, except with exclusive signals (no delay) or no owner (no fallback at all).
+  look_again_at: Option<MonoTime>,
 }
 
 #[derive(Copy, Clone)]
@@ -198,8 +202,8 @@ pub fn arm(session: &Arc<Session>, deadline: Deadline) -> Result<bool, Lifecycle
 }
 
 /// Wakes the watchdog to look at its lists, unless it wakes within milliseconds anyway: within
-/// [`SIGNAL_FALLBACK_DELAY`] of a signal, the handler has woken it for the signal and it wakes again for
-/// the signal's fallback, that delay after taking it. On the way from a signal to the first task, a second
+/// [`SIGNAL_FALLBACK_DELAY`] of a signal, the handler has woken it for the signal, and it looks again that
+/// delay after taking it (`look_again_at`). On the way from a signal to the first task, a second
 /// wake-up costs 40 to 60 µs. Reads no lock (the watchdog may be holding its own for that signal).
 pub fn wake_unless_due_soon() {
   let signal_just_came = handler::first_signal_time()
@@ -315,6 +319,8 @@ fn next_wake(watchdog: &Watchdog, now: MonoTime) -> (Option<Duration>, Duration)
   let state = watchdog.state();
   let guard = state.owner.is_some().then_some(&state.guard);
   let fallback = state.fallback.map(|f| f.due);
+  // Past: served by the turn that just ran.
+  let look_again = state.look_again_at.filter(|at| *at > now);
   let deadlines = state
     .armed
     .iter()
@@ -327,6 +333,7 @@ fn next_wake(watchdog: &Watchdog, now: MonoTime) -> (Option<Duration>, Duration)
   let stalls = state.stall_watched.iter().filter_map(|s| next_stall_step(s));
   let others = fallback
     .into_iter()
+    .chain(look_again)
     .chain(deadlines)
     .chain(extensions)
     .chain(stalls)
@@ -471,6 +478,7 @@ fn take_signals(watchdog: &Watchdog, now: MonoTime) {
   if pending.is_empty() {
     return;
   }
+  watchdog.state().look_again_at = Some(now.saturating_add(SIGNAL_FALLBACK_DELAY));
   // The signal that came first begins the shutdown (its reason), whatever the order of the slots.
   let first = handler::first_signal();
   pending.sort_by_key(|&(signo, _)| Some(signo) != first);
