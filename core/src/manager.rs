@@ -156,9 +156,9 @@ impl Manager {
     if watches_stalls {
       let _ = watchdog::watch_stalls(&self.session, self.session.stalls.configured(), false);
     }
-    // A deadline already armed for a signal wakes nobody. The watchdog then looks at the stall watch when
-    // the signal's fallback is due, a few milliseconds after the signal; JavaScript that comes later (its
-    // loop was busy) wakes it, or it would not look until the guard's next check or the deadline's probe.
+    // A deadline already armed for a signal wakes nobody. The watchdog looks at its lists again 5 ms after
+    // taking the signal, which sees this stall watch; JavaScript that comes later (its loop was busy) wakes
+    // it, or it would not look until the guard's next check or the deadline's probe.
     let woken =
       self.session.hard_exit_code().is_some() && watchdog::arm(&self.session, attached.deadline) == Ok(true);
     if watches_stalls && !woken {

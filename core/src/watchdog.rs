@@ -3,7 +3,8 @@
 //! One std thread, started the first time a manager owns signals or arms a deadline (never at `require`).
 //! It sleeps in `poll` on a non-blocking self-pipe that the signal handler and JavaScript write to, with a
 //! timeout set by the nearest deadline and the guard period; only the guard's slow check may come late, so
-//! the kernel can fold that wake-up into another (`guard::next_wake`, `set_timer_slack`). Each time it wakes it:
+//! the kernel can fold that wake-up into another (`guard::next_wake`, `set_timer_slack`). Each time it
+//! wakes it:
 //! 1. takes the signals the handler recorded. The first one begins the owner's shutdown right here, with the
 //!    deadline counted from the instant the handler ran, and arms that deadline. JavaScript normally hears of
 //!    the signal from libuv (see `main_loop`); if it has not within [`SIGNAL_FALLBACK_DELAY`] (libuv's handler
