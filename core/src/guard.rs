@@ -30,8 +30,6 @@ pub const WATCHFUL_SPAN: Duration = Duration::from_secs(30);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GuardSchedule {
   next: Option<MonoTime>,
-  /// How late the next check may come: [`SLOW_LEEWAY`] for a slow one, none while watchful.
-  leeway: Duration,
   watchful_until: Option<MonoTime>,
 }
 
@@ -48,7 +46,7 @@ pub struct Wake {
 /// which keep the thread's default slack (the watchdog also wakes ahead of the kernel's own, see
 /// `ahead_of_kernel_slack` in `watchdog`).
 pub fn next_wake(guard: Option<&GuardSchedule>, others: Option<MonoTime>) -> Wake {
-  match (guard.and_then(|g| g.next.map(|next| (next, g.leeway))), others) {
+  match (guard.and_then(|g| g.next.map(|next| (next, g.leeway()))), others) {
     (Some((check, leeway)), others) if others.is_none_or(|other| check < other) => Wake {
       at: Some(check),
       leeway: others.map_or(leeway, |other| leeway.min(other.saturating_since(check))),
@@ -65,7 +63,6 @@ impl GuardSchedule {
   pub fn starting(now: MonoTime) -> Self {
     Self {
       next: Some(now.saturating_add(SLOW_PERIOD)),
-      leeway: SLOW_LEEWAY,
       watchful_until: None,
     }
   }
@@ -73,6 +70,16 @@ impl GuardSchedule {
   /// When the next check is due (`None`: no guard).
   pub fn next(&self) -> Option<MonoTime> {
     self.next
+  }
+
+  /// How late the next check may come: [`SLOW_LEEWAY`] for a slow one (no displacement seen lately), none
+  /// while watchful.
+  pub fn leeway(&self) -> Duration {
+    if self.watchful_until.is_none() {
+      SLOW_LEEWAY
+    } else {
+      Duration::ZERO
+    }
   }
 
   /// Whether a check is due at `now`.
@@ -85,14 +92,13 @@ impl GuardSchedule {
     if found_displacement {
       self.watchful_until = Some(now.saturating_add(WATCHFUL_SPAN));
     }
-    let (period, leeway) = if self.watchful_until.is_some_and(|until| now < until) {
-      (WATCHFUL_PERIOD, Duration::ZERO)
+    let period = if self.watchful_until.is_some_and(|until| now < until) {
+      WATCHFUL_PERIOD
     } else {
       self.watchful_until = None;
-      (SLOW_PERIOD, SLOW_LEEWAY)
+      SLOW_PERIOD
     };
     self.next = Some(now.saturating_add(period));
-    self.leeway = leeway;
   }
 
   /// Records a displacement found elsewhere (the main loop's per-turn check): watchful from now on.
@@ -100,7 +106,6 @@ impl GuardSchedule {
     self.watchful_until = Some(now.saturating_add(WATCHFUL_SPAN));
     let soon = now.saturating_add(WATCHFUL_PERIOD);
     self.next = Some(self.next.map_or(soon, |next| next.min(soon)));
-    self.leeway = Duration::ZERO;
   }
 }
 
@@ -116,13 +121,13 @@ mod tests {
   fn an_undisturbed_guard_checks_every_slow_period_with_leeway() {
     let mut schedule = GuardSchedule::starting(at(0));
     assert_eq!(schedule.next(), Some(at(4_500)));
-    assert_eq!(schedule.leeway, SLOW_LEEWAY);
+    assert_eq!(schedule.leeway(), SLOW_LEEWAY);
     assert!(!schedule.is_due(at(4_499)));
     assert!(schedule.is_due(at(4_500)));
     // The kernel woke it late, within the leeway: the next check counts from this one.
     schedule.checked(at(4_900), false);
     assert_eq!(schedule.next(), Some(at(9_400)));
-    assert_eq!(schedule.leeway, SLOW_LEEWAY);
+    assert_eq!(schedule.leeway(), SLOW_LEEWAY);
     assert_eq!(
       SLOW_PERIOD + SLOW_LEEWAY,
       Duration::from_secs(5),
@@ -135,7 +140,7 @@ mod tests {
     let mut schedule = GuardSchedule::starting(at(0));
     schedule.checked(at(4_500), true);
     assert_eq!(schedule.next(), Some(at(4_700)));
-    assert_eq!(schedule.leeway, Duration::ZERO, "a watchful check is not late");
+    assert_eq!(schedule.leeway(), Duration::ZERO, "a watchful check is not late");
     schedule.checked(at(4_700), false);
     assert_eq!(schedule.next(), Some(at(4_900)), "still watchful");
     schedule.checked(at(34_400), false);
@@ -146,7 +151,7 @@ mod tests {
     );
     schedule.checked(at(34_600), false);
     assert_eq!(schedule.next(), Some(at(39_100)), "slow again");
-    assert_eq!(schedule.leeway, SLOW_LEEWAY);
+    assert_eq!(schedule.leeway(), SLOW_LEEWAY);
     schedule.checked(at(39_100), true);
     assert_eq!(
       schedule.next(),
@@ -165,70 +170,32 @@ mod tests {
     // Never pushed later than a check already due sooner.
     schedule.displacement_seen(at(1_300));
     assert_eq!(schedule.next(), Some(at(1_400)));
-    assert_eq!(schedule.leeway, Duration::ZERO);
+    assert_eq!(schedule.leeway(), Duration::ZERO);
+  }
+
+  /// A wake at `ms` that may come `late_ms` late.
+  fn wake(ms: Option<u64>, late_ms: u64) -> Wake {
+    Wake {
+      at: ms.map(at),
+      leeway: Duration::from_millis(late_ms),
+    }
   }
 
   #[test]
   fn only_a_slow_check_may_come_late_and_never_past_what_else_is_due() {
     let slow = GuardSchedule::starting(at(0));
-    let guard_only = next_wake(Some(&slow), None);
-    assert_eq!(
-      guard_only,
-      Wake {
-        at: Some(at(4_500)),
-        leeway: SLOW_LEEWAY
-      }
-    );
+    assert_eq!(next_wake(Some(&slow), None), wake(Some(4_500), 500));
     // A deadline's step due before the check: woken for it, on time.
-    let sooner = next_wake(Some(&slow), Some(at(3_000)));
-    assert_eq!(
-      sooner,
-      Wake {
-        at: Some(at(3_000)),
-        leeway: Duration::ZERO
-      }
-    );
+    assert_eq!(next_wake(Some(&slow), Some(at(3_000))), wake(Some(3_000), 0));
     // Due 200 ms after the check: the check may be late by 200 ms at most.
-    let just_after = next_wake(Some(&slow), Some(at(4_700)));
-    assert_eq!(
-      just_after,
-      Wake {
-        at: Some(at(4_500)),
-        leeway: Duration::from_millis(200)
-      }
-    );
+    assert_eq!(next_wake(Some(&slow), Some(at(4_700))), wake(Some(4_500), 200));
     // Due at the same instant: woken for the other, on time.
-    let same = next_wake(Some(&slow), Some(at(4_500)));
-    assert_eq!(
-      same,
-      Wake {
-        at: Some(at(4_500)),
-        leeway: Duration::ZERO
-      }
-    );
+    assert_eq!(next_wake(Some(&slow), Some(at(4_500))), wake(Some(4_500), 0));
     let mut watchful = slow;
     watchful.displacement_seen(at(100));
-    assert_eq!(
-      next_wake(Some(&watchful), None),
-      Wake {
-        at: Some(at(300)),
-        leeway: Duration::ZERO
-      }
-    );
-    assert_eq!(
-      next_wake(None, None),
-      Wake {
-        at: None,
-        leeway: Duration::ZERO
-      }
-    );
-    assert_eq!(
-      next_wake(None, Some(at(7))),
-      Wake {
-        at: Some(at(7)),
-        leeway: Duration::ZERO
-      }
-    );
+    assert_eq!(next_wake(Some(&watchful), None), wake(Some(300), 0));
+    assert_eq!(next_wake(None, None), wake(None, 0));
+    assert_eq!(next_wake(None, Some(at(7))), wake(Some(7), 0));
   }
 
   #[test]
