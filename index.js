@@ -1,13 +1,142 @@
 'use strict'
 
 // titan-lifecycle: phased graceful shutdown with native signal ownership and a watchdog hard exit.
-// This file is the public facade. lib/run.js runs one shutdown, lib/validate.js checks input (both loaded
-// with the first manager), lib/native.js loads the Rust addon (typed by the generated binding.d.ts).
+// This file is the public facade: it loads the Rust addon (typed by the generated binding.d.ts), defines
+// the vocabulary (reasons, priorities, events, phases) and the manager. lib/run.js runs one shutdown,
+// lib/validate.js checks input; both are loaded with the first manager.
+//
+// Everything `require('titan-lifecycle')` runs is in this one file: Node 20's module loader spends about
+// 0.15 ms on each file it loads (resolving, reading, wrapping), whatever is in it, so the addon's loader
+// and the vocabulary, once files of their own, now sit here (see ARCHITECTURE.md, "Load cost"). lib/
+// modules read them from this file's exports, which are complete before any of them loads: nothing here
+// loads one while this file runs.
 
 const { EventEmitter } = require('node:events')
+const { existsSync, readFileSync } = require('node:fs')
+const path = require('node:path')
 
-const native = require('./lib/native')
-const { ShutdownReason, ShutdownPriority, ShutdownEvent, ShutdownPhase } = require('./lib/constants')
+// ---- the addon ---------------------------------------------------------------------------------------------
+
+/** The platforms a binary is built for (package.json's napi.targets, by their package suffix). */
+const SHIPPED = ['linux-x64-gnu', 'linux-arm64-gnu', 'linux-x64-musl', 'linux-arm64-musl', 'darwin-x64', 'darwin-arm64']
+
+function libc() {
+  if (process.platform !== 'linux') return ''
+  try {
+    return readFileSync('/usr/bin/ldd', 'utf8').includes('musl') ? '-musl' : '-gnu'
+  } catch {
+    // No ldd to read (a minimal image): glibc images almost always ship it, musl ones often do not.
+    return existsSync(`/lib/ld-musl-${process.arch === 'x64' ? 'x86_64' : 'aarch64'}.so.1`) ? '-musl' : '-gnu'
+  }
+}
+
+function unavailable(message, cause) {
+  return Object.assign(new Error(message, cause ? { cause } : undefined), { code: 'ERR_NATIVE_UNAVAILABLE' })
+}
+
+/**
+ * Loads the native addon for this platform: a local build next to this file (development), or the
+ * platform package npm installed as an optional dependency. napi-rs's generated loader covers every
+ * platform and WASI and costs about 1 ms; this one covers the platforms we ship.
+ *
+ * The platform package is looked for where Node's resolution would find it first (this package's own
+ * node_modules, then beside this package, which is where npm, pnpm and yarn put it) and opened with
+ * `process.dlopen`, which is what `require` does with a `.node` file after resolving it; resolving the
+ * package by name (node_modules directories, its package.json) cost 0.1-0.2 ms more. Any other layout
+ * (Yarn Plug'n'Play, a bundler's) goes through `require`.
+ * @returns {{ native: typeof import('./binding'), file: string }}
+ */
+function loadNative() {
+  const platform = `${process.platform}-${process.arch}${libc()}`
+  if (!SHIPPED.includes(platform)) {
+    throw unavailable(
+      `titan-lifecycle does not support ${platform}: its native addon is built for ${SHIPPED.join(', ')} only ` +
+        '(it receives signals natively, which Windows does not have).',
+    )
+  }
+  const fileName = `titan-lifecycle.${platform}.node`
+  const packageName = `titan-lifecycle-${platform}`
+  const candidates = [
+    path.join(__dirname, fileName),
+    path.join(__dirname, 'node_modules', packageName, fileName),
+    path.join(__dirname, '..', packageName, fileName),
+  ]
+  for (const file of candidates) {
+    if (!existsSync(file)) continue
+    /** @type {{ exports: any }} */
+    const addon = { exports: {} }
+    process.dlopen(addon, file)
+    return { native: addon.exports, file }
+  }
+  try {
+    const file = require.resolve(packageName)
+    return { native: require(file), file }
+  } catch (error) {
+    if (error?.code !== 'MODULE_NOT_FOUND') throw error
+    throw unavailable(
+      `titan-lifecycle's native addon for ${platform} is missing: install ${packageName} ` +
+        `(npm install ${packageName}@${require('./package.json').version}). npm installs it with titan-lifecycle ` +
+        'unless optional dependencies are omitted (--omit=optional, --no-optional) or the lockfile was made on ' +
+        'another platform.',
+      error,
+    )
+  }
+}
+
+const { native, file: nativeFile } = loadNative()
+
+// ---- the vocabulary ----------------------------------------------------------------------------------------
+
+/** Why a shutdown started. The values are what events and results report. */
+const ShutdownReason = Object.freeze({
+  Manual: 'manual',
+  SIGTERM: 'SIGTERM',
+  SIGINT: 'SIGINT',
+  SIGHUP: 'SIGHUP',
+  Signal: 'signal',
+  UncaughtException: 'uncaughtException',
+  UnhandledRejection: 'unhandledRejection',
+  Timeout: 'timeout',
+  Error: 'error',
+  Reload: 'reload',
+  Upgrade: 'upgrade',
+  Maintenance: 'maintenance',
+})
+
+/** Lower numbers run first. Any finite number is allowed; these are the names for the usual steps. */
+const ShutdownPriority = Object.freeze({
+  First: 0,
+  VeryHigh: 10,
+  High: 25,
+  AboveNormal: 40,
+  Normal: 50,
+  BelowNormal: 60,
+  Low: 75,
+  VeryLow: 90,
+  Last: 100,
+})
+
+/** Every step of a shutdown is observable as one of these events on the manager. */
+const ShutdownEvent = Object.freeze({
+  ShutdownStart: 'shutdown:start',
+  ShutdownTaskComplete: 'shutdown:task:complete',
+  ShutdownTaskError: 'shutdown:task:error',
+  ShutdownComplete: 'shutdown:complete',
+  ShutdownError: 'shutdown:error',
+  /** The event loop did not answer for `stallThreshold` or more while the shutdown ran. */
+  ShutdownStall: 'shutdown:stall',
+  /** A shutdown that did not exit finished `stillAliveReportDelay` ago, and the process is still alive. */
+  ShutdownStillAlive: 'shutdown:still-alive',
+})
+
+/** Every 'stop' task settles before any 'destroy' task starts. */
+const ShutdownPhase = Object.freeze({
+  Stop: 'stop',
+  Destroy: 'destroy',
+})
+
+// ---- the manager -------------------------------------------------------------------------------------------
+
 // lib/validate.js and lib/run.js are loaded with the first manager, not by `require`: compiling them was
 // most of what requiring the package cost, and code that only reads the constants (a CLI sharing the
 // service's modules, a test) should not pay for it. Every use below is inside a manager's methods.
@@ -108,8 +237,7 @@ class ShutdownManager extends EventEmitter {
     if (this.#config.stallThreshold > 0) this.#native.setStallThreshold(this.#config.stallThreshold)
     if (!packagePathsSet) {
       packagePathsSet = true
-      const { join, sep } = require('node:path')
-      native.setPackagePaths([join(__dirname, 'lib') + sep, join(__dirname, 'index.js')])
+      native.setPackagePaths([path.join(__dirname, 'lib') + path.sep, path.join(__dirname, 'index.js')])
     }
     this.#preparedRun = this.#makeRun()
     if (!warmUpScheduled) {
@@ -483,7 +611,6 @@ class ShutdownManager extends EventEmitter {
       )
       return
     }
-    const path = require('node:path')
     // Read once, here: a process.report.directory set later is not followed.
     const reportDirectory = process.report?.directory
     const forNode = reportDirectory ? path.relative(path.resolve(reportDirectory), directory) || '.' : directory
@@ -769,9 +896,15 @@ module.exports = {
   ApplicationEvent: ShutdownEvent,
   processManager,
 }
-// For register.js only: not part of the documented API.
-Object.defineProperty(module.exports, 'setProcessManager', {
-  value: (manager) => {
-    processManagerInstance ??= manager
+// Not part of the documented API (non-enumerable, untyped in index.d.ts): `setProcessManager` for
+// register.js; `native` (the addon's exports) and `nativeFile` (the file they came from) for lib/ and the
+// tests.
+Object.defineProperties(module.exports, {
+  setProcessManager: {
+    value: (manager) => {
+      processManagerInstance ??= manager
+    },
   },
+  native: { value: native },
+  nativeFile: { value: nativeFile },
 })

@@ -446,7 +446,7 @@ test("every task runs its own handler when the plan's order differs from the ord
 })
 
 test('a burst whose ids or names do not split one per task registers nothing and says so; a count that differs begins nothing', () => {
-  const native = require('../lib/native')
+  const native = require('..').native
   const shutdown = new native.NativeShutdown(null)
   const two = [new Float64Array([50, 50]), new Uint8Array([0, 0])]
   assert.equal(shutdown.registerMany('a\0b\0c', null, ...two), false)
@@ -480,7 +480,7 @@ test('a burst whose ids or names do not split one per task registers nothing and
 })
 
 test('begin returns the details of a shutdown whose dependency is missing, and writes its plan', () => {
-  const native = require('../lib/native')
+  const native = require('..').native
   const shutdown = new native.NativeShutdown(null)
   shutdown.register('late', 'late', 60, 'stop', [])
   shutdown.register('early', 'early', 10, 'stop', ['ghost'])
@@ -495,7 +495,7 @@ test('begin returns the details of a shutdown whose dependency is missing, and w
 test("a finished shutdown's handle settles nothing, even after another shutdown began", () => {
   // settleTask finds a running shutdown by the handle begin gave out; a late settle through an old handle
   // must not reach the task at the same index of whichever shutdown runs now.
-  const native = require('../lib/native')
+  const native = require('..').native
   const begin = () => {
     const shutdown = new native.NativeShutdown(null)
     shutdown.registerMany('only', null, new Float64Array([50]), new Uint8Array([0]))

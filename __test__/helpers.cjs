@@ -249,14 +249,11 @@ function npmStart(shell) {
 }
 
 /**
- * The addon file lib/native.js loads in this process: a checkout may hold several builds (a local musl
- * one beside the glibc one), and the loader picks one for this platform.
+ * The addon file index.js loads in this process: a checkout may hold several builds (a local musl one
+ * beside the glibc one), and the loader picks one for this platform.
  */
 function loadedAddonFile() {
-  const binding = require('../lib/native')
-  const loaded = Object.values(require.cache).find((m) => m?.exports === binding && m.filename.endsWith('.node'))
-  if (!loaded) throw new Error('cannot tell which addon file lib/native.js loaded')
-  return loaded.filename
+  return require('..').nativeFile
 }
 
 module.exports = {

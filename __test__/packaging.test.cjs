@@ -45,10 +45,8 @@ test('the packed package installs, loads its platform binary and shuts down on S
     'package/index.js',
     'package/lib/children.js',
     'package/lib/cluster.js',
-    'package/lib/constants.js',
     'package/lib/drain.js',
     'package/lib/handles.js',
-    'package/lib/native.js',
     'package/lib/run.js',
     'package/lib/validate.js',
     'package/package.json',
@@ -150,6 +148,46 @@ function loadError(platformOverride) {
     fs.rmSync(scratch, { recursive: true, force: true })
   }
 }
+
+test('the loader finds the platform package where Node would: its own node_modules, beside it, further up', (t) => {
+  // index.js opens the first two places itself (cheaper than resolving the package by name) and leaves
+  // the rest to `require`: each layout below must load the binary Node's resolution would pick.
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-layout-'))
+  t.after(() => fs.rmSync(scratch, { recursive: true, force: true }))
+  const { addon, platform } = loadedBuild()
+  const platformPackage = (into) => {
+    const dir = path.join(into, `titan-lifecycle-${platform}`)
+    fs.cpSync(path.join(root, 'npm', platform), dir, { recursive: true })
+    fs.copyFileSync(path.join(root, addon), path.join(dir, addon))
+    return path.join(dir, addon)
+  }
+  const titanPackage = (into) => {
+    const dir = path.join(into, 'titan-lifecycle')
+    for (const entry of ['index.js', 'lib', 'package.json']) {
+      fs.cpSync(path.join(root, entry), path.join(dir, entry), { recursive: true })
+    }
+    return dir
+  }
+  /** The file the copy in `dir` loaded its addon from, in a child. */
+  const loadedFrom = (dir) =>
+    execFileSync(process.execPath, ['-e', `process.stdout.write(require(${JSON.stringify(dir)}).nativeFile)`], {
+      encoding: 'utf8',
+    })
+
+  // Beside it (npm's and pnpm's usual place); and its own node_modules, which Node looks in first.
+  const flat = path.join(scratch, 'flat', 'node_modules')
+  const flatCopy = titanPackage(flat)
+  const beside = platformPackage(flat)
+  assert.equal(loadedFrom(flatCopy), beside)
+  const own = platformPackage(path.join(flatCopy, 'node_modules'))
+  assert.equal(loadedFrom(flatCopy), own, 'its own node_modules comes before the one beside it')
+
+  // Nested under another package, with the platform package hoisted further up: found by `require`.
+  const hoisted = path.join(scratch, 'hoisted', 'node_modules')
+  const up = platformPackage(hoisted)
+  const nestedCopy = titanPackage(path.join(hoisted, 'a-dependency', 'node_modules'))
+  assert.equal(loadedFrom(nestedCopy), up)
+})
 
 test("a missing platform package is named in the loader's error, with the command that installs it", () => {
   const error = loadError()

