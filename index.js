@@ -20,13 +20,23 @@ const path = require('node:path')
 /** The platforms a binary is built for (package.json's napi.targets, by their package suffix). */
 const SHIPPED = ['linux-x64-gnu', 'linux-arm64-gnu', 'linux-x64-musl', 'linux-arm64-musl', 'darwin-x64', 'darwin-arm64']
 
+/**
+ * '-gnu' or '-musl' on Linux: the C library this process runs on. Its dynamic loader answers first (two
+ * `stat`s): a glibc system has glibc's at the path the architecture's ABI fixes and no musl one, a musl
+ * system the reverse. Where both or neither are there (musl installed beside glibc, gcompat on Alpine,
+ * NixOS), `ldd` tells, as napi-rs's loader asks it: reading it cost `require` about 0.05 ms, the reason it
+ * is not the first question.
+ */
 function libc() {
   if (process.platform !== 'linux') return ''
+  const musl = existsSync(`/lib/ld-musl-${process.arch === 'x64' ? 'x86_64' : 'aarch64'}.so.1`)
+  const glibc = existsSync(process.arch === 'x64' ? '/lib64/ld-linux-x86-64.so.2' : '/lib/ld-linux-aarch64.so.1')
+  if (musl !== glibc) return musl ? '-musl' : '-gnu'
   try {
     return readFileSync('/usr/bin/ldd', 'utf8').includes('musl') ? '-musl' : '-gnu'
   } catch {
     // No ldd to read (a minimal image): glibc images almost always ship it, musl ones often do not.
-    return existsSync(`/lib/ld-musl-${process.arch === 'x64' ? 'x86_64' : 'aarch64'}.so.1`) ? '-musl' : '-gnu'
+    return musl ? '-musl' : '-gnu'
   }
 }
 

@@ -9,7 +9,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { execFileSync, spawn } = require('node:child_process')
-const { needs, loadedAddonFile } = require('./helpers.cjs')
+const { needs, onLinux, loadedAddonFile } = require('./helpers.cjs')
 
 const root = path.join(__dirname, '..')
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
@@ -132,8 +132,12 @@ test('the platform packages are in step with the root, which names each as an op
   assert.deepEqual([...pkg.cpu].sort(), covered('cpu'))
 })
 
-/** Requires a copy of the package's JavaScript (no native build beside it) in a child; returns its error. */
-function loadError(platformOverride) {
+/**
+ * Requires a copy of the package's JavaScript (no native build beside it) in a child; returns its error.
+ * `files` fakes what the child's `fs` sees at some paths: `true`/`false` for whether one exists, a string
+ * for its content (the file then exists).
+ */
+function loadError(platformOverride, files = {}) {
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-load-'))
   try {
     for (const entry of ['index.js', 'lib', 'package.json']) {
@@ -142,7 +146,14 @@ function loadError(platformOverride) {
     const override = platformOverride
       ? `Object.defineProperty(process, 'platform', { value: ${JSON.stringify(platformOverride)} });`
       : ''
-    const code = `${override} try { require(${JSON.stringify(scratch)}) } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }`
+    const fake = `const files = ${JSON.stringify(files)}, fs = require('node:fs'), { existsSync, readFileSync } = fs;
+      fs.existsSync = (p) => (p in files ? files[p] !== false : existsSync(p));
+      fs.readFileSync = (p, ...rest) => {
+        if (!(p in files)) return readFileSync(p, ...rest);
+        if (typeof files[p] === 'string') return files[p];
+        throw Object.assign(new Error('ENOENT: ' + p), { code: 'ENOENT' });
+      };`
+    const code = `${override} ${fake} try { require(${JSON.stringify(scratch)}) } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }`
     return JSON.parse(execFileSync(process.execPath, ['-e', code], { encoding: 'utf8' }))
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true })
@@ -195,6 +206,31 @@ test("a missing platform package is named in the loader's error, with the comman
   const { platform } = loadedBuild()
   assert.match(error.message, new RegExp(`npm install titan-lifecycle-${platform}@\\d+\\.\\d+\\.\\d+`))
 })
+
+test(
+  'the C library is told by its dynamic loader, and by ldd where both or neither loader is there',
+  onLinux('libc'),
+  () => {
+    const arch = process.arch === 'x64' ? 'x86_64' : 'aarch64'
+    const musl = `/lib/ld-musl-${arch}.so.1`
+    const glibc = process.arch === 'x64' ? '/lib64/ld-linux-x86-64.so.2' : '/lib/ld-linux-aarch64.so.1'
+    const ldd = '/usr/bin/ldd'
+    const cases = [
+      ['glibc alone', { [musl]: false, [glibc]: true, [ldd]: 'musl' }, 'gnu'],
+      ['musl alone (Alpine)', { [musl]: true, [glibc]: false, [ldd]: 'glibc' }, 'musl'],
+      ['both, ldd of glibc (musl installed beside it)', { [musl]: true, [glibc]: true, [ldd]: 'GNU libc' }, 'gnu'],
+      ['both, ldd of musl (gcompat)', { [musl]: true, [glibc]: true, [ldd]: 'musl libc' }, 'musl'],
+      ['both, no ldd', { [musl]: true, [glibc]: true, [ldd]: false }, 'musl'],
+      ['neither, no ldd (NixOS)', { [musl]: false, [glibc]: false, [ldd]: false }, 'gnu'],
+    ]
+    // Where the loaders decide, ldd says the opposite: reading it would pick the other build.
+    for (const [what, files, expected] of cases) {
+      const error = loadError(undefined, files)
+      assert.equal(error.code, 'ERR_NATIVE_UNAVAILABLE', what)
+      assert.match(error.message, new RegExp(`addon for linux-${process.arch}-${expected} is missing`), what)
+    }
+  },
+)
 
 test('an unsupported platform is said to be unsupported, not missing a package', () => {
   const error = loadError('win32')

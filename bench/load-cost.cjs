@@ -33,12 +33,28 @@ function summarize(samples, key) {
  * `probe`: a copy of probes/load.cjs elsewhere, for a package name to resolve from another node_modules.
  */
 function measureLoad(target, n = runs, { cwd, probe } = {}) {
-  const samples = Array.from({ length: n }, () => sample(target, cwd, probe))
+  return figuresOf(Array.from({ length: n }, () => sample(target, cwd, probe)))
+}
+
+/**
+ * measureLoad for several targets (`{ target, cwd, probe }`) at once, one process of each in turn for `n`
+ * rounds: whatever the machine does meanwhile (this one is shared) weighs on every target alike, so their
+ * ratios hold even when the absolute times drift. Returns the figures of each, in order.
+ */
+function measureLoads(targets, n = runs) {
+  const samples = targets.map(() => [])
+  for (let round = 0; round < n; round++) {
+    targets.forEach(({ target, cwd, probe }, i) => samples[i].push(sample(target, cwd, probe)))
+  }
+  return samples.map(figuresOf)
+}
+
+function figuresOf(samples) {
   const keys = ['requireMs', 'constructMs', 'rssRequireKb', 'rssManagerKb', 'threadsRequire', 'threadsManager']
   return Object.fromEntries(keys.map((k) => [k, summarize(samples, k)]))
 }
 
-module.exports = { measureLoad }
+module.exports = { measureLoad, measureLoads }
 if (require.main === module) report()
 
 function report() {

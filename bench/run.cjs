@@ -25,7 +25,7 @@ ensureBenchDependencies()
 const { start, kill, loadedAddonFile } = require('../__test__/helpers.cjs')
 const { PEERS } = require('./adapters.cjs')
 const { TASKS, criticalPathMs, mustPrecede } = require('./reference-tasks.cjs')
-const { measureLoad } = require('./load-cost.cjs')
+const { measureLoads } = require('./load-cost.cjs')
 const { describeMachine } = require('../scripts/machine.cjs')
 const { RSS_PARTS, rssParts } = require('./rss-parts.cjs')
 
@@ -178,9 +178,13 @@ async function loadCost() {
     ...PEERS.map((name) => ({ name, target: name })),
     { name: FLOOR, target: floorAddon() },
   ]
-  const figures = {}
-  for (const { name, target, probe } of targets)
-    figures[name] = measureLoad(target, runs(30), { cwd: __dirname, probe })
+  // Round-robin, like the latency rounds: the goal is a ratio, and drift between one target's 30 processes
+  // and the next one's would move it.
+  const measured = measureLoads(
+    targets.map(({ target, probe }) => ({ target, probe, cwd: __dirname })),
+    runs(30),
+  )
+  const figures = Object.fromEntries(targets.map(({ name }, i) => [name, measured[i]]))
   const rows = targets.map(({ name }) => {
     const f = figures[name]
     return [
@@ -216,7 +220,8 @@ async function loadCost() {
     title: 'Load cost',
     text: [
       `\`require()\` of each package in a fresh process whose module loader is already warm (as in a service's`,
-      `main module), ${runs(30)} processes each; ESM-only packages are loaded with \`import()\`. Threads are counted`,
+      `main module), ${runs(30)} processes each, one of each package in turn; ESM-only packages are loaded with`,
+      '`import()`. Threads are counted',
       'from /proc/self/task after `require` and, for titan-lifecycle, after `new ShutdownManager()`.',
       'titan-lifecycle is loaded by name as npm installs it (node_modules, with its platform package beside it),',
       'as the peers are; the goal and the budget are judged on that row. The checkout row loads this repository',
