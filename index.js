@@ -73,9 +73,17 @@ function loadNative() {
   ]
   for (const file of candidates) {
     if (!existsSync(file)) continue
-    /** @type {{ exports: any }} */
-    const addon = { exports: {} }
+    // As `require(file)` would, the addon goes into require's cache under its path, so it is initialized
+    // once per process however often this file runs again (a test runner that clears it from the cache).
+    // `module.constructor` is Node's Module, without loading node:module for it.
+    const cached = require.cache[file]
+    if (cached) return { native: cached.exports, file }
+    const Module = /** @type {typeof import('node:module')} */ (module.constructor)
+    const addon = new Module(file)
+    addon.filename = file
     process.dlopen(addon, file)
+    addon.loaded = true
+    require.cache[file] = addon
     return { native: addon.exports, file }
   }
   try {

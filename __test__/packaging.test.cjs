@@ -200,6 +200,19 @@ test('the loader finds the platform package where Node would: its own node_modul
   assert.equal(loadedFrom(nestedCopy), up)
 })
 
+test('the addon is in require.cache and initialized once, however often index.js runs again', () => {
+  // A test runner that clears the package from require.cache evaluates index.js again; as with
+  // `require(file)`, the addon it opened itself comes from the cache then, not from a second dlopen.
+  const code = `const first = require(${JSON.stringify(root)})
+    const file = first.nativeFile
+    const cachedFirst = require.cache[file]?.exports === first.native
+    delete require.cache[require.resolve(${JSON.stringify(root)})]
+    const again = require(${JSON.stringify(root)})
+    console.log(JSON.stringify({ cachedFirst, sameAddon: again.native === first.native, byRequire: require(file) === first.native }))`
+  const out = JSON.parse(execFileSync(process.execPath, ['-e', code], { encoding: 'utf8' }))
+  assert.deepEqual(out, { cachedFirst: true, sameAddon: true, byRequire: true })
+})
+
 test("a missing platform package is named in the loader's error, with the command that installs it", () => {
   const error = loadError()
   assert.equal(error.code, 'ERR_NATIVE_UNAVAILABLE')

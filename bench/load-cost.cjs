@@ -44,7 +44,7 @@ function measureLoad(target, n = runs, { cwd, probe } = {}) {
 function measureLoads(targets, n = runs) {
   const samples = targets.map(() => [])
   for (let round = 0; round < n; round++) {
-    targets.forEach(({ target, cwd, probe }, i) => samples[i].push(sample(target, cwd, probe)))
+    for (const [i, { target, cwd, probe }] of targets.entries()) samples[i].push(sample(target, cwd, probe))
   }
   return samples.map(figuresOf)
 }
