@@ -12,7 +12,7 @@
 // loads one while this file runs.
 
 const { EventEmitter } = require('node:events')
-const { existsSync, readFileSync } = require('node:fs')
+const { existsSync, readFileSync, realpathSync } = require('node:fs')
 const path = require('node:path')
 
 // ---- the addon ---------------------------------------------------------------------------------------------
@@ -24,8 +24,8 @@ const SHIPPED = ['linux-x64-gnu', 'linux-arm64-gnu', 'linux-x64-musl', 'linux-ar
  * '-gnu' or '-musl' on Linux: the C library this process runs on. Its dynamic loader answers first (two
  * `stat`s): a glibc system has glibc's at the path the architecture's ABI fixes and no musl one, a musl
  * system the reverse. Where both or neither are there (musl installed beside glibc, gcompat on Alpine,
- * NixOS), `ldd` tells, as napi-rs's loader asks it: reading it cost `require` about 0.05 ms, the reason it
- * is not the first question.
+ * NixOS), `ldd` tells, as napi-rs's loader asks it (reading it cost `require` about 0.05 ms, the reason it
+ * is not the first question), and without ldd, Node's own report.
  */
 function libc() {
   if (process.platform !== 'linux') return ''
@@ -35,8 +35,10 @@ function libc() {
   try {
     return readFileSync('/usr/bin/ldd', 'utf8').includes('musl') ? '-musl' : '-gnu'
   } catch {
-    // No ldd to read (a minimal image): glibc images almost always ship it, musl ones often do not.
-    return musl ? '-musl' : '-gnu'
+    // No ldd to read either: Node's own report names the glibc it runs on, as npm asks it when it picks
+    // the platform package to install (it costs about 15 ms, on systems this rare).
+    const report = /** @type {{ header?: { glibcVersionRuntime?: string } }} */ (process.report.getReport())
+    return report.header?.glibcVersionRuntime ? '-gnu' : '-musl'
   }
 }
 
@@ -49,11 +51,12 @@ function unavailable(message, cause) {
  * platform package npm installed as an optional dependency. napi-rs's generated loader covers every
  * platform and WASI and costs about 1 ms; this one covers the platforms we ship.
  *
- * The platform package is looked for where Node's resolution would find it first (this package's own
- * node_modules, then beside this package, which is where npm, pnpm and yarn put it) and opened with
- * `process.dlopen`, which is what `require` does with a `.node` file after resolving it; resolving the
- * package by name (node_modules directories, its package.json) cost 0.1-0.2 ms more. Any other layout
- * (Yarn Plug'n'Play, a bundler's) goes through `require`.
+ * The platform package is looked for where Node's resolution would find it first: this package's own
+ * node_modules, then beside this package when that is a node_modules (where npm, pnpm and yarn put it;
+ * a package reached through `npm link` or a workspace has its real path elsewhere, and what sits beside
+ * it there is not installed). Resolving the package by name (node_modules directories, its package.json)
+ * cost 0.1-0.2 ms more. Any other layout (Yarn Plug'n'Play, one hoisted further up) goes through
+ * `require`.
  * @returns {{ native: typeof import('./binding'), file: string }}
  */
 function loadNative() {
@@ -66,26 +69,12 @@ function loadNative() {
   }
   const fileName = `titan-lifecycle.${platform}.node`
   const packageName = `titan-lifecycle-${platform}`
-  const candidates = [
-    path.join(__dirname, fileName),
-    path.join(__dirname, 'node_modules', packageName, fileName),
-    path.join(__dirname, '..', packageName, fileName),
-  ]
-  for (const file of candidates) {
-    if (!existsSync(file)) continue
-    // As `require(file)` would, the addon goes into require's cache under its path, so it is initialized
-    // once per process however often this file runs again (a test runner that clears it from the cache).
-    // `module.constructor` is Node's Module, without loading node:module for it.
-    const cached = require.cache[file]
-    if (cached) return { native: cached.exports, file }
-    const Module = /** @type {typeof import('node:module')} */ (module.constructor)
-    const addon = new Module(file)
-    addon.filename = file
-    process.dlopen(addon, file)
-    addon.loaded = true
-    require.cache[file] = addon
-    return { native: addon.exports, file }
+  const candidates = [path.join(__dirname, fileName), path.join(__dirname, 'node_modules', packageName, fileName)]
+  if (path.basename(path.dirname(__dirname)) === 'node_modules') {
+    candidates.push(path.join(__dirname, '..', packageName, fileName))
   }
+  const found = candidates.find((file) => existsSync(file))
+  if (found) return openAddon(realpathSync.native(found))
   try {
     const file = require.resolve(packageName)
     return { native: require(file), file }
@@ -99,6 +88,29 @@ function loadNative() {
       error,
     )
   }
+}
+
+/**
+ * Opens the addon at `file` (a real path) as `require(file)` does once it has resolved it: through
+ * `process.dlopen`, into require.cache under that path, so it is initialized once per process however
+ * often this file runs again (a test runner that clears it from the cache). Where the module system is not
+ * Node's own (Jest's, a bundler's, a loader hook's: no require.cache, or `module` not Node's Module),
+ * `require` opens it, as it would have anyway.
+ * @returns {{ native: typeof import('./binding'), file: string }}
+ */
+function openAddon(file) {
+  // Node's own module system: `module` is one of its Modules, whose cache require.cache is. Requiring
+  // node:module to ask would cost `require` 0.2 ms (its first use from user code).
+  const Module = /** @type {any} */ (module.constructor)
+  if (require.cache === undefined || require.cache !== Module._cache) return { native: require(file), file }
+  const cached = require.cache[file]
+  if (cached) return { native: cached.exports, file }
+  const addon = new Module(file)
+  addon.filename = file
+  process.dlopen(addon, file)
+  addon.loaded = true
+  require.cache[file] = addon
+  return { native: addon.exports, file }
 }
 
 const { native, file: nativeFile } = loadNative()

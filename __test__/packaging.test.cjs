@@ -121,6 +121,12 @@ test('the platform packages are in step with the root, which names each as an op
   const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
   const platforms = fs.readdirSync(path.join(root, 'npm'))
   assert.deepEqual(Object.keys(pkg.optionalDependencies).sort(), platforms.map((p) => `titan-lifecycle-${p}`).sort())
+  // index.js opens titan-lifecycle.<platform>.node in the package's directory without reading its manifest.
+  for (const p of platforms) {
+    const manifest = JSON.parse(fs.readFileSync(path.join(root, 'npm', p, 'package.json'), 'utf8'))
+    assert.equal(manifest.main, `titan-lifecycle.${p}.node`, p)
+    assert.deepEqual(manifest.files, [`titan-lifecycle.${p}.node`], p)
+  }
   // The root's os and cpu are what the platform packages cover together.
   const covered = (field) =>
     [
@@ -163,12 +169,15 @@ function loadError(platformOverride, files = {}) {
 test('the loader finds the platform package where Node would: its own node_modules, beside it, further up', (t) => {
   // index.js opens the first two places itself (cheaper than resolving the package by name) and leaves
   // the rest to `require`: each layout below must load the binary Node's resolution would pick.
-  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-layout-'))
+  // Real paths: on macOS the temporary directory is behind a symlink (/var -> /private/var).
+  const scratch = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-layout-')))
   t.after(() => fs.rmSync(scratch, { recursive: true, force: true }))
   const { addon, platform } = loadedBuild()
-  const platformPackage = (into) => {
+  /** A platform package in `into`; without its package.json `require` cannot resolve it by name. */
+  const platformPackage = (into, { resolvable }) => {
     const dir = path.join(into, `titan-lifecycle-${platform}`)
-    fs.cpSync(path.join(root, 'npm', platform), dir, { recursive: true })
+    fs.mkdirSync(dir, { recursive: true })
+    if (resolvable) fs.copyFileSync(path.join(root, 'npm', platform, 'package.json'), path.join(dir, 'package.json'))
     fs.copyFileSync(path.join(root, addon), path.join(dir, addon))
     return path.join(dir, addon)
   }
@@ -179,25 +188,37 @@ test('the loader finds the platform package where Node would: its own node_modul
     }
     return dir
   }
-  /** The file the copy in `dir` loaded its addon from, in a child. */
+  /** The file the copy in `dir` loaded its addon from, or its error's code, in a child. */
   const loadedFrom = (dir) =>
-    execFileSync(process.execPath, ['-e', `process.stdout.write(require(${JSON.stringify(dir)}).nativeFile)`], {
-      encoding: 'utf8',
-    })
+    execFileSync(
+      process.execPath,
+      [
+        '-e',
+        `try { process.stdout.write(require(${JSON.stringify(dir)}).nativeFile) } catch (e) { process.stdout.write(e.code) }`,
+      ],
+      { encoding: 'utf8' },
+    )
 
-  // Beside it (npm's and pnpm's usual place); and its own node_modules, which Node looks in first.
+  // Beside it (npm's and pnpm's usual place); and its own node_modules, which Node looks in first. Neither
+  // can be resolved by name here, so the loader found them itself.
   const flat = path.join(scratch, 'flat', 'node_modules')
   const flatCopy = titanPackage(flat)
-  const beside = platformPackage(flat)
+  const beside = platformPackage(flat, { resolvable: false })
   assert.equal(loadedFrom(flatCopy), beside)
-  const own = platformPackage(path.join(flatCopy, 'node_modules'))
+  const own = platformPackage(path.join(flatCopy, 'node_modules'), { resolvable: false })
   assert.equal(loadedFrom(flatCopy), own, 'its own node_modules comes before the one beside it')
 
   // Nested under another package, with the platform package hoisted further up: found by `require`.
   const hoisted = path.join(scratch, 'hoisted', 'node_modules')
-  const up = platformPackage(hoisted)
+  const up = platformPackage(hoisted, { resolvable: true })
   const nestedCopy = titanPackage(path.join(hoisted, 'a-dependency', 'node_modules'))
   assert.equal(loadedFrom(nestedCopy), up)
+
+  // Not in a node_modules (a workspace, `npm link`): what sits beside it is not installed, and not loaded.
+  const workspace = path.join(scratch, 'workspace', 'packages')
+  const linkedCopy = titanPackage(workspace)
+  platformPackage(workspace, { resolvable: false })
+  assert.equal(loadedFrom(linkedCopy), 'ERR_NATIVE_UNAVAILABLE')
 })
 
 test('the addon is in require.cache and initialized once, however often index.js runs again', () => {
@@ -213,6 +234,54 @@ test('the addon is in require.cache and initialized once, however often index.js
   assert.deepEqual(out, { cachedFirst: true, sameAddon: true, byRequire: true })
 })
 
+test('the package loads under a module loader hook that supplies CommonJS source itself', (t) => {
+  // Node then runs index.js with a `require` of the ES module loader's making, which has no require.cache
+  // (as loaders such as tsx do): the addon must come through that `require`, and a manager must work.
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-hook-'))
+  t.after(() => fs.rmSync(scratch, { recursive: true, force: true }))
+  fs.writeFileSync(
+    path.join(scratch, 'hook.mjs'),
+    `import { readFileSync } from 'node:fs'
+     export async function load(url, context, next) {
+       const result = await next(url, context)
+       if (result.format === 'commonjs' && result.source == null) return { ...result, source: readFileSync(new URL(url)) }
+       return result
+     }`,
+  )
+  fs.writeFileSync(
+    path.join(scratch, 'register.mjs'),
+    `import { register } from 'node:module'\nregister('./hook.mjs', import.meta.url)`,
+  )
+  fs.writeFileSync(
+    path.join(scratch, 'app.mjs'),
+    `import titan from ${JSON.stringify(path.join(root, 'index.js'))}
+     const manager = new titan.ShutdownManager({ signals: [], logger: { info() {}, warn() {}, error() {} } })
+     manager.registerTask({ id: 'a', handler() {} })
+     const result = await manager.stop()
+     console.log(JSON.stringify({ exitCode: result.exitCode }))`,
+  )
+  const out = execFileSync(process.execPath, ['--import', './register.mjs', 'app.mjs'], {
+    cwd: scratch,
+    encoding: 'utf8',
+  })
+  assert.equal(JSON.parse(out).exitCode, 0)
+})
+
+test("index.js loads when run by a module system that is not Node's, as Jest runs modules", () => {
+  // Jest wraps each file itself and hands it a plain `module` object and a `require` of its own making;
+  // index.js must then leave the addon to that `require` rather than build a Node Module around it.
+  const code = `const vm = require('node:vm'), fs = require('node:fs')
+    const file = ${JSON.stringify(path.join(root, 'index.js'))}
+    const run = vm.compileFunction(fs.readFileSync(file, 'utf8'), ['exports', 'require', 'module', '__filename', '__dirname'])
+    const plainModule = { exports: {}, children: [], loaded: false }
+    const ownRequire = (id) => require(id.startsWith('.') ? require('node:path').join(${JSON.stringify(root)}, id) : id)
+    ownRequire.cache = Object.create(null)
+    ownRequire.resolve = require.resolve
+    run(plainModule.exports, ownRequire, plainModule, file, ${JSON.stringify(root)})
+    console.log(typeof plainModule.exports.native.NativeShutdown)`
+  assert.equal(execFileSync(process.execPath, ['-e', code], { encoding: 'utf8' }).trim(), 'function')
+})
+
 test("a missing platform package is named in the loader's error, with the command that installs it", () => {
   const error = loadError()
   assert.equal(error.code, 'ERR_NATIVE_UNAVAILABLE')
@@ -221,20 +290,22 @@ test("a missing platform package is named in the loader's error, with the comman
 })
 
 test(
-  'the C library is told by its dynamic loader, and by ldd where both or neither loader is there',
+  'the C library is told by its dynamic loader, then by ldd, then by Node where neither can tell',
   onLinux('libc'),
   () => {
     const arch = process.arch === 'x64' ? 'x86_64' : 'aarch64'
     const musl = `/lib/ld-musl-${arch}.so.1`
     const glibc = process.arch === 'x64' ? '/lib64/ld-linux-x86-64.so.2' : '/lib/ld-linux-aarch64.so.1'
     const ldd = '/usr/bin/ldd'
+    const runningOn = /** @type {any} */ (process.report.getReport()).header.glibcVersionRuntime ? 'gnu' : 'musl'
     const cases = [
       ['glibc alone', { [musl]: false, [glibc]: true, [ldd]: 'musl' }, 'gnu'],
       ['musl alone (Alpine)', { [musl]: true, [glibc]: false, [ldd]: 'glibc' }, 'musl'],
       ['both, ldd of glibc (musl installed beside it)', { [musl]: true, [glibc]: true, [ldd]: 'GNU libc' }, 'gnu'],
       ['both, ldd of musl (gcompat)', { [musl]: true, [glibc]: true, [ldd]: 'musl libc' }, 'musl'],
-      ['both, no ldd', { [musl]: true, [glibc]: true, [ldd]: false }, 'musl'],
-      ['neither, no ldd (NixOS)', { [musl]: false, [glibc]: false, [ldd]: false }, 'gnu'],
+      // With neither the loaders nor ldd to go by, Node's report decides: this process's own C library.
+      ['both, no ldd', { [musl]: true, [glibc]: true, [ldd]: false }, runningOn],
+      ['neither, no ldd (NixOS)', { [musl]: false, [glibc]: false, [ldd]: false }, runningOn],
     ]
     // Where the loaders decide, ldd says the opposite: reading it would pick the other build.
     for (const [what, files, expected] of cases) {

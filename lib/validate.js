@@ -15,6 +15,9 @@ const { ShutdownReason, ShutdownPhase, ShutdownPriority } = titan
  * @type {typeof import('../binding')}
  */
 const native = /** @type {any} */ (titan).native
+// index.js has finished before any lib/ module loads (none is loaded while it runs); if that ever
+// changes, this says so here rather than as an undefined addon somewhere later.
+if (native === undefined) throw new Error('titan-lifecycle: lib/ was loaded before index.js had finished')
 
 // The defaults and limits of the options checked here (run.js reads the last three too).
 
