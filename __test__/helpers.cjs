@@ -248,6 +248,25 @@ function npmStart(shell) {
   return ['npm', 'start', '--silent', `--script-shell=${shell}`]
 }
 
+/** A fresh directory (its real path: macOS's temporary directory is behind a symlink), removed after test `t`. */
+function scratchDirectory(t, name) {
+  const directory = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), `titan-lifecycle-${name}-`)))
+  t.after(() => fs.rmSync(directory, { recursive: true, force: true }))
+  return directory
+}
+
+/**
+ * Copies the package's JavaScript (index.js, lib/, package.json) from this checkout into `directory`, with
+ * `also` (other entries of the checkout, such as its addon files): a copy of the package loaded by path.
+ */
+function copyPackage(directory, also = []) {
+  const root = path.join(__dirname, '..')
+  for (const entry of ['index.js', 'lib', 'package.json', ...also]) {
+    fs.cpSync(path.join(root, entry), path.join(directory, entry), { recursive: true })
+  }
+  return directory
+}
+
 /**
  * The addon file index.js loads in this process: a checkout may hold several builds (a local musl one
  * beside the glibc one), and the loader picks one for this platform.
@@ -258,6 +277,8 @@ function loadedAddonFile() {
 
 module.exports = {
   start,
+  scratchDirectory,
+  copyPackage,
   loadedAddonFile,
   isRunning,
   isRunningByPs,

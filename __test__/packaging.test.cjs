@@ -9,7 +9,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { execFileSync, spawn } = require('node:child_process')
-const { needs, onLinux, loadedAddonFile } = require('./helpers.cjs')
+const { needs, onLinux, scratchDirectory, copyPackage, loadedAddonFile } = require('./helpers.cjs')
 
 const root = path.join(__dirname, '..')
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
@@ -28,8 +28,7 @@ function pack(dir, into) {
 }
 
 test('the packed package installs, loads its platform binary and shuts down on SIGTERM', needs('npm'), async (t) => {
-  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-pack-'))
-  t.after(() => fs.rmSync(scratch, { recursive: true, force: true }))
+  const scratch = scratchDirectory(t, 'pack')
   const { addon, platform } = loadedBuild()
   const platformDir = path.join(scratch, 'platform')
   fs.cpSync(path.join(root, 'npm', platform), platformDir, { recursive: true })
@@ -144,11 +143,8 @@ test('the platform packages are in step with the root, which names each as an op
  * for its content (the file then exists).
  */
 function loadError(platformOverride, files = {}) {
-  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-load-'))
+  const scratch = copyPackage(fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-load-')))
   try {
-    for (const entry of ['index.js', 'lib', 'package.json']) {
-      fs.cpSync(path.join(root, entry), path.join(scratch, entry), { recursive: true })
-    }
     const override = platformOverride
       ? `Object.defineProperty(process, 'platform', { value: ${JSON.stringify(platformOverride)} });`
       : ''
@@ -169,9 +165,7 @@ function loadError(platformOverride, files = {}) {
 test('the loader finds the platform package where Node would: its own node_modules, beside it, further up', (t) => {
   // index.js opens the first two places itself (cheaper than resolving the package by name) and leaves
   // the rest to `require`: each layout below must load the binary Node's resolution would pick.
-  // Real paths: on macOS the temporary directory is behind a symlink (/var -> /private/var).
-  const scratch = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-layout-')))
-  t.after(() => fs.rmSync(scratch, { recursive: true, force: true }))
+  const scratch = scratchDirectory(t, 'layout')
   const { addon, platform } = loadedBuild()
   /** A platform package in `into`; without its package.json `require` cannot resolve it by name. */
   const platformPackage = (into, { resolvable }) => {
@@ -181,13 +175,7 @@ test('the loader finds the platform package where Node would: its own node_modul
     fs.copyFileSync(path.join(root, addon), path.join(dir, addon))
     return path.join(dir, addon)
   }
-  const titanPackage = (into) => {
-    const dir = path.join(into, 'titan-lifecycle')
-    for (const entry of ['index.js', 'lib', 'package.json']) {
-      fs.cpSync(path.join(root, entry), path.join(dir, entry), { recursive: true })
-    }
-    return dir
-  }
+  const titanPackage = (into) => copyPackage(path.join(into, 'titan-lifecycle'))
   /** The file the copy in `dir` loaded its addon from, or its error's code, in a child. */
   const loadedFrom = (dir) =>
     execFileSync(
@@ -237,8 +225,7 @@ test('the addon is in require.cache and initialized once, however often index.js
 test('the package loads under a module loader hook that supplies CommonJS source itself', (t) => {
   // Node then runs index.js with a `require` of the ES module loader's making, which has no require.cache
   // (as loaders such as tsx do): the addon must come through that `require`, and a manager must work.
-  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-hook-'))
-  t.after(() => fs.rmSync(scratch, { recursive: true, force: true }))
+  const scratch = scratchDirectory(t, 'hook')
   fs.writeFileSync(
     path.join(scratch, 'hook.mjs'),
     `import { readFileSync } from 'node:fs'

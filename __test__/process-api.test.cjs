@@ -6,9 +6,8 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
-const os = require('node:os')
 const path = require('node:path')
-const { start, kill, run, find, eventNames, now } = require('./helpers.cjs')
+const { start, kill, run, find, eventNames, now, scratchDirectory, copyPackage } = require('./helpers.cjs')
 
 test('stop() does not exit, and leaves nothing that keeps the process alive', async () => {
   const began = now()
@@ -80,11 +79,10 @@ test('only one manager owns the signals, and dispose() gives them to another', a
 test('a second copy of the package cannot own the signals while the first does', async (t) => {
   // Lay out a second copy the way node_modules would hold a bundled duplicate.
   const root = path.join(__dirname, '..')
-  const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-copy-'))
-  t.after(() => fs.rmSync(copy, { recursive: true, force: true }))
-  for (const entry of ['index.js', 'package.json', 'lib', ...fs.readdirSync(root).filter((f) => f.endsWith('.node'))]) {
-    fs.cpSync(path.join(root, entry), path.join(copy, entry), { recursive: true })
-  }
+  const copy = copyPackage(
+    scratchDirectory(t, 'copy'),
+    fs.readdirSync(root).filter((f) => f.endsWith('.node')),
+  )
   const { code, lines, stderr } = await run('process-api.cjs', ['two-copies', copy])
   assert.equal(code, 0, stderr)
   const refused = find(lines, 'copy').outcome

@@ -7,9 +7,8 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
-const os = require('node:os')
 const path = require('node:path')
-const { start, kill, find, needs, onLinux, waitFor, FIXTURES } = require('./helpers.cjs')
+const { start, kill, find, needs, onLinux, waitFor, scratchDirectory, FIXTURES } = require('./helpers.cjs')
 
 const FIXTURE = path.join(FIXTURES, 'stuck.cjs')
 /** The line of the fixture that carries `marker` (so the test follows the fixture when it is edited). */
@@ -78,18 +77,11 @@ test(
 /** Node's diagnostic report is written from native code on Linux only (core/src/v8.rs). */
 const REPORT_WRITTEN_NATIVELY = onLinux("Node's diagnostic report written from native code")
 
-/** A fresh directory for the fixture's diagnostic reports (`--report`), removed after test `t`. */
-function reportDirectory(t) {
-  const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-reports-'))
-  t.after(() => fs.rmSync(directory, { recursive: true, force: true }))
-  return directory
-}
-
 test(
   "diagnosticReport: the hard exit writes Node's report, names it, and its JavaScript stack shows the function",
   REPORT_WRITTEN_NATIVELY,
   async (t) => {
-    const directory = reportDirectory(t)
+    const directory = scratchDirectory(t, 'reports')
     const r = await stuck('spin', 600, ['--report', directory])
     assert.equal(r.code, 124, r.stderr)
     // The report is written at the deadline, once the exit is certain (5 to 10 ms; at most 250 are waited).
@@ -179,7 +171,7 @@ test(
   'a shutdown that finishes in time writes no diagnostic report, although its loop was busy when the stack was asked for',
   REPORT_WRITTEN_NATIVELY,
   async (t) => {
-    const directory = reportDirectory(t)
+    const directory = scratchDirectory(t, 'reports')
     const r = await stuck('almost', 1000, ['--report', directory])
     assert.equal(r.code, 0, r.stderr)
     assert.doesNotMatch(r.stderr, /hard exit|Writing Node\.js report/)
