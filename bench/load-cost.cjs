@@ -33,7 +33,7 @@ function summarize(samples, key) {
  * `probe`: a copy of probes/load.cjs elsewhere, for a package name to resolve from another node_modules.
  */
 function measureLoad(target, n = runs, { cwd, probe } = {}) {
-  return figuresOf(Array.from({ length: n }, () => sample(target, cwd, probe)))
+  return measureLoads([{ target, cwd, probe }], n)[0]
 }
 
 /**
@@ -46,12 +46,8 @@ function measureLoads(targets, n = runs) {
   for (let round = 0; round < n; round++) {
     for (const [i, { target, cwd, probe }] of targets.entries()) samples[i].push(sample(target, cwd, probe))
   }
-  return samples.map(figuresOf)
-}
-
-function figuresOf(samples) {
   const keys = ['requireMs', 'constructMs', 'rssRequireKb', 'rssManagerKb', 'threadsRequire', 'threadsManager']
-  return Object.fromEntries(keys.map((k) => [k, summarize(samples, k)]))
+  return samples.map((of) => Object.fromEntries(keys.map((k) => [k, summarize(of, k)])))
 }
 
 module.exports = { measureLoad, measureLoads }

@@ -221,8 +221,8 @@ async function loadCost() {
     text: [
       `\`require()\` of each package in a fresh process whose module loader is already warm (as in a service's`,
       `main module), ${runs(30)} processes each, one of each package in turn; ESM-only packages are loaded with`,
-      '`import()`. Threads are counted',
-      'from /proc/self/task after `require` and, for titan-lifecycle, after `new ShutdownManager()`.',
+      '`import()`. Threads are counted from /proc/self/task after `require` and, for titan-lifecycle, after',
+      '`new ShutdownManager()`.',
       'titan-lifecycle is loaded by name as npm installs it (node_modules, with its platform package beside it),',
       'as the peers are; the goal and the budget are judged on that row. The checkout row loads this repository',
       'by path, which resolves nothing by name.',
