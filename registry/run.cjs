@@ -6,7 +6,10 @@
 // named imports and `--require titan-lifecycle/register`, each shut down by a real SIGTERM; and from a
 // TypeScript file checked with `tsc --strict --noEmit` on TypeScript 5 and the current major (7), with no
 // types loaded implicitly (`"types": []`), so the typings must reference what they need. Type tests also
-// check that misuse is rejected.
+// check that misuse is rejected. pnpm and Yarn (dev dependencies too) install it into projects of their own,
+// pnpm with its symlinked store and Yarn with Plug'n'Play, and a CommonJS script there checks where the
+// addon was opened from. Platforms without a build are published as their manifest alone, as Yarn resolves
+// every optional dependency.
 //
 //   node registry/run.cjs            (npm run test:registry)
 //
@@ -47,10 +50,12 @@ function check(name, fn) {
     })
 }
 
-function ensureVerdaccio() {
-  if (fs.existsSync(path.join(__dirname, 'node_modules', 'verdaccio'))) return
-  console.error('registry: installing verdaccio (registry/package.json)')
-  npmInstall('verdaccio', [], { cwd: __dirname })
+/** verdaccio, pnpm and Yarn: this folder's dev dependencies. */
+function ensureTools() {
+  const tools = Object.keys(require('./package.json').devDependencies)
+  if (tools.every((tool) => fs.existsSync(path.join(__dirname, 'node_modules', tool)))) return
+  console.error(`registry: installing ${tools.join(', ')} (registry/package.json)`)
+  npmInstall(tools.join(', '), [], { cwd: __dirname })
 }
 
 function freePort() {
@@ -157,8 +162,91 @@ function npmRun(args, { cwd, npmrc, env = {} }) {
   }
 }
 
+const REQUIRE = "const { ShutdownManager, ShutdownPriority } = require('titan-lifecycle')"
+
+/** Where each package manager puts the addon it installs: what installAndRun checks. */
+const LAYOUTS = { pnpm: "pnpm store's symlinked layout", yarn: "unplugged folder of Plug'n'Play" }
+const ADDON_PLACES = {
+  pnpm: /\/node_modules\/\.pnpm\/titan-lifecycle-[^/]+\/node_modules\/titan-lifecycle-[^/]+\/[^/]+\.node$/,
+  yarn: /\/\.yarn\/unplugged\/titan-lifecycle-[^/]+\/node_modules\/titan-lifecycle-[^/]+\/[^/]+\.node$/,
+}
+
+/** Starts a script of the installed app, sends it SIGTERM and checks its task ran and it exited 0. */
+async function shutdownBySigterm(argv, { cwd, env }) {
+  const child = launch(argv, { cwd, env })
+  if (!(await child.ready)) throw new Error(`${argv.at(-1)} did not start: ${child.output().stderr}`)
+  kill(child.child, 'SIGTERM')
+  const result = await child.exited
+  if (result.code !== 0 || !find(result.lines, 'task-ran')) throw new Error(`exit ${result.code}: ${result.stderr}`)
+  return result.lines
+}
+
+/**
+ * Installs titan-lifecycle with pnpm or Yarn (dev dependencies of this folder) into a fresh project, runs
+ * `body` there, shuts it down with SIGTERM and checks where the addon was opened from, and that it was
+ * opened once.
+ */
+async function installAndRun(tool, { registry, env, body }) {
+  const project = path.join(scratch, tool)
+  fs.mkdirSync(project)
+  fs.writeFileSync(path.join(project, 'package.json'), `{ "name": "${tool}-app", "private": true }\n`)
+  const url = `http://127.0.0.1:${registry.port}/`
+  let cli
+  let argv
+  if (tool === 'pnpm') {
+    cli = path.join(__dirname, 'node_modules', 'pnpm', 'bin', 'pnpm.cjs')
+    fs.writeFileSync(path.join(project, '.npmrc'), `registry=${url}\nstore-dir=${path.join(scratch, 'pnpm-store')}\n`)
+    argv = [process.execPath, 'app.cjs']
+  } else {
+    cli = path.join(__dirname, 'node_modules', '@yarnpkg', 'cli-dist', 'bin', 'yarn.js')
+    fs.writeFileSync(
+      path.join(project, '.yarnrc.yml'),
+      [
+        'nodeLinker: pnp',
+        `npmRegistryServer: "${url}"`,
+        'unsafeHttpWhitelist: ["127.0.0.1"]',
+        'enableGlobalCache: false',
+        // Its own folder, so no metadata from an earlier run (with the registry on another port) is reused.
+        `globalFolder: "${path.join(scratch, 'yarn-global')}"`,
+        'enableTelemetry: false',
+        // Yarn holds back versions published in the last days; these were published a moment ago.
+        'npmMinimalAgeGate: 0',
+        '',
+      ].join('\n'),
+    )
+    fs.writeFileSync(path.join(project, 'yarn.lock'), '')
+    argv = [process.execPath, '--require', './.pnp.cjs', 'app.cjs']
+  }
+  try {
+    execFileSync(process.execPath, [cli, 'add', 'titan-lifecycle'], {
+      cwd: project,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env, COREPACK_ENABLE_STRICT: '0', YARN_IGNORE_PATH: '1' },
+      timeout: 300_000,
+    })
+  } catch (error) {
+    throw new Error(`${tool} add failed: ${error.stdout ?? ''}${error.stderr ?? ''}`)
+  }
+  fs.writeFileSync(
+    path.join(project, 'app.cjs'),
+    `${body}
+const { nativeFile } = require('titan-lifecycle')
+const opened = Object.keys(require.cache).filter((key) => key.endsWith('.node'))
+console.log(JSON.stringify({ kind: 'addon', nativeFile, opened }))
+`,
+  )
+  const lines = await shutdownBySigterm(argv, { cwd: project, env })
+  const { nativeFile, opened } = find(lines, 'addon')
+  if (!ADDON_PLACES[tool].test(nativeFile)) throw new Error(`the addon was opened from ${nativeFile}`)
+  if (opened.length !== 1 || opened[0] !== fs.realpathSync(nativeFile)) {
+    throw new Error(`addons in require.cache: ${opened.join(', ')}; expected ${nativeFile} once`)
+  }
+  return `SIGTERM ran the task, exit 0; the addon from ${path.relative(project, nativeFile)}`
+}
+
 async function main() {
-  ensureVerdaccio()
+  ensureTools()
   const registry = await startRegistry()
   try {
     // The local platform's build, if the cross build has not put one there.
@@ -168,14 +256,27 @@ async function main() {
       fs.copyFileSync(path.join(ROOT, local), path.join(ROOT, 'npm', localPlatform, local))
     }
     const published = []
+    const placeholders = []
     for (const platform of fs.readdirSync(path.join(ROOT, 'npm'))) {
-      const dir = path.join(ROOT, 'npm', platform)
-      if (!fs.existsSync(path.join(dir, `titan-lifecycle.${platform}.node`))) continue
+      let dir = path.join(ROOT, 'npm', platform)
+      if (fs.existsSync(path.join(dir, `titan-lifecycle.${platform}.node`))) {
+        published.push(platform)
+      } else {
+        // The public registry has every platform's package, and Yarn resolves each optional dependency
+        // before it looks at os, cpu and libc. Platforms without a build here get their manifest alone,
+        // which no install on this machine picks.
+        const manifest = path.join(dir, 'package.json')
+        dir = path.join(scratch, 'placeholders', platform)
+        fs.mkdirSync(dir, { recursive: true })
+        fs.copyFileSync(manifest, path.join(dir, 'package.json'))
+        placeholders.push(platform)
+      }
       npmRun(['publish'], { cwd: dir, npmrc: registry.npmrc })
-      published.push(platform)
     }
     npmRun(['publish'], { cwd: ROOT, npmrc: registry.npmrc })
-    console.error(`registry: published titan-lifecycle and ${published.join(', ')}`)
+    console.error(
+      `registry: published titan-lifecycle and ${published.join(', ')} (manifests alone: ${placeholders.join(', ') || 'none'})`,
+    )
 
     const app = path.join(scratch, 'app')
     fs.mkdirSync(app)
@@ -200,12 +301,8 @@ async function main() {
       return `installed ${installed.join(', ')}`
     })
 
-    const shutdownOnSigterm = async (argv, name) => {
-      const child = launch(argv, { cwd: app, env: { PATH: pathWithoutRust } })
-      if (!(await child.ready)) throw new Error(`${name} did not start: ${child.output().stderr}`)
-      kill(child.child, 'SIGTERM')
-      const result = await child.exited
-      if (result.code !== 0 || !find(result.lines, 'task-ran')) throw new Error(`exit ${result.code}: ${result.stderr}`)
+    const shutdownOnSigterm = async (argv) => {
+      await shutdownBySigterm(argv, { cwd: app, env: { PATH: pathWithoutRust } })
       return 'SIGTERM ran the task, exit 0'
     }
     const body = (imports) => `${imports}
@@ -214,10 +311,7 @@ manager.registerTask({ id: 'work', priority: ShutdownPriority.High, handler: () 
 setInterval(() => {}, 1000)
 console.log(JSON.stringify({ kind: 'ready' }))
 `
-    fs.writeFileSync(
-      path.join(app, 'app.cjs'),
-      body("const { ShutdownManager, ShutdownPriority } = require('titan-lifecycle')"),
-    )
+    fs.writeFileSync(path.join(app, 'app.cjs'), body(REQUIRE))
     fs.writeFileSync(
       path.join(app, 'app.mjs'),
       body("import { ShutdownManager, ShutdownPriority } from 'titan-lifecycle'"),
@@ -230,13 +324,19 @@ setInterval(() => {}, 1000)
 console.log(JSON.stringify({ kind: 'ready' }))
 `,
     )
-    await check('CommonJS: require()', () => shutdownOnSigterm([process.execPath, 'app.cjs'], 'app.cjs'))
-    await check('ES module: named imports', () => shutdownOnSigterm([process.execPath, 'app.mjs'], 'app.mjs'))
+    await check('CommonJS: require()', () => shutdownOnSigterm([process.execPath, 'app.cjs']))
+    // pnpm links each package from its store (node_modules/.pnpm/<name>@<version>/node_modules/<name>), with
+    // the platform package a symlink beside it; Yarn's Plug'n'Play has no node_modules at all and resolves
+    // through its own runtime. The loader opens the addon itself in the first, and leaves it to `require`
+    // in the second.
+    for (const tool of ['pnpm', 'yarn']) {
+      await check(`${tool} add titan-lifecycle: require(), the addon from the ${LAYOUTS[tool]}`, () =>
+        installAndRun(tool, { registry, env: { PATH: pathWithoutRust }, body: body(REQUIRE) }),
+      )
+    }
+    await check('ES module: named imports', () => shutdownOnSigterm([process.execPath, 'app.mjs']))
     await check('node --require titan-lifecycle/register', () =>
-      shutdownOnSigterm(
-        [process.execPath, '--require', 'titan-lifecycle/register', 'registered.cjs'],
-        'registered.cjs',
-      ),
+      shutdownOnSigterm([process.execPath, '--require', 'titan-lifecycle/register', 'registered.cjs']),
     )
 
     fs.writeFileSync(
