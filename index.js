@@ -94,15 +94,19 @@ function loadNative() {
  * Opens the addon at `file` (a real path) as `require(file)` does once it has resolved it: through
  * `process.dlopen`, into require.cache under that path, so it is initialized once per process however
  * often this file runs again (a test runner that clears it from the cache). Where the module system is not
- * Node's own (Jest's, a bundler's, a loader hook's: no require.cache, or `module` not Node's Module),
- * `require` opens it, as it would have anyway.
+ * Node's own (Jest's, a bundler's, a loader hook's: no require.cache, or `module` not Node's Module), or a
+ * policy is in force, `require` opens it, as it would have anyway.
  * @returns {{ native: typeof import('./binding'), file: string }}
  */
 function openAddon(file) {
   // Node's own module system: `module` is one of its Modules, whose cache require.cache is. Requiring
-  // node:module to ask would cost `require` 0.2 ms (its first use from user code).
+  // node:module to ask would cost `require` 0.2 ms (its first use from user code). Under Node 20's
+  // `--experimental-policy`, `module.constructor` is hidden (since the policy bypasses fixed in 20.5.1),
+  // and `require` then checks the addon's integrity, which `process.dlopen` would skip.
   const Module = /** @type {any} */ (module.constructor)
-  if (require.cache === undefined || require.cache !== Module._cache) return { native: require(file), file }
+  if (typeof Module !== 'function' || require.cache === undefined || require.cache !== Module._cache) {
+    return { native: require(file), file }
+  }
   const cached = require.cache[file]
   if (cached) return { native: cached.exports, file }
   const addon = new Module(file)

@@ -8,7 +8,8 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { execFileSync, spawn } = require('node:child_process')
+const { execFileSync, spawn, spawnSync } = require('node:child_process')
+const url = require('node:url')
 const { needs, onLinux, scratchDirectory, copyPackage, loadedAddonFile } = require('./helpers.cjs')
 
 const root = path.join(__dirname, '..')
@@ -268,6 +269,47 @@ test("index.js loads when run by a module system that is not Node's, as Jest run
     console.log(typeof plainModule.exports.native.NativeShutdown)`
   assert.equal(execFileSync(process.execPath, ['-e', code], { encoding: 'utf8' }).trim(), 'function')
 })
+
+test(
+  "under Node 20's --experimental-policy, the addon's integrity is checked before it is opened",
+  process.allowedNodeEnvironmentFlags.has('--experimental-policy') ? {} : { skip: 'this Node has no policies' },
+  (t) => {
+    // The loader's own process.dlopen would skip the check that `require` makes under a policy.
+    const scratch = scratchDirectory(t, 'policy')
+    const addon = loadedAddonFile()
+    const app = path.join(scratch, 'app.cjs')
+    fs.writeFileSync(
+      app,
+      `const { ShutdownManager } = require(${JSON.stringify(root)})
+       const manager = new ShutdownManager({ signals: [], logger: { info() {}, warn() {}, error() {} } })
+       manager.registerTask({ id: 'a', handler() {} })
+       manager.stop().then((result) => console.log(JSON.stringify({ exitCode: result.exitCode })))`,
+    )
+    const digest = `sha384-${require('node:crypto').createHash('sha384').update(fs.readFileSync(addon)).digest('base64')}`
+    const runUnder = (integrity) => {
+      const manifest = path.join(scratch, `policy-${integrity.length}.json`)
+      fs.writeFileSync(
+        manifest,
+        JSON.stringify({
+          scopes: { 'file:': { integrity: true, dependencies: true } },
+          resources: { [url.pathToFileURL(addon).href]: { integrity, dependencies: true } },
+        }),
+      )
+      const child = spawnSync(process.execPath, [`--experimental-policy=${manifest}`, app], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      })
+      return { status: child.status, stdout: child.stdout, stderr: child.stderr }
+    }
+    const trusted = runUnder(digest)
+    assert.equal(trusted.status, 0, trusted.stderr)
+    assert.equal(JSON.parse(trusted.stdout).exitCode, 0)
+    const tampered = runUnder('sha384-bm90IHRoZSBhZGRvbg==')
+    assert.notEqual(tampered.status, 0, 'an addon that does not match the policy was opened')
+    assert.match(tampered.stderr, /ERR_MANIFEST_ASSERT_INTEGRITY/)
+    assert.ok(tampered.stderr.includes(url.pathToFileURL(addon).href), tampered.stderr)
+  },
+)
 
 test("a missing platform package is named in the loader's error, with the command that installs it", () => {
   const error = loadError()
