@@ -117,7 +117,21 @@ function openAddon(file) {
   return { native: addon.exports, file }
 }
 
-const { native, file: nativeFile } = loadNative()
+/** The addon, with Node's permission model's refusal (every addon, unless allowed) said in our terms. */
+function loadNativeAllowed() {
+  try {
+    return loadNative()
+  } catch (error) {
+    if (error?.code !== 'ERR_DLOPEN_DISABLED') throw error
+    throw unavailable(
+      "titan-lifecycle's native addon cannot be loaded: Node's permission model disables native addons " +
+        'unless node runs with --allow-addons.',
+      error,
+    )
+  }
+}
+
+const { native, file: nativeFile } = loadNativeAllowed()
 
 // ---- the vocabulary ----------------------------------------------------------------------------------------
 

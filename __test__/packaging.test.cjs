@@ -311,6 +311,42 @@ test(
   },
 )
 
+test("under Node's permission model, the addon loads with --allow-addons and is refused in our terms without", (t) => {
+  const permission = ['--permission', '--experimental-permission'].find((flag) =>
+    process.allowedNodeEnvironmentFlags.has(flag),
+  )
+  if (!permission || !process.allowedNodeEnvironmentFlags.has('--allow-addons')) {
+    t.skip('this Node has no permission model with --allow-addons')
+    return
+  }
+  const scratch = scratchDirectory(t, 'permission')
+  const app = path.join(scratch, 'app.cjs')
+  fs.writeFileSync(
+    app,
+    `try {
+       const { ShutdownManager } = require(${JSON.stringify(root)})
+       const manager = new ShutdownManager({ signals: [], logger: { info() {}, warn() {}, error() {} } })
+       manager.registerTask({ id: 'a', handler() {} })
+       manager.stop().then((result) => console.log(JSON.stringify({ exitCode: result.exitCode })))
+     } catch (error) {
+       console.log(JSON.stringify({ code: error.code, message: error.message, cause: error.cause?.code }))
+     }`,
+  )
+  const run = (...flags) =>
+    JSON.parse(
+      execFileSync(process.execPath, [permission, '--allow-fs-read=*', ...flags, app], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+        timeout: 30_000,
+      }),
+    )
+  assert.deepEqual(run('--allow-addons'), { exitCode: 0 })
+  const refused = run()
+  assert.equal(refused.code, 'ERR_NATIVE_UNAVAILABLE')
+  assert.equal(refused.cause, 'ERR_DLOPEN_DISABLED')
+  assert.match(refused.message, /permission model .*--allow-addons/)
+})
+
 test("a missing platform package is named in the loader's error, with the command that installs it", () => {
   const error = loadError()
   assert.equal(error.code, 'ERR_NATIVE_UNAVAILABLE')
