@@ -311,6 +311,35 @@ test(
   },
 )
 
+test(
+  'the package is CommonJS wherever it is, also under --experimental-default-type=module',
+  process.allowedNodeEnvironmentFlags.has('--experimental-default-type') ? {} : { skip: 'this Node has no such flag' },
+  (t) => {
+    // The flag makes a .js file ESM when its package says no "type" and it is outside node_modules: the
+    // checkout, and a package reached by `npm link` or a workspace, whose real path is outside too.
+    const scratch = scratchDirectory(t, 'default-type')
+    const app = path.join(scratch, 'app.cjs')
+    fs.writeFileSync(
+      app,
+      `const { ShutdownManager } = require(${JSON.stringify(root)})
+       const manager = new ShutdownManager({ signals: [], logger: { info() {}, warn() {}, error() {} } })
+       manager.registerTask({ id: 'a', handler() {} })
+       manager.stop().then((result) => console.log(JSON.stringify({ exitCode: result.exitCode })))`,
+    )
+    const run = (...argv) =>
+      execFileSync(process.execPath, ['--experimental-default-type=module', ...argv], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+    assert.deepEqual(JSON.parse(run(app)), { exitCode: 0 })
+    fs.writeFileSync(
+      path.join(scratch, 'registered.cjs'),
+      `console.log(typeof require(${JSON.stringify(root)}).processManager())`,
+    )
+    assert.equal(run('--require', path.join(root, 'register'), path.join(scratch, 'registered.cjs')).trim(), 'object')
+  },
+)
+
 test("under Node's permission model, the addon loads with --allow-addons and is refused in our terms without", (t) => {
   const permission = ['--permission', '--experimental-permission'].find((flag) =>
     process.allowedNodeEnvironmentFlags.has(flag),
