@@ -117,15 +117,15 @@ function openAddon(file) {
   return { native: addon.exports, file }
 }
 
-/** The addon, with Node's permission model's refusal (every addon, unless allowed) said in our terms. */
+/** The addon, with Node's refusal of every addon (`--no-addons`, the permission model) said in our terms. */
 function loadNativeAllowed() {
   try {
     return loadNative()
   } catch (error) {
     if (error?.code !== 'ERR_DLOPEN_DISABLED') throw error
     throw unavailable(
-      "titan-lifecycle's native addon cannot be loaded: Node's permission model disables native addons " +
-        'unless node runs with --allow-addons.',
+      "titan-lifecycle's native addon cannot be loaded: this node disables native addons (--no-addons, or " +
+        'the permission model without --allow-addons).',
       error,
     )
   }

@@ -340,7 +340,7 @@ test(
   },
 )
 
-test("under Node's permission model, the addon loads with --allow-addons and is refused in our terms without", (t) => {
+test('with addons disabled (--no-addons, the permission model), the refusal is ERR_NATIVE_UNAVAILABLE', (t) => {
   const permission = ['--permission', '--experimental-permission'].find((flag) =>
     process.allowedNodeEnvironmentFlags.has(flag),
   )
@@ -363,17 +363,22 @@ test("under Node's permission model, the addon loads with --allow-addons and is 
   )
   const run = (...flags) =>
     JSON.parse(
-      execFileSync(process.execPath, [permission, '--allow-fs-read=*', ...flags, app], {
+      execFileSync(process.execPath, [...flags, app], {
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'ignore'],
         timeout: 30_000,
       }),
     )
-  assert.deepEqual(run('--allow-addons'), { exitCode: 0 })
-  const refused = run()
-  assert.equal(refused.code, 'ERR_NATIVE_UNAVAILABLE')
-  assert.equal(refused.cause, 'ERR_DLOPEN_DISABLED')
-  assert.match(refused.message, /permission model .*--allow-addons/)
+  assert.deepEqual(run(permission, '--allow-fs-read=*', '--allow-addons'), { exitCode: 0 })
+  for (const flags of [[permission, '--allow-fs-read=*'], ['--no-addons']]) {
+    const refused = run(...flags)
+    assert.equal(refused.code, 'ERR_NATIVE_UNAVAILABLE', flags.join(' '))
+    assert.equal(refused.cause, 'ERR_DLOPEN_DISABLED')
+    assert.match(
+      refused.message,
+      /disables native addons \(--no-addons, or the permission model without --allow-addons\)/,
+    )
+  }
 })
 
 test("a missing platform package is named in the loader's error, with the command that installs it", () => {
