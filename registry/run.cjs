@@ -181,6 +181,9 @@ async function shutdownBySigterm(argv, { cwd, env }) {
   return result.lines
 }
 
+/** Whether the loader resolves the platform package by name (its fallback) in each layout. */
+const RESOLVED_BY_NAME = { pnpm: false, yarn: true }
+
 /**
  * Installs titan-lifecycle with pnpm or Yarn (dev dependencies of this folder) into a fresh project, runs
  * `body` there, shuts it down with SIGTERM and checks where the addon was opened from, and that it was
@@ -195,7 +198,11 @@ async function installAndRun(tool, { registry, env, body }) {
   let argv
   if (tool === 'pnpm') {
     cli = path.join(__dirname, 'node_modules', 'pnpm', 'bin', 'pnpm.cjs')
-    fs.writeFileSync(path.join(project, '.npmrc'), `registry=${url}\nstore-dir=${path.join(scratch, 'pnpm-store')}\n`)
+    // Its store and its metadata cache in the scratch directory: nothing is left in the home directory.
+    fs.writeFileSync(
+      path.join(project, '.npmrc'),
+      `registry=${url}\nstore-dir=${path.join(scratch, 'pnpm-store')}\ncache-dir=${path.join(scratch, 'pnpm-cache')}\n`,
+    )
     argv = [process.execPath, 'app.cjs']
   } else {
     cli = path.join(__dirname, 'node_modules', '@yarnpkg', 'cli-dist', 'bin', 'yarn.js')
@@ -228,21 +235,36 @@ async function installAndRun(tool, { registry, env, body }) {
   } catch (error) {
     throw new Error(`${tool} add failed: ${error.stdout ?? ''}${error.stderr ?? ''}`)
   }
+  // The app notes each resolution of a platform package by name: the loader's fallback, which reaches the
+  // same file in pnpm's layout, so the file alone would not tell which way it went.
   fs.writeFileSync(
     path.join(project, 'app.cjs'),
-    `${body}
+    `const Module = require('node:module')
+const byName = []
+const resolve = Module._resolveFilename
+Module._resolveFilename = function (request, ...rest) {
+  if (request.startsWith('titan-lifecycle-')) byName.push(request)
+  return resolve.call(this, request, ...rest)
+}
+${body}
 const { nativeFile } = require('titan-lifecycle')
 const opened = Object.keys(require.cache).filter((key) => key.endsWith('.node'))
-console.log(JSON.stringify({ kind: 'addon', nativeFile, opened }))
+console.log(JSON.stringify({ kind: 'addon', nativeFile, opened, byName }))
 `,
   )
   const lines = await shutdownBySigterm(argv, { cwd: project, env })
-  const { nativeFile, opened } = find(lines, 'addon')
+  const { nativeFile, opened, byName } = find(lines, 'addon')
   if (!ADDON_PLACES[tool].test(nativeFile)) throw new Error(`the addon was opened from ${nativeFile}`)
   if (opened.length !== 1 || opened[0] !== fs.realpathSync(nativeFile)) {
     throw new Error(`addons in require.cache: ${opened.join(', ')}; expected ${nativeFile} once`)
   }
-  return `SIGTERM ran the task, exit 0; the addon from ${path.relative(project, nativeFile)}`
+  if (byName.length > 0 !== RESOLVED_BY_NAME[tool]) {
+    throw new Error(
+      `the platform package was resolved by name ${byName.length} times; expected ${RESOLVED_BY_NAME[tool] ? 'some' : 'none'}`,
+    )
+  }
+  const how = RESOLVED_BY_NAME[tool] ? 'resolved by name' : 'found by the loader'
+  return `SIGTERM ran the task, exit 0; the addon ${how}, from ${path.relative(project, nativeFile)}`
 }
 
 async function main() {
