@@ -176,17 +176,23 @@ async function fullSuite(runner, { skipMissingTools }) {
   const r = await child.exited
   const count = (name) => Number(new RegExp(`^# ${name} (\\d+)$`, 'm').exec(r.stdout)?.[1] ?? NaN)
   const [tests, pass, fail, skipped] = ['tests', 'pass', 'fail', 'skipped'].map(count)
-  // helpers.needs skips with "needs gcc, npm, which this system does not have": counted per command.
+  // helpers.needs skips with "needs gcc, npm, which this system does not have": counted per command. Other
+  // skips (a Node without a flag a test needs) are listed by their reason.
   const missing = new Map()
-  for (const [, reason] of r.stdout.matchAll(/^\s*ok \d+ - .* # SKIP needs (.*), which/gm)) {
-    for (const command of reason.split(', ')) missing.set(command, (missing.get(command) ?? 0) + 1)
+  const otherReasons = []
+  for (const [, reason] of r.stdout.matchAll(/^\s*ok \d+ - .* # SKIP (.*)$/gm)) {
+    const needs = /^needs (.*), which/.exec(reason)
+    if (!needs) otherReasons.push(reason)
+    for (const command of needs?.[1].split(', ') ?? []) missing.set(command, (missing.get(command) ?? 0) + 1)
   }
   const failures = [...r.stdout.matchAll(/^\s*not ok \d+ - (.*)$/gm)].map((m) => m[1])
+  const reasons = [
+    missing.size &&
+      `${skipped - otherReasons.length} run ${[...missing].map(([command, n]) => `${command} (${n})`).join(', ')}, which it lacks`,
+    ...otherReasons.map((reason) => `1 because ${reason}`),
+  ].filter(Boolean)
   const summary =
-    `full suite: ${pass} of ${tests} pass` +
-    (skipped
-      ? `, ${skipped} skipped: they run ${[...missing].map(([command, n]) => `${command} (${n})`).join(', ')}, which it lacks`
-      : '')
+    `full suite: ${pass} of ${tests} pass` + (skipped ? `, ${skipped} skipped: ${reasons.join('; ')}` : '')
   if (r.killedByTimer || !(tests > 0) || fail !== 0 || pass + skipped !== tests) {
     throw new Error(`${summary}; ${fail} failed: ${failures.join(', ') || r.stderr.slice(0, 500)}`)
   }
