@@ -23,6 +23,28 @@ function loadedBuild() {
   return { addon, platform }
 }
 
+/**
+ * Writes `app.cjs` into `directory`: it requires the checkout, stops a manager with one task and prints
+ * `{ exitCode }`. With `reportLoadError`, an error from `require` is printed as `{ code, message, cause }`
+ * (its cause's code) instead of ending the app. Returns the file's path.
+ */
+function writeStoppingApp(directory, { reportLoadError = false } = {}) {
+  const stop = `const { ShutdownManager } = require(${JSON.stringify(root)})
+    const manager = new ShutdownManager({ signals: [], logger: { info() {}, warn() {}, error() {} } })
+    manager.registerTask({ id: 'a', handler() {} })
+    manager.stop().then((result) => console.log(JSON.stringify({ exitCode: result.exitCode })))`
+  const app = path.join(directory, 'app.cjs')
+  fs.writeFileSync(
+    app,
+    reportLoadError
+      ? `try { ${stop} } catch (error) {
+           console.log(JSON.stringify({ code: error.code, message: error.message, cause: error.cause?.code }))
+         }`
+      : stop,
+  )
+  return app
+}
+
 function pack(dir, into) {
   const out = execFileSync(npm, ['pack', '--silent', '--pack-destination', into], { cwd: dir, encoding: 'utf8' })
   return path.join(into, out.trim().split('\n').at(-1))
@@ -277,14 +299,7 @@ test(
     // The loader's own process.dlopen would skip the check that `require` makes under a policy.
     const scratch = scratchDirectory(t, 'policy')
     const addon = loadedAddonFile()
-    const app = path.join(scratch, 'app.cjs')
-    fs.writeFileSync(
-      app,
-      `const { ShutdownManager } = require(${JSON.stringify(root)})
-       const manager = new ShutdownManager({ signals: [], logger: { info() {}, warn() {}, error() {} } })
-       manager.registerTask({ id: 'a', handler() {} })
-       manager.stop().then((result) => console.log(JSON.stringify({ exitCode: result.exitCode })))`,
-    )
+    const app = writeStoppingApp(scratch)
     const digest = `sha384-${require('node:crypto').createHash('sha384').update(fs.readFileSync(addon)).digest('base64')}`
     const runUnder = (integrity) => {
       const manifest = path.join(scratch, `policy-${integrity.length}.json`)
@@ -337,14 +352,7 @@ test('the package is CommonJS wherever it is, also under --experimental-default-
     t.skip('this Node loads a package that says no "type" as CommonJS under the flag, or has no such flag')
     return
   }
-  const app = path.join(scratch, 'app.cjs')
-  fs.writeFileSync(
-    app,
-    `const { ShutdownManager } = require(${JSON.stringify(root)})
-     const manager = new ShutdownManager({ signals: [], logger: { info() {}, warn() {}, error() {} } })
-     manager.registerTask({ id: 'a', handler() {} })
-     manager.stop().then((result) => console.log(JSON.stringify({ exitCode: result.exitCode })))`,
-  )
+  const app = writeStoppingApp(scratch)
   assert.deepEqual(JSON.parse(run(app)), { exitCode: 0 })
   fs.writeFileSync(
     path.join(scratch, 'registered.cjs'),
@@ -362,18 +370,7 @@ test('with addons disabled (--no-addons, the permission model), the refusal is E
     return
   }
   const scratch = scratchDirectory(t, 'permission')
-  const app = path.join(scratch, 'app.cjs')
-  fs.writeFileSync(
-    app,
-    `try {
-       const { ShutdownManager } = require(${JSON.stringify(root)})
-       const manager = new ShutdownManager({ signals: [], logger: { info() {}, warn() {}, error() {} } })
-       manager.registerTask({ id: 'a', handler() {} })
-       manager.stop().then((result) => console.log(JSON.stringify({ exitCode: result.exitCode })))
-     } catch (error) {
-       console.log(JSON.stringify({ code: error.code, message: error.message, cause: error.cause?.code }))
-     }`,
-  )
+  const app = writeStoppingApp(scratch, { reportLoadError: true })
   const run = (...flags) =>
     JSON.parse(
       execFileSync(process.execPath, [...flags, app], {
