@@ -164,11 +164,22 @@ function npmRun(args, { cwd, npmrc, env = {} }) {
 
 const REQUIRE = "const { ShutdownManager, ShutdownPriority } = require('titan-lifecycle')"
 
-/** Where each package manager puts the addon it installs: what installAndRun checks. */
-const LAYOUTS = { pnpm: "pnpm store's symlinked layout", yarn: "unplugged folder of Plug'n'Play" }
-const ADDON_PLACES = {
-  pnpm: /\/node_modules\/\.pnpm\/titan-lifecycle-[^/]+\/node_modules\/titan-lifecycle-[^/]+\/[^/]+\.node$/,
-  yarn: /\/\.yarn\/unplugged\/titan-lifecycle-[^/]+\/node_modules\/titan-lifecycle-[^/]+\/[^/]+\.node$/,
+/**
+ * What installAndRun expects of each package manager: the layout it installs (`layout`), where the addon
+ * is opened from in it (`addon`), and whether the loader gets there by resolving the platform package by
+ * name (its fallback) rather than by its own search (`byName`).
+ */
+const PACKAGE_MANAGERS = {
+  pnpm: {
+    layout: "pnpm store's symlinked layout",
+    addon: /\/node_modules\/\.pnpm\/titan-lifecycle-[^/]+\/node_modules\/titan-lifecycle-[^/]+\/[^/]+\.node$/,
+    byName: false,
+  },
+  yarn: {
+    layout: "unplugged folder of Plug'n'Play",
+    addon: /\/\.yarn\/unplugged\/titan-lifecycle-[^/]+\/node_modules\/titan-lifecycle-[^/]+\/[^/]+\.node$/,
+    byName: true,
+  },
 }
 
 /** Starts a script of the installed app, sends it SIGTERM and checks its task ran and it exited 0. */
@@ -180,9 +191,6 @@ async function shutdownBySigterm(argv, { cwd, env }) {
   if (result.code !== 0 || !find(result.lines, 'task-ran')) throw new Error(`exit ${result.code}: ${result.stderr}`)
   return result.lines
 }
-
-/** Whether the loader resolves the platform package by name (its fallback) in each layout. */
-const RESOLVED_BY_NAME = { pnpm: false, yarn: true }
 
 /**
  * Installs titan-lifecycle with pnpm or Yarn (dev dependencies of this folder) into a fresh project, runs
@@ -254,16 +262,17 @@ console.log(JSON.stringify({ kind: 'addon', nativeFile, opened, byName }))
   )
   const lines = await shutdownBySigterm(argv, { cwd: project, env })
   const { nativeFile, opened, byName } = find(lines, 'addon')
-  if (!ADDON_PLACES[tool].test(nativeFile)) throw new Error(`the addon was opened from ${nativeFile}`)
+  const expected = PACKAGE_MANAGERS[tool]
+  if (!expected.addon.test(nativeFile)) throw new Error(`the addon was opened from ${nativeFile}`)
   if (opened.length !== 1 || opened[0] !== fs.realpathSync(nativeFile)) {
     throw new Error(`addons in require.cache: ${opened.join(', ')}; expected ${nativeFile} once`)
   }
-  if (byName.length > 0 !== RESOLVED_BY_NAME[tool]) {
+  if (byName.length > 0 !== expected.byName) {
     throw new Error(
-      `the platform package was resolved by name ${byName.length} times; expected ${RESOLVED_BY_NAME[tool] ? 'some' : 'none'}`,
+      `the platform package was resolved by name ${byName.length} times; expected ${expected.byName ? 'some' : 'none'}`,
     )
   }
-  const how = RESOLVED_BY_NAME[tool] ? 'resolved by name' : 'found by the loader'
+  const how = expected.byName ? 'resolved by name' : 'found by the loader'
   return `SIGTERM ran the task, exit 0; the addon ${how}, from ${path.relative(project, nativeFile)}`
 }
 
@@ -351,8 +360,8 @@ console.log(JSON.stringify({ kind: 'ready' }))
     // the platform package a symlink beside it; Yarn's Plug'n'Play has no node_modules at all and resolves
     // through its own runtime. The loader opens the addon itself in the first, and leaves it to `require`
     // in the second.
-    for (const tool of ['pnpm', 'yarn']) {
-      await check(`${tool} add titan-lifecycle: require(), the addon from the ${LAYOUTS[tool]}`, () =>
+    for (const tool of Object.keys(PACKAGE_MANAGERS)) {
+      await check(`${tool} add titan-lifecycle: require(), the addon from the ${PACKAGE_MANAGERS[tool].layout}`, () =>
         installAndRun(tool, { registry, env: { PATH: pathWithoutRust }, body: body(REQUIRE) }),
       )
     }
