@@ -42,6 +42,15 @@ function libc() {
   }
 }
 
+/**
+ * Node's own `require`, also inside a webpack bundle: webpack swaps `require` for its own, which can neither
+ * resolve nor open a file named at run time, and hands Node's over as `__non_webpack_require__`. The addon
+ * is looked for and opened with this one. Outside webpack the name is not defined.
+ * @type {NodeJS.Require}
+ */
+// @ts-ignore: webpack's name for Node's require; undefined everywhere else.
+const nodeRequire = typeof __non_webpack_require__ === 'function' ? __non_webpack_require__ : require
+
 function unavailable(message, cause) {
   return Object.assign(new Error(message, cause ? { cause } : undefined), { code: 'ERR_NATIVE_UNAVAILABLE' })
 }
@@ -76,15 +85,16 @@ function loadNative() {
   const found = candidates.find((file) => existsSync(file))
   if (found) return openAddon(realpathSync.native(found))
   try {
-    const file = require.resolve(packageName)
-    return { native: require(file), file }
+    const file = nodeRequire.resolve(packageName)
+    return { native: nodeRequire(file), file }
   } catch (error) {
     if (error?.code !== 'MODULE_NOT_FOUND') throw error
     throw unavailable(
       `titan-lifecycle's native addon for ${platform} is missing: install ${packageName} ` +
         `(npm install ${packageName}@${require('./package.json').version}). npm installs it with titan-lifecycle ` +
         'unless optional dependencies are omitted (--omit=optional, --no-optional) or the lockfile was made on ' +
-        'another platform.',
+        `another platform. A bundle that holds titan-lifecycle needs it installed where it runs, or ${fileName} ` +
+        'beside it.',
       error,
     )
   }
@@ -104,16 +114,16 @@ function openAddon(file) {
   // `--experimental-policy`, `module.constructor` is hidden (since the policy bypasses fixed in 20.5.1),
   // and `require` then checks the addon's integrity, which `process.dlopen` would skip.
   const Module = /** @type {any} */ (module.constructor)
-  if (typeof Module !== 'function' || require.cache === undefined || require.cache !== Module._cache) {
-    return { native: require(file), file }
+  if (typeof Module !== 'function' || nodeRequire.cache === undefined || nodeRequire.cache !== Module._cache) {
+    return { native: nodeRequire(file), file }
   }
-  const cached = require.cache[file]
+  const cached = nodeRequire.cache[file]
   if (cached) return { native: cached.exports, file }
   const addon = new Module(file)
   addon.filename = file
   process.dlopen(addon, file)
   addon.loaded = true
-  require.cache[file] = addon
+  nodeRequire.cache[file] = addon
   return { native: addon.exports, file }
 }
 

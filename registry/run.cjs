@@ -8,8 +8,9 @@
 // types loaded implicitly (`"types": []`), so the typings must reference what they need. Type tests also
 // check that misuse is rejected. pnpm and Yarn (dev dependencies too) install it into projects of their own,
 // pnpm with its symlinked store and Yarn with Plug'n'Play, and a CommonJS script there checks where the
-// addon was opened from. Platforms without a build are published as their manifest alone, as Yarn resolves
-// every optional dependency.
+// addon was opened from. The npm-installed app is also bundled with esbuild and with webpack (dev dependencies
+// too), titan-lifecycle inside the bundle, and run beside its node_modules and alone. Platforms without a
+// build are published as their manifest alone, as Yarn resolves every optional dependency.
 //
 //   node registry/run.cjs            (npm run test:registry)
 //
@@ -20,7 +21,7 @@ const fs = require('node:fs')
 const http = require('node:http')
 const os = require('node:os')
 const path = require('node:path')
-const { execFileSync, spawn } = require('node:child_process')
+const { execFileSync, spawn, spawnSync } = require('node:child_process')
 const { launch, kill, find } = require('../__test__/helpers.cjs')
 const { npmInstall } = require('../scripts/fetch.cjs')
 
@@ -50,7 +51,7 @@ function check(name, fn) {
     })
 }
 
-/** verdaccio, pnpm and Yarn: this folder's dev dependencies. */
+/** verdaccio, pnpm, Yarn, esbuild and webpack: this folder's dev dependencies. */
 function ensureTools() {
   const tools = Object.keys(require('./package.json').devDependencies)
   if (tools.every((tool) => fs.existsSync(path.join(__dirname, 'node_modules', tool)))) return
@@ -180,6 +181,40 @@ const PACKAGE_MANAGERS = {
     addon: /\/\.yarn\/unplugged\/titan-lifecycle-[^/]+\/node_modules\/titan-lifecycle-[^/]+\/[^/]+\.node$/,
     byName: true,
   },
+}
+
+/**
+ * Bundles `entry` (in `app`) with esbuild or webpack (dev dependencies of this folder), titan-lifecycle
+ * inside the bundle, as a service bundles its code for a container image, into `name` in a folder of its
+ * own; returns the bundle's path and what the bundler warned of.
+ */
+async function bundle(bundler, app, entry, name) {
+  const outdir = path.join(app, `bundle-${bundler}-${path.basename(entry, '.cjs')}`)
+  if (bundler === 'esbuild') {
+    const { warnings } = await require('esbuild').build({
+      entryPoints: [path.join(app, entry)],
+      bundle: true,
+      platform: 'node',
+      outfile: path.join(outdir, name),
+      logLevel: 'silent',
+    })
+    return { file: path.join(outdir, name), warnings: warnings.map((w) => w.text) }
+  }
+  const config = {
+    mode: 'production',
+    target: 'node',
+    context: app,
+    entry: `./${entry}`,
+    output: { path: outdir, filename: name },
+    optimization: { minimize: false },
+    infrastructureLogging: { level: 'none' },
+  }
+  const stats = await new Promise((resolve, reject) =>
+    require('webpack')(config, (error, result) => (error ? reject(error) : resolve(result))),
+  )
+  const { errors, warnings } = stats.toJson({ all: false, errors: true, warnings: true })
+  if (errors.length > 0) throw new Error(`webpack: ${errors.map((e) => e.message).join(' | ')}`)
+  return { file: path.join(outdir, name), warnings: warnings.map((w) => w.message.split('\n')[0]) }
 }
 
 /** Starts a script of the installed app, sends it SIGTERM and checks its task ran and it exited 0. */
@@ -370,6 +405,48 @@ console.log(JSON.stringify({ kind: 'ready' }))
       shutdownOnSigterm([process.execPath, '--require', 'titan-lifecycle/register', 'registered.cjs']),
     )
 
+    // A service bundled for its image holds titan-lifecycle in the bundle. Beside the app's node_modules
+    // the loader finds the platform package through Node's own require (webpack replaces `require` with
+    // its own); alone, it needs the addon file beside the bundle, and says so when it is not there.
+    fs.writeFileSync(
+      path.join(app, 'bundled.cjs'),
+      body(`${REQUIRE}
+console.log(JSON.stringify({ kind: 'addon', nativeFile: require('titan-lifecycle').nativeFile }))`),
+    )
+    const platformPackage = fs.readdirSync(path.join(app, 'node_modules')).find((d) => d.startsWith('titan-lifecycle-'))
+    const addonFile = fs.readdirSync(path.join(app, 'node_modules', platformPackage)).find((f) => f.endsWith('.node'))
+    for (const bundler of ['esbuild', 'webpack']) {
+      await check(`${bundler}: a bundle holding titan-lifecycle, beside node_modules and alone`, async () => {
+        const { file, warnings } = await bundle(bundler, app, 'bundled.cjs', 'app.js')
+        const env = { PATH: pathWithoutRust }
+        const installed = fs.realpathSync(path.join(app, 'node_modules', platformPackage, addonFile))
+        const opened = (lines) => find(lines, 'addon').nativeFile
+        const besideModules = opened(await shutdownBySigterm([process.execPath, file], { cwd: app, env }))
+        if (besideModules !== installed) throw new Error(`beside node_modules, the addon came from ${besideModules}`)
+        const alone = path.join(scratch, `alone-${bundler}`)
+        fs.mkdirSync(alone)
+        fs.copyFileSync(file, path.join(alone, 'app.js'))
+        const refused = spawnSync(process.execPath, ['app.js'], { cwd: alone, encoding: 'utf8', env, timeout: 30_000 })
+        if (
+          refused.status !== 1 ||
+          !refused.stderr.includes("code: 'ERR_NATIVE_UNAVAILABLE'") ||
+          !refused.stderr.includes(
+            `A bundle that holds titan-lifecycle needs it installed where it runs, or ${addonFile}`,
+          )
+        ) {
+          throw new Error(`alone, without the addon: exit ${refused.status}: ${refused.stderr}`)
+        }
+        fs.copyFileSync(installed, path.join(alone, addonFile))
+        const besideBundle = opened(await shutdownBySigterm([process.execPath, 'app.js'], { cwd: alone, env }))
+        if (besideBundle !== path.join(fs.realpathSync(alone), addonFile)) {
+          throw new Error(`alone, the addon came from ${besideBundle}`)
+        }
+        return (
+          'SIGTERM ran the task, exit 0, with the addon from node_modules and alone from beside the bundle; alone ' +
+          `without it, ERR_NATIVE_UNAVAILABLE saying so (${warnings.length} warnings: ${warnings.join('; ') || 'none'})`
+        )
+      })
+    }
     fs.writeFileSync(
       path.join(app, 'tsconfig.json'),
       JSON.stringify({
