@@ -295,7 +295,12 @@ class ShutdownManager extends EventEmitter {
     if (this.#config.stallThreshold > 0) this.#native.setStallThreshold(this.#config.stallThreshold)
     if (!packagePathsSet) {
       packagePathsSet = true
-      native.setPackagePaths([path.join(__dirname, 'lib') + path.sep, path.join(__dirname, 'index.js')])
+      // Only where the package's files are its own: a bundle holds the package and the service in one file
+      // (often named index.js too), and summing that up would hide the service's frames. Node's own
+      // require.cache holds lib/run.js (loaded just now) only when it ran from that file.
+      if (require.cache?.[path.join(__dirname, 'lib', 'run.js')]) {
+        native.setPackagePaths([path.join(__dirname, 'lib') + path.sep, path.join(__dirname, 'index.js')])
+      }
     }
     this.#preparedRun = this.#makeRun()
     if (!warmUpScheduled) {

@@ -447,6 +447,36 @@ console.log(JSON.stringify({ kind: 'addon', nativeFile: require('titan-lifecycle
         )
       })
     }
+    // The package's frames are summed up in a stuck loop's stack, by their files; in a bundle they share
+    // one file with the service's own, and a bundle is often named index.js, as the package's file is.
+    fs.writeFileSync(
+      path.join(app, 'stuck.cjs'),
+      `${REQUIRE}
+const manager = new ShutdownManager({ gracefulShutdownTimeout: 300 })
+function spinForever() { while (true) {} }
+manager.registerTask({ id: 'spin', priority: ShutdownPriority.High, handler: () => spinForever() })
+setInterval(() => {}, 1000)
+console.log(JSON.stringify({ kind: 'ready' }))
+`,
+    )
+    for (const bundler of ['esbuild', 'webpack']) {
+      await check(
+        `${bundler}: a bundle named index.js, stuck in a task: the hard-exit report shows where`,
+        async () => {
+          const { file } = await bundle(bundler, app, 'stuck.cjs', 'index.js')
+          const child = launch([process.execPath, file], { cwd: app, env: { PATH: pathWithoutRust } })
+          if (!(await child.ready)) throw new Error(`the bundle did not start: ${child.output().stderr}`)
+          kill(child.child, 'SIGTERM')
+          const { code, stderr } = await child.exited
+          const stack = stderr.slice(stderr.indexOf('blocked in JavaScript, at:'), stderr.indexOf('running:'))
+          if (code !== 124 || !stack.includes(`at spinForever (${file}:`)) {
+            throw new Error(`exit ${code}; the report's stack: ${stack || stderr}`)
+          }
+          return `exit 124; the report's stack starts ${stack.split('\n')[1].trim()}`
+        },
+      )
+    }
+
     fs.writeFileSync(
       path.join(app, 'tsconfig.json'),
       JSON.stringify({
