@@ -290,6 +290,14 @@ class ShutdownManager extends EventEmitter {
     super()
     this.#config = validateManagerOptions(options)
     const { hardExit, exitCodes, disableGracefulShutdown, signals, handleUncaughtErrors } = this.#config
+    // Bun loads the addon, but the libuv functions it exports are stubs that abort the process when called
+    // (owning a signal calls uv_signal_init): refused here, where a runtime that lacks them (Deno) is too.
+    if (process.versions.bun) {
+      throw unavailable(
+        `titan-lifecycle runs on Node.js: Bun ${process.versions.bun} loads its addon, but aborts the process when ` +
+          'the addon calls libuv, which owning signals needs.',
+      )
+    }
     this.#native = new native.NativeShutdown(hardExit ? exitCodes.hardExit : null)
     if (this.#config.diagnosticReport !== null) this.#setDiagnosticReport(this.#config.diagnosticReport)
     if (this.#config.stallThreshold > 0) this.#native.setStallThreshold(this.#config.stallThreshold)

@@ -9,8 +9,9 @@
 // check that misuse is rejected. pnpm and Yarn (dev dependencies too) install it into projects of their own,
 // pnpm with its symlinked store and Yarn with Plug'n'Play, and a CommonJS script there checks where the
 // addon was opened from. The npm-installed app is also bundled with esbuild and with webpack (dev dependencies
-// too), titan-lifecycle inside the bundle, and run beside its node_modules and alone. Platforms without a
-// build are published as their manifest alone, as Yarn resolves every optional dependency.
+// too), titan-lifecycle inside the bundle, and run beside its node_modules and alone; and run under Bun and
+// Deno (from npm, dev dependencies too), which must refuse a manager cleanly. Platforms without a build are
+// published as their manifest alone, as Yarn resolves every optional dependency.
 //
 //   node registry/run.cjs            (npm run test:registry)
 //
@@ -51,7 +52,7 @@ function check(name, fn) {
     })
 }
 
-/** verdaccio, pnpm, Yarn, esbuild and webpack: this folder's dev dependencies. */
+/** verdaccio, pnpm, Yarn, esbuild, webpack, Bun and Deno: this folder's dev dependencies. */
 function ensureTools() {
   const tools = Object.keys(require('./package.json').devDependencies)
   if (tools.every((tool) => fs.existsSync(path.join(__dirname, 'node_modules', tool)))) return
@@ -475,6 +476,59 @@ console.log(JSON.stringify({ kind: 'ready' }))
           return `exit 124; the report's stack starts ${stack.split('\n')[1].trim()}`
         },
       )
+    }
+
+    // Other runtimes that load Node addons (dev dependencies of this folder, from npm): each must refuse
+    // a manager with ERR_NATIVE_UNAVAILABLE. Bun exports libuv's functions as stubs that abort the
+    // process; Deno does not export them. Their caches go to the scratch directory, not the home directory.
+    fs.writeFileSync(
+      path.join(app, 'runtime.cjs'),
+      `${REQUIRE}
+console.log(JSON.stringify({ kind: 'loaded', priority: ShutdownPriority.High }))
+try {
+  new ShutdownManager()
+  console.log(JSON.stringify({ kind: 'made' }))
+} catch (error) {
+  console.log(JSON.stringify({ kind: 'refused', code: error.code, message: error.message }))
+}
+`,
+    )
+    const runtimes = {
+      Bun: { argv: ['bun', 'runtime.cjs'], refusal: /^titan-lifecycle runs on Node\.js: Bun \d/ },
+      Deno: { argv: ['deno', 'run', '--allow-all', 'runtime.cjs'], refusal: /uv_\w+ is not exported/ },
+    }
+    for (const [runtime, { argv, refusal }] of Object.entries(runtimes)) {
+      await check(`${runtime}: the package loads, a manager is refused with ERR_NATIVE_UNAVAILABLE`, () => {
+        const [command, ...args] = argv
+        const home = path.join(scratch, `home-${command}`)
+        fs.mkdirSync(home, { recursive: true })
+        const run = spawnSync(path.join(__dirname, 'node_modules', '.bin', command), args, {
+          cwd: app,
+          encoding: 'utf8',
+          timeout: 60_000,
+          env: {
+            PATH: pathWithoutRust,
+            HOME: home,
+            DENO_DIR: path.join(home, 'deno'),
+            BUN_RUNTIME_TRANSPILER_CACHE_PATH: '0',
+            NO_COLOR: '1',
+          },
+        })
+        const lines = run.stdout
+          .split('\n')
+          .filter((line) => line.startsWith('{'))
+          .map((line) => JSON.parse(line))
+        const refused = find(lines, 'refused')
+        if (run.status !== 0 || !find(lines, 'loaded') || refused?.code !== 'ERR_NATIVE_UNAVAILABLE') {
+          throw new Error(`exit ${run.status ?? run.signal}: ${run.stdout}${run.stderr}`)
+        }
+        if (!refusal.test(refused.message)) throw new Error(`refused as: ${refused.message}`)
+        const version = execFileSync(path.join(__dirname, 'node_modules', '.bin', command), ['--version'], {
+          encoding: 'utf8',
+          env: { PATH: pathWithoutRust, HOME: home, DENO_DIR: path.join(home, 'deno') },
+        })
+        return `${version.split('\n')[0].trim()}: loaded, then refused: ${refused.message}`
+      })
     }
 
     fs.writeFileSync(
