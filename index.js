@@ -25,18 +25,20 @@ const SHIPPED = ['linux-x64-gnu', 'linux-arm64-gnu', 'linux-x64-musl', 'linux-ar
  * `stat`s): a glibc system has glibc's at the path the architecture's ABI fixes and no musl one, a musl
  * system the reverse. Where both or neither are there (musl installed beside glibc, gcompat on Alpine,
  * NixOS), `ldd` tells, as napi-rs's loader asks it (reading it cost `require` about 0.05 ms, the reason it
- * is not the first question), and without ldd, Node's own report.
+ * is not the first question), and without ldd, Node's own report. Under the permission model with reads
+ * allowed only where the service lives, the system's files cannot be looked at (`existsSync` throws
+ * ERR_ACCESS_DENIED), and the report answers too.
  */
 function libc() {
   if (process.platform !== 'linux') return ''
-  const musl = existsSync(`/lib/ld-musl-${process.arch === 'x64' ? 'x86_64' : 'aarch64'}.so.1`)
-  const glibc = existsSync(process.arch === 'x64' ? '/lib64/ld-linux-x86-64.so.2' : '/lib/ld-linux-aarch64.so.1')
-  if (musl !== glibc) return musl ? '-musl' : '-gnu'
   try {
+    const musl = existsSync(`/lib/ld-musl-${process.arch === 'x64' ? 'x86_64' : 'aarch64'}.so.1`)
+    const glibc = existsSync(process.arch === 'x64' ? '/lib64/ld-linux-x86-64.so.2' : '/lib/ld-linux-aarch64.so.1')
+    if (musl !== glibc) return musl ? '-musl' : '-gnu'
     return readFileSync('/usr/bin/ldd', 'utf8').includes('musl') ? '-musl' : '-gnu'
   } catch {
-    // No ldd to read either: Node's own report names the glibc it runs on, as npm asks it when it picks
-    // the platform package to install (it costs about 15 ms, on systems this rare).
+    // No ldd to read either, or no permission to look: Node's own report names the glibc it runs on, as
+    // npm asks it when it picks the platform package to install (it costs about 15 ms, on systems this rare).
     const report = /** @type {{ header?: { glibcVersionRuntime?: string } }} */ (process.report.getReport())
     return report.header?.glibcVersionRuntime ? '-gnu' : '-musl'
   }

@@ -391,6 +391,26 @@ test('with addons disabled (--no-addons, the permission model), the refusal is E
   }
 })
 
+test('under the permission model, reading only where the service and the package live is enough to load it', (t) => {
+  // The loader looks at the system's dynamic loaders to tell glibc from musl; with reads allowed only where
+  // the service lives, looking throws ERR_ACCESS_DENIED, and Node's own report must answer instead.
+  const permission = ['--permission', '--experimental-permission'].find((flag) =>
+    process.allowedNodeEnvironmentFlags.has(flag),
+  )
+  if (!permission || !process.allowedNodeEnvironmentFlags.has('--allow-addons')) {
+    t.skip('this Node has no permission model with --allow-addons')
+    return
+  }
+  const scratch = scratchDirectory(t, 'permission-scoped')
+  const app = writeStoppingApp(scratch, { reportLoadError: true })
+  const output = execFileSync(
+    process.execPath,
+    [permission, '--allow-addons', `--allow-fs-read=${root}`, `--allow-fs-read=${scratch}`, app],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 30_000 },
+  )
+  assert.deepEqual(JSON.parse(output), { exitCode: 0 })
+})
+
 test("a missing platform package is named in the loader's error, with the command that installs it", () => {
   const error = loadError()
   assert.equal(error.code, 'ERR_NATIVE_UNAVAILABLE')
