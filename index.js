@@ -235,7 +235,7 @@ let packagePathsSet = false
 
 /**
  * The IPC channel's control, with the listener count Node keeps on it (`refCounted` / `unrefCounted`, on
- * Node 20, 22 and 24; not in Node's typings).
+ * Node 20, 22, 24 and 26; not in Node's typings).
  * @returns {{ refCounted?(): void, unrefCounted?(): void } | undefined}
  */
 const ipcChannel = () => /** @type {any} */ (process.channel)

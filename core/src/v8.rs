@@ -3,8 +3,12 @@
 //! busy; a V8 interrupt does: V8 runs it on the main thread at its next interrupt check, which every loop
 //! iteration and function entry performs, even inside `while (true) {}` or a backtracking regular expression.
 //!
-//! Only functions whose mangled name (and so whose signature) is the same in Node 20, 22 and 24 are used:
-//! the list was checked against each binary's dynamic symbols (x64 and arm64 builds, glibc and musl).
+//! The functions used have the same mangled name (and so signature) in Node 20, 22, 24 and 26, checked
+//! against each binary's dynamic symbols (x64 and arm64 builds, glibc and musl), except two that Node 26
+//! replaced, which are looked for under both names: `String::Write` (`WriteV2` since V8 13.5; Node 26
+//! has only that) and `node::TriggerNodeReport` (its strings became `std::string_view`s in Node 26). The
+//! handle scope is N-API's (`napi_open_handle_scope`, a C function of every Node since 8): V8's
+//! `HandleScope` constructor and destructor are inline in Node 26's headers and no longer exported.
 //! Everything but the diagnostic report must resolve, or none of it is used and the report says which was
 //! missing. `v8::Message::PrintCurrentStackTrace` and `String::Utf8Value` changed in Node 24 and are not used.
 //!
@@ -17,12 +21,15 @@
 //!   half (both targets are little-endian);
 //! - `std::string` has a non-trivial destructor, so it is returned through a hidden pointer; a `repr(C)`
 //!   struct of more than 16 bytes is returned the same way on x86-64 (in RDI) and AArch64 (in X8);
+//! - `std::string_view` (libstdc++: the length, then the pointer) is trivially copied, 16 bytes: passed by
+//!   value as a `repr(C)` struct of two words is, in two registers while there are, else on the stack;
 //! - enums are `int`.
 //!
 //! Thread-safety: `Isolate::RequestInterrupt` is documented as callable from any thread; everything else
 //! here runs on the main thread, inside the interrupt.
 
 use std::ffi::{CStr, c_char, c_int, c_void};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::uv::function;
@@ -34,9 +41,11 @@ pub type Local = *mut c_void;
 /// `v8::InterruptCallback`.
 pub type InterruptCallback = unsafe extern "C" fn(isolate: *mut Isolate, data: *mut c_void);
 
-/// Room for a `v8::HandleScope` on the stack: three pointers in V8's release builds, far less than this.
-#[repr(C, align(16))]
-struct HandleScopeStorage([usize; 8]);
+/// `napi_env` and `napi_handle_scope`: N-API's opaque pointers.
+type NapiEnv = *mut c_void;
+type NapiHandleScope = *mut c_void;
+/// `napi_ok`.
+const NAPI_OK: c_int = 0;
 
 /// libstdc++'s `std::string` in its C++11 ABI (every glibc and musl build of Node): the data pointer, the
 /// length, then the capacity or a 16-byte inline buffer. Only the first two are read or written here.
@@ -47,22 +56,55 @@ pub struct StdString {
   capacity_or_inline: [usize; 2],
 }
 
-/// `node::TriggerNodeReport(v8::Isolate*, const char* message, const char* trigger, const std::string&
-/// name, v8::Local<v8::Value> error) -> std::string` (the file it wrote).
-type TriggerReport =
-  unsafe extern "C" fn(*mut Isolate, *const c_char, *const c_char, *const StdString, Local) -> StdString;
+/// libstdc++'s `std::string_view`: the length, then the pointer.
+#[repr(C)]
+struct StringView {
+  len: usize,
+  data: *const u8,
+}
+
+impl StringView {
+  fn of(bytes: &[u8]) -> Self {
+    StringView {
+      len: bytes.len(),
+      data: bytes.as_ptr(),
+    }
+  }
+}
+
+/// `node::TriggerNodeReport(v8::Isolate*, message, trigger, name, v8::Local<v8::Value> error) ->
+/// std::string` (the file it wrote): the strings are `const char*`, `const char*`, `const std::string&`
+/// up to Node 24, and three `std::string_view`s in Node 26.
+#[derive(Clone, Copy)]
+enum TriggerReport {
+  CStrings(
+    unsafe extern "C" fn(*mut Isolate, *const c_char, *const c_char, *const StdString, Local) -> StdString,
+  ),
+  Views(unsafe extern "C" fn(*mut Isolate, StringView, StringView, StringView, Local) -> StdString),
+}
+
+/// `v8::String::Write(Isolate*, uint16_t* buffer, int start, int length, int options) -> int` (written),
+/// up to Node 24; `v8::String::WriteV2(Isolate*, uint32_t offset, uint32_t length, uint16_t* buffer, int
+/// flags)`, which writes exactly `length` units, from Node 24 on (the only one in Node 26).
+#[derive(Clone, Copy)]
+enum StringWrite {
+  Write(unsafe extern "C" fn(Local, *mut Isolate, *mut u16, c_int, c_int, c_int) -> c_int),
+  WriteV2(unsafe extern "C" fn(Local, *mut Isolate, u32, u32, *mut u16, c_int)),
+}
 
 /// `v8::StackTrace::StackTraceOptions`: every detail, in the numbering of the V8 versions that still read
 /// these bits (newer ones ignore all but bit 8, which stays clear).
 const STACK_TRACE_DETAILED: c_int = 0x7f;
 /// `v8::String::WriteOptions::NO_NULL_TERMINATION`.
 const NO_NULL_TERMINATION: c_int = 2;
+/// `v8::String::WriteFlags::kNone`: no terminating null.
+const WRITE_V2_NO_FLAGS: c_int = 0;
 
 /// The resolved functions.
 pub struct V8 {
   request_interrupt: unsafe extern "C" fn(*mut Isolate, InterruptCallback, *mut c_void),
-  handle_scope_enter: unsafe extern "C" fn(*mut HandleScopeStorage, *mut Isolate),
-  handle_scope_leave: unsafe extern "C" fn(*mut HandleScopeStorage),
+  open_handle_scope: unsafe extern "C" fn(NapiEnv, *mut NapiHandleScope) -> c_int,
+  close_handle_scope: unsafe extern "C" fn(NapiEnv, NapiHandleScope) -> c_int,
   current_stack_trace: unsafe extern "C" fn(*mut Isolate, c_int, c_int) -> Local,
   frame_count: unsafe extern "C" fn(Local) -> c_int,
   frame: unsafe extern "C" fn(Local, *mut Isolate, u32) -> Local,
@@ -70,7 +112,7 @@ pub struct V8 {
   function_name: unsafe extern "C" fn(Local) -> Local,
   script_name: unsafe extern "C" fn(Local) -> Local,
   string_length: unsafe extern "C" fn(Local) -> c_int,
-  string_write: unsafe extern "C" fn(Local, *mut Isolate, *mut u16, c_int, c_int, c_int) -> c_int,
+  string_write: StringWrite,
   /// Writing Node's diagnostic report: Linux only, where Node's `std::string` is libstdc++'s (macOS builds
   /// use libc++, whose layout has not been tried).
   trigger_report: Option<TriggerReport>,
@@ -81,6 +123,11 @@ pub struct V8 {
 /// atomic: [`V8::interrupt_main`] holds it through its one call, so the teardown cannot free the isolate
 /// under a request in flight; it waits at most for that call, a few microseconds.
 static MAIN_ISOLATE: Mutex<usize> = Mutex::new(0);
+
+/// The addon's `napi_env` in the main thread's environment (0: none), for the handle scope the interrupt
+/// opens. Set and cleared on the main thread, where the interrupt also reads it: an atomic, so that read
+/// never waits.
+static MAIN_ENV: AtomicUsize = AtomicUsize::new(0);
 
 fn main_isolate_slot() -> MutexGuard<'static, usize> {
   MAIN_ISOLATE
@@ -100,8 +147,8 @@ fn resolve() -> Result<V8, String> {
   unsafe {
     Ok(V8 {
       request_interrupt: function(c"_ZN2v87Isolate16RequestInterruptEPFvPS0_PvES2_")?,
-      handle_scope_enter: function(c"_ZN2v811HandleScopeC1EPNS_7IsolateE")?,
-      handle_scope_leave: function(c"_ZN2v811HandleScopeD1Ev")?,
+      open_handle_scope: function(c"napi_open_handle_scope")?,
+      close_handle_scope: function(c"napi_close_handle_scope")?,
       current_stack_trace: function(
         c"_ZN2v810StackTrace17CurrentStackTraceEPNS_7IsolateEiNS0_17StackTraceOptionsE",
       )?,
@@ -111,7 +158,10 @@ fn resolve() -> Result<V8, String> {
       function_name: function(c"_ZNK2v810StackFrame15GetFunctionNameEv")?,
       script_name: function(c"_ZNK2v810StackFrame13GetScriptNameEv")?,
       string_length: function(c"_ZNK2v86String6LengthEv")?,
-      string_write: function(c"_ZNK2v86String5WriteEPNS_7IsolateEPtiii")?,
+      string_write: match function(c"_ZNK2v86String5WriteEPNS_7IsolateEPtiii") {
+        Ok(write) => StringWrite::Write(write),
+        Err(_) => StringWrite::WriteV2(function(c"_ZNK2v86String7WriteV2EPNS_7IsolateEjjPti")?),
+      },
       trigger_report: trigger_report(),
     })
   }
@@ -119,9 +169,16 @@ fn resolve() -> Result<V8, String> {
 
 #[cfg(target_os = "linux")]
 fn trigger_report() -> Option<TriggerReport> {
-  const NAME: &CStr = c"_ZN4node17TriggerNodeReportEPN2v87IsolateEPKcS4_RKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEENS0_5LocalINS0_5ValueEEE";
-  // SAFETY: `TriggerReport` is the signature of that name (see the module docs for `std::string`).
-  unsafe { function(NAME) }.ok()
+  const C_STRINGS: &CStr = c"_ZN4node17TriggerNodeReportEPN2v87IsolateEPKcS4_RKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEENS0_5LocalINS0_5ValueEEE";
+  const VIEWS: &CStr = c"_ZN4node17TriggerNodeReportB5cxx11EPN2v87IsolateESt17basic_string_viewIcSt11char_traitsIcEES6_S6_NS0_5LocalINS0_5ValueEEE";
+  // SAFETY: each variant's type is the signature of its name (see the module docs for `std::string` and
+  // `std::string_view`).
+  unsafe {
+    function(C_STRINGS)
+      .map(TriggerReport::CStrings)
+      .or_else(|_| function(VIEWS).map(TriggerReport::Views))
+      .ok()
+  }
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -129,9 +186,10 @@ fn trigger_report() -> Option<TriggerReport> {
   None
 }
 
-/// Takes the calling thread's isolate as the main thread's. Main thread only (the binding calls it when the
-/// main thread's environment loads the addon).
-pub fn capture_main_isolate() -> Result<(), &'static str> {
+/// Takes the calling thread's isolate as the main thread's, and `env` (the addon's `napi_env` there) for
+/// the handle scope the interrupt opens. Main thread only (the binding calls it when the main thread's
+/// environment loads the addon).
+pub fn capture_main_isolate(env: *mut c_void) -> Result<(), &'static str> {
   // SAFETY: `Isolate::GetCurrent` has no preconditions; on a thread that runs JavaScript it is that
   // thread's isolate.
   let get_current: unsafe extern "C" fn() -> *mut Isolate =
@@ -142,6 +200,7 @@ pub fn capture_main_isolate() -> Result<(), &'static str> {
   if isolate.is_null() {
     return Err("no V8 isolate on the thread that loaded the addon");
   }
+  MAIN_ENV.store(env as usize, Ordering::Release);
   *main_isolate_slot() = isolate as usize;
   Ok(())
 }
@@ -150,6 +209,7 @@ pub fn capture_main_isolate() -> Result<(), &'static str> {
 /// Main thread (an environment cleanup hook).
 pub fn forget_main_isolate() {
   *main_isolate_slot() = 0;
+  MAIN_ENV.store(0, Ordering::Release);
 }
 
 /// Whether the main thread's isolate is known (and alive).
@@ -184,36 +244,48 @@ impl V8 {
   }
 
   /// Walks the current JavaScript stack, innermost frame first, at most `limit` frames, inside a handle
-  /// scope of its own.
+  /// scope of its own. Walks nothing if the main environment is gone or the scope cannot be opened.
   ///
   /// # Safety
-  /// On `isolate`'s thread where V8 allows handles: inside an interrupt callback, or a call from JavaScript.
+  /// On `isolate`'s thread, the main thread, where V8 allows handles: inside an interrupt callback, or a
+  /// call from JavaScript.
   pub unsafe fn walk_stack(
     &self,
     isolate: *mut Isolate,
     limit: usize,
     mut each: impl FnMut(&Self, RawFrame),
   ) {
-    /// Leaves the handle scope when dropped, also if `each` panics: a scope left open would corrupt
-    /// V8's handle stack. Never moved once entered (a local that only drops).
+    /// Closes the handle scope when dropped, also if `each` panics: a scope left open would corrupt
+    /// V8's handle stack.
     struct Scope<'a> {
       api: &'a V8,
-      storage: HandleScopeStorage,
+      env: NapiEnv,
+      scope: NapiHandleScope,
     }
     impl Drop for Scope<'_> {
       fn drop(&mut self) {
-        // SAFETY: entered in `walk_stack` on this thread, at this address, and left only here.
-        unsafe { (self.api.handle_scope_leave)(&mut self.storage) };
+        // SAFETY: opened in `walk_stack` on this thread with this env, and closed only here.
+        unsafe { (self.api.close_handle_scope)(self.env, self.scope) };
       }
     }
-    let mut scope = Scope {
+    let env = MAIN_ENV.load(Ordering::Acquire) as NapiEnv;
+    if env.is_null() {
+      return;
+    }
+    let mut opened: NapiHandleScope = std::ptr::null_mut();
+    // SAFETY: the caller guarantees the main thread, whose environment `env` belongs to (it is cleared at
+    // that environment's teardown, on this thread). N-API's handle scope is a V8 `HandleScope` that Node
+    // allocates; opening one runs no JavaScript.
+    if unsafe { (self.open_handle_scope)(env, &mut opened) } != NAPI_OK || opened.is_null() {
+      return;
+    }
+    let _scope = Scope {
       api: self,
-      storage: HandleScopeStorage([0; 8]),
+      env,
+      scope: opened,
     };
-    // SAFETY: the caller guarantees the thread; the storage outlives the scope, which `Scope` leaves, on the
-    // same thread, before the storage goes.
+    // SAFETY: the caller guarantees the thread, and the handle scope is open until `_scope` drops.
     unsafe {
-      (self.handle_scope_enter)(&mut scope.storage, isolate);
       let trace = (self.current_stack_trace)(
         isolate,
         limit.min(c_int::MAX as usize) as c_int,
@@ -239,7 +311,6 @@ impl V8 {
         }
       }
     }
-    // `scope` drops here, in place: `drop(scope)` would move the entered storage before leaving it.
   }
 
   /// Copies the UTF-16 code units of a string handle into `out`; returns how many were written (the string
@@ -256,8 +327,23 @@ impl V8 {
       let take = (self.string_length)(string)
         .max(0)
         .min(out.len().min(c_int::MAX as usize) as c_int);
-      let written = (self.string_write)(string, isolate, out.as_mut_ptr(), 0, take, NO_NULL_TERMINATION);
-      written.clamp(0, take) as usize
+      match self.string_write {
+        StringWrite::Write(write) => {
+          write(string, isolate, out.as_mut_ptr(), 0, take, NO_NULL_TERMINATION).clamp(0, take) as usize
+        }
+        // `take` is at most the string's length, which WriteV2 requires.
+        StringWrite::WriteV2(write) => {
+          write(
+            string,
+            isolate,
+            0,
+            take as u32,
+            out.as_mut_ptr(),
+            WRITE_V2_NO_FLAGS,
+          );
+          take as usize
+        }
+      }
     }
   }
 
@@ -282,23 +368,35 @@ impl V8 {
     let Some(trigger) = self.trigger_report else {
       return 0;
     };
+    const TRIGGER: &CStr = c"titan-lifecycle";
     let bytes = path.to_bytes();
-    let name = StdString {
-      data: bytes.as_ptr(),
-      len: bytes.len(),
-      // Only read through a const reference: Node copies the name, so the capacity is never consulted.
-      capacity_or_inline: [bytes.len(), 0],
-    };
-    // SAFETY: the signature is TriggerReport's; `name` and the C strings live through the call. The trigger
-    // is not "Signal" or "FatalError", so Node prints the current JavaScript stack into the report.
+    // SAFETY: each variant is called with its signature; the strings live through the call. The trigger is
+    // not "Signal" or "FatalError", so Node prints the current JavaScript stack into the report.
     let file = unsafe {
-      trigger(
-        isolate,
-        message.as_ptr(),
-        c"titan-lifecycle".as_ptr(),
-        &name,
-        std::ptr::null_mut(),
-      )
+      match trigger {
+        TriggerReport::CStrings(trigger) => {
+          let name = StdString {
+            data: bytes.as_ptr(),
+            len: bytes.len(),
+            // Only read through a const reference: Node copies the name, so the capacity is never consulted.
+            capacity_or_inline: [bytes.len(), 0],
+          };
+          trigger(
+            isolate,
+            message.as_ptr(),
+            TRIGGER.as_ptr(),
+            &name,
+            std::ptr::null_mut(),
+          )
+        }
+        TriggerReport::Views(trigger) => trigger(
+          isolate,
+          StringView::of(message.to_bytes()),
+          StringView::of(TRIGGER.to_bytes()),
+          StringView::of(bytes),
+          std::ptr::null_mut(),
+        ),
+      }
     };
     if file.data.is_null() || file.len == 0 || file.len > 64 * 1024 {
       return 0;
