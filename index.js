@@ -292,12 +292,14 @@ class ShutdownManager extends EventEmitter {
     super()
     this.#config = validateManagerOptions(options)
     const { hardExit, exitCodes, disableGracefulShutdown, signals, handleUncaughtErrors } = this.#config
-    // Bun loads the addon, but the libuv functions it exports are stubs that abort the process when called
-    // (owning a signal calls uv_signal_init): refused here, where a runtime that lacks them (Deno) is too.
-    if (process.versions.bun) {
+    // Bun and Deno load the addon, but give it no working libuv, which the native side is built on: Bun
+    // exports libuv's functions as stubs that abort the process when called; Deno does not export them, and
+    // a manager owning no signals would then run without its hard exit.
+    const otherRuntime = process.versions.bun ? 'Bun' : process.versions.deno ? 'Deno' : null
+    if (otherRuntime) {
       throw unavailable(
-        `titan-lifecycle runs on Node.js: Bun ${process.versions.bun} loads its addon, but aborts the process when ` +
-          'the addon calls libuv, which owning signals needs.',
+        `titan-lifecycle runs on Node.js: ${otherRuntime} ${process.versions[otherRuntime.toLowerCase()]} loads ` +
+          'its addon, but not the libuv that the manager is built on.',
       )
     }
     this.#native = new native.NativeShutdown(hardExit ? exitCodes.hardExit : null)

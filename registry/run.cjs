@@ -479,55 +479,56 @@ console.log(JSON.stringify({ kind: 'ready' }))
     }
 
     // Other runtimes that load Node addons (dev dependencies of this folder, from npm): each must refuse
-    // a manager with ERR_NATIVE_UNAVAILABLE. Bun exports libuv's functions as stubs that abort the
-    // process; Deno does not export them. Their caches go to the scratch directory, not the home directory.
+    // a manager with ERR_NATIVE_UNAVAILABLE, also one that owns no signals. Bun exports libuv's functions as
+    // stubs that abort the process; Deno does not export them. Their caches go to the scratch directory.
     fs.writeFileSync(
       path.join(app, 'runtime.cjs'),
       `${REQUIRE}
 console.log(JSON.stringify({ kind: 'loaded', priority: ShutdownPriority.High }))
-try {
-  new ShutdownManager()
-  console.log(JSON.stringify({ kind: 'made' }))
-} catch (error) {
-  console.log(JSON.stringify({ kind: 'refused', code: error.code, message: error.message }))
+for (const options of [{}, { signals: [] }]) {
+  try {
+    new ShutdownManager(options)
+    console.log(JSON.stringify({ kind: 'made', options }))
+  } catch (error) {
+    console.log(JSON.stringify({ kind: 'refused', options, code: error.code, message: error.message }))
+  }
 }
 `,
     )
     const runtimes = {
-      Bun: { argv: ['bun', 'runtime.cjs'], refusal: /^titan-lifecycle runs on Node\.js: Bun \d/ },
-      Deno: { argv: ['deno', 'run', '--allow-all', 'runtime.cjs'], refusal: /uv_\w+ is not exported/ },
+      Bun: ['bun', 'runtime.cjs'],
+      Deno: ['deno', 'run', '--allow-all', 'runtime.cjs'],
     }
-    for (const [runtime, { argv, refusal }] of Object.entries(runtimes)) {
+    for (const [runtime, argv] of Object.entries(runtimes)) {
       await check(`${runtime}: the package loads, a manager is refused with ERR_NATIVE_UNAVAILABLE`, () => {
         const [command, ...args] = argv
+        const binary = path.join(__dirname, 'node_modules', '.bin', command)
         const home = path.join(scratch, `home-${command}`)
         fs.mkdirSync(home, { recursive: true })
-        const run = spawnSync(path.join(__dirname, 'node_modules', '.bin', command), args, {
-          cwd: app,
-          encoding: 'utf8',
-          timeout: 60_000,
-          env: {
-            PATH: pathWithoutRust,
-            HOME: home,
-            DENO_DIR: path.join(home, 'deno'),
-            BUN_RUNTIME_TRANSPILER_CACHE_PATH: '0',
-            NO_COLOR: '1',
-          },
-        })
+        const env = {
+          PATH: pathWithoutRust,
+          HOME: home,
+          DENO_DIR: path.join(home, 'deno'),
+          BUN_RUNTIME_TRANSPILER_CACHE_PATH: '0',
+          NO_COLOR: '1',
+        }
+        const run = spawnSync(binary, args, { cwd: app, encoding: 'utf8', timeout: 60_000, env })
         const lines = run.stdout
           .split('\n')
           .filter((line) => line.startsWith('{'))
           .map((line) => JSON.parse(line))
-        const refused = find(lines, 'refused')
-        if (run.status !== 0 || !find(lines, 'loaded') || refused?.code !== 'ERR_NATIVE_UNAVAILABLE') {
+        const refusals = lines.filter((line) => line.kind === 'refused')
+        const expected = new RegExp(`^titan-lifecycle runs on Node\\.js: ${runtime} \\d`)
+        if (
+          run.status !== 0 ||
+          !find(lines, 'loaded') ||
+          refusals.length !== 2 ||
+          !refusals.every((r) => r.code === 'ERR_NATIVE_UNAVAILABLE' && expected.test(r.message))
+        ) {
           throw new Error(`exit ${run.status ?? run.signal}: ${run.stdout}${run.stderr}`)
         }
-        if (!refusal.test(refused.message)) throw new Error(`refused as: ${refused.message}`)
-        const version = execFileSync(path.join(__dirname, 'node_modules', '.bin', command), ['--version'], {
-          encoding: 'utf8',
-          env: { PATH: pathWithoutRust, HOME: home, DENO_DIR: path.join(home, 'deno') },
-        })
-        return `${version.split('\n')[0].trim()}: loaded, then refused: ${refused.message}`
+        const version = execFileSync(binary, ['--version'], { encoding: 'utf8', env }).split('\n')[0].trim()
+        return `${version}: loaded; a manager refused, with signals and without: ${refusals[0].message}`
       })
     }
 

@@ -145,6 +145,8 @@ pub fn write_frames(out: &mut impl fmt::Write, frames: &[Frame], line_prefix: &s
 pub struct Capture {
   frames: [Frame; MAX_FRAMES],
   count: usize,
+  /// Whether V8's stack could be walked at all (a handle scope opened); if not, `count` is 0 for that.
+  walked: bool,
   requested: MonoTime,
   captured: MonoTime,
   /// The diagnostic report's file name (no directory), when one was asked for and Node wrote it.
@@ -156,6 +158,7 @@ impl Capture {
   const EMPTY: Capture = Capture {
     frames: [Frame::EMPTY; MAX_FRAMES],
     count: 0,
+    walked: false,
     requested: MonoTime::from_nanos(0),
     captured: MonoTime::from_nanos(0),
     report_name: [0; REPORT_NAME_BYTES],
@@ -165,6 +168,12 @@ impl Capture {
   /// The frames, innermost first.
   pub fn frames(&self) -> &[Frame] {
     &self.frames[..self.count]
+  }
+
+  /// Whether the stack was walked: `false` when no handle scope could be opened (the main environment
+  /// was going away), so an empty `frames` says nothing about where the loop was.
+  pub fn walked(&self) -> bool {
+    self.walked
   }
 
   /// When the watchdog asked for it.
@@ -453,10 +462,11 @@ unsafe extern "C" fn on_interrupt(isolate: *mut v8::Isolate, data: *mut c_void) 
     let capture = unsafe { &mut *slot.capture.get() };
     capture.requested = MonoTime::from_nanos(slot.requested_ns.load(Ordering::Acquire));
     capture.count = 0;
+    capture.walked = false;
     capture.report_len = 0;
     let mut units = [0u16; SCRIPT_BYTES];
     // SAFETY: V8 runs this callback on the isolate's thread at an interrupt check, where handles may be made.
-    unsafe {
+    capture.walked = unsafe {
       api.walk_stack(isolate, MAX_FRAMES, |api, raw| {
         if capture.count == MAX_FRAMES {
           return;
@@ -469,8 +479,8 @@ unsafe extern "C" fn on_interrupt(isolate: *mut v8::Isolate, data: *mut c_void) 
         frame.line = raw.line;
         frame.column = raw.column;
         capture.count += 1;
-      });
-    }
+      })
+    };
     capture.captured = MonoTime::now();
     slot.word.store(word(generation, FRAMES), Ordering::Release);
     let target = slot.report.try_lock().ok().and_then(|t| t.clone());

@@ -4,8 +4,8 @@
 //! iteration and function entry performs, even inside `while (true) {}` or a backtracking regular expression.
 //!
 //! The functions used have the same mangled name (and so signature) in Node 20, 22, 24 and 26, checked
-//! against each binary's dynamic symbols (x64 and arm64 builds, glibc and musl), except two that Node 26
-//! replaced, which are looked for under both names: `String::Write` (`WriteV2` since V8 13.5; Node 26
+//! against each binary's dynamic symbols (x64 and arm64 builds, glibc and musl; Node 26's glibc builds
+//! only), except two that Node 26 replaced, which are looked for under both names: `String::Write` (`WriteV2` since V8 13.5; Node 26
 //! has only that) and `node::TriggerNodeReport` (its strings became `std::string_view`s in Node 26). The
 //! handle scope is N-API's (`napi_open_handle_scope`, a C function of every Node since 8): V8's
 //! `HandleScope` constructor and destructor are inline in Node 26's headers and no longer exported.
@@ -21,8 +21,9 @@
 //!   half (both targets are little-endian);
 //! - `std::string` has a non-trivial destructor, so it is returned through a hidden pointer; a `repr(C)`
 //!   struct of more than 16 bytes is returned the same way on x86-64 (in RDI) and AArch64 (in X8);
-//! - `std::string_view` (libstdc++: the length, then the pointer) is trivially copied, 16 bytes: passed by
-//!   value as a `repr(C)` struct of two words is, in two registers while there are, else on the stack;
+//! - `std::string_view` (libstdc++: the length, then the pointer) is trivially copyable and 16 bytes, so it
+//!   is passed by value as a `repr(C)` struct of two words would be: in two registers while two are free,
+//!   else on the stack;
 //! - enums are `int`.
 //!
 //! Thread-safety: `Isolate::RequestInterrupt` is documented as callable from any thread; everything else
@@ -244,7 +245,8 @@ impl V8 {
   }
 
   /// Walks the current JavaScript stack, innermost frame first, at most `limit` frames, inside a handle
-  /// scope of its own. Walks nothing if the main environment is gone or the scope cannot be opened.
+  /// scope of its own. Returns `false`, having walked nothing, if the main environment is gone or the
+  /// scope cannot be opened.
   ///
   /// # Safety
   /// On `isolate`'s thread, the main thread, where V8 allows handles: inside an interrupt callback, or a
@@ -254,7 +256,7 @@ impl V8 {
     isolate: *mut Isolate,
     limit: usize,
     mut each: impl FnMut(&Self, RawFrame),
-  ) {
+  ) -> bool {
     /// Closes the handle scope when dropped, also if `each` panics: a scope left open would corrupt
     /// V8's handle stack.
     struct Scope<'a> {
@@ -270,14 +272,14 @@ impl V8 {
     }
     let env = MAIN_ENV.load(Ordering::Acquire) as NapiEnv;
     if env.is_null() {
-      return;
+      return false;
     }
     let mut opened: NapiHandleScope = std::ptr::null_mut();
     // SAFETY: the caller guarantees the main thread, whose environment `env` belongs to (it is cleared at
     // that environment's teardown, on this thread). N-API's handle scope is a V8 `HandleScope` that Node
     // allocates; opening one runs no JavaScript.
     if unsafe { (self.open_handle_scope)(env, &mut opened) } != NAPI_OK || opened.is_null() {
-      return;
+      return false;
     }
     let _scope = Scope {
       api: self,
@@ -311,6 +313,7 @@ impl V8 {
         }
       }
     }
+    true
   }
 
   /// Copies the UTF-16 code units of a string handle into `out`; returns how many were written (the string

@@ -742,7 +742,13 @@ fn hard_exit(session: &Session, code: i32) -> ! {
   let mut text = FixedBuf::<16384>::new();
   let rendered = match &stuck {
     Stuck::InJavaScript(generation) => js_stack::read(Purpose::HardExit, *generation, |capture| {
-      let whereabouts = Whereabouts::JavaScript(capture.frames());
+      let whereabouts = if capture.walked() {
+        Whereabouts::JavaScript(capture.frames())
+      } else {
+        Whereabouts::Unavailable(
+          "no handle scope could be opened for V8's stack (the main environment is going away)",
+        )
+      };
       render_report(&mut text, view, &facts, &whereabouts, &report)
     })
     .is_some(),
