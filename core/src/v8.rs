@@ -4,8 +4,8 @@
 //! iteration and function entry performs, even inside `while (true) {}` or a backtracking regular expression.
 //!
 //! The functions used have the same mangled name (and so signature) in Node 20, 22, 24 and 26, checked
-//! against each binary's dynamic symbols (x64 and arm64 builds, glibc and musl; Node 26's glibc builds
-//! only), except two that Node 26 replaced, which are looked for under both names: `String::Write` (`WriteV2` since V8 13.5; Node 26
+//! against each binary's dynamic symbols (x64 and arm64 builds, glibc and musl; for Node 26, x64 and arm64
+//! glibc and x64 musl), except two that Node 26 replaced, which are looked for under both names: `String::Write` (`WriteV2` since V8 13.5; Node 26
 //! has only that) and `node::TriggerNodeReport` (its strings became `std::string_view`s in Node 26). The
 //! handle scope is N-API's (`napi_open_handle_scope`, a C function of every Node since 8): V8's
 //! `HandleScope` constructor and destructor are inline in Node 26's headers and no longer exported.
