@@ -361,55 +361,53 @@ test('the package is CommonJS wherever it is, also under --experimental-default-
   assert.equal(run('--require', path.join(root, 'register'), path.join(scratch, 'registered.cjs')).trim(), 'object')
 })
 
-test('with addons disabled (--no-addons, the permission model), the refusal is ERR_NATIVE_UNAVAILABLE', (t) => {
-  const permission = ['--permission', '--experimental-permission'].find((flag) =>
-    process.allowedNodeEnvironmentFlags.has(flag),
-  )
-  if (!permission || !process.allowedNodeEnvironmentFlags.has('--allow-addons')) {
-    t.skip('this Node has no permission model with --allow-addons')
-    return
-  }
-  const scratch = scratchDirectory(t, 'permission')
-  const app = writeStoppingApp(scratch, { reportLoadError: true })
-  const run = (...flags) =>
-    JSON.parse(
-      execFileSync(process.execPath, [...flags, app], {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'ignore'],
-        timeout: 30_000,
-      }),
-    )
-  assert.deepEqual(run(permission, '--allow-fs-read=*', '--allow-addons'), { exitCode: 0 })
-  for (const flags of [[permission, '--allow-fs-read=*'], ['--no-addons']]) {
-    const refused = run(...flags)
-    assert.equal(refused.code, 'ERR_NATIVE_UNAVAILABLE', flags.join(' '))
-    assert.equal(refused.cause, 'ERR_DLOPEN_DISABLED')
-    assert.match(
-      refused.message,
-      /disables native addons \(--no-addons, or the permission model without --allow-addons\)/,
-    )
-  }
-})
+/** This Node's permission-model flag, where it has one with --allow-addons (Node 20's is still experimental). */
+const PERMISSION = process.allowedNodeEnvironmentFlags.has('--allow-addons')
+  ? ['--permission', '--experimental-permission'].find((flag) => process.allowedNodeEnvironmentFlags.has(flag))
+  : undefined
+const WITH_PERMISSION_MODEL = PERMISSION ? {} : { skip: 'this Node has no permission model with --allow-addons' }
 
-test('under the permission model, reading only where the service and the package live is enough to load it', (t) => {
-  // The loader looks at the system's dynamic loaders to tell glibc from musl; with reads allowed only where
-  // the service lives, looking throws ERR_ACCESS_DENIED, and Node's own report must answer instead.
-  const permission = ['--permission', '--experimental-permission'].find((flag) =>
-    process.allowedNodeEnvironmentFlags.has(flag),
+/** Runs the app writeStoppingApp wrote under Node `flags`; what it printed, parsed. */
+function runStoppingApp(app, flags) {
+  return JSON.parse(
+    execFileSync(process.execPath, [...flags, app], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 30_000,
+    }),
   )
-  if (!permission || !process.allowedNodeEnvironmentFlags.has('--allow-addons')) {
-    t.skip('this Node has no permission model with --allow-addons')
-    return
-  }
-  const scratch = scratchDirectory(t, 'permission-scoped')
-  const app = writeStoppingApp(scratch, { reportLoadError: true })
-  const output = execFileSync(
-    process.execPath,
-    [permission, '--allow-addons', `--allow-fs-read=${root}`, `--allow-fs-read=${scratch}`, app],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 30_000 },
-  )
-  assert.deepEqual(JSON.parse(output), { exitCode: 0 })
-})
+}
+
+test(
+  'with addons disabled (--no-addons, the permission model), the refusal is ERR_NATIVE_UNAVAILABLE',
+  WITH_PERMISSION_MODEL,
+  (t) => {
+    const app = writeStoppingApp(scratchDirectory(t, 'permission'), { reportLoadError: true })
+    assert.deepEqual(runStoppingApp(app, [PERMISSION, '--allow-fs-read=*', '--allow-addons']), { exitCode: 0 })
+    for (const flags of [[PERMISSION, '--allow-fs-read=*'], ['--no-addons']]) {
+      const refused = runStoppingApp(app, flags)
+      assert.equal(refused.code, 'ERR_NATIVE_UNAVAILABLE', flags.join(' '))
+      assert.equal(refused.cause, 'ERR_DLOPEN_DISABLED')
+      assert.match(
+        refused.message,
+        /disables native addons \(--no-addons, or the permission model without --allow-addons\)/,
+      )
+    }
+  },
+)
+
+test(
+  'under the permission model, reading only where the service and the package live is enough to load it',
+  WITH_PERMISSION_MODEL,
+  (t) => {
+    // The loader looks at the system's dynamic loaders to tell glibc from musl; with reads allowed only where
+    // the service lives, looking throws ERR_ACCESS_DENIED, and Node's own report must answer instead.
+    const scratch = scratchDirectory(t, 'permission-scoped')
+    const app = writeStoppingApp(scratch, { reportLoadError: true })
+    const flags = [PERMISSION, '--allow-addons', `--allow-fs-read=${root}`, `--allow-fs-read=${scratch}`]
+    assert.deepEqual(runStoppingApp(app, flags), { exitCode: 0 })
+  },
+)
 
 test("a missing platform package is named in the loader's error, with the command that installs it", () => {
   const error = loadError()
