@@ -295,11 +295,12 @@ class ShutdownManager extends EventEmitter {
     // Bun and Deno load the addon, but give it no working libuv, which the native side is built on: Bun
     // exports libuv's functions as stubs that abort the process when called; Deno does not export them, and
     // a manager owning no signals would then run without its hard exit.
-    const otherRuntime = process.versions.bun ? 'Bun' : process.versions.deno ? 'Deno' : null
+    const { bun, deno } = process.versions
+    const otherRuntime = bun ? `Bun ${bun}` : deno ? `Deno ${deno}` : null
     if (otherRuntime) {
       throw unavailable(
-        `titan-lifecycle runs on Node.js: ${otherRuntime} ${process.versions[otherRuntime.toLowerCase()]} loads ` +
-          'its addon, but not the libuv that the manager is built on.',
+        `titan-lifecycle runs on Node.js: ${otherRuntime} loads its addon, but not the libuv that the manager ` +
+          'is built on.',
       )
     }
     this.#native = new native.NativeShutdown(hardExit ? exitCodes.hardExit : null)

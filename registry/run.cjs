@@ -184,6 +184,9 @@ const PACKAGE_MANAGERS = {
   },
 }
 
+/** The bundlers `bundle` knows. */
+const BUNDLERS = ['esbuild', 'webpack']
+
 /**
  * Bundles `entry` (in `app`) with esbuild or webpack (dev dependencies of this folder), titan-lifecycle
  * inside the bundle, as a service bundles its code for a container image, into `name` in a folder of its
@@ -416,7 +419,7 @@ console.log(JSON.stringify({ kind: 'addon', nativeFile: require('titan-lifecycle
     )
     const platformPackage = fs.readdirSync(path.join(app, 'node_modules')).find((d) => d.startsWith('titan-lifecycle-'))
     const addonFile = fs.readdirSync(path.join(app, 'node_modules', platformPackage)).find((f) => f.endsWith('.node'))
-    for (const bundler of ['esbuild', 'webpack']) {
+    for (const bundler of BUNDLERS) {
       await check(`${bundler}: a bundle holding titan-lifecycle, beside node_modules and alone`, async () => {
         const { file, warnings } = await bundle(bundler, app, 'bundled.cjs', 'app.js')
         const env = { PATH: pathWithoutRust }
@@ -460,7 +463,7 @@ setInterval(() => {}, 1000)
 console.log(JSON.stringify({ kind: 'ready' }))
 `,
     )
-    for (const bundler of ['esbuild', 'webpack']) {
+    for (const bundler of BUNDLERS) {
       await check(
         `${bundler}: a bundle named index.js, stuck in a task: the hard-exit report shows where`,
         async () => {

@@ -5,10 +5,11 @@
 //!
 //! The functions used have the same mangled name (and so signature) in Node 20, 22, 24 and 26, checked
 //! against each binary's dynamic symbols (x64 and arm64 builds, glibc and musl; for Node 26, x64 and arm64
-//! glibc and x64 musl), except two that Node 26 replaced, which are looked for under both names: `String::Write` (`WriteV2` since V8 13.5; Node 26
-//! has only that) and `node::TriggerNodeReport` (its strings became `std::string_view`s in Node 26). The
-//! handle scope is N-API's (`napi_open_handle_scope`, a C function of every Node since 8): V8's
-//! `HandleScope` constructor and destructor are inline in Node 26's headers and no longer exported.
+//! glibc and x64 musl), except two that Node 26 replaced, which are looked for under both names:
+//! `String::Write` (`WriteV2` since V8 13.5; Node 26 has only that) and `node::TriggerNodeReport` (its
+//! strings became `std::string_view`s in Node 26). The handle scope is N-API's (`napi_open_handle_scope`,
+//! a C function of every Node since 8): V8's `HandleScope` constructor and destructor are inline in Node
+//! 26's headers and no longer exported.
 //! Everything but the diagnostic report must resolve, or none of it is used and the report says which was
 //! missing. `v8::Message::PrintCurrentStackTrace` and `String::Utf8Value` changed in Node 24 and are not used.
 //!
