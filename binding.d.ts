@@ -6,6 +6,7 @@ export declare class NativeShutdown {
   /**
    * `hard_exit_code`: the code the watchdog exits with at the deadline, or none for a manager that must
    * never kill the process. Outside the main thread it is always none: the watchdog belongs to the process.
+   * Fails with `ERR_NATIVE_UNAVAILABLE` where the host exports no libuv.
    */
   constructor(hardExitCode?: number | undefined | null)
   /** The stall threshold a shutdown watches the event loop with (`stallThreshold`); none or 0: it does not. */

@@ -319,11 +319,14 @@ async function main() {
   ensureTools()
   const registry = await startRegistry()
   try {
-    // The local platform's build, if the cross build has not put one there.
+    // The local platform's build, unless the cross build has put a newer one there (an older one, left
+    // by an earlier cross build, would be published in place of the code under test).
     const local = fs.readdirSync(ROOT).find((f) => /^titan-lifecycle\.(.+)\.node$/.test(f))
-    const localPlatform = local?.slice('titan-lifecycle.'.length, -'.node'.length)
-    if (local && !fs.existsSync(path.join(ROOT, 'npm', localPlatform, local))) {
-      fs.copyFileSync(path.join(ROOT, local), path.join(ROOT, 'npm', localPlatform, local))
+    if (local) {
+      const staged = path.join(ROOT, 'npm', local.slice('titan-lifecycle.'.length, -'.node'.length), local)
+      if (!fs.existsSync(staged) || fs.statSync(staged).mtimeMs < fs.statSync(path.join(ROOT, local)).mtimeMs) {
+        fs.copyFileSync(path.join(ROOT, local), staged)
+      }
     }
     const published = []
     const placeholders = []
@@ -484,16 +487,23 @@ console.log(JSON.stringify({ kind: 'ready' }))
     // Other runtimes that load Node addons (dev dependencies of this folder, from npm): each must refuse
     // a manager with ERR_NATIVE_UNAVAILABLE, also one that owns no signals. Bun exports libuv's functions as
     // stubs that abort the process; Deno does not export them. Their caches go to the scratch directory.
+    // Where there is no libuv at all (Deno), the binding refuses too, whatever host it is: its own check,
+    // under the facade's, which knows these two by name.
     fs.writeFileSync(
       path.join(app, 'runtime.cjs'),
       `${REQUIRE}
 console.log(JSON.stringify({ kind: 'loaded', priority: ShutdownPriority.High }))
-for (const options of [{}, { signals: [] }]) {
+const attempts = [{}, { signals: [] }].map((options) => ['manager', () => new ShutdownManager(options)])
+if (process.versions.deno) {
+  const { NativeShutdown } = require(${JSON.stringify(platformPackage)})
+  attempts.push(['binding', () => new NativeShutdown(124)])
+}
+for (const [what, make] of attempts) {
   try {
-    new ShutdownManager(options)
-    console.log(JSON.stringify({ kind: 'made', options }))
+    make()
+    console.log(JSON.stringify({ kind: 'made', what }))
   } catch (error) {
-    console.log(JSON.stringify({ kind: 'refused', options, code: error.code, message: error.message }))
+    console.log(JSON.stringify({ kind: 'refused', what, code: error.code, message: error.message }))
   }
 }
 `,
@@ -521,17 +531,23 @@ for (const options of [{}, { signals: [] }]) {
           .filter((line) => line.startsWith('{'))
           .map((line) => JSON.parse(line))
         const refusals = lines.filter((line) => line.kind === 'refused')
+        const managers = refusals.filter((r) => r.what === 'manager')
+        const bindings = refusals.filter((r) => r.what === 'binding')
         const expected = new RegExp(`^titan-lifecycle runs on Node\\.js: ${runtime} \\d`)
         if (
           run.status !== 0 ||
           !find(lines, 'loaded') ||
-          refusals.length !== 2 ||
-          !refusals.every((r) => r.code === 'ERR_NATIVE_UNAVAILABLE' && expected.test(r.message))
+          managers.length !== 2 ||
+          !managers.every((r) => r.code === 'ERR_NATIVE_UNAVAILABLE' && expected.test(r.message)) ||
+          bindings.length !== (runtime === 'Deno' ? 1 : 0) ||
+          !bindings.every((r) => r.code === 'ERR_NATIVE_UNAVAILABLE' && /uv_\w+ is not exported/.test(r.message)) ||
+          lines.some((line) => line.kind === 'made')
         ) {
           throw new Error(`exit ${run.status ?? run.signal}: ${run.stdout}${run.stderr}`)
         }
         const version = execFileSync(binary, ['--version'], { encoding: 'utf8', env }).split('\n')[0].trim()
-        return `${version}: loaded; a manager refused, with signals and without: ${refusals[0].message}`
+        const binding = bindings.length ? ` The binding refused too: ${bindings[0].message}` : ''
+        return `${version}: loaded; a manager refused, with signals and without: ${managers[0].message}${binding}`
       })
     }
 

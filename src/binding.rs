@@ -432,20 +432,26 @@ fn call_javascript_on_loop(signo: i32, at: MonoTime) -> bool {
   }
 }
 
-fn is_main_thread(env: &Env) -> bool {
-  match (uv::api(), env.get_uv_event_loop()) {
-    (Ok(uv), Ok(event_loop)) => uv.is_main_loop(event_loop.cast()),
-    _ => false,
-  }
+/// libuv, and the loop `env` runs on (the main thread's when it is libuv's default loop). A host without
+/// libuv (a runtime that loads Node addons but is not Node) fails with `ERR_NATIVE_UNAVAILABLE` rather than
+/// being taken for another thread: a manager made there would run without its hard exit.
+fn libuv_for(env: &Env) -> napi::Result<(&'static uv::Uv, *mut std::ffi::c_void), ErrorCode> {
+  let uv = uv::api().map_err(js_error)?;
+  let event_loop = env
+    .get_uv_event_loop()
+    .map_err(|e| napi::Error::new(ErrorCode("ERR_NATIVE_UNAVAILABLE"), e.reason))?;
+  Ok((uv, event_loop.cast()))
 }
 
 #[napi]
 impl NativeShutdown {
   /// `hard_exit_code`: the code the watchdog exits with at the deadline, or none for a manager that must
   /// never kill the process. Outside the main thread it is always none: the watchdog belongs to the process.
+  /// Fails with `ERR_NATIVE_UNAVAILABLE` where the host exports no libuv.
   #[napi(constructor, catch_unwind)]
-  pub fn new(env: Env, hard_exit_code: Option<i32>) -> Self {
-    let main_thread = is_main_thread(&env);
+  pub fn new(env: Env, hard_exit_code: Option<i32>) -> napi::Result<Self, ErrorCode> {
+    let (uv, event_loop) = libuv_for(&env)?;
+    let main_thread = uv.is_main_loop(event_loop);
     let enforced = hard_exit_code.filter(|_| main_thread);
     if main_thread && !v8::main_isolate_known() && v8::capture_main_isolate(env.raw().cast()).is_ok() {
       // The isolate is taken here, on its own thread, and given up when the main environment is torn down
@@ -453,11 +459,11 @@ impl NativeShutdown {
       // thread when it starts, off this thread: the lookups in node's symbol table cost 0.1 ms.
       let _ = env.add_env_cleanup_hook((), |()| v8::forget_main_isolate());
     }
-    Self {
+    Ok(Self {
       manager: Manager::new(Session::new(enforced)),
       main_thread,
       run_handle: Cell::new(None),
-    }
+    })
   }
 
   /// The stall threshold a shutdown watches the event loop with (`stallThreshold`); none or 0: it does not.
@@ -782,11 +788,8 @@ impl NativeShutdown {
       second_signal_code,
       exclusive,
     } = options;
-    let uv = uv::api().map_err(js_error)?;
-    let event_loop = env
-      .get_uv_event_loop()
-      .map_err(|e| napi::Error::new(ErrorCode("ERR_NATIVE_UNAVAILABLE"), e.reason))?;
-    if !uv.is_main_loop(event_loop.cast()) {
+    let (uv, event_loop) = libuv_for(&env)?;
+    if !uv.is_main_loop(event_loop) {
       return Err(js_error(LifecycleError::NotMainThread));
     }
     let request = SignalRequest {
@@ -800,7 +803,7 @@ impl NativeShutdown {
     };
     // SAFETY: a napi call runs on its environment's thread, and `event_loop` was just checked to be the
     // main loop, so this is the main thread with its live loop.
-    unsafe { self.manager.own_signals(uv, event_loop.cast(), request) }.map_err(js_error)?;
+    unsafe { self.manager.own_signals(uv, event_loop, request) }.map_err(js_error)?;
     if DIRECT_CALLER.get().is_none()
       && let Some(caller) = make_direct_caller(&env, &dispatcher)
     {
