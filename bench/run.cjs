@@ -774,6 +774,27 @@ const IDLE_PROBE = path.join(__dirname, 'probes', 'idle.cjs')
 /** `floor`: the same service with the bench's napi-rs addon that does nothing loaded: what any addon adds. */
 const IDLE_LIBRARIES = ['bare', 'titan-lifecycle', 'close-with-grace', 'floor']
 
+/**
+ * V8's young generation in an idle probe, in kB: what its new space holds in memory (it asks on SIGUSR2 and
+ * prints it), or null when it does not answer within 2 s.
+ */
+function youngGenerationKb(child) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => done(null), 2000)
+    const listen = (data) => {
+      const bytes = /young-generation (\d+)/.exec(String(data))
+      if (bytes) done(Number(bytes[1]) / 1024)
+    }
+    function done(kb) {
+      clearTimeout(timer)
+      child.stdout.removeListener('data', listen)
+      resolve(kb)
+    }
+    child.stdout.on('data', listen)
+    child.kill('SIGUSR2')
+  })
+}
+
 /** Every thread's voluntary context switches (each one a sleep that ended in a wake-up) and CPU time. */
 function threadTotals(pid) {
   let wakeUps = 0
@@ -836,6 +857,8 @@ async function idleCost() {
   } catch (error) {
     console.error(`bench: no RSS breakdown (${error.message})`)
   }
+  // Asked last: answering allocates, and everything above is read before.
+  const young = await Promise.all(children.map((c) => youngGenerationKb(c.child)))
   for (const c of children) {
     c.child.removeAllListeners('exit')
     c.child.kill('SIGKILL')
@@ -856,12 +879,24 @@ async function idleCost() {
   const rssMet = rssAddedMb <= 1.5
   const bareParts = parts?.[children.findIndex((c) => c.library === 'bare')]
   const addedParts = children.filter((c) => c.library !== 'bare')
+  const bareYoung = young[children.findIndex((c) => c.library === 'bare')]
+  const youngSizes = children
+    .map((c, i) => `${c.library} ${young[i] === null ? 'n/a' : `${(young[i] / 1024).toFixed(2)} MB`}`)
+    .join(', ')
+  const youngRow = [
+    "of which V8's young generation (V8's figure)",
+    ...addedParts.map((c) => {
+      const kb = young[children.indexOf(c)]
+      return kb === null || bareYoung === null ? 'n/a' : signedMb(kb - bareYoung)
+    }),
+  ]
   const partsTable = parts
     ? table(
         ['part', ...addedParts.map((c) => c.library)],
-        RSS_PARTS.map(([key, label]) => [
-          label,
-          ...addedParts.map((c) => signedMb(parts[children.indexOf(c)][key] - bareParts[key])),
+        RSS_PARTS.flatMap(([key, label]) => [
+          [label, ...addedParts.map((c) => signedMb(parts[children.indexOf(c)][key] - bareParts[key]))],
+          // Under the anonymous memory, which holds it.
+          ...(key === 'anonymous' ? [youngRow] : []),
         ]),
       )
     : '(not available on this system)'
@@ -891,7 +926,12 @@ async function idleCost() {
       '',
       "The RSS added to bare, by what holds it (from /proc/<pid>/smaps; node's symbol tables are the present",
       'pages of its dynamic symbol, string, hash and version sections, read from /proc/<pid>/pagemap: the dynamic',
-      'loader reads them to bind every symbol an addon imports, node first):',
+      "loader reads them to bind every symbol an addon imports, node first). Of the anonymous memory, V8's",
+      "young generation (where new objects are made) is shown on its own, by V8's figure. V8 grows it at a scavenge (its",
+      'collection of young objects) that finds much of it alive, and keeps it grown. The bare service starts',
+      'without a scavenge; what a library allocates while it loads and is first used can bring one on, a',
+      'one-time step that V8 takes in any service whose start-up allocates enough, library or not. Here,',
+      `at the end: ${youngSizes}.`,
       '',
       partsTable,
       '',

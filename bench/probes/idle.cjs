@@ -4,9 +4,17 @@
 // napi-rs addon that does nothing, loaded from the path given next; titan-lifecycle: resolved by name from
 // the directory given next, where the bench lays it out as npm installs it, or this checkout without one).
 // It prints `ready` and then does nothing; the bench reads its threads' wake-ups and CPU time from /proc
-// while it idles.
+// while it idles. On SIGUSR2, sent once the bench has read everything else, it prints the size of V8's young
+// generation, part of the anonymous memory in its RSS (node:v8 is loaded then, so as not to be measured).
 const http = require('node:http')
 const path = require('node:path')
+
+process.on('SIGUSR2', () => {
+  const young = require('node:v8')
+    .getHeapSpaceStatistics()
+    .find((space) => space.space_name === 'new_space')
+  process.stdout.write(`young-generation ${young.physical_space_size}\n`)
+})
 
 const library = process.argv[2]
 const server = http.createServer((req, res) => res.end('ok'))
