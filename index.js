@@ -293,8 +293,9 @@ class ShutdownManager extends EventEmitter {
     this.#config = validateManagerOptions(options)
     const { hardExit, exitCodes, disableGracefulShutdown, signals, handleUncaughtErrors } = this.#config
     // Bun and Deno load the addon, but give it no working libuv, which the native side is built on: Bun
-    // exports libuv's functions as stubs that abort the process when called; Deno does not export them, and
-    // a manager owning no signals would then run without its hard exit.
+    // exports libuv's functions as stubs that abort the process when called, so it must be refused before
+    // the native side is made. Deno does not export them, and the binding would refuse it itself; by name,
+    // the refusal says why.
     const { bun, deno } = process.versions
     const otherRuntime = bun ? `Bun ${bun}` : deno ? `Deno ${deno}` : null
     if (otherRuntime) {

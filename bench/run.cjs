@@ -781,8 +781,10 @@ const IDLE_LIBRARIES = ['bare', 'titan-lifecycle', 'close-with-grace', 'floor']
 function youngGenerationKb(child) {
   return new Promise((resolve) => {
     const timer = setTimeout(() => done(null), 2000)
+    let text = ''
     const listen = (data) => {
-      const bytes = /young-generation (\d+)/.exec(String(data))
+      text += data
+      const bytes = /young-generation (\d+)\n/.exec(text)
       if (bytes) done(Number(bytes[1]) / 1024)
     }
     function done(kb) {
@@ -877,14 +879,15 @@ async function idleCost() {
   const rssAddedMb = (ours.rssKb - bare.rssKb) / 1024
   const floorAddedMb = (figures.find((f) => f.library === 'floor').rssKb - bare.rssKb) / 1024
   const rssMet = rssAddedMb <= 1.5
-  const bareParts = parts?.[children.findIndex((c) => c.library === 'bare')]
+  const bareIndex = children.findIndex((c) => c.library === 'bare')
+  const bareParts = parts?.[bareIndex]
   const addedParts = children.filter((c) => c.library !== 'bare')
-  const bareYoung = young[children.findIndex((c) => c.library === 'bare')]
+  const bareYoung = young[bareIndex]
   const youngSizes = children
     .map((c, i) => `${c.library} ${young[i] === null ? 'n/a' : `${(young[i] / 1024).toFixed(2)} MB`}`)
     .join(', ')
   const youngRow = [
-    "of which V8's young generation (V8's figure)",
+    "of which V8's young generation (its new space, from V8)",
     ...addedParts.map((c) => {
       const kb = young[children.indexOf(c)]
       return kb === null || bareYoung === null ? 'n/a' : signedMb(kb - bareYoung)
@@ -927,11 +930,11 @@ async function idleCost() {
       "The RSS added to bare, by what holds it (from /proc/<pid>/smaps; node's symbol tables are the present",
       'pages of its dynamic symbol, string, hash and version sections, read from /proc/<pid>/pagemap: the dynamic',
       "loader reads them to bind every symbol an addon imports, node first). Of the anonymous memory, V8's",
-      "young generation (where new objects are made) is shown on its own, by V8's figure. V8 grows it at a scavenge (its",
-      'collection of young objects) that finds much of it alive, and keeps it grown. The bare service starts',
-      'without a scavenge; what a library allocates while it loads and is first used can bring one on, a',
-      'one-time step that V8 takes in any service whose start-up allocates enough, library or not. Here,',
-      `at the end: ${youngSizes}.`,
+      'young generation (where new objects are made) is shown on its own, as v8.getHeapSpaceStatistics()',
+      'gives its new space, asked last. V8 doubles it at a scavenge (a collection of young objects) that',
+      'finds much of it alive. The bare service has no scavenge while it starts; what a library allocates',
+      'while it loads and is first used can cause one, as the start-up of a service with more to load does',
+      `without any library. Resident at the end: ${youngSizes}.`,
       '',
       partsTable,
       '',

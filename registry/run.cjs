@@ -487,15 +487,15 @@ console.log(JSON.stringify({ kind: 'ready' }))
     // Other runtimes that load Node addons (dev dependencies of this folder, from npm): each must refuse
     // a manager with ERR_NATIVE_UNAVAILABLE, also one that owns no signals. Bun exports libuv's functions as
     // stubs that abort the process; Deno does not export them. Their caches go to the scratch directory.
-    // Where there is no libuv at all (Deno), the binding refuses too, whatever host it is: its own check,
-    // under the facade's, which knows these two by name.
+    // Behind the facade's check by name, the binding refuses any host where libuv cannot be resolved: under
+    // Deno the binding is also made directly, and must refuse (not under Bun, whose stubs would abort).
     fs.writeFileSync(
       path.join(app, 'runtime.cjs'),
       `${REQUIRE}
 console.log(JSON.stringify({ kind: 'loaded', priority: ShutdownPriority.High }))
 const attempts = [{}, { signals: [] }].map((options) => ['manager', () => new ShutdownManager(options)])
 if (process.versions.deno) {
-  const { NativeShutdown } = require(${JSON.stringify(platformPackage)})
+  const { NativeShutdown } = require('titan-lifecycle').native
   attempts.push(['binding', () => new NativeShutdown(124)])
 }
 for (const [what, make] of attempts) {

@@ -63,7 +63,7 @@ pub(crate) fn symbol(name: &CStr) -> Result<*mut c_void, String> {
   let found = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
   if found.is_null() {
     Err(format!(
-      "{} is not exported by this process (a Node.js binary exports libuv)",
+      "{} is not exported by this process",
       name.to_string_lossy()
     ))
   } else {
