@@ -12,6 +12,7 @@
 // The application reaches it with `require('titan-lifecycle').processManager()` to add its tasks. A bad
 // value stops the process at start-up with the variable named, rather than running without the guarantee.
 
+const path = require('node:path')
 const titan = require('./index.js')
 const { ShutdownManager } = titan
 // Not part of the typed API (index.js defines it for this file only).
@@ -33,17 +34,36 @@ const ENVIRONMENT = {
   TITAN_LIFECYCLE_LOG: ['logger', (value) => (value === '1' || value === 'true' ? console : undefined)],
 }
 
-const options = {}
-for (const [variable, [option, parse]] of Object.entries(ENVIRONMENT)) {
-  const value = process.env[variable]
-  if (value !== undefined && value !== '') options[option] = parse(value)
+/**
+ * The command-line scripts of the package managers that run a service (`npm start`, `npx`, `yarn`, `pnpm`,
+ * corepack's shims), as `process.argv[1]` names them: the file a link in PATH points to, or the link.
+ */
+const PACKAGE_MANAGER_SCRIPT = /^(?:(?:npm|npx)(?:-cli\.js)?|yarn(?:\.c?js)?|pnpm(?:\.c?js)?|pnpx|corepack(?:\.c?js)?)$/
+
+/**
+ * Whether this process is a package manager rather than the service: under
+ * `NODE_OPTIONS=--require titan-lifecycle/register`, `npm start` loads this file too. A manager there would
+ * own SIGTERM, run its shutdown of no tasks and exit at once, without forwarding the signal and waiting
+ * for the service, which a container whose first process is npm then loses halfway through its shutdown.
+ */
+function isPackageManager() {
+  const script = process.argv[1]
+  return typeof script === 'string' && PACKAGE_MANAGER_SCRIPT.test(path.basename(script))
 }
-try {
-  setProcessManager(new ShutdownManager(options))
-} catch (error) {
-  // Node's messages quote the option "like this" (a wrong type, out of range) or 'like this' (a wrong value).
-  const names = (option) => ['"', "'"].some((quote) => error?.message?.includes(`${quote}options.${option}`))
-  const variable = Object.keys(ENVIRONMENT).find((v) => names(ENVIRONMENT[v][0]))
-  if (variable) error.message = `${error.message} (from ${variable}=${JSON.stringify(process.env[variable])})`
-  throw error
+
+if (!isPackageManager()) {
+  const options = {}
+  for (const [variable, [option, parse]] of Object.entries(ENVIRONMENT)) {
+    const value = process.env[variable]
+    if (value !== undefined && value !== '') options[option] = parse(value)
+  }
+  try {
+    setProcessManager(new ShutdownManager(options))
+  } catch (error) {
+    // Node's messages quote the option "like this" (a wrong type, out of range) or 'like this' (a wrong value).
+    const names = (option) => ['"', "'"].some((quote) => error?.message?.includes(`${quote}options.${option}`))
+    const variable = Object.keys(ENVIRONMENT).find((v) => names(ENVIRONMENT[v][0]))
+    if (variable) error.message = `${error.message} (from ${variable}=${JSON.stringify(process.env[variable])})`
+    throw error
+  }
 }

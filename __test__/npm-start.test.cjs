@@ -12,6 +12,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { launch, find, npmStart, needs, waitFor, isRunning, FIXTURES } = require('./helpers.cjs')
+const { now } = require('./fixtures/report.cjs')
 
 const APP = path.join(FIXTURES, 'npm-app')
 
@@ -84,5 +85,38 @@ test(
     assert.ok(find(lines, 'task-start', { id: 'drain' }))
     assert.ok(!find(lines, 'task-end', { id: 'drain' }), 'the second Ctrl-C cut the shutdown short')
     assert.ok(!find(lines, 'exit'), 'it was the native exit, not the end of the shutdown')
+  },
+)
+
+// NODE_OPTIONS carries `--require titan-lifecycle/register` to every Node process, npm's own included. npm
+// must get no manager: one there would own SIGTERM and exit at once, without forwarding the signal and
+// waiting for the service, and a container whose first process is npm would end mid-shutdown.
+test(
+  'NODE_OPTIONS=--require titan-lifecycle/register under npm: SIGTERM to npm alone, npm waits for the shutdown',
+  needs('npm', 'bash'),
+  async () => {
+    const register = path.join(__dirname, '..', 'register')
+    const fixture = launch(['npm', 'run', 'registered', '--silent', '--script-shell=bash'], {
+      cwd: APP,
+      env: { NODE_OPTIONS: `--require ${JSON.stringify(register)}` },
+    })
+    const npmExited = new Promise((resolve) => fixture.child.once('exit', (code) => resolve({ code, at: now() })))
+    const service = (await fixture.ready)?.pid
+    const output = () => fixture.output().stdout + fixture.output().stderr
+    assert.ok(service, `the service started\n${output()}`)
+    try {
+      // npm alone, as a container's runtime signals its first process.
+      process.kill(fixture.child.pid, 'SIGTERM')
+      const npm = await npmExited
+      const { lines, killedByTimer } = await fixture.exited
+      assert.equal(killedByTimer, false, 'hung')
+      assert.ok(find(lines, 'task-end', { id: 'drain' }), `the service's shutdown ran to its end\n${output()}`)
+      const exit = find(lines, 'exit')
+      assert.equal(exit?.code, 0, `the service exited 0\n${output()}`)
+      assert.ok(exit.at <= npm.at, `npm exited ${(exit.at - npm.at).toFixed(0)} ms before the service\n${output()}`)
+      assert.equal(npm.code, 0, `npm's exit code follows the service's\n${output()}`)
+    } finally {
+      if (isRunning(service)) process.kill(service, 'SIGKILL')
+    }
   },
 )
