@@ -43,8 +43,8 @@ const PACKAGE_MANAGER_SCRIPT = /^(?:(?:npm|npx)(?:-cli\.js)?|yarn(?:\.c?js)?|pnp
 /**
  * Whether this process is a package manager rather than the service: under
  * `NODE_OPTIONS=--require titan-lifecycle/register`, `npm start` loads this file too. A manager there would
- * own SIGTERM, run its shutdown of no tasks and exit at once, without forwarding the signal and waiting
- * for the service, which a container whose first process is npm then loses halfway through its shutdown.
+ * own SIGTERM, run its shutdown of no tasks and exit at once: npm forwards the signal to the service but
+ * no longer waits for it, and a container whose first process is npm ends in the middle of its shutdown.
  */
 function isPackageManager() {
   const script = process.argv[1]

@@ -89,8 +89,8 @@ test(
 )
 
 // NODE_OPTIONS carries `--require titan-lifecycle/register` to every Node process, npm's own included. npm
-// must get no manager: one there would own SIGTERM and exit at once, without forwarding the signal and
-// waiting for the service, and a container whose first process is npm would end mid-shutdown.
+// must get no manager: one there would own SIGTERM and exit at once, without waiting for the service it
+// forwarded the signal to, and a container whose first process is npm would end mid-shutdown.
 test(
   'NODE_OPTIONS=--require titan-lifecycle/register under npm: SIGTERM to npm alone, npm waits for the shutdown',
   needs('npm', 'bash'),
