@@ -353,6 +353,7 @@ export declare class ShutdownManager extends EventEmitter<ShutdownEventMap> {
 
 /**
  * The process's manager, made from the environment by `node --require titan-lifecycle/register` (or
- * `--import titan-lifecycle/register`); undefined when the process was not started that way.
+ * `--import titan-lifecycle/register`); undefined when the process was not started that way, and in a
+ * package manager's own process or one without a script (the REPL, `node -e`), which it leaves alone.
  */
 export declare function processManager(): ShutdownManager | undefined

@@ -954,7 +954,8 @@ let processManagerInstance
 
 /**
  * The process's manager, made by `node --require titan-lifecycle/register` (or `--import`) from the
- * environment; undefined without it.
+ * environment; undefined without it, and where register leaves the process alone (a package manager's
+ * own, the REPL, `node -e`: see register.js).
  */
 function processManager() {
   return processManagerInstance

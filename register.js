@@ -35,23 +35,28 @@ const ENVIRONMENT = {
 }
 
 /**
- * The command-line scripts of the package managers that run a service (`npm start`, `npx`, `yarn`, `pnpm`,
- * corepack's shims), as `process.argv[1]` names them: the file a link in PATH points to, or the link.
+ * The command-line scripts of the package managers that run a service, by the base name `process.argv[1]`
+ * has: the link in PATH that was run (`npm`, `yarnpkg`, corepack's shims) or the file itself (`npm-cli.js`,
+ * pnpm's `pnpm.cjs`, a Yarn release that `yarnPath` runs, `yarn-4.5.1.cjs`).
  */
-const PACKAGE_MANAGER_SCRIPT = /^(?:(?:npm|npx)(?:-cli\.js)?|yarn(?:\.c?js)?|pnpm(?:\.c?js)?|pnpx|corepack(?:\.c?js)?)$/
+const PACKAGE_MANAGER_SCRIPT =
+  /^(?:npm(?:-cli)?|npx(?:-cli)?|yarn(?:pkg)?|yarn-\d[\w.+-]*|pnpm|pnpx|corepack)(?:\.c?js)?$/
 
 /**
- * Whether this process is a package manager rather than the service: under
- * `NODE_OPTIONS=--require titan-lifecycle/register`, `npm start` loads this file too. A manager there would
- * own SIGTERM, run its shutdown of no tasks and exit at once: npm forwards the signal to the service but
- * no longer waits for it, and a container whose first process is npm ends in the middle of its shutdown.
+ * Whether this process is not a service to make a manager for. `NODE_OPTIONS=--require
+ * titan-lifecycle/register` reaches every Node process:
+ * - a package manager's own (`npm start`): a manager there would own SIGTERM, run its shutdown of no tasks
+ *   and exit at once; npm forwards the signal to the service but no longer waits for it, and a container
+ *   whose first process is npm ends in the middle of the service's shutdown;
+ * - one without a script (the REPL, `node -e`): its Ctrl-C would start a shutdown.
  */
-function isPackageManager() {
+function isNotAService() {
   const script = process.argv[1]
-  return typeof script === 'string' && PACKAGE_MANAGER_SCRIPT.test(path.basename(script))
+  if (typeof script !== 'string' || typeof (/** @type {any} */ (process)._eval) === 'string') return true
+  return PACKAGE_MANAGER_SCRIPT.test(path.basename(script))
 }
 
-if (!isPackageManager()) {
+if (!isNotAService()) {
   const options = {}
   for (const [variable, [option, parse]] of Object.entries(ENVIRONMENT)) {
     const value = process.env[variable]

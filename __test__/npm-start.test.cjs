@@ -96,9 +96,11 @@ test(
   needs('npm', 'bash'),
   async () => {
     const register = path.join(__dirname, '..', 'register')
+    // Detached, so that the kill timer reaches the service too if npm never passes the signal on.
     const fixture = launch(['npm', 'run', 'registered', '--silent', '--script-shell=bash'], {
       cwd: APP,
-      env: { NODE_OPTIONS: `--require ${JSON.stringify(register)}` },
+      detached: true,
+      env: { NODE_OPTIONS: `--require ${JSON.stringify(register)}`, TITAN_LIFECYCLE_TIMEOUT: '5000' },
     })
     const npmExited = new Promise((resolve) => fixture.child.once('exit', (code) => resolve({ code, at: now() })))
     const service = (await fixture.ready)?.pid
@@ -113,6 +115,7 @@ test(
       assert.ok(find(lines, 'task-end', { id: 'drain' }), `the service's shutdown ran to its end\n${output()}`)
       const exit = find(lines, 'exit')
       assert.equal(exit?.code, 0, `the service exited 0\n${output()}`)
+      assert.equal(exit.npmWaited, true, `npm exited before the service had shut down\n${output()}`)
       assert.ok(exit.at <= npm.at, `npm exited ${(exit.at - npm.at).toFixed(0)} ms before the service\n${output()}`)
       assert.equal(npm.code, 0, `npm's exit code follows the service's\n${output()}`)
     } finally {

@@ -5,7 +5,9 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const path = require('node:path')
-const { launch, kill, find, FIXTURES } = require('./helpers.cjs')
+const fs = require('node:fs')
+const { execFileSync } = require('node:child_process')
+const { launch, kill, find, scratchDirectory, FIXTURES } = require('./helpers.cjs')
 
 function startApp(flag, file, { env = {}, args = [] } = {}) {
   // From __test__, whose node_modules/titan-lifecycle links to this checkout, so `titan-lifecycle/register`
@@ -61,4 +63,39 @@ test('a bad value stops the process at start-up, naming the variable', async () 
   assert.notEqual(refused.code, 0)
   assert.match(refused.stderr, /ERR_INVALID_ARG_VALUE/)
   assert.match(refused.stderr, /from TITAN_LIFECYCLE_SIGNALS="SIGTERM,sigint"/)
+})
+
+// NODE_OPTIONS carries the flag to every Node process: a package manager's own (see npm-start.test.cjs for
+// why it must get no manager) and one without a script get none; a service, whatever its name, gets one.
+test('register makes no manager in a package manager, the REPL or node -e; a service gets one', (t) => {
+  const dir = scratchDirectory(t, 'register-names')
+  const report = `console.log(require(${JSON.stringify(path.join(__dirname, '..'))}).processManager() ? 'made' : 'none')`
+  const run = (args, input) =>
+    execFileSync(process.execPath, ['--require', 'titan-lifecycle/register', ...args], {
+      cwd: __dirname,
+      input,
+      encoding: 'utf8',
+      env: { ...process.env, TITAN_LIFECYCLE_SIGNALS: 'SIGTERM' },
+    }).trim()
+  const managerFor = (name) => {
+    fs.writeFileSync(path.join(dir, name), report)
+    return run([path.join(dir, name)])
+  }
+  const packageManagers = [
+    'npm',
+    'npm-cli.js',
+    'npx-cli.js',
+    'yarnpkg',
+    'yarn.js',
+    'yarn-4.5.1.cjs',
+    'pnpm.cjs',
+    'corepack',
+  ]
+  const services = ['server.js', 'npm-app.js', 'yarn-worker.cjs', 'index.js']
+  assert.deepEqual(
+    Object.fromEntries([...packageManagers, ...services].map((name) => [name, managerFor(name)])),
+    Object.fromEntries([...packageManagers.map((n) => [n, 'none']), ...services.map((n) => [n, 'made'])]),
+  )
+  assert.equal(run(['-e', report]), 'none', 'node -e')
+  assert.match(run(['-i'], `${report}\n.exit\n`), /\bnone\b/, 'the REPL')
 })
