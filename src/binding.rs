@@ -439,7 +439,7 @@ fn libuv_for(env: &Env) -> napi::Result<(&'static uv::Uv, *mut std::ffi::c_void)
   let uv = uv::api().map_err(js_error)?;
   let event_loop = env
     .get_uv_event_loop()
-    .map_err(|e| napi::Error::new(ErrorCode("ERR_NATIVE_UNAVAILABLE"), e.reason))?;
+    .map_err(|e| js_error(LifecycleError::NativeUnavailable { what: e.reason }))?;
   Ok((uv, event_loop.cast()))
 }
 
