@@ -13,10 +13,6 @@
 // value stops the process at start-up with the variable named, rather than running without the guarantee.
 
 const path = require('node:path')
-const titan = require('./index.js')
-const { ShutdownManager } = titan
-// Not part of the typed API (index.js defines it for this file only).
-const { setProcessManager } = /** @type {any} */ (titan)
 
 /** @type {Record<string, [string, (value: string) => unknown]>} */
 const ENVIRONMENT = {
@@ -56,7 +52,13 @@ function isNotAService() {
   return PACKAGE_MANAGER_SCRIPT.test(path.basename(script))
 }
 
+// The package itself is loaded only where a manager is made: a package manager's process (npm stays up for
+// the whole life of the service it started) then carries neither its JavaScript nor its native addon.
 if (!isNotAService()) {
+  const titan = require('./index.js')
+  const { ShutdownManager } = titan
+  // Not part of the typed API (index.js defines it for this file only).
+  const { setProcessManager } = /** @type {any} */ (titan)
   const options = {}
   for (const [variable, [option, parse]] of Object.entries(ENVIRONMENT)) {
     const value = process.env[variable]

@@ -67,9 +67,14 @@ test('a bad value stops the process at start-up, naming the variable', async () 
 
 // NODE_OPTIONS carries the flag to every Node process: a package manager's own (see npm-start.test.cjs for
 // why it must get no manager) and one without a script get none; a service, whatever its name, gets one.
+// Where none is made, register loads nothing more: npm lives as long as the service it started, and would
+// carry the package and its native addon for nothing.
 test('register makes no manager in a package manager, the REPL or node -e; a service gets one', (t) => {
   const dir = scratchDirectory(t, 'register-names')
-  const report = `console.log(require(${JSON.stringify(path.join(__dirname, '..'))}).processManager() ? 'made' : 'none')`
+  // Whether register loaded the package (its index.js or any native addon), asked before this script loads it.
+  const loaded = `Object.keys(require.cache).some((f) => f === ${JSON.stringify(require.resolve('..'))} || f.endsWith('.node'))`
+  const manager = `require(${JSON.stringify(path.join(__dirname, '..'))}).processManager()`
+  const report = `console.log((${loaded} ? 'loaded, ' : 'not loaded, ') + (${manager} ? 'made' : 'none'))`
   const run = (args, input) =>
     execFileSync(process.execPath, ['--require', 'titan-lifecycle/register', ...args], {
       cwd: __dirname,
@@ -94,8 +99,11 @@ test('register makes no manager in a package manager, the REPL or node -e; a ser
   const services = ['server.js', 'npm-app.js', 'yarn-worker.cjs', 'index.js']
   assert.deepEqual(
     Object.fromEntries([...packageManagers, ...services].map((name) => [name, managerFor(name)])),
-    Object.fromEntries([...packageManagers.map((n) => [n, 'none']), ...services.map((n) => [n, 'made'])]),
+    Object.fromEntries([
+      ...packageManagers.map((n) => [n, 'not loaded, none']),
+      ...services.map((n) => [n, 'loaded, made']),
+    ]),
   )
-  assert.equal(run(['-e', report]), 'none', 'node -e')
-  assert.match(run(['-i'], `${report}\n.exit\n`), /\bnone\b/, 'the REPL')
+  assert.equal(run(['-e', report]), 'not loaded, none', 'node -e')
+  assert.match(run(['-i'], `${report}\n.exit\n`), /\bnot loaded, none\b/, 'the REPL')
 })
