@@ -26,7 +26,8 @@ async function runFixture(mode, { deadline = 3000, end = 'SIGTERM' } = {}) {
   const fixture = start('children.cjs', [mode, deadline])
   const ready = await fixture.ready
   const pids = [ready.child, ready.grandchild].filter(Boolean)
-  if (mode !== 'exited-early') assert.ok(pids.every(isRunning), 'the children run before the shutdown')
+  if (!['exited-early', 'exit-listener-throws'].includes(mode))
+    assert.ok(pids.every(isRunning), 'the children run before the shutdown')
   if (end === 'SIGTERM') kill(fixture.child, 'SIGTERM')
   if (end === 'SIGINT twice') {
     kill(fixture.child, 'SIGINT')
@@ -100,6 +101,39 @@ test('a child that exited earlier is forgotten: nothing is tracked, the hard exi
   assert.equal(find(lines, 'child-exited').tracked, 0)
   assert.equal(find(lines, 'child-exited').taskLeft, false, 'its task was unregistered when it exited')
   assert.doesNotMatch(stderr, /sent SIGKILL/)
+})
+
+test('a child tracked by two tasks stays tracked when one is unregistered: process.exit() kills its group', async () => {
+  const { code, lines, ready, pids, left, stderr } = await runFixture('tracked-twice', { end: 'none' })
+  assert.equal(code, 0, stderr)
+  assert.equal(find(lines, 'unregistered').removed, true)
+  assert.equal(ready.tracked, 1, 'the other task still tracks it natively')
+  assert.equal(pids.length, 2)
+  assert.deepEqual(left, [])
+})
+
+test('an earlier exit listener that throws does not leave the reaped child tracked natively', async () => {
+  const { code, lines, stderr } = await runFixture('exit-listener-throws', { deadline: 300, end: 'SIGTERM' })
+  assert.equal(code, 124, stderr)
+  assert.equal(find(lines, 'uncaught')?.message, 'an earlier exit listener failed', 'the scenario happened')
+  assert.equal(find(lines, 'child-exited').tracked, 0, 'forgotten natively once it exited')
+  // Nothing is sent to the reaped pid, which the system may have given to another process.
+  assert.doesNotMatch(stderr, /sent SIGKILL/)
+})
+
+test('group: a group whose leader exited before it was tracked is tracked until empty', async () => {
+  const { code, ready, left, stderr } = await runFixture('leader-gone', { end: 'none' })
+  assert.equal(code, 0, stderr)
+  assert.equal(ready.tracked, 1, 'the group is tracked: its grandchild still runs')
+  assert.deepEqual(await survivors([ready.grandchild]), [], 'process.exit() killed the grandchild')
+  assert.deepEqual(left, [])
+})
+
+test('group: a detached child that exited but was not reaped yet is accepted', async () => {
+  const { code, ready, stderr } = await runFixture('zombie-leader', { end: 'none' })
+  assert.equal(code, 0, stderr)
+  assert.equal(ready.exitCodeWhenTracked, null, 'Node had not reaped it when it was tracked (the scenario)')
+  assert.equal(ready.refused, null)
 })
 
 test("a worker thread's manager ending with its thread kills its own child, not the main thread's", async () => {

@@ -15,6 +15,12 @@ const { monotonicMs } = require('./run')
 const GROUP_POLL_MS = 100
 /** How often, outside a shutdown, a group whose leader exited is checked until it is empty. */
 const ORPHANED_GROUP_POLL_MS = 1000
+/**
+ * How long the wait after SIGKILL lasts at most. The kernel ends the process at once, but one stuck in an
+ * uninterruptible sleep (a dead network mount) goes only when that ends: the task reports it and stays
+ * tracked, so the process's own exit sends SIGKILL again.
+ */
+const KILLED_WAIT_MS = 1000
 
 /**
  * The trackers of this thread whose children (or groups) are still there. The 'exit' hook kills only
@@ -39,6 +45,20 @@ function groupAlive(pgid) {
   return native.childGroupAlive(pgid)
 }
 
+/**
+ * Whether group `pgid` exists at all, an exited but unreaped leader included: whether a child spawned with
+ * `detached: true` leads it. A group's id is its leader's pid, which the system does not give to another
+ * process while the group exists.
+ */
+function groupExists(pgid) {
+  try {
+    process.kill(-pgid, 0)
+    return true
+  } catch (error) {
+    return error?.code === 'EPERM'
+  }
+}
+
 /** An AbortSignal that aborts when the first of `signals` does (AbortSignal.any is Node 20.3 and later). */
 function firstOf(signals) {
   const controller = new AbortController()
@@ -57,7 +77,6 @@ class ChildTracker {
   /** How the child is asked to stop, if not by `#signal` (a cluster worker gets an IPC message). */
   #ask
   #askedWith
-  #exited
   #forgotten = false
   #onGone
 
@@ -75,32 +94,48 @@ class ChildTracker {
     this.#ask = ask?.send
     this.#askedWith = ask?.how ?? signal
     this.#onGone = onGone
-    this.#exited = child.exitCode !== null || child.signalCode !== null
-    if (this.#exited) {
-      this.#forgotten = true
-      onGone?.()
-      return
-    }
-    if (group && !groupAlive(this.#pid)) {
+    const exited = this.#hasExited()
+    // A leader that exited but was not reaped yet still holds its group; one reaped may leave members.
+    if (group && !exited && !groupExists(this.#pid)) {
       throw invalidArgValue(
         'options.group',
         group,
         `needs a child that leads a process group (spawned with detached: true); child ${this.#pid} does not`,
       )
     }
+    if (exited && !(group && groupAlive(this.#pid))) {
+      this.#forgotten = true
+      onGone?.()
+      return
+    }
     native.trackChild(this.#pid, group)
     live.add(this)
     installExitHook()
-    child.once('exit', () => {
-      this.#exited = true
-      if (this.#gone() || !group) return
-      // The group's other members outlive its leader: it stays tracked until it is empty, checked now and
-      // then (unref'd: this never keeps the process alive), so its pgid is not held once it may be reused.
-      const poll = setInterval(() => {
-        if (this.#gone()) clearInterval(poll)
-      }, ORPHANED_GROUP_POLL_MS)
-      poll.unref()
+    if (exited) {
+      this.#pollOrphanedGroup()
+      return
+    }
+    // First among the 'exit' listeners: one added earlier that throws would stop the event before it
+    // reached this one, and the reaped pid would stay tracked natively.
+    child.prependOnceListener('exit', () => {
+      if (!this.#gone() && group) this.#pollOrphanedGroup()
     })
+  }
+
+  /** Whether the child itself has exited and been reaped (Node sets these before its 'exit' event). */
+  #hasExited() {
+    return this.#child.exitCode !== null || this.#child.signalCode !== null
+  }
+
+  /**
+   * The group's other members outlive its leader: it stays tracked until it is empty, checked now and then
+   * (unref'd: this never keeps the process alive), so its pgid is not held once it may be reused.
+   */
+  #pollOrphanedGroup() {
+    const poll = setInterval(() => {
+      if (this.#gone()) clearInterval(poll)
+    }, ORPHANED_GROUP_POLL_MS)
+    poll.unref()
   }
 
   get pid() {
@@ -113,7 +148,7 @@ class ChildTracker {
    */
   #gone() {
     if (this.#forgotten) return true
-    if (!this.#exited || (this.#group && groupAlive(this.#pid))) return false
+    if (!this.#hasExited() || (this.#group && groupAlive(this.#pid))) return false
     this.#forgotten = true
     live.delete(this)
     native.forgetChild(this.#pid, this.#group)
@@ -193,14 +228,23 @@ class ChildTracker {
       timedOut.abort() // releases the listeners firstOf added
     }
     if (this.#gone()) return
+    const killedAt = monotonicMs()
     this.#send('SIGKILL')
     // SIGKILL cannot be caught: the wait is for the kernel and libuv's reaping, bounded by the task's own
-    // timeout through `abortSignal`.
-    await this.#whenGone(abortSignal)
+    // timeout through `abortSignal` and by KILLED_WAIT_MS.
+    const killWait = new AbortController()
+    const killTimer = setTimeout(() => killWait.abort(), KILLED_WAIT_MS)
+    try {
+      await this.#whenGone(abortSignal ? firstOf([abortSignal, killWait.signal]) : killWait.signal)
+    } finally {
+      clearTimeout(killTimer)
+      killWait.abort()
+    }
     const what = this.#group ? `process group ${this.#pid}` : `child ${this.#pid}`
+    const still = this.#gone() ? '' : `, and was still there ${Math.round(monotonicMs() - killedAt)} ms later`
     throw lifecycleError(
       'ERR_CHILD_KILLED',
-      `${what} had not exited ${Math.round(monotonicMs() - sentAt)} ms after ${this.#askedWith}; it was sent SIGKILL`,
+      `${what} had not exited ${Math.round(killedAt - sentAt)} ms after ${this.#askedWith}; it was sent SIGKILL${still}`,
     )
   }
 }
