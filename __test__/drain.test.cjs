@@ -398,3 +398,69 @@ test('a connection announced twice is tracked once, and many connections coming 
   assert.equal(result.tasks.find((t) => t.id === 'http-server')?.status, 'succeeded')
   assert.ok(now() - startedAt < 2000, `the drain took ${(now() - startedAt).toFixed(0)} ms`)
 })
+
+test(
+  'connections that never sent a byte do not hold the drain: a pre-connection, a TLS client before its handshake',
+  needs('openssl'),
+  async (t) => {
+    // A load balancer's or a browser's pre-connection sends its request later, or never; a stalled TLS client
+    // never begins its handshake, so the HTTP layer never sees it. Node's own close waits for both.
+    const https = require('node:https')
+    const fs = require('node:fs')
+    const { key, cert } = certificate()
+    const servers = [
+      http.createServer((req, res) => res.end('ok')),
+      https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (req, res) => res.end('ok')),
+    ]
+    const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false })
+    t.after(() => manager.dispose())
+    const clients = []
+    for (const [i, server] of servers.entries()) {
+      manager.trackServer(server, { id: `server-${i}`, drainTimeout: 5000 })
+      await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+      const client = net.connect(server.address().port, '127.0.0.1')
+      await new Promise((resolve) => client.on('connect', resolve))
+      clients.push(closed(client))
+    }
+    await sleep(50)
+    const started = now()
+    const result = await manager.stop()
+    assert.deepEqual(
+      result.tasks.map((task) => `${task.id} ${task.status}`),
+      ['server-0 succeeded', 'server-1 succeeded'],
+    )
+    // Closed at the drain's second sweep, not at its 5 s timeout.
+    assert.ok(now() - started < 2000, `the drain took ${(now() - started).toFixed(0)} ms`)
+    for (const closedAt of await Promise.all(clients)) assert.ok(closedAt - started < 2000)
+  },
+)
+
+test('an upgrade that arrives while the drain runs is handed to closeUpgraded too', async (t) => {
+  const server = http.createServer((req, res) => res.end('ok'))
+  server.on('upgrade', (req, socket) => socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\n\r\n'))
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false })
+  t.after(() => manager.dispose())
+  const handedOver = []
+  manager.trackServer(server, {
+    drainTimeout: 5000,
+    closeUpgraded: (socket, req) => {
+      handedOver.push(req.url)
+      socket.end()
+    },
+  })
+  const late = net.connect(server.address().port, '127.0.0.1')
+  await new Promise((resolve) => late.on('connect', resolve))
+  late.resume()
+  // Its upgrade request is under way when the drain begins, and complete only well after.
+  late.write('GET /late HTTP/1.1\r\nHost: x\r\n')
+  await sleep(20)
+  const stopping = manager.stop()
+  await sleep(100)
+  late.write('Connection: Upgrade\r\nUpgrade: echo\r\n\r\n')
+  const started = now()
+  const result = await stopping
+  assert.equal(result.tasks.find((task) => task.id === 'http-server')?.status, 'succeeded')
+  assert.deepEqual(handedOver, ['/late'])
+  assert.ok(now() - started < 2000, 'the drain ended when closeUpgraded closed it, not at its timeout')
+})

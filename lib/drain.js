@@ -1,7 +1,9 @@
 'use strict'
 
 // Draining a server without dropping a request: stop accepting, answer what is in flight and what still
-// arrives on open connections with `Connection: close`, close idle keep-alive connections, send HTTP/2
+// arrives on open connections with `Connection: close`, close idle keep-alive connections and those that
+// never sent a byte (a client's or a load balancer's pre-connection, a TLS client that never began its
+// handshake), send HTTP/2
 // sessions a GOAWAY, hand upgraded (WebSocket) connections to the caller, and at the drain timeout destroy
 // what is left and say how much was cut. Loaded on the first trackServer() call: a service without a
 // server never pays for it.
@@ -91,6 +93,13 @@ class ServerTracker {
   #upgraded = new Map()
   /** HTTP/1 sockets of an HTTP/2 server (allowHTTP1) seen idle at the last sweep, with the bytes read then. */
   #idleAtLastSweep = new Map()
+  /**
+   * A TLS server's TCP connections whose handshake has not finished: the HTTP layer does not know them yet,
+   * yet the server's close waits for them.
+   */
+  #handshaking = new SocketList()
+  /** Connections seen unused (nothing read) at the last sweep of a drain. */
+  #unusedAtLastSweep = new Set()
   #http1
   #http2
   /** A shutdown started: responses close their connections. */
@@ -111,16 +120,22 @@ class ServerTracker {
     this.#closeUpgraded = closeUpgraded
     this.#http2 = typeof server.updateSettings === 'function'
     this.#http1 = !this.#http2 && typeof server.closeIdleConnections === 'function'
+    const tls = isTlsServer(server)
+    if (tls) {
+      this.#listen('connection', (socket) => this.#trackHandshake(socket))
+      // The TLS socket wraps the TCP one (`_parent`), which the HTTP layer's tracking now covers.
+      this.#listen('secureConnection', (socket) => socket._parent && this.#handshakeDone(socket._parent))
+    }
     if (this.#http2) {
       this.#listen('session', (session) => this.#trackSession(session))
       this.#listen('stream', (stream) => this.#trackStream(stream))
       // With allowHTTP1, connections that did not negotiate HTTP/2 are served by the HTTP/1 layer.
-      if (isTlsServer(server)) {
+      if (tls) {
         this.#listen('secureConnection', (socket) => socket.alpnProtocol !== 'h2' && this.#trackSocket(socket))
       }
     } else {
       // The HTTP layer's socket: the TLS one for https ('secureConnection'), the TCP one otherwise.
-      this.#listen(isTlsServer(server) ? 'secureConnection' : 'connection', (socket) => this.#trackSocket(socket))
+      this.#listen(tls ? 'secureConnection' : 'connection', (socket) => this.#trackSocket(socket))
     }
     if (this.#http1) this.#followUpgrades()
   }
@@ -142,7 +157,10 @@ class ServerTracker {
     this.#recordUpgrade = null
     if (this.#onRequestWhileClosing) this.#server.removeListener('request', this.#onRequestWhileClosing)
     for (const socket of this.#sockets) socket.removeListener('close', this.#onSocketClose)
+    for (const socket of this.#handshaking) socket.removeListener('close', this.#onHandshakingClose)
     this.#sockets.clear()
+    this.#handshaking.clear()
+    this.#unusedAtLastSweep.clear()
     this.#sessions.clear()
     this.#upgraded.clear()
     this.#idleAtLastSweep.clear()
@@ -165,6 +183,26 @@ class ServerTracker {
       // Looking a socket up in a map hashes it (see SocketList): only when the map holds anything.
       if (tracker.#upgraded.size > 0) tracker.#upgraded.delete(this)
       if (tracker.#idleAtLastSweep.size > 0) tracker.#idleAtLastSweep.delete(this)
+      if (tracker.#unusedAtLastSweep.size > 0) tracker.#unusedAtLastSweep.delete(this)
+      tracker.#onGone?.()
+    })(this)
+
+  #trackHandshake(socket) {
+    if (this.#handshaking.has(socket)) return
+    this.#handshaking.add(socket)
+    socket.on('close', this.#onHandshakingClose)
+  }
+
+  #handshakeDone(socket) {
+    this.#handshaking.delete(socket)
+    socket.removeListener('close', this.#onHandshakingClose)
+  }
+
+  /** A TCP connection closed before its TLS handshake finished (`this` is the socket). */
+  #onHandshakingClose = ((tracker) =>
+    function onHandshakingClose() {
+      tracker.#handshaking.delete(this)
+      tracker.#unusedAtLastSweep.delete(this)
       tracker.#onGone?.()
     })(this)
 
@@ -193,7 +231,12 @@ class ServerTracker {
    */
   #followUpgrades() {
     const server = this.#server
-    const record = (req, socket) => this.#upgraded.set(socket, req)
+    const record = (req, socket) => {
+      this.#upgraded.set(socket, req)
+      // One that arrives while the drain runs is handed over too, once the application's own 'upgrade'
+      // listener (after this one) has taken the connection.
+      if (this.#draining) setImmediate(() => !socket.destroyed && this.#handOver(socket, req))
+    }
     this.#recordUpgrade = record
     const sync = () => {
       if (this.#recordUpgrade === null) return // untracked meanwhile
@@ -251,15 +294,25 @@ class ServerTracker {
         clearInterval(sweep)
         clearTimeout(timer)
         this.#onGone = null
+        this.#unusedAtLastSweep.clear()
         abortSignal?.removeEventListener('abort', cut)
         if (this.#onRequestWhileClosing) server.removeListener('request', this.#onRequestWhileClosing)
         if (error) reject(error)
         else resolve()
       }
-      const done = () => this.#sockets.size === 0 && this.#sessions.size === 0 && this.#upgraded.size === 0
+      const done = () =>
+        this.#sockets.size === 0 &&
+        this.#sessions.size === 0 &&
+        this.#upgraded.size === 0 &&
+        this.#handshaking.size === 0
       const check = () => {
-        if (this.#http1) server.closeIdleConnections()
-        else if (this.#http2) this.#closeIdleHttp1Fallback()
+        if (this.#http1) {
+          server.closeIdleConnections()
+          this.#closeUnused(this.#sockets)
+        } else if (this.#http2) {
+          this.#closeIdleHttp1Fallback()
+        }
+        this.#closeUnused(this.#handshaking)
         if (serverClosed && done()) finish()
       }
       const cut = () => {
@@ -284,23 +337,26 @@ class ServerTracker {
         serverClosed = true
       }
       for (const session of this.#sessions.keys()) goAway(session)
-      for (const [socket, req] of this.#upgraded) {
-        if (!this.#closeUpgraded) continue
-        try {
-          this.#closeUpgraded(socket, req)
-        } catch (error) {
-          process.emitWarning(`closeUpgraded threw for server '${this.#id}': ${describeMessage(error)}`, {
-            type: 'TitanLifecycleWarning',
-            code: 'TITAN_LIFECYCLE_CLOSE_UPGRADED',
-          })
-        }
-      }
+      for (const [socket, req] of this.#upgraded) this.#handOver(socket, req)
       if (abortSignal?.aborted) return cut()
       abortSignal?.addEventListener('abort', cut, { once: true })
       sweep = setInterval(check, SWEEP_MS)
       timer = setTimeout(cut, Math.max(0, timeoutMs))
       check()
     })
+  }
+
+  /** Hands an upgraded connection to `closeUpgraded`, whose throw is a warning: the drain goes on. */
+  #handOver(socket, req) {
+    if (!this.#closeUpgraded) return
+    try {
+      this.#closeUpgraded(socket, req)
+    } catch (error) {
+      process.emitWarning(`closeUpgraded threw for server '${this.#id}': ${describeMessage(error)}`, {
+        type: 'TitanLifecycleWarning',
+        code: 'TITAN_LIFECYCLE_CLOSE_UPGRADED',
+      })
+    }
   }
 
   /**
@@ -315,6 +371,22 @@ class ServerTracker {
       if (idle && seenIdle === socket.bytesRead) socket.destroy()
       else if (idle) this.#idleAtLastSweep.set(socket, socket.bytesRead)
       else this.#idleAtLastSweep.delete(socket)
+    }
+  }
+
+  /**
+   * Closes the connections of `sockets` that have read nothing, at this sweep and the last (SWEEP_MS
+   * apart): Node's closeIdleConnections() leaves a connection that never began a request, and a TLS
+   * client that never began its handshake is not the HTTP layer's yet. Both would hold the drain until its
+   * timeout (a load balancer's pre-connections, a stalled client). The sweep between gives a request on its
+   * way at the drain's start the time to arrive, as to one on an idle kept-alive connection.
+   */
+  #closeUnused(sockets) {
+    for (const socket of sockets) {
+      const unused = socket.bytesRead === 0 && !socket._httpMessage && !this.#upgraded.has(socket)
+      if (unused && this.#unusedAtLastSweep.has(socket)) socket.destroy()
+      else if (unused) this.#unusedAtLastSweep.add(socket)
+      else this.#unusedAtLastSweep.delete(socket)
     }
   }
 
@@ -336,8 +408,14 @@ class ServerTracker {
       if (!this.#sockets.has(socket)) connections++
       socket.destroy()
     }
+    for (const socket of this.#handshaking) {
+      connections++
+      socket.destroy()
+    }
     if (this.#http1) this.#server.closeAllConnections()
     this.#sockets.clear()
+    this.#handshaking.clear()
+    this.#unusedAtLastSweep.clear()
     this.#sessions.clear()
     this.#upgraded.clear()
     return { requests, connections }
