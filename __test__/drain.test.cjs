@@ -464,3 +464,65 @@ test('an upgrade that arrives while the drain runs is handed to closeUpgraded to
   assert.deepEqual(handedOver, ['/late'])
   assert.ok(now() - started < 2000, 'the drain ended when closeUpgraded closed it, not at its timeout')
 })
+
+test('during the shutdown delay a handler that says keep-alive itself still closes its connection', async (t) => {
+  // setHeader, writeHead's object and its flat array: each would replace the header
+  // the drain sets, and a client told keep-alive reuses a connection the drain is about to close.
+  const ways = {
+    '/set': (res) => res.setHeader('Connection', 'keep-alive'),
+    '/object': (res) => res.writeHead(200, { 'Content-Type': 'text/plain', connection: 'Keep-Alive' }),
+    '/reason': (res) => res.writeHead(200, 'OK', { Connection: 'keep-alive' }),
+    '/flat': (res) => res.writeHead(200, ['Content-Type', 'text/plain', 'Connection', 'keep-alive']),
+  }
+  const server = http.createServer((req, res) => {
+    ways[req.url](res)
+    res.end('ok')
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address()
+  const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false, shutdownDelay: 2000 })
+  t.after(() => manager.dispose())
+  manager.trackServer(server, { drainTimeout: 3000 })
+  const before = await get(port, '/object', new http.Agent({ keepAlive: true }))
+  assert.equal(before.connection, 'Keep-Alive', 'before the shutdown the handler has its way')
+  const stopping = manager.stop()
+  const agents = Object.keys(ways).map(() => new http.Agent({ keepAlive: true }))
+  const answers = await Promise.all(Object.keys(ways).map((path, i) => get(port, path, agents[i])))
+  assert.deepEqual(
+    answers.map((answer) => `${answer.status} ${answer.connection}`),
+    ['200 close', '200 close', '200 close', '200 close'],
+  )
+  await sleep(20)
+  assert.deepEqual(
+    agents.map((agent) => Object.values(agent.freeSockets).flat().length),
+    [0, 0, 0, 0],
+    'no client keeps a connection',
+  )
+  const result = await stopping
+  assert.equal(result.tasks.find((task) => task.id === 'http-server')?.status, 'succeeded')
+})
+
+test('a response whose headers went out before the shutdown leaves its connection to the next request', async (t) => {
+  // Its headers said keep-alive, so its client sends the next request on the same connection at once:
+  // that request is answered (with Connection: close), where ending the connection after the response
+  // reset it.
+  const server = http.createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/plain' })
+    setTimeout(() => res.end('ok'), req.url === '/slow' ? 150 : 0)
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address()
+  const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false, shutdownDelay: 2000 })
+  t.after(() => manager.dispose())
+  manager.trackServer(server, { drainTimeout: 3000 })
+  const clients = Array.from({ length: 10 }, async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+    const first = await get(port, '/slow', agent)
+    const next = await get(port, '/fast', agent)
+    return `${first.status} ${first.connection} / ${next.error ?? `${next.status} ${next.connection}`}`
+  })
+  await sleep(50)
+  const stopping = manager.stop()
+  assert.deepEqual(await Promise.all(clients), Array(10).fill('200 keep-alive / 200 close'))
+  await stopping
+})
