@@ -526,3 +526,33 @@ test('a response whose headers went out before the shutdown leaves its connectio
   assert.deepEqual(await Promise.all(clients), Array(10).fill('200 keep-alive / 200 close'))
   await stopping
 })
+
+test('requests pipelined during the shutdown delay are all answered; the connection closes after the last', async (t) => {
+  const handled = []
+  const server = http.createServer((req, res) => {
+    handled.push(req.url)
+    setTimeout(() => res.end(`ok ${req.url}\n`), 10)
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false, shutdownDelay: 1000 })
+  t.after(() => manager.dispose())
+  manager.trackServer(server, { drainTimeout: 3000 })
+  const stopping = manager.stop()
+  const client = net.connect(server.address().port, '127.0.0.1')
+  let received = ''
+  client.setEncoding('utf8').on('data', (chunk) => (received += chunk))
+  const clientClosed = closed(client)
+  await new Promise((resolve) => client.on('connect', resolve))
+  const request = (path) => `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`
+  client.write(request('/a') + request('/b') + request('/c'))
+  await clientClosed
+  assert.deepEqual(handled, ['/a', '/b', '/c'])
+  // HTTP/1.1 keeps a connection unless a response says close (with or without a keep-alive header).
+  const connection = (response) => (/^connection: close/im.test(response) ? 'close' : 'kept')
+  const responses = received.split('HTTP/1.1 ').slice(1)
+  assert.deepEqual(
+    responses.map((response) => `${connection(response)} ${response.trim().split('\n').at(-1)}`),
+    ['kept ok /a', 'kept ok /b', 'close ok /c'],
+  )
+  assert.equal((await stopping).exitCode, 0)
+})

@@ -266,12 +266,14 @@ class ServerTracker {
     // serves 'stream' into its compatibility API. A net.Server has no requests.
     const servesRequests = this.#http1 || (this.#http2 && this.#server.listenerCount('request') > 0)
     if (!servesRequests) return
-    this.#onRequestWhileClosing = (req, res) => req.httpVersionMajor < 2 && closeAfter(res)
+    this.#onRequestWhileClosing = (req, res) => req.httpVersionMajor < 2 && closeLast(req.socket, res)
     this.#server.prependListener('request', this.#onRequestWhileClosing)
     for (const socket of this.#sockets) {
       // The response being written on this connection, if any (how Node's HTTP layer links the two).
+      // Requests pipelined behind it before now are not known here (Node queues their responses where
+      // nothing else can see them): a client that pipelines retries what a closed connection left unanswered.
       const res = socket._httpMessage
-      if (res) closeAfter(res)
+      if (res) closeLast(socket, res)
     }
   }
 
@@ -422,6 +424,26 @@ class ServerTracker {
   }
 }
 
+/** The response a connection closes after (while a shutdown runs): its latest. */
+const LAST_RESPONSE = Symbol('titan-lifecycle.last-response')
+/** Whether a response closes its connection (see closeAfter). */
+const CLOSES = Symbol('titan-lifecycle.closes')
+
+/**
+ * Makes `res` the response after which `socket` closes. A request pipelined behind one already marked takes
+ * the mark over, while that one's headers are not out: Node ends a connection after the response that says
+ * close, and drops the responses queued behind it, although their handlers ran.
+ */
+function closeLast(socket, res) {
+  const previous = socket[LAST_RESPONSE]
+  if (previous && previous !== res && !previous.headersSent && previous[CLOSES]) {
+    previous[CLOSES] = false
+    if (previous.getHeader('connection') === 'close') previous.removeHeader('Connection')
+  }
+  socket[LAST_RESPONSE] = res
+  closeAfter(res)
+}
+
 /**
  * Makes a response close its connection once it is sent: it says `Connection: close`, also when the handler
  * says keep-alive itself (`setHeader`, or `writeHead`'s own headers, would replace the header set here, and a
@@ -432,11 +454,13 @@ class ServerTracker {
  */
 function closeAfter(res) {
   if (res.headersSent) return
+  res[CLOSES] = true
   res.setHeader('Connection', 'close')
   // Every way a response's headers go out passes through writeHead (an implicit one too); an own
   // property, so a framework's own wrapper of it (set later) still calls this one.
   const writeHead = res.writeHead
   res.writeHead = function writeHeadClosing(...args) {
+    if (!this[CLOSES]) return writeHead.apply(this, args)
     // writeHead(status, [reason], [headers])
     const at = typeof args[1] === 'string' ? 2 : 1
     if (args[at] !== null && typeof args[at] === 'object') args[at] = connectionClose(args[at])
