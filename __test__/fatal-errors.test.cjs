@@ -4,7 +4,7 @@
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { run, start, find, eventNames } = require('./helpers.cjs')
+const { run, start, kill, find, eventNames } = require('./helpers.cjs')
 
 for (const [kind, reason, label] of [
   ['exception', 'uncaughtException', 'uncaught exception'],
@@ -24,6 +24,19 @@ for (const [kind, reason, label] of [
     assert.match(stderr, /at Timeout\._onTimeout .*fatal\.cjs/)
   })
 }
+
+test('an uncaught exception during the shutdown delay ends the delay: the tasks run at once, exit 1', async () => {
+  const fixture = start('fatal.cjs', ['during-delay'])
+  await fixture.ready
+  kill(fixture.child, 'SIGTERM')
+  const { code, lines, stderr } = await fixture.exited
+  assert.equal(code, 1, stderr)
+  const thrown = find(lines, 'throwing')
+  const started = find(lines, 'task-start', { id: 'drain' })
+  assert.ok(thrown && started, stderr)
+  // Within a few event-loop turns of the throw, not when the 2 s delay would have ended.
+  assert.ok(started.at - thrown.at < 500, `the task started ${(started.at - thrown.at).toFixed(0)} ms after the throw`)
+})
 
 test('a shutdown that a signal or an uncaught error asks for but that cannot begin exits at once with the error code', async () => {
   for (const kind of ['signal', 'exception']) {

@@ -76,6 +76,16 @@ test('only one manager owns the signals, and dispose() gives them to another', a
   assert.equal(find(lines, 'event', { event: 'shutdown:start' }).reason, 'SIGTERM', 'the new owner got SIGTERM')
 })
 
+test('a manager made while a signal-begun shutdown runs does not hear that signal again', async () => {
+  const fixture = start('process-api.cjs', ['handed-over-mid-shutdown'])
+  await fixture.ready
+  kill(fixture.child, 'SIGTERM')
+  const { code, lines, stderr } = await fixture.exited
+  assert.equal(find(lines, 'first-start')?.reason, 'SIGTERM')
+  assert.equal(find(lines, 'second-start'), undefined, 'the new owner began no shutdown of its own')
+  assert.equal(code, 1, `the first shutdown's failed task decides the exit code: ${stderr}`)
+})
+
 test('a second copy of the package cannot own the signals while the first does', async (t) => {
   // Lay out a second copy the way node_modules would hold a bundled duplicate.
   const root = path.join(__dirname, '..')

@@ -417,10 +417,18 @@ class ShutdownRun {
     if (cut.finished) this.#finish(false)
   }
 
-  /** A signal or an error joined this shutdown: the process exits when it ends. */
+  /**
+   * A signal or an error joined this shutdown: the process exits when it ends. An uncaught error also ends
+   * a shutdown delay still running: the process must not keep serving in a state nobody planned for, as a
+   * shutdown begun by such an error has no delay.
+   */
   requestExit({ fatal = false } = {}) {
     this.#exit = true
     this.#fatal ||= fatal
+    if (fatal && this.#delayTimer !== null) {
+      clearTimeout(this.#delayTimer)
+      this.#startFirstTasks(this.#native.startTasks())
+    }
   }
 
   /**

@@ -256,6 +256,9 @@ pub fn set_signal_owner(owner: Option<SignalOwner>) -> Result<(), LifecycleError
     None => GuardSchedule::default(),
   };
   state.owner = owner;
+  // A fallback still pending was for the signal the previous owner heard (or will hear from `dispose()`):
+  // a new owner whose handler counts start again must not be told of it as its own.
+  state.fallback = None;
   drop(state);
   wake();
   Ok(())
