@@ -25,6 +25,13 @@ for (const [kind, reason, label] of [
   })
 }
 
+test('a thrown value that throws when looked at (a revoked Proxy) still gets its shutdown and exit 1', async () => {
+  const { code, lines, stderr } = await run('fatal.cjs', ['revoked-proxy'])
+  assert.equal(code, 1, stderr)
+  assert.equal(find(lines, 'event', { event: 'shutdown:start' })?.reason, 'uncaughtException')
+  assert.ok(find(lines, 'task-end', { id: 'drain' }), 'the shutdown tasks ran')
+})
+
 test('an uncaught exception during the shutdown delay ends the delay: the tasks run at once, exit 1', async () => {
   const fixture = start('fatal.cjs', ['during-delay'])
   await fixture.ready

@@ -296,15 +296,26 @@ const defaultLogger = Object.freeze({
   info() {},
   warn() {},
   error(message, fields) {
-    const err = fields?.err
-    const stack = err instanceof Error ? `\n${describeStack(err)}` : ''
-    writeStderr(`titan-lifecycle: ${message}${stack}\n`)
+    writeStderr(`titan-lifecycle: ${message}${stackOf(fields?.err)}\n`)
   },
 })
 
 /** Whether `logger`'s `level` logs nothing (the default logger's info and warn). */
 function isSilent(logger, level) {
   return logger[level] === defaultLogger[level] && level !== 'error'
+}
+
+/**
+ * The stack of what was thrown, on a line of its own, if it is an Error. Anything can be thrown, and this
+ * runs inside the uncaughtException hook: `instanceof` itself throws for a revoked Proxy (Node then exits 7,
+ * with no shutdown).
+ */
+function stackOf(thrown) {
+  try {
+    return thrown instanceof Error ? `\n${describeStack(thrown)}` : ''
+  } catch {
+    return ''
+  }
 }
 
 function describeStack(error) {
