@@ -329,7 +329,7 @@ export declare class ShutdownManager extends EventEmitter<ShutdownEventMap> {
   trackCluster(options?: TrackClusterOptions): string
   /**
    * Tells the supervisor the service is ready: an IPC 'ready' under PM2 (`wait_ready`), READY=1 to systemd
-   * (`Type=notify`) when NOTIFY_SOCKET is set; nothing elsewhere.
+   * (`Type=notify`) when NOTIFY_SOCKET is set; nothing elsewhere, and nothing once a shutdown has begun.
    */
   ready(): void
   /** Registers a task; returns its id. */

@@ -340,9 +340,13 @@ class ShutdownManager extends EventEmitter {
 
   /**
    * Tells the supervisor the service is ready: PM2's `wait_ready` (an IPC 'ready' message, when PM2 runs
-   * the process) and systemd's `Type=notify` (READY=1, when NOTIFY_SOCKET is set). Does nothing elsewhere.
+   * the process) and systemd's `Type=notify` (READY=1, when NOTIFY_SOCKET is set). Does nothing elsewhere,
+   * and nothing once a shutdown has begun: a `listen` callback that comes after an early SIGTERM would undo
+   * systemd's STOPPING=1 (a unit still starting goes to running) and make PM2's reload stop the old
+   * instance for one that is going away.
    */
   ready() {
+    if (this.#native.state !== 'running') return
     native.notifyReady()
     if (process.env.pm_id !== undefined && typeof process.send === 'function' && process.connected) {
       // With a callback, a send that fails (the supervisor closed the channel and the loop has not heard

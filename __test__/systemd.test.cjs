@@ -110,6 +110,26 @@ test('a blocked loop: the pings stop, the stop timeout is re-extended until the 
   assert.ok(usec > 1_000_000 && usec < 1_800_000, extensions[0].text)
 })
 
+test('ready() after a shutdown began sends nothing: STOPPING stays the last word', needs('python3'), async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-notify-'))
+  const address = path.join(dir, 'notify')
+  const systemd = await listen(address)
+  t.after(() => {
+    systemd.stop()
+    fs.rmSync(dir, { recursive: true, force: true })
+  })
+  const service = start('notify-service.cjs', ['ready-after-stop'], { env: { NOTIFY_SOCKET: address } })
+  const { code, stderr } = await service.exited
+  assert.equal(code, 0, stderr)
+  await wait(100)
+  const sent = texts(systemd.datagrams)
+  assert.ok(
+    sent.some((text) => text.startsWith('STOPPING=1\n')),
+    sent.join(' | '),
+  )
+  assert.ok(!sent.some((text) => text.startsWith('READY=1')), sent.join(' | '))
+})
+
 test('without NOTIFY_SOCKET nothing is sent and ready() is harmless', onLinux('/proc/<pid>/fd'), async () => {
   const service = start('notify-service.cjs', ['graceful'], { env: { NOTIFY_SOCKET: '', WATCHDOG_USEC: '200000' } })
   await service.ready
