@@ -246,6 +246,12 @@ const MAX_ERRORS_LOGGED = 3
 class ShutdownManager extends EventEmitter {
   /** The manager of this copy of the package that owns the signals, if any. */
   static #signalOwner = null
+  /**
+   * The managers of this copy of the package whose error hooks are on, in the order they were made: the
+   * first answers an uncaught error when no signal owner does (see #answersErrors).
+   * @type {Set<ShutdownManager>}
+   */
+  static #errorHooked = new Set()
 
   /**
    * Called straight from the main loop when an owned signal arrives (see DirectCaller in src/binding.rs).
@@ -619,6 +625,7 @@ class ShutdownManager extends EventEmitter {
     if (this.#errorListeners) {
       const hooks = this.#errorListeners
       this.#errorListeners = null
+      ShutdownManager.#errorHooked.delete(this)
       for (const [event, listener] of Object.entries(hooks)) process.removeListener(event, listener)
     }
     if (undelivered) this.#onNativeEvent({ kind: 'signal', signal: undelivered })
@@ -821,10 +828,15 @@ class ShutdownManager extends EventEmitter {
     this.#ownsSignals = true
     ShutdownManager.#signalOwner = this
     this.#setListener()
+    const manager = this
     Object.defineProperty(process, SIGNAL_OWNER, {
       value: {
         manager: this,
         path: __dirname,
+        /** Whether the owner answers uncaught errors: asked by the other managers, of any copy. */
+        get handlesErrors() {
+          return manager.#errorListeners !== null
+        },
         get version() {
           return require('./package.json').version
         },
@@ -861,8 +873,21 @@ class ShutdownManager extends EventEmitter {
     this.#ipcListener = onMessage
   }
 
+  /**
+   * Whether this manager answers an uncaught error for the process. One does, as one answers its signals:
+   * the signal owner if it handles errors, else the first made of those that do. Each would otherwise begin
+   * a shutdown that exits: a manager of a library (`signals: []`, with no tasks) finished its own at once and
+   * exited 1 before the service's tasks had run.
+   */
+  #answersErrors() {
+    const owner = process[SIGNAL_OWNER]
+    if (owner?.handlesErrors) return owner.manager === this
+    return ShutdownManager.#errorHooked.values().next().value === this
+  }
+
   #hookErrors() {
     const onFatal = (reason, error) => {
+      if (!this.#answersErrors()) return
       const kind = reason === ShutdownReason.UncaughtException ? 'uncaught exception' : 'unhandled rejection'
       if (this.#run) {
         // Errors keep coming while a shutdown runs (some from the shutdown's own output, such as a write to
@@ -913,6 +938,7 @@ class ShutdownManager extends EventEmitter {
       }
     }
     this.#errorListeners = hooks
+    ShutdownManager.#errorHooked.add(this)
     for (const [event, listener] of Object.entries(hooks)) process.on(event, listener)
   }
 

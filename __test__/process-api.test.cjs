@@ -86,6 +86,15 @@ test('a manager made while a signal-begun shutdown runs does not hear that signa
   assert.equal(code, 1, `the first shutdown's failed task decides the exit code: ${stderr}`)
 })
 
+test("an uncaught error is answered by the signal owner's shutdown, not by a library's manager made first", async () => {
+  const { code, lines, stderr } = await run('process-api.cjs', ['library-manager-first'])
+  assert.equal(code, 1, stderr)
+  assert.equal(find(lines, 'service-start')?.reason, 'uncaughtException')
+  assert.ok(find(lines, 'db-closed'), "the service's tasks ran before the exit")
+  assert.equal(find(lines, 'library-start'), undefined, "the library's manager began no shutdown")
+  assert.equal(stderr.match(/uncaught exception, shutting down/g)?.length, 1, 'logged once')
+})
+
 test('a second copy of the package cannot own the signals while the first does', async (t) => {
   // Lay out a second copy the way node_modules would hold a bundled duplicate.
   const root = path.join(__dirname, '..')
