@@ -290,6 +290,7 @@ class ShutdownManager extends EventEmitter {
   /** trackCluster()'s trackers (lib/cluster.js), which dispose() stops from tracking new workers. */
   #clusterTrackers = new Set()
   /** The 'message' listener that hears the supervisor's shutdown message (see #hookIpc). */
+  /** The IPC hook's listeners (#hookIpc), while it is on. */
   #ipcListener = null
 
   /** @param {import('./index').ShutdownManagerOptions} [options] */
@@ -617,8 +618,10 @@ class ShutdownManager extends EventEmitter {
     for (const tracker of this.#clusterTrackers) tracker.dispose()
     this.#clusterTrackers.clear()
     if (this.#ipcListener) {
-      process.removeListener('message', this.#ipcListener)
-      this.#ipcListener = null
+      const { onMessage, onRemoved } = this.#ipcListener
+      this.#ipcListener = null // first: onRemoved then leaves the count to this
+      process.removeListener('removeListener', onRemoved)
+      process.removeListener('message', onMessage)
       // Removing the listener took a reference off the channel that #hookIpc had already given back.
       ipcChannel()?.refCounted?.()
     }
@@ -866,11 +869,39 @@ class ShutdownManager extends EventEmitter {
         this.#exitUnbegun(error)
       }
     }
-    process.on('message', onMessage)
-    // A 'message' listener keeps the IPC channel, and so the process, alive: ours must not. Node counts
-    // those listeners; this takes ours off the count (a listener of the service's own still counts).
-    ipcChannel()?.unrefCounted?.()
-    this.#ipcListener = onMessage
+    const listen = () => {
+      process.on('message', onMessage)
+      // A 'message' listener keeps the IPC channel, and so the process, alive: ours must not. Node counts
+      // those listeners; this takes ours off the count (a listener of the service's own still counts).
+      ipcChannel()?.unrefCounted?.()
+    }
+    // Another library removing ours (`process.removeAllListeners('message')`, or with no argument) takes it
+    // off Node's count a second time: the count goes below zero, and a 'message' listener the service adds
+    // later no longer keeps the channel alive. The count is mended at once, and ours put back on the next
+    // tick (as the error hooks are), so the supervisor's message is still heard.
+    let restoreScheduled = false
+    const onRemoved = (event, listener) => {
+      if (this.#ipcListener?.onMessage !== onMessage) return // disposed
+      if (event === 'message' && listener === onMessage) ipcChannel()?.refCounted?.()
+      else if (!(event === 'removeListener' && listener === onRemoved)) return
+      if (restoreScheduled) return
+      restoreScheduled = true
+      process.nextTick(() => {
+        restoreScheduled = false
+        if (this.#ipcListener?.onMessage !== onMessage) return
+        // (Node's types list this event for `on` but not for `listeners`.)
+        const watching = process.listeners(/** @type {any} */ ('removeListener')).includes(onRemoved)
+        if (!watching) process.on('removeListener', onRemoved)
+        if (process.listeners('message').includes(onMessage)) return
+        listen()
+        this.#config.logger.warn("another library removed the manager's 'message' listener; it is back", {
+          event: 'message',
+        })
+      })
+    }
+    listen()
+    process.on('removeListener', onRemoved)
+    this.#ipcListener = { onMessage, onRemoved }
   }
 
   /**

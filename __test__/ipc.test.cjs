@@ -98,6 +98,22 @@ test("the manager's IPC listener does not keep an otherwise finished process ali
   assert.equal(find(service.lines, 'event', { event: 'shutdown:start' }), undefined, 'it ended on its own')
 })
 
+test("removeAllListeners('message') by another library: the service's own listener keeps it alive, the message is still heard", async () => {
+  const service = forkService(['"shutdown"', 'removed'])
+  await service.ready
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  assert.equal(
+    service.child.exitCode,
+    null,
+    "the service's 'message' listener keeps the channel, and the process, alive",
+  )
+  service.child.send('shutdown')
+  const { code } = await service.exited
+  assert.equal(code, 0, service.stderr())
+  assert.equal(find(service.lines, 'app-message')?.message, 'shutdown')
+  assert.equal(find(service.lines, 'event', { event: 'shutdown:start' })?.message, 'shutdown', 'the manager heard it')
+})
+
 test("manager.ready() answers PM2's wait_ready with 'ready' under PM2, and sends nothing elsewhere", async () => {
   const pm2 = forkService([], { env: { pm_id: '0' } })
   await pm2.ready
