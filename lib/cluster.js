@@ -1,8 +1,8 @@
 'use strict'
 
 // trackCluster(): at shutdown a cluster primary asks every worker to shut down, all at once, with the IPC
-// message the workers' managers hear (`ipcMessage`), so each drains its own connections while the others
-// do; a worker not gone by the timeout gets SIGKILL. Workers are child processes tracked like trackChild's
+// message the workers' managers hear (`ipcMessage`; SIGTERM for a worker not listening yet, see #ask), so
+// each drains its own connections while the others do; a worker not gone by the timeout gets SIGKILL. Workers are child processes tracked like trackChild's
 // (lib/children.js), so the primary's hard exit and second-signal exit kill them too.
 
 const cluster = /** @type {import('node:cluster').Cluster} */ (/** @type {unknown} */ (require('node:cluster')))
@@ -66,10 +66,18 @@ class ClusterTracker {
     }
   }
 
-  /** Sends the message; a worker that cannot hear it (its channel is closed) gets SIGTERM instead. */
+  /**
+   * Sends the message; a worker that cannot hear it gets SIGTERM instead: one whose channel is closed, and
+   * one that is not listening yet. A message reaches only a worker whose manager exists, and Node drops it
+   * unheard before: a worker still starting (an async bootstrap, an ES module still loading, a restart
+   * forked during the shutdown) would wait deaf for SIGKILL at the timeout. SIGTERM is heard by its
+   * manager if it has one, and ends it at once if not (it serves nothing yet).
+   */
   #ask(worker) {
     const fallBack = () => worker.process.kill('SIGTERM')
-    if (!worker.isConnected()) return fallBack()
+    // `state` is the primary's own record of the worker ('online', then 'listening'), kept by node:cluster
+    // as its 'listening' event comes.
+    if (!worker.isConnected() || worker.state !== 'listening') return fallBack()
     // A send that fails reports to its callback (and not as an 'error' event nobody listens to).
     worker.send(this.#message, undefined, (error) => {
       if (error) fallBack()
