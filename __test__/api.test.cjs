@@ -297,6 +297,29 @@ test('the deadline with hardExit: false resolves a timed-out result, aborting wh
   assert.equal(errors[0], abortReason)
 })
 
+test('with hardExit: false a task that blocks the loop past the deadline does not count as done in time', async () => {
+  // The deadline is then JavaScript's own timer, which the blocked loop delays: the task's settling comes
+  // first, and must not be taken as a success that lets the next task start after the deadline.
+  const m = manager({ gracefulShutdownTimeout: 150 })
+  m.registerTask({
+    id: 'block',
+    handler: () => {
+      const until = performance.now() + 400
+      while (performance.now() < until) {}
+    },
+  })
+  let nextRan = false
+  m.registerTask({ id: 'next', priority: 90, handler: () => (nextRan = true) })
+  const result = await m.stop()
+  assert.equal(result.hardExit, true)
+  assert.equal(result.exitCode, 124)
+  assert.deepEqual(
+    result.tasks.map((t) => `${t.id} ${t.status}`),
+    ['block running', 'next pending'],
+  )
+  assert.equal(nextRan, false, 'nothing started after the deadline')
+})
+
 test('a destroyReserve over half the deadline is kept whole; a shorter stop() timeout halves it', async () => {
   // gracefulShutdownTimeout 1000 with a reserve of 700: stop() without a timeout cuts the stop phase 300 ms in,
   // stop({ timeout: 800 }) keeps half of 800 and cuts it 400 ms in.

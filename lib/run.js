@@ -328,8 +328,12 @@ class ShutdownRun {
     if (this.#finished) return this.promise
     const fallback = this.#native.enforced ? WATCHDOG_FALLBACK_MS : 0
     // Ref'd on purpose: a task that never settles must not let the process drift out of the event loop
-    // before its shutdown has finished.
-    this.#deadlineTimer = new LongTimer(() => this.onDeadline(fallback > 0), remainingMs + fallback)
+    // before its shutdown has finished. From now, not from the start: a first task that ran synchronously
+    // for a while has used some of the time left.
+    this.#deadlineTimer = new LongTimer(
+      () => this.onDeadline(fallback > 0),
+      Math.max(0, this.#deadlineMono - monotonicMs()) + fallback,
+    )
     // The plan orders every stop task before every destroy task: the last one tells whether there are any.
     const hasDestroyPhase = phaseOf(this.#entries.at(-1)) === ShutdownPhase.Destroy
     if (hasDestroyPhase && this.#reserveMs > 0) {
@@ -505,6 +509,12 @@ class ShutdownRun {
   #settle(index, outcome, error) {
     const entry = this.#running[index]
     if (!entry || this.#finished) return // settled already (a late resolve after a timeout) or too late
+    // Without the watchdog (hardExit: false, a worker thread) the deadline is this run's own timer, which a
+    // task that blocked the loop past it delays: its settling comes first. The deadline still decides.
+    if (!this.#native.enforced && monotonicMs() >= this.#deadlineMono) {
+      this.onDeadline()
+      return
+    }
     this.#running[index] = undefined
     TaskContext.clearTimer(entry)
     if (outcome === 'timedOut') TaskContext.abort(entry, error)
