@@ -89,7 +89,7 @@ export interface ShutdownManagerOptions {
   /** Milliseconds for the whole shutdown, enforced natively. From 1 to 2^31-1. @default 30000 */
   gracefulShutdownTimeout?: number
   /** Signals received natively that start a shutdown; [] binds none. @default ['SIGTERM', 'SIGINT', 'SIGHUP'] */
-  signals?: OwnableSignal[]
+  signals?: readonly OwnableSignal[]
   /** Bind no signals and no error hooks; stop() still works. @default false */
   disableGracefulShutdown?: boolean
   /** An uncaught exception or an unhandled rejection is logged with its stack and starts a shutdown. @default true */
@@ -141,7 +141,10 @@ export interface TrackServerOptions {
   id?: string
   /** @default ShutdownPriority.High (25): drains before Normal tasks (a database) stop */
   priority?: number
-  /** Milliseconds the drain may take before what is left is cut. @default what remains before the destroy phase's reserve */
+  /**
+   * Milliseconds the drain may take before what is left is cut. @default what remains before the destroy
+   * phase's reserve, less a margin (5% of the deadline, at least 100 ms) for later stop tasks
+   */
   drainTimeout?: number
   /** Called for each upgraded (WebSocket) connection when the drain starts, e.g. to send a close frame. */
   closeUpgraded?(socket: Duplex, request: IncomingMessage): void
@@ -150,9 +153,12 @@ export interface TrackServerOptions {
 export interface TrackChildOptions {
   /** The id of the task that stops the child. @default `child-${pid}` */
   id?: string
-  /** What the child is sent first. @default 'SIGTERM' */
-  signal?: NodeJS.Signals
-  /** Milliseconds to wait for the exit before SIGKILL. @default what remains before the destroy phase's reserve */
+  /** What the child is sent first: a signal it can handle (not SIGKILL or SIGSTOP). @default 'SIGTERM' */
+  signal?: Exclude<NodeJS.Signals, 'SIGKILL' | 'SIGSTOP' | 'SIGBREAK'>
+  /**
+   * Milliseconds to wait for the exit before SIGKILL. @default what remains before the destroy phase's
+   * reserve, less a margin (5% of the deadline, at least 100 ms) for later stop tasks
+   */
   timeout?: number
   /** @default ShutdownPriority.Normal (50) */
   priority?: number
@@ -189,7 +195,7 @@ export interface ShutdownTask {
   /** @default 'stop' */
   phase?: ShutdownPhase
   /** Ids of the tasks this one uses: it stops before them. Unknown ids are ignored with a warning. */
-  dependsOn?: string[]
+  dependsOn?: readonly string[]
   /** Milliseconds this task may take. @default what remains of the shutdown deadline */
   timeout?: number
   handler(context: ShutdownContext): unknown

@@ -7,7 +7,8 @@
 //   TITAN_LIFECYCLE_SHUTDOWN_DELAY   shutdownDelay, ms (default 0)
 //   TITAN_LIFECYCLE_DESTROY_RESERVE  destroyReserve, ms (default 10% of the timeout)
 //   TITAN_LIFECYCLE_SIGNALS          comma-separated, e.g. "SIGTERM,SIGINT" (default SIGTERM,SIGINT,SIGHUP)
-//   TITAN_LIFECYCLE_LOG              "1" logs to the console (default: quiet but for errors)
+//   TITAN_LIFECYCLE_LOG              "1" or "true" logs to the console, "0" or "false" does not (default:
+//                                    quiet but for errors)
 //
 // The application reaches it with `require('titan-lifecycle').processManager()` to add its tasks. A bad
 // value stops the process at start-up with the variable named, rather than running without the guarantee.
@@ -21,13 +22,30 @@ const ENVIRONMENT = {
   TITAN_LIFECYCLE_DESTROY_RESERVE: ['destroyReserve', Number],
   TITAN_LIFECYCLE_SIGNALS: [
     'signals',
-    (value) =>
-      value
+    (value) => {
+      const signals = value
         .split(',')
         .map((s) => s.trim())
-        .filter(Boolean),
+        .filter(Boolean)
+      // Set, but to no signal (","): SIGTERM would then end the process with no shutdown at all.
+      if (signals.length === 0) throw badVariable('TITAN_LIFECYCLE_SIGNALS', value, 'names no signal')
+      return signals
+    },
   ],
-  TITAN_LIFECYCLE_LOG: ['logger', (value) => (value === '1' || value === 'true' ? console : undefined)],
+  TITAN_LIFECYCLE_LOG: [
+    'logger',
+    (value) => {
+      if (value === '1' || value === 'true') return console
+      if (value === '0' || value === 'false') return undefined
+      throw badVariable('TITAN_LIFECYCLE_LOG', value, "must be '1', 'true', '0' or 'false'")
+    },
+  ],
+}
+
+/** A variable's value that names no option value, in Node's style (ERR_INVALID_ARG_VALUE). */
+function badVariable(variable, value, problem) {
+  const error = new TypeError(`The environment variable ${variable} ${problem}. Received ${JSON.stringify(value)}`)
+  return Object.assign(error, { code: 'ERR_INVALID_ARG_VALUE' })
 }
 
 /**

@@ -63,6 +63,18 @@ test('a bad value stops the process at start-up, naming the variable', async () 
   assert.notEqual(refused.code, 0)
   assert.match(refused.stderr, /ERR_INVALID_ARG_VALUE/)
   assert.match(refused.stderr, /from TITAN_LIFECYCLE_SIGNALS="SIGTERM,sigint"/)
+  // Set to no signal, or to a word the variable does not know: refused too, rather than a manager that
+  // owns no signal (SIGTERM would end the process with no shutdown) or a log silently off.
+  for (const [variable, value] of [
+    ['TITAN_LIFECYCLE_SIGNALS', ','],
+    ['TITAN_LIFECYCLE_LOG', 'yes'],
+  ]) {
+    const app = startApp('--require', 'registered-app.cjs', { env: { [variable]: value } })
+    const result = await app.exited
+    assert.notEqual(result.code, 0, `${variable}=${value}`)
+    assert.match(result.stderr, new RegExp(`The environment variable ${variable} .*Received "${value}"`))
+    assert.match(result.stderr, /ERR_INVALID_ARG_VALUE/)
+  }
 })
 
 // NODE_OPTIONS carries the flag to every Node process: a package manager's own (see npm-start.test.cjs for

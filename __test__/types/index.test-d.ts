@@ -99,6 +99,11 @@ drained.trackCluster({ timeout: '10s' })
 drained.trackChild(worker.pid)
 // @ts-expect-error the signal is a signal name
 drained.trackChild(worker, { signal: 'SIGNOPE' })
+// @ts-expect-error the child must be able to handle it (the runtime refuses SIGKILL and SIGSTOP)
+drained.trackChild(worker, { signal: 'SIGKILL' })
+// Lists written `as const` are read-only: accepted where the package only reads them.
+new ShutdownManager({ signals: ['SIGTERM', 'SIGINT'] as const })
+drained.registerTask({ id: 'after', dependsOn: ['db'] as const, handler: () => {} })
 
 // Where it was stuck, stalls, the summary, what keeps the process alive, pino-style loggers.
 const explained = new ShutdownManager({
