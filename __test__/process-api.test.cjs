@@ -95,6 +95,18 @@ test("an uncaught error is answered by the signal owner's shutdown, not by a lib
   assert.equal(stderr.match(/uncaught exception, shutting down/g)?.length, 1, 'logged once')
 })
 
+test('owning and giving back the signals 300 times leaves signal delivery whole', async () => {
+  // Each ownership published a new chain of handlers, and past 256 the signal could no longer be passed on:
+  // a foreign listener stopped hearing it, and after dispose() it killed a process that listened for it.
+  const fixture = start('process-api.cjs', ['owned-many-times'])
+  await fixture.ready
+  kill(fixture.child, 'SIGTERM')
+  const { code, signal, lines, stderr } = await fixture.exited
+  assert.equal(signal, null, stderr)
+  assert.equal(code, 0, stderr)
+  assert.equal(find(lines, 'heard')?.heard, 1, 'the foreign listener heard SIGTERM while the manager owned it')
+})
+
 test('a second copy of the package cannot own the signals while the first does', async (t) => {
   // Lay out a second copy the way node_modules would hold a bundled duplicate.
   const root = path.join(__dirname, '..')

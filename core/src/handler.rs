@@ -30,6 +30,7 @@
 use std::ffi::c_int;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::clock::MonoTime;
@@ -90,6 +91,24 @@ impl Chain {
     self.actions().last()
   }
 
+  /// Whether `other` calls the same handlers, with the same flags and masks, in the same order.
+  fn same_as(&self, other: &Chain) -> bool {
+    // Compared signal by signal, not byte by byte: the C library's sigset_t is larger than the kernel's,
+    // and `sigaction` leaves the rest of it as it found it (stack garbage, seen).
+    fn same_mask(a: &libc::sigaction, b: &libc::sigaction) -> bool {
+      (1..=64).all(|signo| {
+        // SAFETY: sigismember only reads the two sets, which live as long as `a` and `b`.
+        unsafe { libc::sigismember(&a.sa_mask, signo) == libc::sigismember(&b.sa_mask, signo) }
+      })
+    }
+    self.len == other.len
+      && self
+        .actions()
+        .iter()
+        .zip(other.actions())
+        .all(|(a, b)| a.sa_sigaction == b.sa_sigaction && a.sa_flags == b.sa_flags && same_mask(a, b))
+  }
+
   /// This chain with `action` in front. When full, the entry before the oldest makes room: the oldest is
   /// normally libuv's, which JavaScript listeners need.
   pub fn with_newest(&self, action: libc::sigaction) -> Chain {
@@ -113,18 +132,20 @@ impl Chain {
   }
 }
 
-/// How many chains one signal may publish. Each is leaked (a handler may still read it); a set of native
-/// libraries re-installing themselves in turn cannot grow that without bound: past this, displacers are
-/// taken back from but no longer adopted.
-pub const MAX_PUBLISHED_CHAINS: u32 = 256;
+/// How many different chains one signal may publish. Each is leaked (a handler may still read it); a set of
+/// native libraries re-installing themselves in turn cannot grow that without bound: past this, displacers
+/// are taken back from but no longer adopted. A chain equal to one published before is that one again, so
+/// owning and giving back the signals any number of times (a manager per test) publishes no new chain.
+pub const MAX_PUBLISHED_CHAINS: usize = 256;
 
 /// The per-signal state the handler reads.
 pub struct Slot {
   owned: AtomicBool,
   /// The current [`Chain`] (null = empty).
   chain: AtomicPtr<Chain>,
-  /// Chains published so far (see [`MAX_PUBLISHED_CHAINS`]).
-  published: AtomicU32,
+  /// The different chains published so far (see [`MAX_PUBLISHED_CHAINS`]). Main and watchdog threads only:
+  /// the handler reads `chain`, never this.
+  published: Mutex<Vec<&'static Chain>>,
   /// Signals received and not yet taken by the watchdog.
   pending: AtomicU32,
 }
@@ -134,7 +155,7 @@ impl Slot {
     Self {
       owned: AtomicBool::new(false),
       chain: AtomicPtr::new(ptr::null_mut()),
-      published: AtomicU32::new(0),
+      published: Mutex::new(Vec::new()),
       pending: AtomicU32::new(0),
     }
   }
@@ -153,25 +174,41 @@ impl Slot {
     if current.is_null() {
       &EMPTY_CHAIN
     } else {
-      // SAFETY: non-null values are leaked `Box<Chain>`s from `publish`, never freed.
+      // SAFETY: non-null values are leaked `Box<Chain>`s from `publish`, never freed nor written to.
       unsafe { &*current }
     }
   }
 
-  /// Publishes a new chain in one store. Main or watchdog thread (it allocates).
+  /// Publishes a chain in one store: the one published before that is equal to it, or a new one. Main or
+  /// watchdog thread (it may allocate and locks).
   pub fn publish(&self, chain: Chain) {
-    let next = if chain.len == 0 {
-      ptr::null_mut()
+    let next: *const Chain = if chain.len == 0 {
+      ptr::null()
     } else {
-      self.published.fetch_add(1, Ordering::AcqRel);
-      Box::into_raw(Box::new(chain))
+      let mut published = self.published();
+      match published.iter().find(|earlier| earlier.same_as(&chain)) {
+        Some(earlier) => *earlier,
+        None => {
+          let leaked: &'static Chain = Box::leak(Box::new(chain));
+          published.push(leaked);
+          leaked
+        }
+      }
     };
-    self.chain.store(next, Ordering::Release);
+    // Never written through: a published chain is read-only for ever.
+    self.chain.store(next.cast_mut(), Ordering::Release);
   }
 
-  /// Whether another chain may be published (see [`MAX_PUBLISHED_CHAINS`]).
+  /// Whether a chain not published before may still be (see [`MAX_PUBLISHED_CHAINS`]).
   pub fn may_publish(&self) -> bool {
-    self.published.load(Ordering::Acquire) < MAX_PUBLISHED_CHAINS
+    self.published().len() < MAX_PUBLISHED_CHAINS
+  }
+
+  fn published(&self) -> MutexGuard<'_, Vec<&'static Chain>> {
+    self
+      .published
+      .lock()
+      .unwrap_or_else(|poisoned| poisoned.into_inner())
   }
 
   pub fn reset_pending(&self) {
@@ -678,6 +715,35 @@ mod tests {
     assert_eq!(handlers(slot.chain()), vec![0x20, 0x10]);
     slot.publish(Chain::empty());
     assert_eq!(slot.chain().actions().len(), 0);
+  }
+
+  #[test]
+  fn an_equal_chain_is_published_once_however_often_the_signals_are_owned_again() {
+    let slot = Slot::new();
+    // What each ownership and each release publish: libuv's handler alone, with the C library's sigset_t
+    // beyond the kernel's part left as garbage, differently each time (as `sigaction` leaves it).
+    let libuv = |garbage: u8| {
+      let mut a = action(0x10);
+      a.sa_flags = libc::SA_RESTART;
+      // SAFETY: sigfillset only writes the set.
+      unsafe { libc::sigfillset(&mut a.sa_mask) };
+      let bytes = std::mem::size_of::<libc::sigset_t>();
+      if bytes > 8 {
+        // SAFETY: within the set; the kernel reads only its first 8 bytes.
+        unsafe { (&raw mut a.sa_mask).cast::<u8>().add(bytes - 1).write(garbage) };
+      }
+      a
+    };
+    for round in 0..=MAX_PUBLISHED_CHAINS {
+      slot.publish(Chain::empty().with_newest(libuv(round as u8)));
+      slot.publish(Chain::empty());
+    }
+    assert_eq!(slot.published().len(), 1);
+    assert!(slot.may_publish(), "owning again uses up nothing");
+    // A different chain (a displacer adopted in front) is a new one.
+    slot.publish(Chain::empty().with_newest(libuv(0)).with_newest(action(0x20)));
+    assert_eq!(slot.published().len(), 2);
+    assert_eq!(handlers(slot.chain()), vec![0x20, 0x10]);
   }
 
   #[test]
