@@ -195,11 +195,10 @@ pub fn uninstall(signo: c_int) {
       .unwrap_or_else(|| unsafe { std::mem::zeroed() });
     // SAFETY: `restore` is a complete sigaction that was installed in this slot before (or SIG_DFL).
     unsafe { libc::sigaction(signo, &restore, ptr::null_mut()) };
-    slot.publish(Chain::empty());
-    return;
   }
-  // Another handler holds the slot and may chain to ours: pass signals on to libuv's handler then, so
-  // JavaScript listeners still hear them.
+  // What still reaches our handler passes on to libuv's, so JavaScript listeners hear it: a handler already
+  // running for a signal on another thread as the slot changed, and another handler that holds the slot
+  // and chains to ours. (An empty chain would drop such a signal.)
   let libuv = handler::libuv_handler().and_then(|address| {
     chain
       .actions()
@@ -329,15 +328,22 @@ pub fn deferred_check_ran() {
   DEFERRED_CHECK_STARTED.store(false, Ordering::Relaxed);
 }
 
-/// Releases every owned signal: restores libuv's handler, closes the pins and the per-turn check, and if
-/// that left a signal at SIG_DFL, restores what Node had installed before us. Must run on the main thread.
+/// Releases every owned signal: closes the pins, restores libuv's handler, closes the per-turn check, and
+/// if that left a signal at SIG_DFL, restores what Node had installed before us. Must run on the main
+/// thread.
+///
+/// The pin is closed first, while our handler still owns the slot and records what arrives: a signal that
+/// reached libuv's handler only for the pin would be dropped with it (libuv skips a stopped handle's
+/// signals), with no shutdown and no default action. Recorded, it is handed to JavaScript by the caller
+/// (`watchdog::release_signal_owner`). Closing the last handle of a signal may put SIG_DFL in the slot at
+/// once: a signal after that has its default effect, which is what follows a release anyway.
 pub fn release(uv: &uv::Uv) {
   let mut ownership = ownership();
   let libuv = handler::libuv_handler();
   for o in ownership.signals.drain(..) {
-    uninstall(o.signo);
     // SAFETY: main thread; the pin was created by `own` on this loop and is closed exactly once.
     unsafe { uv.unpin(o.pin) };
+    uninstall(o.signo);
     let now_default = query(o.signo).sa_sigaction == libc::SIG_DFL;
     if now_default && Some(o.before_pin.sa_sigaction) != libuv && o.before_pin.sa_sigaction != libc::SIG_DFL {
       // SAFETY: `before_pin` was read from this slot by `sigaction` itself.
