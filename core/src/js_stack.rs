@@ -122,10 +122,10 @@ pub fn set_own_paths(paths: Vec<String>) {
 /// package's own code becomes one line saying how many. Never waits: if the paths cannot be read at once,
 /// every frame is printed.
 pub fn write_frames(out: &mut impl fmt::Write, frames: &[Frame], line_prefix: &str) -> fmt::Result {
-  let own = OWN_PATHS
-    .try_lock()
-    .map(|paths| paths.clone())
-    .unwrap_or_default();
+  // Held while the frames are written rather than copied: the hard exit's report allocates nothing (the
+  // lock is only ever taken to set the paths, at start-up).
+  let guard = OWN_PATHS.try_lock().ok();
+  let own: &[String] = guard.as_deref().map_or(&[], Vec::as_slice);
   let is_own = |frame: &Frame| own.iter().any(|path| frame.script().starts_with(path.as_str()));
   let mut i = 0;
   while i < frames.len() {
@@ -376,9 +376,10 @@ pub fn read<R>(purpose: Purpose, generation: u64, f: impl FnOnce(&Capture) -> R)
     return None;
   }
   // SAFETY: (generation, FRAMES or DONE) was stored with release ordering after the frames were written,
-  // and no new request can take the slot before this read ends only if the caller is the one making
-  // requests in it (the watchdog for the hard exit, the binding's stall reading on the main thread, where
-  // the interrupt cannot run during this call).
+  // and the frames cannot be written again while this read lasts. The hard exit's slot is requested and
+  // read by the watchdog alone. The stall slot is requested by the watchdog, but only the interrupt on the
+  // main thread writes its frames, and the main thread is the one reading it here (the binding's stall
+  // reading), so the interrupt cannot run during this call.
   Some(f(unsafe { &*slot.capture.get() }))
 }
 
