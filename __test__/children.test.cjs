@@ -7,7 +7,7 @@ const fs = require('node:fs')
 const { spawn } = require('node:child_process')
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { start, launch, needs, onLinux, kill, find, isRunning } = require('./helpers.cjs')
+const { start, launch, needs, onLinux, kill, find, isRunning, now } = require('./helpers.cjs')
 const { ShutdownManager } = require('..')
 
 /** The pids still running within 2 s: SIGKILL lands at once, so anything left then survived. */
@@ -119,6 +119,16 @@ test('an earlier exit listener that throws does not leave the reaped child track
   assert.equal(find(lines, 'child-exited').tracked, 0, 'forgotten natively once it exited')
   // Nothing is sent to the reaped pid, which the system may have given to another process.
   assert.doesNotMatch(stderr, /sent SIGKILL/)
+})
+
+test("an earlier exit listener that throws does not make the stop wait for the child's timeout", async () => {
+  const started = now()
+  const { code, lines, left, stderr } = await runFixture('exit-listener-throws-at-stop', { end: 'SIGTERM' })
+  assert.equal(code, 0, stderr)
+  assert.equal(find(lines, 'uncaught')?.message, 'an earlier exit listener failed', 'the scenario happened')
+  assert.ok(find(lines, 'event', { event: 'shutdown:task:complete' }), 'the child exited on SIGTERM, in time')
+  assert.ok(now() - started < 2000, 'the stop heard the exit, not its 2.5 s timeout')
+  assert.deepEqual(left, [])
 })
 
 test('group: a group whose leader exited before it was tracked is tracked until empty', async () => {

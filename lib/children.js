@@ -82,8 +82,8 @@ class ChildTracker {
 
   /**
    * @param {import('node:child_process').ChildProcess} child
-   * @param {{ signal?: NodeJS.Signals, group: boolean, ask?: { how: string, send(): void }, onGone?: () => void }} options
-   *   `ask`: asks the child to stop instead of sending `signal` (`how` says what it sent, for errors);
+   * @param {{ signal?: NodeJS.Signals, group: boolean, ask?: { how: string, send(): string | void }, onGone?: () => void }} options
+   *   `ask`: asks the child to stop instead of sending `signal` (`how` says what it sent, for errors, unless `send` returns what it sent instead);
    *   `onGone`: called once nothing tracked is left (the child exited and, with `group`, its group is empty)
    */
   constructor(child, { signal = 'SIGTERM', group, ask, onGone }) {
@@ -202,7 +202,8 @@ class ChildTracker {
       const check = () => {
         if (this.#gone()) done()
       }
-      this.#child.on('exit', check)
+      // First, for the reason the constructor's listener is (an earlier one that throws would stop it).
+      this.#child.prependListener('exit', check)
       abortSignal?.addEventListener('abort', done, { once: true })
       // The leader's exit event says nothing of the rest of its group.
       if (this.#group) poll = setInterval(check, GROUP_POLL_MS)
@@ -217,7 +218,8 @@ class ChildTracker {
   async stop({ timeoutMs, abortSignal }) {
     if (this.#gone()) return
     const sentAt = monotonicMs()
-    if (this.#ask) this.#ask()
+    // `ask` may say what it sent instead (a cluster worker still starting gets SIGTERM).
+    if (this.#ask) this.#askedWith = this.#ask() || this.#askedWith
     else this.#send(this.#signal)
     const timedOut = new AbortController()
     const timer = Number.isFinite(timeoutMs) ? setTimeout(() => timedOut.abort(), timeoutMs) : null
