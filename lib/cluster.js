@@ -1,13 +1,22 @@
 'use strict'
 
 // trackCluster(): at shutdown a cluster primary asks every worker to shut down, all at once, with the IPC
-// message the workers' managers hear (`ipcMessage`; SIGTERM for a worker not listening yet, see #ask), so
-// each drains its own connections while the others do; a worker not gone by the timeout gets SIGKILL. Workers are child processes tracked like trackChild's
-// (lib/children.js), so the primary's hard exit and second-signal exit kill them too.
+// message the workers' managers hear (`ipcMessage`; SIGTERM for a worker still starting, see #ask), so each
+// drains its own connections while the others do; a worker not gone by the timeout gets SIGKILL. Workers
+// are child processes tracked like trackChild's (lib/children.js), so the primary's hard exit and
+// second-signal exit kill them too.
 
 const cluster = /** @type {import('node:cluster').Cluster} */ (/** @type {unknown} */ (require('node:cluster')))
 const { ChildTracker } = require('./children')
 const { lifecycleError } = require('./validate')
+const { monotonicMs } = require('./run')
+
+/**
+ * How long after its fork a worker that does not listen yet counts as still starting (see #ask): an ES
+ * module graph, or a bootstrap that awaits a database, takes seconds. One forked longer ago that does not
+ * listen is taken for a worker that never will (a job worker, a sticky-session one), which hears the message.
+ */
+const STARTING_MS = 10_000
 
 class ClusterTracker {
   /** worker.id -> ChildTracker, for the workers alive. */
@@ -19,13 +28,15 @@ class ClusterTracker {
   /** Every worker's stop, as started. */
   #stops = []
   #stopped = false
-  #onFork = (worker) => this.#add(worker)
+  #onFork = (worker) => this.#add(worker, monotonicMs())
+  /** worker.id -> when the 'fork' event came (workers forked before trackCluster are not in it). */
+  #forkedAt = new Map()
 
   /** @param {{ message: string, onError: (error: unknown) => void }} options `onError`: a worker that could not be tracked, or a late one's failed stop */
   constructor({ message, onError }) {
     this.#message = message
     this.#onError = onError
-    for (const worker of Object.values(cluster.workers ?? {})) if (worker) this.#add(worker)
+    for (const worker of Object.values(cluster.workers ?? {})) if (worker) this.#add(worker, null)
     cluster.on('fork', this.#onFork)
   }
 
@@ -41,15 +52,22 @@ class ClusterTracker {
     this.#trackers.clear()
   }
 
-  /** @param {import('node:cluster').Worker} worker */
-  #add(worker) {
+  /**
+   * @param {import('node:cluster').Worker} worker
+   * @param {number | null} forkedAt when its 'fork' event came, if it came after trackCluster
+   */
+  #add(worker, forkedAt) {
     const child = worker.process
     let tracker
+    if (forkedAt !== null) this.#forkedAt.set(worker.id, forkedAt)
     try {
       tracker = new ChildTracker(child, {
         group: false,
         ask: { how: `the '${this.#message}' message`, send: () => this.#ask(worker) },
-        onGone: () => this.#trackers.delete(worker.id),
+        onGone: () => {
+          this.#trackers.delete(worker.id)
+          this.#forkedAt.delete(worker.id)
+        },
       })
     } catch (error) {
       // A fork that failed (no pid), or too many children: this worker is not tracked; say so.
@@ -67,21 +85,29 @@ class ClusterTracker {
   }
 
   /**
-   * Sends the message; a worker that cannot hear it gets SIGTERM instead: one whose channel is closed, and
-   * one that is not listening yet. A message reaches only a worker whose manager exists, and Node drops it
-   * unheard before: a worker still starting (an async bootstrap, an ES module still loading, a restart
-   * forked during the shutdown) would wait deaf for SIGKILL at the timeout. SIGTERM is heard by its
-   * manager if it has one, and ends it at once if not (it serves nothing yet).
+   * Sends the message, and returns what was sent. A worker that cannot hear it gets SIGTERM instead: one
+   * whose channel is closed, and one still starting (not listening yet, forked less than STARTING_MS ago).
+   * A message reaches only a worker whose manager exists, and Node drops it unheard before: a worker still
+   * starting (an async bootstrap, an ES module still loading, a restart forked during the shutdown) would
+   * wait deaf for SIGKILL at the timeout. SIGTERM is heard by its manager if it has one, and ends it at once
+   * if not (it serves nothing yet). The message stays the way for the rest: one that reaches a shutdown
+   * already running (Ctrl-C reaches the whole group) joins it, where another signal would end it at once.
    */
   #ask(worker) {
     const fallBack = () => worker.process.kill('SIGTERM')
+    const forkedAt = this.#forkedAt.get(worker.id)
     // `state` is the primary's own record of the worker ('online', then 'listening'), kept by node:cluster
     // as its 'listening' event comes.
-    if (!worker.isConnected() || worker.state !== 'listening') return fallBack()
+    const starting = worker.state !== 'listening' && forkedAt !== undefined && monotonicMs() - forkedAt < STARTING_MS
+    if (!worker.isConnected() || starting) {
+      fallBack()
+      return 'SIGTERM'
+    }
     // A send that fails reports to its callback (and not as an 'error' event nobody listens to).
     worker.send(this.#message, undefined, (error) => {
       if (error) fallBack()
     })
+    return `the '${this.#message}' message`
   }
 
   /** Asks every worker at once and waits for all; rejects with ERR_CHILD_KILLED if any needed SIGKILL. */
