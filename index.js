@@ -227,6 +227,20 @@ function loadInternals() {
  * them. Within one copy the native side refuses a second owner too.
  */
 const SIGNAL_OWNER = Symbol.for('titan-lifecycle.signal-owner')
+/**
+ * The managers whose error hooks are on, in the order they were made, of every copy of the package in the
+ * process (hence on `process`, as the signal owner is): the first answers an uncaught error when no signal
+ * owner does (see #answersErrors).
+ * @returns {Set<object>}
+ */
+function errorHooked() {
+  const key = Symbol.for('titan-lifecycle.error-hooked')
+  const processRecord = /** @type {any} */ (process)
+  if (!processRecord[key]) {
+    Object.defineProperty(process, key, { value: new Set(), configurable: true, enumerable: false, writable: false })
+  }
+  return processRecord[key]
+}
 
 /** Whether the shutdown path has been (or is about to be) warmed up in this process; see #warmUp. */
 let warmUpScheduled = false
@@ -246,12 +260,6 @@ const MAX_ERRORS_LOGGED = 3
 class ShutdownManager extends EventEmitter {
   /** The manager of this copy of the package that owns the signals, if any. */
   static #signalOwner = null
-  /**
-   * The managers of this copy of the package whose error hooks are on, in the order they were made: the
-   * first answers an uncaught error when no signal owner does (see #answersErrors).
-   * @type {Set<ShutdownManager>}
-   */
-  static #errorHooked = new Set()
 
   /**
    * Called straight from the main loop when an owned signal arrives (see DirectCaller in src/binding.rs).
@@ -289,8 +297,7 @@ class ShutdownManager extends EventEmitter {
   #servers = new Set()
   /** trackCluster()'s trackers (lib/cluster.js), which dispose() stops from tracking new workers. */
   #clusterTrackers = new Set()
-  /** The 'message' listener that hears the supervisor's shutdown message (see #hookIpc). */
-  /** The IPC hook's listeners (#hookIpc), while it is on. */
+  /** The IPC hook's listeners while it is on: the one that hears the supervisor's message, and its watcher. */
   #ipcListener = null
 
   /** @param {import('./index').ShutdownManagerOptions} [options] */
@@ -628,7 +635,7 @@ class ShutdownManager extends EventEmitter {
     if (this.#errorListeners) {
       const hooks = this.#errorListeners
       this.#errorListeners = null
-      ShutdownManager.#errorHooked.delete(this)
+      errorHooked().delete(this)
       for (const [event, listener] of Object.entries(hooks)) process.removeListener(event, listener)
     }
     if (undelivered) this.#onNativeEvent({ kind: 'signal', signal: undelivered })
@@ -875,15 +882,17 @@ class ShutdownManager extends EventEmitter {
       // those listeners; this takes ours off the count (a listener of the service's own still counts).
       ipcChannel()?.unrefCounted?.()
     }
-    // Another library removing ours (`process.removeAllListeners('message')`, or with no argument) takes it
-    // off Node's count a second time: the count goes below zero, and a 'message' listener the service adds
-    // later no longer keeps the channel alive. The count is mended at once, and ours put back on the next
-    // tick (as the error hooks are), so the supervisor's message is still heard.
+    // Another library removing ours (`process.removeAllListeners('message')`) takes it off Node's count a
+    // second time: the count goes below zero, and a 'message' listener the service adds later no longer
+    // keeps the channel alive. The count is mended at once, and ours put back on the next tick (as the
+    // error hooks are), so the supervisor's message is still heard. `removeAllListeners()` with no argument
+    // also takes this watcher (after it has seen ours go, so it is put back too) and Node's own listeners
+    // that keep the count: the count cannot be kept right after that, and ours is put back all the same.
     let restoreScheduled = false
     const onRemoved = (event, listener) => {
       if (this.#ipcListener?.onMessage !== onMessage) return // disposed
-      if (event === 'message' && listener === onMessage) ipcChannel()?.refCounted?.()
-      else if (!(event === 'removeListener' && listener === onRemoved)) return
+      if (event !== 'message' || listener !== onMessage) return
+      ipcChannel()?.refCounted?.()
       if (restoreScheduled) return
       restoreScheduled = true
       process.nextTick(() => {
@@ -913,7 +922,7 @@ class ShutdownManager extends EventEmitter {
   #answersErrors() {
     const owner = process[SIGNAL_OWNER]
     if (owner?.handlesErrors) return owner.manager === this
-    return ShutdownManager.#errorHooked.values().next().value === this
+    return errorHooked().values().next().value === this
   }
 
   #hookErrors() {
@@ -969,7 +978,7 @@ class ShutdownManager extends EventEmitter {
       }
     }
     this.#errorListeners = hooks
-    ShutdownManager.#errorHooked.add(this)
+    errorHooked().add(this)
     for (const [event, listener] of Object.entries(hooks)) process.on(event, listener)
   }
 

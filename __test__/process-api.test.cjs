@@ -107,6 +107,20 @@ test('owning and giving back the signals 300 times leaves signal delivery whole'
   assert.equal(find(lines, 'heard')?.heard, 1, 'the foreign listener heard SIGTERM while the manager owned it')
 })
 
+test('with two copies of the package, one manager answers an uncaught error: the first made', async (t) => {
+  const root = path.join(__dirname, '..')
+  const copy = copyPackage(
+    scratchDirectory(t, 'copy'),
+    fs.readdirSync(root).filter((f) => f.endsWith('.node')),
+  )
+  const { code, lines, stderr } = await run('process-api.cjs', ['two-copies-uncaught', copy])
+  assert.equal(code, 1, stderr)
+  assert.deepEqual(
+    lines.filter((l) => l.kind === 'start').map((l) => `${l.name} ${l.reason}`),
+    ['first uncaughtException'],
+  )
+})
+
 test('a second copy of the package cannot own the signals while the first does', async (t) => {
   // Lay out a second copy the way node_modules would hold a bundled duplicate.
   const root = path.join(__dirname, '..')
