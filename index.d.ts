@@ -92,7 +92,11 @@ export interface ShutdownManagerOptions {
   signals?: readonly OwnableSignal[]
   /** Bind no signals and no error hooks; stop() still works. @default false */
   disableGracefulShutdown?: boolean
-  /** An uncaught exception or an unhandled rejection is logged with its stack and starts a shutdown. @default true */
+  /**
+   * An uncaught exception or an unhandled rejection is logged with its stack and starts a shutdown. With
+   * several managers one answers: the signal owner if it handles them, else the first made that does.
+   * @default true
+   */
   handleUncaughtErrors?: boolean
   /** A second owned signal during a shutdown exits at once. @default true */
   forceExitOnSecondSignal?: boolean
@@ -146,7 +150,10 @@ export interface TrackServerOptions {
    * phase's reserve, less a margin (5% of the deadline, at least 100 ms) for later stop tasks
    */
   drainTimeout?: number
-  /** Called for each upgraded (WebSocket) connection when the drain starts, e.g. to send a close frame. */
+  /**
+   * Called for each upgraded (WebSocket) connection when the drain starts, and for one upgraded while it
+   * runs, e.g. to send a close frame.
+   */
   closeUpgraded?(socket: Duplex, request: IncomingMessage): void
 }
 
@@ -169,7 +176,10 @@ export interface TrackChildOptions {
 export interface TrackClusterOptions {
   /** The id of the task that stops the workers. @default 'cluster' */
   id?: string
-  /** Milliseconds to wait for the workers before SIGKILL. @default what remains before the destroy phase's reserve */
+  /**
+   * Milliseconds to wait for the workers before SIGKILL. @default what remains before the destroy phase's
+   * reserve, less a margin (5% of the deadline, at least 100 ms) for later stop tasks
+   */
   timeout?: number
   /** @default ShutdownPriority.High (25) */
   priority?: number

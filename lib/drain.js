@@ -8,14 +8,16 @@
 // what is left and say how much was cut. Loaded on the first trackServer() call: a service without a
 // server never pays for it.
 //
-// Costs while the service runs normally: one listener call per connection (to know its socket), none per
-// request. The per-request listener that adds `Connection: close` is added only when a shutdown starts.
+// Costs while the service runs normally: one listener call per connection (to know its socket; a TLS
+// server's two more, for its handshake), none per request. The per-request listener that adds `Connection: close` is added only when a shutdown starts.
 
 const net = require('node:net')
 const { lifecycleError, describeMessage } = require('./validate')
 
 /** How often a drain closes connections that went idle after their last response. */
 const SWEEP_MS = 25
+/** How long a drain leaves a connection that has sent nothing yet (see #closeUnused). */
+const UNUSED_GRACE_MS = 1000
 /**
  * Between an HTTP/2 GOAWAY that refuses nothing and the one that closes the session (RFC 9113, 6.8): a
  * stream the client opened as the first was on its way is still served. About a round trip, generously.
@@ -98,8 +100,8 @@ class ServerTracker {
    * yet the server's close waits for them.
    */
   #handshaking = new SocketList()
-  /** Connections seen unused (nothing read) at the last sweep of a drain. */
-  #unusedAtLastSweep = new Set()
+  /** Connections a drain has found unused (nothing read), with when it first did (performance.now()). */
+  #unusedSince = new Map()
   #http1
   #http2
   /** A shutdown started: responses close their connections. */
@@ -160,7 +162,7 @@ class ServerTracker {
     for (const socket of this.#handshaking) socket.removeListener('close', this.#onHandshakingClose)
     this.#sockets.clear()
     this.#handshaking.clear()
-    this.#unusedAtLastSweep.clear()
+    this.#unusedSince.clear()
     this.#sessions.clear()
     this.#upgraded.clear()
     this.#idleAtLastSweep.clear()
@@ -183,7 +185,7 @@ class ServerTracker {
       // Looking a socket up in a map hashes it (see SocketList): only when the map holds anything.
       if (tracker.#upgraded.size > 0) tracker.#upgraded.delete(this)
       if (tracker.#idleAtLastSweep.size > 0) tracker.#idleAtLastSweep.delete(this)
-      if (tracker.#unusedAtLastSweep.size > 0) tracker.#unusedAtLastSweep.delete(this)
+      if (tracker.#unusedSince.size > 0) tracker.#unusedSince.delete(this)
       tracker.#onGone?.()
     })(this)
 
@@ -202,7 +204,7 @@ class ServerTracker {
   #onHandshakingClose = ((tracker) =>
     function onHandshakingClose() {
       tracker.#handshaking.delete(this)
-      tracker.#unusedAtLastSweep.delete(this)
+      tracker.#unusedSince.delete(this)
       tracker.#onGone?.()
     })(this)
 
@@ -296,7 +298,7 @@ class ServerTracker {
         clearInterval(sweep)
         clearTimeout(timer)
         this.#onGone = null
-        this.#unusedAtLastSweep.clear()
+        this.#unusedSince.clear()
         abortSignal?.removeEventListener('abort', cut)
         if (this.#onRequestWhileClosing) server.removeListener('request', this.#onRequestWhileClosing)
         if (error) reject(error)
@@ -377,18 +379,20 @@ class ServerTracker {
   }
 
   /**
-   * Closes the connections of `sockets` that have read nothing, at this sweep and the last (SWEEP_MS
-   * apart): Node's closeIdleConnections() leaves a connection that never began a request, and a TLS
-   * client that never began its handshake is not the HTTP layer's yet. Both would hold the drain until its
-   * timeout (a load balancer's pre-connections, a stalled client). The sweep between gives a request on its
-   * way at the drain's start the time to arrive, as to one on an idle kept-alive connection.
+   * Closes the connections of `sockets` that have read nothing for UNUSED_GRACE_MS of the drain: Node's
+   * closeIdleConnections() leaves a connection that never began a request, and a TLS client that never
+   * began its handshake is not the HTTP layer's yet. Both would hold the drain until its timeout (a load
+   * balancer's pre-connections, a stalled client). The grace lets a request already on its way arrive: over
+   * TLS 1.2 it follows the handshake's end by a round trip.
    */
   #closeUnused(sockets) {
+    const now = performance.now()
     for (const socket of sockets) {
       const unused = socket.bytesRead === 0 && !socket._httpMessage && !this.#upgraded.has(socket)
-      if (unused && this.#unusedAtLastSweep.has(socket)) socket.destroy()
-      else if (unused) this.#unusedAtLastSweep.add(socket)
-      else this.#unusedAtLastSweep.delete(socket)
+      const since = this.#unusedSince.get(socket)
+      if (!unused) this.#unusedSince.delete(socket)
+      else if (since === undefined) this.#unusedSince.set(socket, now)
+      else if (now - since >= UNUSED_GRACE_MS) socket.destroy()
     }
   }
 
@@ -417,7 +421,7 @@ class ServerTracker {
     if (this.#http1) this.#server.closeAllConnections()
     this.#sockets.clear()
     this.#handshaking.clear()
-    this.#unusedAtLastSweep.clear()
+    this.#unusedSince.clear()
     this.#sessions.clear()
     this.#upgraded.clear()
     return { requests, connections }

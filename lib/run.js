@@ -337,7 +337,8 @@ class ShutdownRun {
     // The plan orders every stop task before every destroy task: the last one tells whether there are any.
     const hasDestroyPhase = phaseOf(this.#entries.at(-1)) === ShutdownPhase.Destroy
     if (hasDestroyPhase && this.#reserveMs > 0) {
-      this.#reserveTimer = new LongTimer(() => this.#cutStopPhase(), Math.max(0, remainingMs - this.#reserveMs))
+      // From now too, as the deadline's timer (stopPhaseLeftMs).
+      this.#reserveTimer = new LongTimer(() => this.#cutStopPhase(), this.stopPhaseLeftMs())
     }
     for (const { taskId, dependsOn } of details?.missing ?? []) {
       this.#logger.warn(`shutdown task '${taskId}' depends on unknown task '${dependsOn}'; the dependency is ignored`, {
