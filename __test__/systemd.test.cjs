@@ -33,6 +33,18 @@ async function listen(address) {
   return { datagrams, stop: () => listener.kill('SIGKILL') }
 }
 
+/** A listener on a path socket in a scratch directory, both gone when test `t` ends. */
+async function listenAtPath(t) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-notify-'))
+  const address = path.join(dir, 'notify')
+  const systemd = await listen(address)
+  t.after(() => {
+    systemd.stop()
+    fs.rmSync(dir, { recursive: true, force: true })
+  })
+  return { address, systemd }
+}
+
 const wait = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const texts = (datagrams) => datagrams.map((d) => d.text)
 
@@ -40,13 +52,7 @@ test(
   'a graceful shutdown: READY, watchdog pings, then STOPPING with the stop phase, the destroy phase, in order',
   needs('python3'),
   async (t) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-notify-'))
-    const address = path.join(dir, 'notify')
-    const systemd = await listen(address)
-    t.after(() => {
-      systemd.stop()
-      fs.rmSync(dir, { recursive: true, force: true })
-    })
+    const { address, systemd } = await listenAtPath(t)
     const service = start('notify-service.cjs', ['graceful'], {
       env: { NOTIFY_SOCKET: address, WATCHDOG_USEC: '200000' },
     })
@@ -111,13 +117,7 @@ test('a blocked loop: the pings stop, the stop timeout is re-extended until the 
 })
 
 test('ready() after a shutdown began sends nothing: STOPPING stays the last word', needs('python3'), async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-notify-'))
-  const address = path.join(dir, 'notify')
-  const systemd = await listen(address)
-  t.after(() => {
-    systemd.stop()
-    fs.rmSync(dir, { recursive: true, force: true })
-  })
+  const { address, systemd } = await listenAtPath(t)
   const service = start('notify-service.cjs', ['ready-after-stop'], { env: { NOTIFY_SOCKET: address } })
   const { code, stderr } = await service.exited
   assert.equal(code, 0, stderr)
