@@ -107,12 +107,17 @@ test('owning and giving back the signals 300 times leaves signal delivery whole'
   assert.equal(find(lines, 'heard')?.heard, 1, 'the foreign listener heard SIGTERM while the manager owned it')
 })
 
-test('with two copies of the package, one manager answers an uncaught error: the first made', async (t) => {
+/** A second copy of the package, laid out as node_modules would hold a bundled duplicate; its path. */
+function secondCopy(t) {
   const root = path.join(__dirname, '..')
-  const copy = copyPackage(
+  return copyPackage(
     scratchDirectory(t, 'copy'),
     fs.readdirSync(root).filter((f) => f.endsWith('.node')),
   )
+}
+
+test('with two copies of the package, one manager answers an uncaught error: the first made', async (t) => {
+  const copy = secondCopy(t)
   const { code, lines, stderr } = await run('process-api.cjs', ['two-copies-uncaught', copy])
   assert.equal(code, 1, stderr)
   assert.deepEqual(
@@ -122,12 +127,7 @@ test('with two copies of the package, one manager answers an uncaught error: the
 })
 
 test('a second copy of the package cannot own the signals while the first does', async (t) => {
-  // Lay out a second copy the way node_modules would hold a bundled duplicate.
-  const root = path.join(__dirname, '..')
-  const copy = copyPackage(
-    scratchDirectory(t, 'copy'),
-    fs.readdirSync(root).filter((f) => f.endsWith('.node')),
-  )
+  const copy = secondCopy(t)
   const { code, lines, stderr } = await run('process-api.cjs', ['two-copies', copy])
   assert.equal(code, 0, stderr)
   const refused = find(lines, 'copy').outcome
