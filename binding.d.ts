@@ -140,7 +140,9 @@ export interface NativeEventJs {
 
 /**
  * Tells systemd the service is ready (`READY=1`), when it listens (`NOTIFY_SOCKET`); returns whether a
- * notification went out.
+ * notification went out. On the main thread it also starts the watchdog's pings (`WatchdogSec=`) if the
+ * signal owner has not: a service whose manager owns no signals still answers for its own liveness once
+ * it has said it is ready.
  */
 export declare function notifyReady(): boolean
 

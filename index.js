@@ -242,6 +242,16 @@ function errorHooked() {
   return processRecord[key]
 }
 
+/**
+ * Takes systemd's variables out of the environment once the native side speaks to systemd for the
+ * service (it has read them): children and cluster workers must not inherit them and speak for it too.
+ */
+function keepSystemdFromChildren() {
+  if (process.env.NOTIFY_SOCKET !== undefined && native.systemdListening()) {
+    for (const name of ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID']) delete process.env[name]
+  }
+}
+
 /** Whether the shutdown path has been (or is about to be) warmed up in this process; see #warmUp. */
 let warmUpScheduled = false
 /** Whether the native side knows this package's own files (stacks sum up the frames in them). */
@@ -341,10 +351,8 @@ class ShutdownManager extends EventEmitter {
     if (signals.length > 0) {
       this.#ownSignals()
       // The signal owner speaks to systemd for the service (its native side has read NOTIFY_SOCKET and
-      // WATCHDOG_USEC by now); children and cluster workers must not, so they do not inherit them.
-      if (process.env.NOTIFY_SOCKET !== undefined && native.systemdListening()) {
-        for (const name of ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID']) delete process.env[name]
-      }
+      // WATCHDOG_USEC by now).
+      keepSystemdFromChildren()
       // The supervisor's message is its signal (PM2 sends one instead of SIGINT, and on Windows it has
       // nothing else): heard by the manager that owns the signals, when there is an IPC channel.
       if (this.#config.ipcMessage !== false && typeof process.send === 'function') this.#hookIpc()
@@ -361,7 +369,9 @@ class ShutdownManager extends EventEmitter {
    */
   ready() {
     if (this.#native.state !== 'running') return
-    native.notifyReady()
+    // Natively, this starts the watchdog's pings too where no signal owner has (a manager with no
+    // signals then speaks for the service, and its children must not).
+    if (native.notifyReady()) keepSystemdFromChildren()
     if (process.env.pm_id !== undefined && typeof process.send === 'function' && process.connected) {
       // With a callback, a send that fails (the supervisor closed the channel and the loop has not heard
       // yet) reports there instead of as an 'error' event on process, which would be an uncaught error.

@@ -116,6 +116,27 @@ test('a blocked loop: the pings stop, the stop timeout is re-extended until the 
   assert.ok(usec > 1_000_000 && usec < 1_800_000, extensions[0].text)
 })
 
+test(
+  'a manager that owns no signals: ready() starts the watchdog pings, and children inherit nothing',
+  needs('python3'),
+  async (t) => {
+    const { address, systemd } = await listenAtPath(t)
+    const service = start('notify-service.cjs', ['no-signals'], {
+      env: { NOTIFY_SOCKET: address, WATCHDOG_USEC: '200000' },
+    })
+    const { inherited } = await service.ready
+    assert.equal(inherited, '', "a child does not inherit systemd's variables")
+    await wait(450) // pings every 100 ms
+    kill(service.child, 'SIGKILL')
+    await service.exited
+    await wait(100)
+    const sent = texts(systemd.datagrams)
+    assert.equal(sent[0], 'READY=1\nSTATUS=ready', sent.join(' | '))
+    const pings = sent.filter((text) => text === 'WATCHDOG=1').length
+    assert.ok(pings >= 3 && pings <= 8, `${pings} pings in about 450 ms at one per 100 ms`)
+  },
+)
+
 test('ready() after a shutdown began sends nothing: STOPPING stays the last word', needs('python3'), async (t) => {
   const { address, systemd } = await listenAtPath(t)
   const service = start('notify-service.cjs', ['ready-after-stop'], { env: { NOTIFY_SOCKET: address } })

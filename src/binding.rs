@@ -910,10 +910,22 @@ pub fn systemd_listening() -> bool {
 }
 
 /// Tells systemd the service is ready (`READY=1`), when it listens (`NOTIFY_SOCKET`); returns whether a
-/// notification went out.
+/// notification went out. On the main thread it also starts the watchdog's pings (`WatchdogSec=`) if the
+/// signal owner has not: a service whose manager owns no signals still answers for its own liveness once
+/// it has said it is ready.
 #[napi(catch_unwind)]
-pub fn notify_ready() -> bool {
-  systemd::send("READY=1\nSTATUS=ready")
+pub fn notify_ready(env: Env) -> bool {
+  let sent = systemd::send("READY=1\nSTATUS=ready");
+  if sent
+    && let Ok((uv, event_loop)) = libuv_for(&env)
+    && uv.is_main_loop(event_loop)
+  {
+    // SAFETY: a napi call runs on its environment's thread, and `event_loop` was just checked to be the
+    // main loop, so this is the main thread with its live loop.
+    unsafe { systemd::start_pings(uv, event_loop.cast()) };
+    install_teardown_hook(&env);
+  }
+  sent
 }
 
 /// Tracks a child process (or, with `group`, the process group it leads): the hard exit and the

@@ -9,7 +9,8 @@
 //! - `EXTEND_TIMEOUT_USEC=` from the watchdog thread, at the start and every [`EXTEND_EVERY`] while a
 //!   shutdown runs within its deadline: what remains of it plus a margin, so a `TimeoutStopSec=` shorter
 //!   than the deadline does not SIGKILL a healthy drain, while a shutdown past it is still cut;
-//! - `WATCHDOG=1` from an unref'd timer on the main loop, every half `WATCHDOG_USEC`: it only fires while
+//! - `WATCHDOG=1` from an unref'd timer on the main loop, every half `WATCHDOG_USEC`, started when a manager
+//!   takes the signals or, for a service whose manager owns none, at `ready()`: it only fires while
 //!   the event loop turns, so a blocked loop stops the pings and systemd's watchdog catches it, in normal
 //!   operation and not only at shutdown.
 //!
