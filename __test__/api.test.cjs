@@ -358,6 +358,47 @@ test('a destroyReserve over half the deadline is kept whole; a shorter stop() ti
   }
 })
 
+test('a stop task skipped for the destroy reserve is an event and a task error, as every other that did not succeed', async () => {
+  const warnings = []
+  const m = manager({
+    gracefulShutdownTimeout: 400,
+    destroyReserve: 200,
+    logger: { info() {}, warn: (fields, message) => warnings.push({ message, fields }), error() {} },
+  })
+  m.registerTask({
+    id: 'stuck',
+    priority: 0,
+    handler: ({ abortSignal }) => new Promise((resolve) => abortSignal.addEventListener('abort', resolve)),
+  })
+  m.registerTask({ id: 'later', name: 'Later work', priority: 50, handler: () => assert.fail('never starts') })
+  m.registerTask({ id: 'flush', phase: ShutdownPhase.Destroy, handler: () => {} })
+  const errors = []
+  m.on(ShutdownEvent.ShutdownTaskError, (payload) => errors.push(payload))
+  const result = await m.stop()
+  assert.deepEqual(
+    errors.map(({ taskId, name, timedOut, durationMs, error }) => ({
+      taskId,
+      name,
+      timedOut,
+      durationMs,
+      code: error.code,
+    })),
+    [
+      { taskId: 'stuck', name: 'stuck', timedOut: true, durationMs: errors[0].durationMs, code: 'ERR_TASK_TIMEOUT' },
+      { taskId: 'later', name: 'Later work', timedOut: false, durationMs: 0, code: 'ERR_TASK_SKIPPED' },
+    ],
+  )
+  assert.match(errors[1].error.message, /^shutdown task 'later' was skipped to keep 200 ms for the destroy phase$/)
+  const later = result.tasks.find((t) => t.id === 'later')
+  assert.equal(later.status, 'skipped')
+  assert.equal(later.error, errors[1].error)
+  assert.equal(result.exitCode, 1)
+  assert.deepEqual(
+    warnings.filter((w) => /were skipped/.test(w.message)).map((w) => w.fields.taskIds),
+    [['later']],
+  )
+})
+
 test('exit codes can be chosen', async () => {
   const m = manager({ exitCodes: { success: 7, failure: 9 } })
   m.registerTask({ id: 'a', handler: () => {} })

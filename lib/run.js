@@ -412,11 +412,27 @@ class ShutdownRun {
     }
     if (cut.skipped.length > 0) {
       const ids = cut.skipped.map((i) => this.#ids[i])
+      // One log line for them all; an event for each, as for every other task that did not succeed.
       this.#logger.warn(
         `shutdown tasks ${ids.map((id) => `'${id}'`).join(', ')} were skipped to keep ${Math.round(this.#reserveMs)} ms ` +
           'for the destroy phase',
         { taskIds: ids },
       )
+      for (const index of cut.skipped) {
+        const taskId = this.#ids[index]
+        const error = lifecycleError(
+          'ERR_TASK_SKIPPED',
+          `shutdown task '${taskId}' was skipped to keep ${Math.round(this.#reserveMs)} ms for the destroy phase`,
+        )
+        this.#errors.set(index, error)
+        this.#emit(ShutdownEvent.ShutdownTaskError, {
+          taskId,
+          name: nameOf(this.#entries[index], taskId),
+          error,
+          durationMs: 0,
+          timedOut: false,
+        })
+      }
     }
     this.#startTasks(cut.ready, monotonicMs())
     if (cut.finished) this.#finish(false)
