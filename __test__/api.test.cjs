@@ -376,18 +376,15 @@ test('a stop task skipped for the destroy reserve is an event and a task error, 
   m.on(ShutdownEvent.ShutdownTaskError, (payload) => errors.push(payload))
   const result = await m.stop()
   assert.deepEqual(
-    errors.map(({ taskId, name, timedOut, durationMs, error }) => ({
-      taskId,
-      name,
-      timedOut,
-      durationMs,
-      code: error.code,
-    })),
+    errors.map(({ taskId, name, timedOut, error }) => ({ taskId, name, timedOut, code: error.code })),
     [
-      { taskId: 'stuck', name: 'stuck', timedOut: true, durationMs: errors[0].durationMs, code: 'ERR_TASK_TIMEOUT' },
-      { taskId: 'later', name: 'Later work', timedOut: false, durationMs: 0, code: 'ERR_TASK_SKIPPED' },
+      { taskId: 'stuck', name: 'stuck', timedOut: true, code: 'ERR_TASK_TIMEOUT' },
+      { taskId: 'later', name: 'Later work', timedOut: false, code: 'ERR_TASK_SKIPPED' },
     ],
   )
+  // The stuck task ran until the reserve came, 400 - 200 ms in; the skipped one never ran.
+  assert.ok(errors[0].durationMs >= 190 && errors[0].durationMs < 400, `stuck ran ${errors[0].durationMs} ms`)
+  assert.equal(errors[1].durationMs, 0)
   assert.match(errors[1].error.message, /^shutdown task 'later' was skipped to keep 200 ms for the destroy phase$/)
   const later = result.tasks.find((t) => t.id === 'later')
   assert.equal(later.status, 'skipped')
@@ -397,6 +394,65 @@ test('a stop task skipped for the destroy reserve is an event and a task error, 
     warnings.filter((w) => /were skipped/.test(w.message)).map((w) => w.fields.taskIds),
     [['later']],
   )
+})
+
+test("a handler's promise with a throwing then of its own is followed by Promise's own: the others still run", async () => {
+  const m = manager()
+  const ran = []
+  m.registerTask({
+    id: 'patched',
+    handler: () => {
+      ran.push('patched')
+      const promise = Promise.resolve()
+      // biome-ignore lint/suspicious/noThenProperty: the case under test is exactly such a promise.
+      promise.then = () => {
+        throw new Error('own then threw')
+      }
+      return promise
+    },
+  })
+  m.registerTask({ id: 'sibling', handler: () => ran.push('sibling') })
+  m.registerTask({ id: 'db', phase: ShutdownPhase.Destroy, handler: () => ran.push('db') })
+  const result = await m.stop()
+  assert.deepEqual(ran, ['patched', 'sibling', 'db'])
+  assert.deepEqual(
+    result.tasks.map((t) => `${t.id} ${t.status}`),
+    ['patched succeeded', 'sibling succeeded', 'db succeeded'],
+  )
+  assert.equal(result.exitCode, 0)
+})
+
+test('a task that blocks the loop past its own timeout times out; one blocked by a sibling does not', async () => {
+  const m = manager()
+  const block = (ms) => {
+    const until = performance.now() + ms
+    while (performance.now() < until) {}
+  }
+  // One level: 'slow' blocks 300 ms with no timeout of its own, then 'quick' (100 ms) returns at once,
+  // then 'overrun' (100 ms) blocks 300 ms itself. The level's timers cannot fire while they block.
+  m.registerTask({ id: 'slow', handler: () => block(300) })
+  m.registerTask({ id: 'quick', timeout: 100, handler: () => {} })
+  let abortReason
+  m.registerTask({
+    id: 'overrun',
+    timeout: 100,
+    handler: async ({ abortSignal }) => {
+      block(300)
+      abortSignal.addEventListener('abort', () => (abortReason = abortSignal.reason))
+    },
+  })
+  let afterStartedWith
+  m.registerTask({ id: 'after', priority: 90, handler: () => (afterStartedWith = 'ran') })
+  const result = await m.stop()
+  assert.deepEqual(
+    result.tasks.map((t) => `${t.id} ${t.status}`),
+    ['slow succeeded', 'quick succeeded', 'overrun timedOut', 'after succeeded'],
+  )
+  const overrun = result.tasks.find((t) => t.id === 'overrun')
+  assert.equal(overrun.error.code, 'ERR_TASK_TIMEOUT')
+  assert.equal(abortReason, overrun.error, 'its AbortSignal aborts with the timeout error')
+  assert.equal(afterStartedWith, 'ran')
+  assert.equal(result.exitCode, 1)
 })
 
 test('exit codes can be chosen', async () => {

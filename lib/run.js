@@ -72,6 +72,13 @@ function countByType(resources) {
 const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6
 
 /**
+ * Promise's own `then`, taken at load: a handler's promise is followed with it, never with a `then` the
+ * handler's code put on its promise or on Promise.prototype later, which could throw outside the task's
+ * isolation (in the middle of starting a level of tasks).
+ */
+const promiseThen = Promise.prototype.then
+
+/**
  * What a task's handler receives (`reason`, `signal`, `abortSignal`, `deadline`), and the run's record of
  * it while it runs (its timeout timer, when it started): one object per task, as a class, so a shutdown
  * with thousands of tasks makes one small object each. The run's part is private, reached through the
@@ -85,6 +92,8 @@ class TaskContext {
   #aborted = false
   #timer = null
   #startedMono
+  #returnedMono = 0
+  #excusedMs = 0
 
   constructor(reason, signal, deadline, startedMono) {
     this.reason = reason
@@ -114,6 +123,32 @@ class TaskContext {
 
   static clearTimer(context) {
     if (context.#timer !== null) clearTimeout(context.#timer)
+  }
+
+  /** Whether the task has a timeout timer of its own (a timeout shorter than what the deadline left). */
+  static hasTimer(context) {
+    return context.#timer !== null
+  }
+
+  /** Its handler has returned (for a task with a timer: see `overran`). */
+  static returned(context) {
+    context.#returnedMono = monotonicMs()
+  }
+
+  /**
+   * The handlers after it in its level have returned too, at `levelStartedMono`: the time they ran
+   * synchronously after its own returned is theirs, not its own, though it delays its settling.
+   */
+  static levelStarted(context, levelStartedMono) {
+    if (context.#returnedMono > 0) context.#excusedMs = levelStartedMono - context.#returnedMono
+  }
+
+  /**
+   * Whether the task took `timeout` ms or more of its own: its timer may not have fired because the loop
+   * was blocked (by the task itself, or by another after it returned, which is excused).
+   */
+  static overran(context, timeout) {
+    return monotonicMs() - context.#startedMono - context.#excusedMs >= timeout
   }
 
   /** Milliseconds since the task started. */
@@ -483,7 +518,14 @@ class ShutdownRun {
     } finally {
       // Even if starting one threw (an internal error: a handler's own throw is its outcome), the tasks
       // already started settle: no outcome is left without its reaction.
-      for (let i = 0; i < outcomes.length; i++) this.#settleWhenDone(indexes[i], outcomes[i])
+      let levelStartedMono
+      for (let i = 0; i < outcomes.length; i++) {
+        const context = this.#running[indexes[i]]
+        if (context !== undefined && TaskContext.hasTimer(context)) {
+          TaskContext.levelStarted(context, (levelStartedMono ??= monotonicMs()))
+        }
+        this.#settleWhenDone(indexes[i], outcomes[i])
+      }
     }
   }
 
@@ -494,6 +536,10 @@ class ShutdownRun {
   #callHandler(index, now) {
     const id = this.#ids[index]
     const task = this.#entries[index]
+    const timeout = timeoutOf(task)
+    // A task with a timeout counts from its own call, not the level's: a handler before it in the level
+    // that ran long synchronously must not count against it (see #settle's check of an overrun timeout).
+    if (timeout !== undefined) now = monotonicMs()
     const context = new TaskContext(this.reason, this.signal, this.deadline, now)
     this.#running[index] = context
     if (!this.#destroyPhaseBegun && phaseOf(task) === ShutdownPhase.Destroy) {
@@ -501,7 +547,6 @@ class ShutdownRun {
       // systemd's status line follows the phase (nothing is sent unless NOTIFY_SOCKET is set).
       this.#native.notifyStatus(`shutting down (${this.reason}): destroy phase`)
     }
-    const timeout = timeoutOf(task)
     if (timeout !== undefined && timeout < this.#deadlineMono - now) {
       TaskContext.setTimer(
         context,
@@ -509,7 +554,9 @@ class ShutdownRun {
       )
     }
     try {
-      return Promise.resolve(handlerOf(task)(context))
+      const value = handlerOf(task)(context)
+      if (TaskContext.hasTimer(context)) TaskContext.returned(context)
+      return Promise.resolve(value)
     } catch (error) {
       return Promise.reject(error)
     }
@@ -517,10 +564,15 @@ class ShutdownRun {
 
   /** Settles the task at plan `index` when `outcome` does: always in a later microtask, never at once. */
   #settleWhenDone(index, outcome) {
-    outcome.then(
-      () => this.#settle(index, 'succeeded'),
-      (error) => this.#settle(index, 'failed', error),
-    )
+    try {
+      Reflect.apply(promiseThen, outcome, [
+        () => this.#settle(index, 'succeeded'),
+        (error) => this.#settle(index, 'failed', error),
+      ])
+    } catch (error) {
+      // Only the promise's own `constructor` (a getter, read for its species) can throw here.
+      queueMicrotask(() => this.#settle(index, 'failed', error))
+    }
   }
 
   #settle(index, outcome, error) {
@@ -531,6 +583,15 @@ class ShutdownRun {
     if (!this.#native.enforced && monotonicMs() >= this.#deadlineMono) {
       this.onDeadline()
       return
+    }
+    // Likewise a task's own timeout, whose timer a task that blocked the loop kept from firing: it took
+    // longer than it may, and what waits for it must not take it as done in time.
+    if (outcome !== 'timedOut' && TaskContext.hasTimer(entry)) {
+      const timeout = timeoutOf(this.#entries[index])
+      if (TaskContext.overran(entry, timeout)) {
+        outcome = 'timedOut'
+        error = taskTimeoutError(this.#ids[index], timeout)
+      }
     }
     this.#running[index] = undefined
     TaskContext.clearTimer(entry)
