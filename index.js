@@ -37,10 +37,28 @@ function libc() {
     if (musl !== glibc) return musl ? '-musl' : '-gnu'
     return readFileSync('/usr/bin/ldd', 'utf8').includes('musl') ? '-musl' : '-gnu'
   } catch {
-    // No ldd to read either, or no permission to look: Node's own report names the glibc it runs on, as
-    // npm asks it when it picks the platform package to install (it costs about 15 ms, on systems this rare).
+    return libcByReport()
+  }
+}
+
+/**
+ * No ldd to read either, or no permission to look: Node's own report names the glibc it runs on, as npm
+ * asks it when it picks the platform package to install (it costs about 15 ms, on systems this rare).
+ * Without the network part, as npm asks too: it would look up the name of every open socket's peer. A
+ * report that cannot be had leaves glibc, the common case: a wrong guess fails to open with an error that
+ * says what to install.
+ */
+function libcByReport() {
+  const settings = /** @type {{ excludeNetwork?: boolean }} */ (process.report)
+  const excludeNetwork = settings.excludeNetwork
+  try {
+    settings.excludeNetwork = true
     const report = /** @type {{ header?: { glibcVersionRuntime?: string } }} */ (process.report.getReport())
-    return report.header?.glibcVersionRuntime ? '-gnu' : '-musl'
+    return report?.header?.glibcVersionRuntime || !report?.header ? '-gnu' : '-musl'
+  } catch {
+    return '-gnu'
+  } finally {
+    settings.excludeNetwork = excludeNetwork
   }
 }
 
@@ -85,10 +103,10 @@ function loadNative() {
     candidates.push(path.join(__dirname, '..', packageName, fileName))
   }
   const found = candidates.find((file) => existsSync(file))
-  if (found) return openAddon(realpathSync.native(found))
+  if (found) return openedOrExplained(() => openAddon(realpathSync.native(found)), platform, packageName)
   try {
     const file = nodeRequire.resolve(packageName)
-    return { native: nodeRequire(file), file }
+    return openedOrExplained(() => ({ native: nodeRequire(file), file }), platform, packageName)
   } catch (error) {
     if (error?.code !== 'MODULE_NOT_FOUND') throw error
     throw unavailable(
@@ -97,6 +115,26 @@ function loadNative() {
         'unless optional dependencies are omitted (--omit=optional, --no-optional) or the lockfile was made on ' +
         `another platform. A bundle that holds titan-lifecycle needs it installed where it runs, or ${fileName} ` +
         'beside it.',
+      error,
+    )
+  }
+}
+
+/**
+ * Runs `open`; a binary that is there but cannot be opened (another C library's or architecture's build
+ * copied in with node_modules, a truncated download) is said in our terms, with what to reinstall; the
+ * dynamic loader's own words are kept as the message's end and the error as its cause.
+ * @param {() => { native: typeof import('./binding'), file: string }} open
+ */
+function openedOrExplained(open, platform, packageName) {
+  try {
+    return open()
+  } catch (error) {
+    if (error?.code !== 'ERR_DLOPEN_FAILED') throw error
+    throw unavailable(
+      `titan-lifecycle's native addon for ${platform} cannot be opened: reinstall ${packageName} where the ` +
+        'service runs (a node_modules copied from another system holds the build for its C library and ' +
+        `architecture). ${error.message}`,
       error,
     )
   }

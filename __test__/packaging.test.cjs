@@ -165,12 +165,20 @@ test('the platform packages are in step with the root, which names each as an op
  * `files` fakes what the child's `fs` sees at some paths: `true`/`false` for whether one exists, a string
  * for its content (the file then exists).
  */
-function loadError(platformOverride, files = {}) {
+function loadError(platformOverride, files = {}, { report, addon } = {}) {
   const scratch = copyPackage(fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-load-')))
   try {
+    if (addon) fs.writeFileSync(path.join(scratch, addon.name), addon.content)
     const override = platformOverride
       ? `Object.defineProperty(process, 'platform', { value: ${JSON.stringify(platformOverride)} });`
       : ''
+    // Node's report as the loader sees it: one from a glibc or a musl Node, or none to be had.
+    const fakeReport = {
+      gnu: `process.report.getReport = () => ({ header: { glibcVersionRuntime: '2.36' } });`,
+      musl: `process.report.getReport = () => ({ header: {} });`,
+      throws: `process.report.getReport = () => { throw new Error('no report') };`,
+    }
+    const reportOverride = report ? fakeReport[report] : ''
     const fake = `const files = ${JSON.stringify(files)}, fs = require('node:fs'), { existsSync, readFileSync } = fs;
       fs.existsSync = (p) => (p in files ? files[p] !== false : existsSync(p));
       fs.readFileSync = (p, ...rest) => {
@@ -178,7 +186,7 @@ function loadError(platformOverride, files = {}) {
         if (typeof files[p] === 'string') return files[p];
         throw Object.assign(new Error('ENOENT: ' + p), { code: 'ENOENT' });
       };`
-    const code = `${override} ${fake} try { require(${JSON.stringify(scratch)}) } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }`
+    const code = `${override} ${reportOverride} ${fake} try { require(${JSON.stringify(scratch)}) } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, cause: e.cause?.code })) }`
     return JSON.parse(execFileSync(process.execPath, ['-e', code], { encoding: 'utf8' }))
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true })
@@ -417,6 +425,26 @@ test("a missing platform package is named in the loader's error, with the comman
 })
 
 test(
+  'a binary that is there but cannot be opened is said in our terms, with what to reinstall',
+  onLinux('libc'),
+  () => {
+    const { addon, platform } = loadedBuild()
+    const error = loadError(undefined, {}, { addon: { name: addon, content: 'not an ELF file' } })
+    assert.equal(error.code, 'ERR_NATIVE_UNAVAILABLE')
+    assert.equal(error.cause, 'ERR_DLOPEN_FAILED')
+    assert.match(
+      error.message,
+      new RegExp(`addon for ${platform} cannot be opened: reinstall titan-lifecycle-${platform} `),
+    )
+    assert.match(
+      error.message,
+      new RegExp(`${addon.replaceAll('.', '\\.')}`),
+      "the dynamic loader's words name the file",
+    )
+  },
+)
+
+test(
   'the C library is told by its dynamic loader, then by ldd, then by Node where neither can tell',
   onLinux('libc'),
   () => {
@@ -424,19 +452,23 @@ test(
     const musl = `/lib/ld-musl-${arch}.so.1`
     const glibc = process.arch === 'x64' ? '/lib64/ld-linux-x86-64.so.2' : '/lib/ld-linux-aarch64.so.1'
     const ldd = '/usr/bin/ldd'
-    const runningOn = /** @type {any} */ (process.report.getReport()).header.glibcVersionRuntime ? 'gnu' : 'musl'
     const cases = [
       ['glibc alone', { [musl]: false, [glibc]: true, [ldd]: 'musl' }, 'gnu'],
       ['musl alone (Alpine)', { [musl]: true, [glibc]: false, [ldd]: 'glibc' }, 'musl'],
       ['both, ldd of glibc (musl installed beside it)', { [musl]: true, [glibc]: true, [ldd]: 'GNU libc' }, 'gnu'],
       ['both, ldd of musl (gcompat)', { [musl]: true, [glibc]: true, [ldd]: 'musl libc' }, 'musl'],
-      // With neither the loaders nor ldd to go by, Node's report decides: this process's own C library.
-      ['both, no ldd', { [musl]: true, [glibc]: true, [ldd]: false }, runningOn],
-      ['neither, no ldd (NixOS)', { [musl]: false, [glibc]: false, [ldd]: false }, runningOn],
+      // With neither the loaders nor ldd to go by, Node's report decides (faked here, both ways), and
+      // without a report glibc is assumed.
+      ['both, no ldd, a glibc Node', { [musl]: true, [glibc]: true, [ldd]: false }, 'gnu', 'gnu'],
+      ['neither, no ldd (NixOS), a musl Node', { [musl]: false, [glibc]: false, [ldd]: false }, 'musl', 'musl'],
+      ['neither, no ldd, a glibc Node', { [musl]: false, [glibc]: false, [ldd]: false }, 'gnu', 'gnu'],
+      ['both, no ldd, a musl Node', { [musl]: true, [glibc]: true, [ldd]: false }, 'musl', 'musl'],
+      ['neither, no ldd, no report', { [musl]: false, [glibc]: false, [ldd]: false }, 'gnu', 'throws'],
     ]
-    // Where the loaders decide, ldd says the opposite: reading it would pick the other build.
-    for (const [what, files, expected] of cases) {
-      const error = loadError(undefined, files)
+    // Where the loaders decide, ldd says the opposite: reading it would pick the other build. Where ldd
+    // decides, the report (faked as the other C library's) would pick the other.
+    for (const [what, files, expected, report = expected === 'gnu' ? 'musl' : 'gnu'] of cases) {
+      const error = loadError(undefined, files, { report })
       assert.equal(error.code, 'ERR_NATIVE_UNAVAILABLE', what)
       assert.match(error.message, new RegExp(`addon for linux-${process.arch}-${expected} is missing`), what)
     }
