@@ -4,7 +4,7 @@
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { start, kill, find, needs } = require('./helpers.cjs')
+const { start, kill, find, needs, waitFor } = require('./helpers.cjs')
 
 const DEADLINE = 300
 const SLACK = 250
@@ -46,6 +46,28 @@ test('a loop blocked before the signal still exits at the deadline, and the repo
   assert.ok(!find(lines, 'event'), 'no JavaScript event could run')
   assert.match(stderr, /the shutdown never reached JavaScript, so no task was started/)
   assert.match(stderr, /pending: 'quick', 'spin', 'after'/)
+})
+
+test('a signal after a stop() that did not exit: the report measures by the deadline the signal set', async () => {
+  const fixture = start('blocked.cjs', ['after-stop', DEADLINE])
+  await fixture.ready
+  await waitFor(() => find(fixture.lines, 'blocking'), 5000, 'the loop to be stuck')
+  // Long past the stop()'s own 100 ms deadline.
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  const sentAt = kill(fixture.child, 'SIGTERM')
+  const { code, stderr, exitedAt, lines } = await fixture.exited
+  const elapsed = exitedAt - sentAt
+  assert.equal(code, 124, stderr)
+  assert.equal(find(lines, 'stopped')?.exitCode, 0)
+  assert.ok(elapsed >= DEADLINE - 1 && elapsed <= DEADLINE + SLACK, `exited ${elapsed.toFixed(1)} ms after SIGTERM`)
+  assert.match(
+    stderr,
+    /hard exit: the shutdown \(reason manual\) had finished with exit code 0 without exiting; a signal then asked for the exit/,
+  )
+  const [, pastDeadline] = /elapsed [\d.]+ ms since it began \(([\d.]+) ms past the deadline\)/.exec(stderr) ?? []
+  assert.ok(Number(pastDeadline) < SLACK, `${pastDeadline} ms past the deadline:\n${stderr}`)
+  const [, probeBefore] = /no answer to a probe sent ([\d.]+) ms before the deadline/.exec(stderr) ?? []
+  assert.ok(Number(probeBefore) >= 0 && Number(probeBefore) <= 50, `probe ${probeBefore} ms before:\n${stderr}`)
 })
 
 test('stop() in a loop that was busy when the signal came joins the shutdown the signal began', async () => {

@@ -62,9 +62,10 @@ test(
     const r = await stuck('exec', 400)
     assert.equal(r.code, 124, r.stderr)
     assert.ok(r.afterMs >= 395 && r.afterMs < 400 + 100, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
-    const line = /titan-lifecycle: {3}blocked outside JavaScript \(in native code or a system call\): (.*)\n/.exec(
-      r.stderr,
-    )
+    const line =
+      /titan-lifecycle: {3}blocked outside JavaScript \(in native code, a system call or a garbage collection\): (.*)\n/.exec(
+        r.stderr,
+      )
     assert.ok(line, r.stderr)
     if (process.platform === 'linux') {
       // spawnSync waits for its child in a loop of its own: epoll, on Linux.

@@ -543,7 +543,9 @@ const scenarios = [
       const source = fs.readFileSync(script, 'utf8').split('\n')
       const where = (marker) => `${script}:${source.findIndex((l) => l.includes(marker)) + 1}:`
       if (mode === 'exec') {
-        const line = /blocked outside JavaScript \(in native code or a system call\): (.*)/.exec(result.stderr)
+        const line = /blocked outside JavaScript \(in native code, a system call or a garbage collection\): (.*)/.exec(
+          result.stderr,
+        )
         assert.ok(line, result.stderr)
         return { observed: `exit 124 ${after.toFixed(0)} ms after SIGTERM; ${line[1]}` }
       }

@@ -100,6 +100,9 @@ pub struct HardExitFacts {
   pub last_js_activity: Option<MonoTime>,
   /// How many tracked children and groups were sent SIGKILL before this exit (see `children`).
   pub children_killed: usize,
+  /// The deadline the watchdog enforced: the shutdown's own, or a later one, armed when a signal asked a
+  /// shutdown that had finished without exiting to exit. None where it is not known (the run's is used).
+  pub deadline: Option<MonoTime>,
 }
 
 /// Where a blocked event loop was stuck, as far as the watchdog found out (see `js_stack`, `main_thread`).
@@ -182,7 +185,19 @@ fn write_body(
     RecordView::Read(run) => run,
     RecordView::Busy => None,
   };
+  // A deadline armed after the shutdown finished (a signal asking a `stop()` that did not exit to exit)
+  // is what the process overran, not the shutdown's own, long past.
+  let rearmed = run
+    .is_some_and(|run| run.exit_code.is_some() && facts.deadline.is_some_and(|at| at != run.deadline.at()));
+  let deadline = facts.deadline.or(run.map(|run| run.deadline.at()));
   match run {
+    Some(run) if rearmed => writeln!(
+      out,
+      "{PREFIX} hard exit: the shutdown (reason {}) had finished with exit code {} without exiting; a signal \
+       then asked for the exit, and the process had not exited by that signal's deadline",
+      Escaped(&run.trigger.reason),
+      run.exit_code.unwrap_or_default(),
+    )?,
     Some(run) if run.exit_code.is_some() => writeln!(
       out,
       "{PREFIX} hard exit: the shutdown (reason {}) finished with exit code {} but the process had not \
@@ -207,10 +222,10 @@ fn write_body(
       out,
       "{PREFIX}   elapsed {} ms since it began ({} ms past the deadline)",
       Ms(run.deadline.elapsed(facts.now)),
-      Ms(run.deadline.lateness(facts.now)),
+      Ms(deadline.map_or(Duration::ZERO, |at| facts.now.saturating_since(at))),
     )?;
   }
-  write_loop_state(out, run, facts)?;
+  write_loop_state(out, run, deadline, facts)?;
   write_whereabouts(out, whereabouts, diagnostic)?;
   match record {
     RecordView::Busy => writeln!(out, "{PREFIX}   tasks: unknown (the record was being updated)")?,
@@ -220,8 +235,12 @@ fn write_body(
   Ok(())
 }
 
-fn write_loop_state(out: &mut impl Write, run: Option<&Run>, facts: &HardExitFacts) -> fmt::Result {
-  let deadline = run.map(|r| r.deadline.at());
+fn write_loop_state(
+  out: &mut impl Write,
+  run: Option<&Run>,
+  deadline: Option<MonoTime>,
+  facts: &HardExitFacts,
+) -> fmt::Result {
   let before_deadline = |t: MonoTime| Ms(deadline.map_or(Duration::ZERO, |d| d.saturating_since(t)));
   if let Some(answered) = facts.deadline_answered {
     let took = facts
@@ -265,10 +284,20 @@ fn write_loop_state(out: &mut impl Write, run: Option<&Run>, facts: &HardExitFac
       "{PREFIX}   the shutdown never reached JavaScript, so no task was started"
     )?;
   } else if run.is_some_and(|r| !r.plan.has_started()) {
-    writeln!(
-      out,
-      "{PREFIX}   no task was started yet: the shutdown delay had not passed"
-    )?;
+    // The first tasks wait for the shutdown delay; a loop that answered would have started them when it
+    // ended, but a blocked one may have kept them from starting long after.
+    if facts.probe_answered.is_some() || facts.deadline_answered.is_some() {
+      writeln!(
+        out,
+        "{PREFIX}   no task was started yet: the shutdown delay had not passed"
+      )?;
+    } else {
+      writeln!(
+        out,
+        "{PREFIX}   no task was started: the event loop was blocked before the first tasks could start \
+         (during the shutdown delay, or once it had passed)"
+      )?;
+    }
   }
   Ok(())
 }
@@ -283,7 +312,8 @@ fn write_whereabouts(
     Whereabouts::Unavailable(why) => writeln!(out, "{PREFIX}   where it is blocked is not known: {why}")?,
     Whereabouts::JavaScript([]) => writeln!(
       out,
-      "{PREFIX}   blocked in JavaScript (V8 reported no frames: code Node runs itself)"
+      "{PREFIX}   running JavaScript, between functions: no frame to show (a microtask queue that never \
+       empties, such as a loop of awaits with nothing else in it, or code Node runs itself)"
     )?,
     Whereabouts::JavaScript(frames) => {
       writeln!(out, "{PREFIX}   blocked in JavaScript, at:")?;
@@ -292,7 +322,7 @@ fn write_whereabouts(
     }
     Whereabouts::OutsideJavaScript(state) => writeln!(
       out,
-      "{PREFIX}   blocked outside JavaScript (in native code or a system call): {state}"
+      "{PREFIX}   blocked outside JavaScript (in native code, a system call or a garbage collection): {state}"
     )?,
   }
   match diagnostic {
@@ -512,7 +542,8 @@ mod tests {
     );
     assert!(
       report.contains(
-        "titan-lifecycle:   blocked outside JavaScript (in native code or a system call): the main thread is running \
+        "titan-lifecycle:   blocked outside JavaScript (in native code, a system call or a garbage collection): the \
+         main thread is running \
          native code\n"
       ),
       "{report}"
@@ -545,6 +576,7 @@ mod tests {
       grace: 20 * MS,
       last_js_activity: Some(start.saturating_add(2 * MS)),
       children_killed: 0,
+      deadline: None,
     }
   }
 
@@ -633,6 +665,88 @@ mod tests {
         "event loop: stopped answering (it answered a probe sent 20.0 ms before the deadline, but not the deadline \
          within 20.0 ms)"
       ),
+      "{report}"
+    );
+  }
+
+  #[test]
+  fn a_signal_after_a_shutdown_that_did_not_exit_is_measured_by_its_own_deadline() {
+    // A `stop()` finished 300 ms in without exiting; a signal came 1.3 s later and its 400 ms deadline
+    // passed 21 ms ago with the loop blocked (probe 20 ms before that deadline).
+    let mut c = coordinator_with(&[("a", 10.0)]);
+    let start = MonoTime::from_nanos(1_000_000_000);
+    begin(&mut c, "manual", start);
+    c.attach(start);
+    c.settle(0, Outcome::Succeeded, start.saturating_add(MS));
+    c.finish(0);
+    let rearmed_at = start.saturating_add(2000 * MS);
+    let late = HardExitFacts {
+      now: rearmed_at.saturating_add(21 * MS),
+      probe_sent: Some(start.saturating_add(1980 * MS)),
+      probe_answered: None,
+      deadline_sent: Some(rearmed_at),
+      deadline_answered: None,
+      deadline: Some(rearmed_at),
+      ..facts(start, false)
+    };
+    let report = render(RecordView::Read(c.run()), &late);
+    assert!(
+      report.contains(
+        "hard exit: the shutdown (reason manual) had finished with exit code 0 without exiting; a signal then \
+         asked for the exit, and the process had not exited by that signal's deadline\n"
+      ),
+      "{report}"
+    );
+    assert!(
+      report.contains("elapsed 2021.0 ms since it began (21.0 ms past the deadline)\n"),
+      "{report}"
+    );
+    assert!(
+      report.contains("no answer to a probe sent 20.0 ms before the deadline"),
+      "{report}"
+    );
+    // The shutdown's own deadline, armed again at the same instant (an exit its continuations delayed),
+    // keeps the first wording.
+    let same = HardExitFacts {
+      deadline: Some(start.saturating_add(300 * MS)),
+      ..facts(start, false)
+    };
+    let report = render(RecordView::Read(c.run()), &same);
+    assert!(
+      report.contains("finished with exit code 0 but the process had not exited 300.0 ms later"),
+      "{report}"
+    );
+  }
+
+  #[test]
+  fn tasks_not_started_blame_the_delay_only_while_the_loop_answered() {
+    let mut c = coordinator_with(&[("a", 10.0)]);
+    let start = MonoTime::from_nanos(1_000_000_000);
+    begin(&mut c, "SIGTERM", start);
+    assert!(c.attach_without_starting());
+    let blocked = render(RecordView::Read(c.run()), &facts(start, false));
+    assert!(
+      blocked.contains("no task was started: the event loop was blocked before the first tasks could start"),
+      "{blocked}"
+    );
+    let answering = render(RecordView::Read(c.run()), &facts(start, true));
+    assert!(
+      answering.contains("no task was started yet: the shutdown delay had not passed"),
+      "{answering}"
+    );
+  }
+
+  #[test]
+  fn a_capture_without_frames_says_the_loop_was_between_functions() {
+    let start = MonoTime::from_nanos(1_000_000_000);
+    let report = render_with(
+      RecordView::Read(None),
+      &facts(start, false),
+      &Whereabouts::JavaScript(&[]),
+      &DiagnosticReport::NotAsked,
+    );
+    assert!(
+      report.contains("running JavaScript, between functions: no frame to show (a microtask queue"),
       "{report}"
     );
   }

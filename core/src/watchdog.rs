@@ -733,6 +733,7 @@ fn hard_exit(session: &Session, code: i32) -> ! {
     grace: HARD_EXIT_GRACE,
     last_js_activity: session.last_js_activity(),
     children_killed,
+    deadline: session.armed_deadline(),
   };
   let mut record = try_record_for(session, RECORD_PATIENCE);
   if let Some(guard) = record.as_mut() {
