@@ -61,7 +61,13 @@ for (const [description, thunk, ErrorClass, code] of cases) {
     assert.throws(thunk, (error) => {
       assert.ok(error instanceof ErrorClass, `${error.name}: ${error.message}`)
       assert.equal(error.code, code)
-      assert.ok(error.message.length > 20, error.message)
+      // In Node's words for the code: the argument named (as the caller wrote it), and what was received.
+      const named =
+        /^The "([^"]+)" argument must /.exec(error.message) ??
+        /^The value of "([^"]+)" is out of range\. /.exec(error.message) ??
+        /^The argument '([^']+)' /.exec(error.message)
+      assert.match(named?.[1] ?? '', /^(options|task|id)\b/, error.message)
+      assert.match(error.message, /\. Received /, error.message)
       return true
     })
   })

@@ -120,7 +120,12 @@ test("manager.ready() answers PM2's wait_ready with 'ready' under PM2, and sends
   const plain = forkService([])
   await plain.ready
   for (const service of [pm2, plain]) service.child.send('shutdown')
-  await Promise.all([pm2.exited, plain.exited])
+  const exits = await Promise.all([pm2.exited, plain.exited])
+  assert.deepEqual(
+    exits.map(({ code }) => code),
+    [0, 0],
+    `${pm2.stderr()}${plain.stderr()}`,
+  )
   assert.deepEqual(pm2.messages, ['ready'])
   assert.deepEqual(plain.messages, [])
 })

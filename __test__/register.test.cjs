@@ -49,6 +49,13 @@ test('only the signals in TITAN_LIFECYCLE_SIGNALS are owned', async () => {
   kill(app.child, 'SIGTERM')
   const result = await app.exited
   assert.equal(result.signal, 'SIGTERM', 'SIGTERM kept its default action')
+  // And the one named is owned: SIGINT runs the shutdown.
+  const owner = startApp('--require', 'registered-app.cjs', { env: { TITAN_LIFECYCLE_SIGNALS: 'SIGINT' } })
+  await owner.ready
+  kill(owner.child, 'SIGINT')
+  const stopped = await owner.exited
+  assert.equal(stopped.code, 0, stopped.stderr)
+  assert.equal(find(stopped.lines, 'event', { event: 'shutdown:start' })?.reason, 'SIGINT')
 })
 
 test('a bad value stops the process at start-up, naming the variable', async () => {
