@@ -45,6 +45,15 @@ test('a loop blocked in a named function: the report names it, with its file and
   assert.match(r.stderr, /running: 'stuck' \(the stuck task\)/)
 })
 
+test('a loop that answered the probe and then blocked (a deadline listener) is named too', async () => {
+  const r = await stuck('at-deadline', 400)
+  assert.equal(r.code, 124, r.stderr)
+  assert.match(r.stderr, /event loop: stopped answering \(it answered a probe/)
+  assert.match(r.stderr, new RegExp(`at onDeadline \\(${escapeRegExp(FIXTURE)}:${lineOf('// onDeadline:')}:\\d+\\)`))
+  // The deadline, its grace, and the 5 ms the frames may take (loose for 2 noisy cores).
+  assert.ok(r.afterMs >= 395 && r.afterMs < 400 + 20 + 100, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
+})
+
 test('a regular expression that backtracks for ever is named, with the function that ran it', async () => {
   const r = await stuck('regex', 400)
   assert.equal(r.code, 124, r.stderr)

@@ -53,6 +53,8 @@ pub struct Session {
   pub deadline_event: Exchange,
   /// When the watchdog asked V8 for the stack of a loop that did not answer the probe (see `js_stack`).
   pub stack_capture: Exchange,
+  /// When it asked again, for a loop that answered the probe but not, within half its grace, the deadline.
+  pub late_stack_capture: Exchange,
   /// That request's generation in `js_stack`'s hard-exit slot (0: none).
   stack_generation: AtomicU64,
   /// Where the diagnostic report goes (`diagnosticReport`), if anywhere.
@@ -77,6 +79,7 @@ impl Session {
       probe: Exchange::new(),
       deadline_event: Exchange::new(),
       stack_capture: Exchange::new(),
+      late_stack_capture: Exchange::new(),
       stack_generation: AtomicU64::new(0),
       report_target: Mutex::new(None),
       stalls: StallWatch::new(),
@@ -165,6 +168,7 @@ impl Session {
       self.probe.reset();
       self.deadline_event.reset();
       self.stack_capture.reset();
+      self.late_stack_capture.reset();
       self.stack_generation.store(0, Ordering::Release);
     }
     set

@@ -392,9 +392,27 @@ fn next_step(session: &Session, at: MonoTime) -> Option<MonoTime> {
     (None, _) => Some(probe_time(at)),
     (Some(_), None) if wants_stack(session) => Some(capture_time(at)),
     (Some(_), None) => Some(at),
+    (Some(_), Some(sent)) if wants_late_stack(session) => Some(late_capture_time(sent)),
     (Some(_), Some(sent)) if session.hard_exit_code().is_some() => Some(sent.saturating_add(HARD_EXIT_GRACE)),
     _ => None,
   }
+}
+
+/// Half way through the deadline's grace: a loop that answered the probe but has not answered the deadline
+/// by then has blocked since (in a listener, an abort handler, a task's next step).
+fn late_capture_time(deadline_sent: MonoTime) -> MonoTime {
+  deadline_sent.saturating_add(HARD_EXIT_GRACE / 2)
+}
+
+/// Whether the stack of a loop that stopped answering after the probe is still to be asked for. Asked
+/// then rather than with the deadline event: the interrupt would be serviced as JavaScript begins to handle
+/// that event, before whatever blocks it. It replaces a capture from before the probe's answer.
+fn wants_late_stack(session: &Session) -> bool {
+  session.hard_exit_code().is_some()
+    && session.probe.answered().is_some()
+    && session.deadline_event.answered().is_none()
+    && session.late_stack_capture.sent().is_none()
+    && js_stack::availability().is_ok()
 }
 
 fn probe_time(deadline: MonoTime) -> MonoTime {
@@ -690,6 +708,12 @@ fn check_deadlines(watchdog: &Watchdog, now: MonoTime) {
     };
     // A loop that did not even answer the probe will not emit the hard-exit events either: do not wait.
     let loop_was_free = session.probe.answered().is_some();
+    if now >= late_capture_time(sent) && wants_late_stack(&session) {
+      session.late_stack_capture.mark_sent(now);
+      if let Some(generation) = js_stack::request(Purpose::HardExit, None) {
+        session.set_stack_generation(generation);
+      }
+    }
     if !loop_was_free
       || session.deadline_event.answered().is_some()
       || now >= sent.saturating_add(HARD_EXIT_GRACE)
@@ -712,7 +736,9 @@ fn hard_exit(session: &Session, code: i32) -> ! {
   // Where a blocked loop is stuck: the stack V8 captured, or what the main thread waits in; and, now that
   // the exit is certain, Node's diagnostic report if asked for. Bounded: 5 ms for frames being copied,
   // REPORT_PATIENCE for the report.
-  let loop_blocked = session.probe.answered().is_none() && session.deadline_event.answered().is_none();
+  // Blocked: it answered neither the probe nor the deadline, or it answered the probe and then stopped
+  // answering (the deadline's grace ran out).
+  let loop_blocked = session.deadline_event.answered().is_none();
   let stuck = if loop_blocked {
     settle_stack_capture(session)
   } else {
