@@ -121,8 +121,8 @@ function loadNative() {
 }
 
 /**
- * Runs `open`; a binary that is there but cannot be opened (another C library's or architecture's build
- * copied in with node_modules, a truncated download) is said in our terms, with what to reinstall; the
+ * Runs `open`; a binary that is there but cannot be opened (a truncated download, a system older than the
+ * build supports, a build copied in from another system) is said in our terms, with what to reinstall; the
  * dynamic loader's own words are kept as the message's end and the error as its cause.
  * @param {() => { native: typeof import('./binding'), file: string }} open
  */
@@ -133,8 +133,9 @@ function openedOrExplained(open, platform, packageName) {
     if (error?.code !== 'ERR_DLOPEN_FAILED') throw error
     throw unavailable(
       `titan-lifecycle's native addon for ${platform} cannot be opened: reinstall ${packageName} where the ` +
-        'service runs (a node_modules copied from another system holds the build for its C library and ' +
-        `architecture). ${error.message}`,
+        'service runs (a download cut short, a node_modules copied from another system); if it still fails, ' +
+        'the system is older than the build supports (glibc 2.17, macOS 10.13 on x64 and 11 on arm64). ' +
+        error.message,
       error,
     )
   }

@@ -422,7 +422,7 @@ test("a handler's promise with a throwing then of its own is followed by Promise
   assert.equal(result.exitCode, 0)
 })
 
-test('a task that blocks the loop past its own timeout times out; one blocked by a sibling does not', async () => {
+test('a task that blocks the loop past its own timeout times out; one blocked by others does not', async () => {
   const m = manager()
   const block = (ms) => {
     const until = performance.now() + ms
@@ -441,13 +441,30 @@ test('a task that blocks the loop past its own timeout times out; one blocked by
       abortSignal.addEventListener('abort', () => (abortReason = abortSignal.reason))
     },
   })
+  // 'hog' blocks the loop 300 ms after its first await, and 'thrower' fails at once: a failure keeps its
+  // own error, whatever the loop did after.
+  m.registerTask({
+    id: 'hog',
+    handler: async () => {
+      await null
+      block(300)
+    },
+  })
+  m.registerTask({
+    id: 'thrower',
+    timeout: 100,
+    handler: () => {
+      throw new Error('a real failure')
+    },
+  })
   let afterStartedWith
   m.registerTask({ id: 'after', priority: 90, handler: () => (afterStartedWith = 'ran') })
   const result = await m.stop()
   assert.deepEqual(
     result.tasks.map((t) => `${t.id} ${t.status}`),
-    ['slow succeeded', 'quick succeeded', 'overrun timedOut', 'after succeeded'],
+    ['slow succeeded', 'quick succeeded', 'overrun timedOut', 'hog succeeded', 'thrower failed', 'after succeeded'],
   )
+  assert.equal(result.tasks.find((t) => t.id === 'thrower').error.message, 'a real failure')
   const overrun = result.tasks.find((t) => t.id === 'overrun')
   assert.equal(overrun.error.code, 'ERR_TASK_TIMEOUT')
   assert.equal(abortReason, overrun.error, 'its AbortSignal aborts with the timeout error')

@@ -92,8 +92,7 @@ class TaskContext {
   #aborted = false
   #timer = null
   #startedMono
-  #returnedMono = 0
-  #excusedMs = 0
+  #ranSyncMs = 0
 
   constructor(reason, signal, deadline, startedMono) {
     this.reason = reason
@@ -130,25 +129,18 @@ class TaskContext {
     return context.#timer !== null
   }
 
-  /** Its handler has returned (for a task with a timer: see `overran`). */
+  /** Its handler has returned or thrown (for a task with a timer: see `overran`). */
   static returned(context) {
-    context.#returnedMono = monotonicMs()
+    context.#ranSyncMs = monotonicMs() - context.#startedMono
   }
 
   /**
-   * The handlers after it in its level have returned too, at `levelStartedMono`: the time they ran
-   * synchronously after its own returned is theirs, not its own, though it delays its settling.
-   */
-  static levelStarted(context, levelStartedMono) {
-    if (context.#returnedMono > 0) context.#excusedMs = levelStartedMono - context.#returnedMono
-  }
-
-  /**
-   * Whether the task took `timeout` ms or more of its own: its timer may not have fired because the loop
-   * was blocked (by the task itself, or by another after it returned, which is excused).
+   * Whether its handler ran `timeout` ms or more synchronously, the loop blocked all along, so its timer
+   * could not fire. Only its own synchronous time counts: a task kept waiting by others' blocking (before
+   * its settling could run) is left to its timer, which fires once the loop turns.
    */
   static overran(context, timeout) {
-    return monotonicMs() - context.#startedMono - context.#excusedMs >= timeout
+    return context.#ranSyncMs >= timeout
   }
 
   /** Milliseconds since the task started. */
@@ -445,6 +437,8 @@ class ShutdownRun {
         timedOut: true,
       })
     }
+    // The destroy phase first: the skipped tasks' errors (and their events) come after its tasks started.
+    this.#startTasks(cut.ready, monotonicMs())
     if (cut.skipped.length > 0) {
       const ids = cut.skipped.map((i) => this.#ids[i])
       // One log line for them all; an event for each, as for every other task that did not succeed.
@@ -469,7 +463,6 @@ class ShutdownRun {
         })
       }
     }
-    this.#startTasks(cut.ready, monotonicMs())
     if (cut.finished) this.#finish(false)
   }
 
@@ -518,14 +511,7 @@ class ShutdownRun {
     } finally {
       // Even if starting one threw (an internal error: a handler's own throw is its outcome), the tasks
       // already started settle: no outcome is left without its reaction.
-      let levelStartedMono
-      for (let i = 0; i < outcomes.length; i++) {
-        const context = this.#running[indexes[i]]
-        if (context !== undefined && TaskContext.hasTimer(context)) {
-          TaskContext.levelStarted(context, (levelStartedMono ??= monotonicMs()))
-        }
-        this.#settleWhenDone(indexes[i], outcomes[i])
-      }
+      for (let i = 0; i < outcomes.length; i++) this.#settleWhenDone(indexes[i], outcomes[i])
     }
   }
 
@@ -584,9 +570,10 @@ class ShutdownRun {
       this.onDeadline()
       return
     }
-    // Likewise a task's own timeout, whose timer a task that blocked the loop kept from firing: it took
-    // longer than it may, and what waits for it must not take it as done in time.
-    if (outcome !== 'timedOut' && TaskContext.hasTimer(entry)) {
+    // Likewise a task's own timeout, whose timer the task's own handler kept from firing by blocking the
+    // loop past it: it took longer than it may, and what waits for it must not take it as done in time.
+    // A failure keeps its own error.
+    if (outcome === 'succeeded' && TaskContext.hasTimer(entry)) {
       const timeout = timeoutOf(this.#entries[index])
       if (TaskContext.overran(entry, timeout)) {
         outcome = 'timedOut'

@@ -923,9 +923,27 @@ pub fn notify_ready(env: Env) -> bool {
     // SAFETY: a napi call runs on its environment's thread, and `event_loop` was just checked to be the
     // main loop, so this is the main thread with its live loop.
     unsafe { systemd::start_pings(uv, event_loop.cast()) };
-    install_teardown_hook(&env);
+    install_pings_teardown_hook(&env);
   }
   sent
+}
+
+/// At the main environment's teardown the ping timer must be closed (libuv aborts on open handles). A hook
+/// of its own, not the signal owner's: that one touches the watchdog and the signal slots, which a process
+/// that owns no signal must not start while it exits. Installed once per process; closing is idempotent.
+fn install_pings_teardown_hook(env: &Env) {
+  static INSTALLED: AtomicBool = AtomicBool::new(false);
+  if INSTALLED.swap(true, Ordering::AcqRel) {
+    return;
+  }
+  let hook = env.add_env_cleanup_hook((), |()| {
+    if let Ok(uv) = uv::api() {
+      systemd::on_env_teardown(uv);
+    }
+  });
+  if hook.is_err() {
+    INSTALLED.store(false, Ordering::Release);
+  }
 }
 
 /// Tracks a child process (or, with `group`, the process group it leads): the hard exit and the

@@ -1,7 +1,8 @@
 //! Where the event loop is stuck: the JavaScript stack, captured on the main thread inside a V8 interrupt
 //! that the watchdog requests (see `v8`), into fixed storage the watchdog then reads.
 //!
-//! Three slots: the hard exit's stack (asked for shortly before the deadline), the diagnostic report (asked
+//! Three slots: the hard exit's stack (asked for shortly before the deadline, or half way through the
+//! deadline's grace for a loop that answered the probe and then blocked), the diagnostic report (asked
 //! for at the deadline, once the exit is certain, so a shutdown that finishes in time never writes one), and
 //! stalls during a shutdown. A request moves a slot from idle to requested, with a new generation, and asks
 //! V8 for the interrupt; the interrupt (main thread) claims that generation, writes the frames, then, if

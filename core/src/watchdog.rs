@@ -15,7 +15,8 @@
 //!    half way to the deadline, if the probe is still unanswered (the loop is busy), asks V8 for the
 //!    JavaScript stack (`js_stack`), so it is in hand at the deadline; at the deadline, tells JavaScript, and
 //!    if the probe was answered (the event loop is free) waits at most [`HARD_EXIT_GRACE`] for JavaScript
-//!    to emit its hard-exit events; then writes the report to stderr within a bounded budget (`exit_write`)
+//!    to emit its hard-exit events (half way through, a loop that has not answered has blocked since the
+//!    probe: its stack is asked for then); then writes the report to stderr within a bounded budget (`exit_write`)
 //!    and `_exit`s. A blocked loop never answers the probe, so the exit is not delayed waiting for it;
 //! 4. for each session whose shutdown is running with a stall threshold: probes the loop every
 //!    `StallWatch::PROBE_INTERVAL`, and asks V8 for the stack of a loop that has not answered for the
