@@ -129,7 +129,7 @@ class TaskContext {
     return context.#timer !== null
   }
 
-  /** Its handler has returned or thrown (for a task with a timer: see `overran`). */
+  /** Its handler has returned (for a task with a timer: see `overran`; a throw is a failure either way). */
   static returned(context) {
     context.#ranSyncMs = monotonicMs() - context.#startedMono
   }
