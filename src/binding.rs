@@ -811,7 +811,7 @@ impl NativeShutdown {
     }
     main_loop::set_loop_signal_hook(Some(call_javascript_on_loop));
     // SAFETY: as above: the main thread, with its live main loop.
-    unsafe { systemd::start_pings(uv, event_loop.cast()) };
+    unsafe { start_systemd_pings(&env, uv, event_loop) };
     install_teardown_hook(&env);
     Ok(())
   }
@@ -830,19 +830,41 @@ impl NativeShutdown {
 /// handler put straight back; see `signals::on_env_teardown`. Installed once per process.
 fn install_teardown_hook(env: &Env) {
   static INSTALLED: AtomicBool = AtomicBool::new(false);
-  if INSTALLED.swap(true, Ordering::AcqRel) {
-    return;
-  }
-  let hook = env.add_env_cleanup_hook((), |()| {
+  add_cleanup_hook_once(&INSTALLED, env, || {
     main_loop::set_loop_signal_hook(None);
     let _ = watchdog::set_signal_owner(None);
     if let Ok(uv) = uv::api() {
       signals::on_env_teardown(uv);
+    }
+  });
+}
+
+/// Starts systemd's watchdog pings (if systemd asks for them, once per process) and, with them, the hook
+/// that closes their timer at the main environment's teardown (libuv aborts on open handles). The pings'
+/// own hook, not the signal owner's: `ready()` starts them in a process that may own no signal, whose exit
+/// must not start the watchdog or touch the signal slots.
+///
+/// # Safety
+/// Must run on the main thread, and `event_loop` must be its live libuv loop.
+unsafe fn start_systemd_pings(env: &Env, uv: &'static uv::Uv, event_loop: *mut std::ffi::c_void) {
+  // SAFETY: this function's contract.
+  unsafe { systemd::start_pings(uv, event_loop.cast()) };
+  static INSTALLED: AtomicBool = AtomicBool::new(false);
+  add_cleanup_hook_once(&INSTALLED, env, || {
+    if let Ok(uv) = uv::api() {
       systemd::on_env_teardown(uv);
     }
   });
-  if hook.is_err() {
-    INSTALLED.store(false, Ordering::Release);
+}
+
+/// Adds `hook` to the environment's cleanup hooks, unless `installed` says it was added already (the main
+/// environment's hooks are per process; a failed add leaves it to the next call).
+fn add_cleanup_hook_once(installed: &AtomicBool, env: &Env, hook: fn()) {
+  if installed.swap(true, Ordering::AcqRel) {
+    return;
+  }
+  if env.add_env_cleanup_hook((), move |()| hook()).is_err() {
+    installed.store(false, Ordering::Release);
   }
 }
 
@@ -922,28 +944,9 @@ pub fn notify_ready(env: Env) -> bool {
   {
     // SAFETY: a napi call runs on its environment's thread, and `event_loop` was just checked to be the
     // main loop, so this is the main thread with its live loop.
-    unsafe { systemd::start_pings(uv, event_loop.cast()) };
-    install_pings_teardown_hook(&env);
+    unsafe { start_systemd_pings(&env, uv, event_loop) };
   }
   sent
-}
-
-/// At the main environment's teardown the ping timer must be closed (libuv aborts on open handles). A hook
-/// of its own, not the signal owner's: that one touches the watchdog and the signal slots, which a process
-/// that owns no signal must not start while it exits. Installed once per process; closing is idempotent.
-fn install_pings_teardown_hook(env: &Env) {
-  static INSTALLED: AtomicBool = AtomicBool::new(false);
-  if INSTALLED.swap(true, Ordering::AcqRel) {
-    return;
-  }
-  let hook = env.add_env_cleanup_hook((), |()| {
-    if let Ok(uv) = uv::api() {
-      systemd::on_env_teardown(uv);
-    }
-  });
-  if hook.is_err() {
-    INSTALLED.store(false, Ordering::Release);
-  }
 }
 
 /// Tracks a child process (or, with `group`, the process group it leads): the hard exit and the

@@ -47,7 +47,7 @@ use crate::guard::{self, GuardSchedule};
 use crate::js_stack::{self, Progress, Purpose, ReportOutcome, ReportTarget};
 use crate::main_thread::{self, MainThreadState};
 use crate::report::{DiagnosticReport, FixedBuf, HardExitFacts, RecordView, Whereabouts, render_report};
-use crate::session::{NativeEvent, Session};
+use crate::session::{Exchange, NativeEvent, Session};
 use crate::{children, exit_write, handler, signals, systemd, uv};
 
 /// How long after the deadline the watchdog waits for a responsive JavaScript to emit its hard-exit events.
@@ -685,12 +685,7 @@ fn check_deadlines(watchdog: &Watchdog, now: MonoTime) {
       session.notify(NativeEvent::Probe);
     }
     if now >= capture_time(at) && wants_stack(&session) {
-      // Marked as asked whether or not the request can be made, so the watchdog does not wake for it
-      // again; without a generation the report has no stack to print.
-      session.stack_capture.mark_sent(now);
-      if let Some(generation) = js_stack::request(Purpose::HardExit, None) {
-        session.set_stack_generation(generation);
-      }
+      ask_for_stack(&session, &session.stack_capture, now);
     }
     if now < at {
       continue;
@@ -710,10 +705,7 @@ fn check_deadlines(watchdog: &Watchdog, now: MonoTime) {
     // A loop that did not even answer the probe will not emit the hard-exit events either: do not wait.
     let loop_was_free = session.probe.answered().is_some();
     if now >= late_capture_time(sent) && wants_late_stack(&session) {
-      session.late_stack_capture.mark_sent(now);
-      if let Some(generation) = js_stack::request(Purpose::HardExit, None) {
-        session.set_stack_generation(generation);
-      }
+      ask_for_stack(&session, &session.late_stack_capture, now);
     }
     if !loop_was_free
       || session.deadline_event.answered().is_some()
@@ -721,6 +713,16 @@ fn check_deadlines(watchdog: &Watchdog, now: MonoTime) {
     {
       hard_exit(&session, code);
     }
+  }
+}
+
+/// Asks V8 for the hard exit's stack, recorded in `asked` (the early or the late request). Marked as asked
+/// whether or not the request can be made, so the watchdog does not wake for it again; without a
+/// generation the report has no stack to print. A later request's generation replaces an earlier one's.
+fn ask_for_stack(session: &Session, asked: &Exchange, now: MonoTime) {
+  asked.mark_sent(now);
+  if let Some(generation) = js_stack::request(Purpose::HardExit, None) {
+    session.set_stack_generation(generation);
   }
 }
 
