@@ -240,7 +240,13 @@ const ShutdownPhase = Object.freeze({
 // most of what requiring the package cost, and code that only reads the constants (a CLI sharing the
 // service's modules, a test) should not pay for it. Every use below is inside a manager's methods.
 let ShutdownRun, taskEntry
-let validateManagerOptions, validateTask, validateTaskId, validateStopOptions, validateTrackServerOptions
+let validateManagerOptions,
+  validateTask,
+  plainTask,
+  NO_DEPENDENCIES,
+  validateTaskId,
+  validateStopOptions,
+  validateTrackServerOptions
 let validateTrackChildOptions, validateTrackClusterOptions
 let invalidArgType, lifecycleError, describeMessage
 function loadInternals() {
@@ -250,6 +256,8 @@ function loadInternals() {
     describeMessage,
     validateManagerOptions,
     validateTask,
+    plainTask,
+    NO_DEPENDENCIES,
     validateTaskId,
     validateStopOptions,
     validateTrackServerOptions,
@@ -560,16 +568,36 @@ class ShutdownManager extends EventEmitter {
 
   /** Registers a shutdown task; returns its id. */
   registerTask(task) {
-    const spec = validateTask(task)
+    const checked = validateTask(task)
+    if (typeof checked === 'function') {
+      // A plain task (see validateTask): kept as its handler alone (see taskEntry in lib/run.js).
+      const { id, priority } = plainTask
+      return this.#register(id, id, priority, ShutdownPhase.Stop, NO_DEPENDENCIES, checked)
+    }
+    return this.#register(
+      checked.id,
+      checked.name,
+      checked.priority,
+      checked.phase,
+      checked.dependsOn,
+      taskEntry(checked),
+    )
+  }
+
+  /**
+   * Registers a checked task, kept in `#tasks` as `entry`. Its fields come one by one rather than in an
+   * object, which a plain task would have to make for this call alone.
+   */
+  #register(id, name, priority, phase, dependsOn, entry) {
     // Most tasks reach the native side later, in one burst: those that cannot fail to register. Such a
     // task depends on nothing and nothing waits for it (so it closes no loop and breaks no level rule), its
     // id is new, and no shutdown has been taken over by JavaScript (which would refuse it). This runs once
     // per task, mostly before V8 has optimized anything, so it is written out here rather than in methods.
     if (
       this.#run === null &&
-      spec.dependsOn.length === 0 &&
-      !this.#tasks.has(spec.id) &&
-      (this.#dependedOn.size === 0 || !this.#dependedOn.has(spec.id))
+      dependsOn.length === 0 &&
+      !this.#tasks.has(id) &&
+      (this.#dependedOn.size === 0 || !this.#dependedOn.has(id))
     ) {
       let pending = this.#pending
       if (pending === null) {
@@ -580,21 +608,20 @@ class ShutdownManager extends EventEmitter {
         // JavaScript, or earlier if anything native needs it.
         queueMicrotask(() => this.#flushRegistrations())
       }
-      if (pending.names === null && spec.name !== spec.id) pending.names = pending.ids.slice()
-      if (pending.phases === null && spec.phase !== ShutdownPhase.Stop) pending.phases = pending.ids.map(() => 0)
-      pending.ids.push(spec.id)
-      pending.names?.push(spec.name)
-      pending.phases?.push(spec.phase === ShutdownPhase.Stop ? 0 : 1)
-      pending.priorities.push(spec.priority)
+      if (pending.names === null && name !== id) pending.names = pending.ids.slice()
+      if (pending.phases === null && phase !== ShutdownPhase.Stop) pending.phases = pending.ids.map(() => 0)
+      pending.ids.push(id)
+      pending.names?.push(name)
+      pending.phases?.push(phase === ShutdownPhase.Stop ? 0 : 1)
+      pending.priorities.push(priority)
     } else {
       // The native graph decides (a duplicate id, a loop, a level rule, a shutdown under way), in order.
       this.#flushRegistrations()
-      this.#native.register(spec.id, spec.name, spec.priority, spec.phase, spec.dependsOn)
-      for (const dependency of spec.dependsOn) this.#dependedOn.add(dependency)
+      this.#native.register(id, name, priority, phase, dependsOn)
+      for (const dependency of dependsOn) this.#dependedOn.add(dependency)
     }
-    // Its handler alone for most tasks (see taskEntry in lib/run.js).
-    this.#tasks.set(spec.id, taskEntry(spec))
-    return spec.id
+    this.#tasks.set(id, entry)
+    return id
   }
 
   /** Sends the deferred registrations to the native side, in their order. They cannot fail (registerTask). */
