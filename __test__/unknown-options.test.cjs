@@ -80,3 +80,26 @@ test('exitCodes fields are checked too', async () => {
   )
   assert.match(warnings[0]?.message ?? '', /"options\.exitCodes\.hardexit"; did you mean "hardExit"\?/)
 })
+
+test('a key added to Object.prototype is warned about once, and every task still registers', async () => {
+  const manager = new ShutdownManager({ disableGracefulShutdown: true })
+  Object.prototype.injectedKey = 1
+  let warnings
+  try {
+    warnings = await warningsOf(() => {
+      for (let i = 0; i < 3; i++) manager.registerTask({ id: `t${i}`, handler() {} })
+    })
+  } finally {
+    delete Object.prototype.injectedKey
+  }
+  assert.deepEqual(
+    warnings.map((w) => w.message),
+    ['unknown option "task.injectedKey"'],
+  )
+  const result = await manager.stop({ timeout: 1000 })
+  assert.deepEqual(result.tasks.map((t) => [t.id, t.status]).sort(), [
+    ['t0', 'succeeded'],
+    ['t1', 'succeeded'],
+    ['t2', 'succeeded'],
+  ])
+})

@@ -502,9 +502,11 @@ function validateTask(value) {
   // Unknown keys are looked for only when a plain object has another number of enumerable keys than known
   // fields with a value: a count instead of a walk over the keys (a known field set to undefined makes it
   // look, and finds nothing). `for...in` counts them without making an array (Object.keys made one per
-  // task). Any other object (a class instance, one made with Object.create) is walked, as its known fields
-  // may be inherited and its unknown ones too. Accepted: a plain object whose known field is own but not
-  // enumerable (defineProperty) can hide one misspelt key from the count; a warning is all that is lost.
+  // task); it counts inherited ones too, so a key someone added to Object.prototype is warned about once,
+  // as the options' checks warn about it. Any other object (a class instance, one made with Object.create)
+  // is walked, as its known fields may be inherited and its unknown ones too. Accepted: a plain object whose
+  // known field is own but not enumerable (defineProperty) can hide one misspelt key from the count; a
+  // warning is all that is lost.
   let keys = 0
   for (const _ in value) keys++
   let known = 0
