@@ -9,7 +9,7 @@ const path = require('node:path')
 const http = require('node:http')
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { start, kill, find, isRunning } = require('./helpers.cjs')
+const { start, launch, kill, find, isRunning } = require('./helpers.cjs')
 
 /** A GET on a connection of its own; resolves with { status, body } or { error }. */
 function get(port) {
@@ -87,6 +87,20 @@ test("unregistering the cluster's task untracks its workers and those forked lat
   assert.equal(find(lines, 'event', { event: 'shutdown:task:error', taskId: 'cluster' }), undefined)
 })
 
+test('a worker forked in the tick that tracks the cluster is tracked once, and unregistering untracks it', async () => {
+  // cluster.fork() puts the worker in cluster.workers at once and emits 'fork' on the next tick: both found it.
+  const primary = start('cluster-service.cjs', ['fork-first'])
+  const { workers } = await primary.ready
+  kill(primary.child, 'SIGTERM')
+  const { code, lines, stderr } = await primary.exited
+  for (const pid of workers.filter(isRunning)) process.kill(pid, 'SIGKILL')
+  assert.equal(code, 0, stderr)
+  const unregistered = find(lines, 'unregistered')
+  assert.equal(unregistered.removed, true)
+  assert.equal(unregistered.trackedBefore, 1, 'the worker was tracked once natively')
+  assert.equal(unregistered.trackedAfter, 0, 'and is not tracked after its task was unregistered')
+})
+
 test('trackCluster outside a primary is refused with ERR_NOT_CLUSTER_PRIMARY', async () => {
   const { spawnSync } = require('node:child_process')
   const script = `
@@ -126,4 +140,27 @@ test('workers still starting are not left deaf: one without a manager yet ends, 
     'the worker with a manager shut down on SIGTERM; the one without ended',
   )
   assert.deepEqual(workers.filter(isRunning), [])
+})
+
+test('Ctrl-C to the whole group: a worker still starting whose manager exists finishes its shutdown', async () => {
+  // The terminal's SIGINT reaches the workers too; the primary sends a worker not listening yet the same
+  // signal, which the worker's manager takes for a copy of the first (SIGTERM would be a second signal and
+  // end it at once, its task cut short).
+  const primary = launch([process.execPath, path.join(__dirname, 'fixtures', 'cluster-service.cjs'), 'starting'], {
+    detached: true,
+  })
+  const { workers } = await primary.ready
+  process.kill(-primary.child.pid, 'SIGINT')
+  const { code, lines, stderr } = await primary.exited
+  for (const pid of workers.filter(isRunning)) process.kill(pid, 'SIGKILL')
+  assert.equal(code, 0, stderr)
+  assert.doesNotMatch(stderr, /second SIG/)
+  const shutdowns = lines.filter((l) => l.kind === 'worker-shutdown')
+  assert.deepEqual(
+    shutdowns.map((l) => l.reason),
+    ['SIGINT'],
+    'the worker with a manager shut down on SIGINT; the one without ended',
+  )
+  assert.ok(find(lines, 'worker-task-done'), "the worker's task ran to its end")
+  assert.ok(find(lines, 'event', { event: 'shutdown:task:complete', taskId: 'cluster' }), stderr)
 })

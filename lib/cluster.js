@@ -1,7 +1,7 @@
 'use strict'
 
 // trackCluster(): at shutdown a cluster primary asks every worker to shut down, all at once, with the IPC
-// message the workers' managers hear (`ipcMessage`; SIGTERM for a worker still starting, see #ask), so each
+// message the workers' managers hear (`ipcMessage`; a signal for a worker still starting, see #ask), so each
 // drains its own connections while the others do; a worker not gone by the timeout gets SIGKILL. Workers
 // are child processes tracked like trackChild's (lib/children.js), so the primary's hard exit and
 // second-signal exit kill them too.
@@ -25,6 +25,8 @@ class ClusterTracker {
   #onError
   /** The stop's options once the shutdown has asked the workers, for workers forked after that. */
   #stopping = null
+  /** The signal a worker still starting is sent (see #ask). */
+  #startingSignal = 'SIGTERM'
   /** Every worker's stop, as started. */
   #stops = []
   #stopped = false
@@ -60,6 +62,9 @@ class ClusterTracker {
     const child = worker.process
     let tracker
     if (forkedAt !== null) this.#forkedAt.set(worker.id, forkedAt)
+    // A worker forked in the tick that made this tracker is in cluster.workers at once and has its 'fork'
+    // event on the next tick: tracked once (twice, untrack() would forget one and the exit kill it).
+    if (this.#trackers.has(worker.id)) return
     try {
       tracker = new ChildTracker(child, {
         group: false,
@@ -85,23 +90,28 @@ class ClusterTracker {
   }
 
   /**
-   * Sends the message, and returns what was sent. A worker that cannot hear it gets SIGTERM instead: one
-   * whose channel is closed, and one still starting (not listening yet, forked less than STARTING_MS ago).
+   * Sends the message, and returns what was sent. A worker that cannot hear it gets a signal instead (SIGTERM,
+   * or the one that began the shutdown: see below): one whose channel is closed, and one still starting (not listening yet, forked less than STARTING_MS ago).
    * A message reaches only a worker whose manager exists, and Node drops it unheard before: a worker still
    * starting (an async bootstrap, an ES module still loading, a restart forked during the shutdown) would
    * wait deaf for SIGKILL at the timeout. SIGTERM is heard by its manager if it has one, and ends it at once
    * if not (it serves nothing yet). The message stays the way for the rest: one that reaches a shutdown
    * already running (Ctrl-C reaches the whole group) joins it, where another signal would end it at once.
+   * For the same reason a worker still starting is sent the signal that began the primary's shutdown, when
+   * one did: Ctrl-C (or a signal to the group) reached the worker too, and a copy of the same signal from
+   * its parent within 1 s joins its shutdown, where SIGTERM after SIGINT would end it at once (later than
+   * that, a primary's `shutdownDelay` say, any signal is a second request to a worker already stopping).
    */
   #ask(worker) {
-    const fallBack = () => worker.process.kill('SIGTERM')
+    const signal = this.#startingSignal
+    const fallBack = () => worker.process.kill(signal)
     const forkedAt = this.#forkedAt.get(worker.id)
     // `state` is the primary's own record of the worker ('online', then 'listening'), kept by node:cluster
     // as its 'listening' event comes.
-    const starting = worker.state !== 'listening' && forkedAt !== undefined && monotonicMs() - forkedAt < STARTING_MS
-    if (!worker.isConnected() || starting) {
+    const isStarting = worker.state !== 'listening' && forkedAt !== undefined && monotonicMs() - forkedAt < STARTING_MS
+    if (!worker.isConnected() || isStarting) {
       fallBack()
-      return 'SIGTERM'
+      return signal
     }
     // A send that fails reports to its callback (and not as an 'error' event nobody listens to).
     worker.send(this.#message, undefined, (error) => {
@@ -110,8 +120,12 @@ class ClusterTracker {
     return `the '${this.#message}' message`
   }
 
-  /** Asks every worker at once and waits for all; rejects with ERR_CHILD_KILLED if any needed SIGKILL. */
-  async stop({ timeoutMs, abortSignal }) {
+  /**
+   * Asks every worker at once and waits for all; rejects with ERR_CHILD_KILLED if any needed SIGKILL.
+   * `reason`: the shutdown's (ShutdownReason).
+   */
+  async stop({ timeoutMs, abortSignal, reason }) {
+    if (reason === 'SIGINT' || reason === 'SIGHUP' || reason === 'SIGTERM') this.#startingSignal = reason
     this.#stopping = { timeoutMs, abortSignal }
     for (const tracker of this.#trackers.values()) this.#stops.push(tracker.stop(this.#stopping))
     const failures = []
