@@ -160,7 +160,11 @@ export interface TrackServerOptions {
 export interface TrackChildOptions {
   /** The id of the task that stops the child. @default `child-${pid}` */
   id?: string
-  /** What the child is sent first: a signal it can handle (not SIGKILL or SIGSTOP). @default 'SIGTERM' */
+  /**
+   * What the child is sent first: a signal it can handle (not SIGKILL or SIGSTOP) that this platform has
+   * (`os.constants.signals`: Linux has no SIGINFO, SIGLOST or SIGUNUSED, which throw
+   * `ERR_INVALID_ARG_VALUE` there). @default 'SIGTERM'
+   */
   signal?: Exclude<NodeJS.Signals, 'SIGKILL' | 'SIGSTOP' | 'SIGBREAK'>
   /**
    * Milliseconds to wait for the exit before SIGKILL. @default what remains before the destroy phase's
