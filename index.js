@@ -1095,8 +1095,13 @@ class ShutdownManager extends EventEmitter {
   }
 }
 
-/** The manager `titan-lifecycle/register` made for the process, if it ran. */
-let processManagerInstance
+/**
+ * Where the manager `titan-lifecycle/register` made for the process is kept: on `process`, as the signal
+ * owner is, so that every copy of the package finds it (a platform's `NODE_OPTIONS` loads register from
+ * one copy, the application requires its own; a copy-local variable left the application no manager, and
+ * no way to make one, as register's owns the signals).
+ */
+const PROCESS_MANAGER = Symbol.for('titan-lifecycle.process-manager')
 
 /**
  * The process's manager, made by `node --require titan-lifecycle/register` (or `--import`) from the
@@ -1104,7 +1109,7 @@ let processManagerInstance
  * own, the REPL, `node -e`: see register.js).
  */
 function processManager() {
-  return processManagerInstance
+  return /** @type {any} */ (process)[PROCESS_MANAGER]
 }
 
 ShutdownManager.prototype.registerShutdownTask = ShutdownManager.prototype.registerTask
@@ -1126,7 +1131,8 @@ module.exports = {
 Object.defineProperties(module.exports, {
   setProcessManager: {
     value: (manager) => {
-      processManagerInstance ??= manager
+      // Not enumerable: nothing that lists `process`'s keys sees it.
+      if (processManager() === undefined) Object.defineProperty(process, PROCESS_MANAGER, { value: manager })
     },
   },
   native: { value: native },

@@ -7,7 +7,7 @@ const assert = require('node:assert/strict')
 const path = require('node:path')
 const fs = require('node:fs')
 const { execFileSync } = require('node:child_process')
-const { launch, kill, find, scratchDirectory, FIXTURES } = require('./helpers.cjs')
+const { launch, kill, find, scratchDirectory, copyPackage, FIXTURES } = require('./helpers.cjs')
 
 function startApp(flag, file, { env = {}, args = [] } = {}) {
   // From __test__, whose node_modules/titan-lifecycle links to this checkout, so `titan-lifecycle/register`
@@ -32,6 +32,24 @@ for (const [flag, file] of [
     assert.ok(find(result.lines, 'task-end', { id: 'work' }))
   })
 }
+
+test("register loaded from one copy of the package, the application's own copy finds its manager", async (t) => {
+  // A platform's NODE_OPTIONS names one copy, the application depends on another.
+  const root = path.join(__dirname, '..')
+  const copy = copyPackage(
+    scratchDirectory(t, 'copy'),
+    fs.readdirSync(root).filter((f) => f.endsWith('.node')),
+  )
+  const app = startApp('--require', 'registered-app.cjs', {
+    env: { TITAN_LIFECYCLE_SIGNALS: 'SIGTERM' },
+    args: ['run', copy],
+  })
+  assert.ok(await app.ready, app.output().stderr)
+  kill(app.child, 'SIGTERM')
+  const result = await app.exited
+  assert.equal(result.code, 0, result.stderr)
+  assert.ok(find(result.lines, 'task-end', { id: 'work' }), "the application's task ran")
+})
 
 test('the deadline comes from TITAN_LIFECYCLE_TIMEOUT: a blocked task ends at it with 124', async () => {
   const app = startApp('--require', 'registered-app.cjs', { env: { TITAN_LIFECYCLE_TIMEOUT: '300' }, args: ['block'] })
