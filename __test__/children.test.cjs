@@ -85,6 +85,13 @@ test('process.exit() without a shutdown kills the tracked group', async () => {
   assert.deepEqual(left, [])
 })
 
+test('process.exit() kills the tracked group even when an exit listener added before it throws', async () => {
+  // A throwing 'exit' listener ends the event: the listeners after it never run.
+  const { left, stderr } = await runFixture('exit-call-listener-throws', { end: 'none' })
+  assert.match(stderr, /an exit listener added first failed/, 'the scenario happened')
+  assert.deepEqual(left, [])
+})
+
 test("an unregistered child's task untracks it: process.exit() leaves the group running", async () => {
   const { code, lines, ready, pids, left, stderr } = await runFixture('unregistered', { end: 'none' })
   assert.equal(code, 0, stderr)

@@ -562,3 +562,67 @@ test('requests pipelined during the shutdown delay are all answered; the connect
   )
   assert.equal((await stopping).exitCode, 0)
 })
+
+test('during the shutdown delay a request answered through checkContinue closes its connection too', async (t) => {
+  // Node hands a request that expects 100 Continue to 'checkContinue', not 'request', when the application
+  // listens there.
+  const server = http.createServer((req, res) => res.end('plain'))
+  server.on('checkContinue', (req, res) => {
+    res.writeContinue()
+    req.resume()
+    req.on('end', () => res.end('continued'))
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false, shutdownDelay: 1000 })
+  t.after(() => manager.dispose())
+  manager.trackServer(server, { drainTimeout: 3000 })
+  const stopping = manager.stop()
+  const agent = new http.Agent({ keepAlive: true })
+  const answer = await new Promise((resolve) => {
+    const request = http.request({
+      host: '127.0.0.1',
+      port: server.address().port,
+      method: 'POST',
+      agent,
+      headers: { Expect: '100-continue', 'Content-Length': 2 },
+    })
+    request.on('continue', () => request.end('hi'))
+    request.on('response', (res) => {
+      let body = ''
+      res.setEncoding('utf8').on('data', (chunk) => (body += chunk))
+      res.on('end', () => resolve({ body, connection: res.headers.connection }))
+    })
+    request.on('error', (error) => resolve({ error: error.code }))
+  })
+  assert.deepEqual(answer, { body: 'continued', connection: 'close' })
+  await sleep(20)
+  assert.equal(Object.values(agent.freeSockets).flat().length, 0, 'the client keeps no connection')
+  const result = await stopping
+  assert.equal(result.tasks.find((task) => task.id === 'http-server')?.status, 'succeeded')
+})
+
+test('a server tracked by two tasks still answers upgrade requests as requests once its application stops listening for them', async (t) => {
+  // With any 'upgrade' listener on it, Node leaves an upgrade request to that listener; each tracker's
+  // recorder must not count the other's as the application's.
+  const server = http.createServer((req, res) => res.end('ok'))
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => server.close())
+  const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false })
+  t.after(() => manager.dispose())
+  manager.trackServer(server, { id: 'first' })
+  manager.trackServer(server, { id: 'second' })
+  const application = () => {}
+  server.on('upgrade', application)
+  await sleep(10)
+  assert.equal(server.listenerCount('upgrade'), 3, "each tracker records beside the application's listener")
+  server.removeListener('upgrade', application)
+  await sleep(10)
+  assert.equal(server.listenerCount('upgrade'), 0)
+  const socket = net.connect(server.address().port, '127.0.0.1')
+  t.after(() => socket.destroy())
+  let received = ''
+  socket.setEncoding('utf8').on('data', (chunk) => (received += chunk))
+  socket.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n')
+  await waitFor(() => received.includes('\r\n\r\n'), 2000, 'an answer').catch(() => {})
+  assert.match(received, /^HTTP\/1\.1 200 /)
+})

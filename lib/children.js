@@ -35,7 +35,8 @@ function installExitHook() {
   exitHookInstalled = true
   // SIGKILL: the process (or this thread) is exiting now and cannot wait for a graceful stop. Children
   // already stopped by their task are gone from `live`, so this only reaches what a shutdown did not.
-  process.on('exit', () => {
+  // First of the 'exit' listeners: one that throws ends the event, and the listeners after it never run.
+  process.prependListener('exit', () => {
     for (const tracker of live) tracker.kill()
   })
 }

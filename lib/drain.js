@@ -157,7 +157,7 @@ class ServerTracker {
     // After the listeners above: taking the upgrade recorder off must not make them put it back.
     if (this.#recordUpgrade) this.#server.removeListener('upgrade', this.#recordUpgrade)
     this.#recordUpgrade = null
-    if (this.#onRequestWhileClosing) this.#server.removeListener('request', this.#onRequestWhileClosing)
+    this.#stopClosingResponses()
     for (const socket of this.#sockets) socket.removeListener('close', this.#onSocketClose)
     for (const socket of this.#handshaking) socket.removeListener('close', this.#onHandshakingClose)
     this.#sockets.clear()
@@ -233,16 +233,18 @@ class ServerTracker {
    */
   #followUpgrades() {
     const server = this.#server
-    const record = (req, socket) => {
+    const record = markedAsRecorder((req, socket) => {
       this.#upgraded.set(socket, req)
       // One that arrives while the drain runs is handed over too, once the application's own 'upgrade'
       // listener (after this one) has taken the connection.
       if (this.#draining) setImmediate(() => !socket.destroyed && this.#handOver(socket, req))
-    }
+    })
     this.#recordUpgrade = record
     const sync = () => {
       if (this.#recordUpgrade === null) return // untracked meanwhile
-      const others = server.listeners('upgrade').filter((l) => l !== record).length
+      // The application's listeners: not ours, nor another tracker's of the same server (each would count
+      // the other's and keep both there, and Node would leave upgrade requests unanswered).
+      const others = server.listeners('upgrade').filter((l) => !isRecorder(l)).length
       const ours = server.listeners('upgrade').includes(record)
       if (others > 0 && !ours) server.prependListener('upgrade', record)
       if (others === 0 && ours) server.removeListener('upgrade', record)
@@ -250,7 +252,7 @@ class ServerTracker {
     this.#listen('newListener', (event) => event === 'upgrade' && process.nextTick(sync))
     this.#listen(
       'removeListener',
-      (event, listener) => event === 'upgrade' && listener !== record && process.nextTick(sync),
+      (event, listener) => event === 'upgrade' && !isRecorder(listener) && process.nextTick(sync),
     )
     sync()
   }
@@ -270,6 +272,12 @@ class ServerTracker {
     if (!servesRequests) return
     this.#onRequestWhileClosing = (req, res) => req.httpVersionMajor < 2 && closeLast(req.socket, res)
     this.#server.prependListener('request', this.#onRequestWhileClosing)
+    // Node hands a request that expects `100 Continue` (or another expectation) to these events instead of
+    // 'request' when the application listens to them; a listener of ours alone would change how Node
+    // answers such requests, so only beside the application's.
+    for (const event of ['checkContinue', 'checkExpectation']) {
+      if (this.#server.listenerCount(event) > 0) this.#server.prependListener(event, this.#onRequestWhileClosing)
+    }
     for (const socket of this.#sockets) {
       // The response being written on this connection, if any (how Node's HTTP layer links the two).
       // Requests pipelined behind it before now are not known here (Node queues their responses where
@@ -277,6 +285,13 @@ class ServerTracker {
       const res = socket._httpMessage
       if (res) closeLast(socket, res)
     }
+  }
+
+  /** Takes off the listener beginClosing() added, from every event it added it to. */
+  #stopClosingResponses() {
+    const listener = this.#onRequestWhileClosing
+    if (listener === null) return
+    for (const event of ['request', 'checkContinue', 'checkExpectation']) this.#server.removeListener(event, listener)
   }
 
   /**
@@ -300,7 +315,7 @@ class ServerTracker {
         this.#onGone = null
         this.#unusedSince.clear()
         abortSignal?.removeEventListener('abort', cut)
-        if (this.#onRequestWhileClosing) server.removeListener('request', this.#onRequestWhileClosing)
+        this.#stopClosingResponses()
         if (error) reject(error)
         else resolve()
       }
@@ -429,6 +444,11 @@ class ServerTracker {
 }
 
 /** The response a connection closes after (while a shutdown runs): its latest. */
+/** Marks the 'upgrade' listeners trackers add (shared by every copy of the package, as a server may be too). */
+const UPGRADE_RECORDER = Symbol.for('titan-lifecycle.upgrade-recorder')
+const markedAsRecorder = (listener) => Object.assign(listener, { [UPGRADE_RECORDER]: true })
+const isRecorder = (listener) => listener?.[UPGRADE_RECORDER] === true
+
 const LAST_RESPONSE = Symbol('titan-lifecycle.last-response')
 /** Whether a response closes its connection (see closeAfter). */
 const CLOSES = Symbol('titan-lifecycle.closes')
