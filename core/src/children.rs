@@ -82,15 +82,25 @@ pub fn forget(target: Target) -> bool {
   })
 }
 
-/// Sends `signo` to every tracked child and group; returns how many were still there to receive it.
+/// Sends `signo` to every tracked child and group; returns how many were still there to receive it (an
+/// exited child not reaped yet counts: only `/proc` could tell). A target tracked twice (two tasks) holds
+/// two entries: it is signalled and counted once, as the hard-exit report says how many it killed.
 ///
-/// Signal context: atomic loads and `kill(2)`. Entries stay tracked (the process is about to end).
+/// Signal context: atomic loads and `kill(2)`. Entries stay tracked (the process is about to end). The
+/// search for an earlier entry of the same target is bounded by the table (256 entries).
 pub fn kill_all(signo: i32) -> usize {
   let mut reached = 0;
-  for entry in &TRACKED {
+  for (index, entry) in TRACKED.iter().enumerate() {
     let raw = entry.load(Ordering::Acquire);
+    if raw == 0
+      || TRACKED[..index]
+        .iter()
+        .any(|earlier| earlier.load(Ordering::Acquire) == raw)
+    {
+      continue;
+    }
     // SAFETY: kill(2) has no memory preconditions; `raw` is a pid or a negated pgid, never 0 or -1.
-    if raw != 0 && unsafe { libc::kill(raw, signo) } == 0 {
+    if unsafe { libc::kill(raw, signo) } == 0 {
       reached += 1;
     }
   }
@@ -244,7 +254,11 @@ mod tests {
     let mut child = Command::new("sleep").arg("30").spawn().unwrap();
     let target = Target::of(child.id() as i32, false).unwrap();
     track(target).unwrap();
-    assert!(kill_all(0) >= 1, "signal 0 finds the live child");
+    let reached = kill_all(0);
+    assert!(reached >= 1, "signal 0 finds the live child");
+    track(target).unwrap();
+    assert_eq!(kill_all(0), reached, "tracked by two tasks, it is counted once");
+    forget(target);
     kill_all(libc::SIGKILL);
     let status = child.wait().unwrap();
     forget(target);
