@@ -477,7 +477,7 @@ class ShutdownManager extends EventEmitter {
    * Registers the stop task of a tracker (trackServer, trackChild, trackCluster), then makes the tracker
    * with `make`. The task comes first, so tracking during or after a shutdown fails with the usual codes
    * and tracks nothing; a tracker that cannot be made leaves no task behind. At shutdown the task calls
-   * `stop(tracker, { timeoutMs, abortSignal, reason })` (the shutdown's reason) with what remains before the destroy phase's reserve (less a
+   * `stop(tracker, { timeoutMs, abortSignal, signal })` (the signal that began the shutdown, if one did) with what remains before the destroy phase's reserve (less a
    * margin), or `timeout` if that is shorter.
    */
   #registerTracker({ id, priority, timeout }, make, stop) {
@@ -485,9 +485,9 @@ class ShutdownManager extends EventEmitter {
     this.registerTask({
       id,
       priority,
-      handler: ({ abortSignal, reason }) => {
+      handler: ({ abortSignal, signal }) => {
         const left = this.#run?.drainTimeLeftMs() ?? Infinity
-        return stop(tracker, { timeoutMs: Math.min(timeout ?? Infinity, left), abortSignal, reason })
+        return stop(tracker, { timeoutMs: Math.min(timeout ?? Infinity, left), abortSignal, signal })
       },
     })
     try {

@@ -566,37 +566,46 @@ test('requests pipelined during the shutdown delay are all answered; the connect
 test('during the shutdown delay a request answered through checkContinue closes its connection too', async (t) => {
   // Node hands a request that expects 100 Continue to 'checkContinue', not 'request', when the application
   // listens there.
-  const server = http.createServer((req, res) => res.end('plain'))
-  server.on('checkContinue', (req, res) => {
+  const server = http.createServer((req, res) => {
+    req.resume()
+    req.on('end', () => res.end('plain'))
+  })
+  const continued = (req, res) => {
     res.writeContinue()
     req.resume()
     req.on('end', () => res.end('continued'))
-  })
+  }
+  server.on('checkContinue', continued)
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
   const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false, shutdownDelay: 1000 })
   t.after(() => manager.dispose())
   manager.trackServer(server, { drainTimeout: 3000 })
   const stopping = manager.stop()
   const agent = new http.Agent({ keepAlive: true })
-  const answer = await new Promise((resolve) => {
-    const request = http.request({
-      host: '127.0.0.1',
-      port: server.address().port,
-      method: 'POST',
-      agent,
-      headers: { Expect: '100-continue', 'Content-Length': 2 },
+  const post = () =>
+    new Promise((resolve) => {
+      const request = http.request({
+        host: '127.0.0.1',
+        port: server.address().port,
+        method: 'POST',
+        agent,
+        headers: { Expect: '100-continue', 'Content-Length': 2 },
+      })
+      request.on('continue', () => request.end('hi'))
+      request.on('response', (res) => {
+        let body = ''
+        res.setEncoding('utf8').on('data', (chunk) => (body += chunk))
+        res.on('end', () => resolve({ body, connection: res.headers.connection }))
+      })
+      request.on('error', (error) => resolve({ error: error.code }))
     })
-    request.on('continue', () => request.end('hi'))
-    request.on('response', (res) => {
-      let body = ''
-      res.setEncoding('utf8').on('data', (chunk) => (body += chunk))
-      res.on('end', () => resolve({ body, connection: res.headers.connection }))
-    })
-    request.on('error', (error) => resolve({ error: error.code }))
-  })
-  assert.deepEqual(answer, { body: 'continued', connection: 'close' })
+  assert.deepEqual(await post(), { body: 'continued', connection: 'close' })
   await sleep(20)
   assert.equal(Object.values(agent.freeSockets).flat().length, 0, 'the client keeps no connection')
+  // The application stops listening there: Node answers such requests itself again, through 'request'.
+  server.removeListener('checkContinue', continued)
+  assert.equal(server.listenerCount('checkContinue'), 0, 'ours went with the last of the application')
+  assert.deepEqual(await post(), { body: 'plain', connection: 'close' })
   const result = await stopping
   assert.equal(result.tasks.find((task) => task.id === 'http-server')?.status, 'succeeded')
 })

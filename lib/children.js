@@ -219,7 +219,7 @@ class ChildTracker {
   async stop({ timeoutMs, abortSignal }) {
     if (this.#gone()) return
     const sentAt = monotonicMs()
-    // `ask` may say what it sent instead (a cluster worker still starting gets SIGTERM).
+    // `ask` may say what it sent instead (a cluster worker still starting gets a signal).
     if (this.#ask) this.#askedWith = this.#ask() || this.#askedWith
     else this.#send(this.#signal)
     const timedOut = new AbortController()

@@ -18,6 +18,13 @@ const { monotonicMs } = require('./run')
  */
 const STARTING_MS = 10_000
 
+/**
+ * The signals that reach a whole process group (a terminal's Ctrl-C, Ctrl-\ and hangup, a service
+ * manager's stop): a worker still starting is sent the one that began the primary's shutdown (see #ask).
+ * Any other (SIGUSR2, say) reached the primary alone, and a worker's manager may not own it: SIGTERM.
+ */
+const GROUP_SIGNALS = ['SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGTERM']
+
 class ClusterTracker {
   /** worker.id -> ChildTracker, for the workers alive. */
   #trackers = new Map()
@@ -122,10 +129,10 @@ class ClusterTracker {
 
   /**
    * Asks every worker at once and waits for all; rejects with ERR_CHILD_KILLED if any needed SIGKILL.
-   * `reason`: the shutdown's (ShutdownReason).
+   * `signal`: the one that began the shutdown, if one did.
    */
-  async stop({ timeoutMs, abortSignal, reason }) {
-    if (reason === 'SIGINT' || reason === 'SIGHUP' || reason === 'SIGTERM') this.#startingSignal = reason
+  async stop({ timeoutMs, abortSignal, signal }) {
+    if (GROUP_SIGNALS.includes(signal)) this.#startingSignal = signal
     this.#stopping = { timeoutMs, abortSignal }
     for (const tracker of this.#trackers.values()) this.#stops.push(tracker.stop(this.#stopping))
     const failures = []

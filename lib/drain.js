@@ -274,10 +274,17 @@ class ServerTracker {
     this.#server.prependListener('request', this.#onRequestWhileClosing)
     // Node hands a request that expects `100 Continue` (or another expectation) to these events instead of
     // 'request' when the application listens to them; a listener of ours alone would change how Node
-    // answers such requests, so only beside the application's.
-    for (const event of ['checkContinue', 'checkExpectation']) {
-      if (this.#server.listenerCount(event) > 0) this.#server.prependListener(event, this.#onRequestWhileClosing)
+    // answers such requests (and leave them unanswered), so only beside the application's, and taken off
+    // when the application's last one goes.
+    const closing = this.#onRequestWhileClosing
+    for (const event of EXPECTATION_EVENTS) {
+      if (this.#server.listenerCount(event) > 0) this.#server.prependListener(event, closing)
     }
+    this.#listen('removeListener', (event, listener) => {
+      if (listener === closing || !EXPECTATION_EVENTS.includes(event)) return
+      const left = this.#server.listeners(event)
+      if (left.length === 1 && left[0] === closing) this.#server.removeListener(event, closing)
+    })
     for (const socket of this.#sockets) {
       // The response being written on this connection, if any (how Node's HTTP layer links the two).
       // Requests pipelined behind it before now are not known here (Node queues their responses where
@@ -291,7 +298,7 @@ class ServerTracker {
   #stopClosingResponses() {
     const listener = this.#onRequestWhileClosing
     if (listener === null) return
-    for (const event of ['request', 'checkContinue', 'checkExpectation']) this.#server.removeListener(event, listener)
+    for (const event of ['request', ...EXPECTATION_EVENTS]) this.#server.removeListener(event, listener)
   }
 
   /**
@@ -443,12 +450,15 @@ class ServerTracker {
   }
 }
 
-/** The response a connection closes after (while a shutdown runs): its latest. */
+/** The events Node hands a request with an `Expect` header to, when the application listens to them. */
+const EXPECTATION_EVENTS = ['checkContinue', 'checkExpectation']
+
 /** Marks the 'upgrade' listeners trackers add (shared by every copy of the package, as a server may be too). */
 const UPGRADE_RECORDER = Symbol.for('titan-lifecycle.upgrade-recorder')
 const markedAsRecorder = (listener) => Object.assign(listener, { [UPGRADE_RECORDER]: true })
 const isRecorder = (listener) => listener?.[UPGRADE_RECORDER] === true
 
+/** The response a connection closes after (while a shutdown runs): its latest. */
 const LAST_RESPONSE = Symbol('titan-lifecycle.last-response')
 /** Whether a response closes its connection (see closeAfter). */
 const CLOSES = Symbol('titan-lifecycle.closes')

@@ -86,19 +86,21 @@ pub fn forget(target: Target) -> bool {
 /// exited child not reaped yet counts: only `/proc` could tell). A target tracked twice (two tasks) holds
 /// two entries: it is signalled and counted once, as the hard-exit report says how many it killed.
 ///
-/// Signal context: atomic loads and `kill(2)`. Entries stay tracked (the process is about to end). The
-/// search for an earlier entry of the same target is bounded by the table (256 entries).
+/// Signal context: atomic loads, a 1 KB array on the stack and `kill(2)`. Entries stay tracked (the
+/// process is about to end). What was signalled is remembered rather than looked for again in the table:
+/// a target tracked again meanwhile, into a slot already passed, must not make its later entry look like
+/// one already signalled.
 pub fn kill_all(signo: i32) -> usize {
+  let mut signalled = [0i32; CAPACITY];
+  let mut count = 0;
   let mut reached = 0;
-  for (index, entry) in TRACKED.iter().enumerate() {
+  for entry in &TRACKED {
     let raw = entry.load(Ordering::Acquire);
-    if raw == 0
-      || TRACKED[..index]
-        .iter()
-        .any(|earlier| earlier.load(Ordering::Acquire) == raw)
-    {
+    if raw == 0 || signalled[..count].contains(&raw) {
       continue;
     }
+    signalled[count] = raw;
+    count += 1;
     // SAFETY: kill(2) has no memory preconditions; `raw` is a pid or a negated pgid, never 0 or -1.
     if unsafe { libc::kill(raw, signo) } == 0 {
       reached += 1;
