@@ -477,8 +477,9 @@ class ShutdownManager extends EventEmitter {
    * Registers the stop task of a tracker (trackServer, trackChild, trackCluster), then makes the tracker
    * with `make`. The task comes first, so tracking during or after a shutdown fails with the usual codes
    * and tracks nothing; a tracker that cannot be made leaves no task behind. At shutdown the task calls
-   * `stop(tracker, { timeoutMs, abortSignal, signal })` (the signal that began the shutdown, if one did) with what remains before the destroy phase's reserve (less a
-   * margin), or `timeout` if that is shorter.
+   * `stop(tracker, { timeoutMs, abortSignal, signal })`: `timeoutMs` is what remains before the destroy
+   * phase's reserve (less a margin), or `timeout` if that is shorter; `signal` the one that began the
+   * shutdown, if one did.
    */
   #registerTracker({ id, priority, timeout }, make, stop) {
     let tracker

@@ -610,7 +610,7 @@ test('during the shutdown delay a request answered through checkContinue closes 
   assert.equal(result.tasks.find((task) => task.id === 'http-server')?.status, 'succeeded')
 })
 
-test('a server tracked by two tasks still answers upgrade requests as requests once its application stops listening for them', async (t) => {
+test('a server tracked twice answers upgrades as requests once the application stops listening for them', async (t) => {
   // With any 'upgrade' listener on it, Node leaves an upgrade request to that listener; each tracker's
   // recorder must not count the other's as the application's.
   const server = http.createServer((req, res) => res.end('ok'))
