@@ -142,25 +142,31 @@ test('workers still starting are not left deaf: one without a manager yet ends, 
   assert.deepEqual(workers.filter(isRunning), [])
 })
 
-test('Ctrl-C to the whole group: a worker still starting whose manager exists finishes its shutdown', async () => {
-  // The terminal's SIGINT reaches the workers too; the primary sends a worker not listening yet the same
-  // signal, which the worker's manager takes for a copy of the first (SIGTERM would be a second signal and
-  // end it at once, its task cut short).
-  const primary = launch([process.execPath, path.join(__dirname, 'fixtures', 'cluster-service.cjs'), 'starting'], {
-    detached: true,
+for (const [keys, signal, signals] of [
+  ['Ctrl-C', 'SIGINT', undefined],
+  ['Ctrl-backslash', 'SIGQUIT', 'SIGQUIT,SIGTERM'],
+]) {
+  test(`${keys} to the whole group: a worker still starting whose manager exists finishes its shutdown`, async () => {
+    // The terminal's signal reaches the workers too; the primary sends a worker not listening yet the same
+    // signal, which the worker's manager takes for a copy of the first (SIGTERM would be a second signal and
+    // end it at once, its task cut short). SIGQUIT's shutdown has the reason 'signal', not the signal's name.
+    const primary = launch([process.execPath, path.join(__dirname, 'fixtures', 'cluster-service.cjs'), 'starting'], {
+      detached: true,
+      env: signals ? { CLUSTER_SIGNALS: signals } : {},
+    })
+    const { workers } = await primary.ready
+    process.kill(-primary.child.pid, signal)
+    const { code, lines, stderr } = await primary.exited
+    for (const pid of workers.filter(isRunning)) process.kill(pid, 'SIGKILL')
+    assert.equal(code, 0, stderr)
+    assert.doesNotMatch(stderr, /second SIG/)
+    const shutdowns = lines.filter((l) => l.kind === 'worker-shutdown')
+    assert.deepEqual(
+      shutdowns.map((l) => l.signal),
+      [signal],
+      `the worker with a manager shut down on ${signal}; the one without ended`,
+    )
+    assert.ok(find(lines, 'worker-task-done'), "the worker's task ran to its end")
+    assert.ok(find(lines, 'event', { event: 'shutdown:task:complete', taskId: 'cluster' }), stderr)
   })
-  const { workers } = await primary.ready
-  process.kill(-primary.child.pid, 'SIGINT')
-  const { code, lines, stderr } = await primary.exited
-  for (const pid of workers.filter(isRunning)) process.kill(pid, 'SIGKILL')
-  assert.equal(code, 0, stderr)
-  assert.doesNotMatch(stderr, /second SIG/)
-  const shutdowns = lines.filter((l) => l.kind === 'worker-shutdown')
-  assert.deepEqual(
-    shutdowns.map((l) => l.reason),
-    ['SIGINT'],
-    'the worker with a manager shut down on SIGINT; the one without ended',
-  )
-  assert.ok(find(lines, 'worker-task-done'), "the worker's task ran to its end")
-  assert.ok(find(lines, 'event', { event: 'shutdown:task:complete', taskId: 'cluster' }), stderr)
-})
+}
