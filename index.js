@@ -239,25 +239,18 @@ const ShutdownPhase = Object.freeze({
 // lib/validate.js and lib/run.js are loaded with the first manager, not by `require`: compiling them was
 // most of what requiring the package cost, and code that only reads the constants (a CLI sharing the
 // service's modules, a test) should not pay for it. Every use below is inside a manager's methods.
-let ShutdownRun, taskEntry
-let validateManagerOptions,
-  validateTask,
-  plainTask,
-  NO_DEPENDENCIES,
-  validateTaskId,
-  validateStopOptions,
-  validateTrackServerOptions
+let ShutdownRun
+let validateManagerOptions, validateTask, plainTask, validateTaskId, validateStopOptions, validateTrackServerOptions
 let validateTrackChildOptions, validateTrackClusterOptions
 let invalidArgType, lifecycleError, describeMessage
 function loadInternals() {
   if (ShutdownRun) return
-  ;({ ShutdownRun, taskEntry } = require('./lib/run'))
+  ;({ ShutdownRun } = require('./lib/run'))
   ;({
     describeMessage,
     validateManagerOptions,
     validateTask,
     plainTask,
-    NO_DEPENDENCIES,
     validateTaskId,
     validateStopOptions,
     validateTrackServerOptions,
@@ -329,7 +322,7 @@ class ShutdownManager extends EventEmitter {
 
   #config
   #native
-  /** id -> what the facade keeps of the task: its handler, or its spec (taskEntry in lib/run.js). */
+  /** id -> what the facade keeps of the task: its handler, or its spec (see the task entries in lib/run.js). */
   #tasks = new Map()
   /**
    * Tasks registered since the native side last heard, sent in one call (see #flushRegistrations): a
@@ -571,18 +564,11 @@ class ShutdownManager extends EventEmitter {
   registerTask(task) {
     const checked = validateTask(task)
     if (typeof checked === 'function') {
-      // A plain task (see validateTask): kept as its handler alone (see taskEntry in lib/run.js).
-      const { id, priority } = plainTask
-      return this.#register(id, id, priority, ShutdownPhase.Stop, NO_DEPENDENCIES, checked)
+      // A plain task (see validateTask): kept as its handler alone.
+      const { id, priority, dependsOn } = plainTask
+      return this.#register(id, id, priority, ShutdownPhase.Stop, dependsOn, checked)
     }
-    return this.#register(
-      checked.id,
-      checked.name,
-      checked.priority,
-      checked.phase,
-      checked.dependsOn,
-      taskEntry(checked),
-    )
+    return this.#register(checked.id, checked.name, checked.priority, checked.phase, checked.dependsOn, checked)
   }
 
   /**

@@ -71,8 +71,12 @@ test('workers deaf to the message get SIGKILL at the timeout; the task fails wit
   assert.deepEqual(workers.filter(isRunning), [])
 })
 
-test("unregistering the cluster's task untracks its workers and those forked later", async () => {
-  const primary = start('cluster-service.cjs', ['unregistered'])
+/**
+ * Runs the fixture in a `mode` whose primary unregisters the cluster's task, then SIGTERMs it and ends the
+ * workers it left running (as it should have); the primary exited 0 and said the task was there to remove.
+ */
+async function unregisteredRun(mode) {
+  const primary = start('cluster-service.cjs', [mode])
   const { workers } = await primary.ready
   kill(primary.child, 'SIGTERM')
   const { code, lines, stderr } = await primary.exited
@@ -80,6 +84,11 @@ test("unregistering the cluster's task untracks its workers and those forked lat
   assert.equal(code, 0, stderr)
   const unregistered = find(lines, 'unregistered')
   assert.equal(unregistered.removed, true)
+  return { lines, unregistered }
+}
+
+test("unregistering the cluster's task untracks its workers and those forked later", async () => {
+  const { lines, unregistered } = await unregisteredRun('unregistered')
   assert.equal(unregistered.trackedBefore, 2, 'both workers were tracked natively')
   assert.equal(unregistered.trackedAfter, 0, 'neither they nor the worker forked later are tracked')
   assert.ok(find(lines, 'event', { event: 'shutdown:complete' }), 'the shutdown completed')
@@ -89,14 +98,7 @@ test("unregistering the cluster's task untracks its workers and those forked lat
 
 test('a worker forked in the tick that tracks the cluster is tracked once, and unregistering untracks it', async () => {
   // cluster.fork() puts the worker in cluster.workers at once and emits 'fork' on the next tick: both found it.
-  const primary = start('cluster-service.cjs', ['fork-first'])
-  const { workers } = await primary.ready
-  kill(primary.child, 'SIGTERM')
-  const { code, lines, stderr } = await primary.exited
-  for (const pid of workers.filter(isRunning)) process.kill(pid, 'SIGKILL')
-  assert.equal(code, 0, stderr)
-  const unregistered = find(lines, 'unregistered')
-  assert.equal(unregistered.removed, true)
+  const { unregistered } = await unregisteredRun('fork-first')
   assert.equal(unregistered.trackedBefore, 1, 'the worker was tracked once natively')
   assert.equal(unregistered.trackedAfter, 0, 'and is not tracked after its task was unregistered')
 })

@@ -190,14 +190,11 @@ function taskTimeoutError(id, timeout) {
 }
 
 // A registered task as the manager keeps it (index.js `#tasks`, by id): for a task named by its id, in the
-// stop phase, without a timeout (most tasks), its handler alone; otherwise the whole spec from validate.js.
-// The facade needs nothing else of a task once the native side has its priority and dependencies, and a
-// function per task instead of a spec object is about 95 B less heap per task. Read entries only through
-// these (a handler is a function, which has a `name` of its own).
-
-/** What the manager keeps of `spec`. */
-const taskEntry = (spec) =>
-  spec.name === spec.id && spec.phase === ShutdownPhase.Stop && spec.timeout === undefined ? spec.handler : spec
+// stop phase, without a timeout (most tasks: a plain task, as validateTask in validate.js decides), its
+// handler alone; otherwise the whole spec from validate.js. The facade needs nothing else of a task once
+// the native side has its priority and dependencies, and a function per task instead of a spec object is
+// about 95 B less heap per task. Read entries only through these (a handler is a function, which has a
+// `name` of its own).
 const handlerOf = (entry) => (typeof entry === 'function' ? entry : entry.handler)
 const nameOf = (entry, id) => (typeof entry === 'object' ? entry.name : id)
 const phaseOf = (entry) => (typeof entry === 'object' ? entry.phase : ShutdownPhase.Stop)
@@ -843,4 +840,4 @@ function waterfall(summary) {
   return lines.join('\n')
 }
 
-module.exports = { ShutdownRun, taskEntry, monotonicMs }
+module.exports = { ShutdownRun, monotonicMs }
