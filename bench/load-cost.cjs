@@ -14,7 +14,12 @@ const asJson = args.includes('--json')
 const BUDGET = { requireMs: 3, rssRequireKb: 3 * 1024, threadsManager: 2 }
 
 function sample(target, cwd, probe = path.join(__dirname, 'probes', 'load.cjs')) {
-  const out = execFileSync(process.execPath, [probe, ...(target ? [target] : [])], { encoding: 'utf8', cwd })
+  // Bounded: a probe kept alive by something its manager left behind would otherwise stall the bench.
+  const out = execFileSync(process.execPath, [probe, ...(target ? [target] : [])], {
+    encoding: 'utf8',
+    cwd,
+    timeout: 30_000,
+  })
   return JSON.parse(out)
 }
 
