@@ -736,8 +736,20 @@ class ShutdownManager extends EventEmitter {
       destroyReserve: this.#config.destroyReserve,
       gracefulShutdownTimeout: this.#config.gracefulShutdownTimeout,
       stillAliveReportDelay: this.#config.stillAliveReportDelay,
+      // Each server on its own: beginning to close adds listeners to the server, which runs the application's
+      // 'newListener' listeners; one that throws must neither stop a shutdown that has begun nor keep the
+      // other servers from closing. Its drain still runs (it closes what it can without those listeners).
       onStart: () => {
-        for (const server of this.#servers) server.beginClosing()
+        for (const server of this.#servers) {
+          try {
+            server.beginClosing()
+          } catch (error) {
+            this.#config.logger.error(
+              `server '${server.id}' could not begin closing its connections; its drain goes on: ${describeMessage(error)}`,
+              { taskId: server.id, err: error },
+            )
+          }
+        }
       },
       onStillAlive: (afterMs) => this.#reportStillAlive(afterMs),
     })

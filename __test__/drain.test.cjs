@@ -147,6 +147,28 @@ test('a request that never ends is cut at the drain timeout, and the shutdown fi
   assert.ok((await hanging).error, 'the hanging request was cut')
 })
 
+test('an application listener that throws as the shutdown begins closing a server is logged; every server drains', async () => {
+  // Beginning to close adds listeners to each server, which runs the application's 'newListener' listeners.
+  // One that threw used to escape the shutdown that had begun: SIGTERM exited 1 at once, nothing drained
+  // and the destroy phase never ran (and a stop() left a run that never finished).
+  const fixture = start('drain-service.cjs', [JSON.stringify({ deadline: 5000, throwOnClosing: true })])
+  const { web } = await fixture.ready
+  assert.equal((await get(web, '/fast', new http.Agent({ keepAlive: true }))).status, 200)
+  const sentAt = kill(fixture.child, 'SIGTERM')
+  const result = await fixture.exited
+  assert.equal(result.code, 0, result.stderr)
+  assert.ok(result.exitedAt - sentAt < 3000, `exited ${(result.exitedAt - sentAt).toFixed(0)} ms after SIGTERM`)
+  const logged = result.lines.find((l) => l.kind === 'error-log')
+  assert.match(
+    logged?.message ?? '',
+    /server 'web' could not begin closing its connections; its drain goes on: newListener hook failed/,
+  )
+  for (const taskId of ['web', 'h2', 'tcp']) {
+    assert.ok(find(result.lines, 'event', { event: 'shutdown:task:complete', taskId }), `'${taskId}' drained`)
+  }
+  assert.ok(find(result.lines, 'task-end', { id: 'db' }), 'the destroy phase ran')
+})
+
 test('a drain and a stop task that never end still leave the destroy phase its reserve before the deadline', async () => {
   const deadline = 2000
   const fixture = start('drain-service.cjs', [JSON.stringify({ deadline, reserve: 600, neverEndingStopTask: true })])

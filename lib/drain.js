@@ -116,6 +116,11 @@ class ServerTracker {
   /** [event, listener] for each listener this tracker put on the server, so untrack() can take them off. */
   #listeners = []
 
+  /** The id of the task that drains it. */
+  get id() {
+    return this.#id
+  }
+
   constructor(server, { id, closeUpgraded }) {
     this.#server = server
     this.#id = id

@@ -336,7 +336,13 @@ class ShutdownRun {
         startedAt: this.startedAt,
       })
     }
-    this.#onStart?.()
+    // The shutdown has begun natively: from here nothing may throw out of start(), or the run would stay
+    // begun with no task started and no deadline timer (a later stop() would wait on it for ever).
+    try {
+      this.#onStart?.()
+    } catch (error) {
+      this.#logger.error(`internal error beginning the shutdown: ${describeMessage(error)}`, { err: error })
+    }
     // The delay counts from the shutdown's start (the signal handler's timestamp for a signal).
     const delayLeft = delayMs - elapsedMs
     if (delayMs > 0 && delayLeft > 0) {
