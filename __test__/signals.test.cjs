@@ -59,3 +59,27 @@ for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
     assert.ok(startOf('readiness') - sentAt < 200, 'the shutdown started within 200 ms of the signal')
   })
 }
+
+test("a stop() joining a shutdown a signal began natively keeps that shutdown's budget for the reserve and the delay", async () => {
+  // The watchdog begins a SIGTERM's shutdown with gracefulShutdownTimeout (2000 ms) while JavaScript is
+  // busy; a stop() in that turn asks for another timeout. The reserve and the delay come from the budget
+  // the shutdown has: with stop()'s 60 s, the reserve was 6 s, more than the whole shutdown, and the stop
+  // phase was cut at once; with stop()'s 100 ms, the 250 ms delay was cut to nothing.
+  for (const { stopTimeout, delay } of [
+    { stopTimeout: 60_000, delay: 0 },
+    { stopTimeout: 100, delay: 250 },
+  ]) {
+    const result = await start('signal-then-stop.cjs', [stopTimeout, delay]).exited
+    const label = `stop({ timeout: ${stopTimeout} }), shutdownDelay ${delay}`
+    assert.equal(result.code, 0, `${label}\n${result.stderr}`)
+    assert.equal(find(result.lines, 'state').state, 'stopping', `${label}: the watchdog began it first`)
+    assert.equal(find(result.lines, 'event', { event: 'shutdown:start' }).timeoutMs, 2000, label)
+    assert.equal(find(result.lines, 'event', { event: 'shutdown:task:error' }), undefined, label)
+    assert.ok(find(result.lines, 'task-end', { id: 'work' }), `${label}: the stop task ran to its end`)
+    assert.ok(find(result.lines, 'task-end', { id: 'db' }), `${label}: the destroy task ran`)
+    const sent = find(result.lines, 'signal-sent').at
+    const workStarted = find(result.lines, 'task-start', { id: 'work' }).at - sent
+    assert.ok(workStarted >= delay - 5, `${label}: the stop task started ${workStarted.toFixed(0)} ms after the signal`)
+    assert.equal(find(result.lines, 'stopped')?.exitCode, 0, label)
+  }
+})

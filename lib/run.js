@@ -289,26 +289,15 @@ class ShutdownRun {
     this.#startedToKeepRunning = byStop && !exit
     this.#fatal = fatal
     this.message = message
-    // The destroy phase's reserve: by default a share of the budget; as configured (up to 90% of
-    // gracefulShutdownTimeout, checked at construction) when the budget is that timeout or longer, and at
-    // most half of a shorter stop() timeout. The delay leaves the tasks their share besides it.
-    this.#reserveMs =
-      this.#destroyReserve === undefined
-        ? budgetMs * DEFAULT_DESTROY_RESERVE
-        : budgetMs < this.#configuredBudgetMs
-          ? Math.min(this.#destroyReserve, budgetMs / 2)
-          : this.#destroyReserve
-    // No delay after an uncaught error: the process should not keep serving in a state nobody planned for.
-    const delayMs =
-      FATAL_REASONS.has(reason) || this.#fatal
-        ? 0
-        : Math.min(this.#shutdownDelay, Math.max(0, budgetMs - this.#reserveMs - budgetMs * MIN_TASK_SHARE))
+    // Whether the first tasks start within begin: when no delay can apply. No delay after an uncaught error:
+    // the process should not keep serving in a state nobody planned for.
+    const startNow = this.#shutdownDelay === 0 || this.#fatal || FATAL_REASONS.has(reason)
     // Throws ERR_SHUTDOWN_IN_PROGRESS if JavaScript already runs (or ran) this shutdown.
     // The task count lets the native side check that positions in its plan name the tasks of this Map.
     const taskCount = this.#tasks.size
     if (this.#start.indexes.length < 2 * taskCount) this.#start = startBuffer(taskCount)
     const { buffer, figures, indexes } = this.#start
-    const trigger = this.#native.begin(reason, budgetMs, signal, delayMs === 0, taskCount, buffer)
+    const trigger = this.#native.begin(reason, budgetMs, signal, startNow, taskCount, buffer)
     // The reason alone, unless another signal began this shutdown or a dependency is missing.
     const details = typeof trigger === 'string' ? null : trigger
     const now = Date.now()
@@ -318,7 +307,11 @@ class ShutdownRun {
     this.signal = details === null ? (signal ?? undefined) : (details.signal ?? undefined)
     this.#fatal ||= FATAL_REASONS.has(this.reason)
     this.deadline = now + remainingMs
+    // The budget begin reports, not the one asked for: a signal the watchdog took first began this shutdown
+    // with gracefulShutdownTimeout, whatever a stop() joining it asked.
     this.#budgetMs = figures[START_BUDGET_MS]
+    this.#reserveMs = this.#reserveFor(this.#budgetMs)
+    const delayMs = startNow || this.#fatal ? 0 : this.#delayFor(this.#budgetMs)
     const mono = monotonicMs()
     this.#startedMono = mono - elapsedMs
     this.#deadlineMono = mono + remainingMs
@@ -345,13 +338,13 @@ class ShutdownRun {
     }
     // The delay counts from the shutdown's start (the signal handler's timestamp for a signal).
     const delayLeft = delayMs - elapsedMs
-    if (delayMs > 0 && delayLeft > 0) {
+    if (startNow) {
+      this.#startFirstTasks(indexes.subarray(taskCount, taskCount + figures[START_READY_COUNT]))
+    } else if (delayLeft > 0) {
       // Ref'd: the process must stay up (and keep serving) while the load balancer notices.
       this.#delayTimer = setTimeout(() => this.#startFirstTasks(this.#native.startTasks()), delayLeft)
-    } else if (delayMs > 0) {
-      this.#startFirstTasks(this.#native.startTasks())
     } else {
-      this.#startFirstTasks(indexes.subarray(taskCount, taskCount + figures[START_READY_COUNT]))
+      this.#startFirstTasks(this.#native.startTasks())
     }
 
     // Everything below can wait until the first tasks run: it is bookkeeping, not part of the order.
@@ -382,6 +375,21 @@ class ShutdownRun {
       { reason: this.reason, signal: this.signal, tasks: this.#ids.length, timeoutMs: this.#budgetMs },
     )
     return this.promise
+  }
+
+  /**
+   * The destroy phase's reserve in a shutdown of `budgetMs`: by default a share of the budget; as configured
+   * (up to 90% of gracefulShutdownTimeout, checked at construction) when the budget is that timeout or
+   * longer, and at most half of a shorter stop() timeout.
+   */
+  #reserveFor(budgetMs) {
+    if (this.#destroyReserve === undefined) return budgetMs * DEFAULT_DESTROY_RESERVE
+    return budgetMs < this.#configuredBudgetMs ? Math.min(this.#destroyReserve, budgetMs / 2) : this.#destroyReserve
+  }
+
+  /** The shutdown delay in a shutdown of `budgetMs`: it leaves the tasks their share besides the reserve. */
+  #delayFor(budgetMs) {
+    return Math.min(this.#shutdownDelay, Math.max(0, budgetMs - this.#reserveMs - budgetMs * MIN_TASK_SHARE))
   }
 
   #startFirstTasks(ready) {
