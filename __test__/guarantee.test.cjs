@@ -5,7 +5,7 @@
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { start, kill, run, find, waitFor, eventNames, needs, onLinux, neighbourLibrary } = require('./helpers.cjs')
+const { start, kill, run, find, waitFor, eventNames, needs, onLinux, neighbourAfterFixture } = require('./helpers.cjs')
 
 function assertGraceful(result, reason = 'SIGTERM') {
   assert.equal(result.killedByTimer, false, 'the process hung')
@@ -84,7 +84,7 @@ for (const variant of ['default', 'only-sigterm']) {
     ...onLinux('LD_PRELOAD'),
   }, async () => {
     const fixture = start('guarantee.cjs', ['libuv-unreachable', variant], {
-      env: { LD_PRELOAD: neighbourLibrary(), NEIGHBOUR_DELAY_MS: '100' },
+      env: neighbourAfterFixture(100),
     })
     await fixture.ready
     await waitFor(() => /neighbour: installed/.test(fixture.output().stderr), 2000, 'the neighbour')

@@ -210,6 +210,17 @@ async function run(name, args = [], options = {}) {
  * library goes to the temporary directory under its hash, written beside and renamed, so test files running
  * in parallel never see half a file.
  */
+/**
+ * The environment for a fixture with the native neighbour, which replaces SIGTERM's handler `delayMs` after
+ * the fixture makes the file NEIGHBOUR_AFTER_FILE names (see native-neighbour.c and guarantee.cjs).
+ */
+function neighbourAfterFixture(delayMs) {
+  const file = path.join(os.tmpdir(), `titan-lifecycle-neighbour-go-${process.pid}-${++neighbourFiles}`)
+  fs.rmSync(file, { force: true })
+  return { LD_PRELOAD: neighbourLibrary(), NEIGHBOUR_DELAY_MS: String(delayMs), NEIGHBOUR_AFTER_FILE: file }
+}
+let neighbourFiles = 0
+
 function neighbourLibrary() {
   const source = path.join(FIXTURES, 'native-neighbour.c')
   const hash = crypto.createHash('sha256').update(fs.readFileSync(source)).digest('hex').slice(0, 16)
@@ -293,5 +304,6 @@ module.exports = {
   find,
   now,
   neighbourLibrary,
+  neighbourAfterFixture,
   FIXTURES,
 }

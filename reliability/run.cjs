@@ -14,7 +14,7 @@ const { execFileSync } = require('node:child_process')
 const { scenarios } = require('./scenarios.cjs')
 const { describeMachine } = require('../scripts/machine.cjs')
 const { CACHE, npmInstall } = require('../scripts/fetch.cjs')
-const { neighbourLibrary } = require('../__test__/helpers.cjs')
+const { neighbourLibrary, neighbourAfterFixture } = require('../__test__/helpers.cjs')
 
 const ROOT = path.join(__dirname, '..')
 const args = process.argv.slice(2)
@@ -47,6 +47,7 @@ const once = (build) => {
 
 const context = {
   neighbourLibrary,
+  neighbourAfterFixture,
   packageCopy: once(() => {
     const copy = path.join(scratch, 'node_modules', 'titan-lifecycle-copy')
     const addon = fs.readdirSync(ROOT).filter((f) => f.endsWith('.node'))

@@ -396,15 +396,19 @@ const scenarios = [
     id: 'libuv-unreachable',
     title: "native code took SIGTERM from libuv before the manager was made (libuv's handler cannot be chained)",
     expect: 'the watchdog tells JavaScript; graceful shutdown, exit 0',
-    async run({ node, neighbourLibrary }) {
+    async run({ node, neighbourAfterFixture }) {
       const child = start(path.join(MAIN_FIXTURES, 'guarantee.cjs'), ['libuv-unreachable', 'only-sigterm'], {
         node,
-        env: { LD_PRELOAD: neighbourLibrary(), NEIGHBOUR_DELAY_MS: '100' },
+        env: neighbourAfterFixture(100),
       })
       await child.ready
+      await waitFor(() => /neighbour: installed/.test(child.output().stderr), 2000, 'the neighbour')
       kill(child.child, 'SIGTERM')
       const result = await child.exited
       assertGraceful(result)
+      // Not graceful by way of libuv: the neighbour held the slot libuv's handler had, and ran.
+      assert.match(result.stderr, /neighbour: handler ran/, 'the neighbour, chained, still ran')
+      assert.ok(!find(result.lines, 'foreign-listener'), "libuv's handler was out of the chain")
       return { observed: outcome(result) }
     },
   },
