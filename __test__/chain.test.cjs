@@ -6,7 +6,7 @@
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { start, kill, find, waitFor, needs, onLinux, neighbourLibrary } = require('./helpers.cjs')
+const { start, kill, find, waitFor, needs, onLinux, neighbourAfterFixture } = require('./helpers.cjs')
 
 test('a native neighbour that re-installs its handler three times still runs once per signal', {
   ...needs('gcc'),
@@ -14,8 +14,7 @@ test('a native neighbour that re-installs its handler three times still runs onc
 }, async () => {
   const fixture = start('neighbour.cjs', ['busy'], {
     env: {
-      LD_PRELOAD: neighbourLibrary(),
-      NEIGHBOUR_DELAY_MS: '300',
+      ...neighbourAfterFixture(300),
       NEIGHBOUR_REPEAT: '3',
       NEIGHBOUR_INTERVAL_MS: '300',
     },

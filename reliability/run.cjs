@@ -14,7 +14,7 @@ const { execFileSync } = require('node:child_process')
 const { scenarios } = require('./scenarios.cjs')
 const { describeMachine } = require('../scripts/machine.cjs')
 const { CACHE, npmInstall } = require('../scripts/fetch.cjs')
-const { neighbourLibrary, neighbourAfterFixture } = require('../__test__/helpers.cjs')
+const { neighbourAfterFixture } = require('../__test__/helpers.cjs')
 
 const ROOT = path.join(__dirname, '..')
 const args = process.argv.slice(2)
@@ -46,7 +46,6 @@ const once = (build) => {
 }
 
 const context = {
-  neighbourLibrary,
   neighbourAfterFixture,
   packageCopy: once(() => {
     const copy = path.join(scratch, 'node_modules', 'titan-lifecycle-copy')

@@ -75,12 +75,11 @@ const scenarios = [
       'hostile native neighbour re-installs its own SIGTERM handler with sigaction after us, twice, from its own thread, while the loop is idle',
     expect:
       'the guard takes the signal back within 5 s (its slow check) the first time, within its watchful period (200 ms) the second, and warns each time; SIGTERM is graceful',
-    async run({ node, neighbourLibrary }) {
+    async run({ node, neighbourAfterFixture }) {
       const child = start(path.join(MAIN_FIXTURES, 'neighbour.cjs'), [], {
         node,
         env: {
-          LD_PRELOAD: neighbourLibrary(),
-          NEIGHBOUR_DELAY_MS: '300',
+          ...neighbourAfterFixture(300),
           NEIGHBOUR_REPEAT: '2',
           NEIGHBOUR_INTERVAL_MS: '6500',
         },
@@ -416,12 +415,12 @@ const scenarios = [
     id: 'neighbour-reinstalls',
     title: 'a native neighbour re-installs its SIGTERM handler three times, 300 ms apart',
     expect: 'adopted once: it runs once per signal, JavaScript hears it once, one warning per displacement',
-    async run({ node, neighbourLibrary }) {
+    async run({ node, neighbourAfterFixture }) {
       // The loop turns every 50 ms, so each displacement is taken back at the next turn (the guard's own
       // timing, with an idle loop, is the native-neighbour scenario).
       const child = start(path.join(MAIN_FIXTURES, 'neighbour.cjs'), ['busy'], {
         node,
-        env: { LD_PRELOAD: neighbourLibrary(), NEIGHBOUR_DELAY_MS: '300', NEIGHBOUR_REPEAT: '3' },
+        env: { ...neighbourAfterFixture(300), NEIGHBOUR_REPEAT: '3' },
       })
       await child.ready
       await waitFor(() => /neighbour: done installing/.test(child.output().stderr), 5000, 'the neighbour')
