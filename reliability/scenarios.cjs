@@ -7,7 +7,18 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { start, launch, kill, run, waitFor, find, eventNames, npmStart, isRunning } = require('../__test__/helpers.cjs')
+const {
+  start,
+  launch,
+  kill,
+  run,
+  waitFor,
+  find,
+  eventNames,
+  npmStart,
+  isRunning,
+  now,
+} = require('../__test__/helpers.cjs')
 
 const FIXTURES = path.join(__dirname, 'fixtures')
 const fixture = (name) => path.join(FIXTURES, name)
@@ -195,6 +206,8 @@ const scenarios = [
         const inner = Number(
           fs.readFileSync(`/proc/${child.child.pid}/task/${child.child.pid}/children`, 'utf8').trim(),
         )
+        // Not 0 (an empty list): process.kill(0) would signal this runner's own process group.
+        assert.ok(Number.isInteger(inner) && inner > 1, `no node process under unshare (${inner})`)
         return { child, inner }
       }
       const control = await launch('plain')
@@ -316,6 +329,8 @@ const scenarios = [
       assert.equal(outcome(result), `exit ${mode === 'second-signal' ? 143 : 124}`)
       const after = result.exitedAt - (mode === 'second-signal' ? secondAt : sentAt)
       assert.ok(after < (mode === 'second-signal' ? 300 : 300 + 300), `exited ${after.toFixed(0)} ms after the signal`)
+      // On time means not early either: a hard exit before its 300 ms deadline is no deadline kept.
+      if (mode !== 'second-signal') assert.ok(after >= 300 - 5, `exited ${after.toFixed(0)} ms after the signal`)
       return { observed: `${outcome(result)} ${after.toFixed(0)} ms after the signal` }
     },
   })),
@@ -372,7 +387,13 @@ const scenarios = [
       await sleep(50)
       kill(child.child, 'SIGTERM')
       const result = await child.exited
+      // The signal came while the bootstrap ran (the shutdown had begun natively when it registered), or the
+      // scenario did not happen: a signal after the bootstrap is an ordinary shutdown.
+      const registered = find(result.lines, 'register')
+      assert.equal(registered?.state, 'stopping', `the shutdown had begun natively: ${JSON.stringify(registered)}`)
+      assert.equal(registered.http, 'ok', JSON.stringify(registered))
       assertGraceful(result)
+      assert.ok(find(result.lines, 'task-end', { id: 'http' }))
       assert.ok(find(result.lines, 'task-end', { id: 'db' }))
       return { observed: outcome(result) }
     },
@@ -428,6 +449,8 @@ const scenarios = [
       kill(child.child, 'SIGTERM')
       const result = await child.exited
       assertGraceful(result)
+      const warnings = result.lines.filter((l) => l.kind === 'warn').length
+      assert.equal(warnings, 3, `one warning per displacement, not ${warnings}`)
       const runs = result.stderr.split('neighbour: handler ran').length - 1
       assert.equal(runs, 1, `the neighbour ran ${runs} times`)
       assert.equal(result.lines.filter((l) => l.kind === 'foreign-listener').length, 1)
@@ -469,7 +492,9 @@ const scenarios = [
         node,
       })
       assert.equal(outcome(result), 'exit 0')
+      assert.equal(find(result.lines, 'stop-resolved')?.exitCode, 0)
       assert.ok(find(result.lines, 'continuation-done'))
+      assert.equal(eventNames(result.lines).filter((e) => e === 'shutdown:start').length, 1, 'one shutdown')
       return { observed: `${outcome(result)}, continuation done` }
     },
   },
@@ -492,12 +517,17 @@ const scenarios = [
                 .setEncoding('utf8')
                 .on('data', (c) => (body += c))
                 .on('end', () => resolve(`${res.statusCode} ${body.trim()}`))
+                // A response cut after its headers ends neither way without these.
+                .on('error', (e) => resolve(`error ${e.code ?? e.message}`))
+                .on('aborted', () => resolve('error aborted'))
             })
             .on('error', (e) => resolve(`error ${e.code}`)),
         )
       await get('/fast')
       const idle = Object.values(agent.freeSockets).flat()[0]
-      const idleClosed = new Promise((resolve) => idle.once('close', resolve))
+      // When each closed, against the exit: the process's end closes whatever is left, so a close counts
+      // as the drain's only if it came well before it.
+      const idleClosed = new Promise((resolve) => idle.once('close', () => resolve(now())))
       const slow = get('/slow?ms=1000')
       const session = http2.connect(`http://127.0.0.1:${h2}`)
       const stream = new Promise((resolve) => {
@@ -508,15 +538,23 @@ const scenarios = [
           .on('end', () => resolve(body.trim()))
         s.on('error', (e) => resolve(`error ${e.code}`))
       })
-      const sessionClosed = new Promise((resolve) => session.once('close', resolve))
+      const sessionClosed = new Promise((resolve) => session.once('close', () => resolve(now())))
       await sleep(50)
       const sentAt = kill(child.child, 'SIGTERM')
       const result = await child.exited
       assert.equal(outcome(result), 'exit 0', result.stderr)
       assert.equal(await slow, '200 slow 1000')
       assert.equal(await stream, 'h2 /slow')
-      await Promise.all([idleClosed, sessionClosed])
+      const [idleClosedAt, sessionClosedAt] = await Promise.all([idleClosed, sessionClosed])
       agent.destroy()
+      // The idle connection goes when the drain starts (after the 200 ms delay), the HTTP/2 session when its
+      // stream ends (600 ms); the process exits after the 1 s request.
+      for (const [what, at] of [
+        ['the idle connection', idleClosedAt],
+        ['the HTTP/2 session', sessionClosedAt],
+      ]) {
+        assert.ok(at < result.exitedAt - 100, `${what} closed ${(result.exitedAt - at).toFixed(0)} ms before the exit`)
+      }
       const after = result.exitedAt - sentAt
       assert.ok(after < 5000, `exited ${after.toFixed(0)} ms after SIGTERM`)
       return { observed: `${outcome(result)} ${after.toFixed(0)} ms after SIGTERM, nothing failed` }
@@ -542,13 +580,16 @@ const scenarios = [
       const result = await child.exited
       const after = result.exitedAt - sentAt
       assert.equal(outcome(result), 'exit 124', result.stderr)
-      assert.ok(after < 400 + 250, `exited ${after.toFixed(0)} ms after SIGTERM`)
+      // At the deadline: neither long after it nor before it.
+      assert.ok(after >= 400 - 5 && after < 400 + 250, `exited ${after.toFixed(0)} ms after SIGTERM`)
       const source = fs.readFileSync(script, 'utf8').split('\n')
       const where = (marker) => `${script}:${source.findIndex((l) => l.includes(marker)) + 1}:`
       if (mode === 'exec') {
-        const line = /blocked outside JavaScript \(in native code, a system call or a garbage collection\): (.*)/.exec(
-          result.stderr,
-        )
+        // What it waits in: the system call the main thread sleeps in (epoll_wait or epoll_pwait here).
+        const line =
+          /blocked outside JavaScript \(in native code, a system call or a garbage collection\): (.*epoll_\w+.*)/.exec(
+            result.stderr,
+          )
         assert.ok(line, result.stderr)
         return { observed: `exit 124 ${after.toFixed(0)} ms after SIGTERM; ${line[1]}` }
       }
