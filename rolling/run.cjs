@@ -21,6 +21,7 @@ const { describeMachine } = require('../scripts/machine.cjs')
 
 const ROOT = path.join(__dirname, '..')
 const RATE = 250 // requests per second
+const MIN_RATE = 200 // what the doc promises was sent, on a slow machine
 const SLOW_EVERY = 7 // one request in SLOW_EVERY takes 1 s
 const REQUEST_TIMEOUT_MS = 5000
 const SHUTDOWN_DELAY_MS = 1000 // ten health-check periods of the proxy, three of its check timeouts
@@ -110,9 +111,16 @@ function startLoad(port) {
     const done = new Promise((resolve) => {
       // Each request counts once: a response cut after its headers can raise errors on both objects.
       let counted = false
+      // From the send, not from when a socket is free: `request.setTimeout` times only the socket's idleness,
+      // and a request queued in the agent had no timer at all.
+      const timer = setTimeout(
+        () => request.destroy(Object.assign(new Error('timed out'), { code: 'TIMEOUT' })),
+        REQUEST_TIMEOUT_MS,
+      )
       const outcome = (failure) => {
         if (counted) return
         counted = true
+        clearTimeout(timer)
         if (failure) fail(failure)
         else stats.ok++
         resolve()
@@ -122,9 +130,6 @@ function startLoad(port) {
         res.on('end', () => outcome(res.statusCode === 200 ? null : `HTTP ${res.statusCode}`))
         res.on('error', () => outcome('response cut'))
       })
-      request.setTimeout(REQUEST_TIMEOUT_MS, () =>
-        request.destroy(Object.assign(new Error('timed out'), { code: 'TIMEOUT' })),
-      )
       request.on('error', (error) => outcome(error.code ?? error.message))
     })
     inFlight.add(done)
@@ -180,7 +185,14 @@ async function rollingRestart(name) {
   }
   const stats = load.stats
   const failed = Object.values(stats.failures).reduce((a, b) => a + b, 0)
-  return { name, title: variant.title, ...stats, failed, rate: stats.sent / stats.seconds, restarts }
+  const rate = stats.sent / stats.seconds
+  // The load itself, checked: every request sent has one outcome, and the rate the doc states was sent (an
+  // idle generator would fail nothing).
+  if (stats.sent === 0 || stats.ok + failed !== stats.sent) {
+    throw new Error(`rolling: ${stats.sent} sent, ${stats.ok} answered and ${failed} failed do not add up`)
+  }
+  if (rate < MIN_RATE) throw new Error(`rolling: the load ran at ${rate.toFixed(0)} requests/s, under ${MIN_RATE}`)
+  return { name, title: variant.title, ...stats, failed, rate, restarts }
 }
 
 function describe(run) {
@@ -214,7 +226,11 @@ function writeReport(runs) {
     `\`/ready\` every 100 ms and routes only to ready instances. ${RATE} requests per second flow through it over`,
     `kept-alive connections, one in ${SLOW_EVERY} taking 1 s. Instance A gets SIGTERM, exits and is started again;`,
     `once it is ready, B does the same. A request fails if it is reset, refused, answered with anything but 200,`,
-    `or takes more than ${REQUEST_TIMEOUT_MS / 1000} s. The instances use a shutdown delay of ${SHUTDOWN_DELAY_MS} ms and a ${DEADLINE_MS / 1000} s deadline.`,
+    `or takes more than ${REQUEST_TIMEOUT_MS / 1000} s. The tracked service (examples/01-http.js) fails its readiness`,
+    `check at the signal, keeps serving for a shutdown delay of ${SHUTDOWN_DELAY_MS} ms, then drains, within a`,
+    `${DEADLINE_MS / 1000} s deadline; the bare service only calls \`server.close()\` at the signal and exits once it has`,
+    'closed, its readiness answering until then. The two rows differ in all three (readiness, delay, draining):',
+    'together they are what the tracked row shows.',
     '',
     '| service | requests | per second | failed | instances |',
     '| --- | --- | --- | --- | --- |',
