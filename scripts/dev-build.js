@@ -6,6 +6,7 @@
 const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
+const { npmInstall } = require('./fetch.cjs')
 
 const root = path.join(__dirname, '..')
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
@@ -29,10 +30,12 @@ function builtAddon() {
 if (!fs.existsSync(path.join(root, 'node_modules', '@napi-rs', 'cli'))) {
   // `npm install` rather than `npm ci`: see .ci/run for the lockfile gap npm leaves on Node 20.
   console.error('dev-build: installing dev dependencies (npm install)')
-  execFileSync(npm, ['install', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' })
+  // Retried and each attempt bounded, as every download the scripts make (see fetch.cjs).
+  npmInstall('the dev dependencies', [], { cwd: root, timeoutMs: 600_000 })
 }
 const built = builtAddon()
 if (!built || built < newestSource()) {
   console.error('dev-build: building the native addon (npm run build)')
-  execFileSync(npm, ['run', 'build'], { cwd: root, stdio: 'inherit' })
+  // Bounded: a release build from nothing takes a few minutes on two cores.
+  execFileSync(npm, ['run', 'build'], { cwd: root, stdio: 'inherit', timeout: 900_000 })
 }

@@ -8,6 +8,7 @@ root=$1
 dirs=$2
 shift 2
 exec unshare -m sh -c '
+  set -e  # a mount that fails must not leave a root to chroot into without it
   root=$1; dirs=$2; shift 2
   mount --bind /proc "$root/proc"
   mount --bind /dev "$root/dev"
