@@ -358,6 +358,30 @@ test('a destroyReserve over half the deadline is kept whole; a shorter stop() ti
   }
 })
 
+test('a timeout of any whole number of milliseconds keeps its destroyReserve whole and is reported exactly', async () => {
+  // The budget crosses to native code and back: 1001 ms came back as 1000.9999999999999, which counted as
+  // a shorter stop() timeout and halved the reserve (500 ms kept instead of 800).
+  for (const gracefulShutdownTimeout of [1001, 1003, 1999]) {
+    const m = manager({ gracefulShutdownTimeout, destroyReserve: 800 })
+    m.registerTask({
+      id: 'stuck',
+      handler: ({ abortSignal }) => new Promise((resolve) => abortSignal.addEventListener('abort', resolve)),
+    })
+    m.registerTask({ id: 'flush', phase: ShutdownPhase.Destroy, handler: () => {} })
+    let timeoutMs
+    m.on(ShutdownEvent.ShutdownStart, (event) => {
+      timeoutMs = event.timeoutMs
+    })
+    const errors = []
+    m.on(ShutdownEvent.ShutdownTaskError, ({ error }) => errors.push(error.message))
+    // The stop phase is cut when the reserve begins, 200 to 1200 ms in.
+    const result = await m.stop()
+    assert.equal(timeoutMs, gracefulShutdownTimeout)
+    assert.equal(result.summary.timeoutMs, gracefulShutdownTimeout)
+    assert.match(errors[0] ?? '', /to keep 800 ms for the destroy phase/, `${gracefulShutdownTimeout} ms`)
+  }
+})
+
 test('a stop task skipped for the destroy reserve is an event and a task error, as every other that did not succeed', async () => {
   const warnings = []
   const m = manager({

@@ -23,6 +23,9 @@ const {
  */
 const WATCHDOG_FALLBACK_MS = 1000
 
+/** How far a budget that crossed to native code and back may differ from the one configured (1 ns). */
+const BUDGET_ROUNDING_MS = 1e-6
+
 const FATAL_REASONS = new Set([ShutdownReason.UncaughtException, ShutdownReason.UnhandledRejection])
 
 /**
@@ -384,7 +387,10 @@ class ShutdownRun {
    */
   #reserveFor(budgetMs) {
     if (this.#destroyReserve === undefined) return budgetMs * DEFAULT_DESTROY_RESERVE
-    return budgetMs < this.#configuredBudgetMs ? Math.min(this.#destroyReserve, budgetMs / 2) : this.#destroyReserve
+    // The budget has made a trip through native nanoseconds: a fractional timeout may come back a rounding
+    // below the one configured, which is still the configured timeout, not a shorter one.
+    const shorter = budgetMs < this.#configuredBudgetMs - BUDGET_ROUNDING_MS
+    return shorter ? Math.min(this.#destroyReserve, budgetMs / 2) : this.#destroyReserve
   }
 
   /** The shutdown delay in a shutdown of `budgetMs`: it leaves the tasks their share besides the reserve. */

@@ -115,13 +115,20 @@ pub fn duration_from_millis(ms: f64) -> Option<Duration> {
   if !ms.is_finite() || ms < 0.0 {
     return None;
   }
-  // `Duration::try_from_secs_f64` rejects values too large for a Duration instead of panicking.
+  // In whole nanoseconds, rounded, while they fit: through seconds (`ms / 1000`, inexact in binary) a
+  // budget of 1001 ms came back from `millis` as 1000.9999999999999, less than the 1001 the facade compares
+  // it with. Beyond (about 584 years), `try_from_secs_f64` rejects what a Duration cannot hold.
+  let nanos = (ms * 1e6).round();
+  if nanos < u64::MAX as f64 {
+    return Some(Duration::from_nanos(nanos as u64));
+  }
   Duration::try_from_secs_f64(ms / 1000.0).ok()
 }
 
-/// A duration as fractional milliseconds, the unit every JavaScript-facing figure uses.
+/// A duration as fractional milliseconds, the unit every JavaScript-facing figure uses: whole seconds and
+/// the nanoseconds beyond them converted apart, so a whole number of milliseconds comes back exact.
 pub fn millis(d: Duration) -> f64 {
-  d.as_secs_f64() * 1000.0
+  d.as_secs() as f64 * 1000.0 + f64::from(d.subsec_nanos()) / 1e6
 }
 
 /// A duration in nanoseconds, saturating at `u64::MAX` (about 584 years) rather than wrapping.
@@ -201,5 +208,15 @@ mod tests {
     assert_eq!(duration_from_millis(f64::INFINITY), None);
     assert_eq!(duration_from_millis(1e300), None);
     assert!((millis(Duration::from_micros(2_500)) - 2.5).abs() < 1e-9);
+  }
+
+  #[test]
+  fn whole_milliseconds_make_the_round_trip_exactly() {
+    // The facade compares a budget that made the trip with the one it configured (the destroy reserve).
+    for ms in (0..100_000u32).chain([2_147_483_647, 4_294_967_295]) {
+      let ms = f64::from(ms);
+      assert_eq!(millis(duration_from_millis(ms).unwrap()), ms, "{ms} ms");
+    }
+    assert_eq!(millis(duration_from_millis(1000.5).unwrap()), 1000.5);
   }
 }
