@@ -738,7 +738,8 @@ class ShutdownManager extends EventEmitter {
       stillAliveReportDelay: this.#config.stillAliveReportDelay,
       // Each server on its own: beginning to close adds listeners to the server, which runs the application's
       // 'newListener' listeners; one that throws must neither stop a shutdown that has begun nor keep the
-      // other servers from closing. Its drain still runs (it closes what it can without those listeners).
+      // other servers from closing. Its drain still runs: its responses in flight and its idle connections
+      // close; requests that arrive during the delay may keep their connections open.
       onStart: () => {
         for (const server of this.#servers) {
           try {

@@ -275,6 +275,15 @@ class ServerTracker {
     // serves 'stream' into its compatibility API. A net.Server has no requests.
     const servesRequests = this.#http1 || (this.#http2 && this.#server.listenerCount('request') > 0)
     if (!servesRequests) return
+    // The responses in flight first: marking them adds no listener to the server, so an application's
+    // 'newListener' listener that throws below cannot keep them from closing their connections.
+    for (const socket of this.#sockets) {
+      // The response being written on this connection, if any (how Node's HTTP layer links the two).
+      // Requests pipelined behind it before now are not known here (Node queues their responses where
+      // nothing else can see them): a client that pipelines retries what a closed connection left unanswered.
+      const res = socket._httpMessage
+      if (res) closeLast(socket, res)
+    }
     this.#onRequestWhileClosing = (req, res) => req.httpVersionMajor < 2 && closeLast(req.socket, res)
     this.#server.prependListener('request', this.#onRequestWhileClosing)
     // Node hands a request that expects `100 Continue` (or another expectation) to these events instead of
@@ -290,13 +299,6 @@ class ServerTracker {
       const left = this.#server.listeners(event)
       if (left.length === 1 && left[0] === closing) this.#server.removeListener(event, closing)
     })
-    for (const socket of this.#sockets) {
-      // The response being written on this connection, if any (how Node's HTTP layer links the two).
-      // Requests pipelined behind it before now are not known here (Node queues their responses where
-      // nothing else can see them): a client that pipelines retries what a closed connection left unanswered.
-      const res = socket._httpMessage
-      if (res) closeLast(socket, res)
-    }
   }
 
   /** Takes off the listener beginClosing() added, from every event it added it to. */
