@@ -314,7 +314,7 @@ class ShutdownRun {
     // with gracefulShutdownTimeout, whatever a stop() joining it asked.
     this.#budgetMs = figures[START_BUDGET_MS]
     this.#reserveMs = this.#reserveFor(this.#budgetMs)
-    const delayMs = startNow || this.#fatal ? 0 : this.#delayFor(this.#budgetMs)
+    const delayMs = startNow || this.#fatal ? 0 : this.#delayFor(this.#budgetMs, this.#reserveMs)
     const mono = monotonicMs()
     this.#startedMono = mono - elapsedMs
     this.#deadlineMono = mono + remainingMs
@@ -394,8 +394,8 @@ class ShutdownRun {
   }
 
   /** The shutdown delay in a shutdown of `budgetMs`: it leaves the tasks their share besides the reserve. */
-  #delayFor(budgetMs) {
-    return Math.min(this.#shutdownDelay, Math.max(0, budgetMs - this.#reserveMs - budgetMs * MIN_TASK_SHARE))
+  #delayFor(budgetMs, reserveMs) {
+    return Math.min(this.#shutdownDelay, Math.max(0, budgetMs - reserveMs - budgetMs * MIN_TASK_SHARE))
   }
 
   #startFirstTasks(ready) {
