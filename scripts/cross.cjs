@@ -256,6 +256,7 @@ function toolchain() {
       // one a cut-off run left), the one unpacked could be any of them. Wheels of older layouts go too.
       const wheels = path.join(TOOLS, 'wheels', arch, MUSL_NODE_PIN)
       fs.rmSync(wheels, { recursive: true, force: true })
+      fs.mkdirSync(wheels, { recursive: true })
       for (const old of fs.readdirSync(path.dirname(wheels)).filter((f) => f.endsWith('.whl'))) {
         fs.rmSync(path.join(path.dirname(wheels), old))
       }
