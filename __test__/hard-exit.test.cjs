@@ -96,10 +96,12 @@ test(
     const fixture = start('unowned-stop.cjs', [10_000], { command: ['nice', '-n', '10'], killAfterMs: 20_000 })
     const r = await fixture.exited
     assert.equal(r.code, 124, r.stderr)
+    // Bounds against the 50 ms the slack would add, loose enough for a niced process on two busy cores (the
+    // full suite's other files run meanwhile): one CI run saw it miss a 5 ms bound there.
     const past = Number(/\(([\d.]+) ms past the deadline\)/.exec(r.stderr)?.[1])
-    assert.ok(past < 5, `the hard exit came ${past} ms past the deadline: ${r.stderr}`)
+    assert.ok(past < 20, `the hard exit came ${past} ms past the deadline: ${r.stderr}`)
     const probe = Number(/no answer to a probe sent ([\d.]+) ms before the deadline/.exec(r.stderr)?.[1])
-    assert.ok(probe >= 15, `the probe went out ${probe} ms before the deadline (20 planned): ${r.stderr}`)
+    assert.ok(probe >= 10, `the probe went out ${probe} ms before the deadline (20 planned): ${r.stderr}`)
   },
 )
 
