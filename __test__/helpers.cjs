@@ -145,6 +145,15 @@ function stalledPipe() {
   }
 }
 
+/** `promise`, or a rejection naming `what` if it has not settled within `ms`. */
+function within(ms, what, promise) {
+  let timer
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not done within ${ms} ms`)), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
 /** Resolves once `predicate()` holds, polling every 5 ms; rejects after `timeoutMs`. */
 async function waitFor(predicate, timeoutMs = 5000, what = 'a condition') {
   const giveUp = now() + timeoutMs
@@ -300,6 +309,7 @@ module.exports = {
   kill,
   run,
   waitFor,
+  within,
   eventNames,
   find,
   now,

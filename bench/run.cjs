@@ -22,7 +22,7 @@ const ONLY = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',
 
 ensureBenchDependencies()
 
-const { start, kill, loadedAddonFile } = require('../__test__/helpers.cjs')
+const { start, kill, loadedAddonFile, within } = require('../__test__/helpers.cjs')
 const { PEERS } = require('./adapters.cjs')
 const { TASKS, criticalPathMs, mustPrecede } = require('./reference-tasks.cjs')
 const { measureLoads } = require('./load-cost.cjs')
@@ -372,7 +372,7 @@ async function hardExitLateness(n, deadlineMs, giveUpMs) {
     if (past) own.push(Number(past[1]))
     floor.push((await floorExitOnce(deadlineMs)).lateness)
   }
-  return { ours: stats(ours), floor: stats(floor), own: stats(own), exited: ours.length, runs: n }
+  return { ours: stats(ours), floor: stats(floor), own: stats(own), hardExits: ours.length, runs: n }
 }
 
 // ---- 3. deadline precision with a blocked loop --------------------------------------------------------------
@@ -432,7 +432,7 @@ async function deadline() {
   // goal is the watchdog's addition to it, with the worst case bounded in absolute terms.
   // Every run of ours must be the hard exit itself (its task started, code 124, after the deadline), in all
   // three series: a run that ended some other way is a failure of the promise, not a sample to leave out.
-  const everyRunExited = [ours, idle, contended].every((r) => r && (r.hardExits ?? r.exited) === r.runs)
+  const everyRunExited = [ours, idle, contended].every((r) => r && r.hardExits === r.runs)
   const met =
     everyRunExited && idle.ours && idle.floor && idle.ours.median - idle.floor.median <= 1.5 && ours.worst < 50
   const floorRows = [
@@ -441,7 +441,7 @@ async function deadline() {
   ].flatMap(([machine, r]) => [
     [
       machine,
-      `titan-lifecycle (${r.exited} of ${r.runs} runs the hard exit)`,
+      `titan-lifecycle (${r.hardExits} of ${r.runs} runs the hard exit)`,
       ms(r.ours?.median),
       ms(r.ours?.worst),
       ratio(r.ours?.median, r.floor?.median),
@@ -770,15 +770,6 @@ async function drainIdle(library, count) {
     agent.destroy()
     probe.child.kill('SIGKILL')
   }
-}
-
-/** `promise`, or a rejection naming `what` if it has not settled within `ms`. */
-function within(ms, what, promise) {
-  let timer
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not done within ${ms} ms`)), ms)
-  })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }
 
 async function draining() {

