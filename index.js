@@ -16,6 +16,12 @@ const { existsSync, readFileSync, realpathSync } = require('node:fs')
 const path = require('node:path')
 
 // ---- the addon ---------------------------------------------------------------------------------------------
+//
+// The functions that run at every `require` (libc, loadNative, openedOrExplained, openAddon,
+// loadNativeAllowed) are written as parenthesized function expressions: V8 then compiles them with this
+// file, where a function declaration is only pre-parsed and parsed again when first called. Measured in
+// fresh processes (paired, Node 20): `require` about 0.1-0.16 ms faster, of 3 ms. The rare paths
+// (libcByReport, the errors) stay declarations, compiled only if they run.
 
 /** The platforms a binary is built for (package.json's napi.targets, by their package suffix). */
 const SHIPPED = ['linux-x64-gnu', 'linux-arm64-gnu', 'linux-x64-musl', 'linux-arm64-musl', 'darwin-x64', 'darwin-arm64']
@@ -29,7 +35,8 @@ const SHIPPED = ['linux-x64-gnu', 'linux-arm64-gnu', 'linux-x64-musl', 'linux-ar
  * allowed only where the service lives, the system's files cannot be looked at (`existsSync` throws
  * ERR_ACCESS_DENIED), and the report answers too.
  */
-function libc() {
+// biome-ignore format: parenthesized, so V8 compiles it with the file (see above)
+const libc = (function libc() {
   if (process.platform !== 'linux') return ''
   try {
     const musl = existsSync(`/lib/ld-musl-${process.arch === 'x64' ? 'x86_64' : 'aarch64'}.so.1`)
@@ -39,7 +46,7 @@ function libc() {
   } catch {
     return libcByReport()
   }
-}
+})
 
 /**
  * No ldd to read either, or no permission to look: Node's own report names the glibc it runs on, as npm
@@ -88,7 +95,8 @@ function unavailable(message, cause) {
  * `require`.
  * @returns {{ native: typeof import('./binding'), file: string }}
  */
-function loadNative() {
+// biome-ignore format: parenthesized, so V8 compiles it with the file (see above)
+const loadNative = (function loadNative() {
   const platform = `${process.platform}-${process.arch}${libc()}`
   if (!SHIPPED.includes(platform)) {
     throw unavailable(
@@ -118,7 +126,7 @@ function loadNative() {
       error,
     )
   }
-}
+})
 
 /**
  * Runs `open`; a binary that is there but cannot be opened (a truncated download, a system older than the
@@ -126,7 +134,8 @@ function loadNative() {
  * dynamic loader's own words are kept as the message's end and the error as its cause.
  * @param {() => { native: typeof import('./binding'), file: string }} open
  */
-function openedOrExplained(open, platform, packageName) {
+// biome-ignore format: parenthesized, so V8 compiles it with the file (see above)
+const openedOrExplained = (function openedOrExplained(open, platform, packageName) {
   try {
     return open()
   } catch (error) {
@@ -139,7 +148,7 @@ function openedOrExplained(open, platform, packageName) {
       error,
     )
   }
-}
+})
 
 /**
  * Opens the addon at `file` (a real path) as `require(file)` does once it has resolved it: through
@@ -149,7 +158,8 @@ function openedOrExplained(open, platform, packageName) {
  * policy is in force, `require` opens it, as it would have anyway.
  * @returns {{ native: typeof import('./binding'), file: string }}
  */
-function openAddon(file) {
+// biome-ignore format: parenthesized, so V8 compiles it with the file (see above)
+const openAddon = (function openAddon(file) {
   // Node's own module system: `module` is one of its Modules, whose cache require.cache is. Requiring
   // node:module to ask would cost `require` 0.2 ms (its first use from user code). Under Node 20's
   // `--experimental-policy`, `module.constructor` is hidden (since the policy bypasses fixed in 20.5.1),
@@ -166,10 +176,11 @@ function openAddon(file) {
   addon.loaded = true
   nodeRequire.cache[file] = addon
   return { native: addon.exports, file }
-}
+})
 
 /** The addon, with Node's refusal of every addon (`--no-addons`, the permission model) said in our terms. */
-function loadNativeAllowed() {
+// biome-ignore format: parenthesized, so V8 compiles it with the file (see above)
+const loadNativeAllowed = (function loadNativeAllowed() {
   try {
     return loadNative()
   } catch (error) {
@@ -180,7 +191,7 @@ function loadNativeAllowed() {
       error,
     )
   }
-}
+})
 
 const { native, file: nativeFile } = loadNativeAllowed()
 
