@@ -4,7 +4,9 @@
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { start, kill, eventNames, find } = require('./helpers.cjs')
+const fs = require('node:fs')
+const path = require('node:path')
+const { start, launch, kill, eventNames, find, scratchDirectory } = require('./helpers.cjs')
 
 for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
   test(`${signal} runs every task in order and exits 0`, async () => {
@@ -82,4 +84,50 @@ test("a stop() joining a shutdown a signal began natively keeps that shutdown's 
     assert.ok(workStarted >= delay - 5, `${label}: the stop task started ${workStarted.toFixed(0)} ms after the signal`)
     assert.equal(find(result.lines, 'stopped')?.exitCode, 0, label)
   }
+})
+
+test('the way from a signal to the first task compiles none of the package: the warm-up compiled it', async (t) => {
+  // V8 logs each function's compilation and first run; a function of index.js or lib/ compiled after the
+  // process went idle and before the task's handler ran was compiled on the signal's way (tens of µs each
+  // on a cold CPU: the dispatcher the native side calls was, until the warm-up went through it).
+  const logFile = path.join(scratchDirectory(t, 'warm-path'), 'v8.log')
+  const traced = launch([
+    process.execPath,
+    '--log-function-events',
+    '--no-logfile-per-isolate',
+    `--logfile=${logFile}`,
+    path.join(__dirname, 'fixtures', 'warm-path.cjs'),
+  ])
+  await traced.ready
+  kill(traced.child, 'SIGTERM')
+  const { code, lines, stderr } = await traced.exited
+  assert.equal(code, 0, stderr)
+  assert.ok(find(lines, 'task-start', { id: 'first' }), 'the task ran')
+
+  // Parsing and making bytecode. Not 'first-execution': newer V8 logs it when a function gets its feedback
+  // vector, which can come on a later call, after any compilation.
+  const FIRST_COMPILE = new Set(['full-parse', 'parse-function', 'interpreter'])
+  const root = path.join(__dirname, '..')
+  const ours = (url) => url === path.join(root, 'index.js') || url.startsWith(path.join(root, 'lib') + path.sep)
+  const scripts = new Map() // script id -> url
+  const events = [] // { kind, script, name } in the order V8 logged them
+  for (const line of fs.readFileSync(logFile, 'utf8').split('\n')) {
+    const fields = line.split(',')
+    if (fields[0] === 'script-details') scripts.set(fields[1], fields[2])
+    // function,<event>,<script>,<start>,<end>,<ms>,<timestamp>,<name>
+    else if (fields[0] === 'function')
+      events.push({ kind: fields[1], script: fields[2], name: fields.slice(7).join(',') })
+  }
+  // A function is compiled to bytecode ('interpreter') on its first call: that marks each moment.
+  const from = events.findIndex((e) => e.kind === 'interpreter' && e.name === 'idleUntilTheSignal')
+  const to = events.findIndex((e) => e.kind === 'interpreter' && e.name === 'firstTaskHandler')
+  assert.ok(from >= 0 && to > from, `the log marks the idle moment and the handler (${from}, ${to})`)
+  // The log names the package's scripts (the check below could not fail without them).
+  assert.ok([...scripts.values()].some(ours), 'the log names index.js and lib/')
+  const compiledOnTheWay = events
+    .slice(from + 1, to)
+    // A first compilation; optimizing tiers that V8 versions time differently are not what this is about.
+    .filter((e) => FIRST_COMPILE.has(e.kind) && ours(scripts.get(e.script) ?? ''))
+    .map((e) => `${e.kind} ${e.name}`)
+  assert.deepEqual(compiledOnTheWay, [])
 })
