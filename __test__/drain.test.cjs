@@ -10,7 +10,7 @@ const assert = require('node:assert/strict')
 const http = require('node:http')
 const http2 = require('node:http2')
 const net = require('node:net')
-const { start, kill, find, now, needs, waitFor } = require('./helpers.cjs')
+const { start, kill, find, now, needs, waitFor, within } = require('./helpers.cjs')
 const { ShutdownManager } = require('..')
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -167,6 +167,83 @@ test('an application listener that throws as the shutdown begins closing a serve
     assert.ok(find(result.lines, 'event', { event: 'shutdown:task:complete', taskId }), `'${taskId}' drained`)
   }
   assert.ok(find(result.lines, 'task-end', { id: 'db' }), 'the destroy phase ran')
+})
+
+test('a server whose close() an application listener breaks still stops listening, with a warning', async (t) => {
+  // http.Server#close() adds its callback as a 'close' listener before it closes the listening socket: an
+  // application's 'newListener' listener that threw there left the server accepting after a drain that
+  // reported success.
+  const server = http.createServer((req, res) => res.end('ok'))
+  const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false, logger: { error() {} } })
+  manager.trackServer(server, { id: 'web' })
+  server.on('newListener', () => {
+    if (manager.isShuttingDown) throw new Error('newListener hook failed')
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  // A failed check must not leave the test process held by a server still listening.
+  t.after(() => server.listening && server.close())
+  const { port } = server.address()
+  const warnings = []
+  const onWarning = (warning) => warnings.push(warning)
+  process.on('warning', onWarning)
+  t.after(() => process.removeListener('warning', onWarning))
+  const result = await manager.stop({ timeout: 2000 })
+  assert.equal(result.tasks.find((task) => task.id === 'web')?.status, 'succeeded')
+  assert.equal(server.listening, false, 'the server no longer listens')
+  const refused = await new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1')
+    socket.on('connect', () => resolve(socket.destroy() && 'connected'))
+    socket.on('error', (error) => resolve(error.code))
+  })
+  assert.equal(refused, 'ECONNREFUSED')
+  await waitFor(() => warnings.length > 0, 2000, 'the warning')
+  assert.equal(warnings[0].code, 'TITAN_LIFECYCLE_SERVER_CLOSE')
+  assert.match(warnings[0].message, /server 'web' could not be closed with a callback \(newListener hook failed\)/)
+})
+
+test('a response still being written when the drain starts, or ending during it, reaches its client whole', async (t) => {
+  // Node's closeIdleConnections() (which close() runs too) takes a connection whose response has ended for
+  // idle, though the body is still being written, and destroys it: a slow client's download was cut.
+  const SIZE = 8 * 1024 * 1024
+  const body = Buffer.alloc(SIZE, 97)
+  const server = http.createServer((req, res) => {
+    res.setHeader('Content-Length', SIZE)
+    if (req.url === '/now') res.end(body)
+    else setTimeout(() => res.end(body), 150)
+  })
+  const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false })
+  manager.trackServer(server, { id: 'web', drainTimeout: 20_000 })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => {
+    server.closeAllConnections()
+    if (server.listening) server.close()
+  })
+  const { port } = server.address()
+  // A client that reads slowly, so the server's writes wait on it; resolves with the bytes it got.
+  const download = (path, onFirstBytes = () => {}) =>
+    new Promise((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`))
+      let received = 0
+      socket.on('data', (chunk) => {
+        if (received === 0) onFirstBytes()
+        received += chunk.length
+        socket.pause()
+        setTimeout(() => socket.resume(), 2)
+      })
+      socket.on('close', () => resolve(received))
+    })
+  const endingLater = download('/later')
+  let stopped
+  const underWay = download('/now', () => {
+    stopped = manager.stop({ timeout: 30_000 })
+  })
+  const [nowBytes, laterBytes] = await within(20_000, 'the two downloads', Promise.all([underWay, endingLater]))
+  // The body and its headers (about 100 bytes).
+  assert.ok(nowBytes > SIZE && nowBytes < SIZE + 300, `the response under way at the drain: ${nowBytes} bytes`)
+  assert.ok(laterBytes > SIZE && laterBytes < SIZE + 300, `the response ended during the drain: ${laterBytes} bytes`)
+  const result = await stopped
+  assert.equal(result.tasks.find((task) => task.id === 'web')?.status, 'succeeded')
+  assert.equal(server.listening, false)
 })
 
 test('a drain and a stop task that never end still leave the destroy phase its reserve before the deadline', async () => {

@@ -340,7 +340,10 @@ class ServerTracker {
         this.#handshaking.size === 0
       const check = () => {
         if (this.#http1) {
-          server.closeIdleConnections()
+          // Not while a response is still being written (see #writingOut): its connection closes after it
+          // (Connection: close), and the idle ones at the first sweep after (or by the client's next request,
+          // which is answered and closes its connection).
+          if (!this.#writingOut()) server.closeIdleConnections()
           this.#closeUnused(this.#sockets)
         } else if (this.#http2) {
           this.#closeIdleHttp1Fallback()
@@ -361,13 +364,27 @@ class ServerTracker {
       this.#onGone = () => serverClosed && done() && finish()
       // Stop accepting. The callback comes when the server's own count of connections is zero (or at once,
       // with an error, if it was not listening: fine, nothing more can arrive).
-      try {
-        server.close(() => {
-          serverClosed = true
-          check()
-        })
-      } catch {
+      const closed = () => {
         serverClosed = true
+        check()
+      }
+      try {
+        // An HTTP server's close() first closes its idle connections, among them one whose response is still
+        // being written: then only the listening socket closes here, and the sweep does the rest when it can.
+        // (Node's timer that checks its connections' timeouts then stays until the process ends: unref'd,
+        // and it finds no connection to check.)
+        if (this.#http1 && this.#writingOut()) net.Server.prototype.close.call(server, closed)
+        else server.close(closed)
+      } catch (error) {
+        // close() adds its callback as a 'close' listener before it closes the listening socket: an
+        // application's 'newListener' listener that throws there left the server listening. It closes
+        // without a callback; the drain's own count of connections says when it is done.
+        if (server.listening) net.Server.prototype.close.call(server)
+        serverClosed = true
+        process.emitWarning(
+          `server '${this.#id}' could not be closed with a callback (${describeMessage(error)}); closed without one`,
+          { type: 'TitanLifecycleWarning', code: 'TITAN_LIFECYCLE_SERVER_CLOSE' },
+        )
       }
       for (const session of this.#sessions.keys()) goAway(session)
       for (const [socket, req] of this.#upgraded) this.#handOver(socket, req)
@@ -377,6 +394,19 @@ class ServerTracker {
       timer = setTimeout(cut, Math.max(0, timeoutMs))
       check()
     })
+  }
+
+  /**
+   * Whether a response has ended but is still being written out on one of the connections. Node's
+   * closeIdleConnections() takes such a connection for idle (its request was read, its response ended)
+   * and destroys it, cutting the rest of the body: a large download on a slow client, measured 3.9 of 8 MB.
+   */
+  #writingOut() {
+    for (const socket of this.#sockets) {
+      const res = socket._httpMessage
+      if (res?.writableEnded && !res.writableFinished) return true
+    }
+    return false
   }
 
   /** Hands an upgraded connection to `closeUpgraded`, whose throw is a warning: the drain goes on. */
