@@ -43,8 +43,8 @@ pub struct Wake {
 
 /// The watchdog's next wake: the earlier of the guard's next check and `others` (what else is due:
 /// deadlines, probes, a signal's fallback, ...). Only a slow check may come late, and never past `others`,
-/// which keep the thread's default slack (the watchdog also wakes ahead of the kernel's own, see
-/// `ahead_of_kernel_slack` in `watchdog`).
+/// which keep the thread's default slack: the leeway is at most the time between the two, and
+/// `timed_wait` in `watchdog` drops a leeway the kernel's own estimate of a long wait would exceed.
 pub fn next_wake(guard: Option<&GuardSchedule>, others: Option<MonoTime>) -> Wake {
   match (guard.and_then(|g| g.next.map(|next| (next, g.leeway()))), others) {
     (Some((check, leeway)), others) if others.is_none_or(|other| check < other) => Wake {

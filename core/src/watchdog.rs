@@ -27,7 +27,9 @@
 //! patience: notifications go through a weak, non-blocking threadsafe function.
 //!
 //! Thread-safety: this is an ordinary thread, not a signal handler, so it may allocate and lock. It holds
-//! its own state lock only to copy out of it, never while taking a session's record lock, and at exit it
+//! its own state lock to copy out of it and to work out its next wake-up (which reads `js_stack`'s
+//! availability and systemd's next extension, each under a lock of its own that no holder of them keeps
+//! while taking this one), never while taking a session's record lock, and at exit it
 //! only *tries* the record lock for a few milliseconds, so nothing JavaScript does can delay an exit. The
 //! other locks the hard exit takes are held by their other users only for a copy or one non-blocking call,
 //! never across anything that can wait: `Session::report_target` (set or cloned), `v8`'s `MAIN_ISOLATE`
@@ -280,11 +282,7 @@ fn run(watchdog: &'static Watchdog) {
   let mut slack = Duration::ZERO;
   loop {
     let (timeout, leeway) = next_wake(watchdog, MonoTime::now());
-    let timeout = if leeway.is_zero() {
-      timeout.map(ahead_of_kernel_slack)
-    } else {
-      timeout
-    };
+    let (timeout, leeway) = timed_wait(timeout, leeway);
     if leeway != slack {
       set_timer_slack(leeway);
       slack = leeway;
@@ -357,11 +355,32 @@ const MAX_KERNEL_SLACK: Duration = Duration::from_millis(100);
 /// So a long wait is cut short by that much, and the rest is a second, short wait. Waits under 200 ms
 /// (at most 1 ms late) are left as they are, so the stall probes' 50 ms do not wake the thread twice.
 fn ahead_of_kernel_slack(timeout: Duration) -> Duration {
-  let kernel_slack = (timeout / 200).min(MAX_KERNEL_SLACK);
+  let kernel_slack = kernel_slack(timeout);
   if kernel_slack < Duration::from_millis(1) {
     timeout
   } else {
     timeout - kernel_slack
+  }
+}
+
+/// How late Linux may end a `poll` of `timeout` by its own estimate, in a niced process (the larger case).
+fn kernel_slack(timeout: Duration) -> Duration {
+  (timeout / 200).min(MAX_KERNEL_SLACK)
+}
+
+/// What `poll` is asked for, and the timer slack to set, to wake `timeout` from now and no later than
+/// `leeway` after it (`next_wake`: the guard's check may come late, never past what is due after it). The
+/// kernel adds its own estimate whatever the slack, so a leeway smaller than that estimate bounds nothing:
+/// such a wait ends where the leeway would, with no leeway and ahead of the kernel's slack (the check
+/// then comes at most `leeway` late; a wait that ends early is followed by a short one). Without a
+/// leeway, a long wait ends ahead of the kernel's slack as well.
+fn timed_wait(timeout: Option<Duration>, leeway: Duration) -> (Option<Duration>, Duration) {
+  match timeout {
+    Some(timeout) if leeway < kernel_slack(timeout) || leeway.is_zero() => (
+      Some(ahead_of_kernel_slack(timeout.saturating_add(leeway))),
+      Duration::ZERO,
+    ),
+    _ => (timeout, leeway),
   }
 }
 
@@ -674,7 +693,7 @@ fn check_deadlines(watchdog: &Watchdog, now: MonoTime) {
   for session in armed {
     let is_owner = owner.as_ref().is_some_and(|o| Arc::ptr_eq(o, &session));
     let Some(at) = session.armed_deadline() else {
-      forget(watchdog, &session);
+      forget(watchdog, &session, None);
       continue;
     };
     if is_owner {
@@ -699,7 +718,7 @@ fn check_deadlines(watchdog: &Watchdog, now: MonoTime) {
       }
     };
     let Some(code) = session.hard_exit_code() else {
-      forget(watchdog, &session);
+      forget(watchdog, &session, Some(at));
       continue;
     };
     // A loop that did not even answer the probe will not emit the hard-exit events either: do not wait.
@@ -726,14 +745,37 @@ fn ask_for_stack(session: &Session, asked: &Exchange, now: MonoTime) {
   }
 }
 
-fn forget(watchdog: &Watchdog, session: &Arc<Session>) {
-  watchdog.state().armed.retain(|s| !Arc::ptr_eq(s, session));
+/// Takes `session` off the watch list, unless its deadline has changed since it was read as `seen`: read
+/// again under the state lock, which `watch` takes after arming. A session disarmed and armed again
+/// meanwhile (a finished stop(), then a signal) found itself still listed in `watch` and was not added;
+/// removed here after that, its new deadline was never enforced.
+fn forget(watchdog: &Watchdog, session: &Arc<Session>, seen: Option<MonoTime>) {
+  let mut state = watchdog.state();
+  if session.armed_deadline() == seen {
+    state.armed.retain(|s| !Arc::ptr_eq(s, session));
+  }
 }
 
-/// Writes the report and ends the process. Never returns.
+/// Writes the report and ends the process. Never returns: a panic while reporting still ends in `_exit`
+/// (unwinding into the watchdog's turn, it would try again every turn, a busy loop that never exits).
 fn hard_exit(session: &Session, code: i32) -> ! {
   // The bounded waits below are kept to the default slack, whatever the guard's leeway was this turn.
   set_timer_slack(Duration::ZERO);
+  let reported = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| report_hard_exit(session, code)));
+  if reported.is_err() {
+    exit_write::write_stderr_bounded(
+      b"titan-lifecycle: internal error writing the hard-exit report; exiting anyway\n",
+      exit_write::EXIT_WRITE_BUDGET,
+    );
+  }
+  uv::reset_tty();
+  // SAFETY: `_exit` ends the process at once. `exit` would run C++ static destructors under a live V8 from
+  // this side thread, which is a known crash.
+  unsafe { libc::_exit(code) }
+}
+
+/// The hard exit's work before `_exit`: the tracked children killed, where the loop is stuck, the report.
+fn report_hard_exit(session: &Session, code: i32) {
   // The tracked children first: whatever else this exit runs into, none of them outlives it.
   let children_killed = children::kill_all(libc::SIGKILL);
   // Where a blocked loop is stuck: the stack V8 captured, or what the main thread waits in; and, now that
@@ -797,10 +839,6 @@ fn hard_exit(session: &Session, code: i32) -> ! {
   }
   // Bounded: a stderr nobody reads must not hold the exit.
   exit_write::write_stderr_bounded(text.as_bytes(), exit_write::EXIT_WRITE_BUDGET);
-  uv::reset_tty();
-  // SAFETY: `_exit` ends the process at once. `exit` would run C++ static destructors under a live V8 from
-  // this side thread, which is a known crash.
-  unsafe { libc::_exit(code) }
 }
 
 /// Where a blocked loop was found.
@@ -911,5 +949,63 @@ mod tests {
       ahead_of_kernel_slack(Duration::from_secs(3_600)),
       Duration::from_secs(3_600) - ms(100)
     );
+  }
+
+  #[test]
+  fn a_session_armed_again_after_it_was_read_disarmed_stays_watched() {
+    let watchdog = Watchdog {
+      wake_read: -1,
+      state: Mutex::new(State::default()),
+    };
+    let session = Session::new(Some(124));
+    watchdog.state().armed.push(session.clone());
+    // The watchdog read the session disarmed; meanwhile it was armed again, and `watch` found it listed.
+    assert!(session.set_deadline(Deadline::new(MonoTime::now(), Duration::from_secs(5))));
+    forget(&watchdog, &session, None);
+    assert_eq!(
+      watchdog.state().armed.len(),
+      1,
+      "armed again, it is still watched"
+    );
+    // Read disarmed and still disarmed: taken off.
+    session.disarm();
+    forget(&watchdog, &session, None);
+    assert!(watchdog.state().armed.is_empty());
+  }
+
+  #[test]
+  fn a_wait_with_a_leeway_ends_within_it_whatever_the_kernel_adds() {
+    let ms = Duration::from_millis;
+    // The latest the kernel may end a wait of `wait` with timer slack `slack`: its own estimate or the slack.
+    let latest = |wait: Duration, slack: Duration| wait + slack.max(kernel_slack(wait));
+    for timeout in [
+      ms(200),
+      ms(1_000),
+      ms(4_500),
+      ms(30_000),
+      Duration::from_secs(3_600),
+    ] {
+      for leeway in [ms(1), ms(10), ms(22), ms(23), ms(100), ms(500)] {
+        let (wait, slack) = timed_wait(Some(timeout), leeway);
+        let wait = wait.expect("a timeout stays a timeout");
+        assert!(
+          latest(wait, slack) <= timeout + leeway,
+          "{timeout:?} with {leeway:?} of leeway may end {:?} late",
+          latest(wait, slack) - timeout
+        );
+      }
+    }
+    // The guard's slow check (500 ms of leeway on a wait of seconds): the slack alone, one wake-up.
+    assert_eq!(timed_wait(Some(ms(4_500)), ms(500)), (Some(ms(4_500)), ms(500)));
+    // No leeway: ahead of the kernel's slack, as before.
+    assert_eq!(
+      timed_wait(Some(ms(5_000)), Duration::ZERO),
+      (Some(ms(4_975)), Duration::ZERO)
+    );
+    assert_eq!(
+      timed_wait(Some(ms(50)), Duration::ZERO),
+      (Some(ms(50)), Duration::ZERO)
+    );
+    assert_eq!(timed_wait(None, Duration::ZERO), (None, Duration::ZERO));
   }
 }
