@@ -10,9 +10,9 @@
 //!   mask deadlocks when a nested signal re-enters libuv's handler) and chains to what it displaced, so other
 //!   code's JavaScript listeners still receive each signal once.
 //! - [`reassert`] takes the slot back if other code displaced us, and chains to the displacer when that is
-//!   safe. It runs once per event-loop turn on the main thread (a displacement made there, such as Node's own
-//!   when `vm`'s `breakOnSigint` ends, is undone before the loop waits again), and from the watchdog's guard
-//!   for displacements made on other threads.
+//!   safe. It runs on the main thread from the event loop's turns, at most once a millisecond (a displacement
+//!   made there, such as Node's own when `vm`'s `breakOnSigint` ends, is undone within 1 ms, see
+//!   `main_loop`), and from the watchdog's guard for displacements made on other threads.
 //!
 //! The chain of each signal is published whole (see [`handler::Chain`]); a handler already in it is never
 //! adopted again, and the slot is taken with `sigaction`'s out-parameter, so what was displaced at that very
@@ -210,7 +210,8 @@ pub fn uninstall(signo: c_int) {
 }
 
 /// Takes back every owned slot that other code displaced. Returns what it found. Runs on the main thread
-/// once per loop turn and on the watchdog thread (about 0.2 µs per signal when nothing changed).
+/// from the loop's turns (at most once a millisecond, see `main_loop`) and on the watchdog thread (about
+/// 0.2 µs per signal when nothing changed).
 ///
 /// It holds the ownership lock throughout: without it, a `release` on the main thread could restore
 /// libuv's handler between our check and our re-install, and we would take back a slot we no longer own.
