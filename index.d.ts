@@ -152,7 +152,7 @@ export interface TrackServerOptions {
   drainTimeout?: number
   /**
    * Called for each upgraded (WebSocket) connection when the drain starts, and for one upgraded while it
-   * runs, e.g. to send a close frame.
+   * runs, e.g. to send a close frame. It may be async; what it throws or rejects with is a warning.
    */
   closeUpgraded?(socket: Duplex, request: IncomingMessage): void
 }

@@ -271,6 +271,42 @@ test('a drain and a stop task that never end still leave the destroy phase its r
   assert.ok((await hanging).error, 'the hanging request was cut')
 })
 
+test('an async closeUpgraded that rejects is warned of as a throw is, and leaves no unhandled rejection', async (t) => {
+  const server = http.createServer((req, res) => res.end('ok'))
+  server.on('upgrade', (req, socket) => socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\n\r\n'))
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => server.listening && server.close())
+  const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false, logger: { error() {} } })
+  manager.trackServer(server, {
+    drainTimeout: 200,
+    closeUpgraded: async () => {
+      throw new Error('socket already gone')
+    },
+  })
+  const client = net.connect(server.address().port, '127.0.0.1')
+  let switched = ''
+  client.setEncoding('utf8').on('data', (chunk) => (switched += chunk))
+  client.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n')
+  await waitFor(() => switched.includes('101'), 5000, 'the upgrade')
+  const warnings = []
+  const unhandled = []
+  const onWarning = (warning) => warnings.push(warning)
+  const onUnhandled = (reason) => unhandled.push(reason)
+  process.on('warning', onWarning)
+  process.on('unhandledRejection', onUnhandled)
+  t.after(() => {
+    process.off('warning', onWarning)
+    process.off('unhandledRejection', onUnhandled)
+  })
+  const result = await manager.stop()
+  const web = result.tasks.find((task) => task.id === 'http-server')
+  assert.equal(web.error?.code, 'ERR_DRAIN_TIMEOUT', 'the drain cut the connection closeUpgraded left open')
+  await sleep(20) // warnings are emitted on the next tick, unhandled rejections after the microtasks
+  assert.deepEqual(unhandled, [])
+  const warning = warnings.find((w) => w.code === 'TITAN_LIFECYCLE_CLOSE_UPGRADED')
+  assert.match(warning?.message ?? '', /closeUpgraded threw for server 'http-server': socket already gone/)
+})
+
 test('a closeUpgraded that throws something unprintable is warned of, and the drain still cuts what is left', async () => {
   const server = http.createServer((req, res) => res.end('ok'))
   server.on('upgrade', (req, socket) => socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\n\r\n'))

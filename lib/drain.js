@@ -409,16 +409,22 @@ class ServerTracker {
     return false
   }
 
-  /** Hands an upgraded connection to `closeUpgraded`, whose throw is a warning: the drain goes on. */
+  /**
+   * Hands an upgraded connection to `closeUpgraded`, whose throw, or rejection if it is async, is a warning:
+   * the drain goes on (an async one's rejection was left unhandled, which ended the process with code 1).
+   */
   #handOver(socket, req) {
     if (!this.#closeUpgraded) return
-    try {
-      this.#closeUpgraded(socket, req)
-    } catch (error) {
+    const warn = (error) =>
       process.emitWarning(`closeUpgraded threw for server '${this.#id}': ${describeMessage(error)}`, {
         type: 'TitanLifecycleWarning',
         code: 'TITAN_LIFECYCLE_CLOSE_UPGRADED',
       })
+    try {
+      const result = this.#closeUpgraded(socket, req)
+      if (typeof result?.then === 'function') result.then(undefined, warn)
+    } catch (error) {
+      warn(error)
     }
   }
 
