@@ -224,6 +224,26 @@ const scenarios = [
       return { observed: `${outcome(result)} (control: ignored SIGTERM)` }
     },
   },
+  {
+    id: 'reused-pid',
+    title: "a tracked child whose 'exit' listeners the application took off exits, and its pid is reused",
+    expect: 'the hard exit leaves the process that now has the pid alone (no SIGKILL sent), exit 124',
+    async run({ node }) {
+      // A PID namespace of its own, whose first process is a shell (not node, which would be the parent of
+      // every orphan): the fixture gives the child's pid, once free, to a process that is not its own.
+      const command = ['unshare', '--pid', '--fork', '--mount-proc', 'sh', '-c', '"$@"; exit $?', 'sh']
+      const child = start(path.join(MAIN_FIXTURES, 'children.cjs'), ['reused-pid', '3000'], { node, command })
+      const readyLine = await child.ready
+      assert.ok(readyLine, `did not start under unshare (root is needed):\n${child.output().stderr}`)
+      assert.equal(readyLine.victim, readyLine.child, 'the pid went to the process the fixture started')
+      assert.equal(readyLine.tracked, 1, 'the child is still tracked natively (the scenario happened)')
+      const result = await child.exited
+      assert.equal(result.code, 124, result.stderr)
+      assert.match(result.stderr, /hard exit/i)
+      assert.doesNotMatch(result.stderr, /sent SIGKILL/, 'a signal went to the pid the system had reused')
+      return { observed: `exit ${result.code}, pid ${readyLine.child} reused and left alone` }
+    },
+  },
   ...[
     ['signal-storm-escalate', {}, 'exits at the second signal with 128 + its number (130 or 143); never hangs'],
     [

@@ -82,14 +82,19 @@ pub fn forget(target: Target) -> bool {
   })
 }
 
-/// Sends `signo` to every tracked child and group; returns how many were still there to receive it (an
-/// exited child not reaped yet counts: only `/proc` could tell). A target tracked twice (two tasks) holds
-/// two entries: it is signalled and counted once, as the hard-exit report says how many it killed.
+/// Sends `signo` to every tracked child that still runs and every tracked group; returns how many it
+/// reached. A target tracked twice (two tasks) holds two entries: it is signalled and counted once, as the
+/// hard-exit report says how many it killed.
 ///
-/// Signal context: atomic loads, a 1 KB array on the stack and `kill(2)`. Entries stay tracked (the
-/// process is about to end). What was signalled is remembered rather than looked for again in the table:
-/// a target tracked again meanwhile, into a slot already passed, must not make its later entry look like
-/// one already signalled.
+/// A child is signalled only while it is this process's child and has not exited ([`is_running_child`]):
+/// its entry goes when JavaScript hears it exit, but an application that took the child's 'exit' listeners
+/// off left it tracked after Node reaped it, and the system may have given its pid to another process
+/// since. A group is signalled while any member is left: its id cannot be reused while it has one.
+///
+/// Signal context: atomic loads, a 1 KB array on the stack, `waitid(2)` (without waiting or reaping) and
+/// `kill(2)`. Entries stay tracked (the process is about to end). What was signalled is remembered rather
+/// than looked for again in the table: a target tracked again meanwhile, into a slot already passed, must
+/// not make its later entry look like one already signalled.
 pub fn kill_all(signo: i32) -> usize {
   let mut signalled = [0i32; CAPACITY];
   let mut count = 0;
@@ -101,12 +106,35 @@ pub fn kill_all(signo: i32) -> usize {
     }
     signalled[count] = raw;
     count += 1;
+    if raw > 0 && !is_running_child(raw) {
+      continue;
+    }
     // SAFETY: kill(2) has no memory preconditions; `raw` is a pid or a negated pgid, never 0 or -1.
     if unsafe { libc::kill(raw, signo) } == 0 {
       reached += 1;
     }
   }
   reached
+}
+
+/// Whether `pid` is a child of this process that has not exited. `waitid` neither waits (`WNOHANG`) nor
+/// reaps (`WNOWAIT`: Node's own wait still finds the child): it fails with ECHILD for a pid that is no child
+/// of ours (one already reaped, or a pid the system has given to another process since), and names the
+/// child only once it has exited. Signal context: one system call; errno is the caller's to keep.
+pub fn is_running_child(pid: i32) -> bool {
+  // SAFETY: an all-zero siginfo_t is a valid value to be written into.
+  let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+  // SAFETY: `info` is a valid, writable siginfo_t; with WNOHANG the call does not block.
+  let status = unsafe {
+    libc::waitid(
+      libc::P_PID,
+      pid as libc::id_t,
+      &mut info,
+      libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+    )
+  };
+  // SAFETY: waitid filled `info` (zeroed, so a child still running reads as pid 0).
+  status == 0 && unsafe { info.si_pid() } == 0
 }
 
 /// Whether any process of group `pgid` is still running. A member that has exited but was not reaped yet
@@ -200,6 +228,27 @@ mod tests {
       assert!(zombie, "a group of zombies counts as empty");
     }
     assert!(!group_alive(pgid), "reaped: gone everywhere");
+  }
+
+  #[test]
+  fn a_child_runs_until_it_exits_and_a_pid_that_is_no_child_of_ours_never_does() {
+    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+    let pid = child.id() as i32;
+    assert!(is_running_child(pid));
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    // Exited, not reaped yet: no longer running, and still there to be reaped (WNOWAIT took nothing).
+    let exited = (0..400).any(|_| {
+      std::thread::sleep(std::time::Duration::from_millis(5));
+      !is_running_child(pid)
+    });
+    assert!(exited, "an exited child is not running");
+    assert!(child.wait().is_ok(), "its exit is still there to be reaped");
+    assert!(!is_running_child(pid), "reaped: no child of ours");
+    // A process that is not our child (our parent, the first process) is never taken for one.
+    // SAFETY: getppid has no preconditions.
+    assert!(!is_running_child(unsafe { libc::getppid() }));
+    assert!(!is_running_child(1));
   }
 
   #[test]

@@ -9,9 +9,9 @@
 //!
 //! Everything marked "signal context" below runs inside the handler, on whichever thread the kernel picked,
 //! possibly interrupting any code of that thread. It may only read and write atomics, call `clock_gettime`,
-//! `getppid`, `gettid` (a raw syscall), `kill(2)` (the tracked children, `children::kill_all`), the bounded
-//! writes of `exit_write`, `uv_tty_reset_mode` (documented by libuv as async-signal-safe) and `_exit(2)`,
-//! and call the chained handlers. No allocation, no lock, no
+//! `getppid`, `gettid` (a raw syscall), `waitid(2)` and `kill(2)` (the tracked children,
+//! `children::kill_all`), the bounded writes of `exit_write`, `uv_tty_reset_mode` (documented by libuv as
+//! async-signal-safe) and `_exit(2)`, and call the chained handlers. No allocation, no lock, no
 //! thread-local storage (TLS in a dlopen'ed library can allocate on first use), no panic. The other
 //! functions here run on the main or the watchdog thread and say so.
 //!
@@ -558,7 +558,7 @@ fn call_chain(
 
 /// Kills the tracked children, writes one line and `_exit`s with the second-signal code. Never returns.
 ///
-/// Signal context: `children::kill_all` (atomics and `kill(2)`); the line is assembled in a stack buffer
+/// Signal context: `children::kill_all` (atomics, `waitid(2)` and `kill(2)`); the line is assembled in a stack buffer
 /// and written within a bounded budget (a stalled stderr cannot hold the exit), then `uv_tty_reset_mode`
 /// and `_exit(2)`.
 fn exit_on_second_signal(signo: c_int) -> ! {
