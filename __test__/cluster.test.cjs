@@ -122,27 +122,32 @@ test('trackCluster outside a primary is refused with ERR_NOT_CLUSTER_PRIMARY', a
   assert.equal(result.status, 0, result.stderr)
 })
 
-test('workers still starting are not left deaf: one without a manager yet ends, one not listening yet shuts down', async () => {
-  // The message reaches only a worker whose manager exists: one still starting (an async bootstrap, an ES
-  // module still loading) would have waited for SIGKILL at the timeout. A worker not listening yet gets
-  // SIGTERM instead: its manager owns it if it has one, and without one the worker ends at once.
-  const primary = start('cluster-service.cjs', ['starting', '3000'])
-  const { workers } = await primary.ready
-  const signalledAt = Date.now()
-  kill(primary.child, 'SIGTERM')
-  const { code, lines, stderr } = await primary.exited
-  const tookMs = Date.now() - signalledAt
-  assert.equal(code, 0, stderr)
-  assert.ok(tookMs < 2000, `the primary took ${tookMs} ms, as long as its 3 s timeout would be`)
-  assert.ok(!find(lines, 'event', { event: 'shutdown:task:error' }), 'no worker needed SIGKILL')
-  const shutdowns = lines.filter((l) => l.kind === 'worker-shutdown')
-  assert.deepEqual(
-    shutdowns.map((l) => l.reason),
-    ['SIGTERM'],
-    'the worker with a manager shut down on SIGTERM; the one without ended',
-  )
-  assert.deepEqual(workers.filter(isRunning), [])
-})
+for (const mode of ['starting', 'starting-tracked-late']) {
+  test(`workers still starting are not left deaf: one without a manager yet ends, one not listening yet shuts down${
+    mode === 'starting' ? '' : ' (forked before trackCluster)'
+  }`, async () => {
+    // The message reaches only a worker whose manager exists: one still starting (an async bootstrap, an ES
+    // module still loading) would have waited for SIGKILL at the timeout. A worker not listening yet gets
+    // SIGTERM instead: its manager owns it if it has one, and without one the worker ends at once. Workers
+    // forked before trackCluster were always sent the message, whatever their state.
+    const primary = start('cluster-service.cjs', [mode, '3000'])
+    const { workers } = await primary.ready
+    const signalledAt = Date.now()
+    kill(primary.child, 'SIGTERM')
+    const { code, lines, stderr } = await primary.exited
+    const tookMs = Date.now() - signalledAt
+    assert.equal(code, 0, stderr)
+    assert.ok(tookMs < 2000, `the primary took ${tookMs} ms, as long as its 3 s timeout would be`)
+    assert.ok(!find(lines, 'event', { event: 'shutdown:task:error' }), 'no worker needed SIGKILL')
+    const shutdowns = lines.filter((l) => l.kind === 'worker-shutdown')
+    assert.deepEqual(
+      shutdowns.map((l) => l.reason),
+      ['SIGTERM'],
+      'the worker with a manager shut down on SIGTERM; the one without ended',
+    )
+    assert.deepEqual(workers.filter(isRunning), [])
+  })
+}
 
 for (const [keys, signal, signals] of [
   ['Ctrl-C', 'SIGINT', undefined],

@@ -38,14 +38,23 @@ class ClusterTracker {
   #stops = []
   #stopped = false
   #onFork = (worker) => this.#add(worker, monotonicMs())
-  /** worker.id -> when the 'fork' event came (workers forked before trackCluster are not in it). */
+  /**
+   * worker.id -> when the 'fork' event came, or, for a worker forked before trackCluster and not listening
+   * yet then, when it was tracked (it may be starting as well: see #ask).
+   */
   #forkedAt = new Map()
 
   /** @param {{ message: string, onError: (error: unknown) => void }} options `onError`: a worker that could not be tracked, or a late one's failed stop */
   constructor({ message, onError }) {
     this.#message = message
     this.#onError = onError
-    for (const worker of Object.values(cluster.workers ?? {})) if (worker) this.#add(worker, null)
+    // One not listening yet may still be starting: it counts as forked now (one that never listens, a
+    // queue consumer say, is sent a signal instead of the message for STARTING_MS, which its manager hears
+    // the same way).
+    const now = monotonicMs()
+    for (const worker of Object.values(cluster.workers ?? {})) {
+      if (worker) this.#add(worker, worker.state === 'listening' ? null : now)
+    }
     cluster.on('fork', this.#onFork)
   }
 
@@ -67,16 +76,21 @@ class ClusterTracker {
    */
   #add(worker, forkedAt) {
     const child = worker.process
-    let tracker
-    if (forkedAt !== null) this.#forkedAt.set(worker.id, forkedAt)
     // A worker forked in the tick that made this tracker is in cluster.workers at once and has its 'fork'
-    // event on the next tick: tracked once (twice, untrack() would forget one and the exit kill it).
-    if (this.#trackers.has(worker.id)) return
+    // event on the next tick: tracked once (twice, untrack() would forget one and the exit kill it), with
+    // the fork's time.
+    if (this.#trackers.has(worker.id)) {
+      if (forkedAt !== null) this.#forkedAt.set(worker.id, forkedAt)
+      return
+    }
+    let tracker
+    let gone = false
     try {
       tracker = new ChildTracker(child, {
         group: false,
         ask: { how: `the '${this.#message}' message`, send: () => this.#ask(worker) },
         onGone: () => {
+          gone = true
           this.#trackers.delete(worker.id)
           this.#forkedAt.delete(worker.id)
         },
@@ -86,6 +100,10 @@ class ClusterTracker {
       this.#onError(error)
       return
     }
+    // A worker that had exited already is gone as it is tracked (onGone ran in the constructor): nothing
+    // to keep.
+    if (gone) return
+    if (forkedAt !== null) this.#forkedAt.set(worker.id, forkedAt)
     this.#trackers.set(worker.id, tracker)
     // A worker forked during the shutdown (a restart-on-exit handler, say) is asked at once.
     if (this.#stopping) {
@@ -99,8 +117,8 @@ class ClusterTracker {
   /**
    * Sends the message, and returns what was sent. A worker that cannot hear it gets a signal instead
    * (SIGTERM, or the one that began the shutdown: see below): one whose channel is closed, and one still
-   * starting (not listening yet, forked less than STARTING_MS ago). A message reaches only a worker whose
-   * manager exists, and Node drops it unheard before: a worker still starting (an async bootstrap, an ES
+   * starting (not listening yet, forked, or tracked if forked earlier, less than STARTING_MS ago). A message
+   * reaches only a worker whose manager exists, and Node drops it unheard before: a worker still starting (an async bootstrap, an ES
    * module still loading, a restart forked during the shutdown) would wait deaf for SIGKILL at the timeout.
    * The signal is heard by its manager if it has one, and ends it at once if not (it serves nothing yet).
    * The message stays the way for the rest: one that reaches a shutdown already running (Ctrl-C reaches
