@@ -25,6 +25,13 @@ const STARTING_MS = 10_000
  */
 const GROUP_SIGNALS = ['SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGTERM']
 
+/**
+ * Whether a worker listens: `state` is the primary's own record of it ('online', then 'listening'), kept by
+ * node:cluster as its 'listening' event comes (not in Node's typings).
+ * @param {import('node:cluster').Worker} worker
+ */
+const isListening = (worker) => /** @type {any} */ (worker).state === 'listening'
+
 class ClusterTracker {
   /** worker.id -> ChildTracker, for the workers alive. */
   #trackers = new Map()
@@ -53,7 +60,7 @@ class ClusterTracker {
     // the same way).
     const now = monotonicMs()
     for (const worker of Object.values(cluster.workers ?? {})) {
-      if (worker) this.#add(worker, worker.state === 'listening' ? null : now)
+      if (worker) this.#add(worker, isListening(worker) ? null : now)
     }
     cluster.on('fork', this.#onFork)
   }
@@ -132,9 +139,7 @@ class ClusterTracker {
     const signal = this.#startingSignal
     const fallBack = () => worker.process.kill(signal)
     const forkedAt = this.#forkedAt.get(worker.id)
-    // `state` is the primary's own record of the worker ('online', then 'listening'), kept by node:cluster
-    // as its 'listening' event comes.
-    const isStarting = worker.state !== 'listening' && forkedAt !== undefined && monotonicMs() - forkedAt < STARTING_MS
+    const isStarting = !isListening(worker) && forkedAt !== undefined && monotonicMs() - forkedAt < STARTING_MS
     if (!worker.isConnected() || isStarting) {
       fallBack()
       return signal
