@@ -125,8 +125,9 @@ class ClusterTracker {
    * Sends the message, and returns what was sent. A worker that cannot hear it gets a signal instead
    * (SIGTERM, or the one that began the shutdown: see below): one whose channel is closed, and one still
    * starting (not listening yet, forked, or tracked if forked earlier, less than STARTING_MS ago). A message
-   * reaches only a worker whose manager exists, and Node drops it unheard before: a worker still starting (an async bootstrap, an ES
-   * module still loading, a restart forked during the shutdown) would wait deaf for SIGKILL at the timeout.
+   * reaches only a worker whose manager exists, and Node drops it unheard before: a worker still starting
+   * (an async bootstrap, an ES module still loading, a restart forked during the shutdown) would wait deaf
+   * for SIGKILL at the timeout.
    * The signal is heard by its manager if it has one, and ends it at once if not (it serves nothing yet).
    * The message stays the way for the rest: one that reaches a shutdown already running (Ctrl-C reaches
    * the whole group) joins it, where another signal would end it at once.

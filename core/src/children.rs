@@ -121,7 +121,7 @@ pub fn kill_all(signo: i32) -> usize {
 /// reaps (`WNOWAIT`: Node's own wait still finds the child): it fails with ECHILD for a pid that is no child
 /// of ours (one already reaped, or a pid the system has given to another process since), and names the
 /// child only once it has exited. Signal context: one system call; errno is the caller's to keep.
-pub fn is_running_child(pid: i32) -> bool {
+fn is_running_child(pid: i32) -> bool {
   // SAFETY: an all-zero siginfo_t is a valid value to be written into.
   let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
   // SAFETY: `info` is a valid, writable siginfo_t; with WNOHANG the call does not block.

@@ -90,7 +90,7 @@ impl Target {
 
   /// One write attempt of at most [`CHUNK`] bytes. Async-signal-safe.
   fn write(&self, bytes: &[u8]) -> isize {
-    let len = bytes.len().min(CHUNK);
+    let len = chunk_len(bytes);
     match self {
       // SAFETY: the pointer and length describe the live slice `bytes`.
       Target::Socket => unsafe {
@@ -174,6 +174,20 @@ fn wait_writable(fd: c_int, give_up: MonoTime) -> bool {
   }
 }
 
+/// How much of `bytes` to write at once: all of it if it fits in a [`CHUNK`], else up to the last line end
+/// that fits (a whole chunk for a line longer than that). A pipe takes a chunk whole or not at all, so
+/// another writer's line (a second signal's, JavaScript's log) lands between two of ours, not inside one.
+/// Async-signal-safe: reads the slice only.
+fn chunk_len(bytes: &[u8]) -> usize {
+  if bytes.len() <= CHUNK {
+    return bytes.len();
+  }
+  bytes[..CHUNK]
+    .iter()
+    .rposition(|&b| b == b'\n')
+    .map_or(CHUNK, |at| at + 1)
+}
+
 /// Writes `bytes` to stderr, giving up once `budget` has passed. Returns whether all of it was written.
 ///
 /// Async-signal-safe (see the module docs).
@@ -198,4 +212,34 @@ pub fn write_stderr_bounded(mut bytes: &[u8], budget: Duration) -> bool {
     }
   }
   true
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn chunks_end_at_a_line_end_when_one_fits() {
+    // Short: all of it, line end or not.
+    assert_eq!(chunk_len(b"one line\n"), 9);
+    assert_eq!(chunk_len(b"no line end"), 11);
+    assert_eq!(chunk_len(&[b'x'; CHUNK]), CHUNK);
+    // Longer than a chunk: up to the last line end within the first CHUNK bytes.
+    let mut report = Vec::new();
+    while report.len() <= 3 * CHUNK {
+      report.extend_from_slice(b"titan-lifecycle:   running: 'a task' for 300.2 ms\n");
+    }
+    let mut rest = &report[..];
+    while !rest.is_empty() {
+      let len = chunk_len(rest);
+      assert!(len <= CHUNK && len > 0);
+      assert!(
+        len == rest.len() || rest[len - 1] == b'\n',
+        "a chunk ends mid-line"
+      );
+      rest = &rest[len..];
+    }
+    // One line longer than a chunk: a whole chunk, nothing better to do.
+    assert_eq!(chunk_len(&[b'x'; CHUNK + 10]), CHUNK);
+  }
 }
