@@ -86,7 +86,7 @@ pub fn forget(target: Target) -> bool {
 /// reached. A target tracked twice (two tasks) holds two entries: it is signalled and counted once, as the
 /// hard-exit report says how many it killed.
 ///
-/// A child is signalled only while it is this process's child and has not exited ([`is_running_child`]):
+/// A child is signalled only while it is this process's child and has not exited (`is_running_child`):
 /// its entry goes when JavaScript hears it exit, but an application that took the child's 'exit' listeners
 /// off left it tracked after Node reaped it, and the system may have given its pid to another process
 /// since. A group is signalled while any member is left: its id cannot be reused while it has one.
