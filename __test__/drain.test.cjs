@@ -204,10 +204,16 @@ test('a server whose close() an application listener breaks still stops listenin
 test('a response still being written when the drain starts, or ending during it, reaches its client whole', async (t) => {
   // Node's closeIdleConnections() (which close() runs too) takes a connection whose response has ended for
   // idle, though the body is still being written, and destroys it: a slow client's download was cut.
-  const SIZE = 8 * 1024 * 1024
+  // Larger than what the kernel's socket buffers hold (several MB each way on loopback), so the server is
+  // still writing while the client reads.
+  const SIZE = 24 * 1024 * 1024
   const body = Buffer.alloc(SIZE, 97)
+  let lastWrittenAt = 0
   const server = http.createServer((req, res) => {
+    if (req.url === '/small') return res.end('ok')
     res.setHeader('Content-Length', SIZE)
+    // 'finish': the whole body is handed to the kernel.
+    res.on('finish', () => (lastWrittenAt = Math.max(lastWrittenAt, now())))
     if (req.url === '/now') res.end(body)
     else setTimeout(() => res.end(body), 150)
   })
@@ -232,12 +238,19 @@ test('a response still being written when the drain starts, or ending during it,
       })
       socket.on('close', () => resolve(received))
     })
+  // A kept-alive connection, idle once its small response is in: closed while the downloads still run
+  // (Node's closeIdleConnections() cannot be used then, and it used to wait for them).
+  const idle = net.connect(port, '127.0.0.1', () => idle.write('GET /small HTTP/1.1\r\nHost: x\r\n\r\n'))
+  await new Promise((resolve) => idle.once('data', resolve))
+  const idleClosed = new Promise((resolve) => idle.once('close', () => resolve(now())))
   const endingLater = download('/later')
   let stopped
   const underWay = download('/now', () => {
     stopped = manager.stop({ timeout: 30_000 })
   })
   const [nowBytes, laterBytes] = await within(20_000, 'the two downloads', Promise.all([underWay, endingLater]))
+  const idleClosedAt = await within(5000, 'the idle connection closing', idleClosed)
+  assert.ok(lastWrittenAt > 0 && idleClosedAt < lastWrittenAt, 'the idle connection closed while bodies were written')
   // The body and its headers (about 100 bytes).
   assert.ok(nowBytes > SIZE && nowBytes < SIZE + 300, `the response under way at the drain: ${nowBytes} bytes`)
   assert.ok(laterBytes > SIZE && laterBytes < SIZE + 300, `the response ended during the drain: ${laterBytes} bytes`)

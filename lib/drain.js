@@ -93,7 +93,7 @@ class ServerTracker {
   #sessions = new Map()
   /** Upgraded connections (only while the application listens for 'upgrade'), with their request. */
   #upgraded = new Map()
-  /** HTTP/1 sockets of an HTTP/2 server (allowHTTP1) seen idle at the last sweep, with the bytes read then. */
+  /** HTTP/1 connections seen idle at the last sweep, with the bytes read then (see #closeQuietConnections). */
   #idleAtLastSweep = new Map()
   /**
    * A TLS server's TCP connections whose handshake has not finished: the HTTP layer does not know them yet,
@@ -340,13 +340,13 @@ class ServerTracker {
         this.#handshaking.size === 0
       const check = () => {
         if (this.#http1) {
-          // Not while a response is still being written (see #writingOut): its connection closes after it
-          // (Connection: close), and the idle ones at the first sweep after (or by the client's next request,
-          // which is answered and closes its connection).
-          if (!this.#writingOut()) server.closeIdleConnections()
+          // Not while a response is still being written (see #writingOut): then the connections without a
+          // response are closed by what they read instead, and the one being written stays.
+          if (this.#writingOut()) this.#closeQuietConnections()
+          else server.closeIdleConnections()
           this.#closeUnused(this.#sockets)
         } else if (this.#http2) {
-          this.#closeIdleHttp1Fallback()
+          this.#closeQuietConnections()
         }
         this.#closeUnused(this.#handshaking)
         if (serverClosed && done()) finish()
@@ -370,9 +370,9 @@ class ServerTracker {
       }
       try {
         // An HTTP server's close() first closes its idle connections, among them one whose response is still
-        // being written: then only the listening socket closes here, and the sweep does the rest when it can.
-        // (Node's timer that checks its connections' timeouts then stays until the process ends: unref'd,
-        // and it finds no connection to check.)
+        // being written: then only the listening socket closes here, and the sweep does the rest. (Node's
+        // timer that checks the server's connections for their timeouts then stays, unref'd: a closed server
+        // kept by a process that goes on after a stop() is kept until the process ends.)
         if (this.#http1 && this.#writingOut()) net.Server.prototype.close.call(server, closed)
         else server.close(closed)
       } catch (error) {
@@ -429,11 +429,13 @@ class ServerTracker {
   }
 
   /**
-   * An HTTP/2 server's HTTP/1 connections (allowHTTP1) that are idle: no response in progress, and nothing
-   * read since the last sweep (a request whose headers are still arriving has no response yet). Closed as
-   * Node's closeIdleConnections() closes an HTTP/1 server's, which knows its parsers' state.
+   * Closes the HTTP/1 connections that are idle by what they read: no response in progress, not upgraded,
+   * and nothing read since the last sweep (a request whose headers are still arriving has no response yet;
+   * one whose parts come more than a sweep apart is taken for idle). For the connections Node's
+   * closeIdleConnections() cannot be left to, which knows its parsers' state: an HTTP/2 server's HTTP/1
+   * ones (allowHTTP1), and an HTTP/1 server's while a response is being written (see #writingOut).
    */
-  #closeIdleHttp1Fallback() {
+  #closeQuietConnections() {
     for (const socket of this.#sockets) {
       const idle = !socket._httpMessage && !this.#upgraded.has(socket)
       const seenIdle = this.#idleAtLastSweep.get(socket)

@@ -8,12 +8,13 @@
 //!
 //! Each entry is a target as `kill(2)` takes it: a pid, or a process group as a negative number (a child
 //! spawned `detached` leads its own group, and signalling the group reaches its grandchildren too).
-//! JavaScript forgets a child when it has exited and been reaped, so no signal goes to a recycled pid.
+//! JavaScript forgets a child when it has exited and been reaped, and the exits check a child is still
+//! ours and running before they signal it, so no signal goes to a recycled pid.
 //!
 //! # Async-signal-safety
 //!
 //! [`kill_all`] runs in signal context (the second-signal exit) and on the watchdog thread: it only loads
-//! atomics and calls `kill(2)`, which is async-signal-safe. [`track`] and [`forget`] run on JavaScript's
+//! atomics and calls `waitid(2)` (without waiting or reaping) and `kill(2)`, plain system calls. [`track`] and [`forget`] run on JavaScript's
 //! threads; they only use atomics too, so a handler interrupting them sees each entry either set or not.
 
 use std::sync::atomic::{AtomicI32, Ordering};
