@@ -39,6 +39,7 @@
 //! inside malloc itself. The rendering and the writing of the report do not allocate (see `report`).
 
 use std::ffi::c_int;
+use std::fmt::Write;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -275,6 +276,7 @@ pub fn owner() -> Option<SignalOwner> {
 
 fn run(watchdog: &'static Watchdog) {
   block_all_signals();
+  report_panics_bounded();
   // Resolves the V8 functions the stack capture needs now, at load, off the main thread, so that a Node
   // without them is known (and reported) before any deadline.
   let _ = js_stack::availability();
@@ -305,6 +307,18 @@ fn run(watchdog: &'static Watchdog) {
       );
     }
   }
+}
+
+/// Reports a panic of this package's Rust code (any thread) in one bounded write to stderr. The default
+/// hook writes with a blocking `write(2)`, which a stderr nobody reads would hold for ever: on the watchdog
+/// thread, that would hold the hard exit that follows a panic in its report (see `hard_exit`). Set once,
+/// when the watchdog starts; it is this package's own: every Rust addon has a standard library of its own.
+fn report_panics_bounded() {
+  std::panic::set_hook(Box::new(|info| {
+    let mut text = FixedBuf::<1024>::new();
+    let _ = writeln!(text, "titan-lifecycle: internal error: {info}");
+    exit_write::write_stderr_bounded(text.as_bytes(), exit_write::EXIT_WRITE_BUDGET);
+  }));
 }
 
 /// Signals go to the other threads: this one only sleeps, and an interrupted `poll` would only cost a turn.
