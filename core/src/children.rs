@@ -203,6 +203,14 @@ mod tests {
     SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
   }
 
+  /// Whether `done` holds within `polls` looks 5 ms apart (a signalled process takes a moment to exit).
+  fn within_polls(polls: u32, mut done: impl FnMut() -> bool) -> bool {
+    (0..polls).any(|_| {
+      std::thread::sleep(std::time::Duration::from_millis(5));
+      done()
+    })
+  }
+
   #[test]
   fn a_zombie_is_not_a_running_member_and_odd_command_names_do_not_confuse_the_parse() {
     assert_eq!(running_member_of(b"42 (node) S 1 42 42 0 -1 4194560"), Some(42));
@@ -220,10 +228,7 @@ mod tests {
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(pgid, libc::SIGKILL) };
     // Not reaped yet: a zombie, which `kill(-pgid, 0)` still finds.
-    let zombie = (0..200).any(|_| {
-      std::thread::sleep(std::time::Duration::from_millis(5));
-      !group_alive(pgid)
-    });
+    let zombie = within_polls(200, || !group_alive(pgid));
     let _ = leader.wait();
     if cfg!(target_os = "linux") {
       assert!(zombie, "a group of zombies counts as empty");
@@ -239,10 +244,7 @@ mod tests {
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     // Exited, not reaped yet: no longer running, and still there to be reaped (WNOWAIT took nothing).
-    let exited = (0..400).any(|_| {
-      std::thread::sleep(std::time::Duration::from_millis(5));
-      !is_running_child(pid)
-    });
+    let exited = within_polls(400, || !is_running_child(pid));
     assert!(exited, "an exited child is not running");
     assert!(child.wait().is_ok(), "its exit is still there to be reaped");
     assert!(!is_running_child(pid), "reaped: no child of ours");
