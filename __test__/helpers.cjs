@@ -154,6 +154,22 @@ function within(ms, what, promise) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }
 
+/**
+ * Runs `scenario()` again, up to `attempts` runs in all, while `missed(result)` says why this run could not
+ * show what the test is about: a step the machine had to take within a few milliseconds (a 20 ms grace, a
+ * reader waking within a 50 ms budget) came late because the process was not scheduled. Returns the last
+ * run's result for the test to assert on as usual, so a regression that makes every run miss still fails.
+ * Each retry is said in the test's diagnostics.
+ */
+async function rerunWhileMissed(t, attempts, scenario, missed) {
+  for (let attempt = 1; ; attempt++) {
+    const result = await scenario()
+    const why = missed(result)
+    if (!why || attempt === attempts) return result
+    t.diagnostic(`run ${attempt} of ${attempts} missed its timing (${why}); running it again`)
+  }
+}
+
 /** Resolves once `predicate()` holds, polling every 5 ms; rejects after `timeoutMs`. */
 async function waitFor(predicate, timeoutMs = 5000, what = 'a condition') {
   const giveUp = now() + timeoutMs
@@ -310,6 +326,7 @@ module.exports = {
   run,
   waitFor,
   within,
+  rerunWhileMissed,
   eventNames,
   find,
   now,

@@ -8,7 +8,17 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
-const { start, kill, find, needs, onLinux, waitFor, scratchDirectory, FIXTURES } = require('./helpers.cjs')
+const {
+  start,
+  kill,
+  find,
+  needs,
+  onLinux,
+  waitFor,
+  rerunWhileMissed,
+  scratchDirectory,
+  FIXTURES,
+} = require('./helpers.cjs')
 
 const FIXTURE = path.join(FIXTURES, 'stuck.cjs')
 /** The line of the fixture that carries `marker` (so the test follows the fixture when it is edited). */
@@ -24,14 +34,18 @@ async function stuck(mode, deadline, extra = []) {
   assert.ok(await fixture.ready, 'the fixture started')
   const sentAt = kill(fixture.child, 'SIGTERM')
   const result = await fixture.exited
-  return { ...result, afterMs: result.exitedAt - sentAt }
+  // How late the exit was by its own report (its clock is the watchdog's): a stack in hand before the deadline
+  // leaves the exit as prompt as without one. What this process sees adds its own wake-up, loose below.
+  const past = /\(([\d.]+) ms past the deadline\)/.exec(result.stderr)
+  return { ...result, afterMs: result.exitedAt - sentAt, pastDeadlineMs: past ? Number(past[1]) : undefined }
 }
 
 test('a loop blocked in a named function: the report names it, with its file and line, and exits at the deadline', async () => {
   const r = await stuck('spin', 400)
   assert.equal(r.code, 124, r.stderr)
-  // The stack is in hand before the deadline: the exit is as prompt as without it (loose for 2 noisy cores).
-  assert.ok(r.afterMs >= 395 && r.afterMs < 400 + 100, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
+  // The stack is in hand before the deadline: the exit is as prompt as without it.
+  assert.ok(r.pastDeadlineMs < 50, `the report came ${r.pastDeadlineMs} ms past the deadline`)
+  assert.ok(r.afterMs >= 395 && r.afterMs < 400 + 250, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
   assert.match(r.stderr, /titan-lifecycle: {3}blocked in JavaScript, at:\n/)
   const frame = new RegExp(
     `titan-lifecycle: {5}at spinForever \\(${escapeRegExp(FIXTURE)}:${lineOf('// spinForever:')}:\\d+\\)\\n`,
@@ -45,19 +59,28 @@ test('a loop blocked in a named function: the report names it, with its file and
   assert.match(r.stderr, /running: 'stuck' \(the stuck task\)/)
 })
 
-test('a loop that answered the probe and then blocked (a deadline listener) is named too', async () => {
-  const r = await stuck('at-deadline', 400)
+test('a loop that answered the probe and then blocked (a deadline listener) is named too', async (t) => {
+  // The stack is asked for 10 ms after the deadline: a fixture not scheduled by then to run its deadline
+  // listener is interrupted where it begins to handle the event, not in the listener, and is run again.
+  const r = await rerunWhileMissed(
+    t,
+    3,
+    () => stuck('at-deadline', 400),
+    (r) => !/ at onDeadline /.test(r.stderr) && 'the stack was asked for before the deadline listener ran',
+  )
   assert.equal(r.code, 124, r.stderr)
   assert.match(r.stderr, /event loop: stopped answering \(it answered a probe/)
   assert.match(r.stderr, new RegExp(`at onDeadline \\(${escapeRegExp(FIXTURE)}:${lineOf('// onDeadline:')}:\\d+\\)`))
-  // The deadline, its grace, and the 5 ms the frames may take (loose for 2 noisy cores).
-  assert.ok(r.afterMs >= 395 && r.afterMs < 400 + 20 + 100, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
+  // The deadline, its grace, and the 5 ms the frames may take.
+  assert.ok(r.pastDeadlineMs < 20 + 50, `the report came ${r.pastDeadlineMs} ms past the deadline`)
+  assert.ok(r.afterMs >= 395 && r.afterMs < 400 + 20 + 250, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
 })
 
 test('a regular expression that backtracks for ever is named, with the function that ran it', async () => {
   const r = await stuck('regex', 400)
   assert.equal(r.code, 124, r.stderr)
-  assert.ok(r.afterMs < 400 + 100, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
+  assert.ok(r.pastDeadlineMs < 50, `the report came ${r.pastDeadlineMs} ms past the deadline`)
+  assert.ok(r.afterMs < 400 + 250, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
   assert.match(
     r.stderr,
     new RegExp(`at validateHeader \\(${escapeRegExp(FIXTURE)}:${lineOf('// validateHeader:')}:\\d+\\)`),
@@ -70,7 +93,8 @@ test(
   async () => {
     const r = await stuck('exec', 400)
     assert.equal(r.code, 124, r.stderr)
-    assert.ok(r.afterMs >= 395 && r.afterMs < 400 + 100, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
+    assert.ok(r.pastDeadlineMs < 50, `the report came ${r.pastDeadlineMs} ms past the deadline`)
+    assert.ok(r.afterMs >= 395 && r.afterMs < 400 + 250, `exited ${r.afterMs.toFixed(0)} ms after SIGTERM`)
     const line =
       /titan-lifecycle: {3}blocked outside JavaScript \(in native code, a system call or a garbage collection\): (.*)\n/.exec(
         r.stderr,
@@ -181,11 +205,21 @@ test(
   'a shutdown that finishes in time writes no diagnostic report, although its loop was busy when the stack was asked for',
   REPORT_WRITTEN_NATIVELY,
   async (t) => {
-    const directory = scratchDirectory(t, 'reports')
-    const r = await stuck('almost', 1000, ['--report', directory])
+    // The task ends 8 ms before the deadline, 2 ms after the stack was asked for: a fixture not scheduled
+    // for those 8 ms misses the deadline, which is not this case, and is run again. Every run that finishes
+    // in time is checked.
+    const run = async () => {
+      const directory = scratchDirectory(t, 'reports')
+      const r = await stuck('almost', 1000, ['--report', directory])
+      if (r.code === 0) {
+        assert.doesNotMatch(r.stderr, /hard exit|Writing Node\.js report/)
+        assert.deepEqual(fs.readdirSync(directory), [])
+      }
+      return r
+    }
+    const missed = (r) => r.code === 124 && /did not finish/.test(r.stderr) && 'the task ended past the deadline'
+    const r = await rerunWhileMissed(t, 3, run, missed)
     assert.equal(r.code, 0, r.stderr)
-    assert.doesNotMatch(r.stderr, /hard exit|Writing Node\.js report/)
-    assert.deepEqual(fs.readdirSync(directory), [])
   },
 )
 
