@@ -9,7 +9,7 @@ const path = require('node:path')
 const http = require('node:http')
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { start, launch, kill, find, isRunning } = require('./helpers.cjs')
+const { start, launch, kill, find, isRunning, waitFor } = require('./helpers.cjs')
 
 /** A GET on a connection of its own; resolves with { status, body } or { error }. */
 function get(port) {
@@ -30,7 +30,8 @@ test('SIGTERM to the primary: both workers drain at once and all 10 requests in 
   const primary = start('cluster-service.cjs', ['graceful'])
   const { port, workers } = await primary.ready
   const requests = Array.from({ length: 10 }, () => get(port))
-  await new Promise((resolve) => setTimeout(resolve, 300)) // every request is in a worker's hands
+  const inHand = () => primary.lines.filter((l) => l.kind === 'request').length === 10
+  await waitFor(inHand, 5000, "every request to be in a worker's hands")
   const signalledAt = Date.now()
   kill(primary.child, 'SIGTERM')
   const responses = await Promise.all(requests)
@@ -51,9 +52,9 @@ test('SIGTERM to the primary: both workers drain at once and all 10 requests in 
     ['shutdown', 'shutdown'],
   )
   // Asked at once, not one after the other (which would put a drain of up to 1 s between them); `at` is
-  // CLOCK_MONOTONIC, shared by the processes.
+  // CLOCK_MONOTONIC, shared by the processes (loose for 2 noisy cores).
   const apart = Math.abs(asked[0].at - asked[1].at)
-  assert.ok(apart < 200, `the workers began their shutdowns ${apart} ms apart`)
+  assert.ok(apart < 500, `the workers began their shutdowns ${apart} ms apart`)
   assert.ok(find(lines, 'event', { event: 'shutdown:task:complete', taskId: 'cluster' }))
   assert.deepEqual(workers.filter(isRunning), [])
 })

@@ -32,8 +32,10 @@ function get(port, path, agent) {
 const closed = (socket) => new Promise((resolve) => socket.once('close', () => resolve(now())))
 
 test('a drain under SIGTERM fails no request, closes every connection and exits 0 early', async () => {
-  const deadline = 10_000
-  const fixture = start('drain-service.cjs', [JSON.stringify({ deadline, delay: 300, closeUpgraded: true })])
+  // The delay and the slow requests leave this process hundreds of milliseconds for each step it must take
+  // within one of them (a process not scheduled for 50 ms is common on 2 busy cores).
+  const deadline = 15_000
+  const fixture = start('drain-service.cjs', [JSON.stringify({ deadline, delay: 1000, closeUpgraded: true })])
   const { web, h2, tcp } = await fixture.ready
 
   // Keep-alive connections: two idle, and one that stays busy through the shutdown delay.
@@ -47,7 +49,7 @@ test('a drain under SIGTERM fails no request, closes every connection and exits 
 
   // A slow request in flight at SIGTERM, on its own keep-alive connection.
   const slowAgent = new http.Agent({ keepAlive: true, maxSockets: 1 })
-  const slow = get(web, '/slow?ms=1000', slowAgent)
+  const slow = get(web, '/slow?ms=2000', slowAgent)
 
   // A raw connection with a request half sent: the rest arrives during the drain.
   const raw = net.connect(web, '127.0.0.1')
@@ -60,7 +62,7 @@ test('a drain under SIGTERM fails no request, closes every connection and exits 
   const session = http2.connect(`http://127.0.0.1:${h2}`)
   const sessionClosed = closed(session)
   const h2Response = new Promise((resolve) => {
-    const stream = session.request({ ':path': '/slow?ms=800' })
+    const stream = session.request({ ':path': '/slow?ms=1800' })
     let body = ''
     stream.setEncoding('utf8').on('data', (chunk) => (body += chunk))
     stream.on('end', () => resolve(body))
@@ -82,18 +84,19 @@ test('a drain under SIGTERM fails no request, closes every connection and exits 
   await sleep(100)
 
   const sentAt = kill(fixture.child, 'SIGTERM')
-  // During the shutdown delay (300 ms) the service keeps serving, every response closing its connection:
+  // During the shutdown delay (1000 ms) the service keeps serving, every response closing its connection:
   // from the moment the service has heard of the signal (a response written before that is still kept alive).
   await waitFor(() => find(fixture.lines, 'readiness-at-start'), 2000, 'the shutdown to start')
+  const startedAt = find(fixture.lines, 'readiness-at-start').at
   const duringDelay = []
-  while (now() - sentAt < 250) {
+  while (now() - startedAt < 600) {
     duringDelay.push(await get(web, '/fast', busyAgent))
     await sleep(20)
   }
   const readiness = await get(web, '/ready')
   tcpClient.end('bye\n')
   // The drain has begun (the delay is over): the half-sent request is completed now.
-  await sleep(200)
+  await sleep(Math.max(0, startedAt + 1100 - now()))
   raw.write('\r\n')
 
   const result = await fixture.exited
@@ -113,7 +116,7 @@ test('a drain under SIGTERM fails no request, closes every connection and exits 
     assert.equal(response.status, 200, JSON.stringify(response))
     assert.equal(response.connection, 'close')
   }
-  assert.deepEqual([slowResult.status, slowResult.body, slowResult.connection], [200, 'slow 1000\n', 'close'])
+  assert.deepEqual([slowResult.status, slowResult.body, slowResult.connection], [200, 'slow 2000\n', 'close'])
   assert.match(rawResponse, /^HTTP\/1\.1 200 OK\r\n/)
   assert.match(rawResponse, /\r\nConnection: close\r\n/i)
   assert.equal(await h2Response, 'h2 /slow\n')
@@ -135,7 +138,7 @@ test('a request that never ends is cut at the drain timeout, and the shutdown fi
   const fixture = start('drain-service.cjs', [JSON.stringify({ deadline: 5000, drainTimeout: 400 })])
   const { web } = await fixture.ready
   const hanging = get(web, '/hang', new http.Agent({ keepAlive: true }))
-  await sleep(50)
+  await waitFor(() => find(fixture.lines, 'hanging'), 5000, 'the request to reach the service')
   const sentAt = kill(fixture.child, 'SIGTERM')
   const result = await fixture.exited
   assert.equal(result.code, 1, 'a task failed')
@@ -265,7 +268,7 @@ test('a drain and a stop task that never end still leave the destroy phase its r
   const { web } = await fixture.ready
   // A request that is never answered: without a drainTimeout, the drain would never end.
   const hanging = get(web, '/hang', new http.Agent({ keepAlive: true }))
-  await sleep(50)
+  await waitFor(() => find(fixture.lines, 'hanging'), 5000, 'the request to reach the service')
   const sentAt = kill(fixture.child, 'SIGTERM')
   const result = await fixture.exited
   assert.equal(result.code, 1, `a task timed out, and the process was not hard-exited\n${result.stderr}`)

@@ -34,8 +34,8 @@ test('a task that blocks the event loop is ended at the deadline with a report n
 test('a loop blocked before the signal still exits at the deadline, and the report says no task started', async () => {
   const fixture = start('blocked.cjs', ['before-signal', DEADLINE])
   await fixture.ready
-  // Give the fixture time to enter its loop, then signal: no JavaScript runs from here on.
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  // Signal once the fixture is in its loop: no JavaScript runs from here on.
+  await waitFor(() => find(fixture.lines, 'blocking'), 5000, 'the loop to be stuck')
   const sentAt = kill(fixture.child, 'SIGTERM')
   const { code, signal, stderr, exitedAt, lines } = await fixture.exited
   const elapsed = exitedAt - sentAt
@@ -73,7 +73,7 @@ test('a signal after a stop() that did not exit: the report measures by the dead
 test('stop() in a loop that was busy when the signal came joins the shutdown the signal began', async () => {
   const fixture = start('blocked.cjs', ['stop-after-signal', '5000'])
   await fixture.ready
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await waitFor(() => find(fixture.lines, 'blocking'), 5000, 'the loop to be busy')
   const sentAt = kill(fixture.child, 'SIGTERM')
   const { code, stderr, lines } = await fixture.exited
   // The loop was busy before the signal came, so JavaScript could not begin the shutdown itself.

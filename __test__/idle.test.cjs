@@ -37,8 +37,8 @@ async function idleWakeUps(fixtureName, { settleMs, windowMs, pickThread }) {
   await fixture.ready
   await sleep(settleMs)
   const pid = fixture.child.pid
+  await waitFor(() => pickThread(pid), 2000, 'the thread to watch to exist')
   const tid = pickThread(pid)
-  assert.ok(tid, 'the thread to watch exists')
   const before = wakeUps(pid, tid)
   await sleep(windowMs)
   const woke = wakeUps(pid, tid) - before

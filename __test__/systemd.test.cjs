@@ -106,7 +106,7 @@ test('a blocked loop: the pings stop, the stop timeout is re-extended until the 
   })
   await service.ready
   await wait(300)
-  kill(service.child, 'SIGTERM')
+  const sentAt = kill(service.child, 'SIGTERM')
   const { code, stderr } = await service.exited
   assert.equal(code, 124, stderr)
   await wait(100)
@@ -119,11 +119,13 @@ test('a blocked loop: the pings stop, the stop timeout is re-extended until the 
   const lateNotices = sent.slice(stopping + 1)
   const pingsAfter = lateNotices.filter((d) => d.text === 'WATCHDOG=1' && d.at > sent[stopping].at + 150)
   assert.deepEqual(pingsAfter, [], 'no ping while the loop is blocked')
-  // Re-extended by the watchdog thread 2 s in, to what remains (about 0.5 s) plus the margin.
+  // Re-extended by the watchdog thread 2 s in, to what remains (about 0.5 s) plus the margin. Measured from
+  // the signal (the shutdown begins on its arrival; CLOCK_MONOTONIC, shared with the listener), since the
+  // listener may receive STOPPING late on a busy machine.
   const extensions = lateNotices.filter((d) => d.text.startsWith('EXTEND_TIMEOUT_USEC='))
   assert.equal(extensions.length, 1, texts(lateNotices).join(' | '))
-  const after = extensions[0].at - sent[stopping].at
-  assert.ok(after > 1800 && after < 2400, `re-extended ${after} ms after STOPPING`)
+  const after = extensions[0].at - sentAt
+  assert.ok(after > 1800 && after < 2500, `re-extended ${after} ms after SIGTERM`)
   const usec = Number(extensions[0].text.split('=')[1])
   assert.ok(usec > 1_000_000 && usec < 1_800_000, extensions[0].text)
 })
