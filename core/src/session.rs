@@ -303,13 +303,26 @@ impl StallWatch {
   }
 
   /// Claims the asking for the stack of the stall of the probe sent at `sent`: true once per probe, and
-  /// only while that probe is still the one in flight.
+  /// only while that probe is still the one in flight (watchdog only).
   pub fn claim_stack_request(&self, sent: MonoTime) -> bool {
     let claimed = self
       .stack_for_probe_ns
       .compare_exchange(0, sent.as_nanos(), Ordering::AcqRel, Ordering::Acquire)
       .is_ok();
-    claimed && self.probe.sent() == Some(sent)
+    if !claimed {
+      return false;
+    }
+    if self.probe.sent() == Some(sent) {
+      return true;
+    }
+    // The loop answered and the probe was reset between the watchdog's look and its claim: a claim left
+    // behind would make every later probe's claim fail, and the watchdog, whose next step is then always
+    // due, would spin until the loop answered. Undone unless the main thread already cleared it (only the
+    // watchdog sets it, so nothing else can have replaced it).
+    let _ = self
+      .stack_for_probe_ns
+      .compare_exchange(sent.as_nanos(), 0, Ordering::AcqRel, Ordering::Acquire);
+    false
   }
 
   /// Whether the stack of the probe sent at `sent` was asked for (or the asking claimed).
@@ -406,6 +419,30 @@ fn nonzero_time(ns: u64) -> Option<MonoTime> {
 #[cfg(test)]
 mod tests {
   use super::*;
+
+  #[test]
+  fn a_claim_that_lost_the_race_with_the_answer_leaves_the_next_probe_claimable() {
+    let stalls = StallWatch::new();
+    stalls.watch(Some(Duration::from_millis(100)));
+    let first = MonoTime::from_nanos(1_000);
+    stalls.probe.mark_sent(first);
+    // The loop answers and the next cycle begins between the watchdog's look at the probe and its claim.
+    stalls.probe.answer();
+    stalls.next_cycle(MonoTime::from_nanos(2_000));
+    assert!(
+      !stalls.claim_stack_request(first),
+      "that probe is no longer in flight"
+    );
+    assert!(!stalls.stack_requested_for(first));
+    let second = MonoTime::from_nanos(3_000);
+    stalls.probe.mark_sent(second);
+    assert!(
+      stalls.claim_stack_request(second),
+      "the next stall's stack can be asked for"
+    );
+    assert!(stalls.stack_requested_for(second));
+    assert!(!stalls.claim_stack_request(second), "once per probe");
+  }
 
   #[test]
   fn a_threshold_too_long_for_nanoseconds_saturates_rather_than_wrapping() {
