@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::clock::{Deadline, MonoTime};
 use crate::coordinator::{Begun, Trigger};
 use crate::error::LifecycleError;
+use crate::handler;
 use crate::js_stack;
 use crate::main_loop;
 use crate::plan::{MissingDependency, Outcome};
@@ -289,6 +290,10 @@ impl Manager {
         Err(LifecycleError::SignalsOwned)
       };
     }
+    // What earlier owners received is forgotten before the watchdog, woken by the new owner, can take it
+    // for this one's (a signal recorded as the last owner let go, already handed to it by its dispose()).
+    // Nothing records meanwhile: no manager owns the slots.
+    handler::reset_received();
     watchdog::set_signal_owner(Some(SignalOwner {
       session: self.session.clone(),
       budget: request.budget,

@@ -263,9 +263,10 @@ fn ownership() -> MutexGuard<'static, Ownership> {
   OWNERSHIP.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Takes ownership of `signals` on the main loop `main_loop`: pins libuv, installs our handler, starts the
-/// per-turn check, and forgets what earlier owners received. libuv calls `on_signal` on the main thread for
-/// each signal that reaches the loop, and `on_turn` once per loop turn.
+/// Takes ownership of `signals` on the main loop `main_loop`: pins libuv, installs our handler, and starts
+/// the per-turn check (what earlier owners received is forgotten before, by `Manager::own_signals`). libuv
+/// calls `on_signal` on the main thread for each signal that reaches the loop, and `on_turn` once per loop
+/// turn.
 ///
 /// # Safety
 /// Must run on the main thread, and `main_loop` must be its live libuv loop.
@@ -277,7 +278,6 @@ pub unsafe fn own(
   on_turn: uv::HookCallback,
 ) -> Result<(), LifecycleError> {
   let mut ownership = ownership();
-  handler::reset_received();
   // Pin every signal first: a pin that makes libuv install its handler shows which handler is libuv's, and
   // every slot then chains to it, even one where other native code had pushed libuv out before we came.
   for &signo in signals {
