@@ -2,7 +2,9 @@
 //!
 //! The record is authoritative: the task graph refuses cycles, the plan decides which task may start, and it
 //! remembers which task is running since when. JavaScript only calls handlers and reports how they ended. The
-//! watchdog reads this record (never writes it) for the report it prints at a hard exit.
+//! watchdog reads this record for the report it prints at a hard exit, and writes it in two places only: it
+//! begins a shutdown for a signal JavaScript has not heard of, and brings the plan up to date before it
+//! reports.
 
 use std::time::Duration;
 

@@ -4,8 +4,9 @@
 //!
 //! What is sent, and from where:
 //! - `READY=1` when JavaScript calls `manager.ready()`;
-//! - `STOPPING=1` and a `STATUS=` line when a shutdown begins (by the watchdog for a signal, or by
-//!   JavaScript), once per shutdown;
+//! - `STOPPING=1` and a `STATUS=` line when the first shutdown begins (by the watchdog for a signal, or by
+//!   JavaScript): once per process, which stops once (a later shutdown, after a `stop()` that did not exit,
+//!   is extended on from the first one's schedule);
 //! - `EXTEND_TIMEOUT_USEC=` from the watchdog thread, at the start and every [`EXTEND_EVERY`] while a
 //!   shutdown runs within its deadline: what remains of it plus a margin, so a `TimeoutStopSec=` shorter
 //!   than the deadline does not SIGKILL a healthy drain, while a shutdown past it is still cut;
