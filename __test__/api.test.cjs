@@ -713,3 +713,26 @@ test('a level of many tasks: every handler is called, a synchronous throw fails 
     process.off('unhandledRejection', onUnhandled)
   }
 })
+
+test("the logger's methods are looked up at each call: a level changed after the manager was made is heard", async () => {
+  // As pino sets a level: by swapping the instance's methods for no-ops or real ones.
+  const heard = []
+  const noop = () => {}
+  const logger = { info: noop, warn: noop, error: noop }
+  const m = manager({ logger })
+  logger.info = (fields, message) => heard.push(message)
+  m.registerTask({ id: 'a', handler: () => {} })
+  await m.stop()
+  assert.ok(
+    heard.some((message) => /shutdown/i.test(message)),
+    `the info method set after construction got the shutdown's lines: ${JSON.stringify(heard)}`,
+  )
+  // One removed later is the default's (quiet for info), not a failure.
+  const removable = { info: (fields, message) => heard.push(message) }
+  const other = manager({ logger: removable })
+  delete removable.info
+  const before = heard.length
+  other.registerTask({ id: 'b', handler: () => {} })
+  assert.equal((await other.stop()).exitCode, 0)
+  assert.equal(heard.length, before, 'nothing reached the removed method')
+})

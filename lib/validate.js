@@ -329,13 +329,15 @@ function describeStack(error) {
 /**
  * A caller's logger method, isolated: it is user code, and one that throws (or returns a promise that
  * rejects: an async transport that is down) must neither break the shutdown nor start another one. The
- * first failure of each method is reported on stderr; later ones are dropped.
+ * first failure of each method is reported on stderr; later ones are dropped. The method is looked up at
+ * each call, not kept: pino sets a level by swapping the instance's methods, and a service may change its
+ * level after making the manager. One no longer there is the default's.
  *
  * Records are pino-style, `method(fields, message)`: an object of fields first (an error under `err`), the
  * message second, which pino, bunyan-style and most structured loggers take as is. `console` gets the
  * message first (`console.warn(message, fields)`), which reads better where nothing parses it.
  */
-function isolated(logger, method, level) {
+function isolated(logger, level) {
   let failed = false
   const fail = (error) => {
     if (failed) return
@@ -347,6 +349,8 @@ function isolated(logger, method, level) {
   const messageFirst = logger === globalThis.console
   return (message, fields = {}) => {
     try {
+      const method = logger[level]
+      if (typeof method !== 'function') return defaultLogger[level](message, fields)
       const args = messageFirst ? (Object.keys(fields).length ? [message, fields] : [message]) : [fields, message]
       const returned = Reflect.apply(method, logger, args)
       if (typeof returned?.then === 'function') returned.then(undefined, fail)
@@ -383,7 +387,7 @@ function validateLogger(value) {
       throw invalidArgType(`options.logger.${level}`, 'of type function', method)
     } else {
       // Called with the logger as `this`: pino and console methods need it.
-      logger[level] = isolated(value, method, level)
+      logger[level] = isolated(value, level)
     }
   }
   return logger
