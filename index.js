@@ -674,6 +674,7 @@ class ShutdownManager extends EventEmitter {
       return Promise.reject(error)
     }
     if (this.#run) {
+      this.#run.joinedByStop()
       if (opts.exit) this.#joinWithExit()
       return this.#run.promise
     }

@@ -49,6 +49,21 @@ test('a signal during a stop() joins it, and the process exits when the shutdown
   assert.ok(find(lines, 'event', { event: 'shutdown:complete' }))
 })
 
+test("a stop() that joins a signal's shutdown resolves, and what its caller chained runs before the exit", async () => {
+  const fixture = start('process-api.cjs', ['joined-by-stop'])
+  await fixture.ready
+  kill(fixture.child, 'SIGTERM')
+  const { code, signal, lines, stderr } = await fixture.exited
+  assert.equal(signal, null, stderr)
+  assert.equal(code, 0, stderr)
+  assert.deepEqual(
+    [find(lines, 'stop-resolved')?.exitCode, find(lines, 'stop-resolved')?.reason],
+    [0, 'SIGTERM'],
+    'the joined stop() resolved with the shutdown result',
+  )
+  assert.ok(find(lines, 'continuation-done'), 'its continuation ran to its end before the exit')
+})
+
 test('a signal joining a stop() is the first signal; the next one exits at once', async () => {
   const fixture = start('process-api.cjs', ['stop-joined', 60_000])
   await fixture.ready

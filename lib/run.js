@@ -212,8 +212,9 @@ class ShutdownRun {
   #logger
   #exitCodes
   #exit
-  /** Whether a stop() caller began this run to keep the process running (see #exitAfterContinuations). */
-  #startedToKeepRunning
+  /** Whether a stop() caller waits for this run's result, having begun or joined it: an exit then lets
+   * what it chained to the promise run first (see #exitAfterContinuations). */
+  #awaitedByStop
   /** Finished, and exiting once the stop() caller's continuations are done (or at the deadline). */
   #exitPending = false
   #fatal = false
@@ -289,7 +290,7 @@ class ShutdownRun {
   start(reason, budgetMs, signal, options) {
     const { exit, fatal = false, byStop = false, message = undefined } = options
     this.#exit = exit
-    this.#startedToKeepRunning = byStop && !exit
+    this.#awaitedByStop = byStop
     this.#fatal = fatal
     this.message = message
     // Whether the first tasks start within begin: when no delay can apply. No delay after an uncaught error:
@@ -488,6 +489,11 @@ class ShutdownRun {
    * a shutdown delay still running: the process must not keep serving in a state nobody planned for, as a
    * shutdown begun by such an error has no delay.
    */
+  /** A stop() call joined this run: its caller waits for the result (see #exitAfterContinuations). */
+  joinedByStop() {
+    this.#awaitedByStop = true
+  }
+
   requestExit({ fatal = false } = {}) {
     this.#exit = true
     this.#fatal ||= fatal
@@ -763,13 +769,14 @@ class ShutdownRun {
       this.#watchStillAlive()
       return
     }
-    if (this.#startedToKeepRunning) this.#exitAfterContinuations(exitCode)
+    if (this.#awaitedByStop) this.#exitAfterContinuations(exitCode)
     else process.exit(exitCode)
   }
 
   /**
-   * A stop() caller meant to keep the process running, and a signal or an error joined: its promise has
-   * resolved, and what it chained to it gets to run before the exit. The process exits with the shutdown's
+   * A stop() caller waits for the result (it began the shutdown, or joined one that a signal, the
+   * supervisor's message or an error began), and the shutdown exits: its promise has resolved, and what it
+   * chained to it gets to run before the exit. The process exits with the shutdown's
    * code once the continuations are done, which is taken to be when no more resources are active than when
    * the promise resolved (timers, sockets, file requests a continuation started have ended; what the
    * service held before, such as a metrics interval, is not waited for), or when the event loop empties, or
