@@ -146,8 +146,9 @@ export interface TrackServerOptions {
   /** @default ShutdownPriority.High (25): drains before Normal tasks (a database) stop */
   priority?: number
   /**
-   * Milliseconds the drain may take before what is left is cut. @default what remains before the destroy
-   * phase's reserve, less a margin (5% of the deadline, at least 100 ms) for later stop tasks
+   * Milliseconds the drain may take before what is left is cut, at most the default. @default what remains
+   * before the destroy phase's reserve (the deadline, without destroy tasks), less a margin (5% of the
+   * deadline, at least 100 ms) for later stop tasks
    */
   drainTimeout?: number
   /**
@@ -167,8 +168,9 @@ export interface TrackChildOptions {
    */
   signal?: Exclude<NodeJS.Signals, 'SIGKILL' | 'SIGSTOP' | 'SIGBREAK'>
   /**
-   * Milliseconds to wait for the exit before SIGKILL. @default what remains before the destroy phase's
-   * reserve, less a margin (5% of the deadline, at least 100 ms) for later stop tasks
+   * Milliseconds to wait for the exit before SIGKILL, at most the default. @default what remains before the
+   * destroy phase's reserve (the deadline, without destroy tasks), less a margin (5% of the deadline, at
+   * least 100 ms) for later stop tasks
    */
   timeout?: number
   /** @default ShutdownPriority.Normal (50) */
@@ -181,8 +183,9 @@ export interface TrackClusterOptions {
   /** The id of the task that stops the workers. @default 'cluster' */
   id?: string
   /**
-   * Milliseconds to wait for the workers before SIGKILL. @default what remains before the destroy phase's
-   * reserve, less a margin (5% of the deadline, at least 100 ms) for later stop tasks
+   * Milliseconds to wait for the workers before SIGKILL, at most the default. @default what remains before
+   * the destroy phase's reserve (the deadline, without destroy tasks), less a margin (5% of the deadline,
+   * at least 100 ms) for later stop tasks
    */
   timeout?: number
   /** @default ShutdownPriority.High (25) */

@@ -168,6 +168,26 @@ test("a worker thread's manager ending with its thread kills its own child, not 
   assert.deepEqual(await survivors([ready.child]), [], 'and stopped by the main shutdown')
 })
 
+test('an explicit timeout is kept whole when no destroy phase needs a reserve', async () => {
+  // A child that ignores SIGTERM, so the timeout ends it; 1850 ms of a 2000 ms shutdown with no destroy task
+  // (the default reserve, 200 ms, and the drain margin, 100 ms, would cut it to 1700).
+  const child = spawn(
+    process.execPath,
+    ['-e', "process.on('SIGTERM', () => {}); console.log('ready'); setInterval(() => {}, 1000)"],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  )
+  await new Promise((resolve) => child.stdout.once('data', resolve))
+  const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false, gracefulShutdownTimeout: 2000 })
+  const id = manager.trackChild(child, { timeout: 1850 })
+  const result = await manager.stop()
+  const task = result.tasks.find((t) => t.id === id)
+  assert.equal(task.error?.code, 'ERR_CHILD_KILLED', JSON.stringify(task))
+  assert.ok(task.durationMs >= 1800, `SIGKILL came after ${task.durationMs.toFixed(0)} ms of the 1850 asked for`)
+  assert.equal(isRunning(child.pid), false)
+})
+
 test('bad input: Node-style errors, and nothing is registered or tracked', async (t) => {
   const manager = new ShutdownManager({ signals: [], handleUncaughtErrors: false })
   t.after(() => manager.dispose())

@@ -238,6 +238,8 @@ class ShutdownRun {
   #configuredBudgetMs
   /** This run's reserve for the destroy phase, in ms (0 when nothing is reserved). */
   #reserveMs = 0
+  /** Whether the plan has destroy tasks, for which the stop phase gives way to the reserve. */
+  #hasDestroyPhase = false
   #onStart
   #onStillAlive
   #stillAliveReportDelay
@@ -362,8 +364,8 @@ class ShutdownRun {
       Math.max(0, this.#deadlineMono - monotonicMs()) + fallback,
     )
     // The plan orders every stop task before every destroy task: the last one tells whether there are any.
-    const hasDestroyPhase = phaseOf(this.#entries.at(-1)) === ShutdownPhase.Destroy
-    if (hasDestroyPhase && this.#reserveMs > 0) {
+    this.#hasDestroyPhase = phaseOf(this.#entries.at(-1)) === ShutdownPhase.Destroy
+    if (this.#hasDestroyPhase && this.#reserveMs > 0) {
       // From now too, as the deadline's timer (stopPhaseLeftMs).
       this.#reserveTimer = new LongTimer(() => this.#cutStopPhase(), this.stopPhaseLeftMs())
     }
@@ -411,7 +413,8 @@ class ShutdownRun {
 
   /** Milliseconds until the stop phase gives way to the destroy phase's reserve (the deadline, if none). */
   stopPhaseLeftMs() {
-    return Math.max(0, this.#deadlineMono - this.#reserveMs - monotonicMs())
+    const reserveMs = this.#hasDestroyPhase ? this.#reserveMs : 0
+    return Math.max(0, this.#deadlineMono - reserveMs - monotonicMs())
   }
 
   /**
