@@ -215,6 +215,7 @@ export interface ShutdownTask {
   dependsOn?: readonly string[]
   /** Milliseconds this task may take. @default what remains of the shutdown deadline */
   timeout?: number
+  /** Called as the task's method (`this` is the task) when the task is a class instance; as a function otherwise. */
   handler(context: ShutdownContext): unknown
 }
 

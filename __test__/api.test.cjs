@@ -736,3 +736,20 @@ test("the logger's methods are looked up at each call: a level changed after the
   assert.equal((await other.stop()).exitCode, 0)
   assert.equal(heard.length, before, 'nothing reached the removed method')
 })
+
+test("a class instance's handler runs with the task as `this`, as a method does", async () => {
+  class CacheTask {
+    #client = { quit: () => 'closed' }
+    id = 'cache'
+    closed = null
+    handler() {
+      this.closed = this.#client.quit()
+    }
+  }
+  const task = new CacheTask()
+  const m = manager({ logger: { warn() {} } })
+  m.registerTask(task)
+  const result = await m.stop()
+  assert.equal(result.tasks[0].status, 'succeeded', JSON.stringify(result.tasks[0]))
+  assert.equal(task.closed, 'closed')
+})

@@ -502,7 +502,8 @@ const plainTask = { id: '', priority: 0, dependsOn: NO_DEPENDENCIES }
  */
 function validateTask(value) {
   if (!isPlainObjectLike(value)) throw invalidArgType('task', 'of type object', value)
-  const { id, name, priority, phase, dependsOn, timeout, handler } = value
+  const { id, name, priority, phase, dependsOn, timeout } = value
+  let { handler } = value
   // Unknown keys are looked for only when a plain object has another number of enumerable keys than known
   // fields with a value: a count instead of a walk over the keys (a known field set to undefined makes it
   // look, and finds nothing). `for...in` counts them without making an array (Object.keys made one per
@@ -521,9 +522,8 @@ function validateTask(value) {
   if (dependsOn !== undefined) known++
   if (timeout !== undefined) known++
   if (handler !== undefined) known++
-  if (Object.getPrototypeOf(value) !== Object.prototype || keys !== known) {
-    warnUnknownKeys(value, KNOWN.task, 'task')
-  }
+  const plain = Object.getPrototypeOf(value) === Object.prototype
+  if (!plain || keys !== known) warnUnknownKeys(value, KNOWN.task, 'task')
   if (typeof id !== 'string' || id.length === 0 || !id.isWellFormed()) validateTaskId('task.id', id)
   if (name !== undefined && typeof name !== 'string') throw invalidArgType('task.name', 'of type string', name)
   // `x - x` is 0 for a finite number only (NaN and the infinities give NaN).
@@ -542,6 +542,10 @@ function validateTask(value) {
     }
   }
   if (typeof handler !== 'function') throw invalidArgType('task.handler', 'of type function', handler)
+  // A class instance's handler is its method: it runs with the task as `this`, as `task.handler(context)`
+  // would. A plain object's runs as a function: anything else it holds is warned of as an unknown key, so
+  // it has nothing of its own to reach through `this`, and keeping the handler alone keeps tasks small.
+  if (!plain) handler = Reflect.apply(Function.prototype.bind, handler, [value])
   if (
     (name === undefined || name === id) &&
     (phase === undefined || phase === ShutdownPhase.Stop) &&
