@@ -1021,6 +1021,20 @@ class ShutdownManager extends EventEmitter {
     const onFatal = (reason, error) => {
       if (!this.#answersErrors()) return
       const kind = reason === ShutdownReason.UncaughtException ? 'uncaught exception' : 'unhandled rejection'
+      // A task's abort listener that threw: part of that task's failure, which the shutdown already
+      // reports (it timed out), not a fatal error of the process.
+      const tasks = this.#run?.abortListenersFailing()
+      if (tasks) {
+        this.#errorsDuringShutdown++
+        if (this.#errorsDuringShutdown <= MAX_ERRORS_LOGGED) {
+          const named = tasks.map((id) => `'${id}'`).join(', ')
+          this.#config.logger.error(
+            `an abort listener of shutdown task ${named} threw; the shutdown goes on: ${describeMessage(error)}`,
+            { err: error, taskIds: tasks },
+          )
+        }
+        return
+      }
       if (this.#run) {
         // Errors keep coming while a shutdown runs (some from the shutdown's own output, such as a write to
         // a broken stderr): each joins it, but only the first few are logged, so none can feed a loop.

@@ -64,6 +64,26 @@ test("a stop() that joins a signal's shutdown resolves, and what its caller chai
   assert.ok(find(lines, 'continuation-done'), 'its continuation ran to its end before the exit')
 })
 
+test("a task's abort listener that throws is that task's failure, logged, not a fatal error of the process", async () => {
+  const fixture = start('process-api.cjs', ['abort-listener-throws'])
+  const { code, lines, stderr } = await fixture.exited
+  assert.equal(code, 0, `the process ended on its own, not by an exit for an uncaught error\n${stderr}`)
+  assert.deepEqual(find(lines, 'stop-resolved'), {
+    kind: 'stop-resolved',
+    at: find(lines, 'stop-resolved').at,
+    exitCode: 1,
+    status: 'timedOut',
+  })
+  assert.ok(find(lines, 'still-running'), 'the process kept running after the stop(), as asked')
+  const logged = lines.filter(
+    (l) => l.kind === 'error-log' && /abort listener of shutdown task 'cleanup' threw/.test(l.message),
+  )
+  assert.equal(logged.length, 2, JSON.stringify(lines))
+  assert.match(logged.map((l) => l.message).join('\n'), /cleanup listener failed[\s\S]*async cleanup listener failed/)
+  assert.deepEqual(logged[0].taskIds, ['cleanup'])
+  assert.ok(!find(lines, 'event', { event: 'shutdown:start', reason: 'uncaughtException' }))
+})
+
 test('a signal joining a stop() is the first signal; the next one exits at once', async () => {
   const fixture = start('process-api.cjs', ['stop-joined', 60_000])
   await fixture.ready

@@ -112,11 +112,14 @@ class TaskContext {
     return this.#controller.signal
   }
 
+  /** Aborts the task's signal; returns whether that ran listeners the handler may have added. */
   static abort(context, reason) {
-    if (context.#aborted) return
+    if (context.#aborted) return false
     context.#aborted = true
     context.#abortReason = reason
-    context.#controller?.abort(reason)
+    if (context.#controller === null) return false
+    context.#controller.abort(reason)
+    return true
   }
 
   static setTimer(context, timer) {
@@ -240,6 +243,8 @@ class ShutdownRun {
   #reserveMs = 0
   /** Whether the plan has destroy tasks, for which the stop phase gives way to the reserve. */
   #hasDestroyPhase = false
+  /** The ids of the tasks whose AbortSignals were just aborted, while their listeners' errors surface. */
+  #abortingTaskIds = null
   #onStart
   #onStillAlive
   #stillAliveReportDelay
@@ -447,7 +452,7 @@ class ShutdownRun {
         'ERR_TASK_TIMEOUT',
         `shutdown task '${taskId}' was stopped to keep ${Math.round(this.#reserveMs)} ms for the destroy phase`,
       )
-      if (entry) TaskContext.abort(entry, error)
+      if (entry) this.#abortTask(index, entry, error)
       this.#errors.set(index, error)
       this.#logFailure(error.message, { taskId, err: error })
       this.#emit(ShutdownEvent.ShutdownTaskError, {
@@ -492,6 +497,29 @@ class ShutdownRun {
    * a shutdown delay still running: the process must not keep serving in a state nobody planned for, as a
    * shutdown begun by such an error has no delay.
    */
+  /**
+   * Aborts a running task's signal. Node reports an error thrown by an abort listener as an uncaught
+   * exception, from a process.nextTick callback it queues as the listener fails (and one from a listener's
+   * rejected promise a microtask later): until those have run, the manager's error hook asks
+   * abortListenersFailing() and takes such an error for the task's, not for a fatal one of the process.
+   */
+  #abortTask(index, entry, reason) {
+    if (!TaskContext.abort(entry, reason)) return
+    if (this.#abortingTaskIds === null) {
+      this.#abortingTaskIds = []
+      const close = () => {
+        this.#abortingTaskIds = null
+      }
+      process.nextTick(() => queueMicrotask(() => process.nextTick(close)))
+    }
+    this.#abortingTaskIds.push(this.#ids[index])
+  }
+
+  /** The ids of the tasks an uncaught error thrown now came from, if it came from their abort listeners. */
+  abortListenersFailing() {
+    return this.#abortingTaskIds
+  }
+
   /** A stop() call joined this run: its caller waits for the result (see #exitAfterContinuations). */
   joinedByStop() {
     this.#awaitedByStop = true
@@ -608,7 +636,7 @@ class ShutdownRun {
     }
     this.#running[index] = undefined
     TaskContext.clearTimer(entry)
-    if (outcome === 'timedOut') TaskContext.abort(entry, error)
+    if (outcome === 'timedOut') this.#abortTask(index, entry, error)
     const next = native.settleTask(this.#handle, index, OUTCOME_CODES[outcome])
     if (next === SETTLE_NOT_RUNNING) return
     if (outcome !== 'succeeded' || this.#listens(ShutdownEvent.ShutdownTaskComplete)) {
@@ -694,7 +722,7 @@ class ShutdownRun {
       `the shutdown did not finish within its ${this.#budgetMs} ms deadline` +
         (running.length ? `; still running: ${running.join(', ')}` : ''),
     )
-    for (const index of runningIndices) TaskContext.abort(this.#running[index], error)
+    for (const index of runningIndices) this.#abortTask(index, this.#running[index], error)
     this.#logger.error(error.message, { err: error, running: runningIds })
     this.#emit(ShutdownEvent.ShutdownError, { error })
     this.#finish(true, watchdogFailed)
