@@ -196,8 +196,11 @@ export interface ShutdownContext {
   reason: ShutdownReason
   /** The signal that started the shutdown, if one did. */
   signal?: OwnableSignal
-  /** Aborts when this task times out or the shutdown deadline passes. */
-  abortSignal: AbortSignal
+  /**
+   * Aborts when this task times out or the shutdown deadline passes. A getter that makes the signal on its
+   * first read, so a spread copy (`{ ...context }`) leaves it out: pass it on by name.
+   */
+  readonly abortSignal: AbortSignal
   /** The shutdown deadline, in milliseconds since the epoch (comparable with Date.now()). */
   deadline: number
 }
