@@ -380,7 +380,8 @@ export declare class ShutdownManager extends EventEmitter<ShutdownEventMap> {
 
 /**
  * The process's manager, made from the environment by `node --require titan-lifecycle/register` (or
- * `--import titan-lifecycle/register`); undefined when the process was not started that way, and in a
- * package manager's own process or one without a script (the REPL, `node -e`), which it leaves alone.
+ * `--import titan-lifecycle/register`); undefined when the process was not started that way, in a
+ * package manager's own process or one without a script (the REPL, `node -e`), which it leaves alone, in
+ * worker threads, and once that manager is disposed.
  */
 export declare function processManager(): ShutdownManager | undefined

@@ -690,6 +690,9 @@ class ShutdownManager extends EventEmitter {
    * signal that arrived before, and that JavaScript had not heard of yet, is not lost: its shutdown runs.
    */
   dispose() {
+    // The process's manager no longer is one: processManager() says so, rather than hand libraries a
+    // manager that hears no signal.
+    if (processManager() === this) delete process[PROCESS_MANAGER]
     let undelivered = null
     if (this.#ownsSignals) {
       undelivered = this.#native.releaseSignals()
@@ -909,9 +912,11 @@ class ShutdownManager extends EventEmitter {
     const owner = process[SIGNAL_OWNER]
     if (owner) {
       // The native side's words for the condition, and which copy of the package owns them.
+      const byRegister = owner.manager !== undefined && owner.manager === processManager()
       throw lifecycleError(
         'ERR_SIGNALS_OWNED',
-        `${native.errorMessage('ERR_SIGNALS_OWNED')} (owned by titan-lifecycle ${owner.version} loaded from ${owner.path})`,
+        `${native.errorMessage('ERR_SIGNALS_OWNED')} (owned by titan-lifecycle ${owner.version} loaded from ${owner.path}` +
+          `${byRegister ? ', the manager titan-lifecycle/register made: add tasks to processManager()' : ''})`,
       )
     }
     const { signals, gracefulShutdownTimeout, forceExitOnSecondSignal, exitCodes, exclusiveSignals } = this.#config
@@ -1162,7 +1167,10 @@ Object.defineProperties(module.exports, {
   setProcessManager: {
     value: (manager) => {
       // Not enumerable: nothing that lists `process`'s keys sees it.
-      if (processManager() === undefined) Object.defineProperty(process, PROCESS_MANAGER, { value: manager })
+      // Configurable, so that its dispose() can take it back (see dispose).
+      if (processManager() === undefined) {
+        Object.defineProperty(process, PROCESS_MANAGER, { value: manager, configurable: true })
+      }
     },
   },
   native: { value: native },

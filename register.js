@@ -70,9 +70,14 @@ function isNotAService() {
   return PACKAGE_MANAGER_SCRIPT.test(path.basename(script))
 }
 
+/** The process's manager, if a register (of this copy of the package or another) already made one. */
+const madeAlready = () => /** @type {any} */ (process)[Symbol.for('titan-lifecycle.process-manager')] !== undefined
+
 // The package itself is loaded only where a manager is made: a package manager's process (npm stays up for
-// the whole life of the service it started) then carries neither its JavaScript nor its native addon.
-if (!isNotAService()) {
+// the whole life of the service it started) then carries neither its JavaScript nor its native addon. A
+// platform's copy (NODE_OPTIONS) and the service's own (its command) may both run register: the first
+// makes the process's manager, and every copy returns it.
+if (!isNotAService() && !madeAlready()) {
   const titan = require('./index.js')
   const { ShutdownManager } = titan
   // Not part of the typed API (index.js defines it for this file only).
@@ -85,10 +90,15 @@ if (!isNotAService()) {
   try {
     setProcessManager(new ShutdownManager(options))
   } catch (error) {
-    // Node's messages quote the option "like this" (a wrong type, out of range) or 'like this' (a wrong value).
-    const names = (option) => ['"', "'"].some((quote) => error?.message?.includes(`${quote}options.${option}`))
-    const variable = Object.keys(ENVIRONMENT).find((v) => names(ENVIRONMENT[v][0]))
-    if (variable) error.message = `${error.message} (from ${variable}=${JSON.stringify(process.env[variable])})`
-    throw error
+    // A worker thread started with argv: Node runs the preload there too (argv[1] is then the worker's
+    // first argument, which looks like a script). Only the main thread can own the process's signals, and
+    // a worker makes a manager of its own, with signals: [], if it wants one.
+    if (error?.code !== 'ERR_NOT_MAIN_THREAD') {
+      // Node's messages quote the option "like this" (a wrong type, out of range) or 'like this' (a wrong value).
+      const names = (option) => ['"', "'"].some((quote) => error?.message?.includes(`${quote}options.${option}`))
+      const variable = Object.keys(ENVIRONMENT).find((v) => names(ENVIRONMENT[v][0]))
+      if (variable) error.message = `${error.message} (from ${variable}=${JSON.stringify(process.env[variable])})`
+      throw error
+    }
   }
 }

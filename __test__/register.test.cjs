@@ -51,6 +51,47 @@ test("register loaded from one copy of the package, the application's own copy f
   assert.ok(find(result.lines, 'task-end', { id: 'work' }), "the application's task ran")
 })
 
+test("register run by two copies of the package (a platform's and the service's own) makes one manager", async (t) => {
+  const root = path.join(__dirname, '..')
+  const copy = copyPackage(scratchDirectory(t, 'copy'), [
+    'register',
+    'register.js',
+    ...fs.readdirSync(root).filter((f) => f.endsWith('.node')),
+  ])
+  const app = startApp('--require', 'registered-app.cjs', { args: ['own-register', copy] })
+  assert.ok(await app.ready, app.output().stderr)
+  kill(app.child, 'SIGTERM')
+  const result = await app.exited
+  assert.equal(result.code, 0, result.stderr)
+  assert.ok(find(result.lines, 'task-end', { id: 'work' }), "the application's task ran")
+})
+
+test('a worker thread started with argv under register starts and runs: only the main thread gets the manager', async () => {
+  const app = startApp('--require', 'registered-app.cjs', { args: ['worker'] })
+  assert.ok(await app.ready, app.output().stderr)
+  kill(app.child, 'SIGTERM')
+  const result = await app.exited
+  assert.equal(result.code, 0, result.stderr)
+  assert.equal(find(result.lines, 'worker-error'), undefined, JSON.stringify(result.lines))
+  assert.deepEqual(find(result.lines, 'worker')?.message, ['--config', 'app.json'])
+  assert.equal(find(result.lines, 'worker-exit')?.code, 0)
+  assert.ok(find(result.lines, 'task-end', { id: 'work' }), "the main thread's manager ran the task")
+})
+
+test("disposing register's manager leaves processManager() empty, and the application's own takes the signals", async () => {
+  const app = startApp('--require', 'registered-app.cjs', { args: ['dispose'] })
+  assert.ok(await app.ready, app.output().stderr)
+  kill(app.child, 'SIGTERM')
+  const result = await app.exited
+  assert.equal(result.code, 0, result.stderr)
+  // Refused before, with the way to add tasks said.
+  const refused = find(result.lines, 'refused')
+  assert.equal(refused?.code, 'ERR_SIGNALS_OWNED')
+  assert.match(refused.message, /the manager titan-lifecycle\/register made: add tasks to processManager\(\)/)
+  assert.equal(find(result.lines, 'after-dispose')?.processManager, 'none')
+  assert.ok(find(result.lines, 'task-end', { id: 'work' }), "the application's manager ran its task")
+})
+
 test('the deadline comes from TITAN_LIFECYCLE_TIMEOUT: a blocked task ends at it with 124', async () => {
   const app = startApp('--require', 'registered-app.cjs', { env: { TITAN_LIFECYCLE_TIMEOUT: '300' }, args: ['block'] })
   await app.ready
