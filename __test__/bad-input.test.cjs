@@ -35,6 +35,18 @@ const cases = [
   ['an exit code above 255', construct({ ...ok, exitCodes: { hardExit: 256 } }), RangeError, 'ERR_OUT_OF_RANGE'],
   ['a string exit code', construct({ ...ok, exitCodes: { success: '0' } }), TypeError, 'ERR_INVALID_ARG_TYPE'],
   [
+    "a second-signal code that is a string but not 'signal'",
+    construct({ ...ok, exitCodes: { secondSignal: 'SIGTERM' } }),
+    TypeError,
+    'ERR_INVALID_ARG_VALUE',
+  ],
+  [
+    'a second-signal code of another type',
+    construct({ ...ok, exitCodes: { secondSignal: true } }),
+    TypeError,
+    'ERR_INVALID_ARG_TYPE',
+  ],
+  [
     'a logger method that is not a function',
     construct({ ...ok, logger: { info: 1 } }),
     TypeError,

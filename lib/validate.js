@@ -254,6 +254,14 @@ function validateExitCodes(value) {
   warnUnknownKeys(codes, KNOWN.exitCodes, 'options.exitCodes')
   const { success, failure, error, hardExit, secondSignal } = codes
   let second = DEFAULT_EXIT_CODES.secondSignal
+  if (typeof secondSignal === 'string' && secondSignal !== 'signal') {
+    // A string is allowed here ('signal'), so another one is a wrong value, not a wrong type.
+    throw invalidArgValue(
+      'options.exitCodes.secondSignal',
+      secondSignal,
+      "must be 'signal' or an integer from 0 to 255",
+    )
+  }
   if (secondSignal !== undefined && secondSignal !== 'signal') {
     second = validateExitCode('options.exitCodes.secondSignal', secondSignal)
   }
