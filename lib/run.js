@@ -212,8 +212,8 @@ class ShutdownRun {
   #logger
   #exitCodes
   #exit
-  /** Whether a stop() caller waits for this run's result, having begun or joined it: an exit then lets
-   * what it chained to the promise run first (see #exitAfterContinuations). */
+  /** Whether a stop() caller without `exit` waits for this run's result, having begun or joined it: an
+   * exit then lets what it chained to the promise run first (see #exitAfterContinuations). */
   #awaitedByStop
   /** Finished, and exiting once the stop() caller's continuations are done (or at the deadline). */
   #exitPending = false
@@ -294,7 +294,7 @@ class ShutdownRun {
   start(reason, budgetMs, signal, options) {
     const { exit, fatal = false, byStop = false, message = undefined } = options
     this.#exit = exit
-    this.#awaitedByStop = byStop
+    this.#awaitedByStop = byStop && !exit
     this.#fatal = fatal
     this.message = message
     // Whether the first tasks start within begin: when no delay can apply. No delay after an uncaught error:
@@ -325,6 +325,9 @@ class ShutdownRun {
     this.#deadlineMono = mono + remainingMs
     this.#handle = figures[START_HANDLE]
     this.#placeTasks(indexes, taskCount)
+    // The plan orders every stop task before every destroy task: the last one tells whether there are any.
+    // Known before any task starts: a drain's default time depends on it (stopPhaseLeftMs).
+    this.#hasDestroyPhase = phaseOf(this.#entries.at(-1)) === ShutdownPhase.Destroy
     this.#running = new Array(this.#ids.length).fill(undefined)
     this.startedAt = now - elapsedMs
     // The payload is built only for a listener: this is the way from a signal to the first task.
@@ -365,8 +368,6 @@ class ShutdownRun {
       () => this.onDeadline(fallback > 0),
       Math.max(0, this.#deadlineMono - monotonicMs()) + fallback,
     )
-    // The plan orders every stop task before every destroy task: the last one tells whether there are any.
-    this.#hasDestroyPhase = phaseOf(this.#entries.at(-1)) === ShutdownPhase.Destroy
     if (this.#hasDestroyPhase && this.#reserveMs > 0) {
       // From now too, as the deadline's timer (stopPhaseLeftMs).
       this.#reserveTimer = new LongTimer(() => this.#cutStopPhase(), this.stopPhaseLeftMs())
@@ -517,7 +518,7 @@ class ShutdownRun {
     return this.#abortingTaskIds
   }
 
-  /** A stop() call joined this run: its caller waits for the result (see #exitAfterContinuations). */
+  /** A stop() call without `exit` joined this run: its caller waits for the result (see #exitAfterContinuations). */
   joinedByStop() {
     this.#awaitedByStop = true
   }
