@@ -674,8 +674,8 @@ class ShutdownManager extends EventEmitter {
       return Promise.reject(error)
     }
     if (this.#run) {
-      this.#run.joinedByStop()
       if (opts.exit) this.#joinWithExit()
+      else this.#run.joinedByStop()
       return this.#run.promise
     }
     try {
