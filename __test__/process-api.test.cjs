@@ -50,10 +50,10 @@ test('a signal during a stop() joins it, and the process exits when the shutdown
 })
 
 test("a stop() that joins a signal's shutdown resolves, and what its caller chained runs before the exit", async () => {
-  const fixture = start('process-api.cjs', ['joined-by-stop'])
+  const fixture = start('process-api.cjs', ['joined-by-stop'], { env: { TITAN_REPORT_FD1: '1' } })
   await fixture.ready
   kill(fixture.child, 'SIGTERM')
-  const { code, signal, lines, stderr } = await fixture.exited
+  const { code, signal, lines, stderr, exitedAt } = await fixture.exited
   assert.equal(signal, null, stderr)
   assert.equal(code, 0, stderr)
   assert.deepEqual(
@@ -61,7 +61,10 @@ test("a stop() that joins a signal's shutdown resolves, and what its caller chai
     [0, 'SIGTERM'],
     'the joined stop() resolved with the shutdown result',
   )
-  assert.ok(find(lines, 'continuation-done'), 'its continuation ran to its end before the exit')
+  const done = find(lines, 'continuation-done')
+  assert.ok(done, 'its continuation ran to its end before the exit')
+  // Once it is done, not 50 ms before the 30 s deadline: making process.stdout is not work it started.
+  assert.ok(exitedAt - done.at < 1000, `exited ${(exitedAt - done.at).toFixed(0)} ms after the continuation`)
 })
 
 test("a task's abort listener that throws is that task's failure, logged, not a fatal error of the process", async () => {

@@ -814,6 +814,11 @@ class ShutdownRun {
   #exitAfterContinuations(exitCode) {
     this.#exitPending = true
     process.exitCode = exitCode
+    // The standard streams are made on first use, each with a handle Node counts as active: made now, so a
+    // continuation's first console.log is not taken for work it started (which would hold the exit until
+    // just before the deadline).
+    Reflect.get(process, 'stdout')
+    Reflect.get(process, 'stderr')
     const before = countByType(process.getActiveResourcesInfo())
     const done = () => {
       const now = countByType(process.getActiveResourcesInfo())
