@@ -664,7 +664,9 @@ class ShutdownManager extends EventEmitter {
 
   /**
    * Shuts down: runs every task in order and resolves with the result. A second call, or a signal during the
-   * shutdown, joins it and gets the same result. The process keeps running unless `exit: true`.
+   * shutdown, joins it and gets the same result. The process keeps running unless `exit: true`, or a signal,
+   * the supervisor's message or an error began or joins the shutdown (then it exits once what the caller
+   * chained to the promise is done).
    */
   stop(options) {
     let opts
@@ -1026,20 +1028,6 @@ class ShutdownManager extends EventEmitter {
     const onFatal = (reason, error) => {
       if (!this.#answersErrors()) return
       const kind = reason === ShutdownReason.UncaughtException ? 'uncaught exception' : 'unhandled rejection'
-      // A task's abort listener that threw: part of that task's failure, which the shutdown already
-      // reports (it timed out), not a fatal error of the process.
-      const tasks = this.#run?.abortListenersFailing()
-      if (tasks) {
-        this.#errorsDuringShutdown++
-        if (this.#errorsDuringShutdown <= MAX_ERRORS_LOGGED) {
-          const named = tasks.map((id) => `'${id}'`).join(', ')
-          this.#config.logger.error(
-            `an abort listener of shutdown task ${named} threw; the shutdown goes on: ${describeMessage(error)}`,
-            { err: error, taskIds: tasks },
-          )
-        }
-        return
-      }
       if (this.#run) {
         // Errors keep coming while a shutdown runs (some from the shutdown's own output, such as a write to
         // a broken stderr): each joins it, but only the first few are logged, so none can feed a loop.
@@ -1140,8 +1128,8 @@ const PROCESS_MANAGER = Symbol.for('titan-lifecycle.process-manager')
 
 /**
  * The process's manager, made by `node --require titan-lifecycle/register` (or `--import`) from the
- * environment; undefined without it, and where register leaves the process alone (a package manager's
- * own, the REPL, `node -e`: see register.js).
+ * environment; undefined without it, where register leaves the process alone (a package manager's own,
+ * the REPL, `node -e`, worker threads: see register.js), and once that manager is disposed.
  */
 function processManager() {
   return /** @type {any} */ (process)[PROCESS_MANAGER]

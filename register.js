@@ -70,7 +70,10 @@ function isNotAService() {
   return PACKAGE_MANAGER_SCRIPT.test(path.basename(script))
 }
 
-/** The process's manager, if a register (of this copy of the package or another) already made one. */
+/**
+ * The process's manager, if a register (of this copy of the package or another) already made one: the key
+ * is index.js's PROCESS_MANAGER, spelled here so that a process register leaves alone loads nothing more.
+ */
 const madeAlready = () => /** @type {any} */ (process)[Symbol.for('titan-lifecycle.process-manager')] !== undefined
 
 // The package itself is loaded only where a manager is made: a package manager's process (npm stays up for
@@ -92,8 +95,10 @@ if (!isNotAService() && !madeAlready()) {
   } catch (error) {
     // A worker thread started with argv: Node runs the preload there too (argv[1] is then the worker's
     // first argument, which looks like a script). Only the main thread can own the process's signals, and
-    // a worker makes a manager of its own, with signals: [], if it wants one.
-    if (error?.code !== 'ERR_NOT_MAIN_THREAD') {
+    // a worker makes a manager of its own, with signals: [], if it wants one. Asked only now: loading
+    // node:worker_threads costs a service's start-up about 1.7 ms, and the main thread refused all the same
+    // (an embedder whose loop is not recognised) must not run without its manager.
+    if (error?.code !== 'ERR_NOT_MAIN_THREAD' || require('node:worker_threads').isMainThread) {
       // Node's messages quote the option "like this" (a wrong type, out of range) or 'like this' (a wrong value).
       const names = (option) => ['"', "'"].some((quote) => error?.message?.includes(`${quote}options.${option}`))
       const variable = Object.keys(ENVIRONMENT).find((v) => names(ENVIRONMENT[v][0]))

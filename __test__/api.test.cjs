@@ -753,3 +753,37 @@ test("a class instance's handler runs with the task as `this`, as a method does"
   assert.equal(result.tasks[0].status, 'succeeded', JSON.stringify(result.tasks[0]))
   assert.equal(task.closed, 'closed')
 })
+
+test("a task's abort listeners, wrapped to isolate them, still behave as a signal's do", async () => {
+  const calls = []
+  let onabortReadBack = null
+  let onceResolved = null
+  const m = manager()
+  m.registerTask({
+    id: 'slow',
+    timeout: 20,
+    handler: ({ abortSignal }) => {
+      const a = () => calls.push('a')
+      const b = () => calls.push('b')
+      abortSignal.addEventListener('abort', a)
+      abortSignal.addEventListener('abort', a) // added twice: called once, as Node's EventTarget does
+      abortSignal.addEventListener('abort', b)
+      abortSignal.removeEventListener('abort', b)
+      abortSignal.addEventListener('abort', { handleEvent: (event) => calls.push(`object ${event.type}`) })
+      const onabort = function () {
+        calls.push(`onabort ${this === abortSignal}`)
+      }
+      abortSignal.onabort = onabort
+      onabortReadBack = abortSignal.onabort === onabort
+      onceResolved = require('node:events')
+        .once(abortSignal, 'abort')
+        .then(() => calls.push('once'))
+      return new Promise(() => {})
+    },
+  })
+  const result = await m.stop()
+  await onceResolved
+  assert.equal(result.tasks[0].status, 'timedOut')
+  assert.equal(onabortReadBack, true)
+  assert.deepEqual(calls.sort(), ['a', 'object abort', 'onabort true', 'once'])
+})

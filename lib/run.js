@@ -84,8 +84,68 @@ const promiseThen = Promise.prototype.then
  * with thousands of tasks makes one small object each. The run's part is private, reached through the
  * static methods, so the handler sees only its four properties. The AbortSignal is made only if the
  * handler reads `abortSignal`: creating the first AbortController costs 0.2 ms, and most handlers never
- * look. An abort before the read still shows.
+ * look. An abort before the read still shows. Its abort listeners are the task's code, and isolated as
+ * such (see isolateAbortListeners).
  */
+const { addEventListener, removeEventListener } = EventTarget.prototype
+const onabortAttribute = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'onabort')
+
+/**
+ * Makes the abort listeners of a task's `signal` isolated: Node raises what an event listener throws (or an
+ * async one rejects with) as an uncaught exception, which the manager's error hook would take for a fatal
+ * error of the process and end it. Listeners added with addEventListener (which events.once and
+ * events.addAbortListener use too) or set as `onabort` run wrapped, and their failures go to `failed`, to
+ * be logged as the task's. Not covered: listeners of a signal made from this one (AbortSignal.any), which
+ * Node aborts and calls itself.
+ */
+function isolateAbortListeners(signal, failed) {
+  const wrappers = new WeakMap()
+  const wrap = (listener) => {
+    if (typeof listener !== 'function' && (typeof listener !== 'object' || listener === null)) return listener
+    let wrapped = wrappers.get(listener)
+    if (wrapped === undefined) {
+      wrapped = function isolatedAbortListener(event) {
+        try {
+          const returned =
+            typeof listener === 'function' ? Reflect.apply(listener, this, [event]) : listener.handleEvent(event)
+          if (typeof returned?.then === 'function') returned.then(undefined, failed)
+        } catch (error) {
+          failed(error)
+        }
+      }
+      wrappers.set(listener, wrapped)
+    }
+    return wrapped
+  }
+  let handler = null
+  const onabort = onabortAttribute?.set && {
+    get: () => handler,
+    set(value) {
+      handler = typeof value === 'function' ? value : null
+      Reflect.apply(onabortAttribute.set, this, [handler && wrap(handler)])
+    },
+    configurable: true,
+  }
+  Object.defineProperties(signal, {
+    addEventListener: {
+      value(type, listener, options) {
+        return Reflect.apply(addEventListener, this, [type, type === 'abort' ? wrap(listener) : listener, options])
+      },
+      writable: true,
+      configurable: true,
+    },
+    removeEventListener: {
+      value(type, listener, options) {
+        const target = type === 'abort' ? (wrappers.get(listener) ?? listener) : listener
+        return Reflect.apply(removeEventListener, this, [type, target, options])
+      },
+      writable: true,
+      configurable: true,
+    },
+    ...(onabort && { onabort }),
+  })
+}
+
 class TaskContext {
   #controller = null
   #abortReason = undefined
@@ -93,30 +153,35 @@ class TaskContext {
   #timer = null
   #startedMono
   #ranSyncMs = 0
+  #taskId
+  /** The run's report of an abort listener of this task that failed: (taskId, error). */
+  #listenerFailed
 
-  constructor(reason, signal, deadline, startedMono) {
+  constructor(reason, signal, deadline, startedMono, taskId, listenerFailed) {
     this.reason = reason
     this.signal = signal
     this.deadline = deadline
     this.#startedMono = startedMono
+    this.#taskId = taskId
+    this.#listenerFailed = listenerFailed
   }
 
   get abortSignal() {
     if (!this.#controller) {
       this.#controller = new AbortController()
+      const taskId = this.#taskId
+      const failed = this.#listenerFailed
+      isolateAbortListeners(this.#controller.signal, (error) => failed(taskId, error))
       if (this.#aborted) this.#controller.abort(this.#abortReason)
     }
     return this.#controller.signal
   }
 
-  /** Aborts the task's signal; returns whether that ran listeners the handler may have added. */
   static abort(context, reason) {
-    if (context.#aborted) return false
+    if (context.#aborted) return
     context.#aborted = true
     context.#abortReason = reason
-    if (context.#controller === null) return false
-    context.#controller.abort(reason)
-    return true
+    context.#controller?.abort(reason)
   }
 
   static setTimer(context, timer) {
@@ -207,6 +272,13 @@ class ShutdownRun {
   #native
   #tasks
   #emit
+  /** An abort listener of a task failed (see isolateAbortListeners): the task's, logged; the shutdown goes on. */
+  #abortListenerFailed = (taskId, error) => {
+    this.#logger.error(
+      `an abort listener of shutdown task '${taskId}' threw; the shutdown goes on: ${describeMessage(error)}`,
+      { taskId, err: error },
+    )
+  }
   /** Whether an event has listeners: a large shutdown skips building payloads nobody reads. */
   #listens
   #logger
@@ -240,8 +312,6 @@ class ShutdownRun {
   #reserveMs = 0
   /** Whether the plan has destroy tasks, for which the stop phase gives way to the reserve. */
   #hasDestroyPhase = false
-  /** The ids of the tasks whose AbortSignals were just aborted, while their listeners' errors surface. */
-  #abortingTaskIds = null
   #onStart
   #onStillAlive
   #stillAliveReportDelay
@@ -450,7 +520,7 @@ class ShutdownRun {
         'ERR_TASK_TIMEOUT',
         `shutdown task '${taskId}' was stopped to keep ${Math.round(this.#reserveMs)} ms for the destroy phase`,
       )
-      if (entry) this.#abortTask(index, entry, error)
+      if (entry) TaskContext.abort(entry, error)
       this.#errors.set(index, error)
       this.#logFailure(error.message, { taskId, err: error })
       this.#emit(ShutdownEvent.ShutdownTaskError, {
@@ -490,39 +560,16 @@ class ShutdownRun {
     if (cut.finished) this.#finish(false)
   }
 
-  /**
-   * A signal or an error joined this shutdown: the process exits when it ends. An uncaught error also ends
-   * a shutdown delay still running: the process must not keep serving in a state nobody planned for, as a
-   * shutdown begun by such an error has no delay.
-   */
-  /**
-   * Aborts a running task's signal. Node reports an error thrown by an abort listener as an uncaught
-   * exception, from a process.nextTick callback it queues as the listener fails (and one from a listener's
-   * rejected promise a microtask later): until those have run, the manager's error hook asks
-   * abortListenersFailing() and takes such an error for the task's, not for a fatal one of the process.
-   */
-  #abortTask(index, entry, reason) {
-    if (!TaskContext.abort(entry, reason)) return
-    if (this.#abortingTaskIds === null) {
-      this.#abortingTaskIds = []
-      const close = () => {
-        this.#abortingTaskIds = null
-      }
-      process.nextTick(() => queueMicrotask(() => process.nextTick(close)))
-    }
-    this.#abortingTaskIds.push(this.#ids[index])
-  }
-
-  /** The ids of the tasks an uncaught error thrown now came from, if it came from their abort listeners. */
-  abortListenersFailing() {
-    return this.#abortingTaskIds
-  }
-
   /** A stop() call without `exit` joined this run: its caller waits for the result (see #exitAfterContinuations). */
   joinedByStop() {
     this.#awaitedByStop = true
   }
 
+  /**
+   * A signal or an error joined this shutdown: the process exits when it ends. An uncaught error also ends
+   * a shutdown delay still running: the process must not keep serving in a state nobody planned for, as a
+   * shutdown begun by such an error has no delay.
+   */
   requestExit({ fatal = false } = {}) {
     this.#exit = true
     this.#fatal ||= fatal
@@ -578,7 +625,14 @@ class ShutdownRun {
     // A task with a timeout counts from its own call, not the level's: a handler before it in the level
     // that ran long synchronously must not count against it (see #settle's check of an overrun timeout).
     if (timeout !== undefined) now = monotonicMs()
-    const context = new TaskContext(this.reason, this.signal, this.deadline, now)
+    const context = new TaskContext(
+      this.reason,
+      this.signal,
+      this.deadline,
+      now,
+      this.#ids[index],
+      this.#abortListenerFailed,
+    )
     this.#running[index] = context
     if (!this.#destroyPhaseBegun && phaseOf(task) === ShutdownPhase.Destroy) {
       this.#destroyPhaseBegun = true
@@ -634,7 +688,7 @@ class ShutdownRun {
     }
     this.#running[index] = undefined
     TaskContext.clearTimer(entry)
-    if (outcome === 'timedOut') this.#abortTask(index, entry, error)
+    if (outcome === 'timedOut') TaskContext.abort(entry, error)
     const next = native.settleTask(this.#handle, index, OUTCOME_CODES[outcome])
     if (next === SETTLE_NOT_RUNNING) return
     if (outcome !== 'succeeded' || this.#listens(ShutdownEvent.ShutdownTaskComplete)) {
@@ -720,7 +774,7 @@ class ShutdownRun {
       `the shutdown did not finish within its ${this.#budgetMs} ms deadline` +
         (running.length ? `; still running: ${running.join(', ')}` : ''),
     )
-    for (const index of runningIndices) this.#abortTask(index, this.#running[index], error)
+    for (const index of runningIndices) TaskContext.abort(this.#running[index], error)
     this.#logger.error(error.message, { err: error, running: runningIds })
     this.#emit(ShutdownEvent.ShutdownError, { error })
     this.#finish(true, watchdogFailed)
