@@ -78,15 +78,6 @@ const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6
  */
 const promiseThen = Promise.prototype.then
 
-/**
- * What a task's handler receives (`reason`, `signal`, `abortSignal`, `deadline`), and the run's record of
- * it while it runs (its timeout timer, when it started): one object per task, as a class, so a shutdown
- * with thousands of tasks makes one small object each. The run's part is private, reached through the
- * static methods, so the handler sees only its four properties. The AbortSignal is made only if the
- * handler reads `abortSignal`: creating the first AbortController costs 0.2 ms, and most handlers never
- * look. An abort before the read still shows. Its abort listeners are the task's code, and isolated as
- * such (see isolateAbortListeners).
- */
 const { addEventListener, removeEventListener } = EventTarget.prototype
 const onabortAttribute = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'onabort')
 
@@ -146,6 +137,15 @@ function isolateAbortListeners(signal, failed) {
   })
 }
 
+/**
+ * What a task's handler receives (`reason`, `signal`, `abortSignal`, `deadline`), and the run's record of
+ * it while it runs (its timeout timer, when it started): one object per task, as a class, so a shutdown
+ * with thousands of tasks makes one small object each. The run's part is private, reached through the
+ * static methods, so the handler sees only its four properties. The AbortSignal is made only if the
+ * handler reads `abortSignal`: creating the first AbortController costs 0.2 ms, and most handlers never
+ * look. An abort before the read still shows. Its abort listeners are the task's code, and isolated as
+ * such (see isolateAbortListeners).
+ */
 class TaskContext {
   #controller = null
   #abortReason = undefined
