@@ -53,6 +53,9 @@ class LongTimer {
 const DRAIN_MARGIN_SHARE = 0.05
 const DRAIN_MARGIN_MIN_MS = 100
 
+/** The still-alive watch of the latest shutdown that did not exit (see #watchStillAlive). */
+let stillAliveTimer = null
+
 /** How often a joined stop() checks whether its continuations are done (see #exitAfterContinuations). */
 const CONTINUATION_POLL_MS = 5
 /** How long before the deadline a joined stop() stops waiting for its continuations and exits. */
@@ -896,12 +899,19 @@ class ShutdownRun {
    */
   #watchStillAlive() {
     if (this.#stillAliveReportDelay <= 0 || !this.#onStillAlive) return
-    // One watch per shutdown, so per manager: one that shares the process with others (a test harness, a
-    // second manager with signals: []) is told of its own. A harness running a thousand shutdowns holds
-    // each manager until its watch fires, `stillAliveReportDelay` at most.
+    // One watch per process, for the latest such shutdown: a harness running a thousand shutdowns keeps one
+    // timer (and one manager) for it, not a thousand.
+    stillAliveTimer?.clear()
     const report = this.#onStillAlive
     const delay = this.#stillAliveReportDelay
-    new LongTimer(() => report(delay), delay, { ref: false })
+    stillAliveTimer = new LongTimer(
+      () => {
+        stillAliveTimer = null
+        report(delay)
+      },
+      delay,
+      { ref: false },
+    )
   }
 
   #exitCode(hardExit, tasks) {
