@@ -18,16 +18,28 @@ function startApp(flag, file, { env = {}, args = [] } = {}) {
   })
 }
 
+/** Starts the application as startApp does and sends it SIGTERM once ready; its result, which must be exit 0. */
+async function shutDownBySigterm(flag, file, options) {
+  const app = startApp(flag, file, options)
+  assert.ok(await app.ready, app.output().stderr)
+  kill(app.child, 'SIGTERM')
+  const result = await app.exited
+  assert.equal(result.code, 0, result.stderr)
+  return result
+}
+
+/** A copy of the package loaded by path (another copy than the checkout register resolves by name). */
+function packageCopy(t, also = []) {
+  const root = path.join(__dirname, '..')
+  return copyPackage(scratchDirectory(t, 'copy'), [...also, ...fs.readdirSync(root).filter((f) => f.endsWith('.node'))])
+}
+
 for (const [flag, file] of [
   ['--require', 'registered-app.cjs'],
   ['--import', 'registered-app.mjs'],
 ]) {
   test(`node ${flag} titan-lifecycle/register: SIGTERM runs the application's task, exit 0`, async () => {
-    const app = startApp(flag, file, { env: { TITAN_LIFECYCLE_SIGNALS: 'SIGTERM' } })
-    assert.ok(await app.ready, app.output().stderr)
-    kill(app.child, 'SIGTERM')
-    const result = await app.exited
-    assert.equal(result.code, 0, result.stderr)
+    const result = await shutDownBySigterm(flag, file, { env: { TITAN_LIFECYCLE_SIGNALS: 'SIGTERM' } })
     assert.equal(find(result.lines, 'event', { event: 'shutdown:start' })?.reason, 'SIGTERM')
     assert.ok(find(result.lines, 'task-end', { id: 'work' }))
   })
@@ -35,43 +47,21 @@ for (const [flag, file] of [
 
 test("register loaded from one copy of the package, the application's own copy finds its manager", async (t) => {
   // A platform's NODE_OPTIONS names one copy, the application depends on another.
-  const root = path.join(__dirname, '..')
-  const copy = copyPackage(
-    scratchDirectory(t, 'copy'),
-    fs.readdirSync(root).filter((f) => f.endsWith('.node')),
-  )
-  const app = startApp('--require', 'registered-app.cjs', {
+  const result = await shutDownBySigterm('--require', 'registered-app.cjs', {
     env: { TITAN_LIFECYCLE_SIGNALS: 'SIGTERM' },
-    args: ['run', copy],
+    args: ['run', packageCopy(t)],
   })
-  assert.ok(await app.ready, app.output().stderr)
-  kill(app.child, 'SIGTERM')
-  const result = await app.exited
-  assert.equal(result.code, 0, result.stderr)
   assert.ok(find(result.lines, 'task-end', { id: 'work' }), "the application's task ran")
 })
 
 test("register run by two copies of the package (a platform's and the service's own) makes one manager", async (t) => {
-  const root = path.join(__dirname, '..')
-  const copy = copyPackage(scratchDirectory(t, 'copy'), [
-    'register',
-    'register.js',
-    ...fs.readdirSync(root).filter((f) => f.endsWith('.node')),
-  ])
-  const app = startApp('--require', 'registered-app.cjs', { args: ['own-register', copy] })
-  assert.ok(await app.ready, app.output().stderr)
-  kill(app.child, 'SIGTERM')
-  const result = await app.exited
-  assert.equal(result.code, 0, result.stderr)
+  const copy = packageCopy(t, ['register', 'register.js'])
+  const result = await shutDownBySigterm('--require', 'registered-app.cjs', { args: ['own-register', copy] })
   assert.ok(find(result.lines, 'task-end', { id: 'work' }), "the application's task ran")
 })
 
 test('a worker thread started with argv under register starts and runs: only the main thread gets the manager', async () => {
-  const app = startApp('--require', 'registered-app.cjs', { args: ['worker'] })
-  assert.ok(await app.ready, app.output().stderr)
-  kill(app.child, 'SIGTERM')
-  const result = await app.exited
-  assert.equal(result.code, 0, result.stderr)
+  const result = await shutDownBySigterm('--require', 'registered-app.cjs', { args: ['worker'] })
   assert.equal(find(result.lines, 'worker-error'), undefined, JSON.stringify(result.lines))
   assert.deepEqual(find(result.lines, 'worker')?.message, ['--config', 'app.json'])
   assert.equal(find(result.lines, 'worker-exit')?.code, 0)
@@ -79,11 +69,7 @@ test('a worker thread started with argv under register starts and runs: only the
 })
 
 test("disposing register's manager leaves processManager() empty, and the application's own takes the signals", async () => {
-  const app = startApp('--require', 'registered-app.cjs', { args: ['dispose'] })
-  assert.ok(await app.ready, app.output().stderr)
-  kill(app.child, 'SIGTERM')
-  const result = await app.exited
-  assert.equal(result.code, 0, result.stderr)
+  const result = await shutDownBySigterm('--require', 'registered-app.cjs', { args: ['dispose'] })
   // Refused before, with the way to add tasks said.
   const refused = find(result.lines, 'refused')
   assert.equal(refused?.code, 'ERR_SIGNALS_OWNED')
