@@ -735,6 +735,16 @@ test("the logger's methods are looked up at each call: a level changed after the
   other.registerTask({ id: 'b', handler: () => {} })
   assert.equal((await other.stop()).exitCode, 0)
   assert.equal(heard.length, before, 'nothing reached the removed method')
+  // One missing when the manager is made and added later is heard too.
+  const growing = {}
+  const third = manager({ logger: growing })
+  growing.info = (fields, message) => heard.push(message)
+  third.registerTask({ id: 'c', handler: () => {} })
+  assert.equal((await third.stop()).exitCode, 0)
+  assert.ok(
+    heard.length > before,
+    `the info method added after construction got the shutdown's lines: ${JSON.stringify(heard)}`,
+  )
 })
 
 test("a class instance's handler runs with the task as `this`, as a method does", async () => {

@@ -389,14 +389,12 @@ function validateLogger(value) {
   const logger = {}
   for (const level of ['info', 'warn', 'error']) {
     const method = value[level]
-    if (method === undefined) {
-      logger[level] = defaultLogger[level]
-    } else if (typeof method !== 'function') {
+    if (method !== undefined && typeof method !== 'function') {
       throw invalidArgType(`options.logger.${level}`, 'of type function', method)
-    } else {
-      // Called with the logger as `this`: pino and console methods need it.
-      logger[level] = isolated(value, level)
     }
+    // Each method is looked up at each call, with the logger as `this` (pino and console methods need it):
+    // one missing now may be added later, as one present now may be swapped or removed.
+    logger[level] = isolated(value, level)
   }
   return logger
 }
