@@ -253,12 +253,13 @@ const ShutdownPhase = Object.freeze({
 let ShutdownRun
 let validateManagerOptions, validateTask, plainTask, validateTaskId, validateStopOptions, validateTrackServerOptions
 let validateTrackChildOptions, validateTrackClusterOptions
-let invalidArgType, lifecycleError, describeMessage
+let invalidArgType, lifecycleError, describeMessage, quoted
 function loadInternals() {
   if (ShutdownRun) return
   ;({ ShutdownRun } = require('./lib/run'))
   ;({
     describeMessage,
+    quoted,
     validateManagerOptions,
     validateTask,
     plainTask,
@@ -763,7 +764,7 @@ class ShutdownManager extends EventEmitter {
             server.beginClosing()
           } catch (error) {
             this.#config.logger.error(
-              `server '${server.id}' could not begin closing its connections; its drain goes on: ${describeMessage(error)}`,
+              `server ${quoted(server.id)} could not begin closing its connections; its drain goes on: ${describeMessage(error)}`,
               { taskId: server.id, err: error },
             )
           }

@@ -105,6 +105,29 @@ test(
   },
 )
 
+test("the JavaScript side's lines escape task ids as the report does: none can forge a line", async () => {
+  const fixture = start('guarantee.cjs', ['hostile-log-lines'])
+  await fixture.ready
+  kill(fixture.child, 'SIGTERM')
+  const { code, stderr } = await fixture.exited
+  assert.equal(code, 124, stderr)
+  assert.doesNotMatch(
+    stderr,
+    /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/,
+    'no raw control character reaches the terminal',
+  )
+  assert.deepEqual(
+    stderr.split('\n').filter((line) => line.startsWith('titan-lifecycle: exiting')),
+    ['titan-lifecycle: exiting with code 124'],
+    stderr,
+  )
+  // Each of the three lines names its task, escaped and whole.
+  const escapedId = (name) => `'${name}\\'\\ntitan-lifecycle: exiting with code 0\\n\\x1b[31m'`
+  assert.ok(stderr.includes(`shutdown task ${escapedId('fails')} failed: no`), stderr)
+  assert.ok(stderr.includes(`shutdown task ${escapedId('times-out')} timed out after 50 ms`), stderr)
+  assert.ok(stderr.includes(`still running: ${escapedId('hangs')}`), stderr)
+})
+
 test('the report escapes control characters in task ids and names, and says when it was cut', async () => {
   const fixture = start('guarantee.cjs', ['hostile-report'])
   await fixture.ready

@@ -12,7 +12,7 @@
 // server's two more, for its handshake), none per request. The per-request listener that adds `Connection: close` is added only when a shutdown starts.
 
 const net = require('node:net')
-const { lifecycleError, describeMessage } = require('./validate')
+const { lifecycleError, describeMessage, quoted } = require('./validate')
 
 /** How often a drain closes connections that went idle after their last response. */
 const SWEEP_MS = 25
@@ -356,7 +356,7 @@ class ServerTracker {
         finish(
           lifecycleError(
             'ERR_DRAIN_TIMEOUT',
-            `server '${this.#id}' did not drain in time: cut ${counts.requests} request${counts.requests === 1 ? '' : 's'} ` +
+            `server ${quoted(this.#id)} did not drain in time: cut ${counts.requests} request${counts.requests === 1 ? '' : 's'} ` +
               `in flight and ${counts.connections} connection${counts.connections === 1 ? '' : 's'}`,
           ),
         )
@@ -382,7 +382,7 @@ class ServerTracker {
         if (server.listening) net.Server.prototype.close.call(server)
         serverClosed = true
         process.emitWarning(
-          `server '${this.#id}' could not be closed with a callback (${describeMessage(error)}); closed without one`,
+          `server ${quoted(this.#id)} could not be closed with a callback (${describeMessage(error)}); closed without one`,
           { type: 'TitanLifecycleWarning', code: 'TITAN_LIFECYCLE_SERVER_CLOSE' },
         )
       }
@@ -416,7 +416,7 @@ class ServerTracker {
   #handOver(socket, req) {
     if (!this.#closeUpgraded) return
     const warn = (error) =>
-      process.emitWarning(`closeUpgraded threw for server '${this.#id}': ${describeMessage(error)}`, {
+      process.emitWarning(`closeUpgraded threw for server ${quoted(this.#id)}: ${describeMessage(error)}`, {
         type: 'TitanLifecycleWarning',
         code: 'TITAN_LIFECYCLE_CLOSE_UPGRADED',
       })

@@ -12,6 +12,9 @@ const {
   lifecycleError,
   isSilent,
   describeMessage,
+  quoted,
+  escaped,
+  cutText,
   MAX_TIMEOUT_MS,
   DEFAULT_DESTROY_RESERVE,
   MIN_TASK_SHARE,
@@ -257,7 +260,7 @@ function startBuffer(taskCount) {
 }
 
 function taskTimeoutError(id, timeout) {
-  return lifecycleError('ERR_TASK_TIMEOUT', `shutdown task '${id}' timed out after ${timeout} ms`)
+  return lifecycleError('ERR_TASK_TIMEOUT', `shutdown task ${quoted(id)} timed out after ${timeout} ms`)
 }
 
 // A registered task as the manager keeps it (index.js `#tasks`, by id): for a task named by its id, in the
@@ -278,7 +281,7 @@ class ShutdownRun {
   /** An abort listener of a task failed (see isolateAbortListeners): the task's, logged; the shutdown goes on. */
   #abortListenerFailed = (taskId, error) => {
     this.#logger.error(
-      `an abort listener of shutdown task '${taskId}' threw; the shutdown goes on: ${describeMessage(error)}`,
+      `an abort listener of shutdown task ${quoted(taskId)} threw; the shutdown goes on: ${describeMessage(error)}`,
       { taskId, err: error },
     )
   }
@@ -446,10 +449,13 @@ class ShutdownRun {
       this.#reserveTimer = new LongTimer(() => this.#cutStopPhase(), this.stopPhaseLeftMs())
     }
     for (const { taskId, dependsOn } of details?.missing ?? []) {
-      this.#logger.warn(`shutdown task '${taskId}' depends on unknown task '${dependsOn}'; the dependency is ignored`, {
-        taskId,
-        dependsOn,
-      })
+      this.#logger.warn(
+        `shutdown task ${quoted(taskId)} depends on unknown task ${quoted(dependsOn)}; the dependency is ignored`,
+        {
+          taskId,
+          dependsOn,
+        },
+      )
     }
     this.#logger.info(
       `shutdown started (reason ${this.reason}${this.signal ? `, signal ${this.signal}` : ''}, ` +
@@ -521,7 +527,7 @@ class ShutdownRun {
       if (entry) TaskContext.clearTimer(entry)
       const error = lifecycleError(
         'ERR_TASK_TIMEOUT',
-        `shutdown task '${taskId}' was stopped to keep ${Math.round(this.#reserveMs)} ms for the destroy phase`,
+        `shutdown task ${quoted(taskId)} was stopped to keep ${Math.round(this.#reserveMs)} ms for the destroy phase`,
       )
       if (entry) TaskContext.abort(entry, error)
       this.#errors.set(index, error)
@@ -540,7 +546,7 @@ class ShutdownRun {
       const ids = cut.skipped.map((i) => this.#ids[i])
       // One log line for them all; an event for each, as for every other task that did not succeed.
       this.#logger.warn(
-        `shutdown tasks ${ids.map((id) => `'${id}'`).join(', ')} were skipped to keep ${Math.round(this.#reserveMs)} ms ` +
+        `shutdown tasks ${ids.map(quoted).join(', ')} were skipped to keep ${Math.round(this.#reserveMs)} ms ` +
           'for the destroy phase',
         { taskIds: ids },
       )
@@ -548,7 +554,7 @@ class ShutdownRun {
         const taskId = this.#ids[index]
         const error = lifecycleError(
           'ERR_TASK_SKIPPED',
-          `shutdown task '${taskId}' was skipped to keep ${Math.round(this.#reserveMs)} ms for the destroy phase`,
+          `shutdown task ${quoted(taskId)} was skipped to keep ${Math.round(this.#reserveMs)} ms for the destroy phase`,
         )
         this.#errors.set(index, error)
         this.#emit(ShutdownEvent.ShutdownTaskError, {
@@ -716,7 +722,7 @@ class ShutdownRun {
       this.#errors.set(index, error)
       this.#logFailure(
         // A timeout's error is taskTimeoutError's, whose message says it all.
-        outcome === 'timedOut' ? error.message : `shutdown task '${taskId}' failed: ${describeMessage(error)}`,
+        outcome === 'timedOut' ? error.message : `shutdown task ${quoted(taskId)} failed: ${describeMessage(error)}`,
         { taskId, durationMs, err: error },
       )
       this.#emit(ShutdownEvent.ShutdownTaskError, {
@@ -755,7 +761,7 @@ class ShutdownRun {
     const stack = stall.stack ?? null
     this.#logger.warn(
       `the event loop was blocked for ${blockedMs} ms during the shutdown` +
-        (task ? ` (task '${task.id}' was running)` : '') +
+        (task ? ` (task ${quoted(task.id)} was running)` : '') +
         (stack ? `, at:\n${stack}` : ' (outside JavaScript, or no stack to capture)'),
       { taskId: task?.id, blockedMs, stack },
     )
@@ -771,7 +777,7 @@ class ShutdownRun {
     }
     const runningIndices = this.#runningIndices()
     const runningIds = runningIndices.map((i) => this.#ids[i])
-    const running = runningIds.map((id) => `'${id}'`)
+    const running = runningIds.map(quoted)
     const error = lifecycleError(
       'ERR_SHUTDOWN_TIMEOUT',
       `the shutdown did not finish within its ${this.#budgetMs} ms deadline` +
@@ -937,8 +943,10 @@ function waterfall(summary) {
       `exit code ${summary.exitCode}${summary.hardExit ? ', hard exit' : ''}`,
   ]
   const shown = summary.tasks.slice(0, WATERFALL_MAX_TASKS)
-  const idWidth = Math.min(24, Math.max(4, ...shown.map((t) => t.id.length)))
-  for (const task of shown) {
+  // Ids escaped as every line of ours shows them (a line feed in one must not start a line of its own).
+  const ids = shown.map((t) => escaped(t.id, 64))
+  const idWidth = Math.min(24, Math.max(4, ...ids.map((id) => id.length)))
+  for (const [i, task] of shown.entries()) {
     const started = task.startMs !== null
     const from = started ? Math.min(WATERFALL_WIDTH - 1, Math.floor((task.startMs / total) * WATERFALL_WIDTH)) : 0
     const to = started ? Math.round(((task.startMs + task.durationMs) / total) * WATERFALL_WIDTH) : 0
@@ -949,7 +957,7 @@ function waterfall(summary) {
         ' '.repeat(Math.max(0, WATERFALL_WIDTH - from - length))
       : ' '.repeat(WATERFALL_WIDTH)
     const offset = started ? `+${task.startMs.toFixed(1)} ms` : 'not run'
-    const id = task.id.length > idWidth ? `${task.id.slice(0, idWidth - 1)}\u2026` : task.id.padEnd(idWidth)
+    const id = ids[i].length > idWidth ? `${cutText(ids[i], idWidth - 1)}\u2026` : ids[i].padEnd(idWidth)
     const error = task.error ? `: ${describeMessage(task.error)}` : ''
     lines.push(`  ${offset.padStart(12)} |${bar}| ${id} ${task.status} ${task.durationMs.toFixed(1)} ms${error}`)
   }

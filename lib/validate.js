@@ -368,6 +368,36 @@ function isolated(logger, level) {
   }
 }
 
+/** What `quoted` escapes: as the hard-exit report does (core/src/report.rs, `Escaped`). */
+const UNSAFE_IN_TEXT = /[\\'\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+const SHORT_ESCAPES = { '\\': '\\\\', "'": "\\'", '\n': '\\n', '\r': '\\r', '\t': '\\t' }
+/** How much of an id or a name a line shows (UTF-16 units), as the report cuts them at 512 bytes. */
+const MAX_QUOTED = 512
+
+/**
+ * A task's (or a tracked server's) id or name, quoted for a log line or an error message and escaped as
+ * the hard-exit report escapes it: a line feed, an escape sequence or a quote in an id can neither forge a
+ * `titan-lifecycle:` line on stderr nor drive the terminal, and a very long one is cut (with `…`).
+ */
+function quoted(text) {
+  return `'${escaped(text, MAX_QUOTED)}'`
+}
+
+/** `text` escaped as `quoted` escapes it, cut to at most `max` UTF-16 units before escaping (with `…`). */
+function escaped(text, max) {
+  const shown = text.length > max ? `${cutText(text, max - 1)}\u2026` : text
+  return shown.replace(UNSAFE_IN_TEXT, (c) => {
+    const code = c.charCodeAt(0)
+    return SHORT_ESCAPES[c] ?? (code < 0x80 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u{${code.toString(16)}}`)
+  })
+}
+
+/** The first `length` UTF-16 units of `text`, or one fewer rather than half a surrogate pair. */
+function cutText(text, length) {
+  const code = text.charCodeAt(length - 1)
+  return text.slice(0, code >= 0xd800 && code <= 0xdbff ? length - 1 : length)
+}
+
 /**
  * The message of something user code threw, for a log line or a warning (the whole error, stack and all,
  * goes under `err`). It never throws itself: a Symbol, an object without a prototype or a `message`
@@ -665,6 +695,9 @@ module.exports = {
   DEFAULT_DESTROY_RESERVE,
   MIN_TASK_SHARE,
   describeMessage,
+  quoted,
+  escaped,
+  cutText,
   writeStderr,
   isSilent,
   invalidArgType,

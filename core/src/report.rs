@@ -354,9 +354,9 @@ fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
   for task in tasks.iter().filter(|t| t.status == TaskStatus::Running) {
     running += 1;
     if listed < MAX_LISTED {
-      write!(out, "{PREFIX}   running: '{}'", Escaped(&task.id))?;
+      write!(out, "{PREFIX}   running: '{}'", TaskText(&task.id))?;
       if task.name != task.id {
-        write!(out, " ({})", Escaped(&task.name))?;
+        write!(out, " ({})", TaskText(&task.name))?;
       }
       writeln!(out, " for {} ms", Ms(task.duration(now)))?;
       listed += 1;
@@ -375,7 +375,7 @@ fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
       .take(MAX_LISTED)
       .enumerate()
     {
-      write!(out, "{} '{}'", if i == 0 { "" } else { "," }, Escaped(&task.id))?;
+      write!(out, "{} '{}'", if i == 0 { "" } else { "," }, TaskText(&task.id))?;
     }
     if pending > MAX_LISTED {
       write!(out, " and {} more", pending - MAX_LISTED)?;
@@ -403,28 +403,64 @@ fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
 }
 
 /// User text (an id, a name, a reason) as the report prints it: control characters, line and paragraph
-/// separators and bidirectional overrides are escaped (`\n`, `\x1b`, `\u{202e}`), and so is the backslash,
-/// so the escaped text reads back unambiguously. Everything else is printed as it is.
+/// separators and bidirectional overrides are escaped (`\n`, `\x1b`, `\u{202e}`), and so are the backslash
+/// and the single quote that delimits ids, so the escaped text reads back unambiguously. Everything else is
+/// printed as it is.
 pub(crate) struct Escaped<'a>(pub(crate) &'a str);
 
 impl fmt::Display for Escaped<'_> {
   fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    self.0.chars().try_for_each(|c| write_escaped_char(f, c))
+  }
+}
+
+/// How much of a task's id or name the report prints (escaped, in bytes): a name as long as the report's
+/// buffer must not crowd out every other task, so a longer one is cut, with `…`.
+const MAX_TASK_TEXT: usize = 512;
+
+/// A task's id or name as the report prints it: escaped as [`Escaped`], and cut after [`MAX_TASK_TEXT`].
+struct TaskText<'a>(&'a str);
+
+impl fmt::Display for TaskText<'_> {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let mut counted = CountingWriter { inner: f, written: 0 };
     for c in self.0.chars() {
-      match c {
-        '\\' => f.write_str("\\\\")?,
-        '\n' => f.write_str("\\n")?,
-        '\r' => f.write_str("\\r")?,
-        '\t' => f.write_str("\\t")?,
-        c if (c as u32) < 0x80 && c.is_control() => write!(f, "\\x{:02x}", c as u32)?,
-        c if c.is_control()
-          || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
-        {
-          write!(f, "\\u{{{:x}}}", c as u32)?
-        }
-        c => f.write_char(c)?,
+      if counted.written >= MAX_TASK_TEXT {
+        return counted.inner.write_str("…");
       }
+      write_escaped_char(&mut counted, c)?;
     }
     Ok(())
+  }
+}
+
+/// Counts what passes through to `inner` (no allocation: this runs on the watchdog at the hard exit).
+struct CountingWriter<'a, W: Write + ?Sized> {
+  inner: &'a mut W,
+  written: usize,
+}
+
+impl<W: Write + ?Sized> Write for CountingWriter<'_, W> {
+  fn write_str(&mut self, s: &str) -> fmt::Result {
+    self.written += s.len();
+    self.inner.write_str(s)
+  }
+}
+
+fn write_escaped_char(f: &mut (impl Write + ?Sized), c: char) -> fmt::Result {
+  match c {
+    '\\' => f.write_str("\\\\"),
+    '\'' => f.write_str("\\'"),
+    '\n' => f.write_str("\\n"),
+    '\r' => f.write_str("\\r"),
+    '\t' => f.write_str("\\t"),
+    c if (c as u32) < 0x80 && c.is_control() => write!(f, "\\x{:02x}", c as u32),
+    c if c.is_control()
+      || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+    {
+      write!(f, "\\u{{{:x}}}", c as u32)
+    }
+    c => f.write_char(c),
   }
 }
 
@@ -796,10 +832,10 @@ mod tests {
 
   #[test]
   fn user_text_is_escaped_so_it_cannot_forge_lines_or_drive_the_terminal() {
-    let hostile = "a\nb\r\x1b[2J\x07\x00\u{9b}\u{202e}\\ é日🦀";
+    let hostile = "a\nb\r\x1b[2J\x07\x00\u{9b}\u{202e}\\ é日🦀 'q'";
     assert_eq!(
       Escaped(hostile).to_string(),
-      "a\\nb\\r\\x1b[2J\\x07\\x00\\u{9b}\\u{202e}\\\\ é日🦀"
+      "a\\nb\\r\\x1b[2J\\x07\\x00\\u{9b}\\u{202e}\\\\ é日🦀 \\'q\\'"
     );
     let mut c = Coordinator::new();
     c.register(TaskSpec {
@@ -827,6 +863,38 @@ mod tests {
       report.contains("running: 'x\\ntitan-lifecycle: forged' (\\x1b]0;title\\x07)"),
       "{report}"
     );
+  }
+
+  #[test]
+  fn one_long_task_name_is_cut_rather_than_crowding_out_the_other_tasks() {
+    // A 20 KB id (more than the whole report holds) ahead of two ordinary tasks, one running and one
+    // waiting for it, and an id whose quote would otherwise end its quoting early.
+    let long = "🦀".repeat(5_000);
+    let mut c = Coordinator::new();
+    for (id, priority) in [(long.as_str(), 1.0), ("cache', 'queue", 1.0), ("after", 10.0)] {
+      c.register(TaskSpec {
+        id: id.into(),
+        name: id.into(),
+        priority,
+        phase: Phase::Stop,
+        depends_on: vec![],
+      })
+      .unwrap();
+    }
+    let start = MonoTime::from_nanos(1_000_000_000);
+    begin(&mut c, "SIGTERM", start);
+    c.attach(start);
+    let report = render(RecordView::Read(c.run()), &facts(start, false));
+    assert!(!report.contains("report cut"), "{report}");
+    let first = report
+      .lines()
+      .find(|l| l.contains("running: '🦀"))
+      .expect(&report);
+    assert!(first.len() < MAX_TASK_TEXT + 100, "{first}");
+    assert!(first.contains("🦀…' for "), "{first}");
+    assert!(report.contains("running: 'cache\\', \\'queue' for "), "{report}");
+    assert!(report.contains("pending: 'after'\n"), "{report}");
+    assert!(report.contains("(of 3 tasks)"), "{report}");
   }
 
   #[test]
