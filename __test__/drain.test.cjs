@@ -31,6 +31,16 @@ function get(port, path, agent) {
 /** A socket's end, as the client sees it. */
 const closed = (socket) => new Promise((resolve) => socket.once('close', () => resolve(now())))
 
+/** The status line a raw connection got before it closed ('' for none). */
+const statusLine = (socket) =>
+  new Promise((resolve) => {
+    let got = ''
+    socket.setEncoding('latin1')
+    socket.on('data', (chunk) => (got += chunk))
+    socket.on('error', () => {})
+    socket.on('close', () => resolve(got.split('\r\n')[0]))
+  })
+
 test('a drain under SIGTERM fails no request, closes every connection and exits 0 early', async () => {
   // The delay and the slow requests leave this process hundreds of milliseconds for each step it must take
   // within one of them (a process not scheduled for 50 ms is common on 2 busy cores).
@@ -246,12 +256,23 @@ test('a response still being written when the drain starts, or ending during it,
   const idle = net.connect(port, '127.0.0.1', () => idle.write('GET /small HTTP/1.1\r\nHost: x\r\n\r\n'))
   await new Promise((resolve) => idle.once('data', resolve))
   const idleClosed = new Promise((resolve) => idle.once('close', () => resolve(now())))
+  // Two connections whose requests are on their way while the bodies are written out: one has sent half
+  // its headers (Node's parser knows a request has begun), one nothing yet (a pre-connection, whose
+  // request comes after the drain began). Both were destroyed when the drain judged connections by what
+  // they read while a body was being written.
+  const partial = net.connect(port, '127.0.0.1', () => partial.write('GET /small HTTP/1.1\r\nHost: x\r\n'))
+  const preconnected = net.connect(port, '127.0.0.1')
+  const answers = Promise.all([statusLine(partial), statusLine(preconnected)])
+  await Promise.all([partial, preconnected].map((socket) => new Promise((resolve) => socket.once('connect', resolve))))
   const endingLater = download('/later')
   let stopped
   const underWay = download('/now', () => {
     stopped = manager.stop({ timeout: 30_000 })
+    setTimeout(() => partial.write('\r\n'), 100)
+    setTimeout(() => preconnected.write('GET /small HTTP/1.1\r\nHost: x\r\n\r\n'), 300)
   })
   const [nowBytes, laterBytes] = await within(20_000, 'the two downloads', Promise.all([underWay, endingLater]))
+  assert.deepEqual(await within(5000, 'the two late requests', answers), ['HTTP/1.1 200 OK', 'HTTP/1.1 200 OK'])
   const idleClosedAt = await within(5000, 'the idle connection closing', idleClosed)
   assert.ok(lastWrittenAt > 0 && idleClosedAt < lastWrittenAt, 'the idle connection closed while bodies were written')
   // The body and its headers (about 100 bytes).
@@ -497,13 +518,27 @@ test(
       stream.on('error', (error) => resolve(`error ${error.code}`))
     })
     const sessionClosed = closed(session)
+    // An HTTP/1 client of the HTTP/2 server whose headers are still arriving when the drain begins (the
+    // shutdown delay is 200 ms): it was taken for idle and destroyed.
+    const partial = require('node:tls').connect({
+      host: '127.0.0.1',
+      port: ports.both,
+      servername: 'localhost',
+      ca,
+      ALPNProtocols: ['http/1.1'],
+    })
+    const partialAnswer = statusLine(partial)
+    await new Promise((resolve) => partial.once('secureConnect', resolve))
+    partial.write('GET /fast HTTP/1.1\r\nHost: localhost\r\n')
     await sleep(50)
     const sentAt = kill(fixture.child, 'SIGTERM')
+    setTimeout(() => partial.write('\r\n'), 400)
     const result = await fixture.exited
     assert.equal(result.code, 0, result.stderr)
     assert.ok(result.exitedAt - sentAt < 4000, `exited ${(result.exitedAt - sentAt).toFixed(0)} ms after SIGTERM`)
     assert.deepEqual(await Promise.all(slow), ['200 1.1 /slow', '200 1.1 /slow'])
     assert.equal(await h2, '2.0 /slow')
+    assert.equal(await partialAnswer, 'HTTP/1.1 200 OK')
     await sessionClosed
     // Closed by the drain as it began, not by the process's exit after the slow responses.
     const slowEndedAt = await slowEnded

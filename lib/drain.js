@@ -35,6 +35,29 @@ function isTlsServer(server) {
   return typeof server.setSecureContext === 'function' && typeof server.addContext === 'function'
 }
 
+/**
+ * Whether an HTTP/2 server keeps Node's list of its HTTP/1 connections (allowHTTP1), which
+ * closeIdleConnections() reads: Node 20, 22 and 24 make it when such a server starts listening, under a
+ * symbol of this description. Without it, the drain judges those connections by what they read.
+ */
+function tracksHttp1Connections(server) {
+  return Object.getOwnPropertySymbols(server).some((symbol) => symbol.description === 'http.server.connections')
+}
+
+/**
+ * Closes a server's idle HTTP/1 connections as Node judges them. An HTTP/2 server has no such method, but
+ * the HTTP/1 server's reads only the list above (node:http is loaded already wherever http2 is).
+ */
+function closeIdleConnectionsOf(server) {
+  if (typeof server.closeIdleConnections === 'function') server.closeIdleConnections()
+  else require('node:http').Server.prototype.closeIdleConnections.call(server)
+}
+
+/** A connection's `destroy` while #sparing keeps it open. */
+function keepSocket() {
+  return this
+}
+
 /** Every server trackServer accepts is a net.Server: http, https, http2 (plain and secure), net. */
 function isServer(value) {
   return value instanceof net.Server
@@ -338,16 +361,14 @@ class ServerTracker {
         this.#sessions.size === 0 &&
         this.#upgraded.size === 0 &&
         this.#handshaking.size === 0
+      // Node's own judgement of which HTTP/1 connections are idle (from their parsers: one whose request is
+      // still arriving is not) is used wherever the server keeps it: every HTTP/1 server, and an HTTP/2
+      // server's HTTP/1 connections (allowHTTP1) on the Node versions that track them the same way.
+      const nodeKnowsIdle = this.#http1 || (this.#http2 && tracksHttp1Connections(server))
       const check = () => {
-        if (this.#http1) {
-          // Not while a response is still being written (see #writingOut): then the connections without a
-          // response are closed by what they read instead, and the one being written stays.
-          if (this.#writingOut()) this.#closeQuietConnections()
-          else server.closeIdleConnections()
-          this.#closeUnused(this.#sockets)
-        } else if (this.#http2) {
-          this.#closeQuietConnections()
-        }
+        if (nodeKnowsIdle) this.#sparing(() => closeIdleConnectionsOf(server))
+        else if (this.#http2) this.#closeQuietConnections()
+        this.#closeUnused(this.#sockets)
         this.#closeUnused(this.#handshaking)
         if (serverClosed && done()) finish()
       }
@@ -369,12 +390,8 @@ class ServerTracker {
         check()
       }
       try {
-        // An HTTP server's close() first closes its idle connections, among them one whose response is still
-        // being written: then only the listening socket closes here, and the sweep does the rest. (Node's
-        // timer that checks the server's connections for their timeouts then stays, unref'd: a closed server
-        // kept by a process that goes on after a stop() is kept until the process ends.)
-        if (this.#http1 && this.#writingOut()) net.Server.prototype.close.call(server, closed)
-        else server.close(closed)
+        // An HTTP server's close() (and an HTTP/2 one's with allowHTTP1) first closes the idle connections.
+        this.#sparing(() => server.close(closed))
       } catch (error) {
         // close() adds its callback as a 'close' listener before it closes the listening socket: an
         // application's 'newListener' listener that throws there left the server listening. It closes
@@ -397,16 +414,32 @@ class ServerTracker {
   }
 
   /**
-   * Whether a response has ended but is still being written out on one of the connections. Node's
-   * closeIdleConnections() takes such a connection for idle (its request was read, its response ended)
-   * and destroys it, cutting the rest of the body: a large download on a slow client, measured 3.9 of 8 MB.
+   * Runs `close` (Node's closeIdleConnections(), or a server's close(), which calls it) with two kinds of
+   * connection kept open, which Node takes for idle and destroys:
+   * - one whose response has ended but is still being written out (its request was read, its response
+   *   ended): that cut the rest of the body, a large download on a slow client, measured 3.9 of 8 MB;
+   * - one that has read nothing yet (a pre-connection), which Node 26 destroys too: #closeUnused closes it
+   *   after its grace, as on the Node versions that leave it.
+   * Their `destroy` does nothing for the length of the call, which is synchronous; Node's judgement of
+   * every other connection (from its parsers: one whose request is still arriving is not idle) stands.
    */
-  #writingOut() {
+  #sparing(close) {
+    const spared = []
     for (const socket of this.#sockets) {
       const res = socket._httpMessage
-      if (res?.writableEnded && !res.writableFinished) return true
+      const writingOut = res?.writableEnded && !res.writableFinished
+      if (!writingOut && (res || socket.bytesRead > 0)) continue
+      spared.push([socket, Object.getOwnPropertyDescriptor(socket, 'destroy')])
+      socket.destroy = keepSocket
     }
-    return false
+    try {
+      close()
+    } finally {
+      for (const [socket, own] of spared) {
+        if (own) Object.defineProperty(socket, 'destroy', own)
+        else delete socket.destroy
+      }
+    }
   }
 
   /**
@@ -430,14 +463,14 @@ class ServerTracker {
 
   /**
    * Closes the HTTP/1 connections that are idle by what they read: no response in progress, not upgraded,
-   * and nothing read since the last sweep (a request whose headers are still arriving has no response yet;
-   * one whose parts come more than a sweep apart is taken for idle). For the connections Node's
-   * closeIdleConnections() cannot be left to, which knows its parsers' state: an HTTP/2 server's HTTP/1
-   * ones (allowHTTP1), and an HTTP/1 server's while a response is being written (see #writingOut).
+   * something read (one that has read nothing is #closeUnused's, after its grace), and nothing read since
+   * the last sweep (a request whose headers are still arriving has no response yet; one whose parts come
+   * more than a sweep apart is taken for idle). Only where Node does not judge it from its parsers: an
+   * HTTP/2 server's HTTP/1 connections (allowHTTP1) on a Node version that does not track them.
    */
   #closeQuietConnections() {
     for (const socket of this.#sockets) {
-      const idle = !socket._httpMessage && !this.#upgraded.has(socket)
+      const idle = !socket._httpMessage && !this.#upgraded.has(socket) && socket.bytesRead > 0
       const seenIdle = this.#idleAtLastSweep.get(socket)
       if (idle && seenIdle === socket.bytesRead) socket.destroy()
       else if (idle) this.#idleAtLastSweep.set(socket, socket.bytesRead)
