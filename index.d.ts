@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events'
 import type { ChildProcess } from 'node:child_process'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import type { Server as NetServer } from 'node:net'
 import type { Duplex } from 'node:stream'
 
@@ -38,6 +39,8 @@ export declare const ShutdownPriority: Readonly<{
   VeryLow: 90
   Last: 100
 }>
+/** The named priority levels; a task's `priority` may be any finite number. */
+export type ShutdownPriority = (typeof ShutdownPriority)[keyof typeof ShutdownPriority]
 
 /** Every 'stop' task settles before any 'destroy' task starts. */
 export declare const ShutdownPhase: Readonly<{ Stop: 'stop'; Destroy: 'destroy' }>
@@ -218,8 +221,11 @@ export interface ShutdownTask {
   dependsOn?: readonly string[]
   /** Milliseconds this task may take. @default what remains of the shutdown deadline */
   timeout?: number
-  /** Called as the task's method (`this` is the task) when the task is a class instance; as a function otherwise. */
-  handler(context: ShutdownContext): unknown
+  /**
+   * Called as the task's method (`this` is the task) when the task is a class instance; as a function
+   * otherwise, so a plain object's handler has no `this` (a class's method may still use its own).
+   */
+  handler(this: void, context: ShutdownContext): unknown
 }
 
 export interface StopOptions {
@@ -338,7 +344,10 @@ export declare class ShutdownManager extends EventEmitter<ShutdownEventMap> {
   /** False from the instant a shutdown starts, before any task runs. */
   readonly isReady: boolean
   /** A readiness-probe handler: 200 while ready, 503 from the instant a shutdown starts. */
-  readinessHandler(): (request: IncomingMessage, response: ServerResponse) => void
+  readinessHandler(): (
+    request: IncomingMessage | Http2ServerRequest,
+    response: ServerResponse | Http2ServerResponse,
+  ) => void
   /**
    * Drains an http, https, HTTP/2 or net server at shutdown, in a stop task it registers; returns its id.
    * Call it before the server takes connections.
@@ -346,7 +355,8 @@ export declare class ShutdownManager extends EventEmitter<ShutdownEventMap> {
   trackServer(server: NetServer, options?: TrackServerOptions): string
   /**
    * Stops a child process at shutdown (its signal, then SIGKILL at the timeout), in a task it registers;
-   * returns its id. The hard exit, a second signal and `process.exit()` kill it too.
+   * returns its id. The hard exit, a second signal and `process.exit()` kill it too. Once the child has
+   * exited (or if it already had), its task is unregistered: the id may then name no task.
    */
   trackChild(child: ChildProcess, options?: TrackChildOptions): string
   /**

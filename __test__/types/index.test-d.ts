@@ -62,6 +62,24 @@ manager.registerTask({ id: 'x' })
 void manager.stop({ reason: 'bored' })
 // @ts-expect-error the phase is 'stop' or 'destroy'
 manager.registerTask({ id: 'y', phase: 'cleanup', handler: () => {} })
+// A plain object's handler runs as a function (no `this`); a class instance's as its method.
+manager.registerTask({
+  id: 'z',
+  handler() {
+    // @ts-expect-error a plain object's handler has no `this`
+    return this.id
+  },
+})
+class CacheTask {
+  id = 'cache'
+  closed = false
+  handler() {
+    this.closed = true
+  }
+}
+manager.registerTask(new CacheTask())
+const level: ShutdownPriority = ShutdownPriority.High
+void level
 
 // Draining and readiness.
 import * as http from 'node:http'
@@ -69,6 +87,8 @@ import * as http2 from 'node:http2'
 import * as net from 'node:net'
 const drained = new ShutdownManager({ shutdownDelay: 5000, destroyReserve: 3000 })
 const web = http.createServer(drained.readinessHandler())
+// HTTP/2 servers take it too (its compatibility API's request and response).
+void http2.createServer(drained.readinessHandler())
 const drainId: string = drained.trackServer(web, {
   id: 'web',
   priority: ShutdownPriority.High,
