@@ -116,6 +116,13 @@ export declare function errorMessage(code: string): string | null
  */
 export declare function forgetChild(pid: number, group: boolean): boolean
 
+/**
+ * JavaScript has called the handlers of the tasks the shutdown `handle` names last handed it (see
+ * `Plan::starting`): until then, a hard-exit report cannot say which of them were called. A function, as
+ * `settle_task` is, for the same reason.
+ */
+export declare function handlersCalled(handle: number): void
+
 /** Whether our handler is in the slot of the named signal right now (for diagnostics and tests). */
 export declare function isSignalHandlerInstalled(name: string): boolean
 

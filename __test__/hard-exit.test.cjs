@@ -105,6 +105,28 @@ test(
   },
 )
 
+test("a loop blocked while a level's handlers were being called: the report does not call them all running", async () => {
+  const fixture = start('guarantee.cjs', ['blocked-in-level'])
+  await fixture.ready
+  kill(fixture.child, 'SIGTERM')
+  const { code, stderr, lines } = await fixture.exited
+  assert.equal(code, 124, stderr)
+  assert.ok(find(lines, 'task-start', { id: 'spin' }), 'the blocking handler ran')
+  assert.ok(!find(lines, 'task-start', { id: 'never' }), 'the handler after it was never called')
+  // 'never' was listed as running for the whole shutdown, though its handler was never called.
+  assert.doesNotMatch(stderr, /running: 'never'/)
+  assert.match(stderr, /starting: 'quick', 'spin', 'never' \(the loop stopped while their handlers were being called/)
+  // Once every handler of the level was called, a loop blocked later leaves them all running.
+  const after = start('guarantee.cjs', ['blocked-after-level'])
+  await after.ready
+  kill(after.child, 'SIGTERM')
+  const blockedLater = await after.exited
+  assert.equal(blockedLater.code, 124, blockedLater.stderr)
+  assert.ok(find(blockedLater.lines, 'task-start', { id: 'spins-later' }), 'the loop blocked after the handlers')
+  assert.match(blockedLater.stderr, /running: 'waits' for [\d.]+ ms\n.*running: 'spins-later' for /)
+  assert.doesNotMatch(blockedLater.stderr, /starting:/)
+})
+
 test("the JavaScript side's lines escape task ids as the report does: none can forge a line", async () => {
   const fixture = start('guarantee.cjs', ['hostile-log-lines'])
   await fixture.ready

@@ -170,6 +170,11 @@ test('a stall during the shutdown is an event naming the task, how long, and whe
   assert.deepEqual(order, ['shutdown:stall', 'shutdown:complete'])
 })
 
+test('a stall names the task it was in, not one that started once the loop was back', async () => {
+  const { stall } = await stallDuringShutdown('stall', ['--then-task'])
+  assert.equal(stall.taskId, 'stuck')
+})
+
 test('a stall is watched for in a shutdown that JavaScript took up long after the signal, its loop busy', async () => {
   // The watchdog began this shutdown for the signal and armed its deadline; JavaScript, busy for 400 ms,
   // joins it well after the watchdog's last wake-up (the signal's fallback, 5 ms after it), and must wake it

@@ -617,6 +617,9 @@ class ShutdownRun {
     try {
       for (const index of indexes) outcomes.push(this.#callHandler(index, now))
     } finally {
+      // Until now a hard-exit report could not tell which of these handlers were called (a loop blocked in
+      // one of them stops here): it lists them as starting. From now on they are running.
+      if (indexes.length > 1) native.handlersCalled(this.#handle)
       // Even if starting one threw (an internal error: a handler's own throw is its outcome), the tasks
       // already started settle: no outcome is left without its reaction.
       for (let i = 0; i < outcomes.length; i++) this.#settleWhenDone(indexes[i], outcomes[i])

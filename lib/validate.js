@@ -377,13 +377,13 @@ const MAX_QUOTED = 512
 /**
  * A task's (or a tracked server's) id or name, quoted for a log line or an error message and escaped as
  * the hard-exit report escapes it: a line feed, an escape sequence or a quote in an id can neither forge a
- * `titan-lifecycle:` line on stderr nor drive the terminal, and a very long one is cut (with `…`).
+ * `titan-lifecycle:` line on stderr nor drive the terminal, and a very long one is cut (with an ellipsis).
  */
 function quoted(text) {
   return `'${escaped(text, MAX_QUOTED)}'`
 }
 
-/** `text` escaped as `quoted` escapes it, cut to at most `max` UTF-16 units before escaping (with `…`). */
+/** `text` escaped as `quoted` escapes it, cut to at most `max` UTF-16 units before escaping (with an ellipsis). */
 function escaped(text, max) {
   const shown = text.length > max ? `${cutText(text, max - 1)}\u2026` : text
   return shown.replace(UNSAFE_IN_TEXT, (c) => {

@@ -1003,6 +1003,18 @@ pub fn settle_task(
   })
 }
 
+/// JavaScript has called the handlers of the tasks the shutdown `handle` names last handed it (see
+/// `Plan::starting`): until then, a hard-exit report cannot say which of them were called. A function, as
+/// `settle_task` is, for the same reason.
+#[napi(catch_unwind)]
+pub fn handlers_called(handle: u32) {
+  ATTACHED.with_borrow(|attached| {
+    if let Some((_, manager)) = attached.iter().find(|(h, _)| *h == handle) {
+      manager.handlers_called();
+    }
+  });
+}
+
 /// How many children and groups are tracked (process-wide).
 #[napi(catch_unwind)]
 pub fn tracked_child_count() -> u32 {

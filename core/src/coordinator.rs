@@ -224,6 +224,13 @@ impl Coordinator {
     run.plan.settle(index, outcome, now)
   }
 
+  /// JavaScript has called the handlers of the tasks last handed out; see [`Plan::handlers_called`].
+  pub fn handlers_called(&mut self) {
+    if let Some(run) = self.run.as_mut() {
+      run.plan.handlers_called();
+    }
+  }
+
   /// Marks the shutdown finished with the exit code it chose. Returns false if there was none to finish.
   pub fn finish(&mut self, exit_code: i32) -> bool {
     match self.run.as_mut() {

@@ -198,6 +198,11 @@ impl Manager {
     }
   }
 
+  /// JavaScript has called the handlers of the tasks it was last handed (see [`crate::plan::Plan::starting`]).
+  pub fn handlers_called(&self) {
+    self.session.record().handlers_called();
+  }
+
   /// Ends the shutdown with `exit_code`. Unless the process is `exiting`, the deadline is disarmed and, for
   /// a manager that does not own the signals (nothing more can come from the watchdog), the way to
   /// JavaScript is let go. Returns a stall that ended with the shutdown (the last task blocked, then settled).
@@ -259,7 +264,9 @@ impl Manager {
         .plan
         .tasks()
         .iter()
-        .filter(|t| t.started.is_some_and(|s| s < now) && t.settled.is_none_or(|e| e > sent))
+        // Started before the probe went out (one started later did so once the loop was back), and not
+        // settled before it.
+        .filter(|t| t.started.is_some_and(|s| s <= sent) && t.settled.is_none_or(|e| e > sent))
         .map(|t| t.id.to_string())
         .collect()
     });

@@ -433,6 +433,7 @@ impl TaskGraph {
       unsettled: 0,
       running: 0,
       missing,
+      uncalled: Vec::new(),
     }
   }
 }
@@ -550,6 +551,9 @@ pub struct Plan {
   /// Tasks of the current level that are running.
   running: usize,
   missing: Vec<MissingDependency>,
+  /// The tasks last handed out to start whose handlers JavaScript has not yet said it called (see
+  /// [`Plan::handlers_called`]).
+  uncalled: Vec<u32>,
 }
 
 /// What [`Plan::cut_stop_phase`] did.
@@ -591,6 +595,25 @@ impl Plan {
     &self.missing
   }
 
+  /// The tasks last handed out to start (by [`Plan::start`], [`Plan::settle`] or
+  /// [`Plan::cut_stop_phase`]), while JavaScript is still calling their handlers, one after another and
+  /// synchronously: a loop blocked in one of them leaves it and those before it called and those after it
+  /// not, and which is which only the loop's stack can say. Recorded as running all the same.
+  pub fn starting(&self) -> &[u32] {
+    &self.uncalled
+  }
+
+  /// JavaScript has called the handlers of the tasks last handed out.
+  pub fn handlers_called(&mut self) {
+    self.uncalled.clear();
+  }
+
+  /// Hands `ready` out to start: JavaScript calls their handlers before anything settles.
+  fn hand_out(&mut self, ready: Vec<u32>) -> Vec<u32> {
+    self.uncalled.clone_from(&ready);
+    ready
+  }
+
   /// Whether every task has settled.
   pub fn is_finished(&self) -> bool {
     self.current >= self.levels.len()
@@ -602,7 +625,8 @@ impl Plan {
       return Vec::new();
     }
     self.started = true;
-    self.enter_level(0, now)
+    let ready = self.enter_level(0, now);
+    self.hand_out(ready)
   }
 
   /// Whether the first tasks were started (a shutdown delay may still be running when it has not).
@@ -639,7 +663,8 @@ impl Plan {
     }
     self.running = 0;
     self.unsettled = 0;
-    cut.ready = self.enter_level(self.first_destroy_level, now);
+    let ready = self.enter_level(self.first_destroy_level, now);
+    cut.ready = self.hand_out(ready);
     Some(cut)
   }
 
@@ -676,6 +701,9 @@ impl Plan {
       ready.extend(self.enter_level(self.current + 1, now));
     } else if self.running == 0 {
       ready.extend(self.release_stalled_level(now));
+    }
+    if !ready.is_empty() {
+      ready = self.hand_out(ready);
     }
     Some(Settled { duration, ready })
   }

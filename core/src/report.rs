@@ -349,9 +349,18 @@ fn write_whereabouts(
 
 fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
   let tasks = run.plan.tasks();
+  // Tasks whose handlers were being called in turn (see `Plan::starting`): with more than one, which were
+  // called is not known, so they get a line of their own. One alone is the one whose handler runs.
+  let starting = run.plan.starting();
+  let starting = if starting.len() > 1 { starting } else { &[] };
+  let is_starting = |i: usize| starting.contains(&(i as u32));
   let mut listed = 0;
   let mut running = 0;
-  for task in tasks.iter().filter(|t| t.status == TaskStatus::Running) {
+  for (_, task) in tasks
+    .iter()
+    .enumerate()
+    .filter(|&(i, t)| t.status == TaskStatus::Running && !is_starting(i))
+  {
     running += 1;
     if listed < MAX_LISTED {
       write!(out, "{PREFIX}   running: '{}'", TaskText(&task.id))?;
@@ -364,6 +373,38 @@ fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
   }
   if running > listed {
     writeln!(out, "{PREFIX}   running: {} more", running - listed)?;
+  }
+
+  let mut starting_left = starting
+    .iter()
+    .filter(|&&i| {
+      tasks
+        .get(i as usize)
+        .is_some_and(|t| t.status == TaskStatus::Running)
+    })
+    .peekable();
+  if starting_left.peek().is_some() {
+    write!(out, "{PREFIX}   starting:")?;
+    let mut count = 0;
+    for &i in starting_left {
+      if count < MAX_LISTED {
+        write!(
+          out,
+          "{} '{}'",
+          if count == 0 { "" } else { "," },
+          TaskText(&tasks[i as usize].id)
+        )?;
+      }
+      count += 1;
+    }
+    if count > MAX_LISTED {
+      write!(out, " and {} more", count - MAX_LISTED)?;
+    }
+    writeln!(
+      out,
+      " (the loop stopped while their handlers were being called, in this order: the stack shows which \
+       one it was in; those after it were not called)"
+    )?;
   }
 
   let pending = tasks.iter().filter(|t| t.status == TaskStatus::Pending).count();
@@ -643,7 +684,18 @@ mod tests {
     let start = MonoTime::from_nanos(1_000_000_000);
     begin(&mut c, "SIGTERM", start);
     c.attach(start.saturating_add(MS));
+    // Before JavaScript says it called both handlers of the level, either may be the one it is in.
     let report = render(RecordView::Read(c.run()), &facts(start, false));
+    assert!(
+      report.contains(
+        "starting: 'spin', 'db' (the loop stopped while their handlers were being called, in this order"
+      ),
+      "{report}"
+    );
+    assert!(!report.contains("running:"), "{report}");
+    c.handlers_called();
+    let report = render(RecordView::Read(c.run()), &facts(start, false));
+    assert!(!report.contains("starting:"), "{report}");
     assert!(
       report.contains("(reason SIGTERM) did not finish within its 300.0 ms deadline"),
       "{report}"
@@ -812,6 +864,7 @@ mod tests {
     let start = MonoTime::from_nanos(1_000_000_000);
     begin(&mut c, "SIGTERM", start);
     c.attach(start);
+    c.handlers_called();
     let report = render(RecordView::Read(c.run()), &facts(start, false));
     assert_eq!(report.matches("running: 't").count(), MAX_LISTED);
     assert!(report.contains("running: 30 more"), "{report}");
@@ -884,6 +937,7 @@ mod tests {
     let start = MonoTime::from_nanos(1_000_000_000);
     begin(&mut c, "SIGTERM", start);
     c.attach(start);
+    c.handlers_called();
     let report = render(RecordView::Read(c.run()), &facts(start, false));
     assert!(!report.contains("report cut"), "{report}");
     let first = report

@@ -261,6 +261,33 @@ fn the_record_knows_who_is_running_since_when() {
 }
 
 #[test]
+fn the_tasks_handed_out_are_starting_until_javascript_has_called_their_handlers() {
+  let g = graph(vec![
+    stop("a", 10.0, &[]),
+    stop("b", 10.0, &[]),
+    stop("c", 20.0, &[]),
+    task("d", 30.0, Phase::Destroy, &[]),
+  ]);
+  let mut plan = g.plan();
+  let first = plan.start(T0);
+  assert_eq!(plan.starting(), &first[..]);
+  assert_eq!(ids(&plan, plan.starting()), ["a", "b"]);
+  plan.handlers_called();
+  assert!(plan.starting().is_empty());
+  // A settle that starts nothing hands nothing out; the one that opens the next level does.
+  let settled = plan.settle(first[0], Outcome::Succeeded, T0).unwrap();
+  assert!(settled.ready.is_empty() && plan.starting().is_empty());
+  let settled = plan.settle(first[1], Outcome::Succeeded, T0).unwrap();
+  assert_eq!(ids(&plan, plan.starting()), ["c"]);
+  assert_eq!(plan.starting(), &settled.ready[..]);
+  plan.handlers_called();
+  // Cutting the stop phase hands out the destroy phase's first tasks.
+  let cut = plan.cut_stop_phase(T0).unwrap();
+  assert_eq!(ids(&plan, plan.starting()), ["d"]);
+  assert_eq!(plan.starting(), &cut.ready[..]);
+}
+
+#[test]
 fn an_empty_plan_is_finished_at_once() {
   let mut plan = TaskGraph::new().plan();
   assert!(plan.start(T0).is_empty());
