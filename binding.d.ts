@@ -24,6 +24,11 @@ export declare class NativeShutdown {
    * the tasks before it stay registered.
    */
   registerMany(ids: string, names: string | undefined | null, priorities: Float64Array, phases: Uint8Array): boolean
+  /**
+   * JavaScript holds registrations it will send at the end of this turn (see `registerMany`): a report
+   * written before then (the loop never came back) says there are tasks it does not know.
+   */
+  noteUnsentTasks(): void
   unregister(id: string): boolean
   get state(): string
   /**

@@ -603,6 +603,8 @@ class ShutdownManager extends EventEmitter {
         // `names` stays null while every name is its task's id and `phases` while every task is in the
         // stop phase (most tasks): the burst then crosses with less, and registering pushes less.
         pending = this.#pending = { ids: [], names: null, priorities: [], phases: null }
+        // Until then a hard-exit report (a turn that never ends) says there are tasks it does not know.
+        this.#native.noteUnsentTasks()
         // The native record (what the watchdog's report lists) is current by the end of this turn of
         // JavaScript, or earlier if anything native needs it.
         queueMicrotask(() => this.#flushRegistrations())

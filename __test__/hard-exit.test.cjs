@@ -48,6 +48,19 @@ test('a loop blocked before the signal still exits at the deadline, and the repo
   assert.match(stderr, /pending: 'quick', 'spin', 'after'/)
 })
 
+test('a loop stuck in the turn that registered the tasks: the report says there are tasks it does not know', async () => {
+  const fixture = start('blocked.cjs', ['in-bootstrap', DEADLINE])
+  await fixture.ready
+  await waitFor(() => find(fixture.lines, 'blocking'), 5000, 'the loop to be stuck')
+  kill(fixture.child, 'SIGTERM')
+  const { code, stderr } = await fixture.exited
+  assert.equal(code, 124, stderr)
+  assert.match(stderr, /the shutdown never reached JavaScript, so no task was started/)
+  // It counted no task and said nothing more: "(of 0 tasks)" read as a service without any.
+  assert.match(stderr, /tasks registered in the turn of JavaScript that was still running are not known here/)
+  assert.match(stderr, /last JavaScript activity [\d.]+ ms ago/)
+})
+
 test('a signal after a stop() that did not exit: the report measures by the deadline the signal set', async () => {
   const fixture = start('blocked.cjs', ['after-stop', DEADLINE])
   await fixture.ready

@@ -550,6 +550,14 @@ impl NativeShutdown {
     Ok(true)
   }
 
+  /// JavaScript holds registrations it will send at the end of this turn (see `registerMany`): a report
+  /// written before then (the loop never came back) says there are tasks it does not know.
+  #[napi(catch_unwind)]
+  pub fn note_unsent_tasks(&self) {
+    self.manager.session().touch();
+    self.manager.session().record().note_unsent_tasks();
+  }
+
   #[napi(catch_unwind)]
   pub fn unregister(&self, id: String) -> napi::Result<bool, ErrorCode> {
     self.manager.session().touch();

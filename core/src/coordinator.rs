@@ -54,6 +54,9 @@ pub struct Run {
   plan_stale: bool,
   /// The exit code the finished shutdown chose.
   pub exit_code: Option<i32>,
+  /// When it began, JavaScript held registrations it had not sent yet (see
+  /// [`Coordinator::note_unsent_tasks`]): a shutdown that never reached JavaScript does not know them.
+  pub unsent_tasks: bool,
 }
 
 /// How a call to [`Coordinator::begin`] went.
@@ -72,6 +75,9 @@ pub enum Begun {
 pub struct Coordinator {
   graph: TaskGraph,
   run: Option<Run>,
+  /// JavaScript holds registrations it sends at the end of its turn of the event loop (a burst crosses
+  /// at once); a turn that never ends never sends them.
+  unsent_tasks: bool,
 }
 
 impl Coordinator {
@@ -107,8 +113,15 @@ impl Coordinator {
     }
   }
 
+  /// JavaScript holds registrations it has not sent yet; the next [`Coordinator::register`] or
+  /// [`Coordinator::register_many`] brings them.
+  pub fn note_unsent_tasks(&mut self) {
+    self.unsent_tasks = true;
+  }
+
   /// Registers a task; see [`TaskGraph::register`]. Refused once JavaScript runs a shutdown.
   pub fn register(&mut self, spec: TaskSpec) -> Result<(), LifecycleError> {
+    self.unsent_tasks = false;
     self.check_can_change_tasks()?;
     self.graph.register(spec)?;
     self.tasks_changed();
@@ -118,6 +131,7 @@ impl Coordinator {
   /// Registers tasks in order, as [`Coordinator::register`] would one by one, and stops at the first error (the
   /// tasks before it stay registered). One lock and one plan invalidation for a burst of registrations.
   pub fn register_many(&mut self, specs: impl IntoIterator<Item = TaskSpec>) -> Result<(), LifecycleError> {
+    self.unsent_tasks = false;
     self.check_can_change_tasks()?;
     let mut outcome = Ok(());
     for spec in specs {
@@ -173,6 +187,7 @@ impl Coordinator {
           attached: false,
           plan_stale: false,
           exit_code: None,
+          unsent_tasks: self.unsent_tasks,
         });
         Begun::Started
       }

@@ -283,6 +283,13 @@ fn write_loop_state(
       out,
       "{PREFIX}   the shutdown never reached JavaScript, so no task was started"
     )?;
+    if run.is_some_and(|r| r.unsent_tasks) {
+      writeln!(
+        out,
+        "{PREFIX}   tasks registered in the turn of JavaScript that was still running are not known here, \
+         so they are not listed"
+      )?;
+    }
   } else if run.is_some_and(|r| !r.plan.has_started()) {
     // The first tasks wait for the shutdown delay; a loop that answered would have started them when it
     // ended, but a blocked one may have kept them from starting long after.
@@ -837,6 +844,28 @@ mod tests {
       report.contains("running JavaScript, between functions: no frame to show (a microtask queue"),
       "{report}"
     );
+  }
+
+  #[test]
+  fn a_shutdown_that_never_reached_javascript_says_when_tasks_were_not_sent_yet() {
+    let mut c = coordinator_with(&[("a", 10.0)]);
+    c.note_unsent_tasks();
+    let start = MonoTime::from_nanos(1_000_000_000);
+    begin(&mut c, "SIGTERM", start);
+    let report = render(RecordView::Read(c.run()), &facts(start, false));
+    assert!(report.contains("pending: 'a'"), "{report}");
+    assert!(
+      report.contains("tasks registered in the turn of JavaScript that was still running are not known here"),
+      "{report}"
+    );
+    // Sent before the shutdown began: nothing is missing.
+    let mut c = coordinator_with(&[]);
+    c.note_unsent_tasks();
+    c.register(TaskSpec::new("b", "b", 10.0, Phase::Stop, Vec::new()))
+      .unwrap();
+    begin(&mut c, "SIGTERM", start);
+    let report = render(RecordView::Read(c.run()), &facts(start, false));
+    assert!(!report.contains("not known here"), "{report}");
   }
 
   #[test]
