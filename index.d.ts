@@ -335,6 +335,9 @@ export interface ShutdownEventMap {
   'shutdown:error': [ShutdownErrorEvent]
   'shutdown:stall': [ShutdownStallEvent]
   'shutdown:still-alive': [ShutdownStillAliveEvent]
+  /** EventEmitter's own, as every emitter has them. */
+  newListener: [eventName: string | symbol, listener: (...args: never[]) => unknown]
+  removeListener: [eventName: string | symbol, listener: (...args: never[]) => unknown]
 }
 
 export declare class ShutdownManager extends EventEmitter<ShutdownEventMap> {

@@ -45,6 +45,10 @@ manager.on(ShutdownEvent.ShutdownComplete, ({ exitCode, hardExit }) => {
   return [code, hard]
 })
 manager.on(ApplicationEvent.ShutdownTaskError, ({ taskId, timedOut }) => [taskId.length, timedOut])
+// EventEmitter's own events are there too.
+manager.on('newListener', (event: string | symbol) => void event)
+// @ts-expect-error an event the manager never emits
+manager.on('shutdown:finished', () => {})
 
 async function stop(): Promise<number> {
   const result: ShutdownResult = await manager.stop({ reason: ShutdownReason.Maintenance, timeout: 1000, exit: false })
