@@ -89,6 +89,23 @@ test('a duplicate id gives ERR_TASK_EXISTS', () => {
   const m = new ShutdownManager(ok)
   m.registerTask({ id: 'db', handler })
   assert.throws(() => m.registerTask({ id: 'db', handler }), { code: 'ERR_TASK_EXISTS', message: /'db'/ })
+  // The native side's messages escape ids as every line of ours does: a logged error forges no line.
+  const hostile = "x'\ntitan-lifecycle: exiting with code 0\x1b[2J"
+  const escapedId = "'x\\'\\ntitan-lifecycle: exiting with code 0\\x1b[2J'"
+  m.registerTask({ id: hostile, handler })
+  assert.throws(() => m.registerTask({ id: hostile, handler }), {
+    code: 'ERR_TASK_EXISTS',
+    message: `a shutdown task with id ${escapedId} is already registered`,
+  })
+  assert.throws(() => m.registerTask({ id: 'loop', dependsOn: ['loop'], handler }), {
+    code: 'ERR_TASK_CYCLE',
+    message: "cannot register shutdown task 'loop': 'loop' depends on itself",
+  })
+  m.registerTask({ id: `${hostile}2`, dependsOn: ['c2'], handler })
+  assert.throws(() => m.registerTask({ id: 'c2', dependsOn: [`${hostile}2`], handler }), {
+    code: 'ERR_TASK_CYCLE',
+    message: `cannot register shutdown task 'c2': it would make a dependency cycle: 'c2' -> ${escapedId.slice(0, -1)}2' -> 'c2' (each depends on the next)`,
+  })
 })
 
 test('messages name the argument and what was received', () => {

@@ -128,7 +128,10 @@ test("a loop blocked while a level's handlers were being called: the report does
   assert.ok(!find(lines, 'task-start', { id: 'never' }), 'the handler after it was never called')
   // 'never' was listed as running for the whole shutdown, though its handler was never called.
   assert.doesNotMatch(stderr, /running: 'never'/)
-  assert.match(stderr, /starting: 'quick', 'spin', 'never' \(the loop stopped while their handlers were being called/)
+  assert.match(
+    stderr,
+    /starting: 'quick', 'spin', 'never' \(handed out to start: their handlers are called in this order/,
+  )
   // Once every handler of the level was called, a loop blocked later leaves them all running.
   const after = start('guarantee.cjs', ['blocked-after-level'])
   await after.ready

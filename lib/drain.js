@@ -37,20 +37,12 @@ function isTlsServer(server) {
 
 /**
  * Whether an HTTP/2 server keeps Node's list of its HTTP/1 connections (allowHTTP1), which
- * closeIdleConnections() reads: Node 20, 22 and 24 make it when such a server starts listening, under a
- * symbol of this description. Without it, the drain judges those connections by what they read.
+ * closeIdleConnections() reads: Node (20 to 26) makes it when such a server starts listening, under a
+ * symbol of this description. Without it (a server not listening), the drain judges those connections by
+ * what they read.
  */
 function tracksHttp1Connections(server) {
   return Object.getOwnPropertySymbols(server).some((symbol) => symbol.description === 'http.server.connections')
-}
-
-/**
- * Closes a server's idle HTTP/1 connections as Node judges them. An HTTP/2 server has no such method, but
- * the HTTP/1 server's reads only the list above (node:http is loaded already wherever http2 is).
- */
-function closeIdleConnectionsOf(server) {
-  if (typeof server.closeIdleConnections === 'function') server.closeIdleConnections()
-  else require('node:http').Server.prototype.closeIdleConnections.call(server)
 }
 
 /** A connection's `destroy` while #sparing keeps it open. */
@@ -362,11 +354,12 @@ class ServerTracker {
         this.#upgraded.size === 0 &&
         this.#handshaking.size === 0
       // Node's own judgement of which HTTP/1 connections are idle (from their parsers: one whose request is
-      // still arriving is not) is used wherever the server keeps it: every HTTP/1 server, and an HTTP/2
-      // server's HTTP/1 connections (allowHTTP1) on the Node versions that track them the same way.
-      const nodeKnowsIdle = this.#http1 || (this.#http2 && tracksHttp1Connections(server))
+      // still arriving is not) is used wherever the server keeps it: every HTTP/1 server, and a secure
+      // HTTP/2 server's HTTP/1 connections (allowHTTP1), which it tracks once it listens.
+      const nodeKnowsIdle =
+        typeof server.closeIdleConnections === 'function' && (this.#http1 || tracksHttp1Connections(server))
       const check = () => {
-        if (nodeKnowsIdle) this.#sparing(() => closeIdleConnectionsOf(server))
+        if (nodeKnowsIdle) this.#sparing(() => server.closeIdleConnections())
         else if (this.#http2) this.#closeQuietConnections()
         this.#closeUnused(this.#sockets)
         this.#closeUnused(this.#handshaking)
@@ -425,14 +418,18 @@ class ServerTracker {
    */
   #sparing(close) {
     const spared = []
-    for (const socket of this.#sockets) {
-      const res = socket._httpMessage
-      const writingOut = res?.writableEnded && !res.writableFinished
-      if (!writingOut && (res || socket.bytesRead > 0)) continue
-      spared.push([socket, Object.getOwnPropertyDescriptor(socket, 'destroy')])
-      socket.destroy = keepSocket
-    }
     try {
+      for (const socket of this.#sockets) {
+        const res = socket._httpMessage
+        const writingOut = res?.writableEnded && !res.writableFinished
+        if (!writingOut && (res || socket.bytesRead > 0)) continue
+        const own = Object.getOwnPropertyDescriptor(socket, 'destroy')
+        // A socket whose `destroy` cannot be replaced for a moment (someone made it non-configurable, or the
+        // socket non-extensible) is left to Node.
+        if (own ? !own.configurable : !Object.isExtensible(socket)) continue
+        spared.push([socket, own])
+        Object.defineProperty(socket, 'destroy', { value: keepSocket, writable: true, configurable: true })
+      }
       close()
     } finally {
       for (const [socket, own] of spared) {

@@ -14,7 +14,6 @@ const {
   describeMessage,
   quoted,
   escaped,
-  cutText,
   MAX_TIMEOUT_MS,
   DEFAULT_DESTROY_RESERVE,
   MIN_TASK_SHARE,
@@ -946,10 +945,8 @@ function waterfall(summary) {
       `exit code ${summary.exitCode}${summary.hardExit ? ', hard exit' : ''}`,
   ]
   const shown = summary.tasks.slice(0, WATERFALL_MAX_TASKS)
-  // Ids escaped as every line of ours shows them (a line feed in one must not start a line of its own).
-  const ids = shown.map((t) => escaped(t.id, 64))
-  const idWidth = Math.min(24, Math.max(4, ...ids.map((id) => id.length)))
-  for (const [i, task] of shown.entries()) {
+  const idWidth = Math.min(24, Math.max(4, ...shown.map((t) => t.id.length)))
+  for (const task of shown) {
     const started = task.startMs !== null
     const from = started ? Math.min(WATERFALL_WIDTH - 1, Math.floor((task.startMs / total) * WATERFALL_WIDTH)) : 0
     const to = started ? Math.round(((task.startMs + task.durationMs) / total) * WATERFALL_WIDTH) : 0
@@ -960,7 +957,9 @@ function waterfall(summary) {
         ' '.repeat(Math.max(0, WATERFALL_WIDTH - from - length))
       : ' '.repeat(WATERFALL_WIDTH)
     const offset = started ? `+${task.startMs.toFixed(1)} ms` : 'not run'
-    const id = ids[i].length > idWidth ? `${cutText(ids[i], idWidth - 1)}\u2026` : ids[i].padEnd(idWidth)
+    // Escaped as every line of ours shows ids (a line feed in one must not start a line of its own), after
+    // the cut, so the cut never splits an escape.
+    const id = escaped(task.id, idWidth).padEnd(idWidth)
     const error = task.error ? `: ${describeMessage(task.error)}` : ''
     lines.push(`  ${offset.padStart(12)} |${bar}| ${id} ${task.status} ${task.durationMs.toFixed(1)} ms${error}`)
   }

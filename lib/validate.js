@@ -308,9 +308,11 @@ const defaultLogger = Object.freeze({
   },
 })
 
-/** Whether `logger`'s `level` logs nothing (the default logger's info and warn). */
+/** Whether `logger`'s `level` logs nothing (the default logger's info and warn, a logger's missing method). */
 function isSilent(logger, level) {
-  return logger[level] === defaultLogger[level] && level !== 'error'
+  if (level === 'error') return false
+  const method = logger[level]
+  return method === defaultLogger[level] || method.quiet?.() === true
 }
 
 /**
@@ -355,7 +357,7 @@ function isolated(logger, level) {
     )
   }
   const messageFirst = logger === globalThis.console
-  return (message, fields = {}) => {
+  const log = (message, fields = {}) => {
     try {
       const method = logger[level]
       if (typeof method !== 'function') return defaultLogger[level](message, fields)
@@ -366,12 +368,22 @@ function isolated(logger, level) {
       fail(error)
     }
   }
+  // Whether it logs nothing now: the logger has no such method (see isSilent). A getter that throws is
+  // left to the call, which isolates it.
+  log.quiet = () => {
+    try {
+      return typeof logger[level] !== 'function'
+    } catch {
+      return false
+    }
+  }
+  return log
 }
 
 /** What `quoted` escapes: as the hard-exit report does (core/src/report.rs, `Escaped`). */
 const UNSAFE_IN_TEXT = /[\\'\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
 const SHORT_ESCAPES = { '\\': '\\\\', "'": "\\'", '\n': '\\n', '\r': '\\r', '\t': '\\t' }
-/** How much of an id or a name a line shows (UTF-16 units), as the report cuts them at 512 bytes. */
+/** How much of an id or a name a line shows: 512 UTF-16 units (the report cuts after 512 escaped bytes). */
 const MAX_QUOTED = 512
 
 /**
@@ -697,7 +709,6 @@ module.exports = {
   describeMessage,
   quoted,
   escaped,
-  cutText,
   writeStderr,
   isSilent,
   invalidArgType,

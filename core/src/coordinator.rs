@@ -54,8 +54,8 @@ pub struct Run {
   plan_stale: bool,
   /// The exit code the finished shutdown chose.
   pub exit_code: Option<i32>,
-  /// When it began, JavaScript held registrations it had not sent yet (see
-  /// [`Coordinator::note_unsent_tasks`]): a shutdown that never reached JavaScript does not know them.
+  /// JavaScript holds registrations it has not sent yet (see [`Coordinator::note_unsent_tasks`]): a
+  /// shutdown that never reached JavaScript does not know them.
   pub unsent_tasks: bool,
 }
 
@@ -116,12 +116,21 @@ impl Coordinator {
   /// JavaScript holds registrations it has not sent yet; the next [`Coordinator::register`] or
   /// [`Coordinator::register_many`] brings them.
   pub fn note_unsent_tasks(&mut self) {
-    self.unsent_tasks = true;
+    self.set_unsent_tasks(true);
+  }
+
+  /// The flag, and the shutdown's copy of it: tasks may still come between a signal's shutdown and
+  /// JavaScript picking it up, and the report reads the copy.
+  fn set_unsent_tasks(&mut self, unsent: bool) {
+    self.unsent_tasks = unsent;
+    if let Some(run) = self.run.as_mut() {
+      run.unsent_tasks = unsent;
+    }
   }
 
   /// Registers a task; see [`TaskGraph::register`]. Refused once JavaScript runs a shutdown.
   pub fn register(&mut self, spec: TaskSpec) -> Result<(), LifecycleError> {
-    self.unsent_tasks = false;
+    self.set_unsent_tasks(false);
     self.check_can_change_tasks()?;
     self.graph.register(spec)?;
     self.tasks_changed();
@@ -131,7 +140,7 @@ impl Coordinator {
   /// Registers tasks in order, as [`Coordinator::register`] would one by one, and stops at the first error (the
   /// tasks before it stay registered). One lock and one plan invalidation for a burst of registrations.
   pub fn register_many(&mut self, specs: impl IntoIterator<Item = TaskSpec>) -> Result<(), LifecycleError> {
-    self.unsent_tasks = false;
+    self.set_unsent_tasks(false);
     self.check_can_change_tasks()?;
     let mut outcome = Ok(());
     for spec in specs {

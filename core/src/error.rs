@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::text::Quoted;
+
 /// Every condition of our own that the public API can report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LifecycleError {
@@ -83,8 +85,8 @@ impl LifecycleError {
 impl fmt::Display for LifecycleError {
   fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     match self {
-      Self::TaskExists { id } => write!(f, "a shutdown task with id '{id}' is already registered"),
-      Self::TaskCycle { id, detail } => write!(f, "cannot register shutdown task '{id}': {detail}"),
+      Self::TaskExists { id } => write!(f, "a shutdown task with id {} is already registered", Quoted(id)),
+      Self::TaskCycle { id, detail } => write!(f, "cannot register shutdown task {}: {detail}", Quoted(id)),
       Self::ShutdownInProgress => f.write_str("tasks cannot be changed while a shutdown is in progress"),
       Self::ShutdownRunning => f.write_str("the shutdown is already being run"),
       Self::ShutdownCompleted => f.write_str("the manager has already shut down"),

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::clock::MonoTime;
-use crate::report::Escaped;
+use crate::text::Escaped;
 use crate::v8;
 
 /// How many frames are kept: Node's own traces show 10.

@@ -42,6 +42,7 @@ pub mod report;
 pub mod session;
 pub mod signals;
 pub mod systemd;
+pub mod text;
 pub mod uv;
 pub mod v8;
 pub mod watchdog;

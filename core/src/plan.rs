@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use crate::clock::MonoTime;
 use crate::error::LifecycleError;
+use crate::text::Quoted;
 
 /// The two phases of a shutdown: stop accepting and drain, then release resources.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -227,7 +228,7 @@ impl TaskGraph {
     }
     dedup_preserving_order(&mut spec.depends_on);
     if spec.depends_on.iter().any(|dep| **dep == *spec.id) {
-      return Err(cycle(&spec.id, format!("'{}' depends on itself", spec.id)));
+      return Err(cycle(&spec.id, format!("{} depends on itself", Quoted(&spec.id))));
     }
     self.check_levels(&spec)?;
 
@@ -346,14 +347,14 @@ impl TaskGraph {
   /// Names a loop the new task would close: it depends on the first slot of `path`, each depends on the
   /// next, and the last depends on the new task.
   fn describe_loop(&self, spec: &TaskSpec, path: &[usize]) -> String {
-    let mut names = vec![format!("'{}'", spec.id)];
+    let mut names = vec![Quoted(&spec.id).to_string()];
     names.extend(
       path
         .iter()
         .filter_map(|&s| self.entry(s))
-        .map(|e| format!("'{}'", e.id)),
+        .map(|e| Quoted(&e.id).to_string()),
     );
-    names.push(format!("'{}'", spec.id));
+    names.push(Quoted(&spec.id).to_string());
     format!(
       "it would make a dependency cycle: {} (each depends on the next)",
       names.join(" -> ")
@@ -392,6 +393,7 @@ impl TaskGraph {
         status: TaskStatus::Pending,
         started: None,
         settled: None,
+        awaiting_call: false,
       });
     }
     for (i, entry) in live.iter().enumerate() {
@@ -453,9 +455,10 @@ fn cycle(id: &str, detail: String) -> LifecycleError {
 /// Why `dependent` (an id and its level) cannot depend on `dependency`, whose level comes earlier.
 fn backwards(dependent: (&str, Level), dependency: (&str, Level)) -> String {
   let ((dependent, dependent_level), (dependency, dependency_level)) = (dependent, dependency);
+  let (dependent, dependency) = (Quoted(dependent), Quoted(dependency));
   format!(
-    "'{dependent}' depends on '{dependency}', so it must stop first, but '{dependency}' ({dependency_level}) is \
-     ordered before '{dependent}' ({dependent_level})",
+    "{dependent} depends on {dependency}, so it must stop first, but {dependency} ({dependency_level}) is \
+     ordered before {dependent} ({dependent_level})",
   )
 }
 
@@ -520,9 +523,17 @@ pub struct PlannedTask {
   pub status: TaskStatus,
   pub started: Option<MonoTime>,
   pub settled: Option<MonoTime>,
+  /// Among [`Plan::starting`]: a flag, so the report at a hard exit need not search that list per task.
+  awaiting_call: bool,
 }
 
 impl PlannedTask {
+  /// Whether it is among the tasks last handed out whose handlers JavaScript has not said it called
+  /// ([`Plan::starting`]).
+  pub fn awaiting_call(&self) -> bool {
+    self.awaiting_call
+  }
+
   /// How long the task ran: until it settled, or until `now` if it is still running.
   pub fn duration(&self, now: MonoTime) -> Duration {
     match (self.started, self.settled) {
@@ -605,11 +616,19 @@ impl Plan {
 
   /// JavaScript has called the handlers of the tasks last handed out.
   pub fn handlers_called(&mut self) {
+    for &i in &self.uncalled {
+      self.tasks[i as usize].awaiting_call = false;
+    }
     self.uncalled.clear();
   }
 
   /// Hands `ready` out to start: JavaScript calls their handlers before anything settles.
   fn hand_out(&mut self, ready: Vec<u32>) -> Vec<u32> {
+    // JavaScript does not say it called the handler of a task handed out alone (see `handlers_called`).
+    self.handlers_called();
+    for &i in &ready {
+      self.tasks[i as usize].awaiting_call = true;
+    }
     self.uncalled.clone_from(&ready);
     ready
   }

@@ -14,6 +14,7 @@ use crate::coordinator::Run;
 use crate::js_stack::Frame;
 use crate::main_thread::MainThreadState;
 use crate::plan::TaskStatus;
+use crate::text::{Escaped, Quoted, TaskName};
 
 /// Every line starts with this, so the report is easy to find in mixed logs.
 const PREFIX: &str = "titan-lifecycle:";
@@ -360,19 +361,18 @@ fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
   // called is not known, so they get a line of their own. One alone is the one whose handler runs.
   let starting = run.plan.starting();
   let starting = if starting.len() > 1 { starting } else { &[] };
-  let is_starting = |i: usize| starting.contains(&(i as u32));
+  let apart = !starting.is_empty();
   let mut listed = 0;
   let mut running = 0;
-  for (_, task) in tasks
+  for task in tasks
     .iter()
-    .enumerate()
-    .filter(|&(i, t)| t.status == TaskStatus::Running && !is_starting(i))
+    .filter(|t| t.status == TaskStatus::Running && !(apart && t.awaiting_call()))
   {
     running += 1;
     if listed < MAX_LISTED {
-      write!(out, "{PREFIX}   running: '{}'", TaskText(&task.id))?;
+      write!(out, "{PREFIX}   running: {}", Quoted(&task.id))?;
       if task.name != task.id {
-        write!(out, " ({})", TaskText(&task.name))?;
+        write!(out, " ({})", TaskName(&task.name))?;
       }
       writeln!(out, " for {} ms", Ms(task.duration(now)))?;
       listed += 1;
@@ -397,9 +397,9 @@ fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
       if count < MAX_LISTED {
         write!(
           out,
-          "{} '{}'",
+          "{} {}",
           if count == 0 { "" } else { "," },
-          TaskText(&tasks[i as usize].id)
+          Quoted(&tasks[i as usize].id)
         )?;
       }
       count += 1;
@@ -409,8 +409,8 @@ fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
     }
     writeln!(
       out,
-      " (the loop stopped while their handlers were being called, in this order: the stack shows which \
-       one it was in; those after it were not called)"
+      " (handed out to start: their handlers are called in this order, and the loop stopped before all \
+       of them were; the stack shows where it was)"
     )?;
   }
 
@@ -423,7 +423,7 @@ fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
       .take(MAX_LISTED)
       .enumerate()
     {
-      write!(out, "{} '{}'", if i == 0 { "" } else { "," }, TaskText(&task.id))?;
+      write!(out, "{} {}", if i == 0 { "" } else { "," }, Quoted(&task.id))?;
     }
     if pending > MAX_LISTED {
       write!(out, " and {} more", pending - MAX_LISTED)?;
@@ -448,68 +448,6 @@ fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
     tasks.len(),
     if tasks.len() == 1 { "" } else { "s" }
   )
-}
-
-/// User text (an id, a name, a reason) as the report prints it: control characters, line and paragraph
-/// separators and bidirectional overrides are escaped (`\n`, `\x1b`, `\u{202e}`), and so are the backslash
-/// and the single quote that delimits ids, so the escaped text reads back unambiguously. Everything else is
-/// printed as it is.
-pub(crate) struct Escaped<'a>(pub(crate) &'a str);
-
-impl fmt::Display for Escaped<'_> {
-  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    self.0.chars().try_for_each(|c| write_escaped_char(f, c))
-  }
-}
-
-/// How much of a task's id or name the report prints (escaped, in bytes): a name as long as the report's
-/// buffer must not crowd out every other task, so a longer one is cut, with `…`.
-const MAX_TASK_TEXT: usize = 512;
-
-/// A task's id or name as the report prints it: escaped as [`Escaped`], and cut after [`MAX_TASK_TEXT`].
-struct TaskText<'a>(&'a str);
-
-impl fmt::Display for TaskText<'_> {
-  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    let mut counted = CountingWriter { inner: f, written: 0 };
-    for c in self.0.chars() {
-      if counted.written >= MAX_TASK_TEXT {
-        return counted.inner.write_str("…");
-      }
-      write_escaped_char(&mut counted, c)?;
-    }
-    Ok(())
-  }
-}
-
-/// Counts what passes through to `inner` (no allocation: this runs on the watchdog at the hard exit).
-struct CountingWriter<'a, W: Write + ?Sized> {
-  inner: &'a mut W,
-  written: usize,
-}
-
-impl<W: Write + ?Sized> Write for CountingWriter<'_, W> {
-  fn write_str(&mut self, s: &str) -> fmt::Result {
-    self.written += s.len();
-    self.inner.write_str(s)
-  }
-}
-
-fn write_escaped_char(f: &mut (impl Write + ?Sized), c: char) -> fmt::Result {
-  match c {
-    '\\' => f.write_str("\\\\"),
-    '\'' => f.write_str("\\'"),
-    '\n' => f.write_str("\\n"),
-    '\r' => f.write_str("\\r"),
-    '\t' => f.write_str("\\t"),
-    c if (c as u32) < 0x80 && c.is_control() => write!(f, "\\x{:02x}", c as u32),
-    c if c.is_control()
-      || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
-    {
-      write!(f, "\\u{{{:x}}}", c as u32)
-    }
-    c => f.write_char(c),
-  }
 }
 
 /// Milliseconds with one decimal, the way every figure in the report reads.
@@ -695,7 +633,8 @@ mod tests {
     let report = render(RecordView::Read(c.run()), &facts(start, false));
     assert!(
       report.contains(
-        "starting: 'spin', 'db' (the loop stopped while their handlers were being called, in this order"
+        "starting: 'spin', 'db' (handed out to start: their handlers are called in this order, and the loop \
+         stopped before all of them were"
       ),
       "{report}"
     );
@@ -858,14 +797,17 @@ mod tests {
       report.contains("tasks registered in the turn of JavaScript that was still running are not known here"),
       "{report}"
     );
-    // Sent before the shutdown began: nothing is missing.
-    let mut c = coordinator_with(&[]);
-    c.note_unsent_tasks();
+    // Sent after the shutdown began (before JavaScript took it up): nothing is missing.
     c.register(TaskSpec::new("b", "b", 10.0, Phase::Stop, Vec::new()))
       .unwrap();
-    begin(&mut c, "SIGTERM", start);
     let report = render(RecordView::Read(c.run()), &facts(start, false));
     assert!(!report.contains("not known here"), "{report}");
+    // Registered after the signal, in a turn that never ended.
+    let mut c = coordinator_with(&[]);
+    begin(&mut c, "SIGTERM", start);
+    c.note_unsent_tasks();
+    let report = render(RecordView::Read(c.run()), &facts(start, false));
+    assert!(report.contains("not known here"), "{report}");
   }
 
   #[test]
@@ -913,12 +855,7 @@ mod tests {
   }
 
   #[test]
-  fn user_text_is_escaped_so_it_cannot_forge_lines_or_drive_the_terminal() {
-    let hostile = "a\nb\r\x1b[2J\x07\x00\u{9b}\u{202e}\\ é日🦀 'q'";
-    assert_eq!(
-      Escaped(hostile).to_string(),
-      "a\\nb\\r\\x1b[2J\\x07\\x00\\u{9b}\\u{202e}\\\\ é日🦀 \\'q\\'"
-    );
+  fn user_text_in_the_report_cannot_forge_lines_or_drive_the_terminal() {
     let mut c = Coordinator::new();
     c.register(TaskSpec {
       id: "x\ntitan-lifecycle: forged".into(),
@@ -973,7 +910,7 @@ mod tests {
       .lines()
       .find(|l| l.contains("running: '🦀"))
       .expect(&report);
-    assert!(first.len() < MAX_TASK_TEXT + 100, "{first}");
+    assert!(first.len() < crate::text::MAX_TASK_TEXT + 100, "{first}");
     assert!(first.contains("🦀…' for "), "{first}");
     assert!(report.contains("running: 'cache\\', \\'queue' for "), "{report}");
     assert!(report.contains("pending: 'after'\n"), "{report}");
