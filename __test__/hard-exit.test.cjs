@@ -118,12 +118,18 @@ test(
   },
 )
 
-test("a loop blocked while a level's handlers were being called: the report does not call them all running", async () => {
-  const fixture = start('guarantee.cjs', ['blocked-in-level'])
+/** Runs guarantee.cjs's `mode` to its hard exit on SIGTERM (exit code 124); what the process wrote. */
+async function hardExitOf(mode) {
+  const fixture = start('guarantee.cjs', [mode])
   await fixture.ready
   kill(fixture.child, 'SIGTERM')
-  const { code, stderr, lines } = await fixture.exited
-  assert.equal(code, 124, stderr)
+  const exited = await fixture.exited
+  assert.equal(exited.code, 124, exited.stderr)
+  return exited
+}
+
+test("a loop blocked while a level's handlers were being called: the report does not call them all running", async () => {
+  const { stderr, lines } = await hardExitOf('blocked-in-level')
   assert.ok(find(lines, 'task-start', { id: 'spin' }), 'the blocking handler ran')
   assert.ok(!find(lines, 'task-start', { id: 'never' }), 'the handler after it was never called')
   // 'never' was listed as running for the whole shutdown, though its handler was never called.
@@ -133,22 +139,14 @@ test("a loop blocked while a level's handlers were being called: the report does
     /starting: 'quick', 'spin', 'never' \(handed out to start: their handlers are called in this order/,
   )
   // Once every handler of the level was called, a loop blocked later leaves them all running.
-  const after = start('guarantee.cjs', ['blocked-after-level'])
-  await after.ready
-  kill(after.child, 'SIGTERM')
-  const blockedLater = await after.exited
-  assert.equal(blockedLater.code, 124, blockedLater.stderr)
+  const blockedLater = await hardExitOf('blocked-after-level')
   assert.ok(find(blockedLater.lines, 'task-start', { id: 'spins-later' }), 'the loop blocked after the handlers')
   assert.match(blockedLater.stderr, /running: 'waits' for [\d.]+ ms\n.*running: 'spins-later' for /)
   assert.doesNotMatch(blockedLater.stderr, /starting:/)
 })
 
 test("the JavaScript side's lines escape task ids as the report does: none can forge a line", async () => {
-  const fixture = start('guarantee.cjs', ['hostile-log-lines'])
-  await fixture.ready
-  kill(fixture.child, 'SIGTERM')
-  const { code, stderr } = await fixture.exited
-  assert.equal(code, 124, stderr)
+  const { stderr } = await hardExitOf('hostile-log-lines')
   assert.doesNotMatch(
     stderr,
     /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/,
@@ -167,11 +165,7 @@ test("the JavaScript side's lines escape task ids as the report does: none can f
 })
 
 test('the report escapes control characters in task ids and names, and says when it was cut', async () => {
-  const fixture = start('guarantee.cjs', ['hostile-report'])
-  await fixture.ready
-  kill(fixture.child, 'SIGTERM')
-  const { code, stderr } = await fixture.exited
-  assert.equal(code, 124, stderr)
+  const { stderr } = await hardExitOf('hostile-report')
   const report = stderr.slice(stderr.indexOf('titan-lifecycle: hard exit'))
   assert.doesNotMatch(
     report,

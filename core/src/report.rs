@@ -891,14 +891,8 @@ mod tests {
     let long = "🦀".repeat(5_000);
     let mut c = Coordinator::new();
     for (id, priority) in [(long.as_str(), 1.0), ("cache', 'queue", 1.0), ("after", 10.0)] {
-      c.register(TaskSpec {
-        id: id.into(),
-        name: id.into(),
-        priority,
-        phase: Phase::Stop,
-        depends_on: vec![],
-      })
-      .unwrap();
+      c.register(TaskSpec::new(id, id, priority, Phase::Stop, Vec::new()))
+        .unwrap();
     }
     let start = MonoTime::from_nanos(1_000_000_000);
     begin(&mut c, "SIGTERM", start);
