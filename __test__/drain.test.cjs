@@ -585,6 +585,26 @@ test('a connection announced twice is tracked once, and many connections coming 
   assert.ok(now() - startedAt < 2000, `the drain took ${(now() - startedAt).toFixed(0)} ms`)
 })
 
+test('a raw TCP client that sends nothing is left to end on its own: on a net server the server may speak first', async (t) => {
+  const server = net.createServer((socket) => socket.write('hello\n'))
+  const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false })
+  t.after(() => manager.dispose())
+  manager.trackServer(server, { drainTimeout: 8000 })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const client = net.connect(server.address().port, '127.0.0.1')
+  await new Promise((resolve) => client.once('data', resolve))
+  let closedAt = null
+  client.on('close', () => (closedAt = now()))
+  const startedAt = now()
+  const stopping = manager.stop({ timeout: 10_000 })
+  // Past the second of grace an HTTP connection that has sent nothing gets.
+  await sleep(1500)
+  assert.equal(closedAt, null, `closed ${((closedAt ?? 0) - startedAt).toFixed(0)} ms into the drain`)
+  client.end()
+  const result = await stopping
+  assert.equal(result.tasks.find((task) => task.id === 'http-server')?.status, 'succeeded')
+})
+
 test(
   'connections that never sent a byte do not hold the drain: a pre-connection, a TLS client before its handshake',
   needs('openssl'),

@@ -361,7 +361,8 @@ class ServerTracker {
       const check = () => {
         if (nodeKnowsIdle) this.#sparing(() => server.closeIdleConnections())
         else if (this.#http2) this.#closeQuietConnections()
-        this.#closeUnused(this.#sockets)
+        // HTTP connections only: a raw TCP client may never send a byte by design (the server speaks).
+        if (this.#http1 || this.#http2) this.#closeUnused(this.#sockets)
         this.#closeUnused(this.#handshaking)
         if (serverClosed && done()) finish()
       }
