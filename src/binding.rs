@@ -79,6 +79,15 @@ fn attach_handle(manager: &Manager) -> u32 {
   handle
 }
 
+/// Runs `f` with the manager whose shutdown `handle` names in [`ATTACHED`]; None if there is none (the
+/// shutdown finished, or the handle is another thread's).
+fn with_attached<R>(handle: u32, f: impl FnOnce(&Manager) -> R) -> Option<R> {
+  ATTACHED.with_borrow(|attached| {
+    let (_, manager) = attached.iter().find(|(h, _)| *h == handle)?;
+    Some(f(manager))
+  })
+}
+
 /// Takes `handle` out of [`ATTACHED`]. Also runs from a finalizer (the manager's object collected), where a
 /// panic would abort the process: the table may be gone already (the thread is ending) or borrowed, and
 /// then there is nothing to do.
@@ -999,10 +1008,7 @@ pub fn settle_task(
       ));
     }
   };
-  let settlement = ATTACHED.with_borrow(|attached| {
-    let (_, manager) = attached.iter().find(|(h, _)| *h == handle)?;
-    Some(manager.settle(index, outcome, MonoTime::now()))
-  });
+  let settlement = with_attached(handle, |manager| manager.settle(index, outcome, MonoTime::now()));
   Ok(match settlement.unwrap_or(Settlement::NotRunning) {
     Settlement::NotRunning => Either::A(SETTLE_NOT_RUNNING),
     Settlement::Start(ready) => Either::B(index_list(ready)),
@@ -1016,11 +1022,7 @@ pub fn settle_task(
 /// `settle_task` is, for the same reason.
 #[napi(catch_unwind)]
 pub fn handlers_called(handle: u32) {
-  ATTACHED.with_borrow(|attached| {
-    if let Some((_, manager)) = attached.iter().find(|(h, _)| *h == handle) {
-      manager.handlers_called();
-    }
-  });
+  with_attached(handle, Manager::handlers_called);
 }
 
 /// How many children and groups are tracked (process-wide).
