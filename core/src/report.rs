@@ -391,22 +391,7 @@ fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
     })
     .peekable();
   if starting_left.peek().is_some() {
-    write!(out, "{PREFIX}   starting:")?;
-    let mut count = 0;
-    for &i in starting_left {
-      if count < MAX_LISTED {
-        write!(
-          out,
-          "{} {}",
-          if count == 0 { "" } else { "," },
-          Quoted(&tasks[i as usize].id)
-        )?;
-      }
-      count += 1;
-    }
-    if count > MAX_LISTED {
-      write!(out, " and {} more", count - MAX_LISTED)?;
-    }
+    write_ids(out, "starting", starting_left.map(|&i| &*tasks[i as usize].id))?;
     writeln!(
       out,
       " (handed out to start: their handlers are called in this order, and the loop stopped before all \
@@ -414,20 +399,12 @@ fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
     )?;
   }
 
-  let pending = tasks.iter().filter(|t| t.status == TaskStatus::Pending).count();
-  if pending > 0 {
-    write!(out, "{PREFIX}   pending:")?;
-    for (i, task) in tasks
-      .iter()
-      .filter(|t| t.status == TaskStatus::Pending)
-      .take(MAX_LISTED)
-      .enumerate()
-    {
-      write!(out, "{} {}", if i == 0 { "" } else { "," }, Quoted(&task.id))?;
-    }
-    if pending > MAX_LISTED {
-      write!(out, " and {} more", pending - MAX_LISTED)?;
-    }
+  let mut pending = tasks
+    .iter()
+    .filter(|t| t.status == TaskStatus::Pending)
+    .peekable();
+  if pending.peek().is_some() {
+    write_ids(out, "pending", pending.map(|t| &*t.id))?;
     out.write_str("\n")?;
   }
 
@@ -448,6 +425,23 @@ fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
     tasks.len(),
     if tasks.len() == 1 { "" } else { "s" }
   )
+}
+
+/// Writes `label` and the quoted `ids`, the first [`MAX_LISTED`] of them and then how many more, without
+/// ending the line.
+fn write_ids<'a>(out: &mut impl Write, label: &str, ids: impl Iterator<Item = &'a str>) -> fmt::Result {
+  write!(out, "{PREFIX}   {label}:")?;
+  let mut count = 0;
+  for id in ids {
+    if count < MAX_LISTED {
+      write!(out, "{} {}", if count == 0 { "" } else { "," }, Quoted(id))?;
+    }
+    count += 1;
+  }
+  if count > MAX_LISTED {
+    write!(out, " and {} more", count - MAX_LISTED)?;
+  }
+  Ok(())
 }
 
 /// Milliseconds with one decimal, the way every figure in the report reads.
