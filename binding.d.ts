@@ -179,7 +179,8 @@ export declare function setPackagePaths(paths: Array<string>): void
 
 /**
  * Records how a task of the shutdown `handle` names (see `begin`) ended: `outcome` 0 succeeded, 1 failed,
- * 2 timed out. Returns the tasks that start because of it, or 0 if none does, -1 if the task was not
+ * 2 timed out (its handler still running), 3 timed out with its handler ended (it ended past its timeout,
+ * which it kept from firing by blocking the loop). Returns the tasks that start because of it, or 0 if none does, -1 if the task was not
  * running (a late settle after a timeout, or a shutdown already finished), -2 if it was the last. A number
  * in the common case: building an object per task was most of the cost of a shutdown with thousands of
  * tasks. A function rather than a method, for the same reason (see [`ATTACHED`]).
@@ -257,6 +258,12 @@ export interface StopPhaseCut {
  * which JavaScript may then clear for the children it spawns.
  */
 export declare function systemdListening(): boolean
+
+/**
+ * The handler of a task that timed out, of the shutdown `handle` names, has ended: a hard-exit report no
+ * longer lists it as still running. A function, as `settle_task` is, for the same reason.
+ */
+export declare function taskHandlerEnded(handle: number, index: number): void
 
 /**
  * Every task's state at the end of a shutdown, in plan order, as columns (one typed array each rather

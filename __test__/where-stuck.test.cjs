@@ -175,6 +175,43 @@ test('a stall names the task it was in, not one that started once the loop was b
   assert.equal(stall.taskId, 'stuck')
 })
 
+test('a task that timed out and then blocked the loop: the report says it is still running, not only the next one', async () => {
+  const r = await stuck('overrun-spin', 800)
+  assert.equal(r.code, 124, r.stderr)
+  assert.ok(find(r.lines, 'overrunning'), 'the handler went on past its timeout')
+  assert.match(r.stderr, /at spinForever [^\n]+\ntitan-lifecycle: {5}at overrunThen /)
+  assert.match(r.stderr, /running: 'after' for [\d.]+ ms\n/)
+  assert.match(r.stderr, /timed out, still running: 'stuck' \(the stuck task\) for [\d.]+ ms\n/)
+  // 'late' timed out too, but its handler has ended since.
+  assert.doesNotMatch(r.stderr, /still running: 'late'/)
+  assert.match(r.stderr, /settled: 0 succeeded, 0 failed, 2 timed out \(of 3 tasks\)/)
+})
+
+test("the deadline's line names the tasks that timed out and whose handlers still run", async () => {
+  const r = await stuck('overrun-wait', 800)
+  assert.equal(r.code, 124, r.stderr)
+  const deadline = r.lines.find((l) => l.kind === 'log' && /did not finish within/.test(l.message))
+  assert.equal(
+    deadline?.message,
+    "the shutdown did not finish within its 800 ms deadline; still running: 'after'; timed out, still running: 'stuck'",
+  )
+})
+
+test('a stall in a task that timed out names no task, not the one that started after it', async () => {
+  const fixture = start('stuck.cjs', ['overrun-stall', 10_000, 1500], { killAfterMs: 20_000 })
+  await fixture.ready
+  kill(fixture.child, 'SIGTERM')
+  const r = await fixture.exited
+  assert.equal(r.code, 1, r.stderr) // two tasks timed out
+  const stall = find(r.lines, 'event', { event: 'shutdown:stall' })?.payload
+  assert.ok(stall, JSON.stringify(r.lines))
+  assert.match(stall.stack, /^ {4}at busyFor [^\n]+\n {4}at overrunThen /)
+  // 'after' ran through the stall, and so did the handler of 'stuck', which caused it.
+  assert.equal(stall.taskId, undefined)
+  const log = r.lines.find((l) => l.kind === 'log' && /blocked for/.test(l.message))
+  assert.doesNotMatch(log.message, /was running/)
+})
+
 test('a stall is watched for in a shutdown that JavaScript took up long after the signal, its loop busy', async () => {
   // The watchdog began this shutdown for the signal and armed its deadline; JavaScript, busy for 400 ms,
   // joins it well after the watchdog's last wake-up (the signal's fallback, 5 ms after it), and must wake it

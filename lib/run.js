@@ -222,8 +222,12 @@ class TaskContext {
   }
 }
 
-/** The native side's codes for a task's end (`settleTask`) and its status (`taskStates`). */
-const OUTCOME_CODES = { succeeded: 0, failed: 1, timedOut: 2 }
+/**
+ * The native side's codes for a task's end (`settleTask`) and its status (`taskStates`). A task times out
+ * with its handler still running (`timedOut`) or, when the handler kept the loop busy past its timeout so
+ * that the timer could not fire first, with its handler ended (`endedLate`).
+ */
+const OUTCOME_CODES = { succeeded: 0, failed: 1, timedOut: 2, endedLate: 3 }
 const STATUS_NAMES = ['pending', 'running', 'succeeded', 'failed', 'timedOut', 'skipped']
 /** What `settleTask` answers when no task starts because of it. */
 const SETTLE_NOT_RUNNING = -1
@@ -305,6 +309,8 @@ class ShutdownRun {
   /** Plan index -> its TaskContext while the task runs (an array: a shutdown looks these up once per task). */
   #running = []
   #errors = new Map() // plan index -> what the handler threw, or its timeout error
+  /** Plan indexes of the tasks that timed out while their handlers still ran, until those handlers end. */
+  #overrunning = new Set()
   #deadlineTimer = null
   /** The shutdown delay, then the moment the stop phase gives way to the destroy phase's reserve. */
   #delayTimer = null
@@ -523,7 +529,10 @@ class ShutdownRun {
       const taskId = this.#ids[index]
       const entry = this.#running[index]
       this.#running[index] = undefined
-      if (entry) TaskContext.clearTimer(entry)
+      if (entry) {
+        TaskContext.clearTimer(entry)
+        this.#overrunning.add(index)
+      }
       const error = lifecycleError(
         'ERR_TASK_TIMEOUT',
         `shutdown task ${quoted(taskId)} was stopped to keep ${Math.round(this.#reserveMs)} ms for the destroy phase`,
@@ -680,7 +689,14 @@ class ShutdownRun {
 
   #settle(index, outcome, error) {
     const entry = this.#running[index]
-    if (!entry || this.#finished) return // settled already (a late resolve after a timeout) or too late
+    if (this.#finished) return
+    if (!entry) {
+      // The handler of a task that timed out has ended (its promise settles once, and a task's timer is
+      // cleared when it settles, so nothing else comes here): neither the deadline's line nor the
+      // hard-exit report lists it as still at work any more. Its outcome comes too late to count.
+      if (this.#overrunning.delete(index)) native.taskHandlerEnded(this.#handle, index)
+      return
+    }
     // Without the watchdog (hardExit: false, a worker thread) the deadline is this run's own timer, which a
     // task that blocked the loop past it delays: its settling comes first. The deadline still decides.
     if (!this.#native.enforced && monotonicMs() >= this.#deadlineMono) {
@@ -690,17 +706,20 @@ class ShutdownRun {
     // Likewise a task's own timeout, whose timer the task's own handler kept from firing by blocking the
     // loop past it: it took longer than it may, and what waits for it must not take it as done in time.
     // A failure keeps its own error.
+    let code = OUTCOME_CODES[outcome]
     if (outcome === 'succeeded' && TaskContext.hasTimer(entry)) {
       const timeout = timeoutOf(this.#entries[index])
       if (TaskContext.overran(entry, timeout)) {
         outcome = 'timedOut'
+        code = OUTCOME_CODES.endedLate
         error = taskTimeoutError(this.#ids[index], timeout)
       }
     }
     this.#running[index] = undefined
     TaskContext.clearTimer(entry)
     if (outcome === 'timedOut') TaskContext.abort(entry, error)
-    const next = native.settleTask(this.#handle, index, OUTCOME_CODES[outcome])
+    if (code === OUTCOME_CODES.timedOut) this.#overrunning.add(index)
+    const next = native.settleTask(this.#handle, index, code)
     if (next === SETTLE_NOT_RUNNING) return
     if (outcome !== 'succeeded' || this.#listens(ShutdownEvent.ShutdownTaskComplete)) {
       this.#reportSettled(index, entry, outcome, error)
@@ -780,10 +799,15 @@ class ShutdownRun {
     const runningIndices = this.#runningIndices()
     const runningIds = runningIndices.map((i) => this.#ids[i])
     const running = runningIds.map(quoted)
+    // In plan order, as the report lists them.
+    const overrunning = Array.from(this.#overrunning)
+      .sort((a, b) => a - b)
+      .map((i) => quoted(this.#ids[i]))
     const error = lifecycleError(
       'ERR_SHUTDOWN_TIMEOUT',
       `the shutdown did not finish within its ${this.#budgetMs} ms deadline` +
-        (running.length ? `; still running: ${running.join(', ')}` : ''),
+        (running.length ? `; still running: ${running.join(', ')}` : '') +
+        (overrunning.length ? `; timed out, still running: ${overrunning.join(', ')}` : ''),
     )
     for (const index of runningIndices) TaskContext.abort(this.#running[index], error)
     this.#logger.error(error.message, { err: error, running: runningIds })

@@ -987,7 +987,8 @@ pub fn child_group_alive(pgid: i32) -> bool {
 }
 
 /// Records how a task of the shutdown `handle` names (see `begin`) ended: `outcome` 0 succeeded, 1 failed,
-/// 2 timed out. Returns the tasks that start because of it, or 0 if none does, -1 if the task was not
+/// 2 timed out (its handler still running), 3 timed out with its handler ended (it ended past its timeout,
+/// which it kept from firing by blocking the loop). Returns the tasks that start because of it, or 0 if none does, -1 if the task was not
 /// running (a late settle after a timeout, or a shutdown already finished), -2 if it was the last. A number
 /// in the common case: building an object per task was most of the cost of a shutdown with thousands of
 /// tasks. A function rather than a method, for the same reason (see [`ATTACHED`]).
@@ -1001,6 +1002,7 @@ pub fn settle_task(
     0 => Outcome::Succeeded,
     1 => Outcome::Failed,
     2 => Outcome::TimedOut,
+    3 => Outcome::EndedLate,
     _ => {
       return Err(napi::Error::new(
         ErrorCode("ERR_INVALID_ARG_VALUE"),
@@ -1015,6 +1017,15 @@ pub fn settle_task(
     Settlement::Nothing => Either::A(0),
     Settlement::Finished => Either::A(SETTLE_FINISHED),
   })
+}
+
+/// The handler of a task that timed out, of the shutdown `handle` names, has ended: a hard-exit report no
+/// longer lists it as still running. A function, as `settle_task` is, for the same reason.
+#[napi(catch_unwind)]
+pub fn task_handler_ended(handle: u32, index: u32) {
+  with_attached(handle, |manager| {
+    manager.handler_ended_late(index, MonoTime::now())
+  });
 }
 
 /// JavaScript has called the handlers of the tasks the shutdown `handle` names last handed it (see

@@ -248,6 +248,13 @@ impl Coordinator {
     run.plan.settle(index, outcome, now)
   }
 
+  /// The handler of a task that timed out has ended; see [`Plan::handler_ended_late`].
+  pub fn handler_ended_late(&mut self, index: u32, now: MonoTime) {
+    if let Some(run) = self.run.as_mut() {
+      run.plan.handler_ended_late(index, now);
+    }
+  }
+
   /// JavaScript has called the handlers of the tasks last handed out; see [`Plan::handlers_called`].
   pub fn handlers_called(&mut self) {
     if let Some(run) = self.run.as_mut() {

@@ -198,6 +198,11 @@ impl Manager {
     }
   }
 
+  /// The handler of a task that timed out has ended (see [`crate::plan::Plan::handler_ended_late`]).
+  pub fn handler_ended_late(&self, index: u32, now: MonoTime) {
+    self.session.record().handler_ended_late(index, now);
+  }
+
   /// JavaScript has called the handlers of the tasks it was last handed (see [`crate::plan::Plan::starting`]).
   pub fn handlers_called(&self) {
     self.session.record().handlers_called();
@@ -264,9 +269,9 @@ impl Manager {
         .plan
         .tasks()
         .iter()
-        // Started before the probe went out (one started later did so once the loop was back), and not
-        // settled before it.
-        .filter(|t| t.started.is_some_and(|s| s <= sent) && t.settled.is_none_or(|e| e > sent))
+        // Started before the probe went out (one started later did so once the loop was back), and its
+        // handler not ended before it: a task that timed out counts while its handler goes on.
+        .filter(|t| t.handler_running_at(sent))
         .map(|t| t.id.to_string())
         .collect()
     });

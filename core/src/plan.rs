@@ -393,6 +393,7 @@ impl TaskGraph {
         status: TaskStatus::Pending,
         started: None,
         settled: None,
+        handler_ended: None,
         awaiting_call: false,
       });
     }
@@ -475,7 +476,8 @@ pub enum TaskStatus {
   Succeeded = 2,
   /// Its handler threw or rejected.
   Failed = 3,
-  /// It passed its own timeout and was abandoned (its AbortSignal aborted).
+  /// It passed its own timeout and was abandoned (its AbortSignal aborted); its handler may still be
+  /// running (see [`PlannedTask::overrunning`]).
   TimedOut = 4,
   /// It never started: the stop phase was cut short to keep time for the destroy phase.
   Skipped = 5,
@@ -500,7 +502,12 @@ impl TaskStatus {
 pub enum Outcome {
   Succeeded,
   Failed,
+  /// Its timeout passed while its handler was still running: the shutdown goes on without it, and the
+  /// handler's work may go on too, until [`Plan::handler_ended_late`].
   TimedOut,
+  /// Its handler ended, but only after its timeout (it kept the loop busy past it, so the timer could not
+  /// fire first): timed out, with nothing of it left running.
+  EndedLate,
 }
 
 /// A dependency naming a task that was never registered; it is ignored, and the facade warns about it.
@@ -523,6 +530,9 @@ pub struct PlannedTask {
   pub status: TaskStatus,
   pub started: Option<MonoTime>,
   pub settled: Option<MonoTime>,
+  /// When its handler's work ended (it returned, resolved, rejected or threw). The same as `settled` but
+  /// for a task that timed out: the shutdown went on without it, and its handler may still be running.
+  handler_ended: Option<MonoTime>,
   /// Among [`Plan::starting`]: a flag, so the report at a hard exit need not search that list per task.
   awaiting_call: bool,
 }
@@ -532,6 +542,26 @@ impl PlannedTask {
   /// ([`Plan::starting`]).
   pub fn awaiting_call(&self) -> bool {
     self.awaiting_call
+  }
+
+  /// Whether it timed out and its handler has not ended: its work goes on past its timeout, so a loop
+  /// blocked now may be blocked in it.
+  pub fn overrunning(&self) -> bool {
+    self.status == TaskStatus::TimedOut && self.handler_ended.is_none()
+  }
+
+  /// Whether its handler was running at `at`: called by then, and not ended by then (a task that timed out
+  /// counts until its handler ends).
+  pub fn handler_running_at(&self, at: MonoTime) -> bool {
+    self.started.is_some_and(|s| s <= at) && self.handler_ended.is_none_or(|e| e > at)
+  }
+
+  /// How long its handler has run, for a task still running or [`overrunning`](Self::overrunning): from its
+  /// start until `now`.
+  pub fn running_for(&self, now: MonoTime) -> Duration {
+    self
+      .started
+      .map_or(Duration::ZERO, |start| now.saturating_since(start))
   }
 
   /// How long the task ran: until it settled, or until `now` if it is still running.
@@ -697,9 +727,12 @@ impl Plan {
     task.status = match outcome {
       Outcome::Succeeded => TaskStatus::Succeeded,
       Outcome::Failed => TaskStatus::Failed,
-      Outcome::TimedOut => TaskStatus::TimedOut,
+      Outcome::TimedOut | Outcome::EndedLate => TaskStatus::TimedOut,
     };
     task.settled = Some(now);
+    if outcome != Outcome::TimedOut {
+      task.handler_ended = Some(now);
+    }
     let duration = task.duration(now);
     let unblocks = std::mem::take(&mut task.unblocks);
     self.unsettled -= 1;
@@ -725,6 +758,16 @@ impl Plan {
       ready = self.hand_out(ready);
     }
     Some(Settled { duration, ready })
+  }
+
+  /// The handler of a task that timed out (by its own timeout or a cut stop phase) has ended at `now`.
+  /// Anything else is ignored: JavaScript says so for every late end, and a late end is harmless.
+  pub fn handler_ended_late(&mut self, index: u32, now: MonoTime) {
+    if let Some(task) = self.tasks.get_mut(index as usize)
+      && task.overrunning()
+    {
+      task.handler_ended = Some(now);
+    }
   }
 
   fn enter_level(&mut self, level: usize, now: MonoTime) -> Vec<u32> {

@@ -13,7 +13,7 @@ use crate::clock::{MonoTime, millis};
 use crate::coordinator::Run;
 use crate::js_stack::Frame;
 use crate::main_thread::MainThreadState;
-use crate::plan::TaskStatus;
+use crate::plan::{PlannedTask, TaskStatus};
 use crate::text::{Escaped, Quoted, TaskName};
 
 /// Every line starts with this, so the report is easy to find in mixed logs.
@@ -370,16 +370,29 @@ fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
   {
     running += 1;
     if listed < MAX_LISTED {
-      write!(out, "{PREFIX}   running: {}", Quoted(&task.id))?;
-      if task.name != task.id {
-        write!(out, " ({})", TaskName(&task.name))?;
-      }
-      writeln!(out, " for {} ms", Ms(task.duration(now)))?;
+      write_task(out, "running", task, task.running_for(now))?;
       listed += 1;
     }
   }
   if running > listed {
     writeln!(out, "{PREFIX}   running: {} more", running - listed)?;
+  }
+
+  // Tasks the shutdown went on without when they timed out, whose handlers have not ended: their work is
+  // still going on, and a blocked loop may be blocked in it rather than in a task listed as running.
+  let mut overrunning = 0;
+  for task in tasks.iter().filter(|t| t.overrunning()) {
+    if overrunning < MAX_LISTED {
+      write_task(out, "timed out, still running", task, task.running_for(now))?;
+    }
+    overrunning += 1;
+  }
+  if overrunning > MAX_LISTED {
+    writeln!(
+      out,
+      "{PREFIX}   timed out, still running: {} more",
+      overrunning - MAX_LISTED
+    )?;
   }
 
   let mut starting_left = starting
@@ -425,6 +438,15 @@ fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
     tasks.len(),
     if tasks.len() == 1 { "" } else { "s" }
   )
+}
+
+/// Writes a line of one task: `label`, its quoted id, its name if it has one, and how long it has run.
+fn write_task(out: &mut impl Write, label: &str, task: &PlannedTask, running_for: Duration) -> fmt::Result {
+  write!(out, "{PREFIX}   {label}: {}", Quoted(&task.id))?;
+  if task.name != task.id {
+    write!(out, " ({})", TaskName(&task.name))?;
+  }
+  writeln!(out, " for {} ms", Ms(running_for))
 }
 
 /// Writes `label` and the quoted `ids`, the first [`MAX_LISTED`] of them and then how many more, without
@@ -659,6 +681,28 @@ mod tests {
     assert!(report.contains("pending: 'cache', 'logs'"), "{report}");
     assert!(report.contains("settled: 0 succeeded, 0 failed, 0 timed out (of 4 tasks)"));
     assert!(report.lines().all(|l| l.starts_with(PREFIX)));
+  }
+
+  #[test]
+  fn lists_tasks_that_timed_out_with_their_handlers_still_at_work() {
+    let mut c = coordinator_with(&[("db", 10.0), ("cache", 10.0), ("next", 20.0)]);
+    let start = MonoTime::from_nanos(1_000_000_000);
+    begin(&mut c, "SIGTERM", start);
+    c.attach(start);
+    c.handlers_called();
+    c.settle(0, Outcome::TimedOut, start.saturating_add(100 * MS));
+    c.settle(1, Outcome::TimedOut, start.saturating_add(100 * MS));
+    c.handler_ended_late(1, start.saturating_add(150 * MS));
+    let report = render(RecordView::Read(c.run()), &facts(start, false));
+    assert!(
+      report.contains(
+        "running: 'next' for 221.0 ms\ntitan-lifecycle:   timed out, still running: 'db' (Database pool) for \
+         321.0 ms\n"
+      ),
+      "{report}"
+    );
+    assert!(!report.contains("'cache' for"), "{report}");
+    assert!(report.contains("settled: 0 succeeded, 0 failed, 2 timed out (of 3 tasks)"));
   }
 
   #[test]

@@ -261,6 +261,48 @@ fn the_record_knows_who_is_running_since_when() {
 }
 
 #[test]
+fn a_task_that_timed_out_runs_on_until_its_handler_ends() {
+  let g = graph(vec![
+    stop("db", 10.0, &[]),
+    stop("spun", 10.0, &[]),
+    stop("drain", 10.0, &[]),
+    stop("next", 20.0, &[]),
+  ]);
+  let mut plan = g.plan();
+  let ms = |n| T0.saturating_add(Duration::from_millis(n));
+  plan.start(T0);
+  let task = |plan: &Plan, id: &str| plan.tasks()[index_of(plan, id) as usize].clone();
+  // Its timer fired with the handler at work; one whose handler kept the loop past its timeout ended late.
+  plan.settle(index_of(&plan, "db"), Outcome::TimedOut, ms(100));
+  plan.settle(index_of(&plan, "spun"), Outcome::EndedLate, ms(150));
+  assert!(task(&plan, "db").overrunning());
+  assert!(!task(&plan, "spun").overrunning());
+  assert_eq!(task(&plan, "spun").status, TaskStatus::TimedOut);
+  let next = plan
+    .settle(index_of(&plan, "drain"), Outcome::Succeeded, ms(200))
+    .unwrap();
+  assert_eq!(
+    ids(&plan, &next.ready),
+    ["next"],
+    "the shutdown goes on without it"
+  );
+  // Its handler counts as running for the stall watch until it ends.
+  assert!(task(&plan, "db").handler_running_at(ms(250)));
+  assert!(!task(&plan, "drain").handler_running_at(ms(250)));
+  assert_eq!(task(&plan, "db").running_for(ms(300)), Duration::from_millis(300));
+  // A late end of anything else is ignored; its own ends it.
+  plan.handler_ended_late(index_of(&plan, "next"), ms(300));
+  plan.handler_ended_late(index_of(&plan, "drain"), ms(300));
+  plan.handler_ended_late(999, ms(300));
+  assert!(task(&plan, "next").handler_running_at(ms(350)));
+  plan.handler_ended_late(index_of(&plan, "db"), ms(300));
+  assert!(!task(&plan, "db").overrunning());
+  assert!(task(&plan, "db").handler_running_at(ms(299)));
+  assert!(!task(&plan, "db").handler_running_at(ms(300)));
+  assert_eq!(task(&plan, "db").status, TaskStatus::TimedOut);
+}
+
+#[test]
 fn the_tasks_handed_out_are_starting_until_javascript_has_called_their_handlers() {
   let g = graph(vec![
     stop("a", 10.0, &[]),
@@ -501,6 +543,11 @@ fn cutting_the_stop_phase_times_out_the_running_skips_the_rest_and_starts_destro
   let status = |plan: &Plan, id: &str| plan.tasks()[index_of(plan, id) as usize].status;
   assert_eq!(status(&plan, "drain"), TaskStatus::TimedOut);
   assert_eq!(status(&plan, "jobs"), TaskStatus::Skipped);
+  let drain = index_of(&plan, "drain") as usize;
+  assert!(
+    plan.tasks()[drain].overrunning(),
+    "its handler was not ended by the cut"
+  );
   // The drain settling late changes nothing; the destroy phase goes on in its order.
   assert!(
     plan
