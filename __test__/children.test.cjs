@@ -7,7 +7,8 @@ const fs = require('node:fs')
 const { spawn } = require('node:child_process')
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { start, launch, needs, onLinux, kill, find, isRunning, waitFor } = require('./helpers.cjs')
+const path = require('node:path')
+const { start, launch, needs, onLinux, kill, find, isRunning, waitFor, FIXTURES } = require('./helpers.cjs')
 const { ShutdownManager } = require('..')
 
 /** The pids still running within 2 s: SIGKILL lands at once, so anything left then survived. */
@@ -28,7 +29,7 @@ async function runFixture(mode, { deadline = 3000, end = 'SIGTERM' } = {}) {
   const pids = [ready.child, ready.grandchild].filter(Boolean)
   if (!['exited-early', 'exit-listener-throws'].includes(mode))
     assert.ok(pids.every(isRunning), 'the children run before the shutdown')
-  if (end === 'SIGTERM') kill(fixture.child, 'SIGTERM')
+  if (end === 'SIGTERM' || end === 'SIGINT') kill(fixture.child, end)
   if (end === 'SIGINT twice') {
     kill(fixture.child, 'SIGINT')
     // The second once the first has begun the shutdown: two SIGINTs pending at once are one.
@@ -44,6 +45,27 @@ test('SIGTERM: the child gets SIGTERM, exits, and the task completes', async () 
   assert.equal(code, 0, stderr)
   assert.deepEqual(left, [])
   assert.ok(find(lines, 'event', { event: 'shutdown:task:complete', taskId: ready.task }))
+})
+
+test('Ctrl-C to the whole group: a child with a manager of its own is sent SIGINT too, and finishes its shutdown', async () => {
+  // The child got the terminal's SIGINT as well; SIGTERM from its parent would be a second signal to it and
+  // end it at once (143), its task cut short. A copy of the same signal from its parent joins its shutdown.
+  const fixture = launch([process.execPath, path.join(FIXTURES, 'children.cjs'), 'managed'], { detached: true })
+  const ready = await fixture.ready
+  process.kill(-fixture.child.pid, 'SIGINT')
+  const { code, lines, stderr } = await fixture.exited
+  assert.deepEqual(await survivors([ready.child]), [])
+  assert.equal(code, 0, stderr)
+  const exit = find(lines, 'child-exit')
+  assert.deepEqual([exit?.code, exit?.signal], [0, null], stderr)
+  assert.ok(find(lines, 'event', { event: 'shutdown:task:complete', taskId: ready.task }), stderr)
+})
+
+test('SIGINT to the parent alone: its child with a manager is sent the same, and finishes its shutdown', async () => {
+  const { code, lines, left, stderr } = await runFixture('managed', { end: 'SIGINT' })
+  assert.equal(code, 0, stderr)
+  assert.deepEqual(left, [])
+  assert.equal(find(lines, 'child-exit')?.code, 0, stderr)
 })
 
 test('a child that ignores SIGTERM gets SIGKILL at the timeout, and the task fails with ERR_CHILD_KILLED', async () => {

@@ -665,7 +665,8 @@ function validateTrackChildOptions(child, value) {
   }
   return {
     id: id ?? `child-${child.pid}`,
-    signal: signal ?? 'SIGTERM',
+    // Left undefined when not given: the tracker then picks it at the shutdown (see ChildTracker#signalFor).
+    signal,
     timeout: validateTimeout('options.timeout', timeout, undefined),
     priority: validatePriority('options.priority', options.priority, ShutdownPriority.Normal),
     group: validateBoolean('options.group', group, false),
