@@ -190,6 +190,16 @@ test("a worker thread's manager ending with its thread kills its own child, not 
   assert.deepEqual(await survivors([ready.child]), [], 'and stopped by the main shutdown')
 })
 
+test("process.exit() on the main thread kills a worker thread's tracked child too", async () => {
+  const fixture = start('children.cjs', ['worker-thread-main-exit'])
+  const ready = await fixture.ready
+  assert.equal(ready.tracked, 2, 'both children tracked')
+  const { code, stderr } = await fixture.exited
+  assert.equal(code, 0, stderr)
+  // The main thread's 'exit' hook kills its own child; the worker thread's 'exit' event never came.
+  assert.deepEqual(await survivors([ready.child, ready.workerChild]), [], 'no tracked child outlived the process')
+})
+
 test('an explicit timeout is kept whole when no destroy phase needs a reserve', async () => {
   // A child that ignores SIGTERM, so the timeout ends it; 1850 ms of a 2000 ms shutdown with no destroy task
   // (the default reserve, 200 ms, and the drain margin, 100 ms, would cut it to 1700).

@@ -11,12 +11,19 @@
 //! JavaScript forgets a child when it has exited and been reaped, and the exits check a child is still
 //! ours and running before they signal it, so no signal goes to a recycled pid.
 //!
+//! The exits that run JavaScript kill a thread's children from its `'exit'` event. But that event is per
+//! thread: a worker thread's children would outlive a `process.exit()` of the main thread. So the first
+//! [`track`] also registers [`kill_all`] with `atexit(3)`, which every exit that calls `exit(3)` runs (Node's
+//! `process.exit()` and a natural end do).
+//!
 //! # Async-signal-safety
 //!
-//! [`kill_all`] runs in signal context (the second-signal exit) and on the watchdog thread: it only loads
-//! atomics and calls `waitid(2)` (without waiting or reaping) and `kill(2)`, plain system calls. [`track`] and [`forget`] run on JavaScript's
+//! [`kill_all`] runs in signal context (the second-signal exit), on the watchdog thread and from `atexit`:
+//! it only loads atomics and calls `waitid(2)` (without waiting or reaping) and `kill(2)`, plain system
+//! calls. [`track`] and [`forget`] run on JavaScript's
 //! threads; they only use atomics too, so a handler interrupting them sees each entry either set or not.
 
+use std::sync::Once;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::error::LifecycleError;
@@ -61,6 +68,14 @@ impl Target {
 /// also passed to `trackChild`) holds two entries, and each [`forget`] releases one, so the child stays
 /// covered until its last tracker lets go. `Err` when the table is full.
 pub fn track(target: Target) -> Result<(), LifecycleError> {
+  static AT_EXIT: Once = Once::new();
+  AT_EXIT.call_once(|| {
+    // SAFETY: `kill_at_exit` is an `extern "C" fn()` that cannot unwind, and it stays mapped until the
+    // process ends, as the signal handler installed from this library must too: Node never unloads an
+    // addon it loaded (and glibc builds are linked NODELETE; musl never unloads). A failed registration
+    // (no memory for the list) leaves each thread's 'exit' hook to kill its own children, as before.
+    unsafe { libc::atexit(kill_at_exit) };
+  });
   let raw = target.raw();
   for entry in &TRACKED {
     if entry
@@ -116,6 +131,12 @@ pub fn kill_all(signo: i32) -> usize {
     }
   }
   reached
+}
+
+/// Run by `exit(3)`: whatever is still tracked when the process ends, by any thread, does not outlive it.
+/// A child that was stopped has been forgotten already; one still tracked is sent SIGKILL.
+extern "C" fn kill_at_exit() {
+  kill_all(libc::SIGKILL);
 }
 
 /// Whether `pid` is a child of this process that has not exited. `waitid` neither waits (`WNOHANG`) nor
