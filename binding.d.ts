@@ -128,6 +128,13 @@ export declare function forgetChild(pid: number, group: boolean): boolean
  */
 export declare function handlersCalled(handle: number): void
 
+/**
+ * JavaScript begins calling the handlers of the tasks the shutdown `handle` names last handed it (see
+ * `Plan::starting`): the listeners of what came before have run, and their running time counts from now.
+ * A function, as `settle_task` is, for the same reason.
+ */
+export declare function handlersCalling(handle: number): void
+
 /** Whether our handler is in the slot of the named signal right now (for diagnostics and tests). */
 export declare function isSignalHandlerInstalled(name: string): boolean
 

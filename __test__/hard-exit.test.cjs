@@ -138,6 +138,14 @@ test("a loop blocked while a level's handlers were being called: the report does
     stderr,
     /starting: 'quick', 'spin', 'never' \(handed out to start: their handlers are called in this order/,
   )
+  // One task alone, the loop blocked in a listener before its handler: it is not called running either.
+  const inListener = await hardExitOf('blocked-in-start-listener')
+  assert.ok(!find(inListener.lines, 'task-start', { id: 'db' }), 'the handler was never called')
+  assert.doesNotMatch(inListener.stderr, /running: 'db'/)
+  assert.match(
+    inListener.stderr,
+    /starting: 'db' \(handed out to start: the loop stopped before its handler was called, in a listener/,
+  )
   // Once every handler of the level was called, a loop blocked later leaves them all running.
   const blockedLater = await hardExitOf('blocked-after-level')
   assert.ok(find(blockedLater.lines, 'task-start', { id: 'spins-later' }), 'the loop blocked after the handlers')

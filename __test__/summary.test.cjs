@@ -22,6 +22,26 @@ function manager(options = {}) {
   return new ShutdownManager({ disableGracefulShutdown: true, hardExit: false, ...options })
 }
 
+test("a task's time counts from its handler's call, not from the listeners that ran before it", async () => {
+  const m = manager({ gracefulShutdownTimeout: 5000 })
+  const busy = (ms) => {
+    const until = performance.now() + ms
+    while (performance.now() < until) {}
+  }
+  m.on(ShutdownEvent.ShutdownStart, () => busy(150))
+  m.on(ShutdownEvent.ShutdownTaskComplete, ({ taskId }) => taskId === 'first' && busy(100))
+  m.registerTask({ id: 'first', priority: 10, timeout: 1000, handler: () => {} })
+  m.registerTask({ id: 'second', priority: 20, timeout: 1000, handler: () => {} })
+  const { summary } = await m.stop()
+  const [first, second] = summary.tasks
+  // Both return at once; the 150 and 100 ms were the listeners', which ran between each task's hand-out and
+  // its call.
+  assert.ok(first.durationMs < 50, `first: ${first.durationMs} ms`)
+  assert.ok(second.durationMs < 50, `second: ${second.durationMs} ms`)
+  assert.ok(first.startMs >= 140, `first started at ${first.startMs} ms, after the start listener`)
+  assert.ok(second.startMs >= first.startMs + first.durationMs + 90, JSON.stringify(summary.tasks))
+})
+
 test("the summary's offsets add up: tasks in order, each starting after what it waited for, within the total", async () => {
   const { records, logger } = recorder()
   const m = manager({ logger, gracefulShutdownTimeout: 5000 })

@@ -622,6 +622,9 @@ class ShutdownRun {
    */
   #startTasks(indexes, now) {
     const outcomes = []
+    // The listeners of what came before have run: the record counts these tasks' time from here, and a
+    // hard-exit report from now on knows the loop is in their handlers (in the handler, for one alone).
+    native.handlersCalling(this.#handle)
     try {
       for (const index of indexes) outcomes.push(this.#callHandler(index, now))
     } finally {

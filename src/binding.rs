@@ -1028,6 +1028,14 @@ pub fn task_handler_ended(handle: u32, index: u32) {
   });
 }
 
+/// JavaScript begins calling the handlers of the tasks the shutdown `handle` names last handed it (see
+/// `Plan::starting`): the listeners of what came before have run, and their running time counts from now.
+/// A function, as `settle_task` is, for the same reason.
+#[napi(catch_unwind)]
+pub fn handlers_calling(handle: u32) {
+  with_attached(handle, |manager| manager.handlers_calling(MonoTime::now()));
+}
+
 /// JavaScript has called the handlers of the tasks the shutdown `handle` names last handed it (see
 /// `Plan::starting`): until then, a hard-exit report cannot say which of them were called. A function, as
 /// `settle_task` is, for the same reason.

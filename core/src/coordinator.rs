@@ -255,6 +255,13 @@ impl Coordinator {
     }
   }
 
+  /// JavaScript begins calling the handlers of the tasks last handed out; see [`Plan::handlers_calling`].
+  pub fn handlers_calling(&mut self, now: MonoTime) {
+    if let Some(run) = self.run.as_mut() {
+      run.plan.handlers_calling(now);
+    }
+  }
+
   /// JavaScript has called the handlers of the tasks last handed out; see [`Plan::handlers_called`].
   pub fn handlers_called(&mut self) {
     if let Some(run) = self.run.as_mut() {

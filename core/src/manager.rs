@@ -203,6 +203,12 @@ impl Manager {
     self.session.record().handler_ended_late(index, now);
   }
 
+  /// JavaScript begins calling the handlers of the tasks it was last handed (see
+  /// [`crate::plan::Plan::handlers_calling`]).
+  pub fn handlers_calling(&self, now: MonoTime) {
+    self.session.record().handlers_calling(now);
+  }
+
   /// JavaScript has called the handlers of the tasks it was last handed (see [`crate::plan::Plan::starting`]).
   pub fn handlers_called(&self) {
     self.session.record().handlers_called();

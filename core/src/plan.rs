@@ -437,6 +437,7 @@ impl TaskGraph {
       running: 0,
       missing,
       uncalled: Vec::new(),
+      calling: false,
     }
   }
 }
@@ -595,6 +596,8 @@ pub struct Plan {
   /// The tasks last handed out to start whose handlers JavaScript has not yet said it called (see
   /// [`Plan::handlers_called`]).
   uncalled: Vec<u32>,
+  /// Whether JavaScript has begun calling the handlers of `uncalled` (see [`Plan::handlers_calling`]).
+  calling: bool,
 }
 
 /// What [`Plan::cut_stop_phase`] did.
@@ -637,24 +640,44 @@ impl Plan {
   }
 
   /// The tasks last handed out to start (by [`Plan::start`], [`Plan::settle`] or
-  /// [`Plan::cut_stop_phase`]), while JavaScript is still calling their handlers, one after another and
-  /// synchronously: a loop blocked in one of them leaves it and those before it called and those after it
-  /// not, and which is which only the loop's stack can say. Recorded as running all the same.
+  /// [`Plan::cut_stop_phase`]) until JavaScript says it has called their handlers. It first emits the
+  /// events of what came before (`shutdown:start`, the last task's end), then says it is calling them
+  /// ([`Plan::handlers_calling`]) and calls them one after another, synchronously: a loop blocked in a
+  /// listener has called none, one blocked in a handler some, and which only the loop's stack can say.
+  /// Recorded as running all the same.
   pub fn starting(&self) -> &[u32] {
     &self.uncalled
   }
 
-  /// JavaScript has called the handlers of the tasks last handed out.
+  /// Whether JavaScript has begun calling the handlers of [`Plan::starting`] (the listeners before them
+  /// have run).
+  pub fn calling(&self) -> bool {
+    self.calling
+  }
+
+  /// JavaScript begins calling the handlers of the tasks last handed out, at `now`: their running time
+  /// counts from here, not from when they were handed out (the listeners that ran in between are not
+  /// theirs).
+  pub fn handlers_calling(&mut self, now: MonoTime) {
+    for &i in &self.uncalled {
+      let task = &mut self.tasks[i as usize];
+      task.started = task.started.map(|handed_out| handed_out.max(now));
+    }
+    self.calling = true;
+  }
+
+  /// JavaScript has called the handlers of the tasks last handed out. It does not say so for a task handed
+  /// out alone: once it is calling that one, the loop is in it.
   pub fn handlers_called(&mut self) {
     for &i in &self.uncalled {
       self.tasks[i as usize].awaiting_call = false;
     }
     self.uncalled.clear();
+    self.calling = false;
   }
 
   /// Hands `ready` out to start: JavaScript calls their handlers before anything settles.
   fn hand_out(&mut self, ready: Vec<u32>) -> Vec<u32> {
-    // JavaScript does not say it called the handler of a task handed out alone (see `handlers_called`).
     self.handlers_called();
     for &i in &ready {
       self.tasks[i as usize].awaiting_call = true;

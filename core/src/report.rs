@@ -357,11 +357,12 @@ fn write_whereabouts(
 
 fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
   let tasks = run.plan.tasks();
-  // Tasks whose handlers were being called in turn (see `Plan::starting`): with more than one, which were
-  // called is not known, so they get a line of their own. One alone is the one whose handler runs.
+  // Tasks handed out whose handlers JavaScript has not said it called (see `Plan::starting`) get a line of
+  // their own: the loop stopped in a listener before them, or, with more than one, in one of their
+  // handlers, and which were called is not known. One alone whose handler is being called is running.
   let starting = run.plan.starting();
-  let starting = if starting.len() > 1 { starting } else { &[] };
-  let apart = !starting.is_empty();
+  let calling = run.plan.calling();
+  let apart = !(calling && starting.len() == 1);
   let mut listed = 0;
   let mut running = 0;
   for task in tasks
@@ -395,20 +396,39 @@ fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
     )?;
   }
 
-  let mut starting_left = starting
-    .iter()
-    .filter(|&&i| {
-      tasks
-        .get(i as usize)
-        .is_some_and(|t| t.status == TaskStatus::Running)
-    })
-    .peekable();
-  if starting_left.peek().is_some() {
-    write_ids(out, "starting", starting_left.map(|&i| &*tasks[i as usize].id))?;
+  let is_left = |i: &&u32| {
+    tasks
+      .get(**i as usize)
+      .is_some_and(|t| t.status == TaskStatus::Running)
+  };
+  let starting_left = if apart {
+    starting.iter().filter(is_left).count()
+  } else {
+    0
+  };
+  if starting_left > 0 {
+    write_ids(
+      out,
+      "starting",
+      starting.iter().filter(is_left).map(|&i| &*tasks[i as usize].id),
+    )?;
     writeln!(
       out,
-      " (handed out to start: their handlers are called in this order, and the loop stopped before all \
-       of them were; the stack shows where it was)"
+      "{}",
+      match (calling, starting_left) {
+        (false, 1) => {
+          " (handed out to start: the loop stopped before its handler was called, in a listener of what \
+           came before; the stack shows where it was)"
+        }
+        (false, _) => {
+          " (handed out to start: the loop stopped before their handlers were called, in a listener of \
+           what came before; the stack shows where it was)"
+        }
+        (true, _) => {
+          " (handed out to start: their handlers are called in this order, and the loop stopped before all \
+           of them were; the stack shows where it was)"
+        }
+      }
     )?;
   }
 
@@ -645,7 +665,17 @@ mod tests {
     let start = MonoTime::from_nanos(1_000_000_000);
     begin(&mut c, "SIGTERM", start);
     c.attach(start.saturating_add(MS));
-    // Before JavaScript says it called both handlers of the level, either may be the one it is in.
+    // Before JavaScript begins calling the level's handlers, the loop is in a listener before them.
+    let report = render(RecordView::Read(c.run()), &facts(start, false));
+    assert!(
+      report.contains(
+        "starting: 'spin', 'db' (handed out to start: the loop stopped before their handlers were called, in \
+         a listener of what came before"
+      ),
+      "{report}"
+    );
+    // Once it has begun, and until it says it called both, either may be the one it is in.
+    c.handlers_calling(start.saturating_add(MS));
     let report = render(RecordView::Read(c.run()), &facts(start, false));
     assert!(
       report.contains(
@@ -684,6 +714,32 @@ mod tests {
   }
 
   #[test]
+  fn one_task_handed_out_is_starting_until_called_and_runs_from_its_call() {
+    let mut c = coordinator_with(&[("db", 10.0)]);
+    let start = MonoTime::from_nanos(1_000_000_000);
+    begin(&mut c, "SIGTERM", start);
+    c.attach(start);
+    // The loop stopped in a `shutdown:start` listener, or in the handler: not known which.
+    let report = render(RecordView::Read(c.run()), &facts(start, false));
+    assert!(
+      report.contains(
+        "starting: 'db' (handed out to start: the loop stopped before its handler was called, in a listener \
+         of what came before; the stack shows where it was)\n"
+      ),
+      "{report}"
+    );
+    assert!(!report.contains("running:"), "{report}");
+    // JavaScript calls its handler 200 ms in (the listeners took that long): the loop is in the handler.
+    c.handlers_calling(start.saturating_add(200 * MS));
+    let report = render(RecordView::Read(c.run()), &facts(start, false));
+    assert!(
+      report.contains("running: 'db' (Database pool) for 121.0 ms\n"),
+      "{report}"
+    );
+    assert!(!report.contains("starting:"), "{report}");
+  }
+
+  #[test]
   fn lists_tasks_that_timed_out_with_their_handlers_still_at_work() {
     let mut c = coordinator_with(&[("db", 10.0), ("cache", 10.0), ("next", 20.0)]);
     let start = MonoTime::from_nanos(1_000_000_000);
@@ -693,6 +749,7 @@ mod tests {
     c.settle(0, Outcome::TimedOut, start.saturating_add(100 * MS));
     c.settle(1, Outcome::TimedOut, start.saturating_add(100 * MS));
     c.handler_ended_late(1, start.saturating_add(150 * MS));
+    c.handlers_called();
     let report = render(RecordView::Read(c.run()), &facts(start, false));
     assert!(
       report.contains(
@@ -712,6 +769,7 @@ mod tests {
     begin(&mut c, "manual", start);
     c.attach(start);
     c.settle(0, Outcome::Failed, start.saturating_add(MS));
+    c.handlers_called();
     let report = render(RecordView::Read(c.run()), &facts(start, true));
     assert!(
       report.contains("event loop: responsive (it answered the deadline in 0.5 ms)"),
@@ -906,6 +964,7 @@ mod tests {
     let start = MonoTime::from_nanos(1_000_000_000);
     begin(&mut c, "SIGTERM", start);
     c.attach(start);
+    c.handlers_called();
     let report = render(RecordView::Read(c.run()), &facts(start, false));
     assert!(report.lines().all(|l| l.starts_with(PREFIX)), "{report}");
     assert!(

@@ -132,6 +132,8 @@ fn begin_and_arm(session: &Arc<Session>, budget: Duration) {
     budget,
   );
   record.attach(now);
+  // As JavaScript does before it calls the first task's handler.
+  record.handlers_calling(now);
   drop(record);
   watchdog::arm(session, Deadline::new(now, budget)).unwrap_or_else(|e| fail(e.to_string()));
 }

@@ -322,7 +322,15 @@ fn the_tasks_handed_out_are_starting_until_javascript_has_called_their_handlers(
   let settled = plan.settle(first[1], Outcome::Succeeded, T0).unwrap();
   assert_eq!(ids(&plan, plan.starting()), ["c"]);
   assert_eq!(plan.starting(), &settled.ready[..]);
+  // Its listeners ran first: its time counts from the call, 40 ms after it was handed out.
+  assert!(!plan.calling());
+  let called = T0.saturating_add(Duration::from_millis(40));
+  plan.handlers_calling(called);
+  let c = index_of(&plan, "c") as usize;
+  assert_eq!(plan.tasks()[c].started, Some(called));
+  assert!(plan.calling() && plan.tasks()[c].awaiting_call());
   plan.handlers_called();
+  assert!(!plan.calling() && !plan.tasks()[c].awaiting_call());
   // Cutting the stop phase hands out the destroy phase's first tasks.
   let cut = plan.cut_stop_phase(T0).unwrap();
   assert_eq!(ids(&plan, plan.starting()), ["d"]);
