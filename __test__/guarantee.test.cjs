@@ -5,7 +5,19 @@
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { start, kill, run, find, waitFor, eventNames, needs, onLinux, neighbourAfterFixture } = require('./helpers.cjs')
+const fs = require('node:fs')
+const {
+  start,
+  kill,
+  run,
+  find,
+  waitFor,
+  eventNames,
+  needs,
+  onLinux,
+  neighbourAfterFixture,
+  compiledLibrary,
+} = require('./helpers.cjs')
 
 function assertGraceful(result, reason = 'SIGTERM') {
   assert.equal(result.killedByTimer, false, 'the process hung')
@@ -97,6 +109,30 @@ for (const variant of ['default', 'only-sigterm']) {
     assert.ok(!find(result.lines, 'foreign-listener'))
   })
 }
+
+test('the deadline holds while a dlopen on the main thread runs a slow constructor that displaced our handler', {
+  ...needs('gcc'),
+  ...onLinux("glibc's loader lock"),
+}, async () => {
+  // The guard, watching closely after an earlier displacement, finds the new one during the constructor's
+  // sleep. Describing the handler asks the loader (dladdr), whose lock the dlopen holds: on the watchdog,
+  // that held the hard exit until the constructor returned, 3 s past the deadline.
+  const library = compiledLibrary('slow-constructor.c')
+  const second = `${library}.${process.pid}.second.so`
+  fs.copyFileSync(library, second)
+  try {
+    const fixture = start('guarantee.cjs', ['slow-constructor', `${library},${second}`])
+    await fixture.ready
+    const sentAt = kill(fixture.child, 'SIGTERM')
+    const r = await fixture.exited
+    assert.equal(r.code, 124, r.stderr)
+    const afterMs = r.exitedAt - sentAt
+    assert.ok(afterMs < 1000 + 500, `exited ${afterMs.toFixed(0)} ms after SIGTERM; the deadline was 1000 ms`)
+    assert.match(r.stderr, /did not finish within its 1000\.0 ms deadline/)
+  } finally {
+    fs.rmSync(second, { force: true })
+  }
+})
 
 test('a stop() joined by a signal resolves, and its continuation runs before the process exits', async () => {
   const fixture = start('guarantee.cjs', ['stop-joined-continuation'])

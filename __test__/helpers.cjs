@@ -241,18 +241,30 @@ function neighbourAfterFixture(delayMs) {
 }
 let neighbourFiles = 0
 
-/**
- * The native neighbour (fixtures/native-neighbour.c) compiled with the machine's gcc, once per content: the
- * library goes to the temporary directory under its hash, written beside and renamed, so test files running
- * in parallel never see half a file.
- */
+/** The native neighbour (fixtures/native-neighbour.c), compiled (see compiledLibrary). */
 function neighbourLibrary() {
-  const source = path.join(FIXTURES, 'native-neighbour.c')
-  const hash = crypto.createHash('sha256').update(fs.readFileSync(source)).digest('hex').slice(0, 16)
-  const library = path.join(os.tmpdir(), `titan-lifecycle-neighbour-${hash}.so`)
+  return compiledLibrary('native-neighbour.c')
+}
+
+/**
+ * A C fixture compiled as a shared library with the machine's gcc, once per content and flags: the library
+ * goes to the temporary directory under their hash, written beside and renamed, so test files running in
+ * parallel never see half a file. It is never unmapped once loaded (`-z nodelete`): `process.dlopen()`
+ * closes a library that is not an addon, and a signal handler it installed must stay callable.
+ */
+function compiledLibrary(name) {
+  const source = path.join(FIXTURES, name)
+  const flags = ['-shared', '-fPIC', '-O2', '-Wall', '-Wl,-z,nodelete']
+  const hash = crypto
+    .createHash('sha256')
+    .update(fs.readFileSync(source))
+    .update(flags.join(' '))
+    .digest('hex')
+    .slice(0, 16)
+  const library = path.join(os.tmpdir(), `titan-lifecycle-${path.basename(name, '.c')}-${hash}.so`)
   if (!fs.existsSync(library)) {
     const partial = `${library}.${process.pid}`
-    execFileSync('gcc', ['-shared', '-fPIC', '-O2', '-Wall', '-o', partial, source, '-lpthread'])
+    execFileSync('gcc', [...flags, '-o', partial, source, '-lpthread'])
     fs.renameSync(partial, library)
   }
   return library
@@ -331,6 +343,7 @@ module.exports = {
   find,
   now,
   neighbourLibrary,
+  compiledLibrary,
   neighbourAfterFixture,
   FIXTURES,
 }

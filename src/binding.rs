@@ -339,11 +339,11 @@ fn event_to_js(ctx: ThreadsafeCallContext<NativeEvent>) -> napi::Result<NativeEv
       elapsed_ms: None,
       detail: None,
     },
-    NativeEvent::Displaced { signo, detail } => NativeEventJs {
+    NativeEvent::Displaced(displacement) => NativeEventJs {
       kind: "displaced".into(),
-      signal: name(signo),
+      signal: name(displacement.signo),
       elapsed_ms: None,
-      detail: Some(detail),
+      detail: Some(displacement.describe()),
     },
   })
 }

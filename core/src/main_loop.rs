@@ -109,11 +109,8 @@ fn check_slots(now: MonoTime) {
   }
   watchdog::displacement_seen();
   if let Some(owner) = watchdog::owner() {
-    for displacement in displaced.iter().filter(|d| !d.node_internal) {
-      owner.session.notify(NativeEvent::Displaced {
-        signo: displacement.signo,
-        detail: displacement.describe(),
-      });
+    for displacement in displaced.into_iter().filter(|d| !d.node_internal) {
+      owner.session.notify(NativeEvent::Displaced(displacement));
     }
   }
 }

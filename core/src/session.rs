@@ -9,6 +9,7 @@ use crate::clock::{Deadline, MonoTime, duration_as_nanos};
 use crate::coordinator::Coordinator;
 use crate::handler;
 use crate::js_stack::{self, Purpose, ReportTarget};
+use crate::signals;
 
 /// Something the watchdog tells JavaScript. It never waits for an answer.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,8 +29,10 @@ pub enum NativeEvent {
   /// While a shutdown runs: JavaScript answers (`answerStallProbe`) and reports a stall if the answer came
   /// later than the threshold.
   StallProbe,
-  /// Native code displaced our handler for `signo` and the guard took the slot back.
-  Displaced { signo: i32, detail: String },
+  /// Native code displaced one of our handlers and the slot was taken back. Described (which asks the
+  /// loader, under its lock) only on the main thread, where JavaScript hears of it: never on the watchdog,
+  /// which a `dlopen` running a slow constructor on another thread would hold past a deadline.
+  Displaced(signals::Displacement),
 }
 
 /// The way to JavaScript. The binding implements it with a weak threadsafe function, which never keeps the

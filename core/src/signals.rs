@@ -91,7 +91,7 @@ fn learn_libuv(action: &libc::sigaction) {
 }
 
 /// A handler found in one of our slots, and what was done about it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Displacement {
   pub signo: c_int,
   /// Address of the displacing handler (0 for SIG_DFL, 1 for SIG_IGN).
@@ -103,7 +103,8 @@ pub struct Displacement {
 }
 
 impl Displacement {
-  /// The warning a manager logs about it.
+  /// The warning a manager logs about it. It asks the loader for the handler's symbol (`dladdr`, under the
+  /// loader's lock, which a `dlopen` holds while it runs a library's constructors): main thread only.
   pub fn describe(&self) -> String {
     format!(
       "native code replaced the {} handler with {}; ownership was restored{}",

@@ -202,11 +202,14 @@ pub fn is_in_libuv(address: usize) -> bool {
   object.is_some() && object == node_objects().1
 }
 
-/// The symbol and file names of the code at `address`, as far as the loader knows them.
+/// The symbol and file names of the code at `address`, as far as the loader knows them. Never on the
+/// watchdog: glibc's `dladdr` takes the loader's lock, which a `dlopen` on another thread holds for as long
+/// as the library's constructors run.
 pub fn symbol_at(address: usize) -> (Option<String>, Option<String>) {
   // SAFETY: a zeroed Dl_info (pointers and integers) is a valid value.
   let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-  // SAFETY: dladdr only reads loader tables; `info` is a valid out-parameter.
+  // SAFETY: dladdr reads the loader's tables (under its lock) and writes only `info`, a valid
+  // out-parameter.
   if unsafe { libc::dladdr(address as *const c_void, &mut info) } == 0 {
     return (None, None);
   }

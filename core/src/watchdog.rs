@@ -296,9 +296,11 @@ fn run(watchdog: &'static Watchdog) {
     let tick = std::panic::catch_unwind(|| {
       take_signals(watchdog, MonoTime::now());
       tell_javascript_of_signals(watchdog, MonoTime::now());
-      guard(watchdog, MonoTime::now());
       check_stalls(watchdog, MonoTime::now());
       check_deadlines(watchdog, MonoTime::now());
+      // Last: its walk of the loader's list of objects (`uv::is_in_node`) takes the loader's lock for a
+      // moment, and nothing of a deadline may wait behind it.
+      guard(watchdog, MonoTime::now());
     });
     if tick.is_err() {
       exit_write::write_stderr_bounded(
@@ -634,11 +636,9 @@ fn guard(watchdog: &Watchdog, now: MonoTime) {
   };
   let displaced = signals::reassert();
   watchdog.state().guard.checked(now, !displaced.is_empty());
+  // Described by JavaScript's thread (see `NativeEvent::Displaced`), not here.
   for displaced in displaced.into_iter().filter(|d| !d.node_internal) {
-    owner.session.notify(NativeEvent::Displaced {
-      signo: displaced.signo,
-      detail: displaced.describe(),
-    });
+    owner.session.notify(NativeEvent::Displaced(displaced));
   }
 }
 
