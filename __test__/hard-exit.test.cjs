@@ -153,6 +153,14 @@ test("a loop blocked while a level's handlers were being called: the report does
   assert.doesNotMatch(blockedLater.stderr, /starting:/)
 })
 
+test('a last task that settles just after the deadline, ahead of its event, still exits 124', async () => {
+  const { stderr, lines } = await hardExitOf('settles-after-deadline')
+  const complete = find(lines, 'event', { event: 'shutdown:complete' })
+  assert.equal(complete?.exitCode, 124, stderr)
+  assert.equal(complete.hardExit, true)
+  assert.match(stderr, /did not finish within its 400\.0 ms deadline/)
+})
+
 test("the JavaScript side's lines escape task ids as the report does: none can forge a line", async () => {
   const { stderr } = await hardExitOf('hostile-log-lines')
   assert.doesNotMatch(

@@ -728,7 +728,13 @@ class ShutdownRun {
       this.#reportSettled(index, entry, outcome, error)
     }
     if (typeof next === 'object') this.#startTasks(next, monotonicMs())
-    else if (next === SETTLE_FINISHED) this.#finish(false)
+    else if (next === SETTLE_FINISHED) {
+      // The deadline decides, whichever side sees it first: a last task that settled after it (its callback
+      // queued behind a busy turn, ahead of the deadline's event) did not finish in time, and the exit code
+      // (124, with the watchdog's report) says so rather than 0.
+      if (monotonicMs() >= this.#deadlineMono) this.onDeadline()
+      else this.#finish(false)
+    }
   }
 
   /** The event (and for a failure, the log line) of a task that settled. Skipped for a success nobody hears. */
