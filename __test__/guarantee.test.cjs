@@ -49,6 +49,19 @@ test("Node's SIGINT watchdog (vm breakOnSigint) cannot take SIGINT for the next 
   assertGraceful(result, 'SIGINT')
 })
 
+test("Ctrl-C during a long breakOnSigint evaluation interrupts it: the guard leaves Node's handler there", async () => {
+  const fixture = start('guarantee.cjs', ['break-on-sigint-long'])
+  await fixture.ready
+  await waitFor(() => find(fixture.lines, 'evaluating'), 5000, 'the evaluation')
+  // Past three of the guard's checks, which must not have taken the slot from Node's SIGINT watchdog.
+  await new Promise((resolve) => setTimeout(resolve, 700))
+  kill(fixture.child, 'SIGINT')
+  const result = await fixture.exited
+  assert.equal(find(result.lines, 'interrupted')?.code, 'ERR_SCRIPT_EXECUTION_INTERRUPTED', result.stderr)
+  assert.ok(!find(result.lines, 'event', { event: 'shutdown:start' }), 'no shutdown began')
+  assert.equal(result.code, 0, result.stderr)
+})
+
 test('a SIGINT sent right after a breakOnSigint evaluation starts the shutdown', async () => {
   const fixture = start('guarantee.cjs', ['break-on-sigint'])
   await fixture.ready

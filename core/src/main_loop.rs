@@ -103,7 +103,7 @@ unsafe extern "C" fn on_deferred_check(_handle: *mut libc::c_void) {
 /// Takes back displaced slots and tells the owner of what it found. Main thread.
 fn check_slots(now: MonoTime) {
   LAST_CHECK_NS.store(now.as_nanos(), Ordering::Relaxed);
-  let displaced = signals::reassert();
+  let displaced = signals::reassert(false);
   if displaced.is_empty() {
     return;
   }

@@ -216,12 +216,24 @@ pub fn uninstall(signo: c_int) {
 ///
 /// It holds the ownership lock throughout: without it, a `release` on the main thread could restore
 /// libuv's handler between our check and our re-install, and we would take back a slot we no longer own.
-pub fn reassert() -> Vec<Displacement> {
+///
+/// `from_watchdog`: a slot holding one of Node's own handlers that stays installed (not a one-shot) is left
+/// alone. That is Node's SIGINT watchdog for a `vm` evaluation with `breakOnSigint` (the REPL's), installed
+/// for the evaluation only: the watchdog thread cannot tell whether one is still running, and taking the
+/// slot then turns the Ctrl-C meant to interrupt it into a shutdown. The main loop's check can: when the
+/// loop turns, the evaluation is over, and it takes back what Node left (its one-shot `SignalExit`).
+pub fn reassert(from_watchdog: bool) -> Vec<Displacement> {
   let _serialized = ownership();
   handler::slots()
     .filter(|(_, slot)| slot.is_owned())
+    .filter(|(signo, _)| !(from_watchdog && is_lasting_node_handler(&query(*signo))))
     .filter_map(|(signo, slot)| take_slot(signo, slot, false).ok().flatten())
     .collect()
+}
+
+/// One of Node's own handlers (not libuv's, which is taken back from anywhere) that is not a one-shot.
+fn is_lasting_node_handler(action: &libc::sigaction) -> bool {
+  !is_ours(action) && action.sa_flags & libc::SA_RESETHAND == 0 && is_node_internal(action)
 }
 
 /// Whether our handler is in the slot of `signo` right now.

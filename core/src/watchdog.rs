@@ -634,7 +634,7 @@ fn guard(watchdog: &Watchdog, now: MonoTime) {
       _ => return,
     }
   };
-  let displaced = signals::reassert();
+  let displaced = signals::reassert(true);
   watchdog.state().guard.checked(now, !displaced.is_empty());
   // Described by JavaScript's thread (see `NativeEvent::Displaced`), not here.
   for displaced in displaced.into_iter().filter(|d| !d.node_internal) {

@@ -261,7 +261,7 @@ fn child(scenario: &str) {
       );
       DISPLACED.store(ours.sa_sigaction, Ordering::SeqCst);
       expect(!signals::is_installed(libc::SIGTERM), "displaced");
-      let found = signals::reassert();
+      let found = signals::reassert(false);
       expect(
         found.len() == 1 && found[0].chained,
         &format!("reassert found {found:?}"),
@@ -278,7 +278,7 @@ fn child(scenario: &str) {
         pending == vec![(libc::SIGTERM, 1)],
         &format!("counted once, not twice: {pending:?}"),
       );
-      expect(signals::reassert().is_empty(), "nothing more to take back");
+      expect(signals::reassert(false).is_empty(), "nothing more to take back");
     }
     "watchdog-hard-exit-blocked" => {
       let session = session_with_running_task(124);
