@@ -41,11 +41,14 @@ pub trait Notifier: Send + Sync {
   fn notify(&self, event: NativeEvent);
 }
 
+/// `Session::deadline_ns` while `set_deadline` resets what an earlier arming left: read as not armed yet.
+const SETTING_DEADLINE: u64 = u64::MAX;
+
 /// One manager's native state.
 pub struct Session {
   record: Mutex<Coordinator>,
-  /// The armed deadline in nanoseconds (0 = not armed), mirrored out of the record so the watchdog can read
-  /// it without a lock.
+  /// The armed deadline in nanoseconds (0 = not armed, [`SETTING_DEADLINE`] = being armed), mirrored out of
+  /// the record so the watchdog can read it without a lock.
   deadline_ns: AtomicU64,
   /// The code the watchdog exits with at the deadline; `None`: it only notifies (`hardExit: false`, or a
   /// worker thread). Fixed for the session's life.
@@ -161,11 +164,15 @@ impl Session {
   /// Sets the deadline the watchdog enforces for this session, unless one is set already (a joined shutdown
   /// keeps its first deadline); returns whether it was set now. `watchdog::arm` sets it and puts the session
   /// on the watchdog's list, so this module does not know the watchdog.
+  ///
+  /// The deadline is claimed first with a value no clock reaches, and published only once the exchanges of
+  /// an earlier arming are reset: a watchdog round reading the new deadline meanwhile would otherwise pair it
+  /// with the old probe and deadline answers (and skip the probe, or the grace, of a short `stop()`).
   pub fn set_deadline(&self, deadline: Deadline) -> bool {
-    let at = deadline.at().as_nanos().max(1);
+    let at = deadline.at().as_nanos().clamp(1, SETTING_DEADLINE - 1);
     let set = self
       .deadline_ns
-      .compare_exchange(0, at, Ordering::AcqRel, Ordering::Acquire)
+      .compare_exchange(0, SETTING_DEADLINE, Ordering::AcqRel, Ordering::Acquire)
       .is_ok();
     if set {
       self.probe.reset();
@@ -173,6 +180,7 @@ impl Session {
       self.stack_capture.reset();
       self.late_stack_capture.reset();
       self.stack_generation.store(0, Ordering::Release);
+      self.deadline_ns.store(at, Ordering::Release);
     }
     set
   }
@@ -187,7 +195,10 @@ impl Session {
   }
 
   pub fn armed_deadline(&self) -> Option<MonoTime> {
-    nonzero_time(self.deadline_ns.load(Ordering::Acquire))
+    match self.deadline_ns.load(Ordering::Acquire) {
+      SETTING_DEADLINE => None,
+      ns => nonzero_time(ns),
+    }
   }
 
   /// Records the generation of the hard exit's stack request.
