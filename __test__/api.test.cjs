@@ -214,6 +214,31 @@ test('a dependency on an unknown task is ignored with a warning', async () => {
   ])
 })
 
+test('without a logger, a dependency on an unknown task is a process warning', async () => {
+  const warnings = []
+  const onWarning = (warning) => warning.name === 'TitanLifecycleWarning' && warnings.push(warning)
+  process.on('warning', onWarning)
+  try {
+    const m = manager()
+    m.registerTask({ id: 'http', dependsOn: ['databse'], handler: () => {} })
+    m.registerTask({ id: 'database', handler: () => {} })
+    await m.stop()
+    // Emitted on the next tick.
+    await new Promise((resolve) => setImmediate(resolve))
+  } finally {
+    process.off('warning', onWarning)
+  }
+  assert.deepEqual(
+    warnings.map((w) => [w.code, w.message]),
+    [
+      [
+        'TITAN_LIFECYCLE_UNKNOWN_DEPENDENCY',
+        "shutdown task 'http' depends on unknown task 'databse'; the dependency is ignored",
+      ],
+    ],
+  )
+})
+
 test('a cycle is refused at registration, including one made by priorities against dependencies', () => {
   const m = manager()
   m.registerTask({ id: 'a', dependsOn: ['b'], handler: () => {} })

@@ -454,13 +454,14 @@ class ShutdownRun {
       this.#reserveTimer = new LongTimer(() => this.#cutStopPhase(), this.stopPhaseLeftMs())
     }
     for (const { taskId, dependsOn } of details?.missing ?? []) {
-      this.#logger.warn(
-        `shutdown task ${quoted(taskId)} depends on unknown task ${quoted(dependsOn)}; the dependency is ignored`,
-        {
-          taskId,
-          dependsOn,
-        },
-      )
+      const message = `shutdown task ${quoted(taskId)} depends on unknown task ${quoted(dependsOn)}; the dependency is ignored`
+      // Most likely a misspelt id, which reorders the shutdown: said even without a logger, as a process
+      // warning (as an unknown option name is), when the logger would drop it.
+      if (isSilent(this.#logger, 'warn')) {
+        process.emitWarning(message, { type: 'TitanLifecycleWarning', code: 'TITAN_LIFECYCLE_UNKNOWN_DEPENDENCY' })
+      } else {
+        this.#logger.warn(message, { taskId, dependsOn })
+      }
     }
     this.#logger.info(
       `shutdown started (reason ${this.reason}${this.signal ? `, signal ${this.signal}` : ''}, ` +
