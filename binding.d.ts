@@ -158,12 +158,12 @@ export interface NativeEventJs {
 }
 
 /**
- * Tells systemd the service is ready (`READY=1`), when it listens (`NOTIFY_SOCKET`); returns whether a
- * notification went out. On the main thread it also starts the watchdog's pings (`WatchdogSec=`) if the
- * signal owner has not: a service whose manager owns no signals still answers for its own liveness once
- * it has said it is ready.
+ * Tells systemd the service is ready (`READY=1`), when it listens (`NOTIFY_SOCKET`): 1 if it went out, -1
+ * if systemd's queue was full (try again later: systemd waits for it), 0 otherwise. Once sent from the
+ * main thread it also starts the watchdog's pings (`WatchdogSec=`) if the signal owner has not: a service
+ * whose manager owns no signals still answers for its own liveness once it has said it is ready.
  */
-export declare function notifyReady(): boolean
+export declare function notifyReady(): number
 
 /** The number of an ownable signal, or null. */
 export declare function ownableSignalNumber(name: string): number | null

@@ -304,6 +304,13 @@ function keepSystemdFromChildren() {
   }
 }
 
+/** What `native.notifyReady()` answers: READY=1 went out, or systemd's queue had no room for it. */
+const READY_SENT = 1
+const READY_QUEUE_FULL = -1
+/** READY=1's first retry after a full queue, and for how long it is retried (systemd's own start timeout). */
+const READY_FIRST_RETRY_MS = 20
+const READY_RETRY_FOR_MS = 90_000
+
 /** Whether the shutdown path has been (or is about to be) warmed up in this process; see #warmUp. */
 let warmUpScheduled = false
 /** Whether the native side knows this package's own files (stacks sum up the frames in them). */
@@ -421,14 +428,28 @@ class ShutdownManager extends EventEmitter {
    */
   ready() {
     if (this.#native.state !== 'running') return
-    // Natively, this starts the watchdog's pings too where no signal owner has (a manager with no
-    // signals then speaks for the service, and its children must not).
-    if (native.notifyReady()) keepSystemdFromChildren()
+    this.#notifyReady(READY_FIRST_RETRY_MS)
     if (process.env.pm_id !== undefined && typeof process.send === 'function' && process.connected) {
       // With a callback, a send that fails (the supervisor closed the channel and the loop has not heard
       // yet) reports there instead of as an 'error' event on process, which would be an uncaught error.
       process.send('ready', undefined, undefined, () => {})
     }
+  }
+
+  /**
+   * READY=1 to systemd. Natively, once sent, this starts the watchdog's pings too where no signal owner
+   * has (a manager with no signals then speaks for the service, and its children must not). systemd
+   * waits for it to finish starting the unit: when its queue is full it is sent again, `retryMs` later
+   * and then at longer intervals, until it goes out or a shutdown begins (for READY_RETRY_FOR_MS at most).
+   */
+  #notifyReady(retryMs, since = Date.now()) {
+    const outcome = native.notifyReady()
+    if (outcome === READY_SENT) keepSystemdFromChildren()
+    if (outcome !== READY_QUEUE_FULL || Date.now() - since > READY_RETRY_FOR_MS) return
+    // Unref'd: a service waiting to be ready is kept alive by what it serves, not by this.
+    setTimeout(() => {
+      if (this.#native.state === 'running') this.#notifyReady(Math.min(retryMs * 2, 1000), since)
+    }, retryMs).unref()
   }
 
   /** 'running' | 'stopping' | 'stopped' */

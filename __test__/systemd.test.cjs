@@ -11,11 +11,15 @@ const { spawn } = require('node:child_process')
 const readline = require('node:readline')
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { start, kill, needs, onLinux } = require('./helpers.cjs')
+const { start, kill, needs, onLinux, waitFor } = require('./helpers.cjs')
 
-/** Starts the listener at `address`; resolves once it is bound, with the datagrams it receives so far. */
-async function listen(address) {
-  const listener = spawn('python3', [path.join(__dirname, 'fixtures', 'notify-listener.py'), address], {
+/**
+ * Starts the listener at `address` (`fullForMs`: with its queue full for that long first); resolves once it
+ * is bound, with the datagrams it receives so far.
+ */
+async function listen(address, fullForMs) {
+  const options = fullForMs === undefined ? [] : ['--full-for', String(fullForMs)]
+  const listener = spawn('python3', [path.join(__dirname, 'fixtures', 'notify-listener.py'), ...options, address], {
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   const datagrams = []
@@ -34,10 +38,10 @@ async function listen(address) {
 }
 
 /** A listener on a path socket in a scratch directory, both gone when test `t` ends. */
-async function listenAtPath(t) {
+async function listenAtPath(t, fullForMs) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-notify-'))
   const address = path.join(dir, 'notify')
-  const systemd = await listen(address)
+  const systemd = await listen(address, fullForMs)
   t.after(() => {
     systemd.stop()
     fs.rmSync(dir, { recursive: true, force: true })
@@ -141,6 +145,25 @@ test(
     const sent = texts(systemd.datagrams)
     assert.equal(sent[0], 'READY=1\nSTATUS=ready', sent.join(' | '))
     assertPingRate(sent)
+  },
+)
+
+test(
+  "READY=1 is sent again while systemd's queue is full, and reaches it once there is room",
+  needs('python3'),
+  async (t) => {
+    // systemd waits for READY=1 to finish starting the unit: dropped, the unit would fail its start timeout.
+    const { address, systemd } = await listenAtPath(t, 400)
+    const service = start('notify-service.cjs', ['no-signals'], {
+      env: { NOTIFY_SOCKET: address, WATCHDOG_USEC: '200000' },
+    })
+    const { inherited } = await service.ready
+    await waitFor(() => texts(systemd.datagrams).includes('READY=1\nSTATUS=ready'), 5000, 'READY=1')
+    // Once it went out, the pings of a service whose manager owns no signals start, and children inherit
+    // nothing (the variables stayed until then).
+    await waitFor(() => texts(systemd.datagrams).includes('WATCHDOG=1'), 2000, 'the pings')
+    assert.equal(inherited, address, 'a child spawned before READY went out inherited them')
+    kill(service.child, 'SIGKILL')
   },
 )
 

@@ -948,13 +948,17 @@ pub fn systemd_listening() -> bool {
   systemd::enabled()
 }
 
-/// Tells systemd the service is ready (`READY=1`), when it listens (`NOTIFY_SOCKET`); returns whether a
-/// notification went out. On the main thread it also starts the watchdog's pings (`WatchdogSec=`) if the
-/// signal owner has not: a service whose manager owns no signals still answers for its own liveness once
-/// it has said it is ready.
+/// Tells systemd the service is ready (`READY=1`), when it listens (`NOTIFY_SOCKET`): 1 if it went out, -1
+/// if systemd's queue was full (try again later: systemd waits for it), 0 otherwise. Once sent from the
+/// main thread it also starts the watchdog's pings (`WatchdogSec=`) if the signal owner has not: a service
+/// whose manager owns no signals still answers for its own liveness once it has said it is ready.
 #[napi(catch_unwind)]
-pub fn notify_ready(env: Env) -> bool {
-  let sent = systemd::send("READY=1\nSTATUS=ready");
+pub fn notify_ready(env: Env) -> i32 {
+  let sent = match systemd::deliver("READY=1\nSTATUS=ready") {
+    systemd::Delivery::Sent => true,
+    systemd::Delivery::QueueFull => return -1,
+    systemd::Delivery::NotListening | systemd::Delivery::Failed => false,
+  };
   if sent
     && let Ok((uv, event_loop)) = libuv_for(&env)
     && uv.is_main_loop(event_loop)
@@ -963,7 +967,7 @@ pub fn notify_ready(env: Env) -> bool {
     // main loop, so this is the main thread with its live loop.
     unsafe { start_systemd_pings(&env, uv, event_loop) };
   }
-  sent
+  i32::from(sent)
 }
 
 /// Tracks a child process (or, with `group`, the process group it leads): the hard exit and the

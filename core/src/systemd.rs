@@ -16,7 +16,9 @@
 //!   operation and not only at shutdown.
 //!
 //! Nothing is sent, and no socket is made, unless `NOTIFY_SOCKET` is set. Sends never block
-//! (`MSG_DONTWAIT`): a datagram the receiver has no room for is dropped, as sd_notify's would be.
+//! (`MSG_DONTWAIT`): neither thread may wait on systemd (libsystemd's `sd_notify` would). A datagram the
+//! receiver has no room for is dropped, except `READY=1`, which systemd waits for to finish starting the
+//! unit: [`deliver`] says the queue was full, and JavaScript sends it again a little later.
 //!
 //! Not for signal context: it reads the environment once and sends from the main and watchdog threads.
 
@@ -96,10 +98,27 @@ pub fn enabled() -> bool {
   channel().is_some()
 }
 
+/// What became of a notification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+  Sent,
+  /// `NOTIFY_SOCKET` is not set, or not to an address we can use.
+  NotListening,
+  /// The receiver's queue is full (`EAGAIN`, `ENOBUFS`): it may have room later.
+  QueueFull,
+  /// Anything else (no one listens at the address any more, say).
+  Failed,
+}
+
 /// Sends one notification (newline-separated `KEY=value` lines); returns whether it went out.
 pub fn send(message: &str) -> bool {
+  deliver(message) == Delivery::Sent
+}
+
+/// Sends one notification and says what became of it.
+pub fn deliver(message: &str) -> Delivery {
   let Some(channel) = channel() else {
-    return false;
+    return Delivery::NotListening;
   };
   #[cfg(target_os = "linux")]
   let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
@@ -116,7 +135,13 @@ pub fn send(message: &str) -> bool {
       channel.length,
     )
   };
-  sent == message.len() as isize
+  if sent == message.len() as isize {
+    return Delivery::Sent;
+  }
+  match crate::errno::get() {
+    libc::EAGAIN | libc::ENOBUFS if sent < 0 => Delivery::QueueFull,
+    _ => Delivery::Failed,
+  }
 }
 
 /// Whether this shutdown's `STOPPING=1` went out (once per process: a process stops once).
