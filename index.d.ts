@@ -167,8 +167,7 @@ export interface TrackChildOptions {
   /**
    * What the child is sent first: a signal it can handle (not SIGKILL or SIGSTOP) that this platform has
    * (`os.constants.signals`: Linux has no SIGINFO, SIGLOST or SIGUNUSED, which throw
-   * `ERR_INVALID_ARG_VALUE` there). @default 'SIGTERM', or for a child in this process's group (not
-   * spawned `detached`) the signal that began the shutdown if a whole group gets it (SIGINT, SIGQUIT, SIGHUP)
+   * `ERR_INVALID_ARG_VALUE` there). @default 'SIGTERM'
    */
   signal?: Exclude<NodeJS.Signals, 'SIGKILL' | 'SIGSTOP' | 'SIGBREAK'>
   /**

@@ -23,13 +23,6 @@ const ORPHANED_GROUP_POLL_MS = 1000
 const KILLED_WAIT_MS = 1000
 
 /**
- * The signals that reach a whole process group (a terminal's Ctrl-C, Ctrl-\ and hangup, a service
- * manager's stop): when one began the shutdown, a child in this process's group got it too, and is sent the
- * same one rather than another (see ChildTracker#signalFor).
- */
-const GROUP_SIGNALS = ['SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGTERM']
-
-/**
  * The trackers of this thread whose children (or groups) are still there. The 'exit' hook kills only
  * these: a worker thread's manager ending with its thread must not touch the main thread's children.
  * @type {Set<ChildTracker>}
@@ -81,7 +74,6 @@ class ChildTracker {
   #child
   #pid
   #group
-  /** The signal `trackChild` was given, or undefined (see #signalFor). */
   #signal
   /** How the child is asked to stop, if not by `#signal` (a cluster worker gets an IPC message). */
   #ask
@@ -95,13 +87,13 @@ class ChildTracker {
    *   `ask`: asks the child to stop instead of sending `signal` (`how` says what it sent, for errors, unless `send` returns what it sent instead);
    *   `onGone`: called once nothing tracked is left (the child exited and, with `group`, its group is empty)
    */
-  constructor(child, { signal, group, ask, onGone }) {
+  constructor(child, { signal = 'SIGTERM', group, ask, onGone }) {
     this.#child = child
     this.#pid = child.pid
     this.#group = group
     this.#signal = signal
     this.#ask = ask?.send
-    this.#askedWith = ask?.how ?? signal ?? 'SIGTERM'
+    this.#askedWith = ask?.how ?? signal
     this.#onGone = onGone
     const exited = this.#hasExited()
     // A leader that exited but was not reaped yet still holds its group; one reaped may leave members.
@@ -165,20 +157,6 @@ class ChildTracker {
     return true
   }
 
-  /**
-   * The signal the child is sent at a shutdown that `began` with a signal, or none: the one given, or
-   * SIGTERM. But a child in this process's group, when a signal that reaches a whole group began the
-   * shutdown (Ctrl-C reaches the children too), is sent that same signal: a child with a manager of its own
-   * takes a copy from its parent within a second for the same request and joins the shutdown it began,
-   * where SIGTERM after SIGINT would be a second signal and end it at once. A child that leads a group of
-   * its own (spawned detached) got nothing from a signal to this one's.
-   */
-  #signalFor(began) {
-    if (this.#signal !== undefined) return this.#signal
-    if (!this.#group && GROUP_SIGNALS.includes(began) && !groupExists(this.#pid)) return began
-    return 'SIGTERM'
-  }
-
   #send(signal) {
     try {
       if (this.#group) process.kill(-this.#pid, signal)
@@ -238,15 +216,12 @@ class ChildTracker {
    * group) to exit, then SIGKILL and a wait for that. Rejects with ERR_CHILD_KILLED when SIGKILL was
    * needed; an aborted task (its own timeout) sends SIGKILL at once.
    */
-  async stop({ timeoutMs, abortSignal, signal }) {
+  async stop({ timeoutMs, abortSignal }) {
     if (this.#gone()) return
     const sentAt = monotonicMs()
     // `ask` may say what it sent instead (a cluster worker still starting gets a signal).
     if (this.#ask) this.#askedWith = this.#ask() || this.#askedWith
-    else {
-      this.#askedWith = this.#signalFor(signal)
-      this.#send(this.#askedWith)
-    }
+    else this.#send(this.#signal)
     const timedOut = new AbortController()
     const timer = Number.isFinite(timeoutMs) ? setTimeout(() => timedOut.abort(), timeoutMs) : null
     try {
@@ -277,4 +252,4 @@ class ChildTracker {
   }
 }
 
-module.exports = { ChildTracker, GROUP_SIGNALS }
+module.exports = { ChildTracker }

@@ -7,7 +7,7 @@
 // second-signal exit kill them too.
 
 const cluster = /** @type {import('node:cluster').Cluster} */ (/** @type {unknown} */ (require('node:cluster')))
-const { ChildTracker, GROUP_SIGNALS } = require('./children')
+const { ChildTracker } = require('./children')
 const { lifecycleError } = require('./validate')
 const { monotonicMs } = require('./run')
 
@@ -17,6 +17,13 @@ const { monotonicMs } = require('./run')
  * listen is taken for a worker that never will (a job worker, a sticky-session one), which hears the message.
  */
 const STARTING_MS = 10_000
+
+/**
+ * The signals that reach a whole process group (a terminal's Ctrl-C, Ctrl-\ and hangup, a service
+ * manager's stop): a worker still starting is sent the one that began the primary's shutdown (see #ask).
+ * Any other (SIGUSR2, say) reached the primary alone, and a worker's manager may not own it: SIGTERM.
+ */
+const GROUP_SIGNALS = ['SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGTERM']
 
 /**
  * Whether a worker listens: `state` is the primary's own record of it ('online', then 'listening'), kept by
@@ -32,11 +39,7 @@ class ClusterTracker {
   #onError
   /** The stop's options once the shutdown has asked the workers, for workers forked after that. */
   #stopping = null
-  /**
-   * The signal a worker still starting is sent (see #ask): the one that began the shutdown if it reaches a
-   * whole group (GROUP_SIGNALS); any other (SIGUSR2, say) reached the primary alone, and a worker's manager
-   * may not own it: SIGTERM.
-   */
+  /** The signal a worker still starting is sent (see #ask). */
   #startingSignal = 'SIGTERM'
   /** Every worker's stop, as started. */
   #stops = []

@@ -665,8 +665,7 @@ function validateTrackChildOptions(child, value) {
   }
   return {
     id: id ?? `child-${child.pid}`,
-    // Left undefined when not given: the tracker then picks it at the shutdown (see ChildTracker#signalFor).
-    signal,
+    signal: signal ?? 'SIGTERM',
     timeout: validateTimeout('options.timeout', timeout, undefined),
     priority: validatePriority('options.priority', options.priority, ShutdownPriority.Normal),
     group: validateBoolean('options.group', group, false),

@@ -22,6 +22,9 @@
 //! - a copy of the first signal forwarded by our parent shortly after the same signal reached us from
 //!   elsewhere, or the other way round: `npm start` forwards what a process-group signal (systemd's
 //!   `KillMode=control-group`, a `killpg`, Ctrl-C at a terminal) already delivered to us;
+//! - any signal from our parent after one from elsewhere began the shutdown, however much later: a parent
+//!   that stops its children in its own shutdown (this package's `trackChild`, SIGTERM when the child's
+//!   task comes) after a group signal already reached them;
 //! - a SIGHUP sent by the kernel: the terminal hung up (its controlling process exited, as npm does after
 //!   its shell died of the same Ctrl-C), which is the terminal going away, not a second request.
 //!
@@ -514,10 +517,13 @@ fn is_second_request(signo: c_int, sender: Sender, now: MonoTime) -> bool {
     && sender != first_sender
     && now.saturating_since(MonoTime::from_nanos(first_ns)) <= FORWARD_WINDOW
     && (sender.is_parent() || first_sender.is_parent());
-  if !forwarded {
+  // The parent stopping us in its own shutdown, with whatever signal and whenever its turn for us comes,
+  // after the group's signal began ours.
+  let parent_stops_us = sender.is_parent() && sender != first_sender;
+  if !forwarded && !parent_stops_us {
     return true;
   }
-  // Only one forwarded copy is the same signal: another one is a second request.
+  // Only one such copy is the same request: another one is a second request.
   FORWARDED_COPY_SEEN.swap(true, Ordering::AcqRel)
 }
 

@@ -381,6 +381,23 @@ fn child(scenario: &str) {
       raise(libc::SIGTERM);
       fail("a second request from the first sender did not exit".into());
     }
+    "a-later-signal-from-the-parent-joins" => {
+      wake_pipe();
+      signals::install(libc::SIGTERM).unwrap_or_else(|e| fail(e.to_string()));
+      signals::install(libc::SIGINT).unwrap_or_else(|e| fail(e.to_string()));
+      policy(true, None);
+      // The group's SIGINT (here: from ourselves) begins the shutdown; the parent stops us 1.5 s later, with
+      // SIGTERM, in its own shutdown. Then SIGINT from the first sender again is a second request.
+      raise(libc::SIGINT);
+      std::thread::sleep(Duration::from_millis(2000));
+      let pending: u32 = signals::take_pending().map(|(_, n)| n).sum();
+      expect(
+        pending == 2,
+        &format!("the parent's SIGTERM arrived and was kept ({pending})"),
+      );
+      raise(libc::SIGINT);
+      fail("a second request from the first sender did not exit".into());
+    }
     "the-watchdog-tells-javascript-when-libuv-does-not" => {
       // No libuv here at all: only the watchdog can tell "JavaScript" (the recorder) of the signal.
       let session = session_with_running_task(124);
@@ -425,6 +442,7 @@ struct Outcome {
 fn parent_signals(scenario: &str) -> &'static [(u64, c_int)] {
   match scenario {
     "a-copy-forwarded-by-the-parent-is-the-same-signal" => &[(300, libc::SIGTERM)],
+    "a-later-signal-from-the-parent-joins" => &[(1500, libc::SIGTERM)],
     _ => &[],
   }
 }
@@ -540,6 +558,10 @@ const SCENARIOS: &[(&str, Check)] = &[
   ("a-copy-forwarded-by-the-parent-is-the-same-signal", |o| {
     exit_code(o, 143)?;
     contains(o, "second SIGTERM during shutdown")
+  }),
+  ("a-later-signal-from-the-parent-joins", |o| {
+    exit_code(o, 130)?;
+    contains(o, "second SIGINT during shutdown")
   }),
   ("the-watchdog-tells-javascript-when-libuv-does-not", |o| {
     exit_code(o, 0)
