@@ -187,12 +187,14 @@ export declare function setPackagePaths(paths: Array<string>): void
 /**
  * Records how a task of the shutdown `handle` names (see `begin`) ended: `outcome` 0 succeeded, 1 failed,
  * 2 timed out (its handler still running), 3 timed out with its handler ended (it ended past its timeout,
- * which it kept from firing by blocking the loop). Returns the tasks that start because of it, or 0 if none does, -1 if the task was not
- * running (a late settle after a timeout, or a shutdown already finished), -2 if it was the last. A number
+ * which it kept from firing by blocking the loop). `calling_at_once`: JavaScript calls the handlers of the
+ * tasks this starts right away, with nothing in between (see `Manager::settle`); otherwise it says when
+ * (`handlers_calling`). Returns the tasks that start because of it, or 0 if none does, -1 if the task was
+ * not running (a late settle after a timeout, or a shutdown already finished), -2 if it was the last. A number
  * in the common case: building an object per task was most of the cost of a shutdown with thousands of
  * tasks. A function rather than a method, for the same reason (see [`ATTACHED`]).
  */
-export declare function settleTask(handle: number, index: number, outcomeCode: number): number | Array<number> | Uint32Array
+export declare function settleTask(handle: number, index: number, outcomeCode: number, callingAtOnce: boolean): number | Array<number> | Uint32Array
 
 /** How a manager owns signals. */
 export interface SignalOptions {

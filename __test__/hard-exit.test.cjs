@@ -138,6 +138,10 @@ test("a loop blocked while a level's handlers were being called: the report does
     stderr,
     /starting: 'quick', 'spin', 'never' \(handed out to start: their handlers are called in this order/,
   )
+  // The next level's one task, handed out and called in the same turn as the settle before it: running.
+  const inNext = await hardExitOf('blocked-in-next-level')
+  assert.match(inNext.stderr, /running: 'spin' for [\d.]+ ms\n/)
+  assert.doesNotMatch(inNext.stderr, /starting:/)
   // One task alone, the loop blocked in a listener before its handler: it is not called running either.
   const inListener = await hardExitOf('blocked-in-start-listener')
   assert.ok(!find(inListener.lines, 'task-start', { id: 'db' }), 'the handler was never called')

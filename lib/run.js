@@ -619,13 +619,14 @@ class ShutdownRun {
   /**
    * Starts the tasks at these plan indexes: every handler is called first, and only then is each one's
    * settling attached (all within this synchronous call, so nothing can settle in between). A large level
-   * gets all its work going before the bookkeeping of any of it.
+   * gets all its work going before the bookkeeping of any of it. `markedCalling`: the record already takes
+   * them as being called (settleTask was told nothing would run in between).
    */
-  #startTasks(indexes, now) {
+  #startTasks(indexes, now, markedCalling = false) {
     const outcomes = []
     // The listeners of what came before have run: the record counts these tasks' time from here, and a
     // hard-exit report from now on knows the loop is in their handlers (in the handler, for one alone).
-    native.handlersCalling(this.#handle)
+    if (!markedCalling) native.handlersCalling(this.#handle)
     try {
       for (const index of indexes) outcomes.push(this.#callHandler(index, now))
     } finally {
@@ -723,12 +724,13 @@ class ShutdownRun {
     TaskContext.clearTimer(entry)
     if (outcome === 'timedOut') TaskContext.abort(entry, error)
     if (code === OUTCOME_CODES.timedOut) this.#overrunning.add(index)
-    const next = native.settleTask(this.#handle, index, code)
+    // Whether anything runs between this and the calls of the next tasks' handlers (the event, a failure's
+    // log line). If not, the record takes them as being called from now, in this same crossing.
+    const reports = outcome !== 'succeeded' || this.#listens(ShutdownEvent.ShutdownTaskComplete)
+    const next = native.settleTask(this.#handle, index, code, !reports)
     if (next === SETTLE_NOT_RUNNING) return
-    if (outcome !== 'succeeded' || this.#listens(ShutdownEvent.ShutdownTaskComplete)) {
-      this.#reportSettled(index, entry, outcome, error)
-    }
-    if (typeof next === 'object') this.#startTasks(next, monotonicMs())
+    if (reports) this.#reportSettled(index, entry, outcome, error)
+    if (typeof next === 'object') this.#startTasks(next, monotonicMs(), !reports)
     else if (next === SETTLE_FINISHED) {
       // The deadline decides, whichever side sees it first: a last task that settled after it (its callback
       // queued behind a busy turn, ahead of the deadline's event) did not finish in time, and the exit code

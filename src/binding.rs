@@ -992,8 +992,10 @@ pub fn child_group_alive(pgid: i32) -> bool {
 
 /// Records how a task of the shutdown `handle` names (see `begin`) ended: `outcome` 0 succeeded, 1 failed,
 /// 2 timed out (its handler still running), 3 timed out with its handler ended (it ended past its timeout,
-/// which it kept from firing by blocking the loop). Returns the tasks that start because of it, or 0 if none does, -1 if the task was not
-/// running (a late settle after a timeout, or a shutdown already finished), -2 if it was the last. A number
+/// which it kept from firing by blocking the loop). `calling_at_once`: JavaScript calls the handlers of the
+/// tasks this starts right away, with nothing in between (see `Manager::settle`); otherwise it says when
+/// (`handlers_calling`). Returns the tasks that start because of it, or 0 if none does, -1 if the task was
+/// not running (a late settle after a timeout, or a shutdown already finished), -2 if it was the last. A number
 /// in the common case: building an object per task was most of the cost of a shutdown with thousands of
 /// tasks. A function rather than a method, for the same reason (see [`ATTACHED`]).
 #[napi(catch_unwind)]
@@ -1001,6 +1003,7 @@ pub fn settle_task(
   handle: u32,
   index: u32,
   outcome_code: u32,
+  calling_at_once: bool,
 ) -> napi::Result<Either<i32, Either<Vec<u32>, Uint32Array>>, ErrorCode> {
   let outcome = match outcome_code {
     0 => Outcome::Succeeded,
@@ -1014,7 +1017,9 @@ pub fn settle_task(
       ));
     }
   };
-  let settlement = with_attached(handle, |manager| manager.settle(index, outcome, MonoTime::now()));
+  let settlement = with_attached(handle, |manager| {
+    manager.settle(index, outcome, MonoTime::now(), calling_at_once)
+  });
   Ok(match settlement.unwrap_or(Settlement::NotRunning) {
     Settlement::NotRunning => Either::A(SETTLE_NOT_RUNNING),
     Settlement::Start(ready) => Either::B(index_list(ready)),

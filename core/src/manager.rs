@@ -182,14 +182,19 @@ impl Manager {
     self.session.record().start_tasks(now)
   }
 
-  /// Records how a task ended.
-  pub fn settle(&self, index: u32, outcome: Outcome, now: MonoTime) -> Settlement {
+  /// Records how a task ended. `calling_at_once`: JavaScript calls the handlers of the tasks this hands out
+  /// right away, with nothing run in between (no event, no log line), so they are being called from now
+  /// (see [`crate::plan::Plan::handlers_calling`]) without another call to say so.
+  pub fn settle(&self, index: u32, outcome: Outcome, now: MonoTime, calling_at_once: bool) -> Settlement {
     self.session.touch_at(now);
     let mut record = self.session.record();
     let Some(settled) = record.settle(index, outcome, now) else {
       return Settlement::NotRunning;
     };
     if !settled.ready.is_empty() {
+      if calling_at_once {
+        record.handlers_calling(now);
+      }
       Settlement::Start(settled.ready)
     } else if record.run().is_some_and(|r| r.plan.is_finished()) {
       Settlement::Finished
@@ -426,13 +431,22 @@ mod tests {
     manager
       .begin("manual".into(), BUDGET, None, true, 3, now)
       .unwrap();
-    assert_eq!(manager.settle(0, Outcome::Succeeded, now), Settlement::Nothing);
-    assert_eq!(manager.settle(0, Outcome::Succeeded, now), Settlement::NotRunning);
     assert_eq!(
-      manager.settle(1, Outcome::Failed, now),
+      manager.settle(0, Outcome::Succeeded, now, true),
+      Settlement::Nothing
+    );
+    assert_eq!(
+      manager.settle(0, Outcome::Succeeded, now, true),
+      Settlement::NotRunning
+    );
+    assert_eq!(
+      manager.settle(1, Outcome::Failed, now, true),
       Settlement::Start(vec![2])
     );
-    assert_eq!(manager.settle(2, Outcome::TimedOut, now), Settlement::Finished);
+    assert_eq!(
+      manager.settle(2, Outcome::TimedOut, now, true),
+      Settlement::Finished
+    );
   }
 
   struct Counting(std::sync::atomic::AtomicUsize);
@@ -450,7 +464,7 @@ mod tests {
     manager
       .begin("manual".into(), BUDGET, None, true, 1, now)
       .unwrap();
-    manager.settle(0, Outcome::Succeeded, now);
+    manager.settle(0, Outcome::Succeeded, now, true);
     assert_eq!(manager.finish(0, true), None);
     assert!(
       manager.session().has_notifier(),
