@@ -368,6 +368,8 @@ class ShutdownManager extends EventEmitter {
   #clusterTrackers = new Set()
   /** The IPC hook's listeners while it is on: the one that hears the supervisor's message, and its watcher. */
   #ipcListener = null
+  /** The timer of READY=1's next try while systemd's queue is full (see #notifyReady). */
+  #readyRetry = undefined
 
   /** @param {import('./index').ShutdownManagerOptions} [options] */
   constructor(options) {
@@ -428,7 +430,9 @@ class ShutdownManager extends EventEmitter {
    */
   ready() {
     if (this.#native.state !== 'running') return
-    this.#notifyReady(READY_FIRST_RETRY_MS)
+    // A retry still waiting (an earlier ready()) is replaced: this one sends now.
+    clearTimeout(this.#readyRetry)
+    this.#notifyReady(READY_FIRST_RETRY_MS, performance.now())
     if (process.env.pm_id !== undefined && typeof process.send === 'function' && process.connected) {
       // With a callback, a send that fails (the supervisor closed the channel and the loop has not heard
       // yet) reports there instead of as an 'error' event on process, which would be an uncaught error.
@@ -440,14 +444,16 @@ class ShutdownManager extends EventEmitter {
    * READY=1 to systemd. Natively, once sent, this starts the watchdog's pings too where no signal owner
    * has (a manager with no signals then speaks for the service, and its children must not). systemd
    * waits for it to finish starting the unit: when its queue is full it is sent again, `retryMs` later
-   * and then at longer intervals, until it goes out or a shutdown begins (for READY_RETRY_FOR_MS at most).
+   * and then at longer intervals, until it goes out, a shutdown begins or the manager is disposed (for
+   * READY_RETRY_FOR_MS at most, from `since`, on the monotonic clock).
    */
-  #notifyReady(retryMs, since = Date.now()) {
+  #notifyReady(retryMs, since) {
+    this.#readyRetry = undefined
     const outcome = native.notifyReady()
     if (outcome === READY_SENT) keepSystemdFromChildren()
-    if (outcome !== READY_QUEUE_FULL || Date.now() - since > READY_RETRY_FOR_MS) return
+    if (outcome !== READY_QUEUE_FULL || performance.now() - since > READY_RETRY_FOR_MS) return
     // Unref'd: a service waiting to be ready is kept alive by what it serves, not by this.
-    setTimeout(() => {
+    this.#readyRetry = setTimeout(() => {
       if (this.#native.state === 'running') this.#notifyReady(Math.min(retryMs * 2, 1000), since)
     }, retryMs).unref()
   }
@@ -719,6 +725,8 @@ class ShutdownManager extends EventEmitter {
     // The process's manager no longer is one: processManager() says so, rather than hand libraries a
     // manager that hears no signal.
     if (processManager() === this) delete process[PROCESS_MANAGER]
+    clearTimeout(this.#readyRetry)
+    this.#readyRetry = undefined
     let undelivered = null
     if (this.#ownsSignals) {
       undelivered = this.#native.releaseSignals()

@@ -167,6 +167,15 @@ test(
   },
 )
 
+test('a disposed manager stops sending READY=1 again', needs('python3'), async (t) => {
+  const { address, systemd } = await listenAtPath(t, 400)
+  const service = start('notify-service.cjs', ['dispose-after-ready'], { env: { NOTIFY_SOCKET: address } })
+  await service.ready
+  await wait(1000)
+  assert.deepEqual(texts(systemd.datagrams), [], 'nothing reached the listener once it had room')
+  kill(service.child, 'SIGKILL')
+})
+
 test('ready() after a shutdown began sends nothing: STOPPING stays the last word', needs('python3'), async (t) => {
   const { address, systemd } = await listenAtPath(t)
   const service = start('notify-service.cjs', ['ready-after-stop'], { env: { NOTIFY_SOCKET: address } })
