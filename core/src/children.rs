@@ -14,7 +14,8 @@
 //! The exits that run JavaScript kill a thread's children from its `'exit'` event. But that event is per
 //! thread: a worker thread's children would outlive a `process.exit()` of the main thread. So the first
 //! [`track`] also registers [`kill_all`] with `atexit(3)`, which every exit that calls `exit(3)` runs (Node's
-//! `process.exit()` and a natural end do).
+//! `process.exit()` and a natural end do), once it has pinned this library in memory: Node unloads the
+//! addons a worker thread loaded when the thread ends.
 //!
 //! # Async-signal-safety
 //!
@@ -70,11 +71,14 @@ impl Target {
 pub fn track(target: Target) -> Result<(), LifecycleError> {
   static AT_EXIT: Once = Once::new();
   AT_EXIT.call_once(|| {
-    // SAFETY: `kill_at_exit` is an `extern "C" fn()` that cannot unwind, and it stays mapped until the
-    // process ends, as the signal handler installed from this library must too: Node never unloads an
-    // addon it loaded (and glibc builds are linked NODELETE; musl never unloads). A failed registration
-    // (no memory for the list) leaves each thread's 'exit' hook to kill its own children, as before.
-    unsafe { libc::atexit(kill_at_exit) };
+    // Node closes the addons a worker thread loaded when the thread ends: without the pin, a library
+    // loaded only there could be gone by the time `exit(3)` calls into it.
+    if pin_this_library() {
+      // SAFETY: `kill_at_exit` is an `extern "C" fn()` that cannot unwind, in this library, which the pin
+      // keeps mapped until the process ends. A failed registration (no memory for the list) leaves each
+      // thread's 'exit' hook to kill its own children, as before.
+      unsafe { libc::atexit(kill_at_exit) };
+    }
   });
   let raw = target.raw();
   for entry in &TRACKED {
@@ -131,6 +135,27 @@ pub fn kill_all(signo: i32) -> usize {
     }
   }
   reached
+}
+
+/// Keeps this library loaded for the rest of the process (`RTLD_NODELETE` on a reference that is never
+/// closed); returns whether it could. JavaScript's thread (`dladdr` and `dlopen` take the loader's lock).
+fn pin_this_library() -> bool {
+  // SAFETY: a zeroed Dl_info (pointers and integers) is a valid value.
+  let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+  // SAFETY: dladdr writes only `info`; the address is a function of this library.
+  let found = unsafe { libc::dladdr(kill_at_exit as *const libc::c_void, &mut info) } != 0;
+  if !found || info.dli_fname.is_null() {
+    return false;
+  }
+  // SAFETY: `dli_fname` is the loader's NUL-terminated path of a library that is loaded (this one);
+  // RTLD_NOLOAD only takes another reference to it, which is never closed.
+  let handle = unsafe {
+    libc::dlopen(
+      info.dli_fname,
+      libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE,
+    )
+  };
+  !handle.is_null()
 }
 
 /// Run by `exit(3)`: whatever is still tracked when the process ends, by any thread, does not outlive it.
