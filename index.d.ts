@@ -369,7 +369,8 @@ export declare class ShutdownManager extends EventEmitter<ShutdownEventMap> {
   trackCluster(options?: TrackClusterOptions): string
   /**
    * Tells the supervisor the service is ready: an IPC 'ready' under PM2 (`wait_ready`), READY=1 to systemd
-   * (`Type=notify`) when NOTIFY_SOCKET is set; nothing elsewhere, and nothing once a shutdown has begun.
+   * (`Type=notify`) when NOTIFY_SOCKET is set; nothing elsewhere, nothing once a shutdown has begun, and
+   * nothing from a disposed manager.
    */
   ready(): void
   /** Registers a task; returns its id. */

@@ -370,6 +370,8 @@ class ShutdownManager extends EventEmitter {
   #ipcListener = null
   /** The timer of READY=1's next try while systemd's queue is full (see #notifyReady). */
   #readyRetry = undefined
+  /** dispose() was called: the manager no longer speaks for the service (ready() sends nothing). */
+  #disposed = false
 
   /** @param {import('./index').ShutdownManagerOptions} [options] */
   constructor(options) {
@@ -429,7 +431,7 @@ class ShutdownManager extends EventEmitter {
    * instance for one that is going away.
    */
   ready() {
-    if (this.#native.state !== 'running') return
+    if (this.#native.state !== 'running' || this.#disposed) return
     // A retry still waiting (an earlier ready()) is replaced: this one sends now.
     clearTimeout(this.#readyRetry)
     this.#notifyReady(READY_FIRST_RETRY_MS, performance.now())
@@ -454,7 +456,7 @@ class ShutdownManager extends EventEmitter {
     if (outcome !== READY_QUEUE_FULL || performance.now() - since > READY_RETRY_FOR_MS) return
     // Unref'd: a service waiting to be ready is kept alive by what it serves, not by this.
     this.#readyRetry = setTimeout(() => {
-      if (this.#native.state === 'running') this.#notifyReady(Math.min(retryMs * 2, 1000), since)
+      if (this.#native.state === 'running' && !this.#disposed) this.#notifyReady(Math.min(retryMs * 2, 1000), since)
     }, retryMs).unref()
   }
 
@@ -725,6 +727,7 @@ class ShutdownManager extends EventEmitter {
     // The process's manager no longer is one: processManager() says so, rather than hand libraries a
     // manager that hears no signal.
     if (processManager() === this) delete process[PROCESS_MANAGER]
+    this.#disposed = true
     clearTimeout(this.#readyRetry)
     this.#readyRetry = undefined
     let undelivered = null

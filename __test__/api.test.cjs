@@ -690,15 +690,15 @@ test("a finished shutdown's handle settles nothing, even after another shutdown 
     return { shutdown, start: { handle: new Float64Array(buffer, 0, 5)[3] } }
   }
   const first = begin()
-  assert.equal(native.settleTask(first.start.handle, 0, 0), -2) // its last task: finished
+  assert.equal(native.settleTask(first.start.handle, 0, 0, false), -2) // its last task: finished
   first.shutdown.finish(0, false)
   const second = begin()
   assert.notEqual(second.start.handle, first.start.handle)
-  assert.equal(native.settleTask(first.start.handle, 0, 0), -1)
+  assert.equal(native.settleTask(first.start.handle, 0, 0, false), -1)
   assert.equal(second.shutdown.state, 'stopping')
-  assert.equal(native.settleTask(second.start.handle, 0, 0), -2)
+  assert.equal(native.settleTask(second.start.handle, 0, 0, false), -2)
   second.shutdown.finish(0, false)
-  assert.equal(native.settleTask(second.start.handle, 0, 0), -1)
+  assert.equal(native.settleTask(second.start.handle, 0, 0, false), -1)
 })
 
 test('a level of many tasks: every handler is called, a synchronous throw fails only its task, and nothing leaks a rejection', async () => {

@@ -52,7 +52,8 @@ for (const mode of ['managed', 'managed-late']) {
     // The child got the group's SIGINT as well; the SIGTERM its parent's task sends it then (1.5 s later in
     // 'managed-late') was a second signal to it and ended it at once (143), its task cut short. A signal
     // from the parent joins the shutdown a signal from elsewhere began.
-    const fixture = launch([process.execPath, path.join(FIXTURES, 'children.cjs'), mode], { detached: true })
+    // A 6 s deadline: the child's own shutdown takes 2.5 s in 'managed-late'.
+    const fixture = launch([process.execPath, path.join(FIXTURES, 'children.cjs'), mode, '6000'], { detached: true })
     const ready = await fixture.ready
     process.kill(-fixture.child.pid, 'SIGINT')
     const { code, lines, stderr } = await fixture.exited

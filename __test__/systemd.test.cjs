@@ -167,14 +167,26 @@ test(
   },
 )
 
-test('a disposed manager stops sending READY=1 again', needs('python3'), async (t) => {
-  const { address, systemd } = await listenAtPath(t, 400)
-  const service = start('notify-service.cjs', ['dispose-after-ready'], { env: { NOTIFY_SOCKET: address } })
-  await service.ready
-  await wait(1000)
-  assert.deepEqual(texts(systemd.datagrams), [], 'nothing reached the listener once it had room')
-  kill(service.child, 'SIGKILL')
-})
+test(
+  'a disposed manager stops sending READY=1 again, and sends nothing from a later ready()',
+  needs('python3'),
+  async (t) => {
+    const { address, systemd } = await listenAtPath(t, 400)
+    const service = start('notify-service.cjs', ['dispose-after-ready'], { env: { NOTIFY_SOCKET: address } })
+    await service.ready
+    await wait(1000)
+    assert.deepEqual(texts(systemd.datagrams), [], 'nothing reached the listener once it had room')
+    kill(service.child, 'SIGKILL')
+    const later = await listenAtPath(t)
+    const disposed = start('notify-service.cjs', ['ready-after-dispose'], {
+      env: { NOTIFY_SOCKET: later.address, WATCHDOG_USEC: '200000' },
+    })
+    await disposed.ready
+    await wait(400)
+    assert.deepEqual(texts(later.systemd.datagrams), [], 'no READY=1, and no pings')
+    kill(disposed.child, 'SIGKILL')
+  },
+)
 
 test('ready() after a shutdown began sends nothing: STOPPING stays the last word', needs('python3'), async (t) => {
   const { address, systemd } = await listenAtPath(t)

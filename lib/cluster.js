@@ -130,11 +130,11 @@ class ClusterTracker {
    * for SIGKILL at the timeout.
    * The signal is heard by its manager if it has one, and ends it at once if not (it serves nothing yet).
    * The message stays the way for the rest: one that reaches a shutdown already running (Ctrl-C reaches
-   * the whole group) joins it, where another signal would end it at once.
-   * For the same reason a worker still starting is sent the signal that began the primary's shutdown, when
-   * one did: Ctrl-C (or a signal to the group) reached the worker too, and a copy of the same signal from
-   * its parent within 1 s joins its shutdown, where SIGTERM after SIGINT would end it at once (later than
-   * that, a primary's `shutdownDelay` say, any signal is a second request to a worker already stopping).
+   * the whole group) joins it.
+   * A worker still starting is sent the signal that began the primary's shutdown, when one did: Ctrl-C (or
+   * a signal to the group) reached the worker too, and a copy of the same signal from its parent joins its
+   * shutdown (so would one signal of any kind from its parent, however late; the same signal as the
+   * group's also ends at once a worker that has no manager yet, as the group's signal did).
    */
   #ask(worker) {
     const signal = this.#startingSignal

@@ -139,6 +139,7 @@ pub fn kill_all(signo: i32) -> usize {
 
 /// Keeps this library loaded for the rest of the process (`RTLD_NODELETE` on a reference that is never
 /// closed); returns whether it could. JavaScript's thread (`dladdr` and `dlopen` take the loader's lock).
+#[cfg(not(target_env = "musl"))]
 fn pin_this_library() -> bool {
   // SAFETY: a zeroed Dl_info (pointers and integers) is a valid value.
   let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
@@ -156,6 +157,13 @@ fn pin_this_library() -> bool {
     )
   };
   !handle.is_null()
+}
+
+/// musl never unloads a library. Nothing to pin, and musl's `RTLD_NOLOAD` finds a library by the file at
+/// its path, which an install in place since the load may have replaced.
+#[cfg(target_env = "musl")]
+fn pin_this_library() -> bool {
+  true
 }
 
 /// Run by `exit(3)`: whatever is still tracked when the process ends, by any thread, does not outlive it.

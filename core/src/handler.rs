@@ -314,6 +314,10 @@ static FIRST_SIGNO: AtomicI32 = AtomicI32::new(0);
 static FIRST_SENDER: AtomicU64 = AtomicU64::new(0);
 /// Whether a forwarded copy of the first signal was already taken as the same signal (once only).
 static FORWARDED_COPY_SEEN: AtomicBool = AtomicBool::new(false);
+/// Whether a signal from the parent was already taken as the parent stopping us (once only, and apart from
+/// the forwarded copy: npm between a tracking parent and us forwards both the group's signal and, later,
+/// the parent's own).
+static PARENT_STOP_SEEN: AtomicBool = AtomicBool::new(false);
 /// Owned signals recorded since ownership began, and the last one's number.
 static RECORDED: AtomicU64 = AtomicU64::new(0);
 static LAST_SIGNO: AtomicI32 = AtomicI32::new(0);
@@ -329,6 +333,7 @@ pub fn reset_received() {
   SIGNALLED.store(false, Ordering::Release);
   FIRST_SIGNAL_NS.store(0, Ordering::Release);
   FORWARDED_COPY_SEEN.store(false, Ordering::Release);
+  PARENT_STOP_SEEN.store(false, Ordering::Release);
   RECORDED.store(0, Ordering::Release);
   LIBUV_REACHED.store(0, Ordering::Release);
   DELIVERED.store(0, Ordering::Release);
@@ -517,14 +522,17 @@ fn is_second_request(signo: c_int, sender: Sender, now: MonoTime) -> bool {
     && sender != first_sender
     && now.saturating_since(MonoTime::from_nanos(first_ns)) <= FORWARD_WINDOW
     && (sender.is_parent() || first_sender.is_parent());
-  // The parent stopping us in its own shutdown, with whatever signal and whenever its turn for us comes,
-  // after the group's signal began ours.
-  let parent_stops_us = sender.is_parent() && sender != first_sender;
-  if !forwarded && !parent_stops_us {
-    return true;
+  // Only one forwarded copy is the same request: another one is a second request.
+  if forwarded && !FORWARDED_COPY_SEEN.swap(true, Ordering::AcqRel) {
+    return false;
   }
-  // Only one such copy is the same request: another one is a second request.
-  FORWARDED_COPY_SEEN.swap(true, Ordering::AcqRel)
+  // The parent stopping us in its own shutdown, with whatever signal and whenever its turn for us comes,
+  // after the group's signal began ours. Once too.
+  let parent_stops_us = sender.is_parent() && sender != first_sender;
+  if parent_stops_us && !PARENT_STOP_SEEN.swap(true, Ordering::AcqRel) {
+    return false;
+  }
+  true
 }
 
 /// Calls each chained handler the way it asked to be called; returns whether libuv's handler was one.
