@@ -363,38 +363,22 @@ fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
   let starting = run.plan.starting();
   let calling = run.plan.calling();
   let apart = !(calling && starting.len() == 1);
-  let mut listed = 0;
-  let mut running = 0;
-  for task in tasks
-    .iter()
-    .filter(|t| t.status == TaskStatus::Running && !(apart && t.awaiting_call()))
-  {
-    running += 1;
-    if listed < MAX_LISTED {
-      write_task(out, "running", task, task.running_for(now))?;
-      listed += 1;
-    }
-  }
-  if running > listed {
-    writeln!(out, "{PREFIX}   running: {} more", running - listed)?;
-  }
-
+  write_task_lines(
+    out,
+    "running",
+    tasks
+      .iter()
+      .filter(|t| t.status == TaskStatus::Running && !(apart && t.awaiting_call())),
+    now,
+  )?;
   // Tasks the shutdown went on without when they timed out, whose handlers have not ended: their work is
   // still going on, and a blocked loop may be blocked in it rather than in a task listed as running.
-  let mut overrunning = 0;
-  for task in tasks.iter().filter(|t| t.overrunning()) {
-    if overrunning < MAX_LISTED {
-      write_task(out, "timed out, still running", task, task.running_for(now))?;
-    }
-    overrunning += 1;
-  }
-  if overrunning > MAX_LISTED {
-    writeln!(
-      out,
-      "{PREFIX}   timed out, still running: {} more",
-      overrunning - MAX_LISTED
-    )?;
-  }
+  write_task_lines(
+    out,
+    "timed out, still running",
+    tasks.iter().filter(|t| t.overrunning()),
+    now,
+  )?;
 
   let is_left = |i: &&u32| {
     tasks
@@ -458,6 +442,27 @@ fn write_tasks(out: &mut impl Write, run: &Run, now: MonoTime) -> fmt::Result {
     tasks.len(),
     if tasks.len() == 1 { "" } else { "s" }
   )
+}
+
+/// Writes a line for each of `tasks`, the first [`MAX_LISTED`] of them (see [`write_task`]), and then how
+/// many more there are.
+fn write_task_lines<'a>(
+  out: &mut impl Write,
+  label: &str,
+  tasks: impl Iterator<Item = &'a PlannedTask>,
+  now: MonoTime,
+) -> fmt::Result {
+  let mut count = 0;
+  for task in tasks {
+    if count < MAX_LISTED {
+      write_task(out, label, task, task.running_for(now))?;
+    }
+    count += 1;
+  }
+  if count > MAX_LISTED {
+    writeln!(out, "{PREFIX}   {label}: {} more", count - MAX_LISTED)?;
+  }
+  Ok(())
 }
 
 /// Writes a line of one task: `label`, its quoted id, its name if it has one, and how long it has run.
