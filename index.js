@@ -844,6 +844,9 @@ class ShutdownManager extends EventEmitter {
   }
 
   #joinWithExit(fatal = false) {
+    // An error, a signal or a message that comes while the watchdog writes its report and exits (a loop that
+    // answered the deadline): the process is already ending with the code the shutdown reported.
+    if (this.#run.exitsByWatchdog) return
     if (this.#run.finished) {
       // The shutdown already ran without exiting; what is asked now is the exit it did not do.
       process.exit(fatal ? this.#config.exitCodes.error : this.#run.result.exitCode)

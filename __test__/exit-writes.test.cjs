@@ -72,6 +72,30 @@ test(
 )
 
 test(
+  'an uncaught error while the watchdog writes its report leaves the exit and its code to the watchdog',
+  needs('mkfifo'),
+  async (t) => {
+    // JavaScript answers the deadline and finishes with 124, and the watchdog exits within its write budget;
+    // an error thrown then (an aborted operation failing) joined the shutdown with process.exit(1), which
+    // won the race against the report stuck on the full pipe.
+    const run = async () => {
+      const { fixture } = await signalled('error-after-deadline')
+      return fixture.exited
+    }
+    const unanswered = (r) =>
+      r.code === 124 &&
+      !find(r.lines, 'event', { event: 'shutdown:complete' }) &&
+      'JavaScript did not answer the deadline'
+    const { code, signal, lines, killedByTimer } = await rerunWhileMissed(t, 3, run, unanswered)
+    assert.equal(killedByTimer, false)
+    assert.equal(signal, null)
+    assert.equal(find(lines, 'event', { event: 'shutdown:complete' })?.exitCode, 124)
+    assert.equal(find(lines, 'exit-event'), undefined, 'JavaScript exited, not the watchdog')
+    assert.equal(code, 124)
+  },
+)
+
+test(
   'a non-blocking stderr that fills up delays the report within its budget instead of dropping it',
   needs('mkfifo'),
   async (t) => {

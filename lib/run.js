@@ -298,6 +298,8 @@ class ShutdownRun {
   #awaitedByStop
   /** Finished, and exiting once the stop() caller's continuations are done (or at the deadline). */
   #exitPending = false
+  /** Finished at a hard exit that the watchdog carries out: nothing in JavaScript may exit instead. */
+  #exitsByWatchdog = false
   #fatal = false
   #finished = false
   #destroyPhaseBegun = false
@@ -364,6 +366,15 @@ class ShutdownRun {
 
   get finished() {
     return this.#finished
+  }
+
+  /**
+   * Whether this run finished at a hard exit that the watchdog is carrying out (its report, then `_exit` with
+   * the code the shutdown reported, within its write budget): an exit asked for now would race it, with
+   * another code and the report cut.
+   */
+  get exitsByWatchdog() {
+    return this.#exitsByWatchdog
   }
 
   /**
@@ -885,6 +896,7 @@ class ShutdownRun {
     }
     this.#emit(ShutdownEvent.ShutdownComplete, { reason: this.reason, totalDurationMs, hardExit, exitCode, summary })
     if (watchdogExits) {
+      this.#exitsByWatchdog = true
       // The watchdog ends the process within its bounded write budget. Until then the loop must not drain
       // and exit on its own with another code: the exit code is set, and a ref'd timer keeps the loop
       // alive (and exits with the same code, should the watchdog ever fail).
