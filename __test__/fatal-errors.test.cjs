@@ -25,6 +25,30 @@ for (const [kind, reason, label] of [
   })
 }
 
+test('an error made in another realm (a vm context) is logged with its stack', async () => {
+  const { code, stderr } = await run('fatal.cjs', ['other-realm'])
+  assert.equal(code, 1, stderr)
+  assert.match(
+    stderr,
+    /uncaught exception, shutting down: boom: from a vm context\nError: boom: from a vm context\n +at /,
+  )
+})
+
+test('a rejection with a plain object is logged with its fields, not as [object Object]', async () => {
+  const { code, stderr } = await run('fatal.cjs', ['object-rejection'])
+  assert.equal(code, 1, stderr)
+  assert.match(stderr, /unhandled rejection, shutting down: \{ code: 'E_UPSTREAM', status: 503 \}\n/)
+})
+
+test("a logger whose error method throws does not take the crash's record with it", async () => {
+  const { code, lines, stderr } = await run('fatal.cjs', ['logger-throws'])
+  assert.equal(code, 1, stderr)
+  assert.ok(find(lines, 'task-end', { id: 'drain' }), 'the shutdown tasks ran')
+  assert.match(stderr, /the logger's error method failed \(the log transport is down\)/)
+  // The record itself, with its stack, as the default logger writes it.
+  assert.match(stderr, /uncaught exception, shutting down: boom: the request handler crashed\nError: boom/)
+})
+
 test('a thrown value that throws when looked at (a revoked Proxy) still gets its shutdown and exit 1', async () => {
   const { code, lines, stderr } = await run('fatal.cjs', ['revoked-proxy'])
   assert.equal(code, 1, stderr)

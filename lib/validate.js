@@ -322,10 +322,19 @@ function isSilent(logger, level) {
  */
 function stackOf(thrown) {
   try {
-    return thrown instanceof Error ? `\n${describeStack(thrown)}` : ''
+    return isError(thrown) ? `\n${describeStack(thrown)}` : ''
   } catch {
     return ''
   }
+}
+
+/**
+ * Whether `value` is an Error, of this realm or another: one made in a `vm` context or by a test
+ * environment's sandbox is not `instanceof Error` here, and its stack would be lost. May throw (a revoked
+ * Proxy); its callers catch.
+ */
+function isError(value) {
+  return value instanceof Error || require('node:util').types.isNativeError(value)
 }
 
 function describeStack(error) {
@@ -339,7 +348,8 @@ function describeStack(error) {
 /**
  * A caller's logger method, isolated: it is user code, and one that throws (or returns a promise that
  * rejects: an async transport that is down) must neither break the shutdown nor start another one. The
- * first failure of each method is reported on stderr; later ones are dropped. The method is looked up at
+ * first failure of each method is reported on stderr; later ones are dropped. An error record whose call
+ * threw is written as the default logger writes it (a rejection came after the logger took the record). The method is looked up at
  * each call, not kept: pino sets a level by swapping the instance's methods, and a service may change its
  * level after making the manager. One no longer there is the default's.
  *
@@ -366,6 +376,9 @@ function isolated(logger, level) {
       if (typeof returned?.then === 'function') returned.then(undefined, fail)
     } catch (error) {
       fail(error)
+      // An error record (an uncaught exception, a task that failed) still reaches stderr: a logger that
+      // throws must not take the crash it was told of down with it.
+      if (level === 'error') defaultLogger.error(message, fields)
     }
   }
   // Whether it logs nothing now: the logger has no such method (see isSilent). A getter that throws is
@@ -410,6 +423,14 @@ function cutText(text, length) {
   return text.slice(0, code >= 0xd800 && code <= 0xdbff ? length - 1 : length)
 }
 
+/** How describeMessage shows a thrown object that is not an Error: on one line, and not too long. */
+const DESCRIBED_OBJECT = Object.freeze({
+  depth: 2,
+  breakLength: Number.POSITIVE_INFINITY,
+  maxArrayLength: 10,
+  maxStringLength: 200,
+})
+
 /**
  * The message of something user code threw, for a log line or a warning (the whole error, stack and all,
  * goes under `err`). It never throws itself: a Symbol, an object without a prototype or a `message`
@@ -417,7 +438,11 @@ function cutText(text, length) {
  */
 function describeMessage(error) {
   try {
-    return String(error instanceof Error ? error.message : error)
+    if (isError(error)) return String(error.message)
+    // Any other object (a rejection with `{ code, detail }`) as Node prints one, on one line and bounded,
+    // rather than as '[object Object]'.
+    if (typeof error === 'object' && error !== null) return inspect(error, DESCRIBED_OBJECT)
+    return String(error)
   } catch {
     return `a thrown ${typeof error} that cannot be printed`
   }
