@@ -22,7 +22,15 @@ function get(port, path, agent) {
         let body = ''
         res.setEncoding('utf8')
         res.on('data', (chunk) => (body += chunk))
-        res.on('end', () => resolve({ status: res.statusCode, connection: res.headers.connection, body, at: now() }))
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode,
+            connection: res.headers.connection,
+            cookies: res.headers['set-cookie'],
+            body,
+            at: now(),
+          }),
+        )
       })
       .on('error', (error) => resolve({ error: error.code ?? error.message, at: now() }))
   })
@@ -71,6 +79,8 @@ test('a drain under SIGTERM fails no request, closes every connection and exits 
   // HTTP/2: a session with a slow stream in flight.
   const session = http2.connect(`http://127.0.0.1:${h2}`)
   const sessionClosed = closed(session)
+  const goaways = []
+  session.on('goaway', (errorCode, lastStreamID) => goaways.push(lastStreamID))
   const h2Response = new Promise((resolve) => {
     const stream = session.request({ ':path': '/slow?ms=1800' })
     let body = ''
@@ -130,6 +140,10 @@ test('a drain under SIGTERM fails no request, closes every connection and exits 
   assert.match(rawResponse, /^HTTP\/1\.1 200 OK\r\n/)
   assert.match(rawResponse, /\r\nConnection: close\r\n/i)
   assert.equal(await h2Response, 'h2 /slow\n')
+  // Two steps (RFC 9113, 6.8): a GOAWAY that refuses no stream, then the one naming the last stream seen.
+  // From Node 24 on, the server's own close() sent only the second.
+  assert.equal(goaways[0], 2 ** 31 - 1, `GOAWAYs: ${goaways}`)
+  assert.ok(goaways.length > 1 && goaways.slice(1).every((id) => id === 1), `GOAWAYs: ${goaways}`)
   assert.match(upgradedData, /101 Switching Protocols[\s\S]*bye$/, 'closeUpgraded said goodbye')
   // Closed by the drain as it began, not by the process's exit (which would close them too, after the slow
   // request's response).
@@ -352,7 +366,12 @@ test('a closeUpgraded that throws something unprintable is warned of, and the dr
   manager.trackServer(server, {
     drainTimeout: 200,
     closeUpgraded: () => {
-      throw Object.create(null) // no toString: a template literal with it throws
+      // No toString (a template literal with it throws), and an inspect of its own that throws.
+      throw Object.assign(Object.create(null), {
+        [Symbol.for('nodejs.util.inspect.custom')]() {
+          throw new Error('cannot inspect')
+        },
+      })
     },
   })
   const client = net.connect(server.address().port, '127.0.0.1')
@@ -675,13 +694,22 @@ test('an upgrade that arrives while the drain runs is handed to closeUpgraded to
 })
 
 test('during the shutdown delay a handler that says keep-alive itself still closes its connection', async (t) => {
-  // setHeader, writeHead's object and its flat array: each would replace the header
-  // the drain sets, and a client told keep-alive reuses a connection the drain is about to close.
+  // setHeader, writeHead's object, its flat array and its array of pairs, with or without a reason: each
+  // would override the drain, and a client told keep-alive reuses a connection the drain is about to close.
+  // Headers the handler passes to writeHead arrive whole: a proxy's repeated Set-Cookie (on Node 20, once any
+  // header had been set with setHeader, only the last of repeated names in writeHead's array was kept).
   const ways = {
     '/set': (res) => res.setHeader('Connection', 'keep-alive'),
     '/object': (res) => res.writeHead(200, { 'Content-Type': 'text/plain', connection: 'Keep-Alive' }),
     '/reason': (res) => res.writeHead(200, 'OK', { Connection: 'keep-alive' }),
+    '/no-reason': (res) => res.writeHead(200, undefined, { Connection: 'keep-alive' }),
     '/flat': (res) => res.writeHead(200, ['Content-Type', 'text/plain', 'Connection', 'keep-alive']),
+    '/pairs': (res) =>
+      res.writeHead(200, [
+        ['Content-Type', 'text/plain'],
+        ['Connection', 'keep-alive'],
+      ]),
+    '/cookies': (res) => res.writeHead(200, ['Set-Cookie', 'a=1', 'Set-Cookie', 'b=2']),
   }
   const server = http.createServer((req, res) => {
     ways[req.url](res)
@@ -699,12 +727,13 @@ test('during the shutdown delay a handler that says keep-alive itself still clos
   const answers = await Promise.all(Object.keys(ways).map((path, i) => get(port, path, agents[i])))
   assert.deepEqual(
     answers.map((answer) => `${answer.status} ${answer.connection}`),
-    ['200 close', '200 close', '200 close', '200 close'],
+    Object.keys(ways).map(() => '200 close'),
   )
+  assert.deepEqual(answers.at(-1).cookies, ['a=1', 'b=2'], 'every Set-Cookie of the array')
   await sleep(20)
   assert.deepEqual(
     agents.map((agent) => Object.values(agent.freeSockets).flat().length),
-    [0, 0, 0, 0],
+    Object.keys(ways).map(() => 0),
     'no client keeps a connection',
   )
   const result = await stopping

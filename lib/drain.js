@@ -383,9 +383,18 @@ class ServerTracker {
         serverClosed = true
         check()
       }
+      // HTTP/2 sessions first hear a GOAWAY that refuses nothing (see goAway).
+      for (const session of this.#sessions.keys()) goAway(session)
       try {
         // An HTTP server's close() (and an HTTP/2 one's with allowHTTP1) first closes the idle connections.
-        this.#sparing(() => server.close(closed))
+        // An HTTP/2 server's close() also closes every session at once from Node 24 on: a GOAWAY with the
+        // last stream id right behind the first, refusing the streams a client opened meanwhile. It stops
+        // listening as that close() does, less the sessions, which goAway closes a round trip later.
+        this.#sparing(() => {
+          if (!this.#http2) return server.close(closed)
+          net.Server.prototype.close.call(server, closed)
+          server.closeIdleConnections?.()
+        })
       } catch (error) {
         // close() adds its callback as a 'close' listener before it closes the listening socket: an
         // application's 'newListener' listener that throws there left the server listening. It closes
@@ -397,7 +406,6 @@ class ServerTracker {
           { type: 'TitanLifecycleWarning', code: 'TITAN_LIFECYCLE_SERVER_CLOSE' },
         )
       }
-      for (const session of this.#sessions.keys()) goAway(session)
       for (const [socket, req] of this.#upgraded) this.#handOver(socket, req)
       if (abortSignal?.aborted) return cut()
       abortSignal?.addEventListener('abort', cut, { once: true })
@@ -538,6 +546,8 @@ const isRecorder = (listener) => listener?.[UPGRADE_RECORDER] === true
 const LAST_RESPONSE = Symbol('titan-lifecycle.last-response')
 /** Whether a response closes its connection (see closeAfter). */
 const CLOSES = Symbol('titan-lifecycle.closes')
+/** Whether Node meant to keep a response's connection before closeAfter (see closeLast). */
+const KEPT_ALIVE = Symbol('titan-lifecycle.kept-alive')
 
 /**
  * Makes `res` the response after which `socket` closes. A request pipelined behind one already marked takes
@@ -548,7 +558,7 @@ function closeLast(socket, res) {
   const previous = socket[LAST_RESPONSE]
   if (previous && previous !== res && !previous.headersSent && previous[CLOSES]) {
     previous[CLOSES] = false
-    if (previous.getHeader('connection') === 'close') previous.removeHeader('Connection')
+    previous.shouldKeepAlive = previous[KEPT_ALIVE]
   }
   socket[LAST_RESPONSE] = res
   closeAfter(res)
@@ -556,37 +566,47 @@ function closeLast(socket, res) {
 
 /**
  * Makes a response close its connection once it is sent: it says `Connection: close`, also when the handler
- * says keep-alive itself (`setHeader`, or `writeHead`'s own headers, would replace the header set here, and a
+ * says keep-alive itself (`setHeader`, or `writeHead`'s own headers, would override Node's choice, and a
  * client told keep-alive reuses a connection the drain is about to close). A response whose headers are out
  * already is left as it is: its connection stays open after it, so a client that sends another request on it
  * is answered with `Connection: close`, and the drain closes it if it goes idle. (Ending such a connection
  * right after its response reset the next request of every client that kept sending: 20 of 20, measured.)
+ *
+ * Node's own choice is what changes (`shouldKeepAlive`): where the handler sets no Connection header, Node
+ * then writes `Connection: close` and ends the connection after the response. No header is set here unless
+ * the handler set one saying keep-alive: once any header is set with setHeader, writeHead takes its own
+ * headers another way (on Node 20 a flat array kept only the last of repeated names, such as Set-Cookie
+ * from a proxied response; an array of pairs threw).
  */
 function closeAfter(res) {
-  if (res.headersSent) return
+  if (res.headersSent || res[CLOSES]) return
   res[CLOSES] = true
-  res.setHeader('Connection', 'close')
-  // Every way a response's headers go out passes through writeHead (an implicit one too); an own
-  // property, so a framework's own wrapper of it (set later) still calls this one.
-  const writeHead = res.writeHead
-  res.writeHead = function writeHeadClosing(...args) {
-    if (!this[CLOSES]) return writeHead.apply(this, args)
-    // writeHead(status, [reason], [headers])
-    const at = typeof args[1] === 'string' ? 2 : 1
-    if (args[at] !== null && typeof args[at] === 'object') args[at] = connectionClose(args[at])
-    // Not after the headers are out: writeHead itself then says so, as it would have.
-    if (!this.headersSent && keepsAlive(this.getHeader('connection'))) this.setHeader('Connection', 'close')
-    return writeHead.apply(this, args)
+  if (!(KEPT_ALIVE in res)) {
+    res[KEPT_ALIVE] = res.shouldKeepAlive
+    // Every way a response's headers go out passes through writeHead (an implicit one too); an own
+    // property, so a framework's own wrapper of it (set later) still calls this one. Once per response.
+    const writeHead = res.writeHead
+    res.writeHead = function writeHeadClosing(...args) {
+      if (!this[CLOSES] || this.headersSent) return writeHead.apply(this, args)
+      // writeHead(status, [reason], [headers]): as Node reads them, the headers are the third argument when
+      // given, else the second unless that is the reason (a string).
+      const at = typeof args[1] === 'string' || args[2] != null ? 2 : 1
+      if (args[at] !== null && typeof args[at] === 'object') args[at] = connectionClose(args[at])
+      const own = this.getHeader('connection')
+      if (own !== undefined && keepsAlive(own)) this.setHeader('Connection', 'close')
+      return writeHead.apply(this, args)
+    }
   }
+  res.shouldKeepAlive = false
 }
 
 /** Whether a Connection header's value keeps the connection (none at all does, in HTTP/1.1). */
 const keepsAlive = (value) => value === undefined || /keep-alive/i.test(String(value))
 
 /**
- * `headers` as writeHead takes them (an object, or a flat array of names and values),
- * with a Connection header that says keep-alive saying `close`; the caller's own object or array is not
- * changed. Any other Connection value (`close`, `upgrade`) is left alone.
+ * `headers` as writeHead takes them (an object, a flat array of names and values, or an array of
+ * [name, value] pairs), with a Connection header that says keep-alive saying `close`; the caller's own object
+ * or array is not changed. Any other Connection value (`close`, `upgrade`) is left alone.
  */
 function connectionClose(headers) {
   const keeping = (name, value) =>
@@ -594,6 +614,9 @@ function connectionClose(headers) {
   if (!Array.isArray(headers)) {
     const names = Object.keys(headers).filter((name) => keeping(name, headers[name]))
     return names.length === 0 ? headers : { ...headers, ...Object.fromEntries(names.map((n) => [n, 'close'])) }
+  }
+  if (Array.isArray(headers[0])) {
+    return headers.map((pair) => (Array.isArray(pair) && keeping(pair[0], pair[1]) ? [pair[0], 'close'] : pair))
   }
   return headers.map((value, i) => (i % 2 === 1 && keeping(headers[i - 1], value) ? 'close' : value))
 }
