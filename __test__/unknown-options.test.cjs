@@ -54,6 +54,33 @@ test('a misspelt task field and stop() option are warned about; known ones are n
   )
 })
 
+test("a class instance's own fields are its state, not options, and are not warned about", async () => {
+  class CacheTask {
+    id = 'cache'
+    client = { quit() {} }
+    closed = false
+    timeoutMs = 500 // a name close to `timeout`: still the class's own field
+    handler() {
+      this.client.quit()
+      this.closed = true
+    }
+  }
+  class FlushTask extends CacheTask {
+    id = 'flush'
+    pending = []
+  }
+  const manager = new ShutdownManager({ disableGracefulShutdown: true })
+  const warnings = await warningsOf(async () => {
+    manager.registerTask(new CacheTask())
+    manager.registerTask(new FlushTask())
+    await manager.stop()
+  })
+  assert.deepEqual(
+    warnings.map((w) => w.message),
+    [],
+  )
+})
+
 test('the same unknown name is warned about once, and a name far from every option gets no guess', async () => {
   const manager = new ShutdownManager({ disableGracefulShutdown: true })
   const warnings = await warningsOf(() => {

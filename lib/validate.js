@@ -450,7 +450,14 @@ function describeMessage(error) {
 
 function validateLogger(value) {
   if (value === undefined || value === null) return defaultLogger
-  if (typeof value !== 'object' && typeof value !== 'function') {
+  // A function passes only with methods of its own (a callable logger): `logger: console.log` is a mistake
+  // that would log nothing, as an array would.
+  const callable = typeof value === 'function'
+  if (
+    (typeof value !== 'object' && !callable) ||
+    Array.isArray(value) ||
+    (callable && value.info === undefined && value.warn === undefined && value.error === undefined)
+  ) {
     throw invalidArgType('options.logger', 'an object with info, warn and error methods', value)
   }
   const logger = {}
@@ -539,10 +546,28 @@ function validateDiagnosticReport(value) {
   if (value === undefined || value === false) return null
   if (value === true) return process.cwd()
   if (typeof value !== 'string') throw invalidArgType('options.diagnosticReport', 'of type boolean or string', value)
-  if (value.length === 0 || value.includes('\0')) {
-    throw invalidArgValue('options.diagnosticReport', value, 'must be a directory path (non-empty, without NUL)')
+  if (value.length === 0 || value.includes('\0') || !value.isWellFormed()) {
+    throw invalidArgValue(
+      'options.diagnosticReport',
+      value,
+      'must be a directory path (non-empty, without NUL, well-formed Unicode)',
+    )
   }
-  return require('node:path').resolve(value)
+  const directory = require('node:path').resolve(value)
+  // Checked now: a directory that is not there is found out only at the hard exit, the report it was for
+  // lost. A check that cannot be made (the permission model without reads there) is left to that moment.
+  const fs = require('node:fs')
+  let problem = null
+  try {
+    if (!fs.statSync(directory).isDirectory()) problem = 'is not a directory'
+    else fs.accessSync(directory, fs.constants.W_OK)
+  } catch (error) {
+    if (error?.code === 'ENOENT' || error?.code === 'ENOTDIR') problem = 'does not exist'
+    else if (error?.code === 'EACCES' || error?.code === 'EROFS') problem = 'cannot be written'
+  }
+  if (problem)
+    throw invalidArgValue('options.diagnosticReport', value, `must be a directory to write in (it ${problem})`)
+  return directory
 }
 
 /**
@@ -581,8 +606,9 @@ function validateTask(value) {
   // fields with a value: a count instead of a walk over the keys (a known field set to undefined makes it
   // look, and finds nothing). `for...in` counts them without making an array (Object.keys made one per
   // task); it counts inherited ones too, so a key someone added to Object.prototype is warned about once,
-  // as the options' checks warn about it. Any other object (a class instance, one made with Object.create)
-  // is walked, as its known fields may be inherited and its unknown ones too. Accepted: a plain object whose
+  // as the options' checks warn about it. An object made with Object.create (or without a prototype) is
+  // walked, as its known fields may be inherited and its unknown ones too. A class instance is not looked
+  // at: its other fields are its state (see below). Accepted: a plain object whose
   // known field is own but not enumerable (defineProperty) can hide one misspelt key from the count; a
   // warning is all that is lost.
   let keys = 0
@@ -595,8 +621,12 @@ function validateTask(value) {
   if (dependsOn !== undefined) known++
   if (timeout !== undefined) known++
   if (handler !== undefined) known++
-  const plain = Object.getPrototypeOf(value) === Object.prototype
-  if (!plain || keys !== known) warnUnknownKeys(value, KNOWN.task, 'task')
+  const prototype = Object.getPrototypeOf(value)
+  const plain = prototype === Object.prototype
+  // A class instance's fields are the state its handler reaches through `this`, not misspelt options (its
+  // class's prototype has a constructor of its own; a template's made with Object.create has none).
+  const classInstance = !plain && prototype !== null && Object.hasOwn(prototype, 'constructor')
+  if (!classInstance && (!plain || keys !== known)) warnUnknownKeys(value, KNOWN.task, 'task')
   if (typeof id !== 'string' || id.length === 0 || !id.isWellFormed()) validateTaskId('task.id', id)
   if (name !== undefined && typeof name !== 'string') throw invalidArgType('task.name', 'of type string', name)
   // `x - x` is 0 for a finite number only (NaN and the infinities give NaN).
