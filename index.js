@@ -323,6 +323,12 @@ let packagePathsSet = false
  */
 const ipcChannel = () => /** @type {any} */ (process.channel)
 
+/** What the error hooks were last given in this tick: nothing yet (see #hookErrors). */
+const NOT_DELIVERED = Symbol('not delivered')
+/** The error hooks are put back at most this many times in RESTORE_WINDOW_MS (see #hookErrors). */
+const MAX_RESTORES_PER_WINDOW = 10
+const RESTORE_WINDOW_MS = 1000
+
 /** How many uncaught errors during one shutdown are logged; the rest are counted once. */
 const MAX_ERRORS_LOGGED = 3
 
@@ -1085,13 +1091,37 @@ class ShutdownManager extends EventEmitter {
         this.#exitUnbegun(beginError)
       }
     }
+    // One error reaches the hooks once. Node delivers it to every copy of a listener (code that saved the
+    // process's listeners and put them back after ours had been put back holds a second copy), and under
+    // --unhandled-rejections=strict a rejection comes as an uncaught exception, then as 'unhandledRejection'
+    // too (the reason itself, where the first carried a wrapper of it). Both come within one tick.
+    let delivered = NOT_DELIVERED
+    let rejectionAnswered = false
+    const answeredThisTick = (error) => {
+      if (delivered === NOT_DELIVERED) process.nextTick(() => (delivered = NOT_DELIVERED))
+      const seen = delivered !== NOT_DELIVERED && Object.is(delivered, error)
+      delivered = error
+      return seen
+    }
     const hooks = {
-      uncaughtException: (error, origin) =>
+      uncaughtException: (error, origin) => {
+        if (answeredThisTick(error)) return
+        if (origin === 'unhandledRejection') {
+          rejectionAnswered = true
+          process.nextTick(() => (rejectionAnswered = false))
+        }
         onFatal(
           origin === 'unhandledRejection' ? ShutdownReason.UnhandledRejection : ShutdownReason.UncaughtException,
           error,
-        ),
-      unhandledRejection: (reason) => onFatal(ShutdownReason.UnhandledRejection, reason),
+        )
+      },
+      unhandledRejection: (reason) => {
+        if (rejectionAnswered) {
+          rejectionAnswered = false
+          return
+        }
+        if (!answeredThisTick(reason)) onFatal(ShutdownReason.UnhandledRejection, reason)
+      },
       // Libraries do remove these (`process.removeAllListeners()` takes every listener of every event). Put
       // ours back on the next tick: during removeAllListeners Node is still walking the listener array, and
       // re-adding inside it is unsafe. An exception thrown in the same tick as the removal finds no hook.
@@ -1100,16 +1130,49 @@ class ShutdownManager extends EventEmitter {
         restoreScheduled = true
         process.nextTick(restore)
       },
+      // Code that saved the listeners before ours were put back, and puts its copy back later (a test
+      // runner's), adds a second copy: taken off on the next tick, so copies do not pile up.
+      newListener: (event, listener) => {
+        if (listener !== hooks[event] || this.#errorListeners !== hooks) return
+        if (!process.listeners(event).includes(listener)) return
+        process.nextTick(() => {
+          while (process.listeners(event).filter((l) => l === listener).length > 1) {
+            process.removeListener(event, listener)
+          }
+        })
+      },
     }
     let restoreScheduled = false
+    // Putting the hooks back is bounded: a library that takes away every listener not its own as soon as it
+    // is added would otherwise trade removals with this one from tick to tick for ever, and no timer or I/O
+    // would run again.
+    let restores = 0
+    let restoresSince = 0
     const restore = () => {
       restoreScheduled = false
       if (this.#errorListeners !== hooks) return // disposed meanwhile
       // The hooks' names are process events ('uncaughtException', ...), which Object.entries widens.
-      for (const [event, listener] of /** @type {[any, (...args: any[]) => void][]} */ (Object.entries(hooks))) {
-        if (process.listeners(event).includes(listener)) continue
+      const entries = /** @type {[any, (...args: any[]) => void][]} */ (Object.entries(hooks))
+      const missing = entries.filter(([event, listener]) => !process.listeners(event).includes(listener))
+      if (missing.length === 0) return
+      const now = Date.now()
+      if (now - restoresSince > RESTORE_WINDOW_MS) {
+        restoresSince = now
+        restores = 0
+      }
+      if (++restores > MAX_RESTORES_PER_WINDOW) {
+        if (restores === MAX_RESTORES_PER_WINDOW + 1) {
+          this.#config.logger.error(
+            `another library keeps removing the manager's ${missing.map(([event]) => `'${event}'`).join(', ')} ` +
+              'listeners; they are no longer put back, and uncaught errors are left to it',
+            { events: missing.map(([event]) => event) },
+          )
+        }
+        return
+      }
+      for (const [event, listener] of missing) {
         process.on(event, listener)
-        if (event !== 'removeListener') {
+        if (event !== 'removeListener' && event !== 'newListener') {
           this.#config.logger.warn(`another library removed the manager's '${event}' listener; it is back`, { event })
         }
       }

@@ -81,3 +81,37 @@ test('a shutdown that a signal or an uncaught error asks for but that cannot beg
     assert.equal(find(lines, 'task-start', { id: 'drain' }), undefined, `${kind}: no task ran`)
   }
 })
+
+test('listeners saved and put back by other code (a test runner) neither pile up nor answer one error twice', async () => {
+  const { code, lines, stderr } = await run('error-hooks.cjs', ['save-restore'])
+  assert.equal(code, 1, stderr)
+  assert.deepEqual(find(lines, 'ready')?.counts, [1, 1], 'one copy of each hook')
+  const errors = lines.filter((l) => l.kind === 'log').map((l) => l.message)
+  assert.deepEqual(
+    errors.filter((m) => /boom|during the shutdown/.test(m)),
+    ['uncaught exception, shutting down: boom: after the test files'],
+  )
+  assert.equal(find(lines, 'warning', { name: 'MaxListenersExceededWarning' }), undefined)
+})
+
+test('a library that removes the hooks as often as they are put back cannot stall the event loop', async () => {
+  const { code, lines, stderr } = await run('error-hooks.cjs', ['fight'])
+  assert.equal(code, 0, stderr)
+  assert.ok(find(lines, 'timer-ran'), 'a timer ran: the loop was not held in a tick-by-tick fight')
+  assert.ok(
+    lines.some((l) => l.kind === 'log' && /keeps removing the manager's 'uncaughtException' listeners/.test(l.message)),
+    JSON.stringify(lines),
+  )
+})
+
+test('under --unhandled-rejections=strict a rejection is answered once', async () => {
+  const { code, lines, stderr } = await run('error-hooks.cjs', ['strict'], {
+    env: { NODE_OPTIONS: '--unhandled-rejections=strict' },
+  })
+  assert.equal(code, 1, stderr)
+  const errors = lines.filter((l) => l.kind === 'log').map((l) => l.message)
+  assert.deepEqual(
+    errors.filter((m) => /boom|during the shutdown/.test(m)),
+    ['unhandled rejection, shutting down: boom: nobody awaited this'],
+  )
+})
