@@ -26,6 +26,22 @@ test('stop({ exit: true }) exits with the shutdown exit code', async () => {
   assert.ok(!find(lines, 'not-reached'))
 })
 
+test('an exit code the application set is kept by a shutdown that succeeds, and reported', async () => {
+  for (const how of ['stop', 'signal', 'failing']) {
+    const fixture = start('process-api.cjs', ['own-exit-code', how])
+    if (how === 'signal') {
+      await fixture.ready
+      kill(fixture.child, 'SIGTERM')
+    }
+    const { code, signal, lines, stderr } = await fixture.exited
+    assert.equal(signal, null, stderr)
+    // A failed task is the shutdown's own failure, which it reports with its own code.
+    const expected = how === 'failing' ? 1 : 3
+    assert.equal(code, expected, `${how}: ${stderr}`)
+    assert.equal(find(lines, 'event', { event: 'shutdown:complete' })?.exitCode, expected, how)
+  }
+})
+
 test('a signal after a stop() that did not exit ends the process with that shutdown code', async () => {
   const fixture = start('process-api.cjs', ['signal-after-stop'])
   await fixture.ready

@@ -974,6 +974,11 @@ class ShutdownRun {
     if (hardExit) return this.#exitCodes.hardExit
     if (this.#fatal) return this.#exitCodes.error
     if (tasks.some((t) => t.status !== 'succeeded')) return this.#exitCodes.failure
+    // A code the application set for its own exit (a job that found errors) outlives a shutdown that had
+    // nothing to report: Node would have exited with it, and a successful shutdown must not make it 0.
+    const own = process.exitCode
+    const code = Number(own)
+    if (own != null && own !== '' && Number.isInteger(code) && code > 0 && code <= 255) return code
     return this.#exitCodes.success
   }
 }
