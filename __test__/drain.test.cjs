@@ -693,6 +693,59 @@ test('an upgrade that arrives while the drain runs is handed to closeUpgraded to
   assert.ok(now() - started < 2000, 'the drain ended when closeUpgraded closed it, not at its timeout')
 })
 
+test("a server the application closed itself is not closed again: its 'close' listeners run once", async (t) => {
+  const server = http.createServer((req, res) => res.end('ok'))
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  let closes = 0
+  server.on('close', () => closes++)
+  const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false })
+  t.after(() => manager.dispose())
+  manager.trackServer(server, { drainTimeout: 2000 })
+  await new Promise((resolve) => server.close(resolve))
+  const result = await manager.stop()
+  await sleep(20) // a second 'close' is emitted on the next tick
+  assert.equal(result.tasks.find((task) => task.id === 'http-server')?.status, 'succeeded')
+  assert.equal(closes, 1)
+})
+
+test('a connection accepted before trackServer that upgrades, and a CONNECT tunnel, are handed over; their close ends the drain', async (t) => {
+  const server = http.createServer((req, res) => res.end('ok'))
+  server.on('upgrade', (req, socket) => socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\n\r\n'))
+  server.on('connect', (req, socket) => socket.write('HTTP/1.1 200 Connection Established\r\n\r\n'))
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const client = net.connect(server.address().port, '127.0.0.1')
+  await new Promise((resolve) => client.once('connect', resolve))
+  await sleep(20) // accepted by the server, untracked
+  const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false })
+  t.after(() => manager.dispose())
+  const handedOver = []
+  manager.trackServer(server, {
+    drainTimeout: 3000,
+    closeUpgraded: (socket, req) => {
+      handedOver.push(req.url)
+      socket.end()
+    },
+  })
+  let switched = ''
+  client.setEncoding('utf8').on('data', (chunk) => (switched += chunk))
+  client.write('GET /early HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n')
+  await waitFor(() => switched.includes('101'), 5000, 'the upgrade')
+  client.on('end', () => client.end())
+  // A proxy's tunnel, which Node hands to 'connect' rather than 'upgrade'.
+  const tunnel = net.connect(server.address().port, '127.0.0.1')
+  let established = ''
+  tunnel.setEncoding('utf8').on('data', (chunk) => (established += chunk))
+  tunnel.write('CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n')
+  await waitFor(() => established.includes('200'), 5000, 'the tunnel')
+  tunnel.on('end', () => tunnel.end())
+  const started = now()
+  const result = await manager.stop()
+  const web = result.tasks.find((task) => task.id === 'http-server')
+  assert.deepEqual(handedOver.sort(), ['/early', 'example.test:443'])
+  assert.equal(web?.status, 'succeeded', web?.error?.message)
+  assert.ok(now() - started < 2000, `the drain took ${(now() - started).toFixed(0)} ms`)
+})
+
 test('during the shutdown delay a handler that says keep-alive itself still closes its connection', async (t) => {
   // setHeader, writeHead's object, its flat array and its array of pairs, with or without a reason: each
   // would override the drain, and a client told keep-alive reuses a connection the drain is about to close.

@@ -106,7 +106,7 @@ class ServerTracker {
   #sockets = new SocketList()
   /** HTTP/2 sessions, with their open streams. */
   #sessions = new Map()
-  /** Upgraded connections (only while the application listens for 'upgrade'), with their request. */
+  /** Upgraded connections and CONNECT tunnels (only while the application listens for them), with their request. */
   #upgraded = new Map()
   /** HTTP/1 connections seen idle at the last sweep, with the bytes read then (see #closeQuietConnections). */
   #idleAtLastSweep = new Map()
@@ -126,8 +126,10 @@ class ServerTracker {
   #onRequestWhileClosing = null
   /** While a drain runs: checks whether it is done, each time a connection goes. */
   #onGone = null
-  /** The 'upgrade' listener that records upgraded connections (HTTP/1 servers), on the server or not. */
+  /** The 'upgrade' and 'connect' listener that records upgraded connections (HTTP/1 servers), on the server or not. */
   #recordUpgrade = null
+  /** The server has closed (its 'close' came) and has not listened since: the application closed it. */
+  #closed = false
   /** [event, listener] for each listener this tracker put on the server, so untrack() can take them off. */
   #listeners = []
 
@@ -160,6 +162,8 @@ class ServerTracker {
       this.#listen(tls ? 'secureConnection' : 'connection', (socket) => this.#trackSocket(socket))
     }
     if (this.#http1) this.#followUpgrades()
+    this.#listen('close', () => (this.#closed = true))
+    this.#listen('listening', () => (this.#closed = false))
   }
 
   #listen(event, listener) {
@@ -175,7 +179,10 @@ class ServerTracker {
     for (const [event, listener] of this.#listeners) this.#server.removeListener(event, listener)
     this.#listeners = []
     // After the listeners above: taking the upgrade recorder off must not make them put it back.
-    if (this.#recordUpgrade) this.#server.removeListener('upgrade', this.#recordUpgrade)
+    if (this.#recordUpgrade) {
+      this.#server.removeListener('upgrade', this.#recordUpgrade)
+      this.#server.removeListener('connect', this.#recordUpgrade)
+    }
     this.#recordUpgrade = null
     this.#stopClosingResponses()
     for (const socket of this.#sockets) socket.removeListener('close', this.#onSocketClose)
@@ -247,34 +254,40 @@ class ServerTracker {
   }
 
   /**
-   * Upgraded connections leave the HTTP layer, so they are recorded from the 'upgrade' event. Only while
-   * the application has a listener of its own: with none, Node serves an upgrade request as an ordinary
-   * 'request', and a listener of ours would take those requests away from the application.
+   * Upgraded connections leave the HTTP layer, so they are recorded from the 'upgrade' event, and CONNECT
+   * tunnels (a proxy's) from 'connect'. Only while the application has a listener of its own: with none,
+   * Node serves an upgrade request as an ordinary 'request' (and refuses a CONNECT), and a listener of ours
+   * would take those requests away from the application.
    */
   #followUpgrades() {
     const server = this.#server
     const record = markedAsRecorder((req, socket) => {
+      // A connection accepted before the server was tracked is tracked from here: its close must take it
+      // off the list, or the drain waits for it until its timeout and counts it as cut.
+      this.#trackSocket(socket)
       this.#upgraded.set(socket, req)
-      // One that arrives while the drain runs is handed over too, once the application's own 'upgrade'
-      // listener (after this one) has taken the connection.
+      // One that arrives while the drain runs is handed over too, once the application's own listener
+      // (after this one) has taken the connection.
       if (this.#draining) setImmediate(() => !socket.destroyed && this.#handOver(socket, req))
     })
     this.#recordUpgrade = record
-    const sync = () => {
+    const sync = (event) => {
       if (this.#recordUpgrade === null) return // untracked meanwhile
       // The application's listeners: not ours, nor another tracker's of the same server (each would count
       // the other's and keep both there, and Node would leave upgrade requests unanswered).
-      const others = server.listeners('upgrade').filter((l) => !isRecorder(l)).length
-      const ours = server.listeners('upgrade').includes(record)
-      if (others > 0 && !ours) server.prependListener('upgrade', record)
-      if (others === 0 && ours) server.removeListener('upgrade', record)
+      const others = server.listeners(event).filter((l) => !isRecorder(l)).length
+      const ours = server.listeners(event).includes(record)
+      if (others > 0 && !ours) server.prependListener(event, record)
+      if (others === 0 && ours) server.removeListener(event, record)
     }
-    this.#listen('newListener', (event) => event === 'upgrade' && process.nextTick(sync))
+    const followed = (event) => event === 'upgrade' || event === 'connect'
+    this.#listen('newListener', (event) => followed(event) && process.nextTick(sync, event))
     this.#listen(
       'removeListener',
-      (event, listener) => event === 'upgrade' && !isRecorder(listener) && process.nextTick(sync),
+      (event, listener) => followed(event) && !isRecorder(listener) && process.nextTick(sync, event),
     )
-    sync()
+    sync('upgrade')
+    sync('connect')
   }
 
   /**
@@ -385,26 +398,32 @@ class ServerTracker {
       }
       // HTTP/2 sessions first hear a GOAWAY that refuses nothing (see goAway).
       for (const session of this.#sessions.keys()) goAway(session)
-      try {
-        // An HTTP server's close() (and an HTTP/2 one's with allowHTTP1) first closes the idle connections.
-        // An HTTP/2 server's close() also closes every session at once from Node 24 on: a GOAWAY with the
-        // last stream id right behind the first, refusing the streams a client opened meanwhile. It stops
-        // listening as that close() does, less the sessions, which goAway closes a round trip later.
-        this.#sparing(() => {
-          if (!this.#http2) return server.close(closed)
-          net.Server.prototype.close.call(server, closed)
-          server.closeIdleConnections?.()
-        })
-      } catch (error) {
-        // close() adds its callback as a 'close' listener before it closes the listening socket: an
-        // application's 'newListener' listener that throws there left the server listening. It closes
-        // without a callback; the drain's own count of connections says when it is done.
-        if (server.listening) net.Server.prototype.close.call(server)
+      if (this.#closed && !server.listening) {
+        // The application closed it already (its connections had all gone when its 'close' came): closing
+        // it again would emit 'close' again, and run the application's listeners of it twice.
         serverClosed = true
-        process.emitWarning(
-          `server ${quoted(this.#id)} could not be closed with a callback (${describeMessage(error)}); closed without one`,
-          { type: 'TitanLifecycleWarning', code: 'TITAN_LIFECYCLE_SERVER_CLOSE' },
-        )
+      } else {
+        try {
+          // An HTTP server's close() (and an HTTP/2 one's with allowHTTP1) first closes the idle connections.
+          // An HTTP/2 server's close() also closes every session at once from Node 24 on: a GOAWAY with the
+          // last stream id right behind the first, refusing the streams a client opened meanwhile. It stops
+          // listening as that close() does, less the sessions, which goAway closes a round trip later.
+          this.#sparing(() => {
+            if (!this.#http2) return server.close(closed)
+            net.Server.prototype.close.call(server, closed)
+            server.closeIdleConnections?.()
+          })
+        } catch (error) {
+          // close() adds its callback as a 'close' listener before it closes the listening socket: an
+          // application's 'newListener' listener that throws there left the server listening. It closes
+          // without a callback; the drain's own count of connections says when it is done.
+          if (server.listening) net.Server.prototype.close.call(server)
+          serverClosed = true
+          process.emitWarning(
+            `server ${quoted(this.#id)} could not be closed with a callback (${describeMessage(error)}); closed without one`,
+            { type: 'TitanLifecycleWarning', code: 'TITAN_LIFECYCLE_SERVER_CLOSE' },
+          )
+        }
       }
       for (const [socket, req] of this.#upgraded) this.#handOver(socket, req)
       if (abortSignal?.aborted) return cut()
@@ -537,7 +556,7 @@ class ServerTracker {
 /** The events Node hands a request with an `Expect` header to, when the application listens to them. */
 const EXPECTATION_EVENTS = ['checkContinue', 'checkExpectation']
 
-/** Marks the 'upgrade' listeners trackers add (shared by every copy of the package, as a server may be too). */
+/** Marks the 'upgrade' and 'connect' listeners trackers add (shared by every copy of the package, as a server may be too). */
 const UPGRADE_RECORDER = Symbol.for('titan-lifecycle.upgrade-recorder')
 const markedAsRecorder = (listener) => Object.assign(listener, { [UPGRADE_RECORDER]: true })
 const isRecorder = (listener) => listener?.[UPGRADE_RECORDER] === true
