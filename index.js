@@ -325,9 +325,32 @@ const ipcChannel = () => /** @type {any} */ (process.channel)
 
 /** What the error hooks were last given in this tick: nothing yet (see #hookErrors). */
 const NOT_DELIVERED = Symbol('not delivered')
-/** The error hooks are put back at most this many times in RESTORE_WINDOW_MS (see #hookErrors). */
+/** A listener another library removed is put back at most this many times in RESTORE_WINDOW_MS. */
 const MAX_RESTORES_PER_WINDOW = 10
 const RESTORE_WINDOW_MS = 1000
+
+/**
+ * Whether a listener another library removed may be put back (see #hookErrors, #hookIpc): 'restore', then
+ * 'give-up' once it has been put back more than MAX_RESTORES_PER_WINDOW times in RESTORE_WINDOW_MS, and
+ * 'skip' after that, for good. A library that removes it as soon as it is added would otherwise trade
+ * removals with the manager from tick to tick for ever, and no timer or I/O would run again.
+ */
+function restoreBudget() {
+  let restores = 0
+  let since = 0
+  let gaveUp = false
+  return () => {
+    if (gaveUp) return 'skip'
+    const now = Date.now()
+    if (now - since > RESTORE_WINDOW_MS) {
+      since = now
+      restores = 0
+    }
+    if (++restores <= MAX_RESTORES_PER_WINDOW) return 'restore'
+    gaveUp = true
+    return 'give-up'
+  }
+}
 
 /** How many uncaught errors during one shutdown are logged; the rest are counted once. */
 const MAX_ERRORS_LOGGED = 3
@@ -1032,6 +1055,7 @@ class ShutdownManager extends EventEmitter {
     // also takes this watcher (after it has seen ours go, so it is put back too) and Node's own listeners
     // that keep the count: the count cannot be kept right after that, and ours is put back all the same.
     let restoreScheduled = false
+    const mayRestore = restoreBudget()
     const onRemoved = (event, listener) => {
       if (this.#ipcListener?.onMessage !== onMessage) return // disposed
       if (event !== 'message' || listener !== onMessage) return
@@ -1045,6 +1069,17 @@ class ShutdownManager extends EventEmitter {
         const watching = process.listeners(/** @type {any} */ ('removeListener')).includes(onRemoved)
         if (!watching) process.on('removeListener', onRemoved)
         if (process.listeners('message').includes(onMessage)) return
+        const verdict = mayRestore()
+        if (verdict !== 'restore') {
+          if (verdict === 'give-up') {
+            this.#config.logger.error(
+              "another library keeps removing the manager's 'message' listener; it is no longer put back, " +
+                "and the supervisor's shutdown message is not heard",
+              { events: ['message'] },
+            )
+          }
+          return
+        }
         listen()
         this.#config.logger.warn("another library removed the manager's 'message' listener; it is back", {
           event: 'message',
@@ -1143,11 +1178,7 @@ class ShutdownManager extends EventEmitter {
       },
     }
     let restoreScheduled = false
-    // Putting the hooks back is bounded: a library that takes away every listener not its own as soon as it
-    // is added would otherwise trade removals with this one from tick to tick for ever, and no timer or I/O
-    // would run again.
-    let restores = 0
-    let restoresSince = 0
+    const mayRestore = restoreBudget()
     const restore = () => {
       restoreScheduled = false
       if (this.#errorListeners !== hooks) return // disposed meanwhile
@@ -1155,13 +1186,9 @@ class ShutdownManager extends EventEmitter {
       const entries = /** @type {[any, (...args: any[]) => void][]} */ (Object.entries(hooks))
       const missing = entries.filter(([event, listener]) => !process.listeners(event).includes(listener))
       if (missing.length === 0) return
-      const now = Date.now()
-      if (now - restoresSince > RESTORE_WINDOW_MS) {
-        restoresSince = now
-        restores = 0
-      }
-      if (++restores > MAX_RESTORES_PER_WINDOW) {
-        if (restores === MAX_RESTORES_PER_WINDOW + 1) {
+      const verdict = mayRestore()
+      if (verdict !== 'restore') {
+        if (verdict === 'give-up') {
           this.#config.logger.error(
             `another library keeps removing the manager's ${missing.map(([event]) => `'${event}'`).join(', ')} ` +
               'listeners; they are no longer put back, and uncaught errors are left to it',

@@ -114,6 +114,17 @@ test("removeAllListeners('message') by another library: the service's own listen
   assert.equal(find(service.lines, 'event', { event: 'shutdown:start' })?.message, 'shutdown', 'the manager heard it')
 })
 
+test("a library that removes the 'message' listener as often as it is put back cannot stall the event loop", async () => {
+  const service = forkService(['"shutdown"', 'fight'])
+  const { code } = await service.exited
+  assert.equal(code, 0, service.stderr())
+  assert.ok(find(service.lines, 'timer-ran'), 'a timer ran: the loop was not held in a tick-by-tick fight')
+  assert.ok(
+    service.lines.some((l) => l.kind === 'log' && /keeps removing the manager's 'message' listener/.test(l.message)),
+    JSON.stringify(service.lines),
+  )
+})
+
 test("manager.ready() answers PM2's wait_ready with 'ready' under PM2, and sends nothing elsewhere", async () => {
   const pm2 = forkService([], { env: { pm_id: '0' } })
   await pm2.ready
