@@ -40,6 +40,10 @@ test('an exit code the application set is kept by a shutdown that succeeds, and 
     assert.equal(code, expected, `${how}: ${stderr}`)
     assert.equal(find(lines, 'event', { event: 'shutdown:complete' })?.exitCode, expected, how)
   }
+  // A shutdown that does not exit reports its own outcome; the process then exits with the application's.
+  const { code, lines } = await run('process-api.cjs', ['own-exit-code', 'no-exit'])
+  assert.equal(find(lines, 'result')?.exitCode, 0)
+  assert.equal(code, 3)
 })
 
 test('a signal after a stop() that did not exit ends the process with that shutdown code', async () => {

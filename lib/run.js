@@ -974,11 +974,13 @@ class ShutdownRun {
     if (hardExit) return this.#exitCodes.hardExit
     if (this.#fatal) return this.#exitCodes.error
     if (tasks.some((t) => t.status !== 'succeeded')) return this.#exitCodes.failure
-    // A code the application set for its own exit (a job that found errors) outlives a shutdown that had
-    // nothing to report: Node would have exited with it, and a successful shutdown must not make it 0.
+    // A code the application set for its own exit (a job that found errors) outlives a shutdown that exits
+    // the process with nothing to report: Node would have exited with it. Only then: a shutdown that does
+    // not exit (a test's stop(), under node:test, which sets process.exitCode when a test fails) reports
+    // its own outcome.
     const own = process.exitCode
-    const code = Number(own)
-    if (own != null && own !== '' && Number.isInteger(code) && code > 0 && code <= 255) return code
+    const code = Number(own) & 0xff // as the process would exit with it (-1 is 255)
+    if (this.#exit && own != null && own !== '' && Number.isInteger(Number(own)) && code !== 0) return code
     return this.#exitCodes.success
   }
 }
