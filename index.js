@@ -323,32 +323,28 @@ let packagePathsSet = false
  */
 const ipcChannel = () => /** @type {any} */ (process.channel)
 
-/** What the error hooks were last given in this tick: nothing yet (see #hookErrors). */
-const NOT_DELIVERED = Symbol('not delivered')
-/** A listener another library removed is put back at most this many times in RESTORE_WINDOW_MS. */
-const MAX_RESTORES_PER_WINDOW = 10
-const RESTORE_WINDOW_MS = 1000
+/** A listener another library removed is put back at once at most this many times in one turn of the loop. */
+const MAX_RESTORES_PER_TURN = 10
+/** After that, how long until it is put back (see restorePacer). */
+const RESTORE_PAUSE_MS = 1000
 
 /**
- * Whether a listener another library removed may be put back (see #hookErrors, #hookIpc): 'restore', then
- * 'give-up' once it has been put back more than MAX_RESTORES_PER_WINDOW times in RESTORE_WINDOW_MS, and
- * 'skip' after that, for good. A library that removes it as soon as it is added would otherwise trade
- * removals with the manager from tick to tick for ever, and no timer or I/O would run again.
+ * When a listener another library removed is put back (see #hookErrors, #hookIpc): 'now' (on the next
+ * tick), unless it has been put back MAX_RESTORES_PER_TURN times within one turn of the event loop. That is
+ * a library removing it as soon as it is added, which would trade removals with the manager from tick to
+ * tick for ever, so that no timer or I/O ran again: from then on ('slowed' the first time, 'later' after)
+ * it is put back after RESTORE_PAUSE_MS. Occasional removals, even many in a second (a test runner's around
+ * each file, each in a turn of its own), are put back at once.
  */
-function restoreBudget() {
-  let restores = 0
-  let since = 0
-  let gaveUp = false
+function restorePacer() {
+  let thisTurn = 0
+  let slowed = false
   return () => {
-    if (gaveUp) return 'skip'
-    const now = Date.now()
-    if (now - since > RESTORE_WINDOW_MS) {
-      since = now
-      restores = 0
-    }
-    if (++restores <= MAX_RESTORES_PER_WINDOW) return 'restore'
-    gaveUp = true
-    return 'give-up'
+    if (slowed) return 'later'
+    if (thisTurn === 0) setImmediate(() => (thisTurn = 0))
+    if (++thisTurn <= MAX_RESTORES_PER_TURN) return 'now'
+    slowed = true
+    return 'slowed'
   }
 }
 
@@ -1055,36 +1051,41 @@ class ShutdownManager extends EventEmitter {
     // also takes this watcher (after it has seen ours go, so it is put back too) and Node's own listeners
     // that keep the count: the count cannot be kept right after that, and ours is put back all the same.
     let restoreScheduled = false
-    const mayRestore = restoreBudget()
+    const pace = restorePacer()
+    /** Puts back the listener another library removed; `paced`: after a pause (see restorePacer). */
+    const restore = (paced = false) => {
+      restoreScheduled = false
+      if (this.#ipcListener?.onMessage !== onMessage) return
+      // (Node's types list this event for `on` but not for `listeners`.)
+      const watching = process.listeners(/** @type {any} */ ('removeListener')).includes(onRemoved)
+      if (!watching) process.on('removeListener', onRemoved)
+      if (process.listeners('message').includes(onMessage)) return
+      const when = paced ? 'now' : pace()
+      if (when !== 'now') {
+        if (when === 'slowed') {
+          this.#config.logger.error(
+            "another library keeps removing the manager's 'message' listener as soon as it is back; from now " +
+              `on it is put back every ${RESTORE_PAUSE_MS} ms`,
+            { events: ['message'] },
+          )
+        }
+        restoreScheduled = true
+        setTimeout(restore, RESTORE_PAUSE_MS, true).unref()
+        return
+      }
+      listen()
+      if (paced) return
+      this.#config.logger.warn("another library removed the manager's 'message' listener; it is back", {
+        event: 'message',
+      })
+    }
     const onRemoved = (event, listener) => {
       if (this.#ipcListener?.onMessage !== onMessage) return // disposed
       if (event !== 'message' || listener !== onMessage) return
       ipcChannel()?.refCounted?.()
       if (restoreScheduled) return
       restoreScheduled = true
-      process.nextTick(() => {
-        restoreScheduled = false
-        if (this.#ipcListener?.onMessage !== onMessage) return
-        // (Node's types list this event for `on` but not for `listeners`.)
-        const watching = process.listeners(/** @type {any} */ ('removeListener')).includes(onRemoved)
-        if (!watching) process.on('removeListener', onRemoved)
-        if (process.listeners('message').includes(onMessage)) return
-        const verdict = mayRestore()
-        if (verdict !== 'restore') {
-          if (verdict === 'give-up') {
-            this.#config.logger.error(
-              "another library keeps removing the manager's 'message' listener; it is no longer put back, " +
-                "and the supervisor's shutdown message is not heard",
-              { events: ['message'] },
-            )
-          }
-          return
-        }
-        listen()
-        this.#config.logger.warn("another library removed the manager's 'message' listener; it is back", {
-          event: 'message',
-        })
-      })
+      process.nextTick(restore)
     }
     listen()
     process.on('removeListener', onRemoved)
@@ -1126,36 +1127,42 @@ class ShutdownManager extends EventEmitter {
         this.#exitUnbegun(beginError)
       }
     }
-    // One error reaches the hooks once. Node delivers it to every copy of a listener (code that saved the
-    // process's listeners and put them back after ours had been put back holds a second copy), and under
-    // --unhandled-rejections=strict a rejection comes as an uncaught exception, then as 'unhandledRejection'
-    // too (the reason itself, where the first carried a wrapper of it). Both come within one tick.
-    let delivered = NOT_DELIVERED
-    let rejectionAnswered = false
+    // One error reaches the hooks once. Node delivers an error to every copy of a listener: code that saved
+    // the process's listeners and put them back after ours had been put back holds a second copy (taken off
+    // on the next tick, below). Until then the same error object is answered once in a tick. (A value that
+    // is not an object is not compared: two rejections with `undefined` are two.)
+    let delivered = null
     const answeredThisTick = (error) => {
-      if (delivered === NOT_DELIVERED) process.nextTick(() => (delivered = NOT_DELIVERED))
-      const seen = delivered !== NOT_DELIVERED && Object.is(delivered, error)
+      if ((typeof error !== 'object' && typeof error !== 'function') || error === null) return false
+      if (delivered === null) process.nextTick(() => (delivered = null))
+      const seen = delivered === error
       delivered = error
       return seen
     }
+    // Under --unhandled-rejections=strict, Node raises a rejection as an uncaught exception (with a wrapper
+    // when its reason is not an Error), then emits 'unhandledRejection' with the reason itself, in the same
+    // tick. The uncaught exception waits for it until the next tick, so the reason is what is answered.
+    let raisedRejection = null
     const hooks = {
       uncaughtException: (error, origin) => {
         if (answeredThisTick(error)) return
-        if (origin === 'unhandledRejection') {
-          rejectionAnswered = true
-          process.nextTick(() => (rejectionAnswered = false))
-        }
-        onFatal(
-          origin === 'unhandledRejection' ? ShutdownReason.UnhandledRejection : ShutdownReason.UncaughtException,
-          error,
-        )
-      },
-      unhandledRejection: (reason) => {
-        if (rejectionAnswered) {
-          rejectionAnswered = false
+        if (origin !== 'unhandledRejection') {
+          onFatal(ShutdownReason.UncaughtException, error)
           return
         }
-        if (!answeredThisTick(reason)) onFatal(ShutdownReason.UnhandledRejection, reason)
+        const raised = { error }
+        raisedRejection = raised
+        process.nextTick(() => {
+          if (raisedRejection !== raised) return // its 'unhandledRejection' came
+          raisedRejection = null
+          onFatal(ShutdownReason.UnhandledRejection, error)
+        })
+      },
+      unhandledRejection: (reason) => {
+        const raised = raisedRejection !== null
+        raisedRejection = null
+        if (answeredThisTick(reason) && !raised) return
+        onFatal(ShutdownReason.UnhandledRejection, reason)
       },
       // Libraries do remove these (`process.removeAllListeners()` takes every listener of every event). Put
       // ours back on the next tick: during removeAllListeners Node is still walking the listener array, and
@@ -1166,40 +1173,44 @@ class ShutdownManager extends EventEmitter {
         process.nextTick(restore)
       },
       // Code that saved the listeners before ours were put back, and puts its copy back later (a test
-      // runner's), adds a second copy: taken off on the next tick, so copies do not pile up.
+      // runner's), adds a second copy: taken off on the next tick, so copies do not pile up (every copy,
+      // once the manager is disposed).
       newListener: (event, listener) => {
-        if (listener !== hooks[event] || this.#errorListeners !== hooks) return
-        if (!process.listeners(event).includes(listener)) return
+        if (listener !== hooks[event] || !process.listeners(event).includes(listener)) return
         process.nextTick(() => {
-          while (process.listeners(event).filter((l) => l === listener).length > 1) {
+          const keep = this.#errorListeners === hooks ? 1 : 0
+          while (process.listeners(event).filter((l) => l === listener).length > keep) {
             process.removeListener(event, listener)
           }
         })
       },
     }
     let restoreScheduled = false
-    const mayRestore = restoreBudget()
-    const restore = () => {
+    const pace = restorePacer()
+    /** Puts back the hooks another library removed; `paced`: after a pause (see restorePacer). */
+    const restore = (paced = false) => {
       restoreScheduled = false
       if (this.#errorListeners !== hooks) return // disposed meanwhile
       // The hooks' names are process events ('uncaughtException', ...), which Object.entries widens.
       const entries = /** @type {[any, (...args: any[]) => void][]} */ (Object.entries(hooks))
       const missing = entries.filter(([event, listener]) => !process.listeners(event).includes(listener))
       if (missing.length === 0) return
-      const verdict = mayRestore()
-      if (verdict !== 'restore') {
-        if (verdict === 'give-up') {
+      const when = paced ? 'now' : pace()
+      if (when !== 'now') {
+        if (when === 'slowed') {
           this.#config.logger.error(
             `another library keeps removing the manager's ${missing.map(([event]) => `'${event}'`).join(', ')} ` +
-              'listeners; they are no longer put back, and uncaught errors are left to it',
+              `listeners as soon as they are back; from now on they are put back every ${RESTORE_PAUSE_MS} ms`,
             { events: missing.map(([event]) => event) },
           )
         }
+        restoreScheduled = true
+        setTimeout(restore, RESTORE_PAUSE_MS, true).unref()
         return
       }
       for (const [event, listener] of missing) {
         process.on(event, listener)
-        if (event !== 'removeListener' && event !== 'newListener') {
+        if (!paced && event !== 'removeListener' && event !== 'newListener') {
           this.#config.logger.warn(`another library removed the manager's '${event}' listener; it is back`, { event })
         }
       }

@@ -92,6 +92,25 @@ test('listeners saved and put back by other code (a test runner) neither pile up
     ['uncaught exception, shutting down: boom: after the test files'],
   )
   assert.equal(find(lines, 'warning', { name: 'MaxListenersExceededWarning' }), undefined)
+  assert.deepEqual(
+    errors.filter((m) => /keeps removing/.test(m)),
+    [],
+    'a removal per test file, each in a turn of its own, is not a fight',
+  )
+})
+
+test('dispose() in the tick a copy of the hooks was added leaves none behind', async () => {
+  const { code, lines, stderr } = await run('error-hooks.cjs', ['dispose-copy'])
+  assert.equal(code, 0, stderr)
+  assert.deepEqual(find(lines, 'ready')?.counts, [0, 0])
+})
+
+test('hooks removed many times in a row, a turn apart, are put back each time', async () => {
+  const { code, lines, stderr } = await run('error-hooks.cjs', ['burst'])
+  assert.equal(code, 1, stderr)
+  assert.deepEqual(find(lines, 'ready')?.counts, [1, 1])
+  assert.ok(find(lines, 'task-end', { id: 'drain' }), 'the shutdown ran')
+  assert.ok(lines.some((l) => l.kind === 'log' && /shutting down: boom: after the burst/.test(l.message)))
 })
 
 test('a library that removes the hooks as often as they are put back cannot stall the event loop', async () => {
@@ -104,14 +123,22 @@ test('a library that removes the hooks as often as they are put back cannot stal
   )
 })
 
-test('under --unhandled-rejections=strict a rejection is answered once', async () => {
-  const { code, lines, stderr } = await run('error-hooks.cjs', ['strict'], {
-    env: { NODE_OPTIONS: '--unhandled-rejections=strict' },
-  })
-  assert.equal(code, 1, stderr)
-  const errors = lines.filter((l) => l.kind === 'log').map((l) => l.message)
-  assert.deepEqual(
-    errors.filter((m) => /boom|during the shutdown/.test(m)),
-    ['unhandled rejection, shutting down: boom: nobody awaited this'],
-  )
+test('under --unhandled-rejections=strict a rejection is answered once, with its own reason', async () => {
+  for (const [mode, logged] of [
+    ['strict', 'unhandled rejection, shutting down: boom: nobody awaited this'],
+    // Not Node's wrapper ('The promise rejected with the reason "#<Object>"'): the object, with its fields.
+    ['strict-object', "unhandled rejection, shutting down: { code: 'E_BOOM' }"],
+  ]) {
+    const { code, lines, stderr } = await run('error-hooks.cjs', [mode], {
+      env: { NODE_OPTIONS: '--unhandled-rejections=strict' },
+    })
+    assert.equal(code, 1, stderr)
+    const errors = lines.filter((l) => l.kind === 'log').map((l) => l.message)
+    assert.deepEqual(
+      errors.filter((m) => /boom|BOOM|rejection|during the shutdown/i.test(m)),
+      [logged],
+      mode,
+    )
+    assert.equal(find(lines, 'event', { event: 'shutdown:start' })?.reason, 'unhandledRejection', mode)
+  }
 })
