@@ -41,6 +41,8 @@ test('a misspelt task field and stop() option are warned about; known ones are n
     manager.registerTask({ id: 'd', name: undefined, tiemout: 5, handler() {} })
     // Inherited fields count as the task's, known and unknown alike.
     manager.registerTask(Object.assign(Object.create({ handler() {}, dependOn: [] }), { id: 'e' }))
+    // A plain object made in a vm context is a plain object too, not a class instance.
+    manager.registerTask(require('node:vm').runInNewContext("({ id: 'f', handler() {}, prioirty: 10 })"))
     await manager.stop({ exti: true, timeout: 1000 })
   })
   assert.deepEqual(
@@ -49,6 +51,7 @@ test('a misspelt task field and stop() option are warned about; known ones are n
       ['task.prority', 'priority'],
       ['task.tiemout', 'timeout'],
       ['task.dependOn', 'dependsOn'],
+      ['task.prioirty', 'priority'],
       ['options.exti', 'exit'],
     ],
   )

@@ -430,6 +430,17 @@ const DESCRIBED_OBJECT = Object.freeze({
   maxArrayLength: 10,
   maxStringLength: 200,
 })
+/** The longest description of a thrown object, in UTF-16 units (an object with thousands of keys). */
+const MAX_DESCRIBED = 500
+
+/**
+ * `text` on one line (an Error held in the object brings its stack's lines), cut to MAX_DESCRIBED units:
+ * it goes into log lines and warnings, each of which must stay one line.
+ */
+function oneLine(text) {
+  const line = text.replace(/\s*\n\s*/g, ' ')
+  return line.length > MAX_DESCRIBED ? `${cutText(line, MAX_DESCRIBED - 1)}\u2026` : line
+}
 
 /**
  * The message of something user code threw, for a log line or a warning (the whole error, stack and all,
@@ -441,7 +452,7 @@ function describeMessage(error) {
     if (isError(error)) return String(error.message)
     // Any other object (a rejection with `{ code, detail }`) as Node prints one, on one line and bounded,
     // rather than as '[object Object]'.
-    if (typeof error === 'object' && error !== null) return inspect(error, DESCRIBED_OBJECT)
+    if (typeof error === 'object' && error !== null) return oneLine(inspect(error, DESCRIBED_OBJECT))
     return String(error)
   } catch {
     return `a thrown ${typeof error} that cannot be printed`
@@ -544,7 +555,7 @@ function validateIpcMessage(value) {
 /** `diagnosticReport`: false (none), true (the working directory) or a directory; returns a path or null. */
 function validateDiagnosticReport(value) {
   if (value === undefined || value === false) return null
-  if (value === true) return process.cwd()
+  if (value === true) return writableDirectory(value, process.cwd())
   if (typeof value !== 'string') throw invalidArgType('options.diagnosticReport', 'of type boolean or string', value)
   if (value.length === 0 || value.includes('\0') || !value.isWellFormed()) {
     throw invalidArgValue(
@@ -553,9 +564,17 @@ function validateDiagnosticReport(value) {
       'must be a directory path (non-empty, without NUL, well-formed Unicode)',
     )
   }
-  const directory = require('node:path').resolve(value)
-  // Checked now: a directory that is not there is found out only at the hard exit, the report it was for
-  // lost. A check that cannot be made (the permission model without reads there) is left to that moment.
+  return writableDirectory(value, require('node:path').resolve(value))
+}
+
+/**
+ * `directory` (what `diagnosticReport: value` names), checked now where the report is written (Linux): one
+ * that is not there is found out only at the hard exit, the report it was for lost. Elsewhere a warning says
+ * there is no report, and a path that only exists in production must not stop the service. A check that
+ * cannot be made (the permission model without reads there) is left to that moment.
+ */
+function writableDirectory(value, directory) {
+  if (process.platform !== 'linux') return directory
   const fs = require('node:fs')
   let problem = null
   try {
@@ -565,8 +584,9 @@ function validateDiagnosticReport(value) {
     if (error?.code === 'ENOENT' || error?.code === 'ENOTDIR') problem = 'does not exist'
     else if (error?.code === 'EACCES' || error?.code === 'EROFS') problem = 'cannot be written'
   }
-  if (problem)
+  if (problem) {
     throw invalidArgValue('options.diagnosticReport', value, `must be a directory to write in (it ${problem})`)
+  }
   return directory
 }
 
@@ -624,8 +644,13 @@ function validateTask(value) {
   const prototype = Object.getPrototypeOf(value)
   const plain = prototype === Object.prototype
   // A class instance's fields are the state its handler reaches through `this`, not misspelt options (its
-  // class's prototype has a constructor of its own; a template's made with Object.create has none).
-  const classInstance = !plain && prototype !== null && Object.hasOwn(prototype, 'constructor')
+  // class's prototype has a constructor of its own; a template's made with Object.create has none, and a
+  // plain object made in a vm context has that realm's Object.prototype, whose own prototype is null).
+  const classInstance =
+    !plain &&
+    prototype !== null &&
+    Object.getPrototypeOf(prototype) !== null && // not another realm's Object.prototype
+    Object.hasOwn(prototype, 'constructor')
   if (!classInstance && (!plain || keys !== known)) warnUnknownKeys(value, KNOWN.task, 'task')
   if (typeof id !== 'string' || id.length === 0 || !id.isWellFormed()) validateTaskId('task.id', id)
   if (name !== undefined && typeof name !== 'string') throw invalidArgType('task.name', 'of type string', name)
