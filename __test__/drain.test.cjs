@@ -693,6 +693,33 @@ test('an upgrade that arrives while the drain runs is handed to closeUpgraded to
   assert.ok(now() - started < 2000, 'the drain ended when closeUpgraded closed it, not at its timeout')
 })
 
+test('an HTTP/2 session that connected before trackServer is told to go away and closed by the drain', {
+  skip: Number(process.versions.node.split('.')[0]) < 24 && 'Node keeps no list of sessions before Node 24',
+}, async (t) => {
+  const server = http2.createServer()
+  server.on('stream', (stream) => {
+    stream.respond({ ':status': 200 })
+    stream.end('ok')
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const session = http2.connect(`http://127.0.0.1:${server.address().port}`)
+  t.after(() => {
+    session.destroy()
+    server.close()
+  })
+  const sessionClosed = closed(session)
+  await new Promise((resolve) => session.request({ ':path': '/' }).on('end', resolve).resume())
+  const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false })
+  t.after(() => manager.dispose())
+  manager.trackServer(server, { drainTimeout: 3000 })
+  const started = now()
+  const result = await manager.stop()
+  const web = result.tasks.find((task) => task.id === 'http-server')
+  assert.equal(web?.status, 'succeeded', web?.error?.message)
+  assert.ok(now() - started < 2000, `the drain took ${(now() - started).toFixed(0)} ms`)
+  await sessionClosed
+})
+
 test("a server the application closed itself is not closed again: its 'close' listeners run once", async (t) => {
   const server = http.createServer((req, res) => res.end('ok'))
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
@@ -753,6 +780,7 @@ test('during the shutdown delay a handler that says keep-alive itself still clos
   // header had been set with setHeader, only the last of repeated names in writeHead's array was kept).
   const ways = {
     '/set': (res) => res.setHeader('Connection', 'keep-alive'),
+    '/removed': (res) => res.removeHeader('Connection'),
     '/object': (res) => res.writeHead(200, { 'Content-Type': 'text/plain', connection: 'Keep-Alive' }),
     '/reason': (res) => res.writeHead(200, 'OK', { Connection: 'keep-alive' }),
     '/no-reason': (res) => res.writeHead(200, undefined, { Connection: 'keep-alive' }),

@@ -151,6 +151,7 @@ class ServerTracker {
       this.#listen('secureConnection', (socket) => socket._parent && this.#handshakeDone(socket._parent))
     }
     if (this.#http2) {
+      for (const session of existingSessions(server)) this.#trackSession(session)
       this.#listen('session', (session) => this.#trackSession(session))
       this.#listen('stream', (stream) => this.#trackStream(stream))
       // With allowHTTP1, connections that did not negotiate HTTP/2 are served by the HTTP/1 layer.
@@ -612,7 +613,10 @@ function closeAfter(res) {
       const at = typeof args[1] === 'string' || args[2] != null ? 2 : 1
       if (args[at] !== null && typeof args[at] === 'object') args[at] = connectionClose(args[at])
       const own = this.getHeader('connection')
-      if (own !== undefined && keepsAlive(own)) this.setHeader('Connection', 'close')
+      // A Connection header the handler set saying keep-alive is replaced. One it removed would keep Node
+      // from writing any (`_removedConnection`, Node's own flag since before Node 20): the connection would
+      // close without saying so, and its client would send the next request on it.
+      if (own === undefined ? this._removedConnection === true : keepsAlive(own)) this.setHeader('Connection', 'close')
       return writeHead.apply(this, args)
     }
   }
@@ -638,6 +642,19 @@ function connectionClose(headers) {
     return headers.map((pair) => (Array.isArray(pair) && keeping(pair[0], pair[1]) ? [pair[0], 'close'] : pair))
   }
   return headers.map((value, i) => (i % 2 === 1 && keeping(headers[i - 1], value) ? 'close' : value))
+}
+
+/**
+ * The HTTP/2 sessions a server already has when it is tracked (they connected before trackServer). Node
+ * keeps them from Node 24 on, for its own close(), which closes them all, under a symbol it does not export;
+ * a drain that stops the server without that close() must close them itself. Before Node 24 they cannot be
+ * found, and such a session holds the drain until its timeout (trackServer belongs before listen()).
+ */
+function existingSessions(server) {
+  const key = Object.getOwnPropertySymbols(server).find((symbol) => symbol.description === 'sessions')
+  const sessions = key === undefined ? undefined : server[key]
+  if (typeof sessions?.[Symbol.iterator] !== 'function') return []
+  return [...sessions].filter((session) => typeof session?.goaway === 'function' && !session.destroyed)
 }
 
 /**
