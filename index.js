@@ -323,28 +323,46 @@ let packagePathsSet = false
  */
 const ipcChannel = () => /** @type {any} */ (process.channel)
 
-/** A listener another library removed is put back at once at most this many times in one turn of the loop. */
+/** What the error hooks were last given in this tick: nothing yet (see #hookErrors). */
+const NOTHING_DELIVERED = Symbol('nothing delivered')
+
+/** A listener another library removed is put back on the next tick at most this many times in a turn of the loop. */
 const MAX_RESTORES_PER_TURN = 10
-/** After that, how long until it is put back (see restorePacer). */
-const RESTORE_PAUSE_MS = 1000
+/** How many turns in a row that went past MAX_RESTORES_PER_TURN make a fight (see restorePacer). */
+const FIGHT_TURNS = 3
 
 /**
- * When a listener another library removed is put back (see #hookErrors, #hookIpc): 'now' (on the next
- * tick), unless it has been put back MAX_RESTORES_PER_TURN times within one turn of the event loop. That is
- * a library removing it as soon as it is added, which would trade removals with the manager from tick to
- * tick for ever, so that no timer or I/O ran again: from then on ('slowed' the first time, 'later' after)
- * it is put back after RESTORE_PAUSE_MS. Occasional removals, even many in a second (a test runner's around
- * each file, each in a turn of its own), are put back at once.
+ * When a listener another library removed is put back (see #hookErrors, #hookIpc). 'now', on the next
+ * tick, at most MAX_RESTORES_PER_TURN times in one turn of the event loop; after that 'next-turn': at the
+ * loop's next check phase, from an unref'd immediate (it neither keeps the process alive nor, in a
+ * 'beforeExit' listener, makes the loop turn again). A library that removes it as soon as it is added would
+ * otherwise trade removals with the manager from tick to tick for ever, and no timer or I/O would run again;
+ * now each turn of the loop sees that many rounds at most. Many independent removals in one turn (a dozen
+ * timers due together) are all put back by the end of that turn. When FIGHT_TURNS turns in a row went past
+ * the limit: 'fight' once (the caller says so), and 'now-quietly' instead of 'now' from then on (no warning
+ * for each round).
  */
 function restorePacer() {
   let thisTurn = 0
-  let slowed = false
+  let fullTurns = 0
+  let turnEnding = false
+  let fighting = false
+  const endTurn = () => {
+    turnEnding = false
+    fullTurns = thisTurn > MAX_RESTORES_PER_TURN ? fullTurns + 1 : 0
+    thisTurn = 0
+  }
   return () => {
-    if (slowed) return 'later'
-    if (thisTurn === 0) setImmediate(() => (thisTurn = 0))
-    if (++thisTurn <= MAX_RESTORES_PER_TURN) return 'now'
-    slowed = true
-    return 'slowed'
+    if (!turnEnding) {
+      turnEnding = true
+      setImmediate(endTurn).unref()
+    }
+    if (++thisTurn <= MAX_RESTORES_PER_TURN) return fighting ? 'now-quietly' : 'now'
+    if (!fighting && fullTurns + 1 >= FIGHT_TURNS) {
+      fighting = true
+      return 'fight'
+    }
+    return 'next-turn'
   }
 }
 
@@ -768,9 +786,12 @@ class ShutdownManager extends EventEmitter {
       const { onMessage, onRemoved } = this.#ipcListener
       this.#ipcListener = null // first: onRemoved then leaves the count to this
       process.removeListener('removeListener', onRemoved)
-      process.removeListener('message', onMessage)
-      // Removing the listener took a reference off the channel that #hookIpc had already given back.
-      ipcChannel()?.refCounted?.()
+      // Removing the listener takes a reference off the channel that #hookIpc had already given back: given
+      // again, unless another library had removed it (onRemoved mended the count then) and it is not back.
+      if (process.listeners('message').includes(onMessage)) {
+        process.removeListener('message', onMessage)
+        ipcChannel()?.refCounted?.()
+      }
     }
     if (this.#errorListeners) {
       const hooks = this.#errorListeners
@@ -874,7 +895,7 @@ class ShutdownManager extends EventEmitter {
     if (this.#run.exitsByWatchdog) return
     if (this.#run.finished) {
       // The shutdown already ran without exiting; what is asked now is the exit it did not do.
-      process.exit(fatal ? this.#config.exitCodes.error : this.#run.result.exitCode)
+      process.exit(this.#run.exitCodeNow(fatal))
     }
     this.#run.requestExit({ fatal })
   }
@@ -1052,29 +1073,28 @@ class ShutdownManager extends EventEmitter {
     // that keep the count: the count cannot be kept right after that, and ours is put back all the same.
     let restoreScheduled = false
     const pace = restorePacer()
-    /** Puts back the listener another library removed; `paced`: after a pause (see restorePacer). */
-    const restore = (paced = false) => {
+    const restore = () => {
       restoreScheduled = false
       if (this.#ipcListener?.onMessage !== onMessage) return
       // (Node's types list this event for `on` but not for `listeners`.)
       const watching = process.listeners(/** @type {any} */ ('removeListener')).includes(onRemoved)
       if (!watching) process.on('removeListener', onRemoved)
       if (process.listeners('message').includes(onMessage)) return
-      const when = paced ? 'now' : pace()
-      if (when !== 'now') {
-        if (when === 'slowed') {
+      const when = pace()
+      if (when === 'next-turn' || when === 'fight') {
+        if (when === 'fight') {
           this.#config.logger.error(
-            "another library keeps removing the manager's 'message' listener as soon as it is back; from now " +
-              `on it is put back every ${RESTORE_PAUSE_MS} ms`,
+            "another library removes the manager's 'message' listener as soon as it is back; it is put back " +
+              'once in each turn of the event loop',
             { events: ['message'] },
           )
         }
         restoreScheduled = true
-        setTimeout(restore, RESTORE_PAUSE_MS, true).unref()
+        setImmediate(restore).unref()
         return
       }
       listen()
-      if (paced) return
+      if (when !== 'now') return
       this.#config.logger.warn("another library removed the manager's 'message' listener; it is back", {
         event: 'message',
       })
@@ -1129,40 +1149,41 @@ class ShutdownManager extends EventEmitter {
     }
     // One error reaches the hooks once. Node delivers an error to every copy of a listener: code that saved
     // the process's listeners and put them back after ours had been put back holds a second copy (taken off
-    // on the next tick, below). Until then the same error object is answered once in a tick. (A value that
-    // is not an object is not compared: two rejections with `undefined` are two.)
-    let delivered = null
-    const answeredThisTick = (error) => {
-      if ((typeof error !== 'object' && typeof error !== 'function') || error === null) return false
-      if (delivered === null) process.nextTick(() => (delivered = null))
-      const seen = delivered === error
+    // on the next tick, below). Until then the same value is answered once in a tick; for rejections only an
+    // object is compared (two rejections with `undefined` are two; copies are gone before rejections come).
+    let delivered = NOTHING_DELIVERED
+    const answeredThisTick = (error, anyValue) => {
+      if (!anyValue && ((typeof error !== 'object' && typeof error !== 'function') || error === null)) return false
+      if (delivered === NOTHING_DELIVERED) process.nextTick(() => (delivered = NOTHING_DELIVERED))
+      const seen = delivered !== NOTHING_DELIVERED && Object.is(delivered, error)
       delivered = error
       return seen
     }
     // Under --unhandled-rejections=strict, Node raises a rejection as an uncaught exception (with a wrapper
-    // when its reason is not an Error), then emits 'unhandledRejection' with the reason itself, in the same
-    // tick. The uncaught exception waits for it until the next tick, so the reason is what is answered.
-    let raisedRejection = null
+    // when its reason is not an Error: its message says little of an object), answered at once, then emits
+    // 'unhandledRejection' with the reason itself in the same tick: not answered again, but its reason is
+    // logged where the wrapper hid it.
+    let raisedRejections = 0
     const hooks = {
       uncaughtException: (error, origin) => {
-        if (answeredThisTick(error)) return
-        if (origin !== 'unhandledRejection') {
-          onFatal(ShutdownReason.UncaughtException, error)
-          return
-        }
-        const raised = { error }
-        raisedRejection = raised
-        process.nextTick(() => {
-          if (raisedRejection !== raised) return // its 'unhandledRejection' came
-          raisedRejection = null
+        if (answeredThisTick(error, true)) return
+        if (origin === 'unhandledRejection') {
+          if (raisedRejections++ === 0) process.nextTick(() => (raisedRejections = 0))
           onFatal(ShutdownReason.UnhandledRejection, error)
-        })
+        } else {
+          onFatal(ShutdownReason.UncaughtException, error)
+        }
       },
       unhandledRejection: (reason) => {
-        const raised = raisedRejection !== null
-        raisedRejection = null
-        if (answeredThisTick(reason) && !raised) return
-        onFatal(ShutdownReason.UnhandledRejection, reason)
+        const seen = answeredThisTick(reason, false)
+        if (raisedRejections > 0) {
+          raisedRejections--
+          if (!seen && this.#answersErrors()) {
+            this.#config.logger.error(`the unhandled rejection's reason: ${describeMessage(reason)}`, { err: reason })
+          }
+          return
+        }
+        if (!seen) onFatal(ShutdownReason.UnhandledRejection, reason)
       },
       // Libraries do remove these (`process.removeAllListeners()` takes every listener of every event). Put
       // ours back on the next tick: during removeAllListeners Node is still walking the listener array, and
@@ -1187,30 +1208,29 @@ class ShutdownManager extends EventEmitter {
     }
     let restoreScheduled = false
     const pace = restorePacer()
-    /** Puts back the hooks another library removed; `paced`: after a pause (see restorePacer). */
-    const restore = (paced = false) => {
+    const restore = () => {
       restoreScheduled = false
       if (this.#errorListeners !== hooks) return // disposed meanwhile
       // The hooks' names are process events ('uncaughtException', ...), which Object.entries widens.
       const entries = /** @type {[any, (...args: any[]) => void][]} */ (Object.entries(hooks))
       const missing = entries.filter(([event, listener]) => !process.listeners(event).includes(listener))
       if (missing.length === 0) return
-      const when = paced ? 'now' : pace()
-      if (when !== 'now') {
-        if (when === 'slowed') {
+      const when = pace()
+      if (when === 'next-turn' || when === 'fight') {
+        if (when === 'fight') {
           this.#config.logger.error(
-            `another library keeps removing the manager's ${missing.map(([event]) => `'${event}'`).join(', ')} ` +
-              `listeners as soon as they are back; from now on they are put back every ${RESTORE_PAUSE_MS} ms`,
+            `another library removes the manager's ${missing.map(([event]) => `'${event}'`).join(', ')} ` +
+              'listeners as soon as they are back; they are put back once in each turn of the event loop',
             { events: missing.map(([event]) => event) },
           )
         }
         restoreScheduled = true
-        setTimeout(restore, RESTORE_PAUSE_MS, true).unref()
+        setImmediate(restore).unref()
         return
       }
       for (const [event, listener] of missing) {
         process.on(event, listener)
-        if (!paced && event !== 'removeListener' && event !== 'newListener') {
+        if (when === 'now' && event !== 'removeListener' && event !== 'newListener') {
           this.#config.logger.warn(`another library removed the manager's '${event}' listener; it is back`, { event })
         }
       }

@@ -114,13 +114,22 @@ test("removeAllListeners('message') by another library: the service's own listen
   assert.equal(find(service.lines, 'event', { event: 'shutdown:start' })?.message, 'shutdown', 'the manager heard it')
 })
 
+test("a manager disposed while another library had removed its 'message' listener leaves the channel unref'd", async () => {
+  const service = forkService(['"shutdown"', 'removed-then-dispose'])
+  const { code } = await service.exited // the parent keeps its end of the channel open all along
+  assert.equal(code, 0, service.stderr())
+  assert.ok(find(service.lines, 'exit'), 'it ended on its own')
+})
+
 test("a library that removes the 'message' listener as often as it is put back cannot stall the event loop", async () => {
   const service = forkService(['"shutdown"', 'fight'])
   const { code } = await service.exited
   assert.equal(code, 0, service.stderr())
   assert.ok(find(service.lines, 'timer-ran'), 'a timer ran: the loop was not held in a tick-by-tick fight')
   assert.ok(
-    service.lines.some((l) => l.kind === 'log' && /keeps removing the manager's 'message' listener/.test(l.message)),
+    service.lines.some(
+      (l) => l.kind === 'log' && /removes the manager's 'message' listener as soon as it is back/.test(l.message),
+    ),
     JSON.stringify(service.lines),
   )
 })

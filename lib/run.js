@@ -978,11 +978,25 @@ class ShutdownRun {
     // the process with nothing to report: Node would have exited with it. Only then: a shutdown that does
     // not exit (a test's stop(), under node:test, which sets process.exitCode when a test fails) reports
     // its own outcome.
-    const own = process.exitCode
-    const code = Number(own) & 0xff // as the process would exit with it (-1 is 255)
-    if (this.#exit && own != null && own !== '' && Number.isInteger(Number(own)) && code !== 0) return code
-    return this.#exitCodes.success
+    return (this.#exit && applicationExitCode()) || this.#exitCodes.success
   }
+
+  /**
+   * The code to exit with now, for a finished run that did not exit (a signal or an error came after
+   * it): its own, or the application's in place of a success (see #exitCode).
+   */
+  exitCodeNow(fatal) {
+    if (fatal) return this.#exitCodes.error
+    const { exitCode } = this.result
+    return (exitCode === this.#exitCodes.success && applicationExitCode()) || exitCode
+  }
+}
+
+/** A non-zero `process.exitCode` the application set, as the process would exit with it (-1 is 255), or 0. */
+function applicationExitCode() {
+  const own = process.exitCode
+  if (own == null || own === '' || !Number.isInteger(Number(own))) return 0
+  return Number(own) & 0xff
 }
 
 /** How wide the waterfall's bars are, in characters, and how many tasks it shows. */
