@@ -333,14 +333,15 @@ const FIGHT_TURNS = 3
 
 /**
  * When a listener another library removed is put back (see #hookErrors, #hookIpc). 'now', on the next
- * tick, at most MAX_RESTORES_PER_TURN times in one turn of the event loop; after that 'next-turn': at the
- * loop's next check phase, from an unref'd immediate (it neither keeps the process alive nor, in a
- * 'beforeExit' listener, makes the loop turn again). A library that removes it as soon as it is added would
- * otherwise trade removals with the manager from tick to tick for ever, and no timer or I/O would run again;
- * now each turn of the loop sees that many rounds at most. Many independent removals in one turn (a dozen
+ * tick, at most MAX_RESTORES_PER_TURN times in one turn of the event loop; after that 'next-turn': from an
+ * immediate, at the end of this turn. A library that removes it as soon as it is added would otherwise
+ * trade removals with the manager from tick to tick for ever, and no timer or I/O would run again; now
+ * each turn of the loop sees that many rounds at most. Many independent removals in one turn (a dozen
  * timers due together) are all put back by the end of that turn. When FIGHT_TURNS turns in a row went past
- * the limit: 'fight' once (the caller says so), and 'now-quietly' instead of 'now' from then on (no warning
- * for each round).
+ * the limit: 'fight' once (the caller says so), then, for the rest of it, 'quietly' (at once, with no
+ * warning each round) and 'wait' past the limit: such restores wait for the loop to wake for something
+ * else (an unref'd immediate: the loop does not spin for the fight, which holds the listener anyway).
+ * `settled()`: a restore found the listener back, so a fight, if any, is over.
  */
 function restorePacer() {
   let thisTurn = 0
@@ -352,18 +353,35 @@ function restorePacer() {
     fullTurns = thisTurn > MAX_RESTORES_PER_TURN ? fullTurns + 1 : 0
     thisTurn = 0
   }
-  return () => {
+  const pace = () => {
     if (!turnEnding) {
       turnEnding = true
+      // Unref'd: counting turns must not keep the process alive, nor make 'beforeExit' come again.
       setImmediate(endTurn).unref()
     }
-    if (++thisTurn <= MAX_RESTORES_PER_TURN) return fighting ? 'now-quietly' : 'now'
-    if (!fighting && fullTurns + 1 >= FIGHT_TURNS) {
-      fighting = true
-      return 'fight'
-    }
-    return 'next-turn'
+    if (++thisTurn <= MAX_RESTORES_PER_TURN) return fighting ? 'quietly' : 'now'
+    if (fighting) return 'wait'
+    if (fullTurns + 1 < FIGHT_TURNS) return 'next-turn'
+    fighting = true
+    return 'fight'
   }
+  pace.settled = () => {
+    fullTurns = 0
+    fighting = false
+  }
+  return pace
+}
+
+/**
+ * Puts `restore` off as restorePacer's verdict `when` says; returns whether it did ('now' and 'quietly'
+ * restore at once). 'next-turn' from a ref'd immediate, which runs at the end of this very turn; 'fight'
+ * and 'wait' from an unref'd one, which waits for the loop to wake for something else.
+ */
+function putOff(when, restore) {
+  if (when === 'now' || when === 'quietly') return false
+  const immediate = setImmediate(restore)
+  if (when !== 'next-turn') immediate.unref()
+  return true
 }
 
 /** How many uncaught errors during one shutdown are logged; the rest are counted once. */
@@ -1079,18 +1097,20 @@ class ShutdownManager extends EventEmitter {
       // (Node's types list this event for `on` but not for `listeners`.)
       const watching = process.listeners(/** @type {any} */ ('removeListener')).includes(onRemoved)
       if (!watching) process.on('removeListener', onRemoved)
-      if (process.listeners('message').includes(onMessage)) return
+      if (process.listeners('message').includes(onMessage)) {
+        pace.settled()
+        return
+      }
       const when = pace()
-      if (when === 'next-turn' || when === 'fight') {
-        if (when === 'fight') {
-          this.#config.logger.error(
-            "another library removes the manager's 'message' listener as soon as it is back; it is put back " +
-              'once in each turn of the event loop',
-            { events: ['message'] },
-          )
-        }
+      if (when === 'fight') {
+        this.#config.logger.error(
+          "another library removes the manager's 'message' listener as soon as it is back; it is put back in " +
+            'each turn of the event loop',
+          { events: ['message'] },
+        )
+      }
+      if (putOff(when, restore)) {
         restoreScheduled = true
-        setImmediate(restore).unref()
         return
       }
       listen()
@@ -1178,7 +1198,9 @@ class ShutdownManager extends EventEmitter {
         const seen = answeredThisTick(reason, false)
         if (raisedRejections > 0) {
           raisedRejections--
-          if (!seen && this.#answersErrors()) {
+          // Within the cap on errors logged during a shutdown (see onFatal): a logger that fails by
+          // rejecting would otherwise feed a loop here.
+          if (!seen && this.#answersErrors() && this.#errorsDuringShutdown <= MAX_ERRORS_LOGGED) {
             this.#config.logger.error(`the unhandled rejection's reason: ${describeMessage(reason)}`, { err: reason })
           }
           return
@@ -1214,18 +1236,20 @@ class ShutdownManager extends EventEmitter {
       // The hooks' names are process events ('uncaughtException', ...), which Object.entries widens.
       const entries = /** @type {[any, (...args: any[]) => void][]} */ (Object.entries(hooks))
       const missing = entries.filter(([event, listener]) => !process.listeners(event).includes(listener))
-      if (missing.length === 0) return
+      if (missing.length === 0) {
+        pace.settled()
+        return
+      }
       const when = pace()
-      if (when === 'next-turn' || when === 'fight') {
-        if (when === 'fight') {
-          this.#config.logger.error(
-            `another library removes the manager's ${missing.map(([event]) => `'${event}'`).join(', ')} ` +
-              'listeners as soon as they are back; they are put back once in each turn of the event loop',
-            { events: missing.map(([event]) => event) },
-          )
-        }
+      if (when === 'fight') {
+        this.#config.logger.error(
+          `another library removes the manager's ${missing.map(([event]) => `'${event}'`).join(', ')} ` +
+            'listeners as soon as they are back; they are put back in each turn of the event loop',
+          { events: missing.map(([event]) => event) },
+        )
+      }
+      if (putOff(when, restore)) {
         restoreScheduled = true
-        setImmediate(restore).unref()
         return
       }
       for (const [event, listener] of missing) {

@@ -151,6 +151,20 @@ test('a library that removes the hooks as often as they are put back cannot stal
   )
 })
 
+test("under --unhandled-rejections=strict the crash is logged before another library's listener exits", async () => {
+  const { code, lines, stderr } = await run('error-hooks.cjs', ['strict-exit'], {
+    env: { NODE_OPTIONS: '--unhandled-rejections=strict' },
+  })
+  assert.equal(code, 5, stderr)
+  assert.ok(find(lines, 'library-exits'))
+  assert.ok(
+    lines.some(
+      (l) => l.kind === 'log' && l.message === 'unhandled rejection, shutting down: boom: nobody awaited this',
+    ),
+    JSON.stringify(lines),
+  )
+})
+
 test('under --unhandled-rejections=strict a rejection is answered once, and its own reason is logged', async () => {
   for (const [mode, reasonLine] of [
     ['strict', null],
