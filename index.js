@@ -375,10 +375,11 @@ function restorePacer() {
 /**
  * Puts `restore` off as restorePacer's verdict `when` says; returns whether it did ('now' and 'quietly'
  * restore at once). 'next-turn' from a ref'd immediate, which runs at the end of this very turn; 'fight'
- * and 'wait' from an unref'd one, which waits for the loop to wake for something else.
+ * (after `reportFight()`) and 'wait' from an unref'd one, which waits for the loop to wake for something else.
  */
-function putOff(when, restore) {
+function putOff(when, restore, reportFight) {
   if (when === 'now' || when === 'quietly') return false
+  if (when === 'fight') reportFight()
   const immediate = setImmediate(restore)
   if (when !== 'next-turn') immediate.unref()
   return true
@@ -1102,14 +1103,13 @@ class ShutdownManager extends EventEmitter {
         return
       }
       const when = pace()
-      if (when === 'fight') {
+      const reportFight = () =>
         this.#config.logger.error(
           "another library removes the manager's 'message' listener as soon as it is back; it is put back in " +
             'each turn of the event loop',
           { events: ['message'] },
         )
-      }
-      if (putOff(when, restore)) {
+      if (putOff(when, restore, reportFight)) {
         restoreScheduled = true
         return
       }
@@ -1241,14 +1241,13 @@ class ShutdownManager extends EventEmitter {
         return
       }
       const when = pace()
-      if (when === 'fight') {
+      const reportFight = () =>
         this.#config.logger.error(
           `another library removes the manager's ${missing.map(([event]) => `'${event}'`).join(', ')} ` +
             'listeners as soon as they are back; they are put back in each turn of the event loop',
           { events: missing.map(([event]) => event) },
         )
-      }
-      if (putOff(when, restore)) {
+      if (putOff(when, restore, reportFight)) {
         restoreScheduled = true
         return
       }

@@ -623,8 +623,8 @@ function closeAfter(res) {
   res.shouldKeepAlive = false
 }
 
-/** Whether a Connection header's value keeps the connection (none at all does, in HTTP/1.1). */
-const keepsAlive = (value) => value === undefined || /keep-alive/i.test(String(value))
+/** Whether a Connection header's value asks to keep the connection (its absence is Node's to decide). */
+const keepsAlive = (value) => /keep-alive/i.test(String(value))
 
 /**
  * `headers` as writeHead takes them (an object, a flat array of names and values, or an array of
@@ -632,8 +632,7 @@ const keepsAlive = (value) => value === undefined || /keep-alive/i.test(String(v
  * or array is not changed. Any other Connection value (`close`, `upgrade`) is left alone.
  */
 function connectionClose(headers) {
-  const keeping = (name, value) =>
-    typeof name === 'string' && name.toLowerCase() === 'connection' && value !== undefined && keepsAlive(value)
+  const keeping = (name, value) => typeof name === 'string' && name.toLowerCase() === 'connection' && keepsAlive(value)
   if (!Array.isArray(headers)) {
     const names = Object.keys(headers).filter((name) => keeping(name, headers[name]))
     return names.length === 0 ? headers : { ...headers, ...Object.fromEntries(names.map((n) => [n, 'close'])) }

@@ -349,9 +349,9 @@ function describeStack(error) {
  * A caller's logger method, isolated: it is user code, and one that throws (or returns a promise that
  * rejects: an async transport that is down) must neither break the shutdown nor start another one. The
  * first failure of each method is reported on stderr; later ones are dropped. An error record whose call
- * threw is written as the default logger writes it (a rejection came after the logger took the record). The method is looked up at
- * each call, not kept: pino sets a level by swapping the instance's methods, and a service may change its
- * level after making the manager. One no longer there is the default's.
+ * threw is written as the default logger writes it (a rejection came after the logger took the record).
+ * The method is looked up at each call, not kept: pino sets a level by swapping the instance's methods, and
+ * a service may change its level after making the manager. One no longer there is the default's.
  *
  * Records are pino-style, `method(fields, message)`: an object of fields first (an error under `err`), the
  * message second, which pino, bunyan-style and most structured loggers take as is. `console` gets the
