@@ -912,7 +912,7 @@ class ShutdownManager extends EventEmitter {
     // An error, a signal or a message that comes while the watchdog writes its report and exits (a loop that
     // answered the deadline): the process is already ending with the code the shutdown reported.
     if (this.#run.exitsByWatchdog) return
-    if (this.#run.finished) {
+    if (this.#run.concluded) {
       // The shutdown already ran without exiting; what is asked now is the exit it did not do.
       process.exit(this.#run.exitCodeNow(fatal))
     }

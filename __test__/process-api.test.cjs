@@ -89,6 +89,22 @@ test("a stop() that joins a signal's shutdown resolves, and what its caller chai
   assert.ok(exitedAt - done.at < 1000, `exited ${(exitedAt - done.at).toFixed(0)} ms after the continuation`)
 })
 
+test("stop({ exit: true }) from a 'shutdown:complete' listener lets the caller's continuation and the watchdog's report finish", async () => {
+  // The listener runs while the shutdown finishes: the exit it asks for is the one the shutdown then makes,
+  // after what the first stop() caller chained to its promise.
+  const joined = await run('process-api.cjs', ['exit-from-complete', 'continuation'])
+  assert.equal(joined.code, 0, joined.stderr)
+  assert.equal(find(joined.lines, 'stop-resolved')?.exitCode, 0)
+  assert.ok(find(joined.lines, 'continuation-done'), "the caller's continuation ran before the exit")
+  // At a hard exit, the watchdog exits, its report whole: JavaScript does not exit ahead of it.
+  const hard = await run('process-api.cjs', ['exit-from-complete', 'hard-exit'])
+  assert.equal(hard.code, 124, hard.stderr)
+  assert.equal(find(hard.lines, 'event', { event: 'shutdown:complete' })?.exitCode, 124)
+  assert.match(hard.stderr, /hard exit: the graceful shutdown .* did not finish/)
+  assert.match(hard.stderr, /running: 'task'/)
+  assert.match(hard.stderr, /exiting with code 124/)
+})
+
 test("a task's abort listeners that throw or reject are that task's failure, logged, not a fatal error", async () => {
   const fixture = start('process-api.cjs', ['abort-listener-throws'])
   const { code, lines, stderr } = await fixture.exited

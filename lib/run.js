@@ -302,6 +302,8 @@ class ShutdownRun {
   #exitsByWatchdog = false
   #fatal = false
   #finished = false
+  /** Finished, and past the point where #finish reads whether to exit (see `concluded`). */
+  #concluded = false
   #destroyPhaseBegun = false
   /** The plan's task ids, and the manager's entries for them, in plan order (see #placeTasks). */
   #ids = []
@@ -364,8 +366,13 @@ class ShutdownRun {
     })
   }
 
-  get finished() {
-    return this.#finished
+  /**
+   * Whether this run has finished and made its own choice of exit: its promise has resolved and it exited,
+   * or will not. An exit asked for now is one it did not make. One asked while it finishes (from a
+   * 'shutdown:complete' listener) is still its own to make (see #finish).
+   */
+  get concluded() {
+    return this.#concluded
   }
 
   /**
@@ -894,9 +901,12 @@ class ShutdownRun {
       const done = `shutdown complete (exit code ${exitCode}, ${totalDurationMs.toFixed(1)} ms)`
       this.#logger[level](`${done}\n${waterfall(summary)}`, { summary })
     }
+    // Before the listeners run: an exit one of them asks for (stop({ exit: true }), "to be sure") must not
+    // race the watchdog's report.
+    if (watchdogExits) this.#exitsByWatchdog = true
+    const exitAskedBefore = this.#exit
     this.#emit(ShutdownEvent.ShutdownComplete, { reason: this.reason, totalDurationMs, hardExit, exitCode, summary })
     if (watchdogExits) {
-      this.#exitsByWatchdog = true
       // The watchdog ends the process within its bounded write budget. Until then the loop must not drain
       // and exit on its own with another code: the exit code is set, and a ref'd timer keeps the loop
       // alive (and exits with the same code, should the watchdog ever fail).
@@ -906,13 +916,17 @@ class ShutdownRun {
       return
     }
     this.#resolve(this.result)
+    this.#concluded = true
     if (watchdogFailed) process.exit(exitCode)
     if (!this.#exit) {
       this.#watchStillAlive()
       return
     }
-    if (this.#awaitedByStop) this.#exitAfterContinuations(exitCode)
-    else process.exit(exitCode)
+    // An exit a listener asked for is the one it would have made after the finish (see exitCodeNow); it too
+    // lets a stop() caller's continuations run first.
+    const code = exitAskedBefore ? exitCode : this.exitCodeNow(this.#fatal)
+    if (this.#awaitedByStop) this.#exitAfterContinuations(code)
+    else process.exit(code)
   }
 
   /**
