@@ -72,6 +72,21 @@ test('an uncaught exception during the shutdown delay ends the delay: the tasks 
   assert.ok(started.at - thrown.at < 500, `the task started ${(started.at - thrown.at).toFixed(0)} ms after the throw`)
 })
 
+test('an error thrown by a nextTick callback on the way from a signal to the tasks is fatal, not lost', async () => {
+  // The signal reaches JavaScript through a native call whose scope runs the tick queue after it; the error
+  // thrown there must reach 'uncaughtException' as any callback's does, and the signal count once.
+  const fixture = start('fatal.cjs', ['tick-on-signal'])
+  await fixture.ready
+  kill(fixture.child, 'SIGTERM')
+  const { code, signal, lines, stderr } = await fixture.exited
+  assert.equal(signal, null, stderr)
+  assert.equal(code, 1, stderr)
+  assert.match(stderr, /uncaught exception during the shutdown: boom: thrown by a tick/)
+  assert.equal(find(lines, 'event', { event: 'shutdown:complete' })?.exitCode, 1)
+  assert.equal(eventNames(lines).filter((e) => e === 'shutdown:start').length, 1)
+  assert.doesNotMatch(stderr, /received SIGTERM during the shutdown/, 'the one SIGTERM was delivered once')
+})
+
 test('a shutdown that a signal or an uncaught error asks for but that cannot begin exits at once with the error code', async () => {
   for (const kind of ['signal', 'exception']) {
     const fixture = start('unbegun.cjs', [kind])

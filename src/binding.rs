@@ -415,30 +415,62 @@ fn call_javascript_on_loop(signo: i32, at: MonoTime) -> bool {
     let mut function = std::ptr::null_mut();
     // napi_make_callback wants an object to call on; the dispatcher ignores `this`.
     let mut receiver = std::ptr::null_mut();
-    let delivered = sys::napi_get_reference_value(env, caller.dispatcher, &mut function)
-      == sys::Status::napi_ok
+    let mut called = CallOutcome::NotCalled;
+    if sys::napi_get_reference_value(env, caller.dispatcher, &mut function) == sys::Status::napi_ok
       && !function.is_null()
       && sys::napi_get_global(env, &mut receiver) == sys::Status::napi_ok
-      && match NativeEventJs::to_napi_value(env, event) {
-        Ok(argument) => {
-          let mut result = std::ptr::null_mut();
-          sys::napi_make_callback(env, caller.context, receiver, function, 1, &argument, &mut result)
-            == sys::Status::napi_ok
-        }
-        Err(_) => false,
+      && !exception_pending(env)
+      && let Ok(argument) = NativeEventJs::to_napi_value(env, event)
+    {
+      let mut result = std::ptr::null_mut();
+      let status =
+        sys::napi_make_callback(env, caller.context, receiver, function, 1, &argument, &mut result);
+      called = if status == sys::Status::napi_ok {
+        CallOutcome::Returned
+      } else if status == sys::Status::napi_pending_exception {
+        // Nothing was pending before the call, and the dispatcher catches everything it runs itself: what
+        // threw is user code the callback's scope ran after it, a `process.nextTick` callback (a task's, a
+        // listener's). The signal has been delivered.
+        CallOutcome::UserCodeThrew
+      } else {
+        CallOutcome::NotCalled
       };
-    if !delivered {
-      // The dispatcher catches everything it runs, so a failure here is napi's: leave no exception behind
-      // and let the caller fall back to the threadsafe function.
-      let mut pending = false;
-      if sys::napi_is_exception_pending(env, &mut pending) == sys::Status::napi_ok && pending {
-        let mut error = std::ptr::null_mut();
-        sys::napi_get_and_clear_last_exception(env, &mut error);
-      }
     }
+    let mut error = std::ptr::null_mut();
+    if exception_pending(env) {
+      sys::napi_get_and_clear_last_exception(env, &mut error);
+    }
+    if called == CallOutcome::UserCodeThrew && !error.is_null() {
+      // Raised as Node raises any error thrown by a callback of the event loop: 'uncaughtException' (the
+      // manager's hook makes it fatal to the shutdown), or Node's crash without one. napi's own scope
+      // caught it, so without this it would be lost, and the process exit 0.
+      sys::napi_fatal_exception(env, error);
+    }
+    // A failure of napi's (NotCalled) leaves no exception behind, and the caller falls back to the
+    // threadsafe function.
     sys::napi_close_handle_scope(env, scope);
-    delivered
+    called != CallOutcome::NotCalled
   }
+}
+
+/// How [`call_javascript_on_loop`]'s call of the dispatcher went.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CallOutcome {
+  /// napi could not make the call (or the event could not be made): the signal is not delivered.
+  NotCalled,
+  Returned,
+  /// The dispatcher ran, then code its callback scope ran (the tick queue) threw.
+  UserCodeThrew,
+}
+
+/// Whether a JavaScript exception is pending on `env` (napi refuses most calls while one is).
+///
+/// # Safety
+/// `env` is a live env, on its own thread.
+unsafe fn exception_pending(env: napi::sys::napi_env) -> bool {
+  let mut pending = false;
+  // SAFETY: the caller's contract; `pending` is a valid out-pointer.
+  unsafe { napi::sys::napi_is_exception_pending(env, &mut pending) == napi::sys::Status::napi_ok && pending }
 }
 
 /// libuv, and the loop `env` runs on (the main thread's when it is libuv's default loop). A host without
