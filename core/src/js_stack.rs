@@ -339,16 +339,26 @@ pub fn progress(purpose: Purpose, generation: u64) -> Progress {
 }
 
 /// Waits (sleeping in short steps) until the request is done, or its frames are in when `frames_only`, or
-/// `until` passes; returns its progress then. Not for the main thread, which runs the interrupt.
-pub fn wait(purpose: Purpose, generation: u64, until: MonoTime, frames_only: bool) -> Progress {
+/// `until` passes, or `pending_until` passes with V8 not yet at it (a request the interrupt has not claimed
+/// by then will not be: the main thread is outside JavaScript); returns its progress then. Not for the main
+/// thread, which runs the interrupt.
+pub fn wait(
+  purpose: Purpose,
+  generation: u64,
+  pending_until: MonoTime,
+  until: MonoTime,
+  frames_only: bool,
+) -> Progress {
   loop {
     let progress = progress(purpose, generation);
+    let now = MonoTime::now();
     let enough = match progress {
       Progress::Done | Progress::Gone => true,
       Progress::FramesIn => frames_only,
-      Progress::Pending | Progress::Running => false,
+      Progress::Pending => now >= pending_until,
+      Progress::Running => false,
     };
-    if enough || MonoTime::now() >= until {
+    if enough || now >= until {
       return progress;
     }
     std::thread::sleep(Duration::from_micros(250));
@@ -638,5 +648,50 @@ mod tests {
     assert!(availability().is_err());
     assert_eq!(request(Purpose::Stall, None), None);
     assert_eq!(progress(Purpose::Stall, 1), Progress::Gone);
+  }
+
+  #[test]
+  fn a_request_v8_has_not_claimed_in_time_is_not_waited_for_but_one_it_reads_is() {
+    // The report's slot, which no other test uses; a request stands in for one V8 never serviced (a loop
+    // blocked in native code), then for one whose frames it is copying.
+    let slot = &SLOTS[Purpose::Report as usize];
+    let generation = 77;
+    let long = Duration::from_secs(5);
+    slot.word.store(word(generation, REQUESTED), Ordering::Release);
+    let start = MonoTime::now();
+    let progress = wait(
+      Purpose::Report,
+      generation,
+      start,
+      start.saturating_add(long),
+      true,
+    );
+    assert_eq!(progress, Progress::Pending);
+    assert!(
+      MonoTime::now().saturating_since(start) < Duration::from_secs(1),
+      "a pending request held the wait"
+    );
+    // Still pending with its own patience left: waited for until then.
+    let pending_until = MonoTime::now().saturating_add(Duration::from_millis(20));
+    assert_eq!(
+      wait(
+        Purpose::Report,
+        generation,
+        pending_until,
+        pending_until.saturating_add(long),
+        true
+      ),
+      Progress::Pending
+    );
+    assert!(MonoTime::now() >= pending_until);
+    // Claimed by the interrupt: waited for until `until`, whatever the pending patience.
+    slot.word.store(word(generation, RUNNING), Ordering::Release);
+    let until = MonoTime::now().saturating_add(Duration::from_millis(20));
+    assert_eq!(
+      wait(Purpose::Report, generation, start, until, true),
+      Progress::Running
+    );
+    assert!(MonoTime::now() >= until);
+    slot.word.store(word(0, IDLE), Ordering::Release);
   }
 }

@@ -808,6 +808,13 @@ fn report_hard_exit(session: &Session, code: i32) {
     (_, Some(_)) if loop_blocked => DiagnosticReport::NeedsJavaScript,
     _ => DiagnosticReport::NotAsked,
   };
+  // The plan first (a shutdown whose tasks were registered after it began, by a loop that then blocked,
+  // plans them again here, in time that grows with their number), then the time the report gives: it says
+  // how late the exit is, this work included.
+  let mut record = try_record_for(session, RECORD_PATIENCE);
+  if let Some(guard) = record.as_mut() {
+    guard.refresh_plan();
+  }
   let facts = HardExitFacts {
     now: MonoTime::now(),
     exit_code: code,
@@ -820,10 +827,6 @@ fn report_hard_exit(session: &Session, code: i32) {
     children_killed,
     deadline: session.armed_deadline(),
   };
-  let mut record = try_record_for(session, RECORD_PATIENCE);
-  if let Some(guard) = record.as_mut() {
-    guard.refresh_plan();
-  }
   let view = match &record {
     Some(guard) => RecordView::Read(guard.run()),
     None => RecordView::Busy,
@@ -877,8 +880,19 @@ fn settle_stack_capture(session: &Session) -> Stuck {
       Ok(()) => Stuck::NotLooked,
     };
   };
-  let until = MonoTime::now().saturating_add(FRAMES_PATIENCE);
-  match js_stack::wait(Purpose::HardExit, generation, until, true) {
+  let now = MonoTime::now();
+  // V8 runs the interrupt within a fraction of a millisecond of a request while the loop runs JavaScript:
+  // one still pending FRAMES_PATIENCE after it was made (the early one is 10 ms old at the deadline) finds
+  // the loop outside JavaScript, and waiting longer only makes the exit late. Frames being copied get
+  // FRAMES_PATIENCE from now.
+  let asked_at = [session.stack_capture.sent(), session.late_stack_capture.sent()]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(now);
+  let pending_until = asked_at.saturating_add(FRAMES_PATIENCE);
+  let until = now.saturating_add(FRAMES_PATIENCE);
+  match js_stack::wait(Purpose::HardExit, generation, pending_until, until, true) {
     Progress::FramesIn | Progress::Done => Stuck::InJavaScript(generation),
     // Pending: V8 never ran the interrupt. Running after the patience: claimed but not finished in time;
     // say what the thread does rather than wait longer.
@@ -896,7 +910,7 @@ fn write_diagnostic_report(target: ReportTarget) -> DiagnosticReport<'static> {
     return DiagnosticReport::Failed;
   };
   let until = MonoTime::now().saturating_add(REPORT_PATIENCE);
-  js_stack::wait(Purpose::Report, generation, until, false);
+  js_stack::wait(Purpose::Report, generation, until, until, false);
   match js_stack::report_outcome(Purpose::Report, generation) {
     ReportOutcome::Written(path) => DiagnosticReport::Written(path.into()),
     ReportOutcome::Failed => DiagnosticReport::Failed,
