@@ -24,7 +24,9 @@
 //!   `KillMode=control-group`, a `killpg`, Ctrl-C at a terminal) already delivered to us;
 //! - any signal from our parent after one from elsewhere began the shutdown, however much later: a parent
 //!   that stops its children in its own shutdown (this package's `trackChild`, SIGTERM when the child's
-//!   task comes) after a group signal already reached them;
+//!   task comes) after a group signal already reached them; and the group's signal recorded within
+//!   [`FORWARD_WINDOW`] after the parent's, which happens when the parent answered the same Ctrl-C before
+//!   this process got to it (once for the pair, either way round);
 //! - a SIGHUP sent by the kernel: the terminal hung up (its controlling process exited, as npm does after
 //!   its shell died of the same Ctrl-C), which is the terminal going away, not a second request.
 //!
@@ -527,9 +529,14 @@ fn is_second_request(signo: c_int, sender: Sender, now: MonoTime) -> bool {
     return false;
   }
   // The parent stopping us in its own shutdown, with whatever signal and whenever its turn for us comes,
-  // after the group's signal began ours. Once too.
+  // after the group's signal began ours; or the group's signal recorded just after the parent's, when the
+  // parent heard it first (the two handlers ran on two threads, or this process was not scheduled). Once
+  // for the pair, whichever came first.
   let parent_stops_us = sender.is_parent() && sender != first_sender;
-  if parent_stops_us && !PARENT_STOP_SEEN.swap(true, Ordering::AcqRel) {
+  let group_after_parent = first_sender.is_parent()
+    && sender != first_sender
+    && now.saturating_since(MonoTime::from_nanos(first_ns)) <= FORWARD_WINDOW;
+  if (parent_stops_us || group_after_parent) && !PARENT_STOP_SEEN.swap(true, Ordering::AcqRel) {
     return false;
   }
   true

@@ -399,6 +399,25 @@ fn child(scenario: &str) {
       raise(libc::SIGINT);
       fail("a second request from the first sender did not exit".into());
     }
+    "the-group-signal-just-after-the-parents-joins" => {
+      wake_pipe();
+      signals::install(libc::SIGTERM).unwrap_or_else(|e| fail(e.to_string()));
+      signals::install(libc::SIGINT).unwrap_or_else(|e| fail(e.to_string()));
+      policy(true, None);
+      // The parent stops us 300 ms in (SIGTERM, its trackChild answering a Ctrl-C it heard first); the
+      // group's SIGINT (here: from ourselves) is recorded after it. Then SIGINT again is a second request.
+      std::thread::sleep(Duration::from_millis(600));
+      raise(libc::SIGINT);
+      std::thread::sleep(Duration::from_millis(100));
+      let pending: u32 = signals::take_pending().map(|(_, n)| n).sum();
+      expect(
+        pending == 2,
+        &format!("the parent's SIGTERM and the group's SIGINT arrived and were kept ({pending})"),
+      );
+      eprintln!("the group's SIGINT joined");
+      raise(libc::SIGINT);
+      fail("a second request from the group's sender did not exit".into());
+    }
     "the-watchdog-tells-javascript-when-libuv-does-not" => {
       // No libuv here at all: only the watchdog can tell "JavaScript" (the recorder) of the signal.
       let session = session_with_running_task(124);
@@ -444,6 +463,7 @@ fn parent_signals(scenario: &str) -> &'static [(u64, c_int)] {
   match scenario {
     "a-copy-forwarded-by-the-parent-is-the-same-signal" => &[(300, libc::SIGTERM)],
     "a-later-signal-from-the-parent-joins" => &[(300, libc::SIGINT), (1500, libc::SIGTERM)],
+    "the-group-signal-just-after-the-parents-joins" => &[(300, libc::SIGTERM)],
     _ => &[],
   }
 }
@@ -561,6 +581,11 @@ const SCENARIOS: &[(&str, Check)] = &[
     contains(o, "second SIGTERM during shutdown")
   }),
   ("a-later-signal-from-the-parent-joins", |o| {
+    exit_code(o, 130)?;
+    contains(o, "second SIGINT during shutdown")
+  }),
+  ("the-group-signal-just-after-the-parents-joins", |o| {
+    contains(o, "the group's SIGINT joined")?;
     exit_code(o, 130)?;
     contains(o, "second SIGINT during shutdown")
   }),
