@@ -4,7 +4,8 @@
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { start, kill, find, waitFor, rerunWhileMissed } = require('./helpers.cjs')
+const { spawnSync } = require('node:child_process')
+const { start, kill, find, eventNames, waitFor, rerunWhileMissed } = require('./helpers.cjs')
 
 const AT_ONCE_MS = 250
 
@@ -45,6 +46,41 @@ test('exitCodes.secondSignal sets a fixed code', async () => {
     options: { exitCodes: { secondSignal: 3 } },
   })
   assert.equal(code, 3)
+})
+
+/** Sends `signal` to `pid` from another process than this one (the fixture's parent): a shell's kill. */
+function killFromElsewhere(pid, signal) {
+  const { status } = spawnSync('sh', ['-c', `kill -${signal.replace(/^SIG/, '')} ${pid}`])
+  assert.equal(status, 0, 'the shell sent the signal')
+}
+
+test('a library relaying the signal to its own process (signal-exit) joins the shutdown', async () => {
+  // From elsewhere than the parent, as a supervisor that is not the parent (kubelet, `docker stop` to
+  // PID 1) or a terminal sends it.
+  const fixture = start('late-signals.cjs', ['relay'])
+  await fixture.ready
+  killFromElsewhere(fixture.child.pid, 'SIGTERM')
+  const { code, signal, lines, stderr } = await fixture.exited
+  assert.equal(signal, null, stderr)
+  assert.ok(find(lines, 'relayed'), 'the library relayed the signal')
+  assert.equal(code, 0, stderr)
+  assert.ok(find(lines, 'task-end', { id: 'drain' }), 'the shutdown ran its task')
+  assert.deepEqual(eventNames(lines), ['shutdown:start', 'shutdown:task:complete', 'shutdown:complete'])
+  assert.doesNotMatch(stderr, /second SIGTERM/)
+})
+
+test("a signal after the shutdown finished exits at once with the shutdown's code", async () => {
+  const fixture = start('late-signals.cjs', ['after-finish'])
+  await fixture.ready
+  kill(fixture.child, 'SIGTERM')
+  await waitFor(() => find(fixture.lines, 'event', { event: 'shutdown:complete' }), 5000, 'the shutdown')
+  const sentAt = kill(fixture.child, 'SIGTERM')
+  const { code, signal, lines, stderr, exitedAt } = await fixture.exited
+  assert.equal(signal, null, stderr)
+  assert.equal(code, 0, stderr)
+  assert.ok(!find(lines, 'listener-done'), 'the signal cut the busy listener short')
+  assert.ok(exitedAt - sentAt < 1000, `exited ${(exitedAt - sentAt).toFixed(0)} ms after the signal`)
+  assert.match(stderr, /SIGTERM after the shutdown finished, exiting now with its code 0/)
 })
 
 test('with forceExitOnSecondSignal: false a second signal joins, and the deadline ends the shutdown', async (t) => {

@@ -27,10 +27,15 @@
 //!   task comes) after a group signal already reached them; and the group's signal recorded within
 //!   [`FORWARD_WINDOW`] after the parent's, which happens when the parent answered the same Ctrl-C before
 //!   this process got to it (once for the pair, either way round);
+//! - a copy of the first signal that this process sent itself within [`FORWARD_WINDOW`] after the first came
+//!   from elsewhere: a library relaying it (signal-exit raises the signal again once its cleanup ran, when
+//!   it sees no other JavaScript listener, and the manager adds none); once;
 //! - a SIGHUP sent by the kernel: the terminal hung up (its controlling process exited, as npm does after
 //!   its shell died of the same Ctrl-C), which is the terminal going away, not a second request.
 //!
-//! A second Ctrl-C comes from the same sender as the first (the terminal), so it still exits at once.
+//! A second Ctrl-C comes from the same sender as the first (the terminal), so it still exits at once. Once
+//! the owner's shutdown has finished and the process is exiting, any owned signal exits at once with the
+//! shutdown's code (see [`shutdown_finished`]).
 
 use std::ffi::c_int;
 use std::ptr;
@@ -320,6 +325,12 @@ static FORWARDED_COPY_SEEN: AtomicBool = AtomicBool::new(false);
 /// the forwarded copy: npm between a tracking parent and us forwards both the group's signal and, later,
 /// the parent's own).
 static PARENT_STOP_SEEN: AtomicBool = AtomicBool::new(false);
+/// Whether a copy of the first signal that this process sent itself was already taken as the same signal
+/// relayed (once only).
+static SELF_RELAY_SEEN: AtomicBool = AtomicBool::new(false);
+/// The exit code of the owner's shutdown once it has finished and the process is exiting (negative: not
+/// finished). A signal then exits with it rather than as a second request: the shutdown did not fail.
+static FINISHED_EXIT: AtomicI32 = AtomicI32::new(-1);
 /// Owned signals recorded since ownership began, and the last one's number.
 static RECORDED: AtomicU64 = AtomicU64::new(0);
 static LAST_SIGNO: AtomicI32 = AtomicI32::new(0);
@@ -336,12 +347,20 @@ pub fn reset_received() {
   FIRST_SIGNAL_NS.store(0, Ordering::Release);
   FORWARDED_COPY_SEEN.store(false, Ordering::Release);
   PARENT_STOP_SEEN.store(false, Ordering::Release);
+  SELF_RELAY_SEEN.store(false, Ordering::Release);
+  FINISHED_EXIT.store(-1, Ordering::Release);
   RECORDED.store(0, Ordering::Release);
   LIBUV_REACHED.store(0, Ordering::Release);
   DELIVERED.store(0, Ordering::Release);
   for (_, slot) in slots() {
     slot.reset_pending();
   }
+}
+
+/// The owner's shutdown finished with `exit_code` and the process is exiting (after a stop() caller's
+/// continuations, or 'exit' listeners): a signal from now on exits at once with that code. Main thread.
+pub fn shutdown_finished(exit_code: i32) {
+  FINISHED_EXIT.store(exit_code, Ordering::Release);
 }
 
 /// Takes the signals received since the last call, as (signal number, count). Watchdog thread.
@@ -456,6 +475,12 @@ impl Sender {
     }
   }
 
+  /// Signal context: `getpid` is async-signal-safe.
+  fn is_self(self) -> bool {
+    // SAFETY: getpid has no preconditions.
+    matches!(self, Sender::Process(pid) if pid != 0 && pid as libc::pid_t == unsafe { libc::getpid() })
+  }
+
   /// Signal context: `getppid` is async-signal-safe.
   fn is_parent(self) -> bool {
     // SAFETY: getppid has no preconditions.
@@ -494,8 +519,14 @@ fn record(signo: c_int, slot: &Slot, sender: Sender) -> u64 {
   LAST_SIGNO.store(signo, Ordering::Release);
   let seq = RECORDED.fetch_add(1, Ordering::AcqRel) + 1;
   if SIGNALLED.swap(true, Ordering::AcqRel) {
-    if ESCALATE.load(Ordering::Acquire) && is_second_request(signo, sender, now) {
-      exit_on_second_signal(signo);
+    if ESCALATE.load(Ordering::Acquire) {
+      let finished = FINISHED_EXIT.load(Ordering::Acquire);
+      if finished >= 0 {
+        exit_after_finish(signo, finished);
+      }
+      if is_second_request(signo, sender, now) {
+        exit_on_second_signal(signo);
+      }
     }
   } else {
     FIRST_SIGNO.store(signo, Ordering::Release);
@@ -509,7 +540,7 @@ fn record(signo: c_int, slot: &Slot, sender: Sender) -> u64 {
 
 /// Whether a signal that came after the first is a second request to stop (see the module docs).
 ///
-/// Signal context: atomics and `getppid`.
+/// Signal context: atomics, `getpid` and `getppid`.
 fn is_second_request(signo: c_int, sender: Sender, now: MonoTime) -> bool {
   let first_ns = FIRST_SIGNAL_NS.load(Ordering::Acquire);
   if first_ns == 0 {
@@ -526,6 +557,16 @@ fn is_second_request(signo: c_int, sender: Sender, now: MonoTime) -> bool {
     && (sender.is_parent() || first_sender.is_parent());
   // Only one forwarded copy is the same request: another one is a second request.
   if forwarded && !FORWARDED_COPY_SEEN.swap(true, Ordering::AcqRel) {
+    return false;
+  }
+  // A library relaying the first signal to this very process, shortly after it came from elsewhere:
+  // signal-exit (under execa, write-file-atomic and others) sees no JavaScript listener but its own (the
+  // manager adds none), runs its cleanup and raises the signal again to die by it. The same request, once.
+  let relayed = signo == FIRST_SIGNO.load(Ordering::Acquire)
+    && sender.is_self()
+    && !first_sender.is_self()
+    && now.saturating_since(MonoTime::from_nanos(first_ns)) <= FORWARD_WINDOW;
+  if relayed && !SELF_RELAY_SEEN.swap(true, Ordering::AcqRel) {
     return false;
   }
   // The parent stopping us in its own shutdown, with whatever signal and whenever its turn for us comes,
@@ -594,6 +635,30 @@ fn exit_on_second_signal(signo: c_int) -> ! {
     b"titan-lifecycle: second ".as_slice(),
     name_of(signo).unwrap_or("signal").as_bytes(),
     b" during shutdown, exiting now with code ",
+  ] {
+    len += copy_into(&mut line[len..], part);
+  }
+  len += write_decimal(&mut line[len..], code as u32);
+  len += copy_into(&mut line[len..], b"\n");
+  exit_write::write_stderr_bounded(&line[..len], exit_write::EXIT_WRITE_BUDGET);
+  uv::reset_tty();
+  // SAFETY: `_exit` is async-signal-safe and ends the process without running any user-space cleanup.
+  unsafe { libc::_exit(code) }
+}
+
+/// A signal after the owner's shutdown finished, while the process exits: at once, with the shutdown's code
+/// (its tasks are done; the signal only hurries what remains, a stop() caller's continuations or 'exit'
+/// listeners).
+///
+/// Signal context: like [`exit_on_second_signal`].
+fn exit_after_finish(signo: c_int, code: i32) -> ! {
+  children::kill_all(libc::SIGKILL);
+  let mut line = [0u8; 128];
+  let mut len = 0;
+  for part in [
+    b"titan-lifecycle: ".as_slice(),
+    name_of(signo).unwrap_or("signal").as_bytes(),
+    b" after the shutdown finished, exiting now with its code ",
   ] {
     len += copy_into(&mut line[len..], part);
   }

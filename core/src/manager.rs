@@ -230,6 +230,9 @@ impl Manager {
       .threshold()
       .and_then(|_| self.stall_ended_now(MonoTime::now()));
     self.session.record().finish(exit_code);
+    if exiting && self.signal_owner().is_some() {
+      handler::shutdown_finished(exit_code);
+    }
     if self.session.stalls.threshold().is_some() {
       let _ = watchdog::watch_stalls(&self.session, None, true);
     }
