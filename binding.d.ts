@@ -56,6 +56,8 @@ export declare class NativeShutdown {
    * lets go of JavaScript unless signals still need it.
    */
   finish(exitCode: number, exiting: boolean): Stall | null
+  /** A shutdown finished as exiting does not exit after all: stands the watchdog down. */
+  standDown(): void
   /** Every task of the shutdown, in plan order, with its status and duration. */
   taskStates(): TaskStates
   /** Whether stacks and diagnostic reports can be had in this process, and if not, why. */

@@ -103,6 +103,15 @@ test("stop({ exit: true }) from a 'shutdown:complete' listener lets the caller's
   assert.match(hard.stderr, /hard exit: the graceful shutdown .* did not finish/)
   assert.match(hard.stderr, /running: 'task'/)
   assert.match(hard.stderr, /exiting with code 124/)
+  // The watchdog stays armed for that exit: a continuation that blocks the loop is ended at the deadline.
+  const blocked = await run('process-api.cjs', ['exit-from-complete', 'blocked'], { killAfterMs: 10_000 })
+  assert.equal(find(blocked.lines, 'stop-resolved')?.exitCode, 0)
+  assert.equal(blocked.signal, null, blocked.stderr)
+  assert.equal(blocked.code, 124, blocked.stderr)
+  // An error a listener raises as uncaught is fatal, as it is after the shutdown.
+  const fatal = await run('process-api.cjs', ['exit-from-complete', 'fatal'])
+  assert.equal(fatal.code, 1, fatal.stderr)
+  assert.match(fatal.stderr, /reported by a listener/)
 })
 
 test("a task's abort listeners that throw or reject are that task's failure, logged, not a fatal error", async () => {

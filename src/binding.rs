@@ -721,6 +721,12 @@ impl NativeShutdown {
     self.manager.finish(exit_code, exiting).map(Stall::from)
   }
 
+  /// A shutdown finished as exiting does not exit after all: stands the watchdog down.
+  #[napi(catch_unwind)]
+  pub fn stand_down(&self) {
+    self.manager.stand_down();
+  }
+
   /// Every task of the shutdown, in plan order, with its status and duration.
   #[napi(catch_unwind)]
   pub fn task_states(&self) -> TaskStates {

@@ -19,14 +19,14 @@
 //!
 //! The first owned signal begins the shutdown. A later one exits at once (when `forceExitOnSecondSignal`),
 //! unless it is the same request reaching us again, told apart by who sent it (`si_pid`, `si_code`):
-//! - a copy of the first signal forwarded by our parent shortly after the same signal reached us from
-//!   elsewhere, or the other way round: `npm start` forwards what a process-group signal (systemd's
-//!   `KillMode=control-group`, a `killpg`, Ctrl-C at a terminal) already delivered to us;
+//! - one signal from the other side of our parent within [`FORWARD_WINDOW`]: a copy of the first signal
+//!   forwarded by our parent shortly after the same signal reached us from elsewhere (`npm start` forwards
+//!   what a process-group signal, systemd's `KillMode=control-group`, a `killpg` or Ctrl-C at a terminal,
+//!   already delivered to us); or, after the parent's signal, any one signal from elsewhere (the group's
+//!   own, when the parent answered the same Ctrl-C before this process got to it);
 //! - any signal from our parent after one from elsewhere began the shutdown, however much later: a parent
 //!   that stops its children in its own shutdown (this package's `trackChild`, SIGTERM when the child's
-//!   task comes) after a group signal already reached them; and the group's signal recorded within
-//!   [`FORWARD_WINDOW`] after the parent's, which happens when the parent answered the same Ctrl-C before
-//!   this process got to it (once for the pair, either way round);
+//!   task comes) after a group signal already reached them; once;
 //! - a copy of the first signal that this process sent itself within [`FORWARD_WINDOW`] after the first came
 //!   from elsewhere: a library relaying it (signal-exit raises the signal again once its cleanup ran, when
 //!   it sees no other JavaScript listener, and the manager adds none); once;
@@ -357,10 +357,11 @@ pub fn reset_received() {
   }
 }
 
-/// The owner's shutdown finished with `exit_code` and the process is exiting (after a stop() caller's
-/// continuations, or 'exit' listeners): a signal from now on exits at once with that code. Main thread.
-pub fn shutdown_finished(exit_code: i32) {
-  FINISHED_EXIT.store(exit_code, Ordering::Release);
+/// The owner's shutdown finished with this exit code and the process is exiting (after a stop() caller's
+/// continuations, or 'exit' listeners): a signal from now on exits at once with that code. `None`: it does
+/// not exit after all. Main thread.
+pub fn shutdown_finished(exit_code: Option<i32>) {
+  FINISHED_EXIT.store(exit_code.unwrap_or(-1), Ordering::Release);
 }
 
 /// Takes the signals received since the last call, as (signal number, count). Watchdog thread.
@@ -551,33 +552,30 @@ fn is_second_request(signo: c_int, sender: Sender, now: MonoTime) -> bool {
     return false;
   }
   let first_sender = Sender::unpack(FIRST_SENDER.load(Ordering::Acquire));
-  let forwarded = signo == FIRST_SIGNO.load(Ordering::Acquire)
-    && sender != first_sender
-    && now.saturating_since(MonoTime::from_nanos(first_ns)) <= FORWARD_WINDOW
-    && (sender.is_parent() || first_sender.is_parent());
-  // Only one forwarded copy is the same request: another one is a second request.
-  if forwarded && !FORWARDED_COPY_SEEN.swap(true, Ordering::AcqRel) {
-    return false;
-  }
+  let first_signo = FIRST_SIGNO.load(Ordering::Acquire);
+  let in_window = now.saturating_since(MonoTime::from_nanos(first_ns)) <= FORWARD_WINDOW;
   // A library relaying the first signal to this very process, shortly after it came from elsewhere:
   // signal-exit (under execa, write-file-atomic and others) sees no JavaScript listener but its own (the
-  // manager adds none), runs its cleanup and raises the signal again to die by it. The same request, once.
-  let relayed = signo == FIRST_SIGNO.load(Ordering::Acquire)
-    && sender.is_self()
-    && !first_sender.is_self()
-    && now.saturating_since(MonoTime::from_nanos(first_ns)) <= FORWARD_WINDOW;
-  if relayed && !SELF_RELAY_SEEN.swap(true, Ordering::AcqRel) {
+  // manager adds none), runs its cleanup and raises the signal again to die by it. The same request, once;
+  // any other signal this process sends itself after one from elsewhere is a second request.
+  if sender.is_self() && !first_sender.is_self() {
+    let relayed = signo == first_signo && in_window;
+    return !relayed || SELF_RELAY_SEEN.swap(true, Ordering::AcqRel);
+  }
+  // The same signal from the other side of our parent, once: the parent's forwarded copy of what reached us
+  // from elsewhere (the same signal, within the window); or, with the parent's first, the group's own signal
+  // recorded after it (any signal, within the window), when the parent answered the same Ctrl-C before
+  // this process got to it (two handler threads, or this process not scheduled).
+  let other_side = sender != first_sender
+    && in_window
+    && (first_sender.is_parent() || (sender.is_parent() && signo == first_signo));
+  if other_side && !FORWARDED_COPY_SEEN.swap(true, Ordering::AcqRel) {
     return false;
   }
   // The parent stopping us in its own shutdown, with whatever signal and whenever its turn for us comes,
-  // after the group's signal began ours; or the group's signal recorded just after the parent's, when the
-  // parent heard it first (the two handlers ran on two threads, or this process was not scheduled). Once
-  // for the pair, whichever came first.
+  // after the group's signal began ours. Once too.
   let parent_stops_us = sender.is_parent() && sender != first_sender;
-  let group_after_parent = first_sender.is_parent()
-    && sender != first_sender
-    && now.saturating_since(MonoTime::from_nanos(first_ns)) <= FORWARD_WINDOW;
-  if (parent_stops_us || group_after_parent) && !PARENT_STOP_SEEN.swap(true, Ordering::AcqRel) {
+  if parent_stops_us && !PARENT_STOP_SEEN.swap(true, Ordering::AcqRel) {
     return false;
   }
   true

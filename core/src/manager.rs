@@ -231,18 +231,28 @@ impl Manager {
       .and_then(|_| self.stall_ended_now(MonoTime::now()));
     self.session.record().finish(exit_code);
     if exiting && self.signal_owner().is_some() {
-      handler::shutdown_finished(exit_code);
+      handler::shutdown_finished(Some(exit_code));
     }
     if self.session.stalls.threshold().is_some() {
       let _ = watchdog::watch_stalls(&self.session, None, true);
     }
     if !exiting {
-      self.session.disarm();
-      if self.signal_owner().is_none() {
-        self.session.clear_notifier();
-      }
+      self.stand_down();
     }
     stall
+  }
+
+  /// A finished shutdown does not exit after all: stands the watchdog down, and lets go of JavaScript unless
+  /// signals still need it. (JavaScript finishes a shutdown as exiting until its 'shutdown:complete'
+  /// listeners have run, as one of them may still ask for the exit, which the deadline must then back.)
+  pub fn stand_down(&self) {
+    if self.signal_owner().is_some() {
+      handler::shutdown_finished(None);
+    }
+    self.session.disarm();
+    if self.signal_owner().is_none() {
+      self.session.clear_notifier();
+    }
   }
 
   /// JavaScript answered the stall probe: the stall that ended, if the probe went unanswered for the

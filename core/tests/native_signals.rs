@@ -65,6 +65,16 @@ fn raise(signo: c_int) {
   unsafe { libc::raise(signo) };
 }
 
+/// Sends this process a signal from another process: a shell of ours, neither our parent nor ourselves
+/// (as a terminal or a supervisor other than the parent would be).
+fn kill_from_a_shell(name: &str) {
+  let status = Command::new("sh")
+    .args(["-c", &format!("kill -{name} {}", std::process::id())])
+    .status()
+    .unwrap_or_else(|e| fail(format!("sh: {e}")));
+  expect(status.success(), &format!("the shell sent SIG{name}"));
+}
+
 fn fail(message: String) -> ! {
   eprintln!("scenario failed: {message}");
   std::process::exit(1)
@@ -405,9 +415,10 @@ fn child(scenario: &str) {
       signals::install(libc::SIGINT).unwrap_or_else(|e| fail(e.to_string()));
       policy(true, None);
       // The parent stops us 300 ms in (SIGTERM, its trackChild answering a Ctrl-C it heard first); the
-      // group's SIGINT (here: from ourselves) is recorded after it. Then SIGINT again is a second request.
+      // group's SIGINT (here: from a shell of ours, neither the parent nor this process) is recorded after
+      // it. Then SIGTERM from that sender is a second request: one signal from elsewhere joins, not two.
       std::thread::sleep(Duration::from_millis(600));
-      raise(libc::SIGINT);
+      kill_from_a_shell("INT");
       std::thread::sleep(Duration::from_millis(100));
       let pending: u32 = signals::take_pending().map(|(_, n)| n).sum();
       expect(
@@ -415,8 +426,28 @@ fn child(scenario: &str) {
         &format!("the parent's SIGTERM and the group's SIGINT arrived and were kept ({pending})"),
       );
       eprintln!("the group's SIGINT joined");
-      raise(libc::SIGINT);
-      fail("a second request from the group's sender did not exit".into());
+      kill_from_a_shell("TERM");
+      std::thread::sleep(Duration::from_secs(2));
+      fail("a second signal from elsewhere did not exit".into());
+    }
+    "a-signal-relayed-to-itself-joins" => {
+      wake_pipe();
+      signals::install(libc::SIGTERM).unwrap_or_else(|e| fail(e.to_string()));
+      policy(true, None);
+      // SIGTERM from elsewhere (a shell of ours), then relayed by this process to itself (signal-exit's
+      // way): one request. Relayed again, it is a second.
+      kill_from_a_shell("TERM");
+      std::thread::sleep(Duration::from_millis(100));
+      raise(libc::SIGTERM);
+      std::thread::sleep(Duration::from_millis(100));
+      let pending: u32 = signals::take_pending().map(|(_, n)| n).sum();
+      expect(
+        pending == 2,
+        &format!("both copies arrived and were kept ({pending})"),
+      );
+      eprintln!("the relayed copy joined");
+      raise(libc::SIGTERM);
+      fail("a second relayed copy did not exit".into());
     }
     "the-watchdog-tells-javascript-when-libuv-does-not" => {
       // No libuv here at all: only the watchdog can tell "JavaScript" (the recorder) of the signal.
@@ -586,8 +617,13 @@ const SCENARIOS: &[(&str, Check)] = &[
   }),
   ("the-group-signal-just-after-the-parents-joins", |o| {
     contains(o, "the group's SIGINT joined")?;
-    exit_code(o, 130)?;
-    contains(o, "second SIGINT during shutdown")
+    exit_code(o, 143)?;
+    contains(o, "second SIGTERM during shutdown")
+  }),
+  ("a-signal-relayed-to-itself-joins", |o| {
+    contains(o, "the relayed copy joined")?;
+    exit_code(o, 143)?;
+    contains(o, "second SIGTERM during shutdown")
   }),
   ("the-watchdog-tells-javascript-when-libuv-does-not", |o| {
     exit_code(o, 0)
