@@ -56,8 +56,11 @@ export declare class NativeShutdown {
    * lets go of JavaScript unless signals still need it.
    */
   finish(exitCode: number, exiting: boolean): Stall | null
-  /** A shutdown finished as exiting does not exit after all: stands the watchdog down. */
-  standDown(): void
+  /**
+   * A finished shutdown that did not exit is asked to exit after all (by a 'shutdown:complete' listener):
+   * arms its deadline again; false when that deadline has passed, and JavaScript exits at once.
+   */
+  exitAfterFinish(exitCode: number): boolean
   /** Every task of the shutdown, in plan order, with its status and duration. */
   taskStates(): TaskStates
   /** Whether stacks and diagnostic reports can be had in this process, and if not, why. */

@@ -112,6 +112,10 @@ test("stop({ exit: true }) from a 'shutdown:complete' listener lets the caller's
   const fatal = await run('process-api.cjs', ['exit-from-complete', 'fatal'])
   assert.equal(fatal.code, 1, fatal.stderr)
   assert.match(fatal.stderr, /reported by a listener/)
+  // Listeners that ask for no exit leave a shutdown that does not exit alone, however long they run.
+  const slow = await run('process-api.cjs', ['exit-from-complete', 'slow-no-exit'])
+  assert.equal(slow.code, 0, slow.stderr)
+  assert.ok(find(slow.lines, 'alive-after-deadline'), 'the process carried on past the deadline')
 })
 
 test("a task's abort listeners that throw or reject are that task's failure, logged, not a fatal error", async () => {

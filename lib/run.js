@@ -890,11 +890,9 @@ class ShutdownRun {
     }
     this.result = { reason: this.reason, exitCode, totalDurationMs, hardExit, tasks, summary }
     // At an enforced hard exit the record stays open, so the watchdog's report still shows what was running.
-    // Otherwise it finishes as exiting, the deadline still armed, until the 'shutdown:complete' listeners
-    // have run: an exit one of them asks for has the watchdog behind it (its continuations may block).
     const watchdogExits = hardExit && this.#native.enforced && !watchdogFailed
     if (!watchdogExits) {
-      const stall = this.#native.finish(exitCode, true)
+      const stall = this.#native.finish(exitCode, this.#exit)
       if (stall) this.#reportStall(stall)
     }
     const level = exitCode === this.#exitCodes.success ? 'info' : 'error'
@@ -922,16 +920,17 @@ class ShutdownRun {
     this.#concluded = true
     if (watchdogFailed) process.exit(exitCode)
     if (!this.#exit) {
-      this.#native.standDown()
       this.#watchStillAlive()
       return
     }
     // An uncaught error raised during the listeners exits at once with the error code, as one raised after
     // the finish would.
     if (this.#fatal && !fatalBefore) process.exit(this.exitCodeNow(true))
-    // An exit a listener asked for is the one it would have made after the finish (see exitCodeNow); it too
-    // lets a stop() caller's continuations run first.
+    // An exit a listener asked for is the one it would have made after the finish (see exitCodeNow). It too
+    // lets a stop() caller's continuations run first, with the deadline armed again behind them (the native
+    // side stood down at the finish); past the deadline, it exits at once.
     const code = exitAskedBefore ? exitCode : this.exitCodeNow(false)
+    if (!exitAskedBefore && !this.#native.exitAfterFinish(code)) process.exit(code)
     if (this.#awaitedByStop) this.#exitAfterContinuations(code)
     else process.exit(code)
   }

@@ -721,10 +721,11 @@ impl NativeShutdown {
     self.manager.finish(exit_code, exiting).map(Stall::from)
   }
 
-  /// A shutdown finished as exiting does not exit after all: stands the watchdog down.
+  /// A finished shutdown that did not exit is asked to exit after all (by a 'shutdown:complete' listener):
+  /// arms its deadline again; false when that deadline has passed, and JavaScript exits at once.
   #[napi(catch_unwind)]
-  pub fn stand_down(&self) {
-    self.manager.stand_down();
+  pub fn exit_after_finish(&self, exit_code: i32) -> bool {
+    self.manager.exit_after_finish(exit_code)
   }
 
   /// Every task of the shutdown, in plan order, with its status and duration.

@@ -29,7 +29,8 @@
 //!   task comes) after a group signal already reached them; once;
 //! - a copy of the first signal that this process sent itself within [`FORWARD_WINDOW`] after the first came
 //!   from elsewhere: a library relaying it (signal-exit raises the signal again once its cleanup ran, when
-//!   it sees no other JavaScript listener, and the manager adds none); once;
+//!   it sees no other JavaScript listener, and the manager adds none); once. After a first signal the
+//!   process sent itself, a copy it sends again is a second request;
 //! - a SIGHUP sent by the kernel: the terminal hung up (its controlling process exited, as npm does after
 //!   its shell died of the same Ctrl-C), which is the terminal going away, not a second request.
 //!
@@ -357,11 +358,10 @@ pub fn reset_received() {
   }
 }
 
-/// The owner's shutdown finished with this exit code and the process is exiting (after a stop() caller's
-/// continuations, or 'exit' listeners): a signal from now on exits at once with that code. `None`: it does
-/// not exit after all. Main thread.
-pub fn shutdown_finished(exit_code: Option<i32>) {
-  FINISHED_EXIT.store(exit_code.unwrap_or(-1), Ordering::Release);
+/// The owner's shutdown finished with `exit_code` and the process is exiting (after a stop() caller's
+/// continuations, or 'exit' listeners): a signal from now on exits at once with that code. Main thread.
+pub fn shutdown_finished(exit_code: i32) {
+  FINISHED_EXIT.store(exit_code, Ordering::Release);
 }
 
 /// Takes the signals received since the last call, as (signal number, count). Watchdog thread.

@@ -231,28 +231,38 @@ impl Manager {
       .and_then(|_| self.stall_ended_now(MonoTime::now()));
     self.session.record().finish(exit_code);
     if exiting && self.signal_owner().is_some() {
-      handler::shutdown_finished(Some(exit_code));
+      handler::shutdown_finished(exit_code);
     }
     if self.session.stalls.threshold().is_some() {
       let _ = watchdog::watch_stalls(&self.session, None, true);
     }
     if !exiting {
-      self.stand_down();
+      self.session.disarm();
+      if self.signal_owner().is_none() {
+        self.session.clear_notifier();
+      }
     }
     stall
   }
 
-  /// A finished shutdown does not exit after all: stands the watchdog down, and lets go of JavaScript unless
-  /// signals still need it. (JavaScript finishes a shutdown as exiting until its 'shutdown:complete'
-  /// listeners have run, as one of them may still ask for the exit, which the deadline must then back.)
-  pub fn stand_down(&self) {
+  /// A finished shutdown that did not exit is asked to exit after all, by one of its 'shutdown:complete'
+  /// listeners: the deadline it had is armed again, so that exit (which first lets a stop() caller's
+  /// continuations run) has the watchdog behind it, and a signal meanwhile exits with `exit_code`. Returns
+  /// false when that deadline has passed or the shutdown has none: JavaScript exits at once then.
+  pub fn exit_after_finish(&self, exit_code: i32) -> bool {
+    let Some(deadline) = self.session.record().run().map(|run| run.deadline) else {
+      return false;
+    };
+    if deadline.at() <= MonoTime::now() {
+      return false;
+    }
     if self.signal_owner().is_some() {
-      handler::shutdown_finished(None);
+      handler::shutdown_finished(exit_code);
     }
-    self.session.disarm();
-    if self.signal_owner().is_none() {
-      self.session.clear_notifier();
+    if self.session.hard_exit_code().is_some() {
+      let _ = watchdog::arm(&self.session, deadline);
     }
+    true
   }
 
   /// JavaScript answered the stall probe: the stall that ended, if the probe went unanswered for the
