@@ -913,8 +913,11 @@ class ShutdownManager extends EventEmitter {
     // answered the deadline): the process is already ending with the code the shutdown reported.
     if (this.#run.exitsByWatchdog) return
     if (this.#run.concluded) {
-      // The shutdown already ran without exiting; what is asked now is the exit it did not do.
-      process.exit(this.#run.exitCodeNow(fatal))
+      // The shutdown already ran without exiting; what is asked now is the exit it did not do. The native
+      // side hears of it first: a signal during 'exit' listeners then exits with the same code.
+      const code = this.#run.exitCodeNow(fatal)
+      this.#native.exitAfterFinish(code)
+      process.exit(code)
     }
     this.#run.requestExit({ fatal })
   }

@@ -81,6 +81,14 @@ test("a signal after the shutdown finished exits at once with the shutdown's cod
   assert.ok(!find(lines, 'listener-done'), 'the signal cut the busy listener short')
   assert.ok(exitedAt - sentAt < 1000, `exited ${(exitedAt - sentAt).toFixed(0)} ms after the signal`)
   assert.match(stderr, /SIGTERM after the shutdown finished, exiting now with its code 0/)
+  // The first signal too, in the 'exit' listeners of a shutdown that stop({ exit: true }) began.
+  const exiting = start('late-signals.cjs', ['exit-listener'])
+  await waitFor(() => find(exiting.lines, 'exit-listener'), 5000, "the 'exit' listener")
+  const firstAt = kill(exiting.child, 'SIGTERM')
+  const first = await exiting.exited
+  assert.equal(first.code, 0, first.stderr)
+  assert.ok(first.exitedAt - firstAt < 1000, `exited ${(first.exitedAt - firstAt).toFixed(0)} ms after the signal`)
+  assert.match(first.stderr, /SIGTERM after the shutdown finished, exiting now with its code 0/)
 })
 
 test('with forceExitOnSecondSignal: false a second signal joins, and the deadline ends the shutdown', async (t) => {

@@ -519,15 +519,16 @@ fn record(signo: c_int, slot: &Slot, sender: Sender) -> u64 {
   let now = MonoTime::now();
   LAST_SIGNO.store(signo, Ordering::Release);
   let seq = RECORDED.fetch_add(1, Ordering::AcqRel) + 1;
+  let escalate = ESCALATE.load(Ordering::Acquire);
+  // The first signal too, for a shutdown that finished and exits (begun by stop({ exit: true })): JavaScript
+  // may be busy in 'exit' listeners and never hear it.
+  let finished = FINISHED_EXIT.load(Ordering::Acquire);
+  if escalate && finished >= 0 {
+    exit_after_finish(signo, finished);
+  }
   if SIGNALLED.swap(true, Ordering::AcqRel) {
-    if ESCALATE.load(Ordering::Acquire) {
-      let finished = FINISHED_EXIT.load(Ordering::Acquire);
-      if finished >= 0 {
-        exit_after_finish(signo, finished);
-      }
-      if is_second_request(signo, sender, now) {
-        exit_on_second_signal(signo);
-      }
+    if escalate && is_second_request(signo, sender, now) {
+      exit_on_second_signal(signo);
     }
   } else {
     FIRST_SIGNO.store(signo, Ordering::Release);
