@@ -617,48 +617,50 @@ fn call_chain(
   libuv_called
 }
 
-/// Kills the tracked children, writes one line and `_exit`s with the second-signal code. Never returns.
+/// A second request to stop: exits at once with the second-signal code. Never returns.
 ///
-/// Signal context: `children::kill_all` (atomics, `waitid(2)` and `kill(2)`); the line is assembled in a stack buffer
-/// and written within a bounded budget (a stalled stderr cannot hold the exit), then `uv_tty_reset_mode`
-/// and `_exit(2)`.
+/// Signal context: see [`exit_with_line`].
 fn exit_on_second_signal(signo: c_int) -> ! {
-  children::kill_all(libc::SIGKILL);
   let code = match SECOND_SIGNAL_EXIT.load(Ordering::Acquire) {
     c if c >= 0 => c,
     _ => 128 + signo,
   };
-  let mut line = [0u8; 128];
-  let mut len = 0;
-  for part in [
-    b"titan-lifecycle: second ".as_slice(),
-    name_of(signo).unwrap_or("signal").as_bytes(),
-    b" during shutdown, exiting now with code ",
-  ] {
-    len += copy_into(&mut line[len..], part);
-  }
-  len += write_decimal(&mut line[len..], code as u32);
-  len += copy_into(&mut line[len..], b"\n");
-  exit_write::write_stderr_bounded(&line[..len], exit_write::EXIT_WRITE_BUDGET);
-  uv::reset_tty();
-  // SAFETY: `_exit` is async-signal-safe and ends the process without running any user-space cleanup.
-  unsafe { libc::_exit(code) }
+  exit_with_line(
+    code,
+    [
+      b"titan-lifecycle: second ".as_slice(),
+      name_of(signo).unwrap_or("signal").as_bytes(),
+      b" during shutdown, exiting now with code ",
+    ],
+  )
 }
 
 /// A signal after the owner's shutdown finished, while the process exits: at once, with the shutdown's code
 /// (its tasks are done; the signal only hurries what remains, a stop() caller's continuations or 'exit'
-/// listeners).
+/// listeners). Never returns.
 ///
-/// Signal context: like [`exit_on_second_signal`].
+/// Signal context: see [`exit_with_line`].
 fn exit_after_finish(signo: c_int, code: i32) -> ! {
+  exit_with_line(
+    code,
+    [
+      b"titan-lifecycle: ".as_slice(),
+      name_of(signo).unwrap_or("signal").as_bytes(),
+      b" after the shutdown finished, exiting now with its code ",
+    ],
+  )
+}
+
+/// Kills the tracked children, writes `parts` and `code` as one line, and `_exit`s with `code`.
+///
+/// Signal context: `children::kill_all` (atomics, `waitid(2)` and `kill(2)`); the line is assembled in a stack buffer
+/// and written within a bounded budget (a stalled stderr cannot hold the exit), then `uv_tty_reset_mode`
+/// and `_exit(2)`.
+fn exit_with_line(code: i32, parts: [&[u8]; 3]) -> ! {
   children::kill_all(libc::SIGKILL);
   let mut line = [0u8; 128];
   let mut len = 0;
-  for part in [
-    b"titan-lifecycle: ".as_slice(),
-    name_of(signo).unwrap_or("signal").as_bytes(),
-    b" after the shutdown finished, exiting now with its code ",
-  ] {
+  for part in parts {
     len += copy_into(&mut line[len..], part);
   }
   len += write_decimal(&mut line[len..], code as u32);
