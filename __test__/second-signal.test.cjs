@@ -5,7 +5,7 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { spawnSync } = require('node:child_process')
-const { start, kill, find, eventNames, waitFor, rerunWhileMissed } = require('./helpers.cjs')
+const { start, kill, find, eventNames, waitFor, rerunWhileMissed, needs } = require('./helpers.cjs')
 
 const AT_ONCE_MS = 250
 
@@ -54,7 +54,7 @@ function killFromElsewhere(pid, signal) {
   assert.equal(status, 0, 'the shell sent the signal')
 }
 
-test('a library relaying the signal to its own process (signal-exit) joins the shutdown', async () => {
+test('a library relaying the signal to its own process (signal-exit) joins the shutdown', needs('sh'), async () => {
   // From elsewhere than the parent, as a supervisor that is not the parent (kubelet, `docker stop` to
   // PID 1) or a terminal sends it.
   const fixture = start('late-signals.cjs', ['relay'])
