@@ -479,13 +479,19 @@ impl Sender {
   /// Signal context: `getpid` is async-signal-safe.
   fn is_self(self) -> bool {
     // SAFETY: getpid has no preconditions.
-    matches!(self, Sender::Process(pid) if pid != 0 && pid as libc::pid_t == unsafe { libc::getpid() })
+    self.is_process(unsafe { libc::getpid() })
   }
 
   /// Signal context: `getppid` is async-signal-safe.
   fn is_parent(self) -> bool {
     // SAFETY: getppid has no preconditions.
-    matches!(self, Sender::Process(pid) if pid != 0 && pid as libc::pid_t == unsafe { libc::getppid() })
+    self.is_process(unsafe { libc::getppid() })
+  }
+
+  /// Whether the sender is the process `pid`. A kill from outside our PID namespace carries pid 0, which
+  /// names no process here (and `getppid` gives 0 to a process whose parent is outside it).
+  fn is_process(self, pid: libc::pid_t) -> bool {
+    matches!(self, Sender::Process(sender) if sender != 0 && sender as libc::pid_t == pid)
   }
 }
 
