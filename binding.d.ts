@@ -57,8 +57,9 @@ export declare class NativeShutdown {
    */
   finish(exitCode: number, exiting: boolean): Stall | null
   /**
-   * A finished shutdown that did not exit is asked to exit after all (by a 'shutdown:complete' listener):
-   * arms its deadline again; false when that deadline has passed, and JavaScript exits at once.
+   * A finished shutdown that did not exit is asked to exit after all (by a 'shutdown:complete' listener, a
+   * signal or `stop({ exit: true })`): a signal from now on exits with `exit_code`, and the deadline is
+   * armed again; false when that deadline has passed, and JavaScript exits at once.
    */
   exitAfterFinish(exitCode: number): boolean
   /** Every task of the shutdown, in plan order, with its status and duration. */

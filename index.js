@@ -914,7 +914,8 @@ class ShutdownManager extends EventEmitter {
     if (this.#run.exitsByWatchdog) return
     if (this.#run.concluded) {
       // The shutdown already ran without exiting; what is asked now is the exit it did not do. The native
-      // side hears of it first: a signal during 'exit' listeners then exits with the same code.
+      // side hears of it first: a signal during 'exit' listeners then exits with the same code, and the
+      // shutdown's deadline, if still ahead, bounds those listeners.
       const code = this.#run.exitCodeNow(fatal)
       this.#native.exitAfterFinish(code)
       process.exit(code)

@@ -89,6 +89,17 @@ test("a signal after the shutdown finished exits at once with the shutdown's cod
   assert.equal(first.code, 0, first.stderr)
   assert.ok(first.exitedAt - firstAt < 1000, `exited ${(first.exitedAt - firstAt).toFixed(0)} ms after the signal`)
   assert.match(first.stderr, /SIGTERM after the shutdown finished, exiting now with its code 0/)
+  // And in the 'exit' listeners of an exit asked of a shutdown that finished without one, its deadline past.
+  const late = start('late-signals.cjs', ['exit-after-deadline'])
+  await waitFor(() => find(late.lines, 'exit-listener'), 5000, "the late exit's 'exit' listener")
+  const lateAt = kill(late.child, 'SIGTERM')
+  const afterDeadline = await late.exited
+  assert.equal(afterDeadline.code, 0, afterDeadline.stderr)
+  assert.ok(
+    afterDeadline.exitedAt - lateAt < 1000,
+    `exited ${(afterDeadline.exitedAt - lateAt).toFixed(0)} ms after the signal`,
+  )
+  assert.match(afterDeadline.stderr, /SIGTERM after the shutdown finished, exiting now with its code 0/)
 })
 
 test('with forceExitOnSecondSignal: false a second signal joins, and the deadline ends the shutdown', async (t) => {

@@ -721,8 +721,9 @@ impl NativeShutdown {
     self.manager.finish(exit_code, exiting).map(Stall::from)
   }
 
-  /// A finished shutdown that did not exit is asked to exit after all (by a 'shutdown:complete' listener):
-  /// arms its deadline again; false when that deadline has passed, and JavaScript exits at once.
+  /// A finished shutdown that did not exit is asked to exit after all (by a 'shutdown:complete' listener, a
+  /// signal or `stop({ exit: true })`): a signal from now on exits with `exit_code`, and the deadline is
+  /// armed again; false when that deadline has passed, and JavaScript exits at once.
   #[napi(catch_unwind)]
   pub fn exit_after_finish(&self, exit_code: i32) -> bool {
     self.manager.exit_after_finish(exit_code)

@@ -245,19 +245,22 @@ impl Manager {
     stall
   }
 
-  /// A finished shutdown that did not exit is asked to exit after all, by one of its 'shutdown:complete'
-  /// listeners: the deadline it had is armed again, so that exit (which first lets a stop() caller's
-  /// continuations run) has the watchdog behind it, and a signal meanwhile exits with `exit_code`. Returns
-  /// false when that deadline has passed or the shutdown has none: JavaScript exits at once then.
+  /// A finished shutdown that did not exit is asked to exit after all (by one of its 'shutdown:complete'
+  /// listeners, or a signal or `stop({ exit: true })` later): a signal from now on exits with `exit_code`,
+  /// and the deadline it had is armed again, so that exit (which first lets a stop() caller's continuations
+  /// run, and runs the 'exit' listeners) has the watchdog behind it. Returns false when that deadline has
+  /// passed or the shutdown has none: JavaScript exits at once then.
   pub fn exit_after_finish(&self, exit_code: i32) -> bool {
     let Some(deadline) = self.session.record().run().map(|run| run.deadline) else {
       return false;
     };
-    if deadline.at() <= MonoTime::now() {
-      return false;
-    }
+    // Before the deadline's check: an exit after the deadline runs 'exit' listeners too, and a signal
+    // during them is not a request to shut down (there is nothing left to shut down).
     if self.signal_owner().is_some() {
       handler::shutdown_finished(exit_code);
+    }
+    if deadline.at() <= MonoTime::now() {
+      return false;
     }
     if self.session.hard_exit_code().is_some() {
       let _ = watchdog::arm(&self.session, deadline);
