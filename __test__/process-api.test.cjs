@@ -26,6 +26,16 @@ test('stop({ exit: true }) exits with the shutdown exit code', async () => {
   assert.ok(!find(lines, 'not-reached'))
 })
 
+test("an exiting shutdown does not wait for what an async 'shutdown:complete' listener awaits", async () => {
+  const { code, signal, lines, stderr } = await run('process-api.cjs', ['async-complete-listener'])
+  assert.equal(signal, null, stderr)
+  assert.equal(code, 0, stderr)
+  assert.ok(find(lines, 'listener-called'), 'the listener was called')
+  assert.ok(!find(lines, 'listener-after-await'), 'the exit came before what the listener awaited')
+  assert.ok(!find(lines, 'listener-timer'), "the listener's timer never fired")
+  assert.ok(!find(lines, 'not-reached'))
+})
+
 test('an exit code the application set is kept by a shutdown that succeeds, and reported', async () => {
   for (const how of ['stop', 'signal', 'after-stop', 'failing']) {
     const fixture = start('process-api.cjs', ['own-exit-code', how])
