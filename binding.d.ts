@@ -83,6 +83,11 @@ export declare class NativeShutdown {
   /** JavaScript has emitted its hard-exit events; the watchdog may exit now. */
   answerDeadline(): void
   /**
+   * JavaScript exits on its own during a hard exit (a 'shutdown:complete' listener called
+   * `process.exit()`): lets the watchdog write its report and end the process first, waiting a bounded time.
+   */
+  waitForHardExit(): void
+  /**
    * Sets the function that receives the watchdog's events, unless one is already set. The session lets
    * go of it once nothing can need it (see `finish` and `release_signals`); call again before the next need.
    */

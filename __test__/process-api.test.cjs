@@ -122,6 +122,15 @@ test("stop({ exit: true }) from a 'shutdown:complete' listener lets the caller's
   const fatal = await run('process-api.cjs', ['exit-from-complete', 'fatal'])
   assert.equal(fatal.code, 1, fatal.stderr)
   assert.match(fatal.stderr, /reported by a listener/)
+  // A listener's own process.exit() with no code ("to be sure") exits with the shutdown's code, and at a
+  // hard exit after the watchdog's report.
+  const bareHard = await run('process-api.cjs', ['exit-from-complete', 'bare-exit-hard'])
+  assert.equal(bareHard.code, 124, bareHard.stderr)
+  assert.match(bareHard.stderr, /running: 'task'/)
+  assert.match(bareHard.stderr, /exiting with code 124/)
+  const bareFailed = await run('process-api.cjs', ['exit-from-complete', 'bare-exit-failed'])
+  assert.equal(find(bareFailed.lines, 'event', { event: 'shutdown:complete' })?.exitCode, 1)
+  assert.equal(bareFailed.code, 1, bareFailed.stderr)
   // Listeners that ask for no exit leave a shutdown that does not exit alone, however long they run.
   const slow = await run('process-api.cjs', ['exit-from-complete', 'slow-no-exit'])
   assert.equal(slow.code, 0, slow.stderr)

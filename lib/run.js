@@ -906,13 +906,20 @@ class ShutdownRun {
     if (watchdogExits) this.#exitsByWatchdog = true
     const exitAskedBefore = this.#exit
     const fatalBefore = this.#fatal
+    // A listener of a shutdown that exits may exit itself, with no code ("to be sure"): it exits with the
+    // shutdown's. At a hard exit, the watchdog's report and exit come first (a bounded wait in 'exit').
+    const waitForWatchdog = watchdogExits ? () => this.#native.waitForHardExit() : null
+    if (watchdogExits || exitAskedBefore) process.exitCode = exitCode
+    if (waitForWatchdog) process.once('exit', waitForWatchdog)
     this.#emit(ShutdownEvent.ShutdownComplete, { reason: this.reason, totalDurationMs, hardExit, exitCode, summary })
     if (watchdogExits) {
       // The watchdog ends the process within its bounded write budget. Until then the loop must not drain
       // and exit on its own with another code: the exit code is set, and a ref'd timer keeps the loop
-      // alive (and exits with the same code, should the watchdog ever fail).
-      process.exitCode = exitCode
-      this.#deadlineTimer = new LongTimer(() => process.exit(exitCode), WATCHDOG_FALLBACK_MS)
+      // alive (and exits with the same code, should the watchdog ever fail: without waiting for it again).
+      this.#deadlineTimer = new LongTimer(() => {
+        process.removeListener('exit', waitForWatchdog)
+        process.exit(exitCode)
+      }, WATCHDOG_FALLBACK_MS)
       this.#native.answerDeadline()
       return
     }

@@ -810,6 +810,13 @@ impl NativeShutdown {
     self.manager.session().deadline_event.answer();
   }
 
+  /// JavaScript exits on its own during a hard exit (a 'shutdown:complete' listener called
+  /// `process.exit()`): lets the watchdog write its report and end the process first, waiting a bounded time.
+  #[napi(catch_unwind)]
+  pub fn wait_for_hard_exit(&self) {
+    self.manager.wait_for_hard_exit();
+  }
+
   /// Sets the function that receives the watchdog's events, unless one is already set. The session lets
   /// go of it once nothing can need it (see `finish` and `release_signals`); call again before the next need.
   #[napi(catch_unwind)]

@@ -268,6 +268,17 @@ impl Manager {
     true
   }
 
+  /// JavaScript is exiting on its own while the watchdog ends the process with its hard-exit report (a
+  /// 'shutdown:complete' listener called `process.exit()`): the deadline is answered, so the watchdog
+  /// writes the report now rather than at the end of its grace, and this (main) thread waits for it to end
+  /// the process, for at most [`watchdog::HARD_EXIT_WAIT`]. Without the wait, the process would end with
+  /// the report half written or not at all. It returns only if the watchdog has failed to exit, and
+  /// JavaScript's exit goes on, with the code JavaScript set to the same one.
+  pub fn wait_for_hard_exit(&self) {
+    self.session.deadline_event.answer();
+    std::thread::sleep(watchdog::HARD_EXIT_WAIT);
+  }
+
   /// JavaScript answered the stall probe: the stall that ended, if the probe went unanswered for the
   /// threshold; the next probe is scheduled.
   pub fn answer_stall_probe(&self, now: MonoTime) -> Option<StallEnded> {

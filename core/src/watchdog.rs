@@ -62,6 +62,12 @@ pub const PROBE_LEAD: Duration = Duration::from_millis(20);
 /// How long past the deadline the exit waits for Node's diagnostic report (`diagnosticReport`), which is
 /// asked for at the deadline, once the exit is certain, and takes 5 to 10 ms to write.
 pub const REPORT_PATIENCE: Duration = Duration::from_millis(250);
+/// How long the main thread waits for the watchdog's exit once JavaScript began exiting on its own during a
+/// hard exit (see `Manager::wait_for_hard_exit`): the diagnostic report's patience, the report's write
+/// budget, and room for the watchdog to be scheduled on a busy machine.
+pub const HARD_EXIT_WAIT: Duration = REPORT_PATIENCE
+  .saturating_add(crate::exit_write::EXIT_WRITE_BUDGET)
+  .saturating_add(Duration::from_millis(100));
 /// How long the exit waits for stack frames the interrupt is reading at that moment (a few microseconds).
 const FRAMES_PATIENCE: Duration = Duration::from_millis(5);
 /// How long the exit path tries to read the record before reporting without it.
