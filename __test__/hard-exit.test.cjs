@@ -58,7 +58,7 @@ test('a loop stuck in the turn that registered the tasks: the report says there 
   assert.match(stderr, /the shutdown never reached JavaScript, so no task was started/)
   // It counted no task and said nothing more: "(of 0 tasks)" read as a service without any.
   assert.match(stderr, /tasks registered in the turn of JavaScript that was still running are not known here/)
-  assert.match(stderr, /last JavaScript activity [\d.]+ ms ago/)
+  assert.match(stderr, /last heard from JavaScript [\d.]+ ms ago/)
 })
 
 test('a signal after a stop() that did not exit: the report measures by the deadline the signal set', async () => {

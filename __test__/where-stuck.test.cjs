@@ -59,6 +59,16 @@ test('a loop blocked in a named function: the report names it, with its file and
   assert.match(r.stderr, /running: 'stuck' \(the stuck task\)/)
 })
 
+test('the report says when it last heard from JavaScript: a loop that turned until it blocked was probed', async () => {
+  // The loop turns for 600 ms of the 1500 ms, then spins: with a stall threshold the loop was probed every
+  // 50 ms until it blocked, about 900 ms before the deadline (not 1500 ms: the handler's call).
+  const r = await stuck('serve-then-spin', 1500)
+  assert.equal(r.code, 124, r.stderr)
+  const heard = /last heard from JavaScript ([\d.]+) ms ago/.exec(r.stderr)
+  assert.ok(heard, r.stderr)
+  assert.ok(Number(heard[1]) >= 850 && Number(heard[1]) < 1200, `last heard ${heard[1]} ms before the report`)
+})
+
 test('a loop that answered the probe and then blocked (a deadline listener) is named too', async (t) => {
   // The stack is asked for 10 ms after the deadline: a fixture not scheduled by then to run its deadline
   // listener is interrupted where it begins to handle the event, not in the listener, and is run again.

@@ -801,6 +801,7 @@ impl NativeShutdown {
   /// JavaScript's answer to the watchdog's probe: its event loop is free.
   #[napi(catch_unwind)]
   pub fn answer_probe(&self) {
+    self.manager.session().touch();
     self.manager.session().probe.answer();
   }
 

@@ -282,6 +282,7 @@ impl Manager {
   /// JavaScript answered the stall probe: the stall that ended, if the probe went unanswered for the
   /// threshold; the next probe is scheduled.
   pub fn answer_stall_probe(&self, now: MonoTime) -> Option<StallEnded> {
+    self.session.touch_at(now);
     let stall = self.stall_ended_now(now);
     self.session.stalls.next_cycle(now);
     stall

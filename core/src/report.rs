@@ -273,7 +273,7 @@ fn write_loop_state(
     if let Some(last) = facts.last_js_activity {
       write!(
         out,
-        "; last JavaScript activity {} ms ago",
+        "; last heard from JavaScript {} ms ago",
         Ms(facts.now.saturating_since(last))
       )?;
     }
@@ -704,7 +704,7 @@ mod tests {
     );
     assert!(
       report.contains(
-        "event loop: blocked (no answer to a probe sent 20.0 ms before the deadline; last JavaScript"
+        "event loop: blocked (no answer to a probe sent 20.0 ms before the deadline; last heard from"
       ),
       "{report}"
     );

@@ -112,7 +112,9 @@ impl Session {
     }
   }
 
-  /// Notes that JavaScript is alive and calling in.
+  /// Notes that JavaScript is alive and calling in: a call to the manager, or an answer to a probe (with a
+  /// stall threshold, every [`StallWatch::PROBE_INTERVAL`] during a shutdown). The hard-exit report of a
+  /// blocked loop says how long ago it last heard from JavaScript.
   pub fn touch(&self) {
     self.touch_at(MonoTime::now());
   }
