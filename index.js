@@ -902,9 +902,17 @@ class ShutdownManager extends EventEmitter {
       )
       return
     }
-    // Read once, here: a process.report.directory set later is not followed.
+    // Read once, here: a process.report.directory set later is not followed. Relative between real paths:
+    // the kernel follows `..` from where a symbolic link leads, not from the link.
     const reportDirectory = process.report?.directory
-    const forNode = reportDirectory ? path.relative(path.resolve(reportDirectory), directory) || '.' : directory
+    const real = (dir) => {
+      try {
+        return realpathSync.native(dir)
+      } catch {
+        return path.resolve(dir)
+      }
+    }
+    const forNode = reportDirectory ? path.relative(real(reportDirectory), real(directory)) || '.' : directory
     this.#native.setDiagnosticReport({ forNode, shown: directory })
   }
 

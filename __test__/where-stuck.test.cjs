@@ -149,6 +149,32 @@ test(
   },
 )
 
+test(
+  'diagnosticReport under a --report-directory that is a symbolic link lands in the directory asked for',
+  REPORT_WRITTEN_NATIVELY,
+  async (t) => {
+    // Node puts the report under its report directory; the path it is given climbs out of that directory
+    // from where the link leads (a/b), not from the link.
+    const base = scratchDirectory(t, 'report-link')
+    fs.mkdirSync(path.join(base, 'a', 'b'), { recursive: true })
+    fs.mkdirSync(path.join(base, 'out'))
+    fs.symlinkSync(path.join(base, 'a', 'b'), path.join(base, 'link'))
+    const fixture = start('stuck.cjs', ['spin', 400, '--report', path.join(base, 'out')], {
+      killAfterMs: 20_000,
+      env: { NODE_OPTIONS: `--report-directory=${path.join(base, 'link')}` },
+    })
+    await fixture.ready
+    kill(fixture.child, 'SIGTERM')
+    const r = await fixture.exited
+    assert.equal(r.code, 124, r.stderr)
+    assert.doesNotMatch(r.stderr, /could not write/)
+    const written = fs.readdirSync(path.join(base, 'out'))
+    assert.equal(written.length, 1, r.stderr)
+    assert.match(written[0], /\.titan-lifecycle\.json$/)
+    assert.ok(fs.statSync(path.join(base, 'out', written[0])).size > 0)
+  },
+)
+
 /** Runs the fixture's stall `mode` (a 1.5 s stall in a task, 10 s deadline) to a graceful end: its result and stall event. */
 async function stallDuringShutdown(mode, extra = []) {
   const fixture = start('stuck.cjs', [mode, 10_000, 1500, ...extra], { killAfterMs: 20_000 })
