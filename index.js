@@ -1146,14 +1146,22 @@ class ShutdownManager extends EventEmitter {
 
   /**
    * Whether this manager answers an uncaught error for the process. One does, as one answers its signals:
-   * the signal owner if it handles errors, else the first made of those that do. Each would otherwise begin
-   * a shutdown that exits: a manager of a library (`signals: []`, with no tasks) finished its own at once and
-   * exited 1 before the service's tasks had run.
+   * the signal owner if it handles errors, else the first made of those that do whose shutdown has not
+   * ended (the first made, once every one's has). Each would otherwise begin a shutdown that exits: a
+   * manager of a library (`signals: []`, with no tasks) finished its own at once and exited 1 before the
+   * service's tasks had run; and a manager whose stop() had ended took the error for one during its shutdown
+   * and exited, while another's tasks never ran. `state` is read, not a private field: the managers may be
+   * of other copies of the package.
    */
   #answersErrors() {
     const owner = process[SIGNAL_OWNER]
     if (owner?.handlesErrors) return owner.manager === this
-    return errorHooked().values().next().value === this
+    let first = null
+    for (const manager of errorHooked()) {
+      if (manager.state !== 'stopped') return manager === this
+      first ??= manager
+    }
+    return first === this
   }
 
   #hookErrors() {

@@ -233,6 +233,14 @@ function secondCopy(t) {
   )
 }
 
+test('an uncaught error is answered by a manager whose shutdown has not ended, not one whose has', async () => {
+  const { code, lines, stderr } = await run('process-api.cjs', ['finished-then-error'])
+  assert.equal(code, 1, stderr)
+  assert.ok(find(lines, 'event', { event: 'shutdown:start', reason: 'uncaughtException' }), stderr)
+  assert.ok(find(lines, 'second-task-ran'), "the second manager's task ran")
+  assert.doesNotMatch(stderr, /during the shutdown/)
+})
+
 test('with two copies of the package, one manager answers an uncaught error: the first made', async (t) => {
   const copy = secondCopy(t)
   const { code, lines, stderr } = await run('process-api.cjs', ['two-copies-uncaught', copy])
