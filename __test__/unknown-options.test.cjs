@@ -31,6 +31,13 @@ test('a misspelt manager option is warned about, naming the closest known one', 
   )
 })
 
+test('an unknown option name is escaped in the warning, so it cannot forge a line or colour a terminal', async () => {
+  const key = 'x\n(node:1) Warning: forged\x1b[31m'
+  const warnings = await warningsOf(() => new ShutdownManager({ disableGracefulShutdown: true, [key]: 1 }))
+  assert.equal(warnings.length, 1)
+  assert.equal(warnings[0].message, 'unknown option "options.x\\n(node:1) Warning: forged\\x1b[31m"')
+})
+
 test('a misspelt task field and stop() option are warned about; known ones are not', async () => {
   const manager = new ShutdownManager({ disableGracefulShutdown: true })
   const warnings = await warningsOf(async () => {

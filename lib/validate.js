@@ -137,10 +137,14 @@ function warnUnknownKeys(object, known, path, context = path) {
     if (warnedUnknown.has(seen)) continue
     warnedUnknown.add(seen)
     const guess = closest(key, known)
-    process.emitWarning(`unknown option "${path}.${key}"${guess ? `; did you mean "${guess}"?` : ''}`, {
-      type: 'TitanLifecycleWarning',
-      code: 'TITAN_LIFECYCLE_UNKNOWN_OPTION',
-    })
+    // Escaped as ids are: option names can come from configuration files, and a warning is a line of a log.
+    process.emitWarning(
+      `unknown option "${path}.${escaped(key, MAX_QUOTED)}"${guess ? `; did you mean "${guess}"?` : ''}`,
+      {
+        type: 'TitanLifecycleWarning',
+        code: 'TITAN_LIFECYCLE_UNKNOWN_OPTION',
+      },
+    )
   }
 }
 
