@@ -62,11 +62,14 @@ const PACKAGE_MANAGER_SCRIPT =
  * - a package manager's own (`npm start`): a manager there would own SIGTERM, run its shutdown of no tasks
  *   and exit at once; npm forwards the signal to the service but no longer waits for it, and a container
  *   whose first process is npm ends in the middle of the service's shutdown;
- * - one without a script (the REPL, `node -e`): its Ctrl-C would start a shutdown.
+ * - one without a script file (the REPL, `node -e`, `node -` reading it from stdin, whose `_eval` is set
+ *   only after the preloads): its Ctrl-C would start a shutdown.
  */
 function isNotAService() {
   const script = process.argv[1]
-  if (typeof script !== 'string' || typeof (/** @type {any} */ (process)._eval) === 'string') return true
+  if (typeof script !== 'string' || script === '-' || typeof (/** @type {any} */ (process)._eval) === 'string') {
+    return true
+  }
   return PACKAGE_MANAGER_SCRIPT.test(path.basename(script))
 }
 

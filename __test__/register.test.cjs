@@ -133,7 +133,7 @@ test('a bad value stops the process at start-up, naming the variable', async () 
 // why it must get no manager) and one without a script get none; a service, whatever its name, gets one.
 // Where none is made, register loads nothing more: npm lives as long as the service it started, and would
 // carry the package and its native addon for nothing.
-test('register makes no manager in a package manager, the REPL or node -e; a service gets one', (t) => {
+test('register makes no manager in a package manager, the REPL, node -e or node -; a service gets one', (t) => {
   const dir = scratchDirectory(t, 'register-names')
   // Whether register loaded the package (its index.js or any native addon), asked before this script loads it.
   const loaded = `Object.keys(require.cache).some((f) => f === ${JSON.stringify(require.resolve('..'))} || f.endsWith('.node'))`
@@ -170,4 +170,5 @@ test('register makes no manager in a package manager, the REPL or node -e; a ser
   )
   assert.equal(run(['-e', report]), 'not loaded, none', 'node -e')
   assert.match(run(['-i'], `${report}\n.exit\n`), /\bnot loaded, none\b/, 'the REPL')
+  assert.equal(run(['-'], report), 'not loaded, none', 'a script read from stdin (node -)')
 })
