@@ -8,14 +8,26 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { start, launch, kill, find, waitFor, now, needs, rerunWhileMissed, FIXTURES } = require('./helpers.cjs')
+const {
+  start,
+  launch,
+  kill,
+  find,
+  waitFor,
+  now,
+  needs,
+  onLinux,
+  rerunWhileMissed,
+  scratchDirectory,
+  FIXTURES,
+} = require('./helpers.cjs')
 
 const DEADLINE = 400
 /** The exit paths' write budget (50 ms) plus a noisy machine's slack. */
 const SLACK = 300
 
-async function signalled(mode, { stallStderr = true } = {}) {
-  const fixture = start('stalled-stderr.cjs', [mode, DEADLINE], { stallStderr, killAfterMs: 8000 })
+async function signalled(mode, { stallStderr = true, extra = [] } = {}) {
+  const fixture = start('stalled-stderr.cjs', [mode, DEADLINE, ...extra], { stallStderr, killAfterMs: 8000 })
   await fixture.ready
   return { fixture, sentAt: kill(fixture.child, 'SIGTERM') }
 }
@@ -33,6 +45,24 @@ test(
     assert.ok(elapsed >= DEADLINE - 1 && elapsed <= DEADLINE + SLACK, `exited ${elapsed.toFixed(1)} ms after SIGTERM`)
   },
 )
+
+test("diagnosticReport writes Node's report, and the exit is on time, although stderr is a full pipe nobody reads", {
+  ...needs('mkfifo'),
+  ...onLinux("Node's diagnostic report written from native code"),
+}, async (t) => {
+  const directory = scratchDirectory(t, 'stalled-report')
+  const { fixture, sentAt } = await signalled('blocked-report', { extra: [directory] })
+  const { code, exitedAt, killedByTimer } = await fixture.exited
+  assert.equal(killedByTimer, false)
+  assert.equal(code, 124)
+  const elapsed = exitedAt - sentAt
+  assert.ok(elapsed <= DEADLINE + SLACK, `exited ${elapsed.toFixed(1)} ms after SIGTERM`)
+  // Node announces the report on stderr before it writes the file: held there, it wrote nothing.
+  const written = fs.readdirSync(directory)
+  assert.equal(written.length, 1, 'one report')
+  const report = JSON.parse(fs.readFileSync(path.join(directory, written[0]), 'utf8'))
+  assert.equal(report.header.trigger, 'titan-lifecycle')
+})
 
 test('a second signal exits at once with 143 although stderr is a full pipe', needs('mkfifo'), async () => {
   const { fixture } = await signalled('second-signal')

@@ -69,6 +69,12 @@ impl Target {
     if let Some(fd) = reopen_non_blocking() {
       return Target::Reopened(fd);
     }
+    Target::flag_set()
+  }
+
+  /// fd 2 itself made non-blocking ([`Target::FlagSet`]), or [`Target::Direct`] if its flags cannot be read.
+  /// Async-signal-safe: `fcntl`.
+  fn flag_set() -> Target {
     // SAFETY: F_GETFL only reads the descriptor's flags; F_SETFL changes only O_NONBLOCK here.
     unsafe {
       let flags = libc::fcntl(STDERR, libc::F_GETFL);
@@ -186,6 +192,57 @@ fn chunk_len(bytes: &[u8]) -> usize {
     .iter()
     .rposition(|&b| b == b'\n')
     .map_or(CHUNK, |at| at + 1)
+}
+
+/// Runs `f`, which writes to stderr through code we do not control (Node's diagnostic report announces
+/// itself there with a blocking `fprintf`), with fd 2 unable to block: a pipe or terminal is swapped, for
+/// the call, for a non-blocking descriptor of its own on the same pipe or terminal (Linux); a socket, or
+/// anything else when that cannot be opened, gets `O_NONBLOCK` on fd 2 itself, put back after. A regular
+/// file is left as it is. What `f` writes to a full stderr is lost rather than waited for: this runs only
+/// on the way to an exit, where a stderr nobody reads must not hold the process (nor keep Node from writing
+/// the report's file, which it opens first). Other threads writing to fd 2 meanwhile see the same
+/// non-blocking description.
+///
+/// Not for signal context: it calls `f`. What it does itself (`fstat`, `open`, `fcntl`, `dup2`, `close`) is
+/// async-signal-safe.
+pub fn without_blocking_stderr<R>(f: impl FnOnce() -> R) -> R {
+  let target = match Target::of_stderr() {
+    Target::Socket => Target::flag_set(),
+    other => other,
+  };
+  let Target::Reopened(fd) = target else {
+    // Direct: a regular file (or fd 2 closed); FlagSet: put back when `target` drops, after `f`.
+    let result = f();
+    drop(target);
+    return result;
+  };
+  // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor (3 or above) for fd 2's description, or fails.
+  let saved = unsafe { libc::fcntl(STDERR, libc::F_DUPFD_CLOEXEC, 3) };
+  // SAFETY: `fd` is our own open descriptor; dup2 onto 2 closes fd 2's old slot atomically.
+  if saved < 0 || unsafe { libc::dup2(fd, STDERR) } < 0 {
+    if saved >= 0 {
+      // SAFETY: our own descriptor, closed once.
+      unsafe { libc::close(saved) };
+    }
+    return f();
+  }
+  let result = f();
+  // SAFETY: `saved` holds fd 2's original description; dup2 puts it back in slot 2. EINTR and EBUSY (a
+  // race with another thread's open) are retried a few times; our descriptor is closed either way.
+  unsafe {
+    for _ in 0..8 {
+      if libc::dup2(saved, STDERR) >= 0 {
+        break;
+      }
+      let error = errno::get();
+      if error != libc::EINTR && error != libc::EBUSY {
+        break;
+      }
+    }
+    libc::close(saved);
+  }
+  drop(target);
+  result
 }
 
 /// Writes `bytes` to stderr, giving up once `budget` has passed. Returns whether all of it was written.

@@ -499,15 +499,19 @@ unsafe extern "C" fn on_interrupt(isolate: *mut v8::Isolate, data: *mut c_void) 
     if let Some(target) = target {
       let name = report_name();
       if let Ok(path) = CString::new(join(&target.for_node.to_string_lossy(), &name)) {
-        // SAFETY: inside the interrupt, as above.
-        let written = unsafe {
-          api.write_diagnostic_report(
-            isolate,
-            &path,
-            c"titan-lifecycle hard exit",
-            &mut capture.report_name,
-          )
-        };
+        // Node announces the report on stderr before writing its file: a stderr nobody reads must not
+        // hold it there (the exit would wait out its patience, with an empty file).
+        let written = crate::exit_write::without_blocking_stderr(|| {
+          // SAFETY: inside the interrupt, as above.
+          unsafe {
+            api.write_diagnostic_report(
+              isolate,
+              &path,
+              c"titan-lifecycle hard exit",
+              &mut capture.report_name,
+            )
+          }
+        });
         // Node answers with the path it was given; only its last component is kept (the directory
         // printed is the one set, whatever `process.report.directory` made of it).
         capture.report_len = if written > 0 {
