@@ -124,10 +124,12 @@ test("stop({ exit: true }) from a 'shutdown:complete' listener lets the caller's
   assert.match(fatal.stderr, /reported by a listener/)
   // A listener's own process.exit() with no code ("to be sure") exits with the shutdown's code, and at a
   // hard exit after the watchdog's report.
-  const bareHard = await run('process-api.cjs', ['exit-from-complete', 'bare-exit-hard'])
-  assert.equal(bareHard.code, 124, bareHard.stderr)
-  assert.match(bareHard.stderr, /running: 'task'/)
-  assert.match(bareHard.stderr, /exiting with code 124/)
+  for (const how of ['bare-exit-hard', 'bare-exit-on-error', 'bare-exit-on-abort']) {
+    const bareHard = await run('process-api.cjs', ['exit-from-complete', how])
+    assert.equal(bareHard.code, 124, `${how}: ${bareHard.stderr}`)
+    assert.match(bareHard.stderr, /running: 'task'/, how)
+    assert.match(bareHard.stderr, /exiting with code 124/, how)
+  }
   const bareFailed = await run('process-api.cjs', ['exit-from-complete', 'bare-exit-failed'])
   assert.equal(find(bareFailed.lines, 'event', { event: 'shutdown:complete' })?.exitCode, 1)
   assert.equal(bareFailed.code, 1, bareFailed.stderr)

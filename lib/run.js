@@ -300,6 +300,8 @@ class ShutdownRun {
   #exitPending = false
   /** Finished at a hard exit that the watchdog carries out: nothing in JavaScript may exit instead. */
   #exitsByWatchdog = false
+  /** The process 'exit' hook that lets the watchdog exit first (see #awaitWatchdogOnExit), once added. */
+  #waitForWatchdog = null
   #fatal = false
   #finished = false
   /** Finished, and past the point where #finish reads whether to exit (see `concluded`). */
@@ -839,10 +841,26 @@ class ShutdownRun {
         (running.length ? `; still running: ${running.join(', ')}` : '') +
         (overrunning.length ? `; timed out, still running: ${overrunning.join(', ')}` : ''),
     )
+    // Abort listeners, the logger and the error's listeners run next: any of them may exit itself.
+    if (this.#native.enforced && !watchdogFailed) this.#awaitWatchdogOnExit(this.#exitCodes.hardExit)
     for (const index of runningIndices) TaskContext.abort(this.#running[index], error)
     this.#logger.error(error.message, { err: error, running: runningIds })
     this.#emit(ShutdownEvent.ShutdownError, { error })
     this.#finish(true, watchdogFailed)
+  }
+
+  /**
+   * At a hard exit the watchdog carries out, user code that runs first (an abort listener, the logger, a
+   * 'shutdown:error' or 'shutdown:complete' listener) may call `process.exit()` itself, "to be sure": it
+   * exits with the hard exit's code (set now), and after the watchdog's report. The 'exit' hook answers
+   * the deadline and waits for the watchdog's `_exit` (natively, 400 ms at most); the watchdog's code wins
+   * over one such a call names.
+   */
+  #awaitWatchdogOnExit(exitCode) {
+    process.exitCode = exitCode
+    if (this.#waitForWatchdog !== null) return
+    this.#waitForWatchdog = () => this.#native.waitForHardExit()
+    process.once('exit', this.#waitForWatchdog)
   }
 
   /** The plan indices of the tasks running now, in plan order. */
@@ -907,17 +925,16 @@ class ShutdownRun {
     const exitAskedBefore = this.#exit
     const fatalBefore = this.#fatal
     // A listener of a shutdown that exits may exit itself, with no code ("to be sure"): it exits with the
-    // shutdown's. At a hard exit, the watchdog's report and exit come first (a bounded wait in 'exit').
-    const waitForWatchdog = watchdogExits ? () => this.#native.waitForHardExit() : null
-    if (watchdogExits || exitAskedBefore) process.exitCode = exitCode
-    if (waitForWatchdog) process.once('exit', waitForWatchdog)
+    // shutdown's. At a hard exit, the watchdog's report and exit come first.
+    if (watchdogExits) this.#awaitWatchdogOnExit(exitCode)
+    else if (exitAskedBefore) process.exitCode = exitCode
     this.#emit(ShutdownEvent.ShutdownComplete, { reason: this.reason, totalDurationMs, hardExit, exitCode, summary })
     if (watchdogExits) {
       // The watchdog ends the process within its bounded write budget. Until then the loop must not drain
       // and exit on its own with another code: the exit code is set, and a ref'd timer keeps the loop
       // alive (and exits with the same code, should the watchdog ever fail: without waiting for it again).
       this.#deadlineTimer = new LongTimer(() => {
-        process.removeListener('exit', waitForWatchdog)
+        if (this.#waitForWatchdog) process.removeListener('exit', this.#waitForWatchdog)
         process.exit(exitCode)
       }, WATCHDOG_FALLBACK_MS)
       this.#native.answerDeadline()
