@@ -295,6 +295,27 @@ function errorHooked() {
 }
 
 /**
+ * The managers of errorHooked() whose copy of the package leaves an uncaught error to a manager whose
+ * shutdown has not ended (see #answersErrors), on `process` as that set is. A copy older than that rule
+ * answers by the first made alone: while one of its managers is hooked, every copy does too, or each could
+ * leave the error to the other and none answer it.
+ * @returns {WeakSet<object>}
+ */
+function skipsEndedShutdowns() {
+  const key = Symbol.for('titan-lifecycle.error-hooked-skipping-ended')
+  const processRecord = /** @type {any} */ (process)
+  if (!processRecord[key]) {
+    Object.defineProperty(process, key, {
+      value: new WeakSet(),
+      configurable: true,
+      enumerable: false,
+      writable: false,
+    })
+  }
+  return processRecord[key]
+}
+
+/**
  * Takes systemd's variables out of the environment once the native side speaks to systemd for the
  * service (it has read them): children and cluster workers must not inherit them and speak for it too.
  */
@@ -1156,12 +1177,15 @@ class ShutdownManager extends EventEmitter {
   #answersErrors() {
     const owner = process[SIGNAL_OWNER]
     if (owner?.handlesErrors) return owner.manager === this
-    let first = null
-    for (const manager of errorHooked()) {
-      if (manager.state !== 'stopped') return manager === this
-      first ??= manager
+    const hooked = errorHooked()
+    const first = hooked.values().next().value
+    const skipping = skipsEndedShutdowns()
+    let live = null
+    for (const manager of hooked) {
+      if (!skipping.has(manager)) return first === this // an older copy's manager: its rule (see skipsEndedShutdowns)
+      if (live === null && manager.state !== 'stopped') live = manager
     }
-    return first === this
+    return (live ?? first) === this
   }
 
   #hookErrors() {
@@ -1280,6 +1304,7 @@ class ShutdownManager extends EventEmitter {
     }
     this.#errorListeners = hooks
     errorHooked().add(this)
+    skipsEndedShutdowns().add(this)
     for (const [event, listener] of Object.entries(hooks)) process.on(event, listener)
   }
 

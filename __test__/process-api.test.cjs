@@ -253,6 +253,34 @@ test('with two copies of the package, one manager answers an uncaught error: the
   )
 })
 
+test('with two copies, one of them older, an uncaught error after the first manager stopped is still answered', async (t) => {
+  // Of the same version: the second, whose shutdown has not run, answers.
+  const same = await run('process-api.cjs', ['two-copies-ended-first', secondCopy(t)], { killAfterMs: 8000 })
+  assert.equal(same.code, 1, same.stderr)
+  assert.ok(find(same.lines, 'start', { name: 'second', reason: 'uncaughtException' }), same.stderr)
+  // An older copy answers by the first made alone, whatever its state: this copy then does so too, or
+  // each would leave the error to the other and the process would run on.
+  const older = secondCopy(t)
+  const indexFile = path.join(older, 'index.js')
+  const current = fs.readFileSync(indexFile, 'utf8')
+  const method = /\n {2}#answersErrors\(\) \{\n[\s\S]*?\n {2}\}\n/
+  assert.match(current, method, "the copy's #answersErrors, to make it an older one")
+  const asOlder = current
+    .replace(
+      method,
+      '\n  #answersErrors() {\n    const owner = process[SIGNAL_OWNER]\n' +
+        '    if (owner?.handlesErrors) return owner.manager === this\n' +
+        '    return errorHooked().values().next().value === this\n  }\n',
+    )
+    .replace('    skipsEndedShutdowns().add(this)\n', '')
+  assert.notEqual(asOlder.includes('skipsEndedShutdowns().add(this)'), true)
+  fs.writeFileSync(indexFile, asOlder)
+  const mixed = await run('process-api.cjs', ['two-copies-ended-first', older], { killAfterMs: 8000 })
+  assert.equal(mixed.killedByTimer, false, 'the error was answered by no manager, and the process ran on')
+  assert.equal(mixed.code, 1, mixed.stderr)
+  assert.match(mixed.stderr, /boom/)
+})
+
 test('a second copy of the package cannot own the signals while the first does', async (t) => {
   const copy = secondCopy(t)
   const { code, lines, stderr } = await run('process-api.cjs', ['two-copies', copy])
