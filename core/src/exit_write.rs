@@ -69,12 +69,6 @@ impl Target {
     if let Some(fd) = reopen_non_blocking() {
       return Target::Reopened(fd);
     }
-    Target::flag_set()
-  }
-
-  /// fd 2 itself made non-blocking ([`Target::FlagSet`]), or [`Target::Direct`] if its flags cannot be read.
-  /// Async-signal-safe: `fcntl`.
-  fn flag_set() -> Target {
     // SAFETY: F_GETFL only reads the descriptor's flags; F_SETFL changes only O_NONBLOCK here.
     unsafe {
       let flags = libc::fcntl(STDERR, libc::F_GETFL);
@@ -195,31 +189,29 @@ fn chunk_len(bytes: &[u8]) -> usize {
 }
 
 /// Runs `f`, which writes to stderr through code we do not control (Node's diagnostic report announces
-/// itself there with a blocking `fprintf`), with fd 2 unable to block: a pipe or terminal is swapped, for
-/// the call, for a non-blocking descriptor of its own on the same pipe or terminal (Linux); a socket, or
-/// anything else when that cannot be opened, gets `O_NONBLOCK` on fd 2 itself, put back after. A regular
-/// file is left as it is. What `f` writes to a full stderr is lost rather than waited for: this runs only
-/// on the way to an exit, where a stderr nobody reads must not hold the process (nor keep Node from writing
-/// the report's file, which it opens first). Other threads writing to fd 2 meanwhile see the same
-/// non-blocking description.
+/// itself there with a blocking `fprintf`), with a non-blocking description of the same pipe or terminal
+/// standing in for fd 2 (Linux), put back after: what `f` writes to a full stderr is lost rather than
+/// waited for. This runs only on the way to an exit, where a stderr nobody reads must not hold the process,
+/// nor keep Node from writing the report's file, which it opens first. Anything else is left as it is: a
+/// regular file does not wait on a reader; for a socket, or where the pipe cannot be reopened, the only
+/// ways round would be a flag on fd 2's own description (the watchdog may `_exit` while `f` still runs,
+/// and the flag would stay set for every process sharing it: a terminal, a journal socket) or `/dev/null`
+/// (the watchdog's report, written meanwhile, would be lost); `f` may then block until the watchdog's
+/// patience for the report ends, as before. Other threads writing to fd 2 meanwhile write to the stand-in.
 ///
 /// Not for signal context: it calls `f`. What it does itself (`fstat`, `open`, `fcntl`, `dup2`, `close`) is
 /// async-signal-safe.
 pub fn without_blocking_stderr<R>(f: impl FnOnce() -> R) -> R {
-  let target = match Target::of_stderr() {
-    Target::Socket => Target::flag_set(),
-    other => other,
-  };
-  let Target::Reopened(fd) = target else {
-    // Direct: a regular file (or fd 2 closed); FlagSet: put back when `target` drops, after `f`.
-    let result = f();
-    drop(target);
-    return result;
+  let Some(stand_in) = non_blocking_stand_in() else {
+    return f();
   };
   // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor (3 or above) for fd 2's description, or fails.
   let saved = unsafe { libc::fcntl(STDERR, libc::F_DUPFD_CLOEXEC, 3) };
-  // SAFETY: `fd` is our own open descriptor; dup2 onto 2 closes fd 2's old slot atomically.
-  if saved < 0 || unsafe { libc::dup2(fd, STDERR) } < 0 {
+  // SAFETY: `stand_in` is our own open descriptor; dup2 replaces slot 2 atomically.
+  let swapped = saved >= 0 && unsafe { libc::dup2(stand_in, STDERR) } >= 0;
+  // SAFETY: our own descriptor, closed once (slot 2 holds its own reference if the swap was made).
+  unsafe { libc::close(stand_in) };
+  if !swapped {
     if saved >= 0 {
       // SAFETY: our own descriptor, closed once.
       unsafe { libc::close(saved) };
@@ -228,7 +220,7 @@ pub fn without_blocking_stderr<R>(f: impl FnOnce() -> R) -> R {
   }
   let result = f();
   // SAFETY: `saved` holds fd 2's original description; dup2 puts it back in slot 2. EINTR and EBUSY (a
-  // race with another thread's open) are retried a few times; our descriptor is closed either way.
+  // race with another thread's open) are retried a few times; `saved` is closed either way.
   unsafe {
     for _ in 0..8 {
       if libc::dup2(saved, STDERR) >= 0 {
@@ -241,8 +233,21 @@ pub fn without_blocking_stderr<R>(f: impl FnOnce() -> R) -> R {
     }
     libc::close(saved);
   }
-  drop(target);
   result
+}
+
+/// What stands in for fd 2 in [`without_blocking_stderr`], or `None` to leave fd 2 as it is.
+fn non_blocking_stand_in() -> Option<c_int> {
+  // SAFETY: a zeroed `stat` is a valid out-parameter.
+  let mut info: libc::stat = unsafe { std::mem::zeroed() };
+  // SAFETY: fd 2 may be closed; fstat then fails, and there is nothing to stand in for.
+  if unsafe { libc::fstat(STDERR, &mut info) } != 0 {
+    return None;
+  }
+  match info.st_mode & libc::S_IFMT {
+    libc::S_IFREG | libc::S_IFSOCK => None,
+    _ => reopen_non_blocking(),
+  }
 }
 
 /// Writes `bytes` to stderr, giving up once `budget` has passed. Returns whether all of it was written.
