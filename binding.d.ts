@@ -83,8 +83,8 @@ export declare class NativeShutdown {
   /** JavaScript has emitted its hard-exit events; the watchdog may exit now. */
   answerDeadline(): void
   /**
-   * JavaScript exits on its own during a hard exit (a 'shutdown:complete' listener called
-   * `process.exit()`): lets the watchdog write its report and end the process first, waiting a bounded time.
+   * JavaScript exits on its own during a hard exit (user code at the deadline, or a 'shutdown:complete'
+   * listener, called `process.exit()`): lets the watchdog write its report and end the process first, waiting a bounded time.
    */
   waitForHardExit(): void
   /**

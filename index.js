@@ -280,40 +280,34 @@ function loadInternals() {
  */
 const SIGNAL_OWNER = Symbol.for('titan-lifecycle.signal-owner')
 /**
- * The managers whose error hooks are on, in the order they were made, of every copy of the package in the
- * process (hence on `process`, as the signal owner is): the first answers an uncaught error when no signal
- * owner does (see #answersErrors).
- * @returns {Set<object>}
+ * What every copy of the package in the process shares: a value on `process` under `Symbol.for(name)`,
+ * made by `make` on first use (hidden from enumeration, never replaced).
  */
-function errorHooked() {
-  const key = Symbol.for('titan-lifecycle.error-hooked')
+function processWide(name, make) {
+  const key = Symbol.for(name)
   const processRecord = /** @type {any} */ (process)
   if (!processRecord[key]) {
-    Object.defineProperty(process, key, { value: new Set(), configurable: true, enumerable: false, writable: false })
+    Object.defineProperty(process, key, { value: make(), configurable: true, enumerable: false, writable: false })
   }
   return processRecord[key]
 }
 
 /**
+ * The managers whose error hooks are on, in the order they were made, of every copy of the package in the
+ * process (hence on `process`, as the signal owner is): one of them answers an uncaught error when no
+ * signal owner does (see #answersErrors).
+ * @returns {Set<object>}
+ */
+const errorHooked = () => processWide('titan-lifecycle.error-hooked', () => new Set())
+
+/**
  * The managers of errorHooked() whose copy of the package leaves an uncaught error to a manager whose
- * shutdown has not ended (see #answersErrors), on `process` as that set is. A copy older than that rule
- * answers by the first made alone: while one of its managers is hooked, every copy does too, or each could
- * leave the error to the other and none answer it.
+ * shutdown has not ended (see #answersErrors). A copy older than that rule answers by the first made alone:
+ * while one of its managers is hooked, every copy does too, or each could leave the error to the other and
+ * none answer it.
  * @returns {WeakSet<object>}
  */
-function skipsEndedShutdowns() {
-  const key = Symbol.for('titan-lifecycle.error-hooked-skipping-ended')
-  const processRecord = /** @type {any} */ (process)
-  if (!processRecord[key]) {
-    Object.defineProperty(process, key, {
-      value: new WeakSet(),
-      configurable: true,
-      enumerable: false,
-      writable: false,
-    })
-  }
-  return processRecord[key]
-}
+const skipsEndedShutdowns = () => processWide('titan-lifecycle.error-hooked-skipping-ended', () => new WeakSet())
 
 /**
  * Takes systemd's variables out of the environment once the native side speaks to systemd for the

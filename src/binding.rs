@@ -811,8 +811,8 @@ impl NativeShutdown {
     self.manager.session().deadline_event.answer();
   }
 
-  /// JavaScript exits on its own during a hard exit (a 'shutdown:complete' listener called
-  /// `process.exit()`): lets the watchdog write its report and end the process first, waiting a bounded time.
+  /// JavaScript exits on its own during a hard exit (user code at the deadline, or a 'shutdown:complete'
+  /// listener, called `process.exit()`): lets the watchdog write its report and end the process first, waiting a bounded time.
   #[napi(catch_unwind)]
   pub fn wait_for_hard_exit(&self) {
     self.manager.wait_for_hard_exit();
