@@ -932,9 +932,10 @@ class ShutdownRun {
     if (watchdogExits) {
       // The watchdog ends the process within its bounded write budget. Until then the loop must not drain
       // and exit on its own with another code: the exit code is set, and a ref'd timer keeps the loop
-      // alive (and exits with the same code, should the watchdog ever fail: without waiting for it again).
+      // alive (and exits with the same code, should the watchdog ever fail: without waiting for it again,
+      // so without the 'exit' hook #awaitWatchdogOnExit added just now).
       this.#deadlineTimer = new LongTimer(() => {
-        if (this.#waitForWatchdog) process.removeListener('exit', this.#waitForWatchdog)
+        process.removeListener('exit', this.#waitForWatchdog)
         process.exit(exitCode)
       }, WATCHDOG_FALLBACK_MS)
       this.#native.answerDeadline()

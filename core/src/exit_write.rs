@@ -55,16 +55,11 @@ enum Target {
 impl Target {
   /// Async-signal-safe: `fstat`, `fcntl`, `open`.
   fn of_stderr() -> Target {
-    // SAFETY: a zeroed `stat` is a valid out-parameter.
-    let mut info: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fd 2 may be closed; fstat then fails and we write directly (which fails just as quickly).
-    if unsafe { libc::fstat(STDERR, &mut info) } != 0 {
-      return Target::Direct;
-    }
-    match info.st_mode & libc::S_IFMT {
-      libc::S_IFREG => return Target::Direct,
-      libc::S_IFSOCK => return Target::Socket,
-      _ => {}
+    match stderr_kind() {
+      // Closed: written directly, which fails just as quickly.
+      None | Some(StderrKind::File) => return Target::Direct,
+      Some(StderrKind::Socket) => return Target::Socket,
+      Some(StderrKind::Other) => {}
     }
     if let Some(fd) = reopen_non_blocking() {
       return Target::Reopened(fd);
@@ -238,16 +233,35 @@ pub fn without_blocking_stderr<R>(f: impl FnOnce() -> R) -> R {
 
 /// What stands in for fd 2 in [`without_blocking_stderr`], or `None` to leave fd 2 as it is.
 fn non_blocking_stand_in() -> Option<c_int> {
+  match stderr_kind()? {
+    StderrKind::File | StderrKind::Socket => None,
+    StderrKind::Other => reopen_non_blocking(),
+  }
+}
+
+/// What fd 2 is, as far as a write's blocking goes.
+enum StderrKind {
+  /// A regular file: a write does not wait on a reader.
+  File,
+  /// A socket: a send can be made non-blocking for itself alone.
+  Socket,
+  /// A pipe, a terminal or anything else: a write can block.
+  Other,
+}
+
+/// What fd 2 is, or `None` if it is closed. Async-signal-safe: `fstat`.
+fn stderr_kind() -> Option<StderrKind> {
   // SAFETY: a zeroed `stat` is a valid out-parameter.
   let mut info: libc::stat = unsafe { std::mem::zeroed() };
-  // SAFETY: fd 2 may be closed; fstat then fails, and there is nothing to stand in for.
+  // SAFETY: fd 2 may be closed; fstat then fails.
   if unsafe { libc::fstat(STDERR, &mut info) } != 0 {
     return None;
   }
-  match info.st_mode & libc::S_IFMT {
-    libc::S_IFREG | libc::S_IFSOCK => None,
-    _ => reopen_non_blocking(),
-  }
+  Some(match info.st_mode & libc::S_IFMT {
+    libc::S_IFREG => StderrKind::File,
+    libc::S_IFSOCK => StderrKind::Socket,
+    _ => StderrKind::Other,
+  })
 }
 
 /// Writes `bytes` to stderr, giving up once `budget` has passed. Returns whether all of it was written.

@@ -269,11 +269,11 @@ impl Manager {
   }
 
   /// JavaScript is exiting on its own while the watchdog ends the process with its hard-exit report (user
-  /// code at the deadline, or a 'shutdown:complete' listener, called `process.exit()`): the deadline is answered, so the watchdog
-  /// writes the report now rather than at the end of its grace, and this (main) thread waits for it to end
-  /// the process, for at most [`watchdog::HARD_EXIT_WAIT`]. Without the wait, the process would end with
-  /// the report half written or not at all. It returns only if the watchdog has failed to exit, and
-  /// JavaScript's exit goes on, with the code JavaScript set to the same one.
+  /// code at the deadline, or a 'shutdown:complete' listener, called `process.exit()`): the deadline is
+  /// answered, so the watchdog writes the report now rather than at the end of its grace, and this (main)
+  /// thread waits for it to end the process, for at most [`watchdog::HARD_EXIT_WAIT`]. Without the wait,
+  /// the process would end with the report half written or not at all. It returns only if the watchdog
+  /// has failed to exit, and JavaScript's exit goes on, with the code JavaScript set to the same one.
   pub fn wait_for_hard_exit(&self) {
     self.session.deadline_event.answer();
     std::thread::sleep(watchdog::HARD_EXIT_WAIT);
