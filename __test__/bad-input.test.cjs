@@ -3,9 +3,18 @@
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
 const { ShutdownManager } = require('..')
 
 const ok = { disableGracefulShutdown: true, hardExit: false }
+
+// A loop of symbolic links, which stat() cannot follow (ELOOP): a report directory that cannot exist.
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-bad-input-'))
+fs.symlinkSync(path.join(scratch, 'b'), path.join(scratch, 'a'))
+fs.symlinkSync(path.join(scratch, 'a'), path.join(scratch, 'b'))
+test.after(() => fs.rmSync(scratch, { recursive: true, force: true }))
 const handler = () => {}
 
 const construct = (options) => () => new ShutdownManager(options)
@@ -63,6 +72,18 @@ const cases = [
   [
     'a diagnostic report directory that is a file',
     construct({ ...ok, diagnosticReport: __filename }),
+    TypeError,
+    'ERR_INVALID_ARG_VALUE',
+  ],
+  [
+    'a diagnostic report directory that is a loop of symbolic links',
+    construct({ ...ok, diagnosticReport: path.join(scratch, 'a') }),
+    TypeError,
+    'ERR_INVALID_ARG_VALUE',
+  ],
+  [
+    'a diagnostic report directory whose name is too long for the system',
+    construct({ ...ok, diagnosticReport: path.join(os.tmpdir(), 'x'.repeat(300)) }),
     TypeError,
     'ERR_INVALID_ARG_VALUE',
   ],
@@ -159,3 +180,45 @@ for (const [description, options, ErrorClass, code] of [
     assert.equal(m.state, 'running')
   })
 }
+
+test('a diagnostic report directory relative to a working directory that was removed is refused in our terms', () => {
+  const original = process.cwd()
+  const gone = fs.mkdtempSync(path.join(os.tmpdir(), 'titan-cwd-gone-'))
+  process.chdir(gone)
+  fs.rmdirSync(gone)
+  try {
+    for (const diagnosticReport of [true, 'reports']) {
+      assert.throws(construct({ ...ok, diagnosticReport }), {
+        name: 'TypeError',
+        code: 'ERR_INVALID_ARG_VALUE',
+        message:
+          /^The argument 'options\.diagnosticReport' must be a directory to write in \(the working directory it is relative to no longer exists\)\. Received /,
+      })
+    }
+    // An absolute path does not depend on it.
+    assert.equal(new ShutdownManager({ ...ok, diagnosticReport: os.tmpdir() }).state, 'running')
+  } finally {
+    process.chdir(original)
+  }
+})
+
+test('a destroy reserve or a shutdown delay at its limit is accepted, fractional or not; beyond it is refused', () => {
+  // Each limit computed in floating point lands a rounding error off for these (0.9 of 1 ms left a delay
+  // nobody set at -1e-16 ms, which refused it).
+  for (const options of [
+    { gracefulShutdownTimeout: 1, destroyReserve: 0.9 },
+    { gracefulShutdownTimeout: 3, destroyReserve: 2.7 },
+    { gracefulShutdownTimeout: 3, shutdownDelay: 2.4 },
+    { gracefulShutdownTimeout: 1000, destroyReserve: 900 },
+    { gracefulShutdownTimeout: 1000, destroyReserve: 100, shutdownDelay: 800 },
+  ]) {
+    assert.equal(new ShutdownManager({ ...ok, ...options }).state, 'running', JSON.stringify(options))
+  }
+  for (const [options, name] of [
+    [{ gracefulShutdownTimeout: 1, destroyReserve: 0.91 }, 'options.destroyReserve'],
+    [{ gracefulShutdownTimeout: 3, shutdownDelay: 2.41 }, 'options.shutdownDelay'],
+    [{ gracefulShutdownTimeout: 1000, destroyReserve: 100, shutdownDelay: 800.01 }, 'options.shutdownDelay'],
+  ]) {
+    assert.throws(construct({ ...ok, ...options }), { code: 'ERR_OUT_OF_RANGE', message: new RegExp(`"${name}"`) })
+  }
+})

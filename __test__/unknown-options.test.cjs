@@ -38,6 +38,18 @@ test('an unknown option name is escaped in the warning, so it cannot forge a lin
   assert.equal(warnings[0].message, 'unknown option "options.x\\n(node:1) Warning: forged\\x1b[31m"')
 })
 
+test('an unknown option name of megabytes is warned about at once, without a guess', async () => {
+  // Its distance to every known name is at least their difference in length: none is compared.
+  const key = 'x'.repeat(2 ** 21)
+  const started = performance.now()
+  const warnings = await warningsOf(() => new ShutdownManager({ disableGracefulShutdown: true, [key]: 1 }))
+  const tookMs = performance.now() - started
+  assert.equal(warnings.length, 1)
+  assert.doesNotMatch(warnings[0].message, /did you mean/)
+  // Comparing it letter by letter with the 15 known names took 3 s; without, a few milliseconds.
+  assert.ok(tookMs < 500, `took ${tookMs} ms`)
+})
+
 test('a misspelt task field and stop() option are warned about; known ones are not', async () => {
   const manager = new ShutdownManager({ disableGracefulShutdown: true })
   const warnings = await warningsOf(async () => {

@@ -38,6 +38,8 @@ const MAX_TIMEOUT_MS = 2 ** 31 - 1
 const DEFAULT_DESTROY_RESERVE = 0.1
 /** The share of the budget a shutdown delay must leave to the tasks, beyond the destroy phase's reserve. */
 const MIN_TASK_SHARE = 0.1
+/** How far a limit may be passed by floating-point rounding alone: a nanosecond, the native resolution. */
+const LIMIT_ROUNDING_MS = 1e-6
 // node:util costs about 0.1 ms to load, and only error messages need it.
 const inspect = (value, options) => require('node:util').inspect(value, options)
 
@@ -148,12 +150,18 @@ function warnUnknownKeys(object, known, path, context = path) {
   }
 }
 
-/** The known name within a small edit distance of `name` (case ignored), if there is one. */
+/**
+ * The known name within a small edit distance of `name` (case ignored), if there is one. A candidate whose
+ * length differs by the best distance so far or more cannot be closer (the difference is a lower bound on
+ * the distance), so a long key (a megabyte of it, from a configuration file) costs nothing to compare.
+ */
 function closest(name, known) {
   let best
   let bestDistance = Math.max(2, Math.floor(name.length / 3)) + 1
+  const lowered = name.toLowerCase()
   for (const candidate of known) {
-    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase())
+    if (Math.abs(name.length - candidate.length) >= bestDistance) continue
+    const distance = editDistance(lowered, candidate.toLowerCase())
     if (distance < bestDistance) {
       best = candidate
       bestDistance = distance
@@ -511,7 +519,10 @@ function validateManagerOptions(value) {
   const deadline = validateTimeout('options.gracefulShutdownTimeout', gracefulShutdownTimeout, 30_000)
   const reserve = validateDuration('options.destroyReserve', destroyReserve, undefined)
   const longestReserve = deadline * (1 - MIN_TASK_SHARE)
-  if (reserve !== undefined && reserve > longestReserve) {
+  // The limits are compared give or take a nanosecond (the native resolution): for a fractional reserve at
+  // its limit, the arithmetic below can come out a rounding error beyond it (0.9 of 1 ms left -1e-16 ms
+  // for a delay nobody set).
+  if (reserve !== undefined && reserve > longestReserve + LIMIT_ROUNDING_MS) {
     throw outOfRange(
       'options.destroyReserve',
       `at most ${Math.floor(longestReserve)} ms: it must leave the tasks ${MIN_TASK_SHARE * 100}% of gracefulShutdownTimeout`,
@@ -520,7 +531,7 @@ function validateManagerOptions(value) {
   }
   const delay = validateDuration('options.shutdownDelay', shutdownDelay, 0)
   const longestDelay = deadline - (reserve ?? deadline * DEFAULT_DESTROY_RESERVE) - deadline * MIN_TASK_SHARE
-  if (delay > longestDelay) {
+  if (delay > longestDelay + LIMIT_ROUNDING_MS) {
     throw outOfRange(
       'options.shutdownDelay',
       `at most ${Math.max(0, Math.floor(longestDelay))} ms: it must leave the tasks ${MIN_TASK_SHARE * 100}% of ` +
@@ -559,7 +570,7 @@ function validateIpcMessage(value) {
 /** `diagnosticReport`: false (none), true (the working directory) or a directory; returns a path or null. */
 function validateDiagnosticReport(value) {
   if (value === undefined || value === false) return null
-  if (value === true) return writableDirectory(value, process.cwd())
+  if (value === true) return writableDirectory(value, workingDirectoryFor(value))
   if (typeof value !== 'string') throw invalidArgType('options.diagnosticReport', 'of type boolean or string', value)
   if (value.length === 0 || value.includes('\0') || !value.isWellFormed()) {
     throw invalidArgValue(
@@ -568,7 +579,26 @@ function validateDiagnosticReport(value) {
       'must be a directory path (non-empty, without NUL, well-formed Unicode)',
     )
   }
-  return writableDirectory(value, require('node:path').resolve(value))
+  const path = require('node:path')
+  // resolve() asks for the working directory only for a relative path.
+  const base = path.isAbsolute(value) ? '/' : workingDirectoryFor(value)
+  return writableDirectory(value, path.resolve(base, value))
+}
+
+/**
+ * The working directory, which `diagnosticReport: value` names or is relative to: one removed under the
+ * process (process.cwd() then throws ENOENT) is refused in the option's terms.
+ */
+function workingDirectoryFor(value) {
+  try {
+    return process.cwd()
+  } catch {
+    throw invalidArgValue(
+      'options.diagnosticReport',
+      value,
+      'must be a directory to write in (the working directory it is relative to no longer exists)',
+    )
+  }
 }
 
 /**
@@ -585,8 +615,13 @@ function writableDirectory(value, directory) {
     if (!fs.statSync(directory).isDirectory()) problem = 'is not a directory'
     else fs.accessSync(directory, fs.constants.W_OK)
   } catch (error) {
-    if (error?.code === 'ENOENT' || error?.code === 'ENOTDIR') problem = 'does not exist'
-    else if (error?.code === 'EACCES' || error?.code === 'EROFS') problem = 'cannot be written'
+    const code = error?.code
+    if (code === 'ENOENT' || code === 'ENOTDIR') problem = 'does not exist'
+    else if (code === 'EACCES' || code === 'EROFS') problem = 'cannot be written'
+    else if (code === 'ELOOP') problem = 'is a loop of symbolic links'
+    else if (code === 'ENAMETOOLONG') problem = 'has a name too long for the system'
+    // Only a check the permission model forbids is left to the hard exit; anything else would fail there too.
+    else if (code !== 'ERR_ACCESS_DENIED') problem = `cannot be used: ${code ?? error}`
   }
   if (problem) {
     throw invalidArgValue('options.diagnosticReport', value, `must be a directory to write in (it ${problem})`)
