@@ -568,6 +568,39 @@ test(
   },
 )
 
+test(
+  'an upgraded HTTP/1 connection of an HTTP/2 server (allowHTTP1) is handed to closeUpgraded, and the drain ends with it',
+  needs('openssl'),
+  async () => {
+    const { key, cert } = certificate()
+    const fixture = start('drain-tls.cjs', [key, cert])
+    const ports = await fixture.ready
+    const ca = require('node:fs').readFileSync(cert)
+    const upgraded = require('node:tls').connect({
+      host: '127.0.0.1',
+      port: ports.both,
+      servername: 'localhost',
+      ca,
+      ALPNProtocols: ['http/1.1'],
+    })
+    let data = ''
+    upgraded.setEncoding('latin1').on('data', (chunk) => (data += chunk))
+    upgraded.on('error', () => {})
+    const upgradedClosed = closed(upgraded)
+    upgraded.write('GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n')
+    while (!/101 Switching Protocols/.test(data)) await sleep(10)
+    const sentAt = kill(fixture.child, 'SIGTERM')
+    const result = await fixture.exited
+    // The drain waited for the upgraded connection until its timeout (9 s of the 10 s deadline) and cut it.
+    assert.equal(result.code, 0, result.stderr)
+    assert.ok(!find(result.lines, 'event', { event: 'shutdown:task:error' }))
+    assert.match(data, /bye$/, 'closeUpgraded said goodbye')
+    const closedAt = await upgradedClosed
+    // The shutdown delay is 200 ms; the goodbye comes as the drain begins.
+    assert.ok(closedAt - sentAt < 3000, `closed ${(closedAt - sentAt).toFixed(0)} ms after SIGTERM`)
+  },
+)
+
 test('a connection announced twice is tracked once, and many connections coming and going leave none behind', async () => {
   // The tracker keeps sockets in a list with their positions (lib/drain.js SocketList): a socket the
   // application announces again must not stay in it for ever (the drain would wait for its timeout), and
@@ -950,4 +983,36 @@ test('a server tracked twice answers upgrades as requests once the application s
   socket.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n')
   await waitFor(() => received.includes('\r\n\r\n'), 2000, 'an answer').catch(() => {})
   assert.match(received, /^HTTP\/1\.1 200 /)
+})
+
+test('an http server fed its connections by another (it never listens) has its idle kept-alive connections closed at once', async (t) => {
+  // One port for several protocols: a net server hands each connection to an http server, which never
+  // listens itself, so Node never makes the list its closeIdleConnections() walks.
+  const web = http.createServer((req, res) => res.end('ok'))
+  const front = net.createServer((socket) => web.emit('connection', socket))
+  const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false })
+  t.after(() => manager.dispose())
+  t.after(() => front.close())
+  const id = manager.trackServer(web, { drainTimeout: 8000 })
+  await new Promise((resolve) => front.listen(0, '127.0.0.1', resolve))
+  const agent = new http.Agent({ keepAlive: true })
+  const body = await new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port: front.address().port, agent }, (res) => {
+        let text = ''
+        res.setEncoding('utf8').on('data', (chunk) => (text += chunk))
+        res.on('end', () => resolve(text))
+      })
+      .on('error', reject)
+  })
+  assert.equal(body, 'ok')
+  const idle = Object.values(agent.freeSockets).flat()
+  assert.equal(idle.length, 1)
+  const idleClosed = closed(idle[0])
+  const startedAt = now()
+  const result = await manager.stop({ timeout: 10_000 })
+  // It waited for the drain's timeout (8 s) and cut the connection.
+  assert.equal(result.tasks.find((task) => task.id === id)?.status, 'succeeded')
+  const closedAt = await idleClosed
+  assert.ok(closedAt - startedAt < 3000, `closed ${(closedAt - startedAt).toFixed(0)} ms into the drain`)
 })

@@ -126,7 +126,10 @@ class ServerTracker {
   #onRequestWhileClosing = null
   /** While a drain runs: checks whether it is done, each time a connection goes. */
   #onGone = null
-  /** The 'upgrade' and 'connect' listener that records upgraded connections (HTTP/1 servers), on the server or not. */
+  /**
+   * The 'upgrade' and 'connect' listener that records upgraded connections (HTTP/1 servers, and HTTP/2
+   * secure ones for their HTTP/1 clients), on the server or not.
+   */
   #recordUpgrade = null
   /** The server has closed (its 'close' came) and has not listened since: the application closed it. */
   #closed = false
@@ -162,7 +165,9 @@ class ServerTracker {
       // The HTTP layer's socket: the TLS one for https ('secureConnection'), the TCP one otherwise.
       this.#listen(tls ? 'secureConnection' : 'connection', (socket) => this.#trackSocket(socket))
     }
-    if (this.#http1) this.#followUpgrades()
+    // An HTTP/2 secure server with allowHTTP1 serves upgrades and CONNECT of its HTTP/1 clients as an
+    // HTTP/1 server does (without allowHTTP1 none come).
+    if (this.#http1 || (this.#http2 && tls)) this.#followUpgrades()
     this.#listen('close', () => (this.#closed = true))
     this.#listen('listening', () => (this.#closed = false))
   }
@@ -368,13 +373,16 @@ class ServerTracker {
         this.#upgraded.size === 0 &&
         this.#handshaking.size === 0
       // Node's own judgement of which HTTP/1 connections are idle (from their parsers: one whose request is
-      // still arriving is not) is used wherever the server keeps it: every HTTP/1 server, and a secure
-      // HTTP/2 server's HTTP/1 connections (allowHTTP1), which it tracks once it listens.
+      // still arriving is not) is used wherever the server keeps it: an HTTP/1 server, and a secure HTTP/2
+      // server's HTTP/1 connections (allowHTTP1), once it has listened. One that never listened (fed its
+      // connections by another server, with emit('connection')) has no list, and its closeIdleConnections()
+      // closes nothing: its quiet connections are found as an HTTP/2 server's are.
       const nodeKnowsIdle =
-        typeof server.closeIdleConnections === 'function' && (this.#http1 || tracksHttp1Connections(server))
+        typeof server.closeIdleConnections === 'function' &&
+        ((this.#http1 && server.listening) || tracksHttp1Connections(server))
       const check = () => {
         if (nodeKnowsIdle) this.#sparing(() => server.closeIdleConnections())
-        else if (this.#http2) this.#closeQuietConnections()
+        else if (this.#http1 || this.#http2) this.#closeQuietConnections()
         // HTTP connections only: a raw TCP client may never send a byte by design (the server speaks).
         if (this.#http1 || this.#http2) this.#closeUnused(this.#sockets)
         this.#closeUnused(this.#handshaking)
