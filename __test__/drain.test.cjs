@@ -1016,3 +1016,73 @@ test('an http server fed its connections by another (it never listens) has its i
   const closedAt = await idleClosed
   assert.ok(closedAt - startedAt < 3000, `closed ${(closedAt - startedAt).toFixed(0)} ms into the drain`)
 })
+
+test('on an http server fed its connections by another, a request whose headers arrive in parts during the drain is served', async (t) => {
+  // Node cannot say whether such a server's connection is idle (it never listened): one that has read
+  // nothing for a while is, and a pause inside a request's headers must not make it look so.
+  const web = http.createServer((req, res) => res.end(`ok ${req.url}`))
+  const front = net.createServer((socket) => web.emit('connection', socket))
+  const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false })
+  t.after(() => manager.dispose())
+  t.after(() => front.close())
+  const id = manager.trackServer(web, { drainTimeout: 8000 })
+  await new Promise((resolve) => front.listen(0, '127.0.0.1', resolve))
+  const client = net.connect(front.address().port, '127.0.0.1')
+  let received = ''
+  client.setEncoding('latin1').on('data', (chunk) => (received += chunk))
+  const clientClosed = closed(client)
+  await new Promise((resolve) => client.once('connect', resolve))
+  // A first request and its response: the connection has read something, and is idle for a moment.
+  client.write('GET /one HTTP/1.1\r\nHost: x\r\n\r\n')
+  await waitFor(() => received.includes('ok /one'))
+  const stopping = manager.stop({ timeout: 10_000 })
+  await sleep(50)
+  client.write('GET /two HTTP/1.1\r\nHost: x\r\n')
+  await sleep(300)
+  client.write('X-Part: 2\r\n\r\n')
+  const result = await stopping
+  await clientClosed
+  assert.equal(result.tasks.find((task) => task.id === id)?.status, 'succeeded')
+  // Destroyed between its two parts, it was never answered.
+  assert.match(received, /ok \/two$/)
+  assert.match(received.slice(received.indexOf('ok /one')), /\r\nConnection: close\r\n/i)
+})
+
+test(
+  'an HTTP/2 CONNECT stream is left to its session: closeUpgraded hears only HTTP/1 connections, and the stream counts once',
+  needs('openssl'),
+  async (t) => {
+    // Node's compatibility layer emits 'connect' for an HTTP/2 CONNECT stream too, with its response object.
+    const { key, cert } = certificate()
+    const fs = require('node:fs')
+    const tlsOptions = { key: fs.readFileSync(key), cert: fs.readFileSync(cert) }
+    const server = http2.createSecureServer({ ...tlsOptions, allowHTTP1: true }, (req, res) => res.end('ok'))
+    server.on('connect', (req, res) => {
+      res.writeHead(200)
+      res.write('tunnel open\n')
+    })
+    const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false })
+    t.after(() => manager.dispose())
+    const handedOver = []
+    const id = manager.trackServer(server, {
+      drainTimeout: 1000,
+      closeUpgraded: (socket) => handedOver.push(socket.constructor.name),
+    })
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const client = http2.connect(`https://127.0.0.1:${server.address().port}`, {
+      ca: tlsOptions.cert,
+      servername: 'localhost',
+    })
+    t.after(() => client.destroy())
+    client.on('error', () => {})
+    const stream = client.request({ ':method': 'CONNECT', ':authority': 'example.com:443' })
+    stream.on('error', () => {})
+    await new Promise((resolve) => stream.once('response', resolve))
+    const result = await manager.stop({ timeout: 5000 })
+    assert.deepEqual(handedOver, [])
+    // The tunnel is a stream its session is told to finish; at the drain's timeout it is cut, once.
+    const task = result.tasks.find((task) => task.id === id)
+    assert.equal(task?.error?.code, 'ERR_DRAIN_TIMEOUT')
+    assert.match(task.error.message, /cut 1 request in flight and 1 connection$/)
+  },
+)

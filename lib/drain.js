@@ -16,7 +16,10 @@ const { lifecycleError, describeMessage, quoted } = require('./validate')
 
 /** How often a drain closes connections that went idle after their last response. */
 const SWEEP_MS = 25
-/** How long a drain leaves a connection that has sent nothing yet (see #closeUnused). */
+/**
+ * How long a drain leaves a connection that has sent nothing yet (see #closeUnused), and one that has sent
+ * nothing since where Node cannot say whether it is idle (see #closeQuietConnections).
+ */
 const UNUSED_GRACE_MS = 1000
 /**
  * Between an HTTP/2 GOAWAY that refuses nothing and the one that closes the session (RFC 9113, 6.8): a
@@ -108,8 +111,8 @@ class ServerTracker {
   #sessions = new Map()
   /** Upgraded connections and CONNECT tunnels (only while the application listens for them), with their request. */
   #upgraded = new Map()
-  /** HTTP/1 connections seen idle at the last sweep, with the bytes read then (see #closeQuietConnections). */
-  #idleAtLastSweep = new Map()
+  /** HTTP/1 connections seen idle, with the bytes they had read and since when (see #closeQuietConnections). */
+  #quietSince = new Map()
   /**
    * A TLS server's TCP connections whose handshake has not finished: the HTTP layer does not know them yet,
    * yet the server's close waits for them.
@@ -166,7 +169,7 @@ class ServerTracker {
       this.#listen(tls ? 'secureConnection' : 'connection', (socket) => this.#trackSocket(socket))
     }
     // An HTTP/2 secure server with allowHTTP1 serves upgrades and CONNECT of its HTTP/1 clients as an
-    // HTTP/1 server does (without allowHTTP1 none come).
+    // HTTP/1 server does (its HTTP/2 CONNECT streams come as 'connect' too, and are left to their session).
     if (this.#http1 || (this.#http2 && tls)) this.#followUpgrades()
     this.#listen('close', () => (this.#closed = true))
     this.#listen('listening', () => (this.#closed = false))
@@ -198,7 +201,7 @@ class ServerTracker {
     this.#unusedSince.clear()
     this.#sessions.clear()
     this.#upgraded.clear()
-    this.#idleAtLastSweep.clear()
+    this.#quietSince.clear()
   }
 
   #trackSocket(socket) {
@@ -217,7 +220,7 @@ class ServerTracker {
       tracker.#sockets.delete(this)
       // Looking a socket up in a map hashes it (see SocketList): only when the map holds anything.
       if (tracker.#upgraded.size > 0) tracker.#upgraded.delete(this)
-      if (tracker.#idleAtLastSweep.size > 0) tracker.#idleAtLastSweep.delete(this)
+      if (tracker.#quietSince.size > 0) tracker.#quietSince.delete(this)
       if (tracker.#unusedSince.size > 0) tracker.#unusedSince.delete(this)
       tracker.#onGone?.()
     })(this)
@@ -268,6 +271,9 @@ class ServerTracker {
   #followUpgrades() {
     const server = this.#server
     const record = markedAsRecorder((req, socket) => {
+      // An HTTP/2 CONNECT stream (a proxy's, RFC 8441's WebSocket) comes as 'connect' too, with its response
+      // object: its session tracks it. Only an HTTP/1 connection leaves the HTTP layer.
+      if (!(socket instanceof net.Socket)) return
       // A connection accepted before the server was tracked is tracked from here: its close must take it
       // off the list, or the drain waits for it until its timeout and counts it as cut.
       this.#trackSocket(socket)
@@ -497,18 +503,23 @@ class ServerTracker {
 
   /**
    * Closes the HTTP/1 connections that are idle by what they read: no response in progress, not upgraded,
-   * something read (one that has read nothing is #closeUnused's, after its grace), and nothing read since
-   * the last sweep (a request whose headers are still arriving has no response yet; one whose parts come
-   * more than a sweep apart is taken for idle). Only where Node does not judge it from its parsers: an
-   * HTTP/2 server's HTTP/1 connections (allowHTTP1) on a Node version that does not track them.
+   * something read (one that has read nothing is #closeUnused's), and nothing read for UNUSED_GRACE_MS of
+   * the drain. A request whose headers are still arriving has no response yet either: the grace lets a
+   * request that comes in parts be served (one whose parts are more than the grace apart is taken for
+   * idle), and an idle kept-alive connection closes after it rather than at once. Only where Node does not
+   * judge idleness from its parsers: an HTTP/1 server that never listened (fed its connections with
+   * emit('connection')), whose list of connections Node never made, and an HTTP/2 server's HTTP/1
+   * connections (allowHTTP1) before it has listened.
    */
   #closeQuietConnections() {
+    const now = performance.now()
     for (const socket of this.#sockets) {
       const idle = !socket._httpMessage && !this.#upgraded.has(socket) && socket.bytesRead > 0
-      const seenIdle = this.#idleAtLastSweep.get(socket)
-      if (idle && seenIdle === socket.bytesRead) socket.destroy()
-      else if (idle) this.#idleAtLastSweep.set(socket, socket.bytesRead)
-      else this.#idleAtLastSweep.delete(socket)
+      const seen = this.#quietSince.get(socket)
+      if (!idle) this.#quietSince.delete(socket)
+      else if (seen === undefined || seen.bytesRead !== socket.bytesRead) {
+        this.#quietSince.set(socket, { bytesRead: socket.bytesRead, since: now })
+      } else if (now - seen.since >= UNUSED_GRACE_MS) socket.destroy()
     }
   }
 
