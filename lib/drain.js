@@ -509,7 +509,8 @@ class ServerTracker {
    * idle), and an idle kept-alive connection closes after it rather than at once. Only where Node does not
    * judge idleness from its parsers: an HTTP/1 server that never listened (fed its connections with
    * emit('connection')), whose list of connections Node never made, and an HTTP/2 server's HTTP/1
-   * connections (allowHTTP1) before it has listened.
+   * connections (allowHTTP1) where Node keeps no such list (before the server listens, or on a Node version
+   * that does not track them).
    */
   #closeQuietConnections() {
     const now = performance.now()
