@@ -7,7 +7,7 @@ const path = require('node:path')
 const { fork } = require('node:child_process')
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { find, eventNames } = require('./helpers.cjs')
+const { find, eventNames, waitFor } = require('./helpers.cjs')
 const { ShutdownManager } = require('..')
 
 /** Forks the IPC fixture the way PM2 starts an app; collects its report lines and IPC messages. */
@@ -63,6 +63,24 @@ test("the 'shutdown' message starts the shutdown: reason 'signal', the message n
   assert.equal(start.message, 'shutdown')
   assert.equal(start.signal, undefined)
   assert.deepEqual(eventNames(service.lines), ['shutdown:start', 'shutdown:task:complete', 'shutdown:complete'])
+})
+
+test("a signal that began the shutdown before the supervisor's message was heard: shutdown:start names no message", async () => {
+  const service = forkService(['default', 'busy'])
+  await service.ready
+  service.child.send('block')
+  await waitFor(() => find(service.lines, 'blocking'), 5000, 'the loop blocked')
+  // Both arrive while the loop is blocked: the watchdog begins the shutdown for the signal at once, and the
+  // message is heard after it, when the loop is back.
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  service.child.kill('SIGTERM')
+  service.child.send('shutdown')
+  const { code } = await service.exited
+  assert.equal(code, 0, service.stderr())
+  const start = find(service.lines, 'event', { event: 'shutdown:start' })
+  assert.equal(start.reason, 'SIGTERM')
+  assert.equal(start.signal, 'SIGTERM')
+  assert.equal(start.message, undefined)
 })
 
 test('ipcMessage names another message; other messages are ignored', async () => {

@@ -65,3 +65,20 @@ test("the signals a manager accepts are the native side's list", () => {
     message: new RegExp(`must be one of ${ownable.join(', ')}`),
   })
 })
+
+test("the README's systemd unit puts its comments on lines of their own, where systemd reads them as comments", () => {
+  // systemd takes a `#` after a value as part of it: `KillMode=mixed   # ...` is ignored as unparsable,
+  // and the unit runs with the default (control-group: SIGTERM to every child too).
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8')
+  const units = [...readme.matchAll(/```ini\n([\s\S]*?)```/g)].map(([, unit]) => unit)
+  assert.ok(
+    units.some((unit) => /^KillMode=mixed$/m.test(unit)),
+    'the README shows a unit with KillMode=mixed',
+  )
+  for (const unit of units) {
+    for (const line of unit.split('\n')) {
+      if (/^\s*[#;]/.test(line) || !line.includes('=')) continue
+      assert.doesNotMatch(line, /\s[#;]/, `a comment after a value: ${line}`)
+    }
+  }
+})

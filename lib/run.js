@@ -397,7 +397,6 @@ class ShutdownRun {
     this.#exit = exit
     this.#awaitedByStop = byStop && !exit
     this.#fatal = fatal
-    this.message = message
     // Whether the first tasks start within begin: when no delay can apply. No delay after an uncaught error:
     // the process should not keep serving in a state nobody planned for.
     const startNow = this.#shutdownDelay === 0 || this.#fatal || FATAL_REASONS.has(reason)
@@ -414,6 +413,9 @@ class ShutdownRun {
     const remainingMs = figures[START_REMAINING_MS]
     this.reason = details === null ? trigger : details.reason
     this.signal = details === null ? (signal ?? undefined) : (details.signal ?? undefined)
+    // The supervisor's message is what began it only if no signal did first (the watchdog begins a shutdown
+    // at the signal, natively, while a blocked loop has yet to hear either).
+    this.message = this.signal === undefined ? message : undefined
     this.#fatal ||= FATAL_REASONS.has(this.reason)
     this.deadline = now + remainingMs
     // The budget begin reports, not the one asked for: a signal the watchdog took first began this shutdown
