@@ -495,15 +495,23 @@ function certificate() {
   return { key, cert }
 }
 
+/** The TLS fixture (drain-tls.cjs) with a new certificate: its process, its servers' ports, the CA to trust. */
+async function startTlsFixture() {
+  const { key, cert } = certificate()
+  const fixture = start('drain-tls.cjs', [key, cert])
+  return { fixture, ports: await fixture.ready, ca: require('node:fs').readFileSync(cert) }
+}
+
+/** A TLS connection to the fixture's server on `port` that asks for HTTP/1.1. */
+const http1OverTls = (port, ca) =>
+  require('node:tls').connect({ host: '127.0.0.1', port, servername: 'localhost', ca, ALPNProtocols: ['http/1.1'] })
+
 test(
   'TLS: an https server and an HTTP/2 server with HTTP/1 clients (allowHTTP1) drain without failing a request',
   needs('openssl'),
   async () => {
     const https = require('node:https')
-    const { key, cert } = certificate()
-    const fixture = start('drain-tls.cjs', [key, cert])
-    const ports = await fixture.ready
-    const ca = require('node:fs').readFileSync(cert)
+    const { fixture, ports, ca } = await startTlsFixture()
     const fetchOver = (port, path, agent) =>
       new Promise((resolve) => {
         https
@@ -539,13 +547,7 @@ test(
     const sessionClosed = closed(session)
     // An HTTP/1 client of the HTTP/2 server whose headers are still arriving when the drain begins (the
     // shutdown delay is 200 ms): it was taken for idle and destroyed.
-    const partial = require('node:tls').connect({
-      host: '127.0.0.1',
-      port: ports.both,
-      servername: 'localhost',
-      ca,
-      ALPNProtocols: ['http/1.1'],
-    })
+    const partial = http1OverTls(ports.both, ca)
     const partialAnswer = statusLine(partial)
     await new Promise((resolve) => partial.once('secureConnect', resolve))
     partial.write('GET /fast HTTP/1.1\r\nHost: localhost\r\n')
@@ -572,17 +574,8 @@ test(
   'an upgraded HTTP/1 connection of an HTTP/2 server (allowHTTP1) is handed to closeUpgraded, and the drain ends with it',
   needs('openssl'),
   async () => {
-    const { key, cert } = certificate()
-    const fixture = start('drain-tls.cjs', [key, cert])
-    const ports = await fixture.ready
-    const ca = require('node:fs').readFileSync(cert)
-    const upgraded = require('node:tls').connect({
-      host: '127.0.0.1',
-      port: ports.both,
-      servername: 'localhost',
-      ca,
-      ALPNProtocols: ['http/1.1'],
-    })
+    const { fixture, ports, ca } = await startTlsFixture()
+    const upgraded = http1OverTls(ports.both, ca)
     let data = ''
     upgraded.setEncoding('latin1').on('data', (chunk) => (data += chunk))
     upgraded.on('error', () => {})
@@ -985,27 +978,35 @@ test('a server tracked twice answers upgrades as requests once the application s
   assert.match(received, /^HTTP\/1\.1 200 /)
 })
 
-test('an http server fed its connections by another (it never listens) has its idle kept-alive connections closed at once', async (t) => {
-  // One port for several protocols: a net server hands each connection to an http server, which never
-  // listens itself, so Node never makes the list its closeIdleConnections() walks.
-  const web = http.createServer((req, res) => res.end('ok'))
+/**
+ * One port for several protocols: a net server hands each connection to an http server (answering
+ * `ok <url>`), which never listens itself, so Node never makes the list its closeIdleConnections() walks.
+ * The http server is tracked by a manager without signals; returns it, the task's id and the port.
+ */
+async function fedServer(t) {
+  const web = http.createServer((req, res) => res.end(`ok ${req.url}`))
   const front = net.createServer((socket) => web.emit('connection', socket))
   const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false })
   t.after(() => manager.dispose())
   t.after(() => front.close())
   const id = manager.trackServer(web, { drainTimeout: 8000 })
   await new Promise((resolve) => front.listen(0, '127.0.0.1', resolve))
+  return { manager, id, port: front.address().port }
+}
+
+test('an http server fed its connections by another (it never listens) has its idle kept-alive connections closed within a second', async (t) => {
+  const { manager, id, port } = await fedServer(t)
   const agent = new http.Agent({ keepAlive: true })
   const body = await new Promise((resolve, reject) => {
     http
-      .get({ host: '127.0.0.1', port: front.address().port, agent }, (res) => {
+      .get({ host: '127.0.0.1', port, agent }, (res) => {
         let text = ''
         res.setEncoding('utf8').on('data', (chunk) => (text += chunk))
         res.on('end', () => resolve(text))
       })
       .on('error', reject)
   })
-  assert.equal(body, 'ok')
+  assert.equal(body, 'ok /')
   const idle = Object.values(agent.freeSockets).flat()
   assert.equal(idle.length, 1)
   const idleClosed = closed(idle[0])
@@ -1020,14 +1021,8 @@ test('an http server fed its connections by another (it never listens) has its i
 test('on an http server fed its connections by another, a request whose headers arrive in parts during the drain is served', async (t) => {
   // Node cannot say whether such a server's connection is idle (it never listened): one that has read
   // nothing for a while is, and a pause inside a request's headers must not make it look so.
-  const web = http.createServer((req, res) => res.end(`ok ${req.url}`))
-  const front = net.createServer((socket) => web.emit('connection', socket))
-  const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false })
-  t.after(() => manager.dispose())
-  t.after(() => front.close())
-  const id = manager.trackServer(web, { drainTimeout: 8000 })
-  await new Promise((resolve) => front.listen(0, '127.0.0.1', resolve))
-  const client = net.connect(front.address().port, '127.0.0.1')
+  const { manager, id, port } = await fedServer(t)
+  const client = net.connect(port, '127.0.0.1')
   let received = ''
   client.setEncoding('latin1').on('data', (chunk) => (received += chunk))
   const clientClosed = closed(client)
