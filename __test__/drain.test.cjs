@@ -981,17 +981,37 @@ test('a server tracked twice answers upgrades as requests once the application s
 /**
  * One port for several protocols: a net server hands each connection to an http server (answering
  * `ok <url>`), which never listens itself, so Node never makes the list its closeIdleConnections() walks.
- * The http server is tracked by a manager without signals; returns it, the task's id and the port.
+ * The http server is tracked by a manager without signals (with `trackOptions`); returns it, the task's id
+ * and the port. `wrap(socket)`: what the http server is fed instead of the socket (any duplex stream).
  */
-async function fedServer(t) {
+async function fedServer(t, { trackOptions = {}, wrap = (socket) => socket } = {}) {
   const web = http.createServer((req, res) => res.end(`ok ${req.url}`))
-  const front = net.createServer((socket) => web.emit('connection', socket))
+  web.on('upgrade', (req, socket) => socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\n'))
+  const front = net.createServer((socket) => web.emit('connection', wrap(socket)))
   const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false })
   t.after(() => manager.dispose())
   t.after(() => front.close())
-  const id = manager.trackServer(web, { drainTimeout: 8000 })
+  const id = manager.trackServer(web, { drainTimeout: 8000, ...trackOptions })
   await new Promise((resolve) => front.listen(0, '127.0.0.1', resolve))
   return { manager, id, port: front.address().port }
+}
+
+/** A socket as a plain duplex stream (a PROXY protocol reader would hand on such a wrapper). */
+function asDuplex(socket) {
+  const { Duplex } = require('node:stream')
+  const duplex = new Duplex({
+    read: () => socket.resume(),
+    write: (chunk, encoding, callback) => socket.write(chunk, callback),
+    final: (callback) => socket.end(callback),
+    destroy: (error, callback) => {
+      socket.destroy()
+      callback(error)
+    },
+  })
+  socket.on('data', (chunk) => duplex.push(chunk) || socket.pause())
+  socket.on('end', () => duplex.push(null))
+  socket.on('close', () => duplex.destroy())
+  return duplex
 }
 
 test('an http server fed its connections by another (it never listens) has its idle kept-alive connections closed within a second', async (t) => {
@@ -1081,3 +1101,46 @@ test(
     assert.match(task.error.message, /cut 1 request in flight and 1 connection$/)
   },
 )
+
+test('a drain shorter than the grace still closes idle and silent connections before its timeout, and succeeds', async (t) => {
+  // The grace for a connection Node cannot judge (a fed server's) and for one that sent nothing is 1 s, at
+  // most half the drain: a drain of 400 ms cut both, counted them, and failed.
+  const { manager, id, port } = await fedServer(t, { trackOptions: { drainTimeout: 400 } })
+  const used = net.connect(port, '127.0.0.1')
+  let received = ''
+  used.setEncoding('latin1').on('data', (chunk) => (received += chunk))
+  used.write('GET /one HTTP/1.1\r\nHost: x\r\n\r\n')
+  await waitFor(() => received.includes('ok /one'))
+  const silent = net.connect(port, '127.0.0.1')
+  await new Promise((resolve) => silent.once('connect', resolve))
+  const bothClosed = Promise.all([closed(used), closed(silent)])
+  const result = await manager.stop({ timeout: 5000 })
+  const task = result.tasks.find((task) => task.id === id)
+  assert.equal(task?.status, 'succeeded', task?.error?.message)
+  await bothClosed
+})
+
+test('an upgrade on a server fed duplex streams rather than sockets reaches closeUpgraded', async (t) => {
+  const handedOver = []
+  const { manager, id, port } = await fedServer(t, {
+    wrap: asDuplex,
+    trackOptions: {
+      drainTimeout: 3000,
+      closeUpgraded: (stream) => {
+        handedOver.push(stream.constructor.name)
+        stream.end()
+      },
+    },
+  })
+  const client = net.connect(port, '127.0.0.1')
+  client.on('error', () => {})
+  t.after(() => client.destroy())
+  let received = ''
+  client.setEncoding('latin1').on('data', (chunk) => (received += chunk))
+  client.write('GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n')
+  await waitFor(() => received.includes('101 Switching Protocols'))
+  const result = await manager.stop({ timeout: 8000 })
+  assert.deepEqual(handedOver, ['Duplex'])
+  const task = result.tasks.find((task) => task.id === id)
+  assert.equal(task?.status, 'succeeded', task?.error?.message)
+})

@@ -18,7 +18,8 @@ const { lifecycleError, describeMessage, quoted } = require('./validate')
 const SWEEP_MS = 25
 /**
  * How long a drain leaves a connection that has sent nothing yet (see #closeUnused), and one that has sent
- * nothing since where Node cannot say whether it is idle (see #closeQuietConnections).
+ * nothing since where Node cannot say whether it is idle (see #closeQuietConnections); at most half the
+ * drain's time, so a short drain closes them before its timeout rather than cutting them (and failing).
  */
 const UNUSED_GRACE_MS = 1000
 /**
@@ -272,8 +273,9 @@ class ServerTracker {
     const server = this.#server
     const record = markedAsRecorder((req, socket) => {
       // An HTTP/2 CONNECT stream (a proxy's, RFC 8441's WebSocket) comes as 'connect' too, with its response
-      // object: its session tracks it. Only an HTTP/1 connection leaves the HTTP layer.
-      if (!(socket instanceof net.Socket)) return
+      // object: its session tracks it. Only an HTTP/1 connection leaves the HTTP layer (a socket, or any
+      // duplex stream an application fed the server with emit('connection')).
+      if (req.httpVersionMajor === 2) return
       // A connection accepted before the server was tracked is tracked from here: its close must take it
       // off the list, or the drain waits for it until its timeout and counts it as cut.
       this.#trackSocket(socket)
@@ -373,6 +375,8 @@ class ServerTracker {
         if (error) reject(error)
         else resolve()
       }
+      // Half the drain's time at most: the sweep closes such connections before the timeout would cut them.
+      const graceMs = Math.min(UNUSED_GRACE_MS, timeoutMs / 2)
       const done = () =>
         this.#sockets.size === 0 &&
         this.#sessions.size === 0 &&
@@ -388,10 +392,10 @@ class ServerTracker {
         ((this.#http1 && server.listening) || tracksHttp1Connections(server))
       const check = () => {
         if (nodeKnowsIdle) this.#sparing(() => server.closeIdleConnections())
-        else if (this.#http1 || this.#http2) this.#closeQuietConnections()
+        else if (this.#http1 || this.#http2) this.#closeQuietConnections(graceMs)
         // HTTP connections only: a raw TCP client may never send a byte by design (the server speaks).
-        if (this.#http1 || this.#http2) this.#closeUnused(this.#sockets)
-        this.#closeUnused(this.#handshaking)
+        if (this.#http1 || this.#http2) this.#closeUnused(this.#sockets, graceMs)
+        this.#closeUnused(this.#handshaking, graceMs)
         if (serverClosed && done()) finish()
       }
       const cut = () => {
@@ -503,7 +507,7 @@ class ServerTracker {
 
   /**
    * Closes the HTTP/1 connections that are idle by what they read: no response in progress, not upgraded,
-   * something read (one that has read nothing is #closeUnused's), and nothing read for UNUSED_GRACE_MS of
+   * something read (one that has read nothing is #closeUnused's), and nothing read for `graceMs` of
    * the drain. A request whose headers are still arriving has no response yet either: the grace lets a
    * request that comes in parts be served (one whose parts are more than the grace apart is taken for
    * idle), and an idle kept-alive connection closes after it rather than at once. Only where Node does not
@@ -512,7 +516,7 @@ class ServerTracker {
    * connections (allowHTTP1) where Node keeps no such list (before the server listens, or on a Node version
    * that does not track them).
    */
-  #closeQuietConnections() {
+  #closeQuietConnections(graceMs) {
     const now = performance.now()
     for (const socket of this.#sockets) {
       const idle = !socket._httpMessage && !this.#upgraded.has(socket) && socket.bytesRead > 0
@@ -520,25 +524,25 @@ class ServerTracker {
       if (!idle) this.#quietSince.delete(socket)
       else if (seen === undefined || seen.bytesRead !== socket.bytesRead) {
         this.#quietSince.set(socket, { bytesRead: socket.bytesRead, since: now })
-      } else if (now - seen.since >= UNUSED_GRACE_MS) socket.destroy()
+      } else if (now - seen.since >= graceMs) socket.destroy()
     }
   }
 
   /**
-   * Closes the connections of `sockets` that have read nothing for UNUSED_GRACE_MS of the drain: Node's
+   * Closes the connections of `sockets` that have read nothing for `graceMs` of the drain: Node's
    * closeIdleConnections() leaves a connection that never began a request, and a TLS client that never
    * began its handshake is not the HTTP layer's yet. Both would hold the drain until its timeout (a load
    * balancer's pre-connections, a stalled client). The grace lets a request already on its way arrive: over
    * TLS 1.2 it follows the handshake's end by a round trip.
    */
-  #closeUnused(sockets) {
+  #closeUnused(sockets, graceMs) {
     const now = performance.now()
     for (const socket of sockets) {
       const unused = socket.bytesRead === 0 && !socket._httpMessage && !this.#upgraded.has(socket)
       const since = this.#unusedSince.get(socket)
       if (!unused) this.#unusedSince.delete(socket)
       else if (since === undefined) this.#unusedSince.set(socket, now)
-      else if (now - since >= UNUSED_GRACE_MS) socket.destroy()
+      else if (now - since >= graceMs) socket.destroy()
     }
   }
 
