@@ -78,6 +78,14 @@ function libcByReport() {
 // @ts-ignore: webpack's name for Node's require; undefined everywhere else.
 const nodeRequire = typeof __non_webpack_require__ === 'function' ? __non_webpack_require__ : require
 
+/**
+ * This file's directory. An ES module bundle (esbuild's `--format=esm`, with `require` made by
+ * `createRequire(import.meta.url)` in a banner, as its users do for CommonJS inside) holds this file
+ * without CommonJS's `__dirname`: then null, and what sits beside the bundle is found through `nodeRequire`,
+ * which resolves from the bundle's own place.
+ */
+const packageDirectory = typeof __dirname === 'string' ? __dirname : null
+
 function unavailable(message, cause) {
   return Object.assign(new Error(message, cause ? { cause } : undefined), { code: 'ERR_NATIVE_UNAVAILABLE' })
 }
@@ -106,11 +114,13 @@ const loadNative = (function loadNative() {
   }
   const fileName = `titan-lifecycle.${platform}.node`
   const packageName = `titan-lifecycle-${platform}`
-  const candidates = [path.join(__dirname, fileName), path.join(__dirname, 'node_modules', packageName, fileName)]
-  if (path.basename(path.dirname(__dirname)) === 'node_modules') {
-    candidates.push(path.join(__dirname, '..', packageName, fileName))
+  const here = packageDirectory
+  const candidates =
+    here === null ? [] : [path.join(here, fileName), path.join(here, 'node_modules', packageName, fileName)]
+  if (here !== null && path.basename(path.dirname(here)) === 'node_modules') {
+    candidates.push(path.join(here, '..', packageName, fileName))
   }
-  const found = candidates.find((file) => existsSync(file))
+  const found = candidates.find((file) => existsSync(file)) ?? (here === null ? besideBundle(fileName) : undefined)
   if (found) return openedOrExplained(() => openAddon(realpathSync.native(found)), platform, packageName)
   try {
     const file = nodeRequire.resolve(packageName)
@@ -127,6 +137,15 @@ const loadNative = (function loadNative() {
     )
   }
 })
+
+/** `fileName` beside the module `nodeRequire` resolves from (an ES module bundle: see packageDirectory). */
+function besideBundle(fileName) {
+  try {
+    return nodeRequire.resolve(`./${fileName}`)
+  } catch {
+    return undefined
+  }
+}
 
 /**
  * Runs `open`; a binary that is there but cannot be opened (a truncated download, a system older than the
@@ -476,8 +495,8 @@ class ShutdownManager extends EventEmitter {
       // Only where the package's files are its own: a bundle holds the package and the service in one file
       // (often named index.js too), and summing that up would hide the service's frames. Node's own
       // require.cache holds lib/run.js (loaded just now) only when it ran from that file.
-      if (require.cache?.[path.join(__dirname, 'lib', 'run.js')]) {
-        native.setPackagePaths([path.join(__dirname, 'lib') + path.sep, path.join(__dirname, 'index.js')])
+      if (packageDirectory !== null && require.cache?.[path.join(packageDirectory, 'lib', 'run.js')]) {
+        native.setPackagePaths([path.join(packageDirectory, 'lib') + path.sep, path.join(packageDirectory, 'index.js')])
       }
     }
     this.#preparedRun = this.#makeRun()
@@ -1071,7 +1090,7 @@ class ShutdownManager extends EventEmitter {
     Object.defineProperty(process, SIGNAL_OWNER, {
       value: {
         manager: this,
-        path: __dirname,
+        path: packageDirectory ?? 'a bundle (an ES module)',
         /** Whether the owner answers uncaught errors: asked by the other managers, of any copy. */
         get handlesErrors() {
           return manager.#errorListeners !== null

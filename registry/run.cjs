@@ -196,8 +196,11 @@ const PACKAGE_MANAGERS = {
   },
 }
 
-/** The bundlers `bundle` knows. */
-const BUNDLERS = ['esbuild', 'webpack']
+/**
+ * The bundlers `bundle` knows. 'esbuild-esm' makes an ES module, with `require` from `createRequire` in a
+ * banner (esbuild's users' way to keep CommonJS working inside one), and no `__dirname`.
+ */
+const BUNDLERS = ['esbuild', 'esbuild-esm', 'webpack']
 
 /**
  * Bundles `entry` (in `app`) with esbuild or webpack (dev dependencies of this folder), titan-lifecycle
@@ -206,13 +209,18 @@ const BUNDLERS = ['esbuild', 'webpack']
  */
 async function bundle(bundler, app, entry, name) {
   const outdir = path.join(app, `bundle-${bundler}-${path.basename(entry, '.cjs')}`)
-  if (bundler === 'esbuild') {
+  if (bundler.startsWith('esbuild')) {
+    const esm = bundler === 'esbuild-esm'
     const { warnings } = await require('esbuild').build({
       entryPoints: [path.join(app, entry)],
       bundle: true,
       platform: 'node',
       outfile: path.join(outdir, name),
       logLevel: 'silent',
+      ...(esm && {
+        format: 'esm',
+        banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
+      }),
     })
     return { file: path.join(outdir, name), warnings: warnings.map((w) => w.text) }
   }
@@ -439,7 +447,8 @@ console.log(JSON.stringify({ kind: 'addon', nativeFile: require('titan-lifecycle
     const addonFile = fs.readdirSync(path.join(app, 'node_modules', platformPackage)).find((f) => f.endsWith('.node'))
     for (const bundler of BUNDLERS) {
       await check(`${bundler}: a bundle holding titan-lifecycle, beside node_modules and alone`, async () => {
-        const { file, warnings } = await bundle(bundler, app, 'bundled.cjs', 'app.js')
+        const name = bundler === 'esbuild-esm' ? 'app.mjs' : 'app.js'
+        const { file, warnings } = await bundle(bundler, app, 'bundled.cjs', name)
         const env = { PATH: pathWithoutRust }
         const installed = fs.realpathSync(path.join(app, 'node_modules', platformPackage, addonFile))
         const opened = (lines) => find(lines, 'addon').nativeFile
@@ -447,8 +456,8 @@ console.log(JSON.stringify({ kind: 'addon', nativeFile: require('titan-lifecycle
         if (besideModules !== installed) throw new Error(`beside node_modules, the addon came from ${besideModules}`)
         const alone = path.join(scratch, `alone-${bundler}`)
         fs.mkdirSync(alone)
-        fs.copyFileSync(file, path.join(alone, 'app.js'))
-        const refused = spawnSync(process.execPath, ['app.js'], { cwd: alone, encoding: 'utf8', env, timeout: 30_000 })
+        fs.copyFileSync(file, path.join(alone, name))
+        const refused = spawnSync(process.execPath, [name], { cwd: alone, encoding: 'utf8', env, timeout: 30_000 })
         if (
           refused.status !== 1 ||
           !refused.stderr.includes("code: 'ERR_NATIVE_UNAVAILABLE'") ||
@@ -459,7 +468,7 @@ console.log(JSON.stringify({ kind: 'addon', nativeFile: require('titan-lifecycle
           throw new Error(`alone, without the addon: exit ${refused.status}: ${refused.stderr}`)
         }
         fs.copyFileSync(installed, path.join(alone, addonFile))
-        const besideBundle = opened(await shutdownBySigterm([process.execPath, 'app.js'], { cwd: alone, env }))
+        const besideBundle = opened(await shutdownBySigterm([process.execPath, name], { cwd: alone, env }))
         if (besideBundle !== path.join(fs.realpathSync(alone), addonFile)) {
           throw new Error(`alone, the addon came from ${besideBundle}`)
         }
@@ -485,13 +494,16 @@ console.log(JSON.stringify({ kind: 'ready' }))
       await check(
         `${bundler}: a bundle named index.js, stuck in a task: the hard-exit report shows where`,
         async () => {
-          const { file } = await bundle(bundler, app, 'stuck.cjs', 'index.js')
+          const esm = bundler === 'esbuild-esm'
+          const { file } = await bundle(bundler, app, 'stuck.cjs', esm ? 'index.mjs' : 'index.js')
+          // V8 names an ES module's frames by its URL.
+          const where = esm ? require('node:url').pathToFileURL(file).href : file
           const child = launch([process.execPath, file], { cwd: app, env: { PATH: pathWithoutRust } })
           if (!(await child.ready)) throw new Error(`the bundle did not start: ${child.output().stderr}`)
           kill(child.child, 'SIGTERM')
           const { code, stderr } = await child.exited
           const stack = stderr.slice(stderr.indexOf('blocked in JavaScript, at:'), stderr.indexOf('running:'))
-          if (code !== 124 || !stack.includes(`at spinForever (${file}:`)) {
+          if (code !== 124 || !stack.includes(`at spinForever (${where}:`)) {
             throw new Error(`exit ${code}; the report's stack: ${stack || stderr}`)
           }
           return `exit 124; the report's stack starts ${stack.split('\n')[1].trim()}`
