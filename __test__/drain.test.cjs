@@ -1111,9 +1111,9 @@ test(
   },
 )
 
-test('a drain shorter than the grace still closes idle and silent connections before its timeout, and succeeds', async (t) => {
-  // The grace for a connection Node cannot judge (a fed server's) and for one that sent nothing is 1 s, at
-  // most half the drain: a drain of 400 ms cut both, counted them, and failed.
+test('a drain shorter than the grace closes idle and silent connections at its timeout without failing', async (t) => {
+  // The grace for a connection Node cannot judge (a fed server's) and for one that sent nothing is 1 s: a
+  // drain of 400 ms cut both, counted them, and failed, though neither held a request.
   const { manager, id, port } = await fedServer(t, { trackOptions: { drainTimeout: 400 } })
   const used = net.connect(port, '127.0.0.1')
   let received = ''
@@ -1152,4 +1152,42 @@ test('an upgrade on a server fed duplex streams rather than sockets reaches clos
   assert.deepEqual(handedOver, ['Duplex'])
   const task = result.tasks.find((task) => task.id === id)
   assert.equal(task?.status, 'succeeded', task?.error?.message)
+})
+
+test('a connection silent when a short drain begins is still served if its request comes before the timeout', async (t) => {
+  const server = http.createServer((req, res) => res.end(`ok ${req.url}`))
+  const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false })
+  t.after(() => manager.dispose())
+  const id = manager.trackServer(server, { drainTimeout: 700 })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const client = net.connect(server.address().port, '127.0.0.1')
+  let received = ''
+  client.setEncoding('latin1').on('data', (chunk) => (received += chunk))
+  client.on('error', () => {})
+  await new Promise((resolve) => client.once('connect', resolve))
+  const stopping = manager.stop({ timeout: 5000 })
+  // Past half the drain: a grace shortened to half of it destroyed the connection unanswered.
+  await sleep(420)
+  client.write('GET /late HTTP/1.1\r\nHost: x\r\n\r\n')
+  const result = await stopping
+  await waitFor(() => client.destroyed || received.includes('ok /late'))
+  assert.match(received, /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\nConnection: close\r\n[\s\S]*ok \/late$/i)
+  const task = result.tasks.find((task) => task.id === id)
+  assert.equal(task?.status, 'succeeded', task?.error?.message)
+})
+
+test('a drain shorter than a sweep ends with the silent connections it closes, and succeeds', async (t) => {
+  const server = http.createServer((req, res) => res.end('ok'))
+  const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false })
+  t.after(() => manager.dispose())
+  const id = manager.trackServer(server, { drainTimeout: 5 })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const silent = net.connect(server.address().port, '127.0.0.1')
+  silent.on('error', () => {})
+  await new Promise((resolve) => silent.once('connect', resolve))
+  const silentClosed = closed(silent)
+  const result = await manager.stop({ timeout: 5000 })
+  const task = result.tasks.find((task) => task.id === id)
+  assert.equal(task?.status, 'succeeded', task?.error?.message)
+  await silentClosed
 })

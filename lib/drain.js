@@ -18,8 +18,8 @@ const { lifecycleError, describeMessage, quoted } = require('./validate')
 const SWEEP_MS = 25
 /**
  * How long a drain leaves a connection that has sent nothing yet (see #closeUnused), and one that has sent
- * nothing since where Node cannot say whether it is idle (see #closeQuietConnections); at most half the
- * drain's time, so a short drain closes them before its timeout rather than cutting them (and failing).
+ * nothing since where Node cannot say whether it is idle (see #closeQuietConnections). A drain that ends
+ * sooner closes them at its timeout without counting them as cut (see #destroyAll).
  */
 const UNUSED_GRACE_MS = 1000
 /**
@@ -378,8 +378,6 @@ class ServerTracker {
         if (error) reject(error)
         else resolve()
       }
-      // Half the drain's time at most: the sweep closes such connections before the timeout would cut them.
-      const graceMs = Math.min(UNUSED_GRACE_MS, timeoutMs / 2)
       const done = () =>
         this.#sockets.size === 0 &&
         this.#sessions.size === 0 &&
@@ -395,14 +393,16 @@ class ServerTracker {
         ((this.#http1 && server.listening) || tracksHttp1Connections(server))
       const check = () => {
         if (nodeKnowsIdle) this.#sparing(() => server.closeIdleConnections())
-        else if (this.#http1 || this.#http2) this.#closeQuietConnections(graceMs)
+        else if (this.#http1 || this.#http2) this.#closeQuietConnections()
         // HTTP connections only: a raw TCP client may never send a byte by design (the server speaks).
-        if (this.#http1 || this.#http2) this.#closeUnused(this.#sockets, graceMs)
-        this.#closeUnused(this.#handshaking, graceMs)
+        if (this.#http1 || this.#http2) this.#closeUnused(this.#sockets)
+        this.#closeUnused(this.#handshaking)
         if (serverClosed && done()) finish()
       }
       const cut = () => {
         const counts = this.#destroyAll()
+        // Only work cut fails the drain: what held none was closed as the sweep would have closed it.
+        if (counts.requests === 0 && counts.connections === 0) return finish()
         finish(
           lifecycleError(
             'ERR_DRAIN_TIMEOUT',
@@ -510,7 +510,7 @@ class ServerTracker {
 
   /**
    * Closes the HTTP/1 connections that are idle by what they read: no response in progress, not upgraded,
-   * something read (one that has read nothing is #closeUnused's), and nothing read for `graceMs` of
+   * something read (one that has read nothing is #closeUnused's), and nothing read for UNUSED_GRACE_MS of
    * the drain. A request whose headers are still arriving has no response yet either: the grace lets a
    * request that comes in parts be served (one whose parts are more than the grace apart is taken for
    * idle), and an idle kept-alive connection closes after it rather than at once. Only where Node does not
@@ -519,7 +519,7 @@ class ServerTracker {
    * connections (allowHTTP1) where Node keeps no such list (before the server listens, or on a Node version
    * that does not track them).
    */
-  #closeQuietConnections(graceMs) {
+  #closeQuietConnections() {
     const now = performance.now()
     for (const socket of this.#sockets) {
       const idle = !socket._httpMessage && !this.#upgraded.has(socket) && socket.bytesRead > 0
@@ -527,50 +527,56 @@ class ServerTracker {
       if (!idle) this.#quietSince.delete(socket)
       else if (seen === undefined || seen.bytesRead !== socket.bytesRead) {
         this.#quietSince.set(socket, { bytesRead: socket.bytesRead, since: now })
-      } else if (now - seen.since >= graceMs) socket.destroy()
+      } else if (now - seen.since >= UNUSED_GRACE_MS) socket.destroy()
     }
   }
 
   /**
-   * Closes the connections of `sockets` that have read nothing for `graceMs` of the drain: Node's
+   * Closes the connections of `sockets` that have read nothing for UNUSED_GRACE_MS of the drain: Node's
    * closeIdleConnections() leaves a connection that never began a request, and a TLS client that never
    * began its handshake is not the HTTP layer's yet. Both would hold the drain until its timeout (a load
    * balancer's pre-connections, a stalled client). The grace lets a request already on its way arrive: over
    * TLS 1.2 it follows the handshake's end by a round trip.
    */
-  #closeUnused(sockets, graceMs) {
+  #closeUnused(sockets) {
     const now = performance.now()
     for (const socket of sockets) {
       const unused = socket.bytesRead === 0 && !socket._httpMessage && !this.#upgraded.has(socket)
       const since = this.#unusedSince.get(socket)
       if (!unused) this.#unusedSince.delete(socket)
       else if (since === undefined) this.#unusedSince.set(socket, now)
-      else if (now - since >= graceMs) socket.destroy()
+      else if (now - since >= UNUSED_GRACE_MS) socket.destroy()
     }
   }
 
-  /** Destroys every connection left; returns how many requests in flight and connections were cut. */
+  /**
+   * Destroys every connection left; returns how many requests in flight, and connections holding work, were
+   * cut. A connection that holds none of the application's work is closed as the sweep would have closed
+   * it, and not counted: an HTTP connection with no response in progress that is not upgraded (one that
+   * never sent a byte, as a load balancer's pre-connection, or idle after its last response, or whose next
+   * request has not fully arrived, so no handler has it), an HTTP/2 session with no stream open, a TLS
+   * client still in its handshake. A drain shorter than the sweep's grace (UNUSED_GRACE_MS) ends with those
+   * and succeeds. A raw TCP connection always counts: whether it is at work is the application's to say.
+   */
   #destroyAll() {
+    const httpServer = this.#http1 || this.#http2
     let requests = 0
     let connections = 0
     for (const socket of this.#sockets) {
       if (socket._httpMessage) requests++
-      connections++
+      if (!httpServer || socket._httpMessage || this.#upgraded.has(socket)) connections++
       socket.destroy()
     }
     for (const [session, streams] of this.#sessions) {
       requests += Math.max(0, streams)
-      connections++
+      if (streams > 0) connections++
       session.destroy()
     }
     for (const socket of this.#upgraded.keys()) {
       if (!this.#sockets.has(socket)) connections++
       socket.destroy()
     }
-    for (const socket of this.#handshaking) {
-      connections++
-      socket.destroy()
-    }
+    for (const socket of this.#handshaking) socket.destroy()
     if (this.#http1) this.#server.closeAllConnections()
     this.#sockets.clear()
     this.#handshaking.clear()
