@@ -174,9 +174,6 @@ class ServerTracker {
     if (this.#http1 || (this.#http2 && tls)) this.#followUpgrades()
     this.#listen('close', () => (this.#closed = true))
     this.#listen('listening', () => (this.#closed = false))
-    // One the application closed before tracking it: it listened once (Node keeps the address it listened
-    // on, `_connectionKey`) and does not now. Still listening, or yet to: not closed.
-    this.#closed = !server.listening && typeof server._connectionKey === 'string'
   }
 
   #listen(event, listener) {
