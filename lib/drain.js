@@ -137,6 +137,12 @@ class ServerTracker {
   #recordUpgrade = null
   /** The server has closed (its 'close' came) and has not listened since: the application closed it. */
   #closed = false
+  /**
+   * Whether the tracker has seen every connection of the server: it was tracked before it listened, or
+   * while it had none. Otherwise connections it accepted before are unknown here (they may hold work), and a
+   * drain that reaches its timeout fails, whatever it counted.
+   */
+  #knowsEveryConnection
   /** [event, listener] for each listener this tracker put on the server, so untrack() can take them off. */
   #listeners = []
 
@@ -149,6 +155,7 @@ class ServerTracker {
     this.#server = server
     this.#id = id
     this.#closeUpgraded = closeUpgraded
+    this.#knowsEveryConnection = !server.listening || server._connections === 0
     this.#http2 = typeof server.updateSettings === 'function'
     this.#http1 = !this.#http2 && typeof server.closeIdleConnections === 'function'
     const tls = isTlsServer(server)
@@ -398,8 +405,9 @@ class ServerTracker {
       }
       const cut = () => {
         const counts = this.#destroyAll()
-        // Only work cut fails the drain: what held none was closed as the sweep would have closed it.
-        if (counts.requests === 0 && counts.connections === 0) return finish()
+        // Only work cut fails the drain: what held none was closed as the sweep would have closed it. Unless
+        // the server had connections before it was tracked, which this count cannot see.
+        if (counts.requests === 0 && counts.connections === 0 && this.#knowsEveryConnection) return finish()
         finish(
           lifecycleError(
             'ERR_DRAIN_TIMEOUT',
