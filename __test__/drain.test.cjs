@@ -1183,20 +1183,24 @@ test('a drain shorter than a sweep ends with the silent connections it closes, a
   await silentClosed
 })
 
-test('a drain that reaches its timeout fails if the server had connections before trackServer, which it cannot count', async (t) => {
-  // A request in flight on a connection accepted before tracking: nothing the tracker counts, yet work.
-  const server = http.createServer((req, res) => setTimeout(() => res.end('late'), 3000))
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const client = net.connect(server.address().port, '127.0.0.1')
-  client.on('error', () => {})
-  t.after(() => client.destroy())
-  client.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n')
-  await waitFor(() => server._connections === 1)
-  await sleep(50) // the request reaches its handler
-  const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false })
-  t.after(() => manager.dispose())
-  const id = manager.trackServer(server, { drainTimeout: 300 })
-  const result = await manager.stop({ timeout: 5000 })
-  const task = result.tasks.find((task) => task.id === id)
-  assert.equal(task?.error?.code, 'ERR_DRAIN_TIMEOUT', `the drain ${task?.status}`)
-})
+for (const closedFirst of [false, true]) {
+  test(`a drain that reaches its timeout fails if the server had connections before trackServer, which it cannot count${closedFirst ? ' (the server closed by then)' : ''}`, async (t) => {
+    // A request in flight on a connection accepted before tracking: nothing the tracker counts, yet work.
+    const server = http.createServer((req, res) => setTimeout(() => res.end('late'), 3000))
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const client = net.connect(server.address().port, '127.0.0.1')
+    client.on('error', () => {})
+    t.after(() => client.destroy())
+    client.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n')
+    await waitFor(() => server._connections === 1)
+    await sleep(50) // the request reaches its handler
+    // close() stops listening at once; the connection stays open with its request.
+    if (closedFirst) server.close()
+    const manager = new ShutdownManager({ disableGracefulShutdown: true, hardExit: false })
+    t.after(() => manager.dispose())
+    const id = manager.trackServer(server, { drainTimeout: 300 })
+    const result = await manager.stop({ timeout: 5000 })
+    const task = result.tasks.find((task) => task.id === id)
+    assert.equal(task?.error?.code, 'ERR_DRAIN_TIMEOUT', `the drain ${task?.status}`)
+  })
+}

@@ -138,9 +138,10 @@ class ServerTracker {
   /** The server has closed (its 'close' came) and has not listened since: the application closed it. */
   #closed = false
   /**
-   * Whether the tracker has seen every connection of the server: it was tracked before it listened, or
-   * while it had none. Otherwise connections it accepted before are unknown here (they may hold work), and a
-   * drain that reaches its timeout fails, whatever it counted.
+   * Whether the tracker has seen every connection of the server: it had none when tracked (by Node's count
+   * of the connections it accepted; one fed connections with emit('connection') before it was tracked
+   * counts none, and those go unseen). Otherwise connections from before are unknown here (they may hold
+   * work), and a drain that reaches its timeout fails, whatever it counted.
    */
   #knowsEveryConnection
   /** [event, listener] for each listener this tracker put on the server, so untrack() can take them off. */
@@ -155,7 +156,9 @@ class ServerTracker {
     this.#server = server
     this.#id = id
     this.#closeUpgraded = closeUpgraded
-    this.#knowsEveryConnection = !server.listening || server._connections === 0
+    // Not `!server.listening`: a server closed with connections still open has stopped listening, and a
+    // server that never listened counts nothing (0).
+    this.#knowsEveryConnection = server._connections === 0
     this.#http2 = typeof server.updateSettings === 'function'
     this.#http1 = !this.#http2 && typeof server.closeIdleConnections === 'function'
     const tls = isTlsServer(server)
