@@ -1202,5 +1202,9 @@ for (const closedFirst of [false, true]) {
     const result = await manager.stop({ timeout: 5000 })
     const task = result.tasks.find((task) => task.id === id)
     assert.equal(task?.error?.code, 'ERR_DRAIN_TIMEOUT', `the drain ${task?.status}`)
+    assert.match(
+      task.error.message,
+      /cut 0 requests in flight and 0 connections, and any connection it had before trackServer \(not counted/,
+    )
   })
 }

@@ -415,7 +415,10 @@ class ServerTracker {
           lifecycleError(
             'ERR_DRAIN_TIMEOUT',
             `server ${quoted(this.#id)} did not drain in time: cut ${counts.requests} request${counts.requests === 1 ? '' : 's'} ` +
-              `in flight and ${counts.connections} connection${counts.connections === 1 ? '' : 's'}`,
+              `in flight and ${counts.connections} connection${counts.connections === 1 ? '' : 's'}` +
+              (this.#knowsEveryConnection
+                ? ''
+                : ', and any connection it had before trackServer (not counted: the drain could not see them)'),
           ),
         )
       }
