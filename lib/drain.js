@@ -17,9 +17,9 @@ const { lifecycleError, describeMessage, quoted } = require('./validate')
 /** How often a drain closes connections that went idle after their last response. */
 const SWEEP_MS = 25
 /**
- * How long a drain leaves a connection that has sent nothing yet (see #closeUnused), and one that has sent
- * nothing since where Node cannot say whether it is idle (see #closeQuietConnections). A drain that ends
- * sooner closes them at its timeout without counting them as cut (see #destroyAll).
+ * How long a drain leaves a connection that has sent nothing yet, and one that has sent nothing since
+ * where Node cannot say whether it is idle (see #closeQuiet). A drain that ends sooner closes them at its
+ * timeout without counting them as cut (see #destroyAll).
  */
 const UNUSED_GRACE_MS = 1000
 /**
@@ -112,15 +112,16 @@ class ServerTracker {
   #sessions = new Map()
   /** Upgraded connections and CONNECT tunnels (only while the application listens for them), with their request. */
   #upgraded = new Map()
-  /** HTTP/1 connections seen idle, with the bytes they had read and since when (see #closeQuietConnections). */
+  /**
+   * Connections a drain has found quiet (no work, nothing read since), with the bytes they had read and
+   * since when (performance.now()): see #closeQuiet.
+   */
   #quietSince = new Map()
   /**
    * A TLS server's TCP connections whose handshake has not finished: the HTTP layer does not know them yet,
    * yet the server's close waits for them.
    */
   #handshaking = new SocketList()
-  /** Connections a drain has found unused (nothing read), with when it first did (performance.now()). */
-  #unusedSince = new Map()
   #http1
   #http2
   /** A shutdown started: responses close their connections. */
@@ -209,10 +210,9 @@ class ServerTracker {
     for (const socket of this.#handshaking) socket.removeListener('close', this.#onHandshakingClose)
     this.#sockets.clear()
     this.#handshaking.clear()
-    this.#unusedSince.clear()
+    this.#quietSince.clear()
     this.#sessions.clear()
     this.#upgraded.clear()
-    this.#quietSince.clear()
   }
 
   #trackSocket(socket) {
@@ -232,7 +232,6 @@ class ServerTracker {
       // Looking a socket up in a map hashes it (see SocketList): only when the map holds anything.
       if (tracker.#upgraded.size > 0) tracker.#upgraded.delete(this)
       if (tracker.#quietSince.size > 0) tracker.#quietSince.delete(this)
-      if (tracker.#unusedSince.size > 0) tracker.#unusedSince.delete(this)
       tracker.#onGone?.()
     })(this)
 
@@ -251,7 +250,7 @@ class ServerTracker {
   #onHandshakingClose = ((tracker) =>
     function onHandshakingClose() {
       tracker.#handshaking.delete(this)
-      tracker.#unusedSince.delete(this)
+      tracker.#quietSince.delete(this)
       tracker.#onGone?.()
     })(this)
 
@@ -379,7 +378,7 @@ class ServerTracker {
         clearInterval(sweep)
         clearTimeout(timer)
         this.#onGone = null
-        this.#unusedSince.clear()
+        this.#quietSince.clear()
         abortSignal?.removeEventListener('abort', cut)
         this.#stopClosingResponses()
         if (error) reject(error)
@@ -400,10 +399,9 @@ class ServerTracker {
         ((this.#http1 && server.listening) || tracksHttp1Connections(server))
       const check = () => {
         if (nodeKnowsIdle) this.#sparing(() => server.closeIdleConnections())
-        else if (this.#http1 || this.#http2) this.#closeQuietConnections()
         // HTTP connections only: a raw TCP client may never send a byte by design (the server speaks).
-        if (this.#http1 || this.#http2) this.#closeUnused(this.#sockets)
-        this.#closeUnused(this.#handshaking)
+        if (this.#http1 || this.#http2) this.#closeQuiet(this.#sockets, { evenUsed: !nodeKnowsIdle })
+        this.#closeQuiet(this.#handshaking, { evenUsed: false })
         if (serverClosed && done()) finish()
       }
       const cut = () => {
@@ -472,7 +470,7 @@ class ServerTracker {
    * connection kept open, which Node takes for idle and destroys:
    * - one whose response has ended but is still being written out (its request was read, its response
    *   ended): that cut the rest of the body, a large download on a slow client, measured 3.9 of 8 MB;
-   * - one that has read nothing yet (a pre-connection), which Node 26 destroys too: #closeUnused closes it
+   * - one that has read nothing yet (a pre-connection), which Node 26 destroys too: #closeQuiet closes it
    *   after its grace, as on the Node versions that leave it.
    * Their `destroy` does nothing for the length of the call, which is synchronous; Node's judgement of
    * every other connection (from its parsers: one whose request is still arriving is not idle) stands.
@@ -520,43 +518,32 @@ class ServerTracker {
   }
 
   /**
-   * Closes the HTTP/1 connections that are idle by what they read: no response in progress, not upgraded,
-   * something read (one that has read nothing is #closeUnused's), and nothing read for UNUSED_GRACE_MS of
-   * the drain. A request whose headers are still arriving has no response yet either: the grace lets a
-   * request that comes in parts be served (one whose parts are more than the grace apart is taken for
-   * idle), and an idle kept-alive connection closes after it rather than at once. Only where Node does not
-   * judge idleness from its parsers: an HTTP/1 server that never listened (fed its connections with
-   * emit('connection')), whose list of connections Node never made, and an HTTP/2 server's HTTP/1
-   * connections (allowHTTP1) where Node keeps no such list (before the server listens, or on a Node version
-   * that does not track them).
+   * Closes the connections of `sockets` that hold no work (no response in progress, not upgraded) and have
+   * read nothing for UNUSED_GRACE_MS of the drain: with `evenUsed`, whatever they read before; without,
+   * only those that have read nothing at all.
+   * - Read nothing at all: Node's closeIdleConnections() leaves a connection that never began a request,
+   *   and a TLS client that never began its handshake is not the HTTP layer's yet. Both would hold the
+   *   drain until its timeout (a load balancer's pre-connections, a stalled client). The grace lets a
+   *   request already on its way arrive: over TLS 1.2 it follows the handshake's end by a round trip.
+   * - Read before (`evenUsed`), where Node does not judge idleness from its parsers: an HTTP/1 server that
+   *   never listened (fed its connections with emit('connection')), whose list of connections Node never
+   *   made, and an HTTP/2 server's HTTP/1 connections (allowHTTP1) where Node keeps no such list (before
+   *   the server listens, or on a Node version that does not track them). A request whose headers are still
+   *   arriving has no response yet either: the grace lets a request that comes in parts be served (one
+   *   whose parts are more than the grace apart is taken for idle), and an idle kept-alive connection closes
+   *   after it rather than at once.
+   * A stream that is not a socket (no `bytesRead`) is never taken for quiet.
    */
-  #closeQuietConnections() {
-    const now = performance.now()
-    for (const socket of this.#sockets) {
-      const idle = !socket._httpMessage && !this.#upgraded.has(socket) && socket.bytesRead > 0
-      const seen = this.#quietSince.get(socket)
-      if (!idle) this.#quietSince.delete(socket)
-      else if (seen === undefined || seen.bytesRead !== socket.bytesRead) {
-        this.#quietSince.set(socket, { bytesRead: socket.bytesRead, since: now })
-      } else if (now - seen.since >= UNUSED_GRACE_MS) socket.destroy()
-    }
-  }
-
-  /**
-   * Closes the connections of `sockets` that have read nothing for UNUSED_GRACE_MS of the drain: Node's
-   * closeIdleConnections() leaves a connection that never began a request, and a TLS client that never
-   * began its handshake is not the HTTP layer's yet. Both would hold the drain until its timeout (a load
-   * balancer's pre-connections, a stalled client). The grace lets a request already on its way arrive: over
-   * TLS 1.2 it follows the handshake's end by a round trip.
-   */
-  #closeUnused(sockets) {
+  #closeQuiet(sockets, { evenUsed }) {
     const now = performance.now()
     for (const socket of sockets) {
-      const unused = socket.bytesRead === 0 && !socket._httpMessage && !this.#upgraded.has(socket)
-      const since = this.#unusedSince.get(socket)
-      if (!unused) this.#unusedSince.delete(socket)
-      else if (since === undefined) this.#unusedSince.set(socket, now)
-      else if (now - since >= UNUSED_GRACE_MS) socket.destroy()
+      const read = socket.bytesRead
+      const quiet = !socket._httpMessage && !this.#upgraded.has(socket) && (evenUsed ? read >= 0 : read === 0)
+      const seen = this.#quietSince.get(socket)
+      if (!quiet) this.#quietSince.delete(socket)
+      else if (seen === undefined || seen.bytesRead !== read)
+        this.#quietSince.set(socket, { bytesRead: read, since: now })
+      else if (now - seen.since >= UNUSED_GRACE_MS) socket.destroy()
     }
   }
 
@@ -591,7 +578,7 @@ class ServerTracker {
     if (this.#http1) this.#server.closeAllConnections()
     this.#sockets.clear()
     this.#handshaking.clear()
-    this.#unusedSince.clear()
+    this.#quietSince.clear()
     this.#sessions.clear()
     this.#upgraded.clear()
     return { requests, connections }
