@@ -204,13 +204,15 @@ const BUNDLERS = ['esbuild', 'esbuild-esm', 'webpack']
 
 /**
  * Bundles `entry` (in `app`) with esbuild or webpack (dev dependencies of this folder), titan-lifecycle
- * inside the bundle, as a service bundles its code for a container image, into `name` in a folder of its
- * own; returns the bundle's path and what the bundler warned of.
+ * inside the bundle, as a service bundles its code for a container image, into `baseName` (with `.mjs` for
+ * an ES module, `.js` otherwise) in a folder of its own; returns the bundle's path and what the bundler
+ * warned of.
  */
-async function bundle(bundler, app, entry, name) {
+async function bundle(bundler, app, entry, baseName) {
   const outdir = path.join(app, `bundle-${bundler}-${path.basename(entry, '.cjs')}`)
+  const esm = bundler === 'esbuild-esm'
+  const name = `${baseName}${esm ? '.mjs' : '.js'}`
   if (bundler.startsWith('esbuild')) {
-    const esm = bundler === 'esbuild-esm'
     const { warnings } = await require('esbuild').build({
       entryPoints: [path.join(app, entry)],
       bundle: true,
@@ -447,8 +449,8 @@ console.log(JSON.stringify({ kind: 'addon', nativeFile: require('titan-lifecycle
     const addonFile = fs.readdirSync(path.join(app, 'node_modules', platformPackage)).find((f) => f.endsWith('.node'))
     for (const bundler of BUNDLERS) {
       await check(`${bundler}: a bundle holding titan-lifecycle, beside node_modules and alone`, async () => {
-        const name = bundler === 'esbuild-esm' ? 'app.mjs' : 'app.js'
-        const { file, warnings } = await bundle(bundler, app, 'bundled.cjs', name)
+        const { file, warnings } = await bundle(bundler, app, 'bundled.cjs', 'app')
+        const name = path.basename(file)
         const env = { PATH: pathWithoutRust }
         const installed = fs.realpathSync(path.join(app, 'node_modules', platformPackage, addonFile))
         const opened = (lines) => find(lines, 'addon').nativeFile
@@ -494,10 +496,9 @@ console.log(JSON.stringify({ kind: 'ready' }))
       await check(
         `${bundler}: a bundle named index.js, stuck in a task: the hard-exit report shows where`,
         async () => {
-          const esm = bundler === 'esbuild-esm'
-          const { file } = await bundle(bundler, app, 'stuck.cjs', esm ? 'index.mjs' : 'index.js')
+          const { file } = await bundle(bundler, app, 'stuck.cjs', 'index')
           // V8 names an ES module's frames by its URL.
-          const where = esm ? require('node:url').pathToFileURL(file).href : file
+          const where = file.endsWith('.mjs') ? require('node:url').pathToFileURL(file).href : file
           const child = launch([process.execPath, file], { cwd: app, env: { PATH: pathWithoutRust } })
           if (!(await child.ready)) throw new Error(`the bundle did not start: ${child.output().stderr}`)
           kill(child.child, 'SIGTERM')
