@@ -19,6 +19,16 @@ test('stop() does not exit, and leaves nothing that keeps the process alive', as
   assert.ok(exitedAt - began < 5000, `the process lived ${(exitedAt - began).toFixed(0)} ms`)
 })
 
+test("the signal dispatch's async resource says it keeps nothing alive (jest --detectOpenHandles)", async () => {
+  // Made once, when a manager first owns the signals, and never destroyed: tools that list what may keep a
+  // process alive (jest --detectOpenHandles, why-is-node-running) listed it for ever, even after dispose(),
+  // unless it answers hasRef() as Node's unref'd handles do.
+  const { code, lines, stderr } = await run('process-api.cjs', ['async-resources'])
+  assert.equal(code, 0, stderr)
+  assert.deepEqual(find(lines, 'owning')?.resources, [{ type: 'titan-lifecycle:signal', hasRef: false }])
+  assert.deepEqual(find(lines, 'disposed')?.hasRef, [false])
+})
+
 test('stop({ exit: true }) exits with the shutdown exit code', async () => {
   const { code, signal, lines } = await run('process-api.cjs', ['stop-exit'])
   assert.equal(signal, null)

@@ -370,7 +370,8 @@ static DIRECT_CALLER: std::sync::OnceLock<DirectCaller> = std::sync::OnceLock::n
 fn make_direct_caller(env: &Env, dispatcher: &Function<NativeEventJs, ()>) -> Option<DirectCaller> {
   use napi::sys;
   let raw_env = env.raw();
-  // SAFETY: plain napi calls on the main thread with a live env and the dispatcher's own value.
+  // SAFETY: plain napi calls on the main thread (own_signals checked its loop is the main one) with a live
+  // env and the dispatcher's own value; that is also unreferenced_resource's contract.
   unsafe {
     let mut dispatcher_ref = std::ptr::null_mut();
     if sys::napi_create_reference(raw_env, dispatcher.raw(), 1, &mut dispatcher_ref) != sys::Status::napi_ok {
@@ -380,7 +381,9 @@ fn make_direct_caller(env: &Env, dispatcher: &Function<NativeEventJs, ()>) -> Op
     let label = "titan-lifecycle:signal";
     sys::napi_create_string_utf8(raw_env, label.as_ptr().cast(), label.len() as isize, &mut name);
     let mut context = std::ptr::null_mut();
-    if sys::napi_async_init(raw_env, std::ptr::null_mut(), name, &mut context) != sys::Status::napi_ok {
+    if sys::napi_async_init(raw_env, unreferenced_resource(raw_env), name, &mut context)
+      != sys::Status::napi_ok
+    {
       sys::napi_delete_reference(raw_env, dispatcher_ref);
       return None;
     }
@@ -390,6 +393,50 @@ fn make_direct_caller(env: &Env, dispatcher: &Function<NativeEventJs, ()>) -> Op
       context,
     })
   }
+}
+
+/// The object async hooks are given for the dispatch's async context (null on a failure, and napi makes
+/// an empty one). Its `hasRef()` says false, as Node's own handles answer for one that does not keep the
+/// loop alive: the pins are unref'd, and the context, made once, is never destroyed, so tools that list
+/// what might keep a process from exiting (`jest --detectOpenHandles`, why-is-node-running) skip it
+/// rather than report it for ever.
+///
+/// # Safety
+/// `env` is the live main env, on the main thread.
+unsafe fn unreferenced_resource(env: napi::sys::napi_env) -> napi::sys::napi_value {
+  use napi::sys;
+  let mut resource = std::ptr::null_mut();
+  let mut has_ref = std::ptr::null_mut();
+  let name = c"hasRef";
+  // SAFETY: the caller's contract; plain napi calls with valid out-pointers and a NUL-terminated name.
+  unsafe {
+    if sys::napi_create_object(env, &mut resource) != sys::Status::napi_ok
+      || sys::napi_create_function(
+        env,
+        name.as_ptr(),
+        6,
+        Some(keeps_no_loop_alive),
+        std::ptr::null_mut(),
+        &mut has_ref,
+      ) != sys::Status::napi_ok
+      || sys::napi_set_named_property(env, resource, name.as_ptr(), has_ref) != sys::Status::napi_ok
+    {
+      return std::ptr::null_mut();
+    }
+  }
+  resource
+}
+
+/// `hasRef()` of [`unreferenced_resource`]: always false.
+unsafe extern "C" fn keeps_no_loop_alive(
+  env: napi::sys::napi_env,
+  _: napi::sys::napi_callback_info,
+) -> napi::sys::napi_value {
+  let mut result = std::ptr::null_mut();
+  // SAFETY: napi calls this on `env`'s own thread with a live env; `result` is a valid out-pointer (left
+  // null on a failure, which JavaScript receives as undefined, also falsy).
+  unsafe { napi::sys::napi_get_boolean(env, false, &mut result) };
+  result
 }
 
 /// The [`main_loop::LoopSignalHook`]: runs on the main thread, from the pin's libuv callback.
