@@ -528,6 +528,9 @@ class ShutdownManager extends EventEmitter {
    */
   ready() {
     if (this.#native.state !== 'running' || this.#disposed) return
+    // Nor once the manager that owns the process's signals (of any copy) is shutting down: the service is
+    // going away, whichever of its managers the callback belongs to.
+    if (process[SIGNAL_OWNER]?.manager?.isShuttingDown === true) return
     // A retry still waiting (an earlier ready()) is replaced: this one sends now.
     clearTimeout(this.#readyRetry)
     this.#notifyReady(READY_FIRST_RETRY_MS, performance.now())

@@ -202,6 +202,43 @@ test('ready() after a shutdown began sends nothing: STOPPING stays the last word
   assert.ok(!sent.some((text) => text.startsWith('READY=1')), sent.join(' | '))
 })
 
+test("another manager's ready() after the signal owner's shutdown began sends nothing", needs('python3'), async (t) => {
+  // A component's manager (no signals) still running when the service's shutdown has begun: READY=1 after
+  // STOPPING=1 would take a unit still starting to running while it stops.
+  const { address, systemd } = await listenAtPath(t)
+  const service = start('notify-service.cjs', ['other-ready-after-stop'], { env: { NOTIFY_SOCKET: address } })
+  const { code, stderr } = await service.exited
+  assert.equal(code, 0, stderr)
+  await wait(100)
+  const sent = texts(systemd.datagrams)
+  assert.ok(
+    sent.some((text) => text.startsWith('STOPPING=1\n')),
+    sent.join(' | '),
+  )
+  assert.ok(!sent.some((text) => text.startsWith('READY=1')), sent.join(' | '))
+})
+
+test(
+  "a worker thread's ready() says nothing to systemd, whose watchdog pings it could not keep up",
+  needs('python3'),
+  async (t) => {
+    const { address, systemd } = await listenAtPath(t)
+    const service = start('notify-service.cjs', ['worker-ready'], {
+      env: { NOTIFY_SOCKET: address, WATCHDOG_USEC: '200000' },
+    })
+    const { code, stderr } = await service.exited
+    assert.equal(code, 0, stderr)
+    await wait(100)
+    const sent = texts(systemd.datagrams)
+    // The main thread owns the signals: its pings and STOPPING=1 go out, READY=1 never does.
+    assert.ok(
+      sent.some((text) => text.startsWith('STOPPING=1\n')),
+      sent.join(' | '),
+    )
+    assert.ok(!sent.some((text) => text.startsWith('READY=1')), sent.join(' | '))
+  },
+)
+
 test('without NOTIFY_SOCKET nothing is sent and ready() is harmless', onLinux('/proc/<pid>/fd'), async () => {
   const service = start('notify-service.cjs', ['graceful'], { env: { NOTIFY_SOCKET: '', WATCHDOG_USEC: '200000' } })
   await service.ready

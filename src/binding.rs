@@ -1044,25 +1044,29 @@ pub fn systemd_listening() -> bool {
 }
 
 /// Tells systemd the service is ready (`READY=1`), when it listens (`NOTIFY_SOCKET`): 1 if it went out, -1
-/// if systemd's queue was full (try again later: systemd waits for it), 0 otherwise. Once sent from the
-/// main thread it also starts the watchdog's pings (`WatchdogSec=`) if the signal owner has not: a service
-/// whose manager owns no signals still answers for its own liveness once it has said it is ready.
+/// if systemd's queue was full (try again later: systemd waits for it), 0 otherwise. Only from the main
+/// thread, which then also starts the watchdog's pings (`WatchdogSec=`) if the signal owner has not: a
+/// service whose manager owns no signals still answers for its own liveness once it has said it is ready.
+/// A worker thread's manager says nothing: the pings, which run on the main loop, could not follow it,
+/// and systemd would end the service at its first missed ping. Nothing after the process said it stops.
 #[napi(catch_unwind)]
 pub fn notify_ready(env: Env) -> i32 {
-  let sent = match systemd::deliver("READY=1\nSTATUS=ready") {
-    systemd::Delivery::Sent => true,
-    systemd::Delivery::QueueFull => return -1,
-    systemd::Delivery::NotListening | systemd::Delivery::Failed => false,
+  let Ok((uv, event_loop)) = libuv_for(&env) else {
+    return 0;
   };
-  if sent
-    && let Ok((uv, event_loop)) = libuv_for(&env)
-    && uv.is_main_loop(event_loop)
-  {
-    // SAFETY: a napi call runs on its environment's thread, and `event_loop` was just checked to be the
-    // main loop, so this is the main thread with its live loop.
-    unsafe { start_systemd_pings(&env, uv, event_loop) };
+  if !uv.is_main_loop(event_loop) {
+    return 0;
   }
-  i32::from(sent)
+  match systemd::ready() {
+    systemd::Delivery::Sent => {
+      // SAFETY: a napi call runs on its environment's thread, and `event_loop` was just checked to be the
+      // main loop, so this is the main thread with its live loop.
+      unsafe { start_systemd_pings(&env, uv, event_loop) };
+      1
+    }
+    systemd::Delivery::QueueFull => -1,
+    systemd::Delivery::NotListening | systemd::Delivery::Failed => 0,
+  }
 }
 
 /// Tracks a child process (or, with `group`, the process group it leads): the hard exit and the

@@ -147,6 +147,16 @@ pub fn deliver(message: &str) -> Delivery {
 /// Whether this shutdown's `STOPPING=1` went out (once per process: a process stops once).
 static STOPPING_SENT: AtomicBool = AtomicBool::new(false);
 
+/// `READY=1`, unless this process has told systemd it is stopping: a `listen` callback that comes after
+/// an early SIGTERM, in any manager (one without signals too), must not take a unit still starting to
+/// running while it stops. `NotListening` then, as nothing was said.
+pub fn ready() -> Delivery {
+  if STOPPING_SENT.load(Ordering::Acquire) {
+    return Delivery::NotListening;
+  }
+  deliver("READY=1\nSTATUS=ready")
+}
+
 /// A shutdown began: `STOPPING=1`, the status, and the first extension. Once per process.
 pub fn stopping(reason: &str, remaining: Duration) {
   if !enabled() || STOPPING_SENT.swap(true, Ordering::AcqRel) {
