@@ -15,11 +15,23 @@
 
 const path = require('node:path')
 
+/**
+ * A number of milliseconds for `variable`, written in decimal (a fraction and an exponent allowed); the
+ * manager checks its range. `Number()` alone took a blank value for 0 and `0x10` for 16.
+ */
+const milliseconds = (variable) => (value) => {
+  const trimmed = value.trim()
+  if (!/^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/.test(trimmed)) {
+    throw badVariable(variable, value, 'must be a number of milliseconds, in decimal')
+  }
+  return Number(trimmed)
+}
+
 /** @type {Record<string, [string, (value: string) => unknown]>} */
 const ENVIRONMENT = {
-  TITAN_LIFECYCLE_TIMEOUT: ['gracefulShutdownTimeout', Number],
-  TITAN_LIFECYCLE_SHUTDOWN_DELAY: ['shutdownDelay', Number],
-  TITAN_LIFECYCLE_DESTROY_RESERVE: ['destroyReserve', Number],
+  TITAN_LIFECYCLE_TIMEOUT: ['gracefulShutdownTimeout', milliseconds('TITAN_LIFECYCLE_TIMEOUT')],
+  TITAN_LIFECYCLE_SHUTDOWN_DELAY: ['shutdownDelay', milliseconds('TITAN_LIFECYCLE_SHUTDOWN_DELAY')],
+  TITAN_LIFECYCLE_DESTROY_RESERVE: ['destroyReserve', milliseconds('TITAN_LIFECYCLE_DESTROY_RESERVE')],
   TITAN_LIFECYCLE_SIGNALS: [
     'signals',
     (value) => {

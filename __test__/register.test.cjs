@@ -104,11 +104,11 @@ test('only the signals in TITAN_LIFECYCLE_SIGNALS are owned', async () => {
 })
 
 test('a bad value stops the process at start-up, naming the variable', async () => {
-  const app = startApp('--require', 'registered-app.cjs', { env: { TITAN_LIFECYCLE_TIMEOUT: 'soon' } })
+  const app = startApp('--require', 'registered-app.cjs', { env: { TITAN_LIFECYCLE_TIMEOUT: '-5' } })
   const result = await app.exited
   assert.notEqual(result.code, 0)
   assert.match(result.stderr, /ERR_OUT_OF_RANGE|out of range/)
-  assert.match(result.stderr, /from TITAN_LIFECYCLE_TIMEOUT="soon"/)
+  assert.match(result.stderr, /from TITAN_LIFECYCLE_TIMEOUT="-5"/)
   // A wrong value (ERR_INVALID_ARG_VALUE) quotes the option differently from a wrong type; it is named too.
   const signals = startApp('--require', 'registered-app.cjs', { env: { TITAN_LIFECYCLE_SIGNALS: 'SIGTERM,sigint' } })
   const refused = await signals.exited
@@ -117,9 +117,15 @@ test('a bad value stops the process at start-up, naming the variable', async () 
   assert.match(refused.stderr, /from TITAN_LIFECYCLE_SIGNALS="SIGTERM,sigint"/)
   // Set to no signal, or to a word the variable does not know: refused too, rather than a manager that
   // owns no signal (SIGTERM would end the process with no shutdown) or a log silently off.
+  // A time that is not a decimal number: Number() alone made a blank value 0 (no destroy reserve) and
+  // 0x10 a 16 ms deadline.
   for (const [variable, value] of [
     ['TITAN_LIFECYCLE_SIGNALS', ','],
     ['TITAN_LIFECYCLE_LOG', 'yes'],
+    ['TITAN_LIFECYCLE_TIMEOUT', 'soon'],
+    ['TITAN_LIFECYCLE_TIMEOUT', '0x10'],
+    ['TITAN_LIFECYCLE_DESTROY_RESERVE', ' '],
+    ['TITAN_LIFECYCLE_SHUTDOWN_DELAY', '1e3ms'],
   ]) {
     const app = startApp('--require', 'registered-app.cjs', { env: { [variable]: value } })
     const result = await app.exited
