@@ -220,12 +220,16 @@ pub fn group_alive(pgid: i32) -> bool {
   // SAFETY: kill(2) with signal 0 only checks; `-pgid` names a group, never "every process" (pgid > 1).
   // EPERM: a member exists that we may not signal.
   let any_member = unsafe { libc::kill(-pgid, 0) } == 0 || crate::errno::get() == libc::EPERM;
-  if !any_member || !cfg!(target_os = "linux") {
+  if !cfg!(target_os = "linux") {
     return any_member;
   }
   let mut remembered = running_members()
     .lock()
     .unwrap_or_else(|poisoned| poisoned.into_inner());
+  if !any_member {
+    remembered.remove(&pgid);
+    return false;
+  }
   if let Some(&member) = remembered.get(&pgid)
     && runs_in_group(member, pgid)
   {
