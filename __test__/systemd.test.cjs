@@ -188,9 +188,13 @@ test(
   },
 )
 
-test('ready() after a shutdown began sends nothing: STOPPING stays the last word', needs('python3'), async (t) => {
+/**
+ * notify-service.cjs in `mode` (with `env` besides NOTIFY_SOCKET) exits 0 having told systemd it stops,
+ * and never that it is ready.
+ */
+async function assertStopsWithoutReady(t, mode, env = {}) {
   const { address, systemd } = await listenAtPath(t)
-  const service = start('notify-service.cjs', ['ready-after-stop'], { env: { NOTIFY_SOCKET: address } })
+  const service = start('notify-service.cjs', [mode], { env: { NOTIFY_SOCKET: address, ...env } })
   const { code, stderr } = await service.exited
   assert.equal(code, 0, stderr)
   await wait(100)
@@ -200,43 +204,24 @@ test('ready() after a shutdown began sends nothing: STOPPING stays the last word
     sent.join(' | '),
   )
   assert.ok(!sent.some((text) => text.startsWith('READY=1')), sent.join(' | '))
-})
+}
 
-test("another manager's ready() after the signal owner's shutdown began sends nothing", needs('python3'), async (t) => {
-  // A component's manager (no signals) still running when the service's shutdown has begun: READY=1 after
-  // STOPPING=1 would take a unit still starting to running while it stops.
-  const { address, systemd } = await listenAtPath(t)
-  const service = start('notify-service.cjs', ['other-ready-after-stop'], { env: { NOTIFY_SOCKET: address } })
-  const { code, stderr } = await service.exited
-  assert.equal(code, 0, stderr)
-  await wait(100)
-  const sent = texts(systemd.datagrams)
-  assert.ok(
-    sent.some((text) => text.startsWith('STOPPING=1\n')),
-    sent.join(' | '),
-  )
-  assert.ok(!sent.some((text) => text.startsWith('READY=1')), sent.join(' | '))
-})
+test('ready() after a shutdown began sends nothing: STOPPING stays the last word', needs('python3'), (t) =>
+  assertStopsWithoutReady(t, 'ready-after-stop'),
+)
 
+// A component's manager (no signals) still running when the service's shutdown has begun: READY=1 after
+// STOPPING=1 would take a unit still starting to running while it stops.
+test("another manager's ready() after the signal owner's shutdown began sends nothing", needs('python3'), (t) =>
+  assertStopsWithoutReady(t, 'other-ready-after-stop'),
+)
+
+// The main thread owns the signals (its pings and STOPPING=1 go out); a worker's READY=1 would leave
+// systemd expecting pings that thread could not keep up.
 test(
   "a worker thread's ready() says nothing to systemd, whose watchdog pings it could not keep up",
   needs('python3'),
-  async (t) => {
-    const { address, systemd } = await listenAtPath(t)
-    const service = start('notify-service.cjs', ['worker-ready'], {
-      env: { NOTIFY_SOCKET: address, WATCHDOG_USEC: '200000' },
-    })
-    const { code, stderr } = await service.exited
-    assert.equal(code, 0, stderr)
-    await wait(100)
-    const sent = texts(systemd.datagrams)
-    // The main thread owns the signals: its pings and STOPPING=1 go out, READY=1 never does.
-    assert.ok(
-      sent.some((text) => text.startsWith('STOPPING=1\n')),
-      sent.join(' | '),
-    )
-    assert.ok(!sent.some((text) => text.startsWith('READY=1')), sent.join(' | '))
-  },
+  (t) => assertStopsWithoutReady(t, 'worker-ready', { WATCHDOG_USEC: '200000' }),
 )
 
 test('without NOTIFY_SOCKET nothing is sent and ready() is harmless', onLinux('/proc/<pid>/fd'), async () => {
