@@ -77,83 +77,83 @@ export interface ShutdownLogger {
 
 export interface ExitCodes {
   /** Every task succeeded. @default 0 */
-  success?: number
+  success?: number | undefined
   /** A task failed or timed out. @default 1 */
-  failure?: number
+  failure?: number | undefined
   /** The shutdown was started by an uncaught exception or an unhandled rejection. @default 1 */
-  error?: number
+  error?: number | undefined
   /** The deadline passed (the watchdog ended the process). @default 124 */
-  hardExit?: number
+  hardExit?: number | undefined
   /** A second owned signal during a shutdown: a fixed code, or 'signal' for 128 + its number. @default 'signal' */
-  secondSignal?: number | 'signal'
+  secondSignal?: number | 'signal' | undefined
 }
 
 export interface ShutdownManagerOptions {
   /** Milliseconds for the whole shutdown, enforced natively. From 1 to 2^31-1. @default 30000 */
-  gracefulShutdownTimeout?: number
+  gracefulShutdownTimeout?: number | undefined
   /** Signals received natively that start a shutdown; [] binds none. @default ['SIGTERM', 'SIGINT', 'SIGHUP'] */
-  signals?: readonly OwnableSignal[]
+  signals?: readonly OwnableSignal[] | undefined
   /** Bind no signals and no error hooks; stop() still works. @default false */
-  disableGracefulShutdown?: boolean
+  disableGracefulShutdown?: boolean | undefined
   /**
    * An uncaught exception or an unhandled rejection is logged with its stack and starts a shutdown. With
    * several managers one answers: the signal owner if it handles them, else the first made that does.
    * @default true
    */
-  handleUncaughtErrors?: boolean
+  handleUncaughtErrors?: boolean | undefined
   /** A second owned signal during a shutdown exits at once. @default true */
-  forceExitOnSecondSignal?: boolean
+  forceExitOnSecondSignal?: boolean | undefined
   /** Owned signals reach this manager only, not other code's process.on(signal) listeners. @default false */
-  exclusiveSignals?: boolean
+  exclusiveSignals?: boolean | undefined
   /** At the deadline, end the process natively. false: never kill it; stop() reports hardExit instead. @default true */
-  hardExit?: boolean
-  exitCodes?: ExitCodes
+  hardExit?: boolean | undefined
+  exitCodes?: ExitCodes | undefined
   /** pino-shaped, or console. @default quiet, except errors that would otherwise be lost, which go to stderr */
-  logger?: ShutdownLogger | null
+  logger?: ShutdownLogger | null | undefined
   /**
    * Milliseconds between readiness turning false and the first task, while the load balancer notices: the
    * servers keep serving, every response closing its connection. Counts against the deadline. @default 0
    */
-  shutdownDelay?: number
+  shutdownDelay?: number | undefined
   /**
    * Milliseconds kept for the destroy phase: when only this much of the deadline is left, stop tasks still
    * running time out and the destroy phase starts. @default 10% of the deadline
    */
-  destroyReserve?: number
+  destroyReserve?: number | undefined
   /**
    * At a hard exit with the loop blocked in JavaScript, also write Node's diagnostic report (JavaScript and
    * native stacks, libuv handles, resource usage) into this directory, or the working directory for
    * `true`; the report names the file. Linux only for now. @default false
    */
-  diagnosticReport?: boolean | string
+  diagnosticReport?: boolean | string | undefined
   /**
    * Milliseconds the event loop may go without answering while a shutdown runs before it is a stall:
    * `shutdown:stall` is emitted (and logged) once the loop is back. 0 disables. @default 1000
    */
-  stallThreshold?: number
+  stallThreshold?: number | undefined
   /**
    * After a shutdown that did not exit, milliseconds after which a process still alive is told what keeps
    * it so (`shutdown:still-alive`, and a warning). 0 disables. @default 5000
    */
-  stillAliveReportDelay?: number
+  stillAliveReportDelay?: number | undefined
   /**
    * The IPC message that starts a shutdown (reason 'signal'), as PM2 sends it; `false` hears none. Heard by
    * the manager that owns the signals, when the process has an IPC channel. @default 'shutdown'
    */
-  ipcMessage?: string | false
+  ipcMessage?: string | false | undefined
 }
 
 export interface TrackServerOptions {
   /** The id of the drain task. A second server needs its own. @default 'http-server' */
-  id?: string
+  id?: string | undefined
   /** @default ShutdownPriority.High (25): drains before Normal tasks (a database) stop */
-  priority?: number
+  priority?: number | undefined
   /**
    * Milliseconds the drain may take before what is left is cut, at most the default. @default what remains
    * before the destroy phase's reserve (the deadline, without destroy tasks), less a margin (5% of the
    * deadline, at least 100 ms) for later stop tasks
    */
-  drainTimeout?: number
+  drainTimeout?: number | undefined
   /**
    * Called for each upgraded (WebSocket) connection when the drain starts, and for one upgraded while it
    * runs, e.g. to send a close frame. It may be async; what it throws or rejects with is a warning.
@@ -163,36 +163,36 @@ export interface TrackServerOptions {
 
 export interface TrackChildOptions {
   /** The id of the task that stops the child. @default `child-${pid}` */
-  id?: string
+  id?: string | undefined
   /**
    * What the child is sent first: a signal it can handle (not SIGKILL or SIGSTOP) that this platform has
    * (`os.constants.signals`: Linux has no SIGINFO, SIGLOST or SIGUNUSED, which throw
    * `ERR_INVALID_ARG_VALUE` there). @default 'SIGTERM'
    */
-  signal?: Exclude<NodeJS.Signals, 'SIGKILL' | 'SIGSTOP' | 'SIGBREAK'>
+  signal?: Exclude<NodeJS.Signals, 'SIGKILL' | 'SIGSTOP' | 'SIGBREAK'> | undefined
   /**
    * Milliseconds to wait for the exit before SIGKILL, at most the default. @default what remains before the
    * destroy phase's reserve (the deadline, without destroy tasks), less a margin (5% of the deadline, at
    * least 100 ms) for later stop tasks
    */
-  timeout?: number
+  timeout?: number | undefined
   /** @default ShutdownPriority.Normal (50) */
-  priority?: number
+  priority?: number | undefined
   /** Signal the child's whole process group (it must be spawned with `detached: true`). @default false */
-  group?: boolean
+  group?: boolean | undefined
 }
 
 export interface TrackClusterOptions {
   /** The id of the task that stops the workers. @default 'cluster' */
-  id?: string
+  id?: string | undefined
   /**
    * Milliseconds to wait for the workers before SIGKILL, at most the default. @default what remains before
    * the destroy phase's reserve (the deadline, without destroy tasks), less a margin (5% of the deadline,
    * at least 100 ms) for later stop tasks
    */
-  timeout?: number
+  timeout?: number | undefined
   /** @default ShutdownPriority.High (25) */
-  priority?: number
+  priority?: number | undefined
 }
 
 export interface ShutdownContext {
@@ -212,15 +212,15 @@ export interface ShutdownTask {
   /** Unique among the manager's tasks. */
   id: string
   /** @default id */
-  name?: string
+  name?: string | undefined
   /** Lower runs first. @default ShutdownPriority.Normal (50) */
-  priority?: number
+  priority?: number | undefined
   /** @default 'stop' */
-  phase?: ShutdownPhase
+  phase?: ShutdownPhase | undefined
   /** Ids of the tasks this one uses: it stops before them. Unknown ids are ignored with a warning. */
-  dependsOn?: readonly string[]
+  dependsOn?: readonly string[] | undefined
   /** Milliseconds this task may take. @default what remains of the shutdown deadline */
-  timeout?: number
+  timeout?: number | undefined
   /**
    * Called as the task's method (`this` is the task) when the task is a class instance; as a function
    * otherwise, so a plain object's handler has no `this` (a class's method may still use its own).
@@ -230,11 +230,11 @@ export interface ShutdownTask {
 
 export interface StopOptions {
   /** @default ShutdownReason.Manual */
-  reason?: ShutdownReason
+  reason?: ShutdownReason | undefined
   /** Milliseconds for this shutdown. @default gracefulShutdownTimeout */
-  timeout?: number
+  timeout?: number | undefined
   /** Exit the process when the shutdown ends. @default false */
-  exit?: boolean
+  exit?: boolean | undefined
 }
 
 /** 'skipped': a stop task that never started because the stop phase was cut to keep the destroy phase's reserve. */
@@ -340,7 +340,21 @@ export interface ShutdownEventMap {
   removeListener: [eventName: string | symbol, listener: (...args: never[]) => unknown]
 }
 
-export declare class ShutdownManager extends EventEmitter<ShutdownEventMap> {
+/** A listener of the manager's event `K`. */
+export type ShutdownListener<K extends keyof ShutdownEventMap> = (...args: ShutdownEventMap[K]) => unknown
+
+/**
+ * The events are typed here rather than through `EventEmitter<ShutdownEventMap>`: from `@types/node` 26 on,
+ * a typed emitter takes any event name, and a misspelt one would compile (its listener never called).
+ */
+export declare class ShutdownManager extends EventEmitter {
+  on<K extends keyof ShutdownEventMap>(eventName: K, listener: ShutdownListener<K>): this
+  once<K extends keyof ShutdownEventMap>(eventName: K, listener: ShutdownListener<K>): this
+  addListener<K extends keyof ShutdownEventMap>(eventName: K, listener: ShutdownListener<K>): this
+  prependListener<K extends keyof ShutdownEventMap>(eventName: K, listener: ShutdownListener<K>): this
+  prependOnceListener<K extends keyof ShutdownEventMap>(eventName: K, listener: ShutdownListener<K>): this
+  off<K extends keyof ShutdownEventMap>(eventName: K, listener: ShutdownListener<K>): this
+  removeListener<K extends keyof ShutdownEventMap>(eventName: K, listener: ShutdownListener<K>): this
   constructor(options?: ShutdownManagerOptions)
   readonly state: 'running' | 'stopping' | 'stopped'
   readonly isShuttingDown: boolean

@@ -5,8 +5,8 @@
 // `npm install titan-lifecycle`. The installed package is used from a CommonJS script, an ES module with
 // named imports and `--require titan-lifecycle/register`, each shut down by a real SIGTERM; and from a
 // TypeScript file checked with `tsc --strict --noEmit` on TypeScript 5 and the current major (7), with no
-// types loaded implicitly (`"types": []`), so the typings must reference what they need. Type tests also
-// check that misuse is rejected. pnpm and Yarn (dev dependencies too) install it into projects of their own,
+// types loaded implicitly (`"types": []`), so the typings must reference what they need, with
+// `@types/node` 20 and again with the latest. Type tests also check that misuse is rejected. pnpm and Yarn (dev dependencies too) install it into projects of their own,
 // pnpm with its symlinked store and Yarn with Plug'n'Play, and a CommonJS script there checks where the
 // addon was opened from. The npm-installed app is also bundled with esbuild and with webpack (dev dependencies
 // too), titan-lifecycle inside the bundle, and run beside its node_modules and alone; and run under Bun and
@@ -614,6 +614,9 @@ void manager.stop({ reason: 'bored' })
 manager.registerTask({ id: 'x' })
 // @ts-expect-error only a server can be tracked
 manager.trackServer({})
+manager.on('shutdown:complete', ({ exitCode }) => exitCode)
+// @ts-expect-error an event the manager never emits
+manager.on('shutdown:finished', () => {})
 `,
     )
     for (const [label, tsc] of [
@@ -634,6 +637,23 @@ manager.trackServer({})
         return `${version}: clean`
       })
     }
+    // @types/node 26 made a typed EventEmitter take any event name: the manager types its own listeners, so
+    // a misspelt event is still refused with the newest typings too.
+    await check('TypeScript 5 with the latest @types/node: misuse rejected', () => {
+      retried('the latest @types/node', () =>
+        npmRun(['install', '@types/node@latest'], { cwd: app, npmrc: registry.npmrc, env: { PATH: pathWithoutRust } }),
+      )
+      const types = JSON.parse(
+        fs.readFileSync(path.join(app, 'node_modules', '@types', 'node', 'package.json'), 'utf8'),
+      )
+      const tsc = path.join(app, 'node_modules', 'typescript', 'bin', 'tsc')
+      try {
+        execFileSync(process.execPath, [tsc, '-p', '.'], { cwd: app, encoding: 'utf8', timeout: 120_000 })
+      } catch (error) {
+        throw new Error(`@types/node ${types.version}: ${error.stdout}${error.stderr}`)
+      }
+      return `@types/node ${types.version}: clean`
+    })
   } finally {
     registry.child.kill('SIGKILL')
   }

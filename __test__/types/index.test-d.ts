@@ -151,3 +151,14 @@ void [handles, summarize, new ShutdownManager({ diagnosticReport: true })]
 new ShutdownManager({ diagnosticReport: 1 })
 // @ts-expect-error a logger method takes the fields first
 new ShutdownManager({ logger: { warn: (message: string, fields: number) => [message, fields] } })
+
+// Under exactOptionalPropertyTypes (this folder's tsconfig), an option passed as undefined is taken, as
+// the runtime takes it: unset.
+const configured: number | undefined = undefined
+const quiet = new ShutdownManager({
+  gracefulShutdownTimeout: configured,
+  logger: undefined,
+  exitCodes: { success: undefined },
+})
+void quiet.stop({ timeout: configured, reason: undefined })
+quiet.registerTask({ id: 'z', timeout: configured, priority: undefined, handler: () => {} })
