@@ -144,6 +144,26 @@ test('console as the logger gets the message first, readable where nothing parse
   assert.equal(started[1].tasks, 1)
 })
 
+test("activeHandles() names a child's stdio pipes, also of a child that was unref()'d", async (t) => {
+  const m = manager()
+  const { spawn } = require('node:child_process')
+  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30_000)'])
+  const unrefed = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30_000)'])
+  unrefed.unref()
+  t.after(() => {
+    child.kill('SIGKILL')
+    unrefed.kill('SIGKILL')
+  })
+  const details = m.activeHandles().map((h) => h.detail)
+  const named = ['stdin', 'stdout', 'stderr'].map((fd) => `${fd} of child process ${child.pid} (${process.execPath})`)
+  for (const pipe of named) assert.ok(details.includes(pipe), JSON.stringify(details))
+  // An unref()'d child is not listed, but its pipes still hold the loop open: said to be pipes, by fd.
+  const fds = [0, 1, 2].map((fd) => unrefed.stdio[fd]._handle.fd)
+  for (const fd of fds) {
+    assert.ok(details.includes(`pipe, fd ${fd} (a child process's stdio, or a named pipe)`), JSON.stringify(details))
+  }
+})
+
 test('activeHandles() lists what keeps the loop alive: a server with its address, a connection, timers', async (t) => {
   const m = manager()
   const server = http.createServer()

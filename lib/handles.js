@@ -27,14 +27,39 @@ function address(socketAddress) {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
 }
 
-/** What one handle is, in a line. Never throws. */
-function describe(resource) {
+const STDIO_NAMES = ['stdin', 'stdout', 'stderr']
+
+/**
+ * The pipes of child processes among `handles`, each with what it is to its child ("stdout of child process
+ * 42 (worker)"): an unref()'d child's pipes still hold the loop open, and alone they are only sockets
+ * without an address. Never throws.
+ */
+function childPipes(handles) {
+  const pipes = new Map()
+  for (const handle of handles) {
+    try {
+      if (handle?.constructor?.name !== 'ChildProcess' || !Array.isArray(handle.stdio)) continue
+      handle.stdio.forEach((pipe, fd) => {
+        if (pipe)
+          pipes.set(pipe, `${STDIO_NAMES[fd] ?? `pipe ${fd}`} of child process ${handle.pid} (${handle.spawnfile})`)
+      })
+    } catch {
+      // A child being torn down: its pipes are described as sockets.
+    }
+  }
+  return pipes
+}
+
+/** What one handle is, in a line (`pipes`: what childPipes found). Never throws. */
+function describe(resource, pipes) {
   let type = 'unknown'
   try {
     type = resource?.constructor?.name ?? typeof resource
     if (type === 'ChildProcess') {
       return { type, detail: `child process ${resource.pid} (${resource.spawnfile})` }
     }
+    const pipe = pipes.get(resource)
+    if (pipe) return { type, detail: pipe }
     if (typeof resource.listening === 'boolean' && typeof resource.address === 'function') {
       const where = resource.listening ? (address(resource.address()) ?? String(resource.address())) : undefined
       return { type, detail: where ? `server listening on ${where}` : 'server, not listening' }
@@ -43,6 +68,12 @@ function describe(resource) {
       const local = resource.localAddress ? `${resource.localAddress}:${resource.localPort}` : '?'
       const remote = resource.remoteAddress ? `${resource.remoteAddress}:${resource.remotePort}` : '?'
       return { type, detail: `connection ${local} -> ${remote}` }
+    }
+    // A pipe: a child's stdio (whose child was unref()'d, so childPipes did not see it), or a named pipe.
+    if (resource._handle?.constructor?.name === 'Pipe') {
+      const fd = resource._handle.fd
+      const which = typeof fd === 'number' && fd >= 0 ? `, fd ${fd}` : ''
+      return { type, detail: `pipe${which} (a child process's stdio, or a named pipe)` }
     }
     // Not `resource === process.stdin`: that getter would create stdin as a side effect.
     if (resource.fd === 0) return { type, detail: 'standard input (being read)' }
@@ -78,9 +109,11 @@ function activeHandles() {
   if (typeof getHandles !== 'function') {
     return process.getActiveResourcesInfo().map((type) => ({ type, detail: type }))
   }
-  const handles = Reflect.apply(getHandles, process, [])
+  const all = Reflect.apply(getHandles, process, [])
+  const pipes = childPipes(all)
+  const handles = all
     .filter((h) => h !== process.stdout && h !== process.stderr && isRefed(h))
-    .map(describe)
+    .map((h) => describe(h, pipes))
   const requests =
     typeof getRequests === 'function'
       ? Reflect.apply(getRequests, process, []).map((r) => ({
