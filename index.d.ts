@@ -15,7 +15,7 @@ export declare const ShutdownReason: Readonly<{
   SIGTERM: 'SIGTERM'
   SIGINT: 'SIGINT'
   SIGHUP: 'SIGHUP'
-  /** Any other owned signal (SIGQUIT, SIGUSR2). */
+  /** Any other owned signal (SIGQUIT, SIGUSR2), or the supervisor's IPC message (`signal` is then unset). */
   Signal: 'signal'
   UncaughtException: 'uncaughtException'
   UnhandledRejection: 'unhandledRejection'
