@@ -307,3 +307,10 @@ export declare function trackChild(pid: number, group: boolean): void
 
 /** How many children and groups are tracked (process-wide). */
 export declare function trackedChildCount(): number
+
+/**
+ * Writes `text` to stderr within the exit paths' budget (`exit_write::EXIT_WRITE_BUDGET`, 50 ms), without
+ * blocking on a stderr nobody reads (a terminal paused with Ctrl-S, a full pipe): the default logger's
+ * lines, which a shutdown must not wait on. Returns whether all of it was written (what was not is lost).
+ */
+export declare function writeStderr(text: string): boolean

@@ -149,9 +149,12 @@ test(
   },
 )
 
-test('a terminal paused with Ctrl-S cannot hold the hard exit', needs('python3'), async () => {
-  // The service's stderr is the terminal; its own report lines go to a file, since the paused terminal
-  // would block Node's synchronous TTY writes too.
+/**
+ * blocked.cjs in `mode` in a terminal paused with Ctrl-S before its SIGTERM: the service's stderr is the
+ * terminal; its own report lines go to a file, since the paused terminal would block Node's synchronous
+ * TTY writes too. Resolves with its exit as the terminal's runner saw it, and its lines.
+ */
+async function inPausedTerminal(mode, deadline) {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-pause-')), 'report.jsonl')
   fs.writeFileSync(file, '')
   const terminal = launch(
@@ -161,12 +164,10 @@ test('a terminal paused with Ctrl-S cannot hold the hard exit', needs('python3')
       'pause',
       process.execPath,
       path.join(FIXTURES, 'blocked.cjs'),
-      'in-task',
-      String(DEADLINE),
+      mode,
+      String(deadline),
     ],
-    {
-      env: { TITAN_REPORT_FILE: file },
-    },
+    { env: { TITAN_REPORT_FILE: file } },
   )
   const startedAt = now()
   const result = await terminal.exited
@@ -175,7 +176,25 @@ test('a terminal paused with Ctrl-S cannot hold the hard exit', needs('python3')
     .split('\n')
     .filter(Boolean)
     .map((line) => JSON.parse(line))
+  return { ...result, lines, tookMs: result.exitedAt - startedAt }
+}
+
+test('a terminal paused with Ctrl-S cannot hold the hard exit', needs('python3'), async () => {
+  const { code, stdout, lines, tookMs } = await inPausedTerminal('in-task', DEADLINE)
   assert.ok(find(lines, 'task-start', { id: 'spin' }), 'the shutdown ran into the blocked task')
-  assert.equal(result.code, 124, `the service's exit, as the terminal's runner saw it\n${result.stdout}`)
-  assert.ok(result.exitedAt - startedAt < 5000, 'it did not wait for the terminal to resume')
+  assert.equal(code, 124, `the service's exit, as the terminal's runner saw it\n${stdout}`)
+  assert.ok(tookMs < 5000, 'it did not wait for the terminal to resume')
 })
+
+test(
+  "a terminal paused with Ctrl-S cannot hold a shutdown up with the default logger's lines",
+  needs('python3'),
+  async () => {
+    // Node writes to a terminal synchronously: the failure's line, written by the default logger, held the
+    // event loop until the watchdog's hard exit (124 at the deadline, 3 s here, instead of 1 at once).
+    const { code, stdout, lines, tookMs } = await inPausedTerminal('fails', 3000)
+    assert.ok(find(lines, 'task-start', { id: 'after' }), 'the tasks after the failed one ran')
+    assert.equal(code, 1, `the shutdown's own code, as the terminal's runner saw it\n${stdout}`)
+    assert.ok(tookMs < 2500, `it took ${tookMs.toFixed(0)} ms, not the deadline's 3000`)
+  },
+)

@@ -294,9 +294,19 @@ let stderrBroken = false
  * would throw the EPIPE as an uncaught exception, which the manager's hook would log to stderr again, for
  * ever. The write callback runs before the 'error' event, so it can add a listener in time (as Node's own
  * console does).
+ *
+ * On Linux the line goes to fd 2 natively, within 50 ms: Node writes to a terminal or a pipe synchronously
+ * there, and a terminal paused with Ctrl-S or a pipe nobody reads held the event loop, and with it the
+ * shutdown, until the watchdog's hard exit. A line that does not fit in time is lost. (Elsewhere the native
+ * write would set O_NONBLOCK on the descriptor the terminal's other processes share, and Node's pipes are
+ * asynchronous on macOS anyway.)
  */
 function writeStderr(line) {
   if (stderrBroken) return
+  if (process.platform === 'linux') {
+    native.writeStderr(line)
+    return
+  }
   try {
     process.stderr.write(line, (error) => {
       if (!error) return

@@ -22,7 +22,7 @@ use titan_lifecycle_core::manager::{Manager, Settlement, SignalRequest, StallEnd
 use titan_lifecycle_core::plan::{Outcome, Phase, TaskSpec};
 use titan_lifecycle_core::session::{NativeEvent, Notifier, Session};
 use titan_lifecycle_core::watchdog;
-use titan_lifecycle_core::{handler, js_stack, main_loop, signals, systemd, uv, v8};
+use titan_lifecycle_core::{exit_write, handler, js_stack, main_loop, signals, systemd, uv, v8};
 
 /// The `code` of a thrown error, taken from [`LifecycleError::code`].
 #[derive(Clone, Debug)]
@@ -1034,6 +1034,14 @@ pub fn error_codes() -> Vec<&'static str> {
 #[napi(catch_unwind)]
 pub fn error_message(code: String) -> Option<String> {
   LifecycleError::message_of(&code)
+}
+
+/// Writes `text` to stderr within the exit paths' budget (`exit_write::EXIT_WRITE_BUDGET`, 50 ms), without
+/// blocking on a stderr nobody reads (a terminal paused with Ctrl-S, a full pipe): the default logger's
+/// lines, which a shutdown must not wait on. Returns whether all of it was written (what was not is lost).
+#[napi(catch_unwind)]
+pub fn write_stderr(text: String) -> bool {
+  exit_write::write_stderr_bounded(text.as_bytes(), exit_write::EXIT_WRITE_BUDGET)
 }
 
 /// Whether systemd listens (`NOTIFY_SOCKET` names a usable socket). The first call reads the environment,
