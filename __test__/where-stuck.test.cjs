@@ -57,6 +57,19 @@ test('a loop blocked in a named function: the report names it, with its file and
     new RegExp(`at spinForever [^\\n]+\\ntitan-lifecycle: {5}at handler \\(${escapeRegExp(FIXTURE)}:`),
   )
   assert.match(r.stderr, /running: 'stuck' \(the stuck task\)/)
+  assert.doesNotMatch(r.stderr, /older frames/, 'the whole stack was shown')
+})
+
+test('a stack deeper than the frames kept says that older ones were left out', async () => {
+  // 40 calls deep: the 16 frames kept are spinForever and descend, and the task's handler is not among them.
+  const r = await stuck('deep', 400)
+  assert.equal(r.code, 124, r.stderr)
+  assert.match(r.stderr, /at spinForever /)
+  assert.match(
+    r.stderr,
+    /at descend [^\n]+\ntitan-lifecycle: {5}\.\.\. and older frames \(only the innermost 16 are kept\)\n/,
+  )
+  assert.doesNotMatch(r.stderr, /at handler /)
 })
 
 test('the report says when it last heard from JavaScript: a loop that turned until it blocked was probed', async () => {

@@ -120,9 +120,16 @@ pub fn set_own_paths(paths: Vec<String>) {
 }
 
 /// Writes `frames`, one per line, each as `{line_prefix}at {frame}`; a run of two or more frames in the
-/// package's own code becomes one line saying how many. Never waits: if the paths cannot be read at once,
-/// every frame is printed.
-pub fn write_frames(out: &mut impl fmt::Write, frames: &[Frame], line_prefix: &str) -> fmt::Result {
+/// package's own code becomes one line saying how many. `deeper`: the stack went on past the frames kept,
+/// which a last line says (a deep recursion fills them all with one function, and its caller, the task's
+/// handler, is among those left out). Never waits: if the paths cannot be read at once, every frame is
+/// printed.
+pub fn write_frames(
+  out: &mut impl fmt::Write,
+  frames: &[Frame],
+  deeper: bool,
+  line_prefix: &str,
+) -> fmt::Result {
   // Held while the frames are written rather than copied: the hard exit's report allocates nothing (the
   // lock is only ever taken to set the paths, at start-up).
   let guard = OWN_PATHS.try_lock().ok();
@@ -139,6 +146,12 @@ pub fn write_frames(out: &mut impl fmt::Write, frames: &[Frame], line_prefix: &s
       i += 1;
     }
   }
+  if deeper {
+    writeln!(
+      out,
+      "{line_prefix}... and older frames (only the innermost {MAX_FRAMES} are kept)"
+    )?;
+  }
   Ok(())
 }
 
@@ -146,6 +159,8 @@ pub fn write_frames(out: &mut impl fmt::Write, frames: &[Frame], line_prefix: &s
 pub struct Capture {
   frames: [Frame; MAX_FRAMES],
   count: usize,
+  /// Whether the stack had more frames than were kept.
+  deeper: bool,
   /// Whether V8's stack could be walked at all (a handle scope opened); if not, `count` is 0 for that.
   walked: bool,
   requested: MonoTime,
@@ -159,6 +174,7 @@ impl Capture {
   const EMPTY: Capture = Capture {
     frames: [Frame::EMPTY; MAX_FRAMES],
     count: 0,
+    deeper: false,
     walked: false,
     requested: MonoTime::from_nanos(0),
     captured: MonoTime::from_nanos(0),
@@ -169,6 +185,11 @@ impl Capture {
   /// The frames, innermost first.
   pub fn frames(&self) -> &[Frame] {
     &self.frames[..self.count]
+  }
+
+  /// Whether the stack went on past [`Capture::frames`] (see [`write_frames`]).
+  pub fn deeper(&self) -> bool {
+    self.deeper
   }
 
   /// Whether the stack was walked: `false` when no handle scope could be opened (the main environment
@@ -474,13 +495,16 @@ unsafe extern "C" fn on_interrupt(isolate: *mut v8::Isolate, data: *mut c_void) 
     let capture = unsafe { &mut *slot.capture.get() };
     capture.requested = MonoTime::from_nanos(slot.requested_ns.load(Ordering::Acquire));
     capture.count = 0;
+    capture.deeper = false;
     capture.walked = false;
     capture.report_len = 0;
     let mut units = [0u16; SCRIPT_BYTES];
     // SAFETY: V8 runs this callback on the isolate's thread at an interrupt check, where handles may be made.
     capture.walked = unsafe {
-      api.walk_stack(isolate, MAX_FRAMES, |api, raw| {
+      // One frame more than is kept: whether there are more is all it tells.
+      api.walk_stack(isolate, MAX_FRAMES + 1, |api, raw| {
         if capture.count == MAX_FRAMES {
+          capture.deeper = true;
           return;
         }
         let frame = &mut capture.frames[capture.count];
@@ -629,11 +653,18 @@ mod tests {
       Frame::from_parts("one", "/pkg/titan-lifecycle/index.js", 30, 4),
     ];
     let mut out = String::new();
-    write_frames(&mut out, &frames, "> ").unwrap();
+    write_frames(&mut out, &frames, false, "> ").unwrap();
     assert_eq!(
       out,
       "> at spin (/srv/app.js:3:1)\n> ... 2 frames inside titan-lifecycle\n> at main (/srv/app.js:9:1)\n\
        > at one (/pkg/titan-lifecycle/index.js:30:4)\n"
+    );
+    // A stack deeper than the frames kept says so last.
+    let mut out = String::new();
+    write_frames(&mut out, &frames[..1], true, "> ").unwrap();
+    assert_eq!(
+      out,
+      "> at spin (/srv/app.js:3:1)\n> ... and older frames (only the innermost 16 are kept)\n"
     );
   }
 

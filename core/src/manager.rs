@@ -306,7 +306,7 @@ impl Manager {
         let prompt = capture.requested() >= sent && capture.delay() <= STALL_CAPTURE_PROMPTNESS;
         (prompt && !capture.frames().is_empty()).then(|| {
           let mut stack = String::new();
-          let _ = js_stack::write_frames(&mut stack, capture.frames(), "    ");
+          let _ = js_stack::write_frames(&mut stack, capture.frames(), capture.deeper(), "    ");
           stack.truncate(stack.trim_end().len());
           stack
         })

@@ -112,8 +112,8 @@ pub enum Whereabouts<'a> {
   NotLooked,
   /// Stacks cannot be captured in this process; why.
   Unavailable(&'a str),
-  /// Running JavaScript, at these frames (innermost first).
-  JavaScript(&'a [Frame]),
+  /// Running JavaScript, at these frames (innermost first); `deeper`: the stack went on past them.
+  JavaScript { frames: &'a [Frame], deeper: bool },
   /// Not running JavaScript (V8 did not service the interrupt): native code or a system call.
   OutsideJavaScript(&'a MainThreadState),
 }
@@ -318,15 +318,15 @@ fn write_whereabouts(
   match whereabouts {
     Whereabouts::NotLooked => {}
     Whereabouts::Unavailable(why) => writeln!(out, "{PREFIX}   where it is blocked is not known: {why}")?,
-    Whereabouts::JavaScript([]) => writeln!(
+    Whereabouts::JavaScript { frames: [], .. } => writeln!(
       out,
       "{PREFIX}   running JavaScript, between functions: no frame to show (a microtask queue that never \
        empties, such as a loop of awaits with nothing else in it, or code Node runs itself)"
     )?,
-    Whereabouts::JavaScript(frames) => {
+    Whereabouts::JavaScript { frames, deeper } => {
       writeln!(out, "{PREFIX}   blocked in JavaScript, at:")?;
       // Frames print their names escaped (see `js_stack::Frame`).
-      crate::js_stack::write_frames(out, frames, FRAME_PREFIX)?;
+      crate::js_stack::write_frames(out, frames, *deeper, FRAME_PREFIX)?;
     }
     Whereabouts::OutsideJavaScript(state) => writeln!(
       out,
@@ -579,7 +579,10 @@ mod tests {
     let report = render_with(
       RecordView::Read(c.run()),
       &facts(start, false),
-      &Whereabouts::JavaScript(&frames),
+      &Whereabouts::JavaScript {
+        frames: &frames,
+        deeper: false,
+      },
       &DiagnosticReport::Written("/tmp/report.json".into()),
     );
     assert!(
@@ -877,7 +880,10 @@ mod tests {
     let report = render_with(
       RecordView::Read(None),
       &facts(start, false),
-      &Whereabouts::JavaScript(&[]),
+      &Whereabouts::JavaScript {
+        frames: &[],
+        deeper: false,
+      },
       &DiagnosticReport::NotAsked,
     );
     assert!(

@@ -841,7 +841,10 @@ fn report_hard_exit(session: &Session, code: i32) {
   let rendered = match &stuck {
     Stuck::InJavaScript(generation) => js_stack::read(Purpose::HardExit, *generation, |capture| {
       let whereabouts = if capture.walked() {
-        Whereabouts::JavaScript(capture.frames())
+        Whereabouts::JavaScript {
+          frames: capture.frames(),
+          deeper: capture.deeper(),
+        }
       } else {
         Whereabouts::Unavailable(
           "no handle scope could be opened for V8's stack (the main environment is going away)",
