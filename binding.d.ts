@@ -282,6 +282,13 @@ export interface StopPhaseCut {
 export declare function systemdListening(): boolean
 
 /**
+ * The signal the handler recorded last, if JavaScript has not been told of it (and marks it told): for the
+ * signal owner when the event loop is about to end ('beforeExit'), which a signal in its last turn never
+ * reaches through the pin (unref'd, it is not polled again). Main thread.
+ */
+export declare function takeUndeliveredSignal(): string | null
+
+/**
  * The handler of a task that timed out, of the shutdown `handle` names, has ended: a hard-exit report no
  * longer lists it as still running. A function, as `settle_task` is, for the same reason.
  */

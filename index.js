@@ -468,6 +468,17 @@ class ShutdownManager extends EventEmitter {
   #readyRetry = undefined
   /** dispose() was called: the manager no longer speaks for the service (ready() sends nothing). */
   #disposed = false
+  /**
+   * The signal owner's 'beforeExit' listener: a signal that came in the event loop's last turn was
+   * recorded by the handler, and the watchdog began its shutdown, but the pin's callback (unref'd) is never
+   * polled again to tell JavaScript, and the process would exit 0 with no task run. It is told here; the
+   * shutdown it begins keeps the loop alive.
+   */
+  #deliverLateSignal = () => {
+    if (!this.#ownsSignals || this.#run) return
+    const signal = native.takeUndeliveredSignal()
+    if (signal) this.#onNativeEvent({ kind: 'signal', signal })
+  }
 
   /** @param {import('./index').ShutdownManagerOptions} [options] */
   constructor(options) {
@@ -835,6 +846,7 @@ class ShutdownManager extends EventEmitter {
       if (process[SIGNAL_OWNER]?.manager === this) delete process[SIGNAL_OWNER]
       if (ShutdownManager.#signalOwner === this) ShutdownManager.#signalOwner = null
       this.#ownsSignals = false
+      process.removeListener('beforeExit', this.#deliverLateSignal)
     }
     for (const tracker of this.#clusterTrackers) tracker.dispose()
     this.#clusterTrackers.clear()
@@ -1089,6 +1101,7 @@ class ShutdownManager extends EventEmitter {
     this.#ownsSignals = true
     ShutdownManager.#signalOwner = this
     this.#setListener()
+    process.on('beforeExit', this.#deliverLateSignal)
     const manager = this
     Object.defineProperty(process, SIGNAL_OWNER, {
       value: {

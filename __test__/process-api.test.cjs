@@ -29,6 +29,19 @@ test("the signal dispatch's async resource says it keeps nothing alive (jest --d
   assert.deepEqual(find(lines, 'disposed')?.hasRef, [false])
 })
 
+test('a SIGTERM in the last turn of the event loop still runs the shutdown', async () => {
+  // The pin's callback (unref'd) was never polled again: the shutdown began natively, no task ran, and the
+  // process exited 0, as though no signal had come.
+  for (const busyMs of ['0', '100']) {
+    const { code, signal, lines, stderr } = await run('process-api.cjs', ['signal-in-last-turn', busyMs])
+    assert.equal(signal, null, stderr)
+    assert.equal(code, 0, stderr)
+    assert.equal(find(lines, 'event', { event: 'shutdown:start' })?.reason, 'SIGTERM', `busy ${busyMs} ms`)
+    assert.ok(find(lines, 'task-start', { id: 'flush' }), `the task ran (busy ${busyMs} ms)`)
+    assert.equal(find(lines, 'event', { event: 'shutdown:complete' })?.exitCode, 0)
+  }
+})
+
 test('stop({ exit: true }) exits with the shutdown exit code', async () => {
   const { code, signal, lines } = await run('process-api.cjs', ['stop-exit'])
   assert.equal(signal, null)

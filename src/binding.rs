@@ -1036,6 +1036,16 @@ pub fn error_message(code: String) -> Option<String> {
   LifecycleError::message_of(&code)
 }
 
+/// The signal the handler recorded last, if JavaScript has not been told of it (and marks it told): for the
+/// signal owner when the event loop is about to end ('beforeExit'), which a signal in its last turn never
+/// reaches through the pin (unref'd, it is not polled again). Main thread.
+#[napi(catch_unwind)]
+pub fn take_undelivered_signal() -> Option<String> {
+  handler::take_undelivered()
+    .and_then(signals::name_of)
+    .map(str::to_owned)
+}
+
 /// Writes `text` to stderr within the exit paths' budget (`exit_write::EXIT_WRITE_BUDGET`, 50 ms), without
 /// blocking on a stderr nobody reads (a terminal paused with Ctrl-S, a full pipe): the default logger's
 /// lines, which a shutdown must not wait on. Returns whether all of it was written (what was not is lost).

@@ -412,8 +412,9 @@ pub fn is_delivered(seq: u64) -> bool {
   DELIVERED.load(Ordering::Acquire) >= seq
 }
 
-/// The latest recorded signal, if JavaScript has not been told of it; marks it told. Main thread, when the
-/// owner gives the signals back: a signal received before that belongs to its shutdown.
+/// The latest recorded signal, if JavaScript has not been told of it; marks it told. Main thread: when the
+/// owner gives the signals back (a signal received before that belongs to its shutdown), and when the
+/// event loop is about to end with one the pin's callback was never polled for.
 pub fn take_undelivered() -> Option<c_int> {
   let recorded = RECORDED.load(Ordering::Acquire);
   claim_delivery(recorded).then(|| LAST_SIGNO.load(Ordering::Acquire))
