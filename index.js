@@ -329,12 +329,14 @@ const errorHooked = () => processWide('titan-lifecycle.error-hooked', () => new 
 const skipsEndedShutdowns = () => processWide('titan-lifecycle.error-hooked-skipping-ended', () => new WeakSet())
 
 /**
- * Takes systemd's variables out of the environment once the native side speaks to systemd for the
- * service (it has read them): children and cluster workers must not inherit them and speak for it too.
+ * Says, in the environment children inherit, that this process speaks to systemd for the service, once
+ * the native side does: a manager in a child or a cluster worker then keeps quiet (the native side's
+ * SPEAKER_VARIABLE, core/src/systemd.rs). systemd's own variables stay: the service's code may speak to
+ * systemd itself (the sd-notify package), and its children as they would without this package.
  */
-function keepSystemdFromChildren() {
+function speakForServiceToSystemd() {
   if (process.env.NOTIFY_SOCKET !== undefined && native.systemdListening()) {
-    for (const name of ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID']) delete process.env[name]
+    process.env.TITAN_LIFECYCLE_NOTIFY_PID = String(process.pid)
   }
 }
 
@@ -522,7 +524,7 @@ class ShutdownManager extends EventEmitter {
       this.#ownSignals()
       // The signal owner speaks to systemd for the service (its native side has read NOTIFY_SOCKET and
       // WATCHDOG_USEC by now).
-      keepSystemdFromChildren()
+      speakForServiceToSystemd()
       // The supervisor's message is its signal (PM2 sends one instead of SIGINT, and on Windows it has
       // nothing else): heard by the manager that owns the signals, when there is an IPC channel.
       if (this.#config.ipcMessage !== false && typeof process.send === 'function') this.#hookIpc()
@@ -562,7 +564,7 @@ class ShutdownManager extends EventEmitter {
   #notifyReady(retryMs, since) {
     this.#readyRetry = undefined
     const outcome = native.notifyReady()
-    if (outcome === READY_SENT) keepSystemdFromChildren()
+    if (outcome === READY_SENT) speakForServiceToSystemd()
     if (outcome !== READY_QUEUE_FULL || performance.now() - since > READY_RETRY_FOR_MS) return
     // Unref'd: a service waiting to be ready is kept alive by what it serves, not by this.
     this.#readyRetry = setTimeout(() => {

@@ -54,13 +54,14 @@ const texts = (datagrams) => datagrams.map((d) => d.text)
 
 /**
  * notify-service.cjs in `mode` under a listener with WatchdogSec's variables (a ping every 100 ms), once
- * it is ready and has had 450 ms to ping; a child it spawned must not have inherited the variables.
+ * it is ready and has had 450 ms to ping; a manager in a child it spawned must not speak for the service.
  */
 async function pingingService(t, mode) {
   const { address, systemd } = await listenAtPath(t)
   const service = start('notify-service.cjs', [mode], { env: { NOTIFY_SOCKET: address, WATCHDOG_USEC: '200000' } })
-  const { inherited } = await service.ready
-  assert.equal(inherited, '', "a child does not inherit systemd's variables")
+  const { childSpeaksTo, ownSocket } = await service.ready
+  assert.equal(childSpeaksTo, '', 'a manager in a child does not speak for the service')
+  assert.equal(ownSocket, address, "the service's own code still has NOTIFY_SOCKET (an sd-notify of its own)")
   await wait(450)
   return { service, systemd }
 }
@@ -157,12 +158,12 @@ test(
     const service = start('notify-service.cjs', ['no-signals'], {
       env: { NOTIFY_SOCKET: address, WATCHDOG_USEC: '200000' },
     })
-    const { inherited } = await service.ready
+    const { childSpeaksTo } = await service.ready
     await waitFor(() => texts(systemd.datagrams).includes('READY=1\nSTATUS=ready'), 5000, 'READY=1')
-    // Once it went out, the pings of a service whose manager owns no signals start, and children inherit
-    // nothing (the variables stayed until then).
+    // Once it went out, the pings of a service whose manager owns no signals start, and it speaks for the
+    // service (until then it did not, and a child's manager could).
     await waitFor(() => texts(systemd.datagrams).includes('WATCHDOG=1'), 2000, 'the pings')
-    assert.equal(inherited, address, 'a child spawned before READY went out inherited them')
+    assert.equal(childSpeaksTo, address, 'a child spawned before READY went out could speak, as none did yet')
     kill(service.child, 'SIGKILL')
   },
 )

@@ -42,11 +42,29 @@ struct Channel {
   length: libc::socklen_t,
 }
 
+/// Set by the process that speaks to systemd for the service (its pid), once it does: its children inherit
+/// it with `NOTIFY_SOCKET`, which stays in the environment for the service's own code (an `sd-notify` it
+/// already used), and a manager in any of them (a cluster worker, a child service) then keeps quiet rather
+/// than say READY=1 or STOPPING=1 for the whole unit. The facade sets it, through `process.env`.
+pub const SPEAKER_VARIABLE: &str = "TITAN_LIFECYCLE_NOTIFY_PID";
+
 fn channel() -> Option<&'static Channel> {
   static CHANNEL: OnceLock<Option<Channel>> = OnceLock::new();
   CHANNEL
-    .get_or_init(|| open(&std::env::var_os("NOTIFY_SOCKET")?))
+    .get_or_init(|| {
+      let socket = std::env::var_os("NOTIFY_SOCKET")?;
+      let speaker = std::env::var(SPEAKER_VARIABLE).ok();
+      speaks_for_service(speaker.as_deref(), std::process::id()).then(|| open(&socket))?
+    })
     .as_ref()
+}
+
+/// Whether this process (`pid`) may speak for the service, given [`SPEAKER_VARIABLE`]'s value: when none
+/// has yet, or it is the one that does (a value that is no pid is taken as none).
+fn speaks_for_service(speaker: Option<&str>, pid: u32) -> bool {
+  speaker
+    .and_then(|value| value.parse::<u32>().ok())
+    .is_none_or(|speaker| speaker == pid)
 }
 
 /// The address `NOTIFY_SOCKET` names: a path (`/run/systemd/notify`) or, after `@`, an abstract name.
@@ -290,6 +308,14 @@ mod tests {
     assert_eq!(path_of(&address, length), b"/run/systemd/notify\0");
     let (address, length) = address_of(b"@titan/notify").unwrap();
     assert_eq!(path_of(&address, length), b"\0titan/notify");
+  }
+
+  #[test]
+  fn a_child_of_the_process_that_speaks_for_the_service_keeps_quiet() {
+    assert!(speaks_for_service(None, 42), "nobody speaks yet");
+    assert!(speaks_for_service(Some("42"), 42), "this process does");
+    assert!(!speaks_for_service(Some("41"), 42), "its parent does");
+    assert!(speaks_for_service(Some("not a pid"), 42));
   }
 
   #[test]
