@@ -42,6 +42,15 @@ test('a SIGTERM in the last turn of the event loop still runs the shutdown', asy
   }
 })
 
+test("a signal's shutdown runs in the manager's AsyncLocalStorage context, also after a garbage collection", async () => {
+  // napi holds an async resource it is given only weakly: collected, it was swapped for an empty object,
+  // and the store (and the resource's hasRef) were gone.
+  const { code, lines, stderr } = await run('process-api.cjs', ['context-after-gc'])
+  assert.equal(code, 0, stderr)
+  assert.deepEqual(find(lines, 'start'), { ...find(lines, 'start'), store: 'bootstrap', hasRef: 'function' })
+  assert.equal(find(lines, 'task')?.store, 'bootstrap')
+})
+
 test('stop({ exit: true }) exits with the shutdown exit code', async () => {
   const { code, signal, lines } = await run('process-api.cjs', ['stop-exit'])
   assert.equal(signal, null)

@@ -357,6 +357,10 @@ struct DirectCaller {
   env: napi::sys::napi_env,
   dispatcher: napi::sys::napi_ref,
   context: napi::sys::napi_async_context,
+  /// The context's resource, held: napi holds one it was given only weakly, and after a garbage collection
+  /// swaps in an empty object, which loses what AsyncLocalStorage keeps on it (the store the manager was
+  /// made in) and the resource's `hasRef()`. Null when napi made its own.
+  _resource: napi::sys::napi_ref,
 }
 
 // SAFETY: only the main thread uses it (it is made in `own_signals` and used by the pin's callback, both
@@ -380,17 +384,26 @@ fn make_direct_caller(env: &Env, dispatcher: &Function<NativeEventJs, ()>) -> Op
     let mut name = std::ptr::null_mut();
     let label = "titan-lifecycle:signal";
     sys::napi_create_string_utf8(raw_env, label.as_ptr().cast(), label.len() as isize, &mut name);
-    let mut context = std::ptr::null_mut();
-    if sys::napi_async_init(raw_env, unreferenced_resource(raw_env), name, &mut context)
-      != sys::Status::napi_ok
+    let resource = unreferenced_resource(raw_env);
+    let mut resource_ref = std::ptr::null_mut();
+    if !resource.is_null()
+      && sys::napi_create_reference(raw_env, resource, 1, &mut resource_ref) != sys::Status::napi_ok
     {
+      resource_ref = std::ptr::null_mut();
+    }
+    let mut context = std::ptr::null_mut();
+    if sys::napi_async_init(raw_env, resource, name, &mut context) != sys::Status::napi_ok {
       sys::napi_delete_reference(raw_env, dispatcher_ref);
+      if !resource_ref.is_null() {
+        sys::napi_delete_reference(raw_env, resource_ref);
+      }
       return None;
     }
     Some(DirectCaller {
       env: raw_env,
       dispatcher: dispatcher_ref,
       context,
+      _resource: resource_ref,
     })
   }
 }
