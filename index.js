@@ -473,11 +473,12 @@ class ShutdownManager extends EventEmitter {
   /**
    * The signal owner's 'beforeExit' listener: a signal that came in the event loop's last turn was
    * recorded by the handler, and the watchdog began its shutdown, but the pin's callback (unref'd) is never
-   * polled again to tell JavaScript, and the process would exit 0 with no task run. It is told here; the
-   * shutdown it begins keeps the loop alive.
+   * polled again to tell JavaScript, and the process would exit 0 with no task run. It is told here, as
+   * the pin would have: the shutdown it begins keeps the loop alive, and after a stop() that did not exit
+   * it exits with that shutdown's code.
    */
   #deliverLateSignal = () => {
-    if (!this.#ownsSignals || this.#run) return
+    if (!this.#ownsSignals) return
     const signal = native.takeUndeliveredSignal()
     if (signal) this.#onNativeEvent({ kind: 'signal', signal })
   }

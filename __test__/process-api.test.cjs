@@ -40,6 +40,11 @@ test('a SIGTERM in the last turn of the event loop still runs the shutdown', asy
     assert.ok(find(lines, 'task-start', { id: 'flush' }), `the task ran (busy ${busyMs} ms)`)
     assert.equal(find(lines, 'event', { event: 'shutdown:complete' })?.exitCode, 0)
   }
+  // After a stop() that did not exit, a signal exits with that shutdown's code (a task failed: 1).
+  const { code, lines, stderr } = await run('process-api.cjs', ['signal-in-last-turn', 'after-stop'])
+  assert.equal(find(lines, 'result')?.exitCode, 1)
+  assert.equal(code, 1, stderr)
+  assert.equal(find(lines, 'exit-event')?.code, 1)
 })
 
 test("a signal's shutdown runs in the manager's AsyncLocalStorage context, also after a garbage collection", async () => {
