@@ -316,8 +316,9 @@ export declare function trackChild(pid: number, group: boolean): void
 export declare function trackedChildCount(): number
 
 /**
- * Writes `text` to stderr within the exit paths' budget (`exit_write::EXIT_WRITE_BUDGET`, 50 ms), without
- * blocking on a stderr nobody reads (a terminal paused with Ctrl-S, a full pipe): the default logger's
- * lines, which a shutdown must not wait on. Returns whether all of it was written (what was not is lost).
+ * Writes a line of the default logger to stderr within the exit paths' budget
+ * (`exit_write::EXIT_WRITE_BUDGET`, 50 ms), without blocking on a terminal paused with Ctrl-S: 1 if all
+ * of it was written, 0 if not (the rest is lost), -1 if it could not be written without a flag on the
+ * description fd 2 shares with other processes (nothing was written: Node's own write is left to do it).
  */
-export declare function writeStderr(text: string): boolean
+export declare function writeStderr(text: string): number

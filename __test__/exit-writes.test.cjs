@@ -195,6 +195,22 @@ test(
     const { code, stdout, lines, tookMs } = await inPausedTerminal('fails', 3000)
     assert.ok(find(lines, 'task-start', { id: 'after' }), 'the tasks after the failed one ran')
     assert.equal(code, 1, `the shutdown's own code, as the terminal's runner saw it\n${stdout}`)
+    // 100 more failures come with it: a line each, which must not cost 50 ms each.
     assert.ok(tookMs < 2500, `it took ${tookMs.toFixed(0)} ms, not the deadline's 3000`)
+  },
+)
+
+test(
+  "the default logger's lines still go through a process.stderr.write that was replaced",
+  needs('python3'),
+  async () => {
+    // A test's spy or a redirect must see them: only Node's own terminal stream is written to natively.
+    const { code, stdout, lines } = await inPausedTerminal('fails-spied', 3000)
+    assert.equal(code, 1, stdout)
+    const written = lines.filter((line) => line.kind === 'stderr-write').map((line) => line.text)
+    assert.ok(
+      written.some((text) => text.startsWith("titan-lifecycle: shutdown task 'spin' failed: the cleanup failed")),
+      JSON.stringify(written),
+    )
   },
 )

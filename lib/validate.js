@@ -289,26 +289,36 @@ function validateExitCodes(value) {
 /** Whether a write to stderr failed (EPIPE: the reader went away); nothing more is written there then. */
 let stderrBroken = false
 
+/** Until when (Date.now()) lines for a terminal that took none in time are dropped: see writeStderr. */
+let terminalStalledUntil = 0
+/** How long a terminal that did not take a line within 50 ms is left alone. */
+const STALLED_TERMINAL_QUIET_MS = 5000
+
 /**
  * Writes a line to stderr, and never turns a failure into an error event: with no listener on stderr, Node
  * would throw the EPIPE as an uncaught exception, which the manager's hook would log to stderr again, for
  * ever. The write callback runs before the 'error' event, so it can add a listener in time (as Node's own
  * console does).
  *
- * On Linux the line goes to fd 2 natively, within 50 ms: Node writes to a terminal or a pipe synchronously
- * there, and a terminal paused with Ctrl-S or a pipe nobody reads held the event loop, and with it the
- * shutdown, until the watchdog's hard exit. A line that does not fit in time is lost. (Elsewhere the native
- * write would set O_NONBLOCK on the descriptor the terminal's other processes share, and Node's pipes are
- * asynchronous on macOS anyway.)
+ * To a terminal, Node writes synchronously, and one paused with Ctrl-S held the event loop, and with it the
+ * shutdown, until the watchdog's hard exit. There the line goes to the terminal natively, within 50 ms,
+ * through a descriptor of its own (Linux); one that does not go in time is lost, and so are the lines of
+ * the next 5 s, so a shutdown with many failures is not held 50 ms for each. Not when something replaced
+ * process.stderr.write (a test's spy, a redirect: it must still see the lines), nor in a worker thread
+ * (whose stderr is no terminal but a stream to the main thread), nor where the only non-blocking way would
+ * set a flag on the terminal's shared description (exit_write::write_line_bounded): Node writes those.
  */
 function writeStderr(line) {
   if (stderrBroken) return
-  if (process.platform === 'linux') {
-    native.writeStderr(line)
-    return
-  }
   try {
-    process.stderr.write(line, (error) => {
+    const stream = process.stderr
+    if (stream.isTTY && !Object.hasOwn(stream, 'write')) {
+      if (Date.now() < terminalStalledUntil) return
+      const written = native.writeStderr(line)
+      if (written === 0) terminalStalledUntil = Date.now() + STALLED_TERMINAL_QUIET_MS
+      if (written !== -1) return
+    }
+    stream.write(line, (error) => {
       if (!error) return
       stderrBroken = true
       if (process.stderr.listenerCount('error') === 0) process.stderr.once('error', () => {})

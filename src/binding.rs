@@ -1059,12 +1059,16 @@ pub fn take_undelivered_signal() -> Option<String> {
     .map(str::to_owned)
 }
 
-/// Writes `text` to stderr within the exit paths' budget (`exit_write::EXIT_WRITE_BUDGET`, 50 ms), without
-/// blocking on a stderr nobody reads (a terminal paused with Ctrl-S, a full pipe): the default logger's
-/// lines, which a shutdown must not wait on. Returns whether all of it was written (what was not is lost).
+/// Writes a line of the default logger to stderr within the exit paths' budget
+/// (`exit_write::EXIT_WRITE_BUDGET`, 50 ms), without blocking on a terminal paused with Ctrl-S: 1 if all
+/// of it was written, 0 if not (the rest is lost), -1 if it could not be written without a flag on the
+/// description fd 2 shares with other processes (nothing was written: Node's own write is left to do it).
 #[napi(catch_unwind)]
-pub fn write_stderr(text: String) -> bool {
-  exit_write::write_stderr_bounded(text.as_bytes(), exit_write::EXIT_WRITE_BUDGET)
+pub fn write_stderr(text: String) -> i32 {
+  match exit_write::write_line_bounded(text.as_bytes(), exit_write::EXIT_WRITE_BUDGET) {
+    Some(written) => i32::from(written),
+    None => -1,
+  }
 }
 
 /// Whether systemd listens (`NOTIFY_SOCKET` names a usable socket). The first call reads the environment,

@@ -55,14 +55,8 @@ enum Target {
 impl Target {
   /// Async-signal-safe: `fstat`, `fcntl`, `open`.
   fn of_stderr() -> Target {
-    match stderr_kind() {
-      // Closed: written directly, which fails just as quickly.
-      None | Some(StderrKind::File) => return Target::Direct,
-      Some(StderrKind::Socket) => return Target::Socket,
-      Some(StderrKind::Other) => {}
-    }
-    if let Some(fd) = reopen_non_blocking() {
-      return Target::Reopened(fd);
+    if let Some(target) = Self::unshared() {
+      return target;
     }
     // SAFETY: F_GETFL only reads the descriptor's flags; F_SETFL changes only O_NONBLOCK here.
     unsafe {
@@ -72,6 +66,17 @@ impl Target {
       }
       libc::fcntl(STDERR, libc::F_SETFL, flags | libc::O_NONBLOCK);
       Target::FlagSet(flags)
+    }
+  }
+
+  /// A way to write without blocking that changes nothing other processes share, or `None` where the only
+  /// one left is a flag on fd 2's own description. Async-signal-safe: `fstat`, `open`.
+  fn unshared() -> Option<Target> {
+    match stderr_kind() {
+      // Closed: written directly, which fails just as quickly.
+      None | Some(StderrKind::File) => Some(Target::Direct),
+      Some(StderrKind::Socket) => Some(Target::Socket),
+      Some(StderrKind::Other) => reopen_non_blocking().map(Target::Reopened),
     }
   }
 
@@ -267,9 +272,24 @@ fn stderr_kind() -> Option<StderrKind> {
 /// Writes `bytes` to stderr, giving up once `budget` has passed. Returns whether all of it was written.
 ///
 /// Async-signal-safe (see the module docs).
-pub fn write_stderr_bounded(mut bytes: &[u8], budget: Duration) -> bool {
+pub fn write_stderr_bounded(bytes: &[u8], budget: Duration) -> bool {
   let give_up = MonoTime::now().saturating_add(budget);
-  let target = Target::of_stderr();
+  write_within(&Target::of_stderr(), bytes, give_up)
+}
+
+/// Writes a log line to stderr in the course of things (not on the way to an exit), giving up once
+/// `budget` has passed: whether all of it was written, or `None` where that cannot be done without setting
+/// `O_NONBLOCK` on the description fd 2 shares with other processes (a terminal of another user; no
+/// `/proc`, as on macOS). Only an exit takes that liberty: set while this thread writes, the flag could be
+/// saved and "restored" by the watchdog's report, or outlive a `_exit` in between, and a shell sharing the
+/// terminal would then read it with EAGAIN.
+pub fn write_line_bounded(bytes: &[u8], budget: Duration) -> Option<bool> {
+  let give_up = MonoTime::now().saturating_add(budget);
+  Target::unshared().map(|target| write_within(&target, bytes, give_up))
+}
+
+/// Writes `bytes` to `target` until done, or until `give_up`. Async-signal-safe.
+fn write_within(target: &Target, mut bytes: &[u8], give_up: MonoTime) -> bool {
   while !bytes.is_empty() {
     let n = target.write(bytes);
     if n > 0 {
