@@ -220,9 +220,24 @@ test("another manager's ready() after the signal owner's shutdown began sends no
 // The main thread owns the signals (its pings and STOPPING=1 go out); a worker's READY=1 would leave
 // systemd expecting pings that thread could not keep up.
 test(
-  "a worker thread's ready() says nothing to systemd, whose watchdog pings it could not keep up",
+  "under WatchdogSec a worker thread's ready() says nothing to systemd, whose pings it could not keep up",
   needs('python3'),
   (t) => assertStopsWithoutReady(t, 'worker-ready', { WATCHDOG_USEC: '200000' }),
+)
+
+test(
+  "without WatchdogSec a worker thread's ready() tells systemd the service is ready",
+  needs('python3'),
+  async (t) => {
+    const { address, systemd } = await listenAtPath(t)
+    const service = start('notify-service.cjs', ['worker-ready'], { env: { NOTIFY_SOCKET: address } })
+    const { code, stderr } = await service.exited
+    assert.equal(code, 0, stderr)
+    await wait(100)
+    const sent = texts(systemd.datagrams).filter((text) => !text.startsWith('STATUS=') && !text.startsWith('EXTEND'))
+    assert.equal(sent[0], 'READY=1\nSTATUS=ready', sent.join(' | '))
+    assert.ok(sent[1]?.startsWith('STOPPING=1\n'), sent.join(' | '))
+  },
 )
 
 test('without NOTIFY_SOCKET nothing is sent and ready() is harmless', onLinux('/proc/<pid>/fd'), async () => {

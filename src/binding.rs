@@ -1082,21 +1082,25 @@ pub fn systemd_listening() -> bool {
 /// if systemd's queue was full (try again later: systemd waits for it), 0 otherwise. Only from the main
 /// thread, which then also starts the watchdog's pings (`WatchdogSec=`) if the signal owner has not: a
 /// service whose manager owns no signals still answers for its own liveness once it has said it is ready.
-/// A worker thread's manager says nothing: the pings, which run on the main loop, could not follow it,
-/// and systemd would end the service at its first missed ping. Nothing after the process said it stops.
+/// A worker thread's manager says nothing under `WatchdogSec=`: the pings, which run on the main loop,
+/// could not follow it, and systemd would end the service at its first missed ping. Nothing after the
+/// process said it stops.
 #[napi(catch_unwind)]
 pub fn notify_ready(env: Env) -> i32 {
   let Ok((uv, event_loop)) = libuv_for(&env) else {
     return 0;
   };
-  if !uv.is_main_loop(event_loop) {
+  let main_thread = uv.is_main_loop(event_loop);
+  if !main_thread && systemd::watchdog_interval().is_some() {
     return 0;
   }
   match systemd::ready() {
     systemd::Delivery::Sent => {
-      // SAFETY: a napi call runs on its environment's thread, and `event_loop` was just checked to be the
-      // main loop, so this is the main thread with its live loop.
-      unsafe { start_systemd_pings(&env, uv, event_loop) };
+      if main_thread {
+        // SAFETY: a napi call runs on its environment's thread, and `event_loop` was just checked to be
+        // the main loop, so this is the main thread with its live loop.
+        unsafe { start_systemd_pings(&env, uv, event_loop) };
+      }
       1
     }
     systemd::Delivery::QueueFull => -1,
