@@ -69,14 +69,17 @@ function describe(resource, pipes) {
       const remote = resource.remoteAddress ? `${resource.remoteAddress}:${resource.remotePort}` : '?'
       return { type, detail: `connection ${local} -> ${remote}` }
     }
-    // A pipe: a child's stdio (whose child was unref()'d, so childPipes did not see it), or a named pipe.
+    // Not `resource === process.stdin`: that getter would create stdin as a side effect.
+    if (resource.fd === 0) return { type, detail: 'standard input (being read)' }
+    // A pipe or a Unix socket: a child's stdio (whose child was unref()'d, so childPipes did not see it), a
+    // connection to a socket path (a database's), a named pipe. Node does not say which.
     if (resource._handle?.constructor?.name === 'Pipe') {
       const fd = resource._handle.fd
       const which = typeof fd === 'number' && fd >= 0 ? `, fd ${fd}` : ''
-      return { type, detail: `pipe${which} (a child process's stdio, or a named pipe)` }
+      const served = typeof resource.server?.address === 'function' ? resource.server.address() : null
+      if (typeof served === 'string') return { type, detail: `connection to ${served}${which}` }
+      return { type, detail: `pipe or Unix socket${which} (a child process's stdio, a socket path's connection)` }
     }
-    // Not `resource === process.stdin`: that getter would create stdin as a side effect.
-    if (resource.fd === 0) return { type, detail: 'standard input (being read)' }
     if (typeof resource.fd === 'number') return { type, detail: `file descriptor ${resource.fd}` }
     return { type, detail: type }
   } catch {
