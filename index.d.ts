@@ -355,6 +355,9 @@ export declare class ShutdownManager extends EventEmitter {
   prependOnceListener<K extends keyof ShutdownEventMap>(eventName: K, listener: ShutdownListener<K>): this
   off<K extends keyof ShutdownEventMap>(eventName: K, listener: ShutdownListener<K>): this
   removeListener<K extends keyof ShutdownEventMap>(eventName: K, listener: ShutdownListener<K>): this
+  emit<K extends keyof ShutdownEventMap>(eventName: K, ...args: ShutdownEventMap[K]): boolean
+  listeners<K extends keyof ShutdownEventMap>(eventName: K): ShutdownListener<K>[]
+  rawListeners<K extends keyof ShutdownEventMap>(eventName: K): ShutdownListener<K>[]
   constructor(options?: ShutdownManagerOptions)
   readonly state: 'running' | 'stopping' | 'stopped'
   readonly isShuttingDown: boolean

@@ -49,6 +49,13 @@ manager.on(ApplicationEvent.ShutdownTaskError, ({ taskId, timedOut }) => [taskId
 manager.on('newListener', (event: string | symbol) => void event)
 // @ts-expect-error an event the manager never emits
 manager.on('shutdown:finished', () => {})
+// @ts-expect-error nor is it emitted
+manager.emit('shutdown:finished')
+// @ts-expect-error an event is emitted with its own payload
+manager.emit('shutdown:complete', { nonsense: true })
+const completeListeners: ((event: import('../..').ShutdownCompleteEvent) => unknown)[] =
+  manager.listeners('shutdown:complete')
+void completeListeners
 
 async function stop(): Promise<number> {
   const result: ShutdownResult = await manager.stop({ reason: ShutdownReason.Maintenance, timeout: 1000, exit: false })
