@@ -317,9 +317,9 @@ export declare function trackChild(pid: number, group: boolean): void
 export declare function trackedChildCount(): number
 
 /**
- * Writes a line of the default logger to stderr within the exit paths' budget
- * (`exit_write::EXIT_WRITE_BUDGET`, 50 ms), without blocking on a terminal paused with Ctrl-S: 1 if all
- * of it was written, 0 if not (the rest is lost), -1 if it could not be written without a flag on the
- * description fd 2 shares with other processes (nothing was written: Node's own write is left to do it).
+ * Writes a line of the default logger to stderr without blocking on a terminal paused with Ctrl-S
+ * (`exit_write::write_line_bounded`: 500 ms without progress, 2 s in all): 1 if all of it was written, 0
+ * if not (the rest is lost), -1 if it could not be written without a flag on the description fd 2 shares
+ * with other processes (nothing was written: Node's own write is left to do it).
  */
 export declare function writeStderr(text: string): number

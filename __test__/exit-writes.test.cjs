@@ -154,14 +154,14 @@ test(
  * terminal; its own report lines go to a file, since the paused terminal would block Node's synchronous
  * TTY writes too. Resolves with its exit as the terminal's runner saw it, and its lines.
  */
-async function inPausedTerminal(mode, deadline) {
+async function inPausedTerminal(mode, deadline, how = 'pause') {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-pause-')), 'report.jsonl')
   fs.writeFileSync(file, '')
   const terminal = launch(
     [
       'python3',
       path.join(FIXTURES, 'pty-run.py'),
-      'pause',
+      how,
       process.execPath,
       path.join(FIXTURES, 'blocked.cjs'),
       mode,
@@ -195,10 +195,22 @@ test(
     const { code, stdout, lines, tookMs } = await inPausedTerminal('fails', 3000)
     assert.ok(find(lines, 'task-start', { id: 'after' }), 'the tasks after the failed one ran')
     assert.equal(code, 1, `the shutdown's own code, as the terminal's runner saw it\n${stdout}`)
-    // 100 more failures come with it: a line each, which must not cost 50 ms each.
+    // 100 more failures come with it: a line each, which must not cost 500 ms each.
     assert.ok(tookMs < 2500, `it took ${tookMs.toFixed(0)} ms, not the deadline's 3000`)
   },
 )
+
+test('a slow terminal still gets every line of the default logger, however long', needs('python3'), async () => {
+  // 64 bytes every 5 ms: the terminal takes the lines in bursts 300 ms apart, and each 2000-character
+  // failure takes longer than that, but none is cut or dropped.
+  const { code, stdout } = await inPausedTerminal('fails-long', 8000, 'slow')
+  assert.equal(code, 1, stdout.slice(-2000))
+  const whole = stdout
+    .split('\n')
+    .filter((line) => /^titan-lifecycle: shutdown task 'also-failing-\d+' failed: .*x{2000}$/.test(line))
+  assert.equal(whole.length, 10, `${whole.length} of 10 long lines arrived whole`)
+  assert.match(stdout, /shutdown complete \(exit code 1/)
+})
 
 test(
   "the default logger's lines still go through a process.stderr.write that was replaced",

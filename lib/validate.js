@@ -291,7 +291,7 @@ let stderrBroken = false
 
 /** Until when (Date.now()) lines for a terminal that took none in time are dropped: see writeStderr. */
 let terminalStalledUntil = 0
-/** How long a terminal that did not take a line within 50 ms is left alone. */
+/** How long a terminal that took nothing of a line for 500 ms (or not all of it in 2 s) is left alone. */
 const STALLED_TERMINAL_QUIET_MS = 5000
 
 /**
@@ -301,9 +301,10 @@ const STALLED_TERMINAL_QUIET_MS = 5000
  * console does).
  *
  * To a terminal, Node writes synchronously, and one paused with Ctrl-S held the event loop, and with it the
- * shutdown, until the watchdog's hard exit. There the line goes to the terminal natively, within 50 ms,
- * through a descriptor of its own (Linux); one that does not go in time is lost, and so are the lines of
- * the next 5 s, so a shutdown with many failures is not held 50 ms for each. Not when something replaced
+ * shutdown, until the watchdog's hard exit. There the line goes to the terminal natively, through a
+ * descriptor of its own (Linux), for as long as the terminal takes some of it every 500 ms (2 s at most: a
+ * slow console still gets it); one that stalls is lost, and so are the lines of the next 5 s, so a
+ * shutdown with many failures is not held 500 ms for each. Not when something replaced
  * process.stderr.write (a test's spy, a redirect: it must still see the lines), nor in a worker thread
  * (whose stderr is no terminal but a stream to the main thread), nor where the only non-blocking way would
  * set a flag on the terminal's shared description (exit_write::write_line_bounded): Node writes those.

@@ -1059,13 +1059,13 @@ pub fn take_undelivered_signal() -> Option<String> {
     .map(str::to_owned)
 }
 
-/// Writes a line of the default logger to stderr within the exit paths' budget
-/// (`exit_write::EXIT_WRITE_BUDGET`, 50 ms), without blocking on a terminal paused with Ctrl-S: 1 if all
-/// of it was written, 0 if not (the rest is lost), -1 if it could not be written without a flag on the
-/// description fd 2 shares with other processes (nothing was written: Node's own write is left to do it).
+/// Writes a line of the default logger to stderr without blocking on a terminal paused with Ctrl-S
+/// (`exit_write::write_line_bounded`: 500 ms without progress, 2 s in all): 1 if all of it was written, 0
+/// if not (the rest is lost), -1 if it could not be written without a flag on the description fd 2 shares
+/// with other processes (nothing was written: Node's own write is left to do it).
 #[napi(catch_unwind)]
 pub fn write_stderr(text: String) -> i32 {
-  match exit_write::write_line_bounded(text.as_bytes(), exit_write::EXIT_WRITE_BUDGET) {
+  match exit_write::write_line_bounded(text.as_bytes()) {
     Some(written) => i32::from(written),
     None => -1,
   }

@@ -274,22 +274,45 @@ fn stderr_kind() -> Option<StderrKind> {
 /// Async-signal-safe (see the module docs).
 pub fn write_stderr_bounded(bytes: &[u8], budget: Duration) -> bool {
   let give_up = MonoTime::now().saturating_add(budget);
-  write_within(&Target::of_stderr(), bytes, give_up)
+  write_within(&Target::of_stderr(), bytes, give_up) == 0
 }
 
-/// Writes a log line to stderr in the course of things (not on the way to an exit), giving up once
-/// `budget` has passed: whether all of it was written, or `None` where that cannot be done without setting
-/// `O_NONBLOCK` on the description fd 2 shares with other processes (a terminal of another user; no
-/// `/proc`, as on macOS). Only an exit takes that liberty: set while this thread writes, the flag could be
-/// saved and "restored" by the watchdog's report, or outlive a `_exit` in between, and a shell sharing the
-/// terminal would then read it with EAGAIN.
-pub fn write_line_bounded(bytes: &[u8], budget: Duration) -> Option<bool> {
-  let give_up = MonoTime::now().saturating_add(budget);
-  Target::unshared().map(|target| write_within(&target, bytes, give_up))
+/// How long a log line may wait for a terminal that takes nothing (paused with Ctrl-S, a reader gone). A
+/// pseudo-terminal read slowly takes what is written in bursts, once its reader has drained its 4 KB line
+/// buffer (the throttle): 300 ms apart at 12.8 KB/s, a 115 200 baud console. A paused terminal holds the
+/// event loop this long once (see the default logger in lib/validate.js).
+pub const LINE_STALL: Duration = Duration::from_millis(500);
+/// How long a log line may take in all, while the terminal keeps taking some of it (a slow console, a
+/// line of megabytes).
+pub const LINE_LIMIT: Duration = Duration::from_secs(2);
+
+/// Writes a log line to stderr in the course of things (not on the way to an exit): whether all of it was
+/// written, giving up once the terminal has taken nothing for [`LINE_STALL`] or after [`LINE_LIMIT`] (the
+/// rest is lost); or `None` where that cannot be done without setting `O_NONBLOCK` on the description fd 2
+/// shares with other processes (a terminal of another user; no `/proc`, as on macOS). Only an exit takes
+/// that liberty: set while this thread writes, the flag could be saved and "restored" by the watchdog's
+/// report, or outlive a `_exit` in between, and a shell sharing the terminal would then read it with
+/// EAGAIN.
+pub fn write_line_bounded(bytes: &[u8]) -> Option<bool> {
+  let target = Target::unshared()?;
+  let limit = MonoTime::now().saturating_add(LINE_LIMIT);
+  let mut rest = bytes;
+  loop {
+    let stall = MonoTime::now().saturating_add(LINE_STALL);
+    let left = write_within(&target, rest, if stall < limit { stall } else { limit });
+    if left == 0 {
+      return Some(true);
+    }
+    if left == rest.len() || MonoTime::now() >= limit {
+      return Some(false);
+    }
+    rest = &rest[rest.len() - left..];
+  }
 }
 
-/// Writes `bytes` to `target` until done, or until `give_up`. Async-signal-safe.
-fn write_within(target: &Target, mut bytes: &[u8], give_up: MonoTime) -> bool {
+/// Writes `bytes` to `target` until done, or until `give_up`; returns how many bytes were left unwritten.
+/// Async-signal-safe.
+fn write_within(target: &Target, mut bytes: &[u8], give_up: MonoTime) -> usize {
   while !bytes.is_empty() {
     let n = target.write(bytes);
     if n > 0 {
@@ -297,17 +320,17 @@ fn write_within(target: &Target, mut bytes: &[u8], give_up: MonoTime) -> bool {
       continue;
     }
     match errno::get() {
-      _ if n == 0 => return false,
+      _ if n == 0 => break,
       libc::EINTR => {}
       e if e == libc::EAGAIN || e == libc::EWOULDBLOCK => {
         if !wait_writable(target.fd(), give_up) {
-          return false;
+          break;
         }
       }
-      _ => return false,
+      _ => break,
     }
   }
-  true
+  bytes.len()
 }
 
 #[cfg(test)]
