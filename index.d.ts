@@ -356,8 +356,12 @@ export declare class ShutdownManager extends EventEmitter {
   off<K extends keyof ShutdownEventMap>(eventName: K, listener: ShutdownListener<K>): this
   removeListener<K extends keyof ShutdownEventMap>(eventName: K, listener: ShutdownListener<K>): this
   emit<K extends keyof ShutdownEventMap>(eventName: K, ...args: ShutdownEventMap[K]): boolean
+  /** Symbol-named events are an application's own. */
+  emit(eventName: symbol, ...args: unknown[]): boolean
   listeners<K extends keyof ShutdownEventMap>(eventName: K): ShutdownListener<K>[]
+  listeners(eventName: symbol): ((...args: never[]) => unknown)[]
   rawListeners<K extends keyof ShutdownEventMap>(eventName: K): ShutdownListener<K>[]
+  rawListeners(eventName: symbol): ((...args: never[]) => unknown)[]
   constructor(options?: ShutdownManagerOptions)
   readonly state: 'running' | 'stopping' | 'stopped'
   readonly isShuttingDown: boolean

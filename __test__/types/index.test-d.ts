@@ -56,6 +56,10 @@ manager.emit('shutdown:complete', { nonsense: true })
 const completeListeners: ((event: import('../..').ShutdownCompleteEvent) => unknown)[] =
   manager.listeners('shutdown:complete')
 void completeListeners
+// An application's own symbol-named events still go through.
+const own = Symbol('own')
+manager.emit(own, 1)
+void manager.listeners(own).length
 
 async function stop(): Promise<number> {
   const result: ShutdownResult = await manager.stop({ reason: ShutdownReason.Maintenance, timeout: 1000, exit: false })
