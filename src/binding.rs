@@ -1079,10 +1079,10 @@ pub fn systemd_listening() -> bool {
 }
 
 /// Tells systemd the service is ready (`READY=1`), when it listens (`NOTIFY_SOCKET`): 1 if it went out, -1
-/// if systemd's queue was full (try again later: systemd waits for it), 0 otherwise. Only from the main
-/// thread, which then also starts the watchdog's pings (`WatchdogSec=`) if the signal owner has not: a
-/// service whose manager owns no signals still answers for its own liveness once it has said it is ready.
-/// A worker thread's manager says nothing under `WatchdogSec=`: the pings, which run on the main loop,
+/// if systemd's queue was full (try again later: systemd waits for it), 0 otherwise. Sent from the main
+/// thread, it also starts the watchdog's pings (`WatchdogSec=`) if the signal owner has not: a service
+/// whose manager owns no signals still answers for its own liveness once it has said it is ready. A
+/// worker thread's manager says nothing under `WatchdogSec=`: the pings, which run on the main loop,
 /// could not follow it, and systemd would end the service at its first missed ping. Nothing after the
 /// process said it stops.
 #[napi(catch_unwind)]
