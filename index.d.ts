@@ -349,14 +349,21 @@ export type ShutdownListener<K extends keyof ShutdownEventMap> = (...args: Shutd
  */
 export declare class ShutdownManager extends EventEmitter {
   on<K extends keyof ShutdownEventMap>(eventName: K, listener: ShutdownListener<K>): this
+  on(eventName: symbol, listener: (...args: never[]) => unknown): this
   once<K extends keyof ShutdownEventMap>(eventName: K, listener: ShutdownListener<K>): this
+  once(eventName: symbol, listener: (...args: never[]) => unknown): this
   addListener<K extends keyof ShutdownEventMap>(eventName: K, listener: ShutdownListener<K>): this
+  addListener(eventName: symbol, listener: (...args: never[]) => unknown): this
   prependListener<K extends keyof ShutdownEventMap>(eventName: K, listener: ShutdownListener<K>): this
+  prependListener(eventName: symbol, listener: (...args: never[]) => unknown): this
   prependOnceListener<K extends keyof ShutdownEventMap>(eventName: K, listener: ShutdownListener<K>): this
+  prependOnceListener(eventName: symbol, listener: (...args: never[]) => unknown): this
   off<K extends keyof ShutdownEventMap>(eventName: K, listener: ShutdownListener<K>): this
+  off(eventName: symbol, listener: (...args: never[]) => unknown): this
   removeListener<K extends keyof ShutdownEventMap>(eventName: K, listener: ShutdownListener<K>): this
+  removeListener(eventName: symbol, listener: (...args: never[]) => unknown): this
   emit<K extends keyof ShutdownEventMap>(eventName: K, ...args: ShutdownEventMap[K]): boolean
-  /** Symbol-named events are an application's own. */
+  /** Symbol-named events (in each method) are an application's own. */
   emit(eventName: symbol, ...args: unknown[]): boolean
   listeners<K extends keyof ShutdownEventMap>(eventName: K): ShutdownListener<K>[]
   listeners(eventName: symbol): ((...args: never[]) => unknown)[]

@@ -291,6 +291,8 @@ let stderrBroken = false
 
 /** Until when (Date.now()) lines for a terminal that took none in time are dropped: see writeStderr. */
 let terminalStalledUntil = 0
+/** The last line to the terminal may have been cut mid-way: the next starts on a line of its own. */
+let terminalLineCut = false
 /** How long a terminal that took nothing of a line for 500 ms (or not all of it in 2 s) is left alone. */
 const STALLED_TERMINAL_QUIET_MS = 5000
 
@@ -303,8 +305,9 @@ const STALLED_TERMINAL_QUIET_MS = 5000
  * To a terminal, Node writes synchronously, and one paused with Ctrl-S held the event loop, and with it the
  * shutdown, until the watchdog's hard exit. There the line goes to the terminal natively, through a
  * descriptor of its own (Linux), for as long as the terminal takes some of it every 500 ms (2 s at most: a
- * slow console still gets it); one that stalls is lost, and so are the lines of the next 5 s, so a
- * shutdown with many failures is not held 500 ms for each. Not when something replaced
+ * slow console still gets it); the rest of one that stalls is lost (the next line starts on a line of
+ * its own), and so are the lines of the next 5 s, so a shutdown with many failures is not held 500 ms for
+ * each. Not when something replaced
  * process.stderr.write (a test's spy, a redirect: it must still see the lines), nor in a worker thread
  * (whose stderr is no terminal but a stream to the main thread), nor where the only non-blocking way would
  * set a flag on the terminal's shared description (exit_write::write_line_bounded): Node writes those.
@@ -315,8 +318,12 @@ function writeStderr(line) {
     const stream = process.stderr
     if (stream.isTTY && !Object.hasOwn(stream, 'write')) {
       if (Date.now() < terminalStalledUntil) return
-      const written = native.writeStderr(line)
-      if (written === 0) terminalStalledUntil = Date.now() + STALLED_TERMINAL_QUIET_MS
+      const written = native.writeStderr(terminalLineCut ? `\n${line}` : line)
+      if (written === 1) terminalLineCut = false
+      if (written === 0) {
+        terminalStalledUntil = Date.now() + STALLED_TERMINAL_QUIET_MS
+        terminalLineCut = true
+      }
       if (written !== -1) return
     }
     stream.write(line, (error) => {

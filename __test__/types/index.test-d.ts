@@ -58,6 +58,9 @@ const completeListeners: ((event: import('../..').ShutdownCompleteEvent) => unkn
 void completeListeners
 // An application's own symbol-named events still go through.
 const own = Symbol('own')
+manager.on(own, (n: number) => void n)
+manager.once(own, () => {})
+manager.off(own, () => {})
 manager.emit(own, 1)
 void manager.listeners(own).length
 

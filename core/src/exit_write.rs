@@ -273,14 +273,19 @@ fn stderr_kind() -> Option<StderrKind> {
 ///
 /// Async-signal-safe (see the module docs).
 pub fn write_stderr_bounded(bytes: &[u8], budget: Duration) -> bool {
-  let give_up = MonoTime::now().saturating_add(budget);
-  write_within(&Target::of_stderr(), bytes, give_up) == 0
+  write_within(
+    &Target::of_stderr(),
+    bytes,
+    MonoTime::now().saturating_add(budget),
+    None,
+  )
 }
 
-/// How long a log line may wait for a terminal that takes nothing (paused with Ctrl-S, a reader gone). A
-/// pseudo-terminal read slowly takes what is written in bursts, once its reader has drained its 4 KB line
-/// buffer (the throttle): 300 ms apart at 12.8 KB/s, a 115 200 baud console. A paused terminal holds the
-/// event loop this long once (see the default logger in lib/validate.js).
+/// How long a log line may wait for a terminal that takes nothing (paused with Ctrl-S, a reader gone),
+/// counted from the last byte it took. A pseudo-terminal read slowly takes what is written in bursts,
+/// once its reader has drained its 4 KB line buffer (the throttle): 300 ms apart at 12.8 KB/s, a 115 200
+/// baud console. A paused terminal holds the event loop this long once (see the default logger in
+/// lib/validate.js).
 pub const LINE_STALL: Duration = Duration::from_millis(500);
 /// How long a log line may take in all, while the terminal keeps taking some of it (a slow console, a
 /// line of megabytes).
@@ -296,41 +301,39 @@ pub const LINE_LIMIT: Duration = Duration::from_secs(2);
 pub fn write_line_bounded(bytes: &[u8]) -> Option<bool> {
   let target = Target::unshared()?;
   let limit = MonoTime::now().saturating_add(LINE_LIMIT);
-  let mut rest = bytes;
-  loop {
-    let stall = MonoTime::now().saturating_add(LINE_STALL);
-    let left = write_within(&target, rest, if stall < limit { stall } else { limit });
-    if left == 0 {
-      return Some(true);
-    }
-    if left == rest.len() || MonoTime::now() >= limit {
-      return Some(false);
-    }
-    rest = &rest[rest.len() - left..];
-  }
+  Some(write_within(&target, bytes, limit, Some(LINE_STALL)))
 }
 
-/// Writes `bytes` to `target` until done, or until `give_up`; returns how many bytes were left unwritten.
-/// Async-signal-safe.
-fn write_within(target: &Target, mut bytes: &[u8], give_up: MonoTime) -> usize {
+/// Writes `bytes` to `target` until done; returns whether all of it went. Gives up at `limit`, and with
+/// `stall`, once that long has passed since the last byte was taken. Async-signal-safe (`clock_gettime`
+/// besides the writes and `poll`).
+fn write_within(target: &Target, mut bytes: &[u8], limit: MonoTime, stall: Option<Duration>) -> bool {
+  let give_up_after = |now: MonoTime| match stall {
+    Some(stall) if now.saturating_add(stall) < limit => now.saturating_add(stall),
+    _ => limit,
+  };
+  let mut give_up = give_up_after(MonoTime::now());
   while !bytes.is_empty() {
     let n = target.write(bytes);
     if n > 0 {
       bytes = &bytes[n as usize..];
+      if stall.is_some() {
+        give_up = give_up_after(MonoTime::now());
+      }
       continue;
     }
     match errno::get() {
-      _ if n == 0 => break,
+      _ if n == 0 => return false,
       libc::EINTR => {}
       e if e == libc::EAGAIN || e == libc::EWOULDBLOCK => {
         if !wait_writable(target.fd(), give_up) {
-          break;
+          return false;
         }
       }
-      _ => break,
+      _ => return false,
     }
   }
-  bytes.len()
+  true
 }
 
 #[cfg(test)]
