@@ -6,7 +6,6 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
-const os = require('node:os')
 const path = require('node:path')
 const {
   start,
@@ -154,8 +153,8 @@ test(
  * terminal; its own report lines go to a file, since the paused terminal would block Node's synchronous
  * TTY writes too. Resolves with its exit as the terminal's runner saw it, and its lines.
  */
-async function inPausedTerminal(mode, deadline, how = 'pause') {
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'titan-lifecycle-pause-')), 'report.jsonl')
+async function inPausedTerminal(t, mode, deadline, how = 'pause') {
+  const file = path.join(scratchDirectory(t, 'pause'), 'report.jsonl')
   fs.writeFileSync(file, '')
   const terminal = launch(
     [
@@ -179,8 +178,8 @@ async function inPausedTerminal(mode, deadline, how = 'pause') {
   return { ...result, lines, tookMs: result.exitedAt - startedAt }
 }
 
-test('a terminal paused with Ctrl-S cannot hold the hard exit', needs('python3'), async () => {
-  const { code, stdout, lines, tookMs } = await inPausedTerminal('in-task', DEADLINE)
+test('a terminal paused with Ctrl-S cannot hold the hard exit', needs('python3'), async (t) => {
+  const { code, stdout, lines, tookMs } = await inPausedTerminal(t, 'in-task', DEADLINE)
   assert.ok(find(lines, 'task-start', { id: 'spin' }), 'the shutdown ran into the blocked task')
   assert.equal(code, 124, `the service's exit, as the terminal's runner saw it\n${stdout}`)
   assert.ok(tookMs < 5000, 'it did not wait for the terminal to resume')
@@ -189,10 +188,10 @@ test('a terminal paused with Ctrl-S cannot hold the hard exit', needs('python3')
 test(
   "a terminal paused with Ctrl-S cannot hold a shutdown up with the default logger's lines",
   needs('python3'),
-  async () => {
+  async (t) => {
     // Node writes to a terminal synchronously: the failure's line, written by the default logger, held the
     // event loop until the watchdog's hard exit (124 at the deadline, 3 s here, instead of 1 at once).
-    const { code, stdout, lines, tookMs } = await inPausedTerminal('fails', 3000)
+    const { code, stdout, lines, tookMs } = await inPausedTerminal(t, 'fails', 3000)
     assert.ok(find(lines, 'task-start', { id: 'after' }), 'the tasks after the failed one ran')
     assert.equal(code, 1, `the shutdown's own code, as the terminal's runner saw it\n${stdout}`)
     // 100 more failures come with it: a line each, which must not cost 500 ms each.
@@ -200,10 +199,10 @@ test(
   },
 )
 
-test('a slow terminal still gets every line of the default logger, however long', needs('python3'), async () => {
+test('a slow terminal still gets every line of the default logger, however long', needs('python3'), async (t) => {
   // 64 bytes every 5 ms: the terminal takes the lines in bursts 300 ms apart, and each 2000-character
   // failure takes longer than that, but none is cut or dropped.
-  const { code, stdout } = await inPausedTerminal('fails-long', 8000, 'slow')
+  const { code, stdout } = await inPausedTerminal(t, 'fails-long', 8000, 'slow')
   assert.equal(code, 1, stdout.slice(-2000))
   const whole = stdout
     .split('\n')
@@ -215,9 +214,9 @@ test('a slow terminal still gets every line of the default logger, however long'
 test(
   "the default logger's lines still go through a process.stderr.write that was replaced",
   needs('python3'),
-  async () => {
+  async (t) => {
     // A test's spy or a redirect must see them: only Node's own terminal stream is written to natively.
-    const { code, stdout, lines } = await inPausedTerminal('fails-spied', 3000)
+    const { code, stdout, lines } = await inPausedTerminal(t, 'fails-spied', 3000)
     assert.equal(code, 1, stdout)
     const written = lines.filter((line) => line.kind === 'stderr-write').map((line) => line.text)
     assert.ok(
