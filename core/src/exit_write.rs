@@ -1,4 +1,5 @@
-//! Writes to stderr on an exit path, bounded in time.
+//! Writes to stderr on an exit path, bounded in time; and the default logger's lines to a terminal
+//! ([`write_line_bounded`]), which must not hold the event loop either.
 //!
 //! The hard-exit report and the second-signal line are written just before `_exit`. A plain blocking
 //! `write(2)` there can wait forever: stderr may be a pipe or socket nobody reads (a stalled log collector;
