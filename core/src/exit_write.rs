@@ -342,6 +342,52 @@ mod tests {
   use super::*;
 
   #[test]
+  fn a_stall_counts_from_the_last_byte_taken_not_from_the_start() {
+    // A full pipe whose reader takes 8 KB every 100 ms for 600 ms, then stops: with a 300 ms stall the
+    // write goes on while it reads and gives up about 300 ms after the last read. Counted per round of
+    // 300 ms from the start instead, it gave up as much as 600 ms after the last read; at the start, before
+    // the reader was done.
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe(2) writes.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let [read_end, write_end] = fds;
+    // SAFETY: fcntl on our own descriptor.
+    unsafe { libc::fcntl(write_end, libc::F_SETFL, libc::O_NONBLOCK) };
+    let filler = [b'x'; 4096];
+    // SAFETY: writes from a live buffer to our own non-blocking descriptor, until it is full.
+    while unsafe { libc::write(write_end, filler.as_ptr().cast(), filler.len()) } > 0 {}
+    let reader = std::thread::spawn(move || {
+      let mut buffer = [0u8; 8192];
+      for _ in 0..6 {
+        std::thread::sleep(Duration::from_millis(100));
+        // SAFETY: reads into a live buffer from our own descriptor.
+        unsafe { libc::read(read_end, buffer.as_mut_ptr().cast(), buffer.len()) };
+      }
+      MonoTime::now()
+    });
+    let started = MonoTime::now();
+    let line = vec![b'y'; 1 << 20];
+    let limit = started.saturating_add(Duration::from_secs(5));
+    let written = write_within(
+      &Target::Reopened(write_end),
+      &line,
+      limit,
+      Some(Duration::from_millis(300)),
+    );
+    let gave_up = MonoTime::now();
+    let last_read = reader.join().unwrap();
+    // SAFETY: our own descriptor (the write end was closed by the target).
+    unsafe { libc::close(read_end) };
+    assert!(!written, "a megabyte cannot have gone into the pipe");
+    let after_last_read = gave_up.saturating_since(last_read);
+    assert!(
+      after_last_read >= Duration::from_millis(200) && after_last_read < Duration::from_millis(450),
+      "gave up {after_last_read:?} after the last read ({:?} after the start)",
+      gave_up.saturating_since(started)
+    );
+  }
+
+  #[test]
   fn chunks_end_at_a_line_end_when_one_fits() {
     // Short: all of it, line end or not.
     assert_eq!(chunk_len(b"one line\n"), 9);
