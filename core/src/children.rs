@@ -106,10 +106,7 @@ pub fn forget(target: Target) -> bool {
     && released
     && !TRACKED.iter().any(|entry| entry.load(Ordering::Acquire) == raw)
   {
-    running_members()
-      .lock()
-      .unwrap_or_else(|poisoned| poisoned.into_inner())
-      .remove(&pgid);
+    running_members().remove(&pgid);
   }
   released
 }
@@ -223,9 +220,7 @@ pub fn group_alive(pgid: i32) -> bool {
   if !cfg!(target_os = "linux") {
     return any_member;
   }
-  let mut remembered = running_members()
-    .lock()
-    .unwrap_or_else(|poisoned| poisoned.into_inner());
+  let mut remembered = running_members();
   if !any_member {
     remembered.remove(&pgid);
     return false;
@@ -243,12 +238,16 @@ pub fn group_alive(pgid: i32) -> bool {
   true
 }
 
-/// The running member [`group_alive`] last found in each group it was asked about, until the group is
-/// forgotten or found empty.
-fn running_members() -> &'static std::sync::Mutex<std::collections::HashMap<i32, i32>> {
-  static MEMBERS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<i32, i32>>> =
-    std::sync::OnceLock::new();
-  MEMBERS.get_or_init(Default::default)
+/// The running member [`group_alive`] last found in each group it was asked about (pgid to pid), until the
+/// group is forgotten or found empty.
+static RUNNING_MEMBERS: std::sync::Mutex<std::collections::BTreeMap<i32, i32>> =
+  std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// [`RUNNING_MEMBERS`], locked (a memo: one a panic left poisoned is still good).
+fn running_members() -> std::sync::MutexGuard<'static, std::collections::BTreeMap<i32, i32>> {
+  RUNNING_MEMBERS
+    .lock()
+    .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Whether process `pid` runs (is no zombie) in group `pgid`, from its `/proc/<pid>/stat`. A pid the system
@@ -357,7 +356,7 @@ mod tests {
       "empty once its member is gone"
     );
     assert!(
-      !running_members().lock().unwrap().contains_key(&pgid),
+      !running_members().contains_key(&pgid),
       "an empty group is not remembered"
     );
   }
