@@ -424,6 +424,18 @@ function putOff(when, restore, reportFight) {
 /** How many uncaught errors during one shutdown are logged; the rest are counted once. */
 const MAX_ERRORS_LOGGED = 3
 
+/**
+ * Set while `titan-lifecycle/register` makes the process's manager (see makeProcessManager): that manager
+ * starts unclaimed (see #unclaimed).
+ */
+let makingProcessManager = false
+
+/**
+ * The method by which processManager() claims register's manager for the application. On the manager, by
+ * a key every copy of the package shares: the application's copy may not be the one register ran from.
+ */
+const CLAIM = Symbol.for('titan-lifecycle.claim')
+
 class ShutdownManager extends EventEmitter {
   /** The manager of this copy of the package that owns the signals, if any. */
   static #signalOwner = null
@@ -471,6 +483,16 @@ class ShutdownManager extends EventEmitter {
   /** dispose() was called: the manager no longer speaks for the service (ready() sends nothing). */
   #disposed = false
   /**
+   * Made by `titan-lifecycle/register` and not yet handed to the application by processManager().
+   * `NODE_OPTIONS` puts register in every Node process, and most never ask for the manager (a migration
+   * script, a build tool, a test runner): those must end as they would without it. Until it is claimed, a
+   * signal ends the process as Node would (#signalUnclaimed), the supervisor's IPC message is left to the
+   * application, and uncaught errors to Node. A signal that comes before it is claimed is still held by
+   * the native side until JavaScript hears of it, so a bootstrap that claims it in the same turn gets its
+   * shutdown.
+   */
+  #unclaimed = false
+  /**
    * The signal owner's 'beforeExit' listener: a signal that came in the event loop's last turn was
    * recorded by the handler, and the watchdog began its shutdown, but the pin's callback (unref'd) is never
    * polled again to tell JavaScript, and the process would exit 0 with no task run. It is told here, as
@@ -488,6 +510,7 @@ class ShutdownManager extends EventEmitter {
     loadInternals()
     super()
     this.#config = validateManagerOptions(options)
+    this.#unclaimed = makingProcessManager
     const { hardExit, exitCodes, disableGracefulShutdown, signals, handleUncaughtErrors } = this.#config
     // Bun and Deno load the addon, but give it no working libuv, which the native side is built on: Bun
     // exports libuv's functions as stubs that abort the process when called, so it must be refused before
@@ -530,7 +553,16 @@ class ShutdownManager extends EventEmitter {
       // nothing else): heard by the manager that owns the signals, when there is an IPC channel.
       if (this.#config.ipcMessage !== false && typeof process.send === 'function') this.#hookIpc()
     }
-    if (handleUncaughtErrors) this.#hookErrors()
+    if (handleUncaughtErrors && !this.#unclaimed) this.#hookErrors()
+  }
+
+  /** processManager() hands register's manager to the application: from now on it acts for the process. */
+  [CLAIM]() {
+    if (!this.#unclaimed) return
+    this.#unclaimed = false
+    if (this.#config.handleUncaughtErrors && !this.#disposed && !this.#config.disableGracefulShutdown) {
+      this.#hookErrors()
+    }
   }
 
   /**
@@ -839,7 +871,7 @@ class ShutdownManager extends EventEmitter {
   dispose() {
     // The process's manager no longer is one: processManager() says so, rather than hand libraries a
     // manager that hears no signal.
-    if (processManager() === this) delete process[PROCESS_MANAGER]
+    if (process[PROCESS_MANAGER] === this) delete process[PROCESS_MANAGER]
     this.#disposed = true
     clearTimeout(this.#readyRetry)
     this.#readyRetry = undefined
@@ -1035,6 +1067,8 @@ class ShutdownManager extends EventEmitter {
               },
             )
             this.#joinWithExit()
+          } else if (this.#unclaimed) {
+            this.#signalUnclaimed(event.signal)
           } else {
             // The native side begins this shutdown (if the watchdog has not already), with its reason and
             // its deadline counted from the instant the signal handler ran.
@@ -1075,13 +1109,40 @@ class ShutdownManager extends EventEmitter {
     }
   }
 
+  /**
+   * A signal for register's manager while no one has claimed it (see #unclaimed): the process ends as it
+   * would without register. The native side has begun a shutdown with a deadline for the signal: it runs,
+   * with no task and without exiting, so that no deadline is left to end the process later (a service that
+   * reloads on SIGHUP). The signals go back to Node, and the process's own listeners, which heard this one,
+   * decide what follows. With none, it dies by the signal, as Node would have let it: a shell, a job runner
+   * or a parent's `&&` must see an interrupted process, not a success. A process the signal cannot end (PID
+   * 1, which the kernel protects from its own default actions) exits with 128 + its number, as a shell
+   * reports one.
+   */
+  #signalUnclaimed(signal) {
+    let ended
+    try {
+      ended = this.#begin(ShutdownReason.Signal, this.#config.gracefulShutdownTimeout, { exit: false }, signal)
+    } catch (error) {
+      this.#exitUnbegun(error)
+      return
+    }
+    this.dispose()
+    const endAsNodeWould = () => {
+      if (process.listenerCount(signal) > 0) return
+      process.kill(process.pid, signal)
+      process.exit(128 + require('node:os').constants.signals[signal])
+    }
+    ended.then(endAsNodeWould, endAsNodeWould)
+  }
+
   #ownSignals() {
     // A worker thread is refused natively (ERR_NOT_MAIN_THREAD): the native side compares this thread's
     // event loop with the process's main loop, which costs nothing at load, unlike node:worker_threads.
     const owner = process[SIGNAL_OWNER]
     if (owner) {
       // The native side's words for the condition, and which copy of the package owns them.
-      const byRegister = owner.manager !== undefined && owner.manager === processManager()
+      const byRegister = owner.manager !== undefined && owner.manager === process[PROCESS_MANAGER]
       throw lifecycleError(
         'ERR_SIGNALS_OWNED',
         `${native.errorMessage('ERR_SIGNALS_OWNED')} (owned by titan-lifecycle ${owner.version} loaded from ${owner.path}` +
@@ -1126,7 +1187,7 @@ class ShutdownManager extends EventEmitter {
 
   #hookIpc() {
     const onMessage = (message) => {
-      if (message !== this.#config.ipcMessage) return
+      if (message !== this.#config.ipcMessage || this.#unclaimed) return
       if (this.#run) {
         this.#config.logger.info(
           `received the '${message}' message during the shutdown; the process will exit when it ends`,
@@ -1388,10 +1449,14 @@ const PROCESS_MANAGER = Symbol.for('titan-lifecycle.process-manager')
 /**
  * The process's manager, made by `node --require titan-lifecycle/register` (or `--import`) from the
  * environment; undefined without it, where register leaves the process alone (a package manager's own,
- * the REPL, `node -e`, worker threads: see register.js), and once that manager is disposed.
+ * the REPL, `node -e`, worker threads: see register.js), and once that manager is disposed. Asking for it
+ * claims it: until then it leaves the process as it would be without register (see #unclaimed).
  */
 function processManager() {
-  return /** @type {any} */ (process)[PROCESS_MANAGER]
+  const manager = /** @type {any} */ (process)[PROCESS_MANAGER]
+  // An older copy's manager has no claim to make.
+  manager?.[CLAIM]?.()
+  return manager
 }
 
 ShutdownManager.prototype.registerShutdownTask = ShutdownManager.prototype.registerTask
@@ -1407,15 +1472,22 @@ module.exports = {
   ApplicationEvent: ShutdownEvent,
   processManager,
 }
-// Not part of the documented API (non-enumerable, untyped in index.d.ts): `setProcessManager` for
+// Not part of the documented API (non-enumerable, untyped in index.d.ts): `makeProcessManager` for
 // register.js; `native` (the addon's exports) and `nativeFile` (the file they came from) for lib/ and the
 // tests.
 Object.defineProperties(module.exports, {
-  setProcessManager: {
-    value: (manager) => {
+  makeProcessManager: {
+    value: (options) => {
+      makingProcessManager = true
+      let manager
+      try {
+        manager = new ShutdownManager(options)
+      } finally {
+        makingProcessManager = false
+      }
       // Not enumerable: nothing that lists `process`'s keys sees it.
       // Configurable, so that its dispose() can take it back (see dispose).
-      if (processManager() === undefined) {
+      if (process[PROCESS_MANAGER] === undefined) {
         Object.defineProperty(process, PROCESS_MANAGER, { value: manager, configurable: true })
       }
     },

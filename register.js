@@ -47,8 +47,10 @@ const ENVIRONMENT = {
   TITAN_LIFECYCLE_LOG: [
     'logger',
     (value) => {
-      if (value === '1' || value === 'true') return console
-      if (value === '0' || value === 'false') return undefined
+      // Trimmed as the other variables are: a .env file written on Windows leaves a '\r' behind.
+      const word = value.trim()
+      if (word === '1' || word === 'true') return console
+      if (word === '0' || word === 'false') return undefined
       throw badVariable('TITAN_LIFECYCLE_LOG', value, "must be '1', 'true', '0' or 'false'")
     },
   ],
@@ -97,16 +99,15 @@ const madeAlready = () => /** @type {any} */ (process)[Symbol.for('titan-lifecyc
 // makes the process's manager, and every copy returns it.
 if (!isNotAService() && !madeAlready()) {
   const titan = require('./index.js')
-  const { ShutdownManager } = titan
   // Not part of the typed API (index.js defines it for this file only).
-  const { setProcessManager } = /** @type {any} */ (titan)
+  const { makeProcessManager } = /** @type {any} */ (titan)
   const options = {}
   for (const [variable, [option, parse]] of Object.entries(ENVIRONMENT)) {
     const value = process.env[variable]
     if (value !== undefined && value !== '') options[option] = parse(value)
   }
   try {
-    setProcessManager(new ShutdownManager(options))
+    makeProcessManager(options)
   } catch (error) {
     // A worker thread started with argv: Node runs the preload there too (argv[1] is then the worker's
     // first argument, which looks like a script). Only the main thread can own the process's signals, and

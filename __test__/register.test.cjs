@@ -7,7 +7,7 @@ const assert = require('node:assert/strict')
 const path = require('node:path')
 const fs = require('node:fs')
 const { execFileSync } = require('node:child_process')
-const { launch, kill, find, scratchDirectory, copyPackage, FIXTURES } = require('./helpers.cjs')
+const { launch, kill, find, scratchDirectory, copyPackage, FIXTURES, needs } = require('./helpers.cjs')
 
 function startApp(flag, file, { env = {}, args = [] } = {}) {
   // From __test__, whose node_modules/titan-lifecycle links to this checkout, so `titan-lifecycle/register`
@@ -88,6 +88,106 @@ test('the deadline comes from TITAN_LIFECYCLE_TIMEOUT: a blocked task ends at it
   assert.ok(result.exitedAt - sentAt < 300 + 300)
 })
 
+// NODE_OPTIONS puts register in every Node process; most never ask for the manager (processManager()), and
+// those end as they would without register: a signal that Node would end them with still does (not exit 0,
+// which a shell's `&&` or a job runner reads as success), their own listeners and IPC handler decide, and
+// uncaught errors are Node's to print.
+test("a process that never asks for register's manager dies by a signal, as without register", async () => {
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
+    const app = startApp('--require', 'unclaimed-app.cjs', { args: ['none'] })
+    assert.ok(await app.ready, app.output().stderr)
+    kill(app.child, signal)
+    const result = await app.exited
+    assert.equal(result.signal, signal, `${signal}: ${result.code} ${result.stderr}`)
+    assert.equal(result.stderr, '')
+  }
+})
+
+test("a process that never asks for register's manager keeps its own signal listeners in charge", async () => {
+  const app = startApp('--require', 'unclaimed-app.cjs', { args: ['listener'] })
+  assert.ok(await app.ready, app.output().stderr)
+  kill(app.child, 'SIGTERM')
+  const result = await app.exited
+  assert.equal(result.code, 7, result.stderr)
+  assert.ok(find(result.lines, 'listener-done'), 'its own shutdown finished before the exit')
+  // A listener that does not end the process (a reload) leaves it running, past register's deadline too.
+  const reloading = startApp('--require', 'unclaimed-app.cjs', {
+    args: ['reload'],
+    env: { TITAN_LIFECYCLE_TIMEOUT: '200' },
+  })
+  assert.ok(await reloading.ready, reloading.output().stderr)
+  kill(reloading.child, 'SIGHUP')
+  await new Promise((resolve) => setTimeout(resolve, 600))
+  assert.ok(find(reloading.lines, 'reload'), 'its listener heard the signal')
+  assert.equal(reloading.child.exitCode, null, `still running 600 ms later: ${reloading.output().stderr}`)
+  kill(reloading.child, 'SIGTERM')
+  const ended = await reloading.exited
+  assert.equal(ended.signal, 'SIGTERM', ended.stderr)
+})
+
+test("a process that never asks for register's manager answers the supervisor's IPC message itself", async () => {
+  const { fork } = require('node:child_process')
+  const child = fork(path.join(FIXTURES, 'unclaimed-app.cjs'), ['message'], {
+    cwd: __dirname,
+    execArgv: ['--require', 'titan-lifecycle/register'],
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  })
+  const killer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk) => {
+    stdout += chunk
+    if (stdout.includes('"ready"') && child.connected) child.send('shutdown')
+  })
+  child.stderr.on('data', (chunk) => (stderr += chunk))
+  const [code] = await new Promise((resolve) => child.on('exit', (...args) => resolve(args)))
+  clearTimeout(killer)
+  assert.equal(code, 5, stderr)
+  assert.match(stdout, /"kind":"message","at":[\d.]+,"message":"shutdown"/)
+})
+
+test("a process that never asks for register's manager leaves an uncaught error to Node", async () => {
+  const app = startApp('--require', 'unclaimed-app.cjs', { args: ['throw'] })
+  const result = await app.exited
+  assert.equal(result.code, 1)
+  // Node's own report of it, with the error's own properties, and nothing of the library's.
+  assert.match(result.stderr, /Error: the database refused/)
+  assert.match(result.stderr, /code: 'E_REFUSED'/)
+  assert.doesNotMatch(result.stderr, /titan-lifecycle/)
+})
+
+test(
+  "register's manager in PID 1, never asked for: a signal ends it with 128 + its number",
+  needs('unshare', 'pgrep'),
+  async () => {
+    const app = launch(
+      [
+        'unshare',
+        '--pid',
+        '--fork',
+        '--mount-proc',
+        process.execPath,
+        '--require',
+        'titan-lifecycle/register',
+        path.join(FIXTURES, 'unclaimed-app.cjs'),
+      ],
+      { cwd: __dirname },
+    )
+    assert.ok(await app.ready, `did not start under unshare (root is needed): ${app.output().stderr}`)
+    // The node process is unshare's child: signalled by its pid outside the namespace.
+    const inner = Number(
+      execFileSync('pgrep', ['-P', String(app.child.pid)], { encoding: 'utf8' })
+        .trim()
+        .split('\n')[0],
+    )
+    assert.ok(inner > 1, `no node process under unshare (${inner})`)
+    process.kill(inner, 'SIGTERM')
+    const result = await app.exited
+    // unshare passes on its child's code (a signal's end as 128 + n).
+    assert.equal(result.code, 143, result.stderr)
+  },
+)
+
 test('only the signals in TITAN_LIFECYCLE_SIGNALS are owned', async () => {
   const app = startApp('--require', 'registered-app.cjs', { env: { TITAN_LIFECYCLE_SIGNALS: 'SIGINT' } })
   await app.ready
@@ -133,6 +233,13 @@ test('a bad value stops the process at start-up, naming the variable', async () 
     assert.match(result.stderr, new RegExp(`The environment variable ${variable} .*Received "${value}"`))
     assert.match(result.stderr, /ERR_INVALID_ARG_VALUE/)
   }
+})
+
+test('a value with a line ending left by a .env file is read without it', async () => {
+  const result = await shutDownBySigterm('--require', 'registered-app.cjs', {
+    env: { TITAN_LIFECYCLE_LOG: '1\r', TITAN_LIFECYCLE_TIMEOUT: '20000\r' },
+  })
+  assert.ok(find(result.lines, 'task-end', { id: 'work' }))
 })
 
 // NODE_OPTIONS carries the flag to every Node process: a package manager's own (see npm-start.test.cjs for
