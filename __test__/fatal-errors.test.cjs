@@ -34,6 +34,16 @@ test('an error made in another realm (a vm context) is logged with its stack', a
   )
 })
 
+test('an error is logged as Node prints it: its class, its own properties and its cause', async () => {
+  const { code, stderr } = await run('fatal.cjs', ['driver-error'])
+  assert.equal(code, 1, stderr)
+  // The stack alone said 'Error: duplicate key value' and nothing of what the driver added.
+  assert.match(stderr, /\nDatabaseError: duplicate key value\n +at /)
+  assert.match(stderr, /code: '23505'/)
+  assert.match(stderr, /detail: 'Key \(email\) already exists\.'/)
+  assert.match(stderr, /\[cause\]: Error: the index said so/)
+})
+
 test('a rejection with a plain object is logged with its fields, not as [object Object]', async () => {
   const { code, stderr } = await run('fatal.cjs', ['object-rejection'])
   assert.equal(code, 1, stderr)

@@ -377,11 +377,20 @@ function isError(value) {
   return value instanceof Error || require('node:util').types.isNativeError(value)
 }
 
+/**
+ * An error as Node prints an uncaught one: its stack, then its own properties (a database driver's `code`
+ * and `detail`), its `cause` chain and an AggregateError's `errors`, which the stack alone left out. The
+ * stack alone when inspecting it throws (a getter or a custom inspect method of the error's own).
+ */
 function describeStack(error) {
   try {
-    return String(error.stack ?? error.message)
+    return inspect(error)
   } catch {
-    return 'an error that cannot be printed'
+    try {
+      return String(error.stack ?? error.message)
+    } catch {
+      return 'an error that cannot be printed'
+    }
   }
 }
 
