@@ -249,6 +249,43 @@ test('bad input: Node-style errors, and nothing is registered or tracked', async
   assert.throws(() => manager.trackChild(child, { id: 'worker' }), { code: 'ERR_TASK_EXISTS' })
 })
 
+// A ChildProcess made by hand with a pid (a test's double): Node's handle for it has pid 0, so its kill()
+// signals the whole process group. Tracked, the process's exit sent SIGKILL to its own group. Tried in a
+// process that leads a group of its own, so a regression kills that group, not the test runner's.
+test('a ChildProcess that was never spawned, or a pid no child has, is refused, not tracked', async () => {
+  const script = `
+    const { ShutdownManager } = require(${JSON.stringify(path.join(__dirname, '..'))})
+    const { ChildProcess } = require('node:child_process')
+    const manager = new ShutdownManager({ signals: [], handleUncaughtErrors: false })
+    const refusal = (fields) => {
+      try {
+        manager.trackChild(Object.assign(new ChildProcess(), fields))
+        return 'tracked'
+      } catch (error) {
+        return [error.name, error.code, error.message].join(' ')
+      }
+    }
+    // Never spawned; then pids no child can have, named as given (cut to 32 bits before, and one tracked
+    // as another child's pid).
+    const fakes = [{ pid: 424242 }, ...[-1, 1, 1.5, NaN, 2 ** 32 + 424242].map((pid) => ({ pid, spawnfile: 'x' }))]
+    console.log(JSON.stringify(fakes.map(refusal)))`
+  const child = spawn(process.execPath, ['-e', script], { detached: true, stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout.on('data', (chunk) => (out += chunk))
+  const [code, signal] = await new Promise((resolve) => child.on('exit', (...args) => resolve(args)))
+  assert.equal(signal, null, 'its exit signalled its own group')
+  assert.equal(code, 0)
+  const [neverSpawned, ...badPids] = JSON.parse(out)
+  assert.match(neverSpawned, /^TypeError ERR_INVALID_ARG_VALUE .*was never spawned/)
+  assert.deepEqual(
+    badPids,
+    ['-1', '1', '1.5', 'NaN', String(2 ** 32 + 424242)].map(
+      (pid) =>
+        `TypeError ERR_INVALID_ARG_VALUE The argument 'child.pid' must be the pid of a started child process. Received ${pid}`,
+    ),
+  )
+})
+
 // The one exit no library sees is its own SIGKILL. On Linux the README's way out is util-linux's setpriv,
 // which sets the parent-death signal and then execs the command: this checks that recipe as documented.
 test('README recipe: a child spawned through setpriv --pdeathsig dies when its parent is SIGKILLed', {

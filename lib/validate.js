@@ -816,8 +816,17 @@ function validateTrackChildOptions(child, value) {
       throw invalidArgValue('options.signal', signal, 'must be a signal name a child can handle, such as SIGTERM')
     }
   }
-  if (typeof child.pid !== 'number') {
-    throw invalidArgValue('child', child.pid, 'has no pid: it never started (see its error event)')
+  const { pid } = child
+  if (typeof pid !== 'number') {
+    throw invalidArgValue('child', pid, 'has no pid: it never started (see its error event)')
+  }
+  // A ChildProcess made by hand (a test's double) with a pid assigned: Node's handle for it has pid 0, and
+  // its kill() would signal the whole process group this process is in.
+  if (typeof child.spawnfile !== 'string') {
+    throw invalidArgValue('child', pid, 'was never spawned (it has a pid but no spawnfile)')
+  }
+  if (!Number.isInteger(pid) || pid < 2 || pid > 0x7fffffff) {
+    throw invalidArgValue('child.pid', pid, 'must be the pid of a started child process')
   }
   return {
     id: id ?? `child-${child.pid}`,
