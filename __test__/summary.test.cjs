@@ -128,6 +128,20 @@ test('records are pino-style (fields, then message), with errors under err, at h
   assert.equal(quiet.records.find((r) => r.message.startsWith("shutdown task 'cache' failed")).level, 'warn')
 })
 
+test('the waterfall names what a task threw even when it is null, 0 or an empty string', async () => {
+  const { records, logger } = recorder()
+  const m = manager({ logger })
+  m.registerTask({ id: 'null', handler: () => Promise.reject(null) })
+  m.registerTask({ id: 'zero', handler: () => Promise.reject(0) })
+  m.registerTask({ id: 'empty', handler: () => Promise.reject('') })
+  await m.stop()
+  const done = records.find((r) => r.message.startsWith('shutdown complete'))
+  assert.match(done.message, /null +failed \d+\.\d ms: null\n/)
+  assert.match(done.message, /zero +failed \d+\.\d ms: 0\n/)
+  assert.match(done.message, /empty +failed \d+\.\d ms: (''|"")?$/m)
+  assert.doesNotMatch(done.message, /empty +failed \d+\.\d ms$/m)
+})
+
 test('console as the logger gets the message first, readable where nothing parses it', async () => {
   const calls = []
   const original = console.info

@@ -1076,7 +1076,8 @@ function waterfall(summary) {
     // Escaped as every line of ours shows ids (a line feed in one must not start a line of its own), after
     // the cut, so the cut never splits an escape.
     const id = escaped(task.id, idWidth).padEnd(idWidth)
-    const error = task.error ? `: ${describeMessage(task.error)}` : ''
+    // Anything can be thrown: `null`, 0 or '' is shown too (`failed: null`), as the task's log line shows it.
+    const error = 'error' in task ? `: ${describeMessage(task.error)}` : ''
     lines.push(`  ${offset.padStart(12)} |${bar}| ${id} ${task.status} ${task.durationMs.toFixed(1)} ms${error}`)
   }
   if (summary.tasks.length > shown.length)
