@@ -234,7 +234,8 @@ async function loadCost() {
     text: [
       `\`require()\` of each package in a fresh process whose module loader is already warm (as in a service's`,
       `main module), ${runs(30)} processes each, one of each package in turn; ESM-only packages are loaded with`,
-      '`import()`. Threads are counted from /proc/self/task after `require` and, for titan-lifecycle, after',
+      '`import()`, once the ES module loader is warm too (as in an ES module service: its first use starts it and',
+      "libuv's thread pool). Threads are counted from /proc/self/task after `require` and, for titan-lifecycle, after",
       '`new ShutdownManager()`.',
       'titan-lifecycle is loaded by name as npm installs it (node_modules, with its platform package beside it),',
       'as the peers are; the goal and the budget are judged on that row. The checkout row loads this repository',
@@ -607,7 +608,7 @@ async function scale() {
       // The cost of a task: setting up 10 000, less setting up none (a first manager, a server).
       perTaskUs: ((stats(setups).median - stats(fixed).median) / N) * 1000,
       shutdown: stats(shutdowns),
-      memory: library === 'lightship' ? null : memoryPerTask(library),
+      memory: memoryPerTask(library),
     }
   }
   const ours = figures['titan-lifecycle']
@@ -647,7 +648,7 @@ async function scale() {
       'every library once, ours and the plain listener back to back (the goal is the median of their per-round',
       'ratios). The plain',
       'listener runs the same functions one after another and keeps them in the array it was given. close-with-grace',
-      'and terminus take a single callback, so they are not listed; lightship is too slow to measure at 50 000.',
+      'and terminus take a single callback, so they are not listed.',
       '',
       table(
         ['library', 'per task', 'retained per task (heap + native)', 'signal to last task', 'titan-lifecycle vs'],

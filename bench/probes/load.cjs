@@ -1,7 +1,8 @@
 'use strict'
 // Measures, in this fresh process, what loading one package costs: `require()` for CommonJS, `import()` for
 // an ESM-only package. For titan-lifecycle it also measures `new ShutdownManager()`. A real service loads
-// packages from its main module, when the module loader is already warm, so the probe warms it first.
+// packages from its main module, when the module loader is already warm, so the probe warms it first (the
+// ES module loader too, for a package that is an ES module).
 const fs = require('node:fs')
 const path = require('node:path')
 
@@ -24,6 +25,9 @@ function isEsmOnly(specifier) {
 
 async function main() {
   const esm = isEsmOnly(target)
+  // An ES module service has used the ES module loader before it loads a package: warm it as `require`
+  // is warmed above (its first use costs milliseconds and starts libuv's thread pool).
+  if (esm) await import('./empty.mjs')
   const threadsBefore = threads()
   const rssBefore = process.memoryUsage.rss()
   const start = process.hrtime.bigint()
