@@ -1059,7 +1059,11 @@ class ShutdownManager extends EventEmitter {
       switch (event.kind) {
         case 'signal':
           // Handled here rather than in a method of its own: the warm-up event compiles this whole function.
-          if (this.#run) {
+          if (this.#unclaimed) {
+            // Once: a signal that comes while that first one's shutdown of no task runs (a library relaying
+            // it, which dispose() hands back undelivered) must not make that shutdown exit.
+            if (!this.#run) this.#signalUnclaimed(event.signal)
+          } else if (this.#run) {
             this.#config.logger.info(
               `received ${event.signal} during the shutdown; the process will exit when it ends`,
               {
@@ -1067,8 +1071,6 @@ class ShutdownManager extends EventEmitter {
               },
             )
             this.#joinWithExit()
-          } else if (this.#unclaimed) {
-            this.#signalUnclaimed(event.signal)
           } else {
             // The native side begins this shutdown (if the watchdog has not already), with its reason and
             // its deadline counted from the instant the signal handler ran.

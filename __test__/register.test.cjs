@@ -110,6 +110,13 @@ test("a process that never asks for register's manager keeps its own signal list
   const result = await app.exited
   assert.equal(result.code, 7, result.stderr)
   assert.ok(find(result.lines, 'listener-done'), 'its own shutdown finished before the exit')
+  // A listener that relays the signal to die by it (signal-exit, under execa and others) dies by it.
+  const relaying = startApp('--require', 'unclaimed-app.cjs', { args: ['relay'] })
+  assert.ok(await relaying.ready, relaying.output().stderr)
+  kill(relaying.child, 'SIGTERM')
+  const relayed = await relaying.exited
+  assert.equal(relayed.signal, 'SIGTERM', `${relayed.code} ${relayed.stderr}`)
+  assert.ok(find(relayed.lines, 'relay'))
   // A listener that does not end the process (a reload) leaves it running, past register's deadline too.
   const reloading = startApp('--require', 'unclaimed-app.cjs', {
     args: ['reload'],
