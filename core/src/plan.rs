@@ -26,6 +26,9 @@ use crate::clock::MonoTime;
 use crate::error::LifecycleError;
 use crate::text::Quoted;
 
+/// The most tasks a dependency cycle's message names (the first and the last of the loop).
+const CYCLE_NAMES_SHOWN: usize = 12;
+
 /// The two phases of a shutdown: stop accepting and drain, then release resources.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
@@ -347,14 +350,20 @@ impl TaskGraph {
   /// Names a loop the new task would close: it depends on the first slot of `path`, each depends on the
   /// next, and the last depends on the new task.
   fn describe_loop(&self, spec: &TaskSpec, path: &[usize]) -> String {
-    let mut names = vec![Quoted(&spec.id).to_string()];
-    names.extend(
-      path
-        .iter()
-        .filter_map(|&s| self.entry(s))
-        .map(|e| Quoted(&e.id).to_string()),
-    );
-    names.push(Quoted(&spec.id).to_string());
+    let mut ids: Vec<&str> = vec![&spec.id];
+    ids.extend(path.iter().filter_map(|&s| self.entry(s)).map(|e| &*e.id));
+    ids.push(&spec.id);
+    let quoted = |ids: &[&str]| ids.iter().map(|id| Quoted(id).to_string()).collect::<Vec<_>>();
+    let mut names = quoted(&ids);
+    // A loop through 100 000 tasks made a message of a megabyte: its first and last tasks are named, and
+    // the ones between counted.
+    if ids.len() > CYCLE_NAMES_SHOWN {
+      let head = CYCLE_NAMES_SHOWN / 2;
+      let tail = CYCLE_NAMES_SHOWN - head;
+      names = quoted(&ids[..head]);
+      names.push(format!("… {} more …", ids.len() - CYCLE_NAMES_SHOWN));
+      names.extend(quoted(&ids[ids.len() - tail..]));
+    }
     format!(
       "it would make a dependency cycle: {} (each depends on the next)",
       names.join(" -> ")
