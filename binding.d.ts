@@ -11,7 +11,12 @@ export declare class NativeShutdown {
   constructor(hardExitCode?: number | undefined | null)
   /** The stall threshold a shutdown watches the event loop with (`stallThreshold`); none or 0: it does not. */
   setStallThreshold(thresholdMs?: number | undefined | null): void
-  /** Whether this manager's deadline is enforced natively. */
+  /**
+   * Whether this manager's deadline is enforced natively.
+   * Whether this manager was made on the main thread, the only one whose manager can own the signals:
+   * register's manager takes them only when claimed, and is refused in a worker when it is made.
+   */
+  get mainThread(): boolean
   get enforced(): boolean
   register(id: string, name: string, priority: number, phase: string, dependsOn: Array<string>): void
   /**

@@ -424,8 +424,8 @@ export declare class ShutdownManager extends EventEmitter {
  * The process's manager, made from the environment by `node --require titan-lifecycle/register` (or
  * `--import titan-lifecycle/register`); undefined when the process was not started that way, in a
  * package manager's own process or one without a script (the REPL, `node -e`), which it leaves alone, in
- * worker threads, and once that manager is disposed. The first call claims it: until then it leaves the
- * process as it would be without register (a signal ends it by that signal, or its own listeners handle
- * it; uncaught errors and IPC messages are left to Node and the application).
+ * worker threads, and once that manager is disposed. The first call claims it: only then does it take the
+ * process's signals, uncaught errors and the supervisor's IPC message; until then the process is as it
+ * would be without register.
  */
 export declare function processManager(): ShutdownManager | undefined

@@ -485,11 +485,10 @@ class ShutdownManager extends EventEmitter {
   /**
    * Made by `titan-lifecycle/register` and not yet handed to the application by processManager().
    * `NODE_OPTIONS` puts register in every Node process, and most never ask for the manager (a migration
-   * script, a build tool, a test runner): those must end as they would without it. Until it is claimed, a
-   * signal ends the process as Node would (#signalUnclaimed), the supervisor's IPC message is left to the
-   * application, and uncaught errors to Node. A signal that comes before it is claimed is still held by
-   * the native side until JavaScript hears of it, so a bootstrap that claims it in the same turn gets its
-   * shutdown.
+   * script, a build tool, a test runner): those must be as they would be without it. Until it is claimed,
+   * it takes nothing of the process: the signals are only reserved (another manager is refused them, with
+   * the way to processManager() said), and the signal handlers, systemd's notifications, the IPC message
+   * and the error hooks wait for the claim (see [CLAIM]). A signal before then has Node's own effect.
    */
   #unclaimed = false
   /**
@@ -511,7 +510,7 @@ class ShutdownManager extends EventEmitter {
     super()
     this.#config = validateManagerOptions(options)
     this.#unclaimed = makingProcessManager
-    const { hardExit, exitCodes, disableGracefulShutdown, signals, handleUncaughtErrors } = this.#config
+    const { hardExit, exitCodes, disableGracefulShutdown } = this.#config
     // Bun and Deno load the addon, but give it no working libuv, which the native side is built on: Bun
     // exports libuv's functions as stubs that abort the process when called, so it must be refused before
     // the native side is made. Deno does not export them, and the binding would refuse it itself; by name,
@@ -537,13 +536,30 @@ class ShutdownManager extends EventEmitter {
       }
     }
     this.#preparedRun = this.#makeRun()
-    if (!warmUpScheduled) {
-      warmUpScheduled = true
-      // In the first turn of the event loop. Ref'd on purpose: an unref'd immediate waits for the loop's
-      // next wake-up, which may be the very signal it should have prepared for.
-      setImmediate(() => this.#warmUp())
-    }
+    // Unclaimed, it has no shutdown to prepare for yet (see [CLAIM]).
+    if (!this.#unclaimed) this.#scheduleWarmUp()
     if (disableGracefulShutdown) return
+    if (this.#unclaimed) {
+      this.#reserveSignals()
+      return
+    }
+    this.#actForProcess()
+  }
+
+  #scheduleWarmUp() {
+    if (warmUpScheduled) return
+    warmUpScheduled = true
+    // In the first turn of the event loop. Ref'd on purpose: an unref'd immediate waits for the loop's
+    // next wake-up, which may be the very signal it should have prepared for.
+    setImmediate(() => this.#warmUp())
+  }
+
+  /**
+   * Takes what the manager answers for the process: its signals (and, for their owner, systemd and the
+   * supervisor's IPC message) and uncaught errors.
+   */
+  #actForProcess() {
+    const { signals, handleUncaughtErrors } = this.#config
     if (signals.length > 0) {
       this.#ownSignals()
       // The signal owner speaks to systemd for the service (its native side has read NOTIFY_SOCKET and
@@ -553,16 +569,28 @@ class ShutdownManager extends EventEmitter {
       // nothing else): heard by the manager that owns the signals, when there is an IPC channel.
       if (this.#config.ipcMessage !== false && typeof process.send === 'function') this.#hookIpc()
     }
-    if (handleUncaughtErrors && !this.#unclaimed) this.#hookErrors()
+    if (handleUncaughtErrors) this.#hookErrors()
+  }
+
+  /**
+   * register's manager, unclaimed: its signals are held for it (see #unclaimed), in the main thread only,
+   * as owning them would be (a worker started with argv runs the preload too, and gets no manager).
+   */
+  #reserveSignals() {
+    if (this.#config.signals.length === 0) return
+    if (!this.#native.mainThread)
+      throw lifecycleError('ERR_NOT_MAIN_THREAD', native.errorMessage('ERR_NOT_MAIN_THREAD'))
+    this.#refuseIfSignalsOwned()
+    this.#markSignalOwner()
   }
 
   /** processManager() hands register's manager to the application: from now on it acts for the process. */
   [CLAIM]() {
     if (!this.#unclaimed) return
     this.#unclaimed = false
-    if (this.#config.handleUncaughtErrors && !this.#disposed && !this.#config.disableGracefulShutdown) {
-      this.#hookErrors()
-    }
+    if (this.#disposed) return
+    this.#scheduleWarmUp()
+    if (!this.#config.disableGracefulShutdown) this.#actForProcess()
   }
 
   /**
@@ -882,6 +910,9 @@ class ShutdownManager extends EventEmitter {
       if (ShutdownManager.#signalOwner === this) ShutdownManager.#signalOwner = null
       this.#ownsSignals = false
       process.removeListener('beforeExit', this.#deliverLateSignal)
+    } else if (process[SIGNAL_OWNER]?.manager === this) {
+      // Held for an unclaimed manager (see #reserveSignals).
+      delete process[SIGNAL_OWNER]
     }
     for (const tracker of this.#clusterTrackers) tracker.dispose()
     this.#clusterTrackers.clear()
@@ -1059,11 +1090,7 @@ class ShutdownManager extends EventEmitter {
       switch (event.kind) {
         case 'signal':
           // Handled here rather than in a method of its own: the warm-up event compiles this whole function.
-          if (this.#unclaimed) {
-            // Once: a signal that comes while that first one's shutdown of no task runs (a library relaying
-            // it, which dispose() hands back undelivered) must not make that shutdown exit.
-            if (!this.#run) this.#signalUnclaimed(event.signal)
-          } else if (this.#run) {
+          if (this.#run) {
             this.#config.logger.info(
               `received ${event.signal} during the shutdown; the process will exit when it ends`,
               {
@@ -1111,38 +1138,10 @@ class ShutdownManager extends EventEmitter {
     }
   }
 
-  /**
-   * A signal for register's manager while no one has claimed it (see #unclaimed): the process ends as it
-   * would without register. The native side has begun a shutdown with a deadline for the signal: it runs,
-   * with no task and without exiting, so that no deadline is left to end the process later (a service that
-   * reloads on SIGHUP). The signals go back to Node, and the process's own listeners, which heard this one,
-   * decide what follows. With none, it dies by the signal, as Node would have let it: a shell, a job runner
-   * or a parent's `&&` must see an interrupted process, not a success. A process the signal cannot end (PID
-   * 1, which the kernel protects from its own default actions) exits with 128 + its number, as a shell
-   * reports one.
-   */
-  #signalUnclaimed(signal) {
-    let ended
-    try {
-      ended = this.#begin(ShutdownReason.Signal, this.#config.gracefulShutdownTimeout, { exit: false }, signal)
-    } catch (error) {
-      this.#exitUnbegun(error)
-      return
-    }
-    this.dispose()
-    const endAsNodeWould = () => {
-      if (process.listenerCount(signal) > 0) return
-      process.kill(process.pid, signal)
-      process.exit(128 + require('node:os').constants.signals[signal])
-    }
-    ended.then(endAsNodeWould, endAsNodeWould)
-  }
-
-  #ownSignals() {
-    // A worker thread is refused natively (ERR_NOT_MAIN_THREAD): the native side compares this thread's
-    // event loop with the process's main loop, which costs nothing at load, unlike node:worker_threads.
+  /** Refuses the signals to this manager if another one, of any copy of the package, owns or holds them. */
+  #refuseIfSignalsOwned() {
     const owner = process[SIGNAL_OWNER]
-    if (owner) {
+    if (owner && owner.manager !== this) {
       // The native side's words for the condition, and which copy of the package owns them.
       const byRegister = owner.manager !== undefined && owner.manager === process[PROCESS_MANAGER]
       throw lifecycleError(
@@ -1151,6 +1150,12 @@ class ShutdownManager extends EventEmitter {
           `${byRegister ? ', the manager titan-lifecycle/register made: add tasks to processManager()' : ''})`,
       )
     }
+  }
+
+  #ownSignals() {
+    // A worker thread is refused natively (ERR_NOT_MAIN_THREAD): the native side compares this thread's
+    // event loop with the process's main loop, which costs nothing at load, unlike node:worker_threads.
+    this.#refuseIfSignalsOwned()
     const { signals, gracefulShutdownTimeout, forceExitOnSecondSignal, exitCodes, exclusiveSignals } = this.#config
     const numbers = signals.map((name) => native.ownableSignalNumber(name))
     const secondSignalCode = exitCodes.secondSignal === 'signal' ? undefined : exitCodes.secondSignal
@@ -1168,6 +1173,11 @@ class ShutdownManager extends EventEmitter {
     ShutdownManager.#signalOwner = this
     this.#setListener()
     process.on('beforeExit', this.#deliverLateSignal)
+    this.#markSignalOwner()
+  }
+
+  /** Marks this manager as the one that owns (or, unclaimed, holds) the signals, for every copy to see. */
+  #markSignalOwner() {
     const manager = this
     Object.defineProperty(process, SIGNAL_OWNER, {
       value: {
@@ -1189,7 +1199,7 @@ class ShutdownManager extends EventEmitter {
 
   #hookIpc() {
     const onMessage = (message) => {
-      if (message !== this.#config.ipcMessage || this.#unclaimed) return
+      if (message !== this.#config.ipcMessage) return
       if (this.#run) {
         this.#config.logger.info(
           `received the '${message}' message during the shutdown; the process will exit when it ends`,

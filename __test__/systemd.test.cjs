@@ -11,7 +11,7 @@ const { spawn } = require('node:child_process')
 const readline = require('node:readline')
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { start, kill, needs, onLinux, waitFor } = require('./helpers.cjs')
+const { start, launch, kill, needs, onLinux, waitFor } = require('./helpers.cjs')
 
 /**
  * Starts the listener at `address` (`fullForMs`: with its queue full for that long first); resolves once it
@@ -261,4 +261,24 @@ test('without NOTIFY_SOCKET nothing is sent and ready() is harmless', onLinux('/
     .split('\n')
     .filter((line) => / 0002 /.test(line) && inodes.some((inode) => line.includes(` ${inode}`)))
   assert.deepEqual(datagramSockets, [])
+})
+
+// NODE_OPTIONS puts register in a launcher as well as in the service it starts: a process that never asks
+// for register's manager must not speak for the unit (its TITAN_LIFECYCLE_NOTIFY_PID would silence the
+// service's own READY=1), nor send STOPPING=1 for a signal it survives or dies by.
+test("a process that never asks for register's manager says nothing to systemd", needs('python3'), async (t) => {
+  const { address, systemd } = await listenAtPath(t)
+  const app = launch(
+    [process.execPath, '--require', 'titan-lifecycle/register', path.join(__dirname, 'fixtures', 'unclaimed-app.cjs')],
+    { cwd: __dirname, env: { NOTIFY_SOCKET: address, WATCHDOG_USEC: '200000' } },
+  )
+  const ready = await app.ready
+  assert.ok(ready, app.output().stderr)
+  assert.equal(ready.notifyPid, null, 'it did not claim to speak for the service')
+  await wait(300)
+  kill(app.child, 'SIGTERM')
+  const result = await app.exited
+  assert.equal(result.signal, 'SIGTERM', result.stderr)
+  await wait(100)
+  assert.deepEqual(texts(systemd.datagrams), [])
 })

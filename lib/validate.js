@@ -826,7 +826,7 @@ function validateTrackChildOptions(child, value) {
     throw invalidArgValue('child', pid, 'was never spawned (it has a pid but no spawnfile)')
   }
   if (!Number.isInteger(pid) || pid < 2 || pid > 0x7fffffff) {
-    throw invalidArgValue('child.pid', pid, 'must be the pid of a started child process')
+    throw outOfRange('child.pid', 'an integer >= 2 && <= 2147483647 (a child process)', pid)
   }
   return {
     id: id ?? `child-${child.pid}`,

@@ -580,6 +580,13 @@ impl NativeShutdown {
   }
 
   /// Whether this manager's deadline is enforced natively.
+  /// Whether this manager was made on the main thread, the only one whose manager can own the signals:
+  /// register's manager takes them only when claimed, and is refused in a worker when it is made.
+  #[napi(getter, catch_unwind)]
+  pub fn main_thread(&self) -> bool {
+    self.main_thread
+  }
+
   #[napi(getter, catch_unwind)]
   pub fn enforced(&self) -> bool {
     self.manager.session().hard_exit_code().is_some()
