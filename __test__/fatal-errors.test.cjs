@@ -44,6 +44,15 @@ test('an error is logged as Node prints it: its class, its own properties and it
   assert.match(stderr, /\[cause\]: Error: the index said so/)
 })
 
+test('an error holding a large object is printed cut, not whole', async () => {
+  const { code, stderr } = await run('fatal.cjs', ['huge-error'])
+  assert.equal(code, 1, stderr)
+  assert.match(stderr, /Error: the upstream answered 500\n +at /)
+  assert.match(stderr, /\.\.\. \(cut: the error printed as \d+ characters\)/)
+  // 8 KiB of it, and the shutdown's own lines: not the 1.7 MB the whole object prints as.
+  assert.ok(stderr.length < 16_000, `${stderr.length} characters`)
+})
+
 test('a rejection with a plain object is logged with its fields, not as [object Object]', async () => {
   const { code, stderr } = await run('fatal.cjs', ['object-rejection'])
   assert.equal(code, 1, stderr)
