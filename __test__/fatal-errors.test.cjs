@@ -48,6 +48,9 @@ test('an error holding a large object is printed cut, not whole', async () => {
   const { code, stderr } = await run('fatal.cjs', ['huge-error'])
   assert.equal(code, 1, stderr)
   assert.match(stderr, /Error: the upstream answered 500\n +at /)
+  // The response's data is not walked: one level of the error's own properties is shown.
+  assert.match(stderr, /response: \{ status: 500, data: \[Object\] \}/)
+  // 20 of its 30 long lines, 1000 characters of each, and cut at 8 KiB.
   assert.match(stderr, /\.\.\. \(cut: the error printed as \d+ characters\)/)
   // 8 KiB of it, and the shutdown's own lines: not the 1.7 MB the whole object prints as.
   assert.ok(stderr.length < 16_000, `${stderr.length} characters`)

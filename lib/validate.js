@@ -380,16 +380,18 @@ function isError(value) {
 /**
  * An error as Node prints an uncaught one: its stack, then its own properties (a database driver's `code`
  * and `detail`), its `cause` chain and an AggregateError's `errors`, which the stack alone left out. The
- * stack alone when inspecting it throws (a getter or a custom inspect method of the error's own). Cut at
- * ERROR_PRINT_LIMIT: an HTTP client's error that holds the whole response printed megabytes for each task
- * that failed with it, and stderr is the shutdown's own way out.
+ * stack alone when inspecting it throws (a getter or a custom inspect method of the error's own). Bounded,
+ * in the work and in what is written (ERROR_PRINT_LIMIT): an HTTP client's error that holds the whole
+ * response printed megabytes for each task that failed with it, built on the main thread in the shutdown.
  */
 /** The most characters of one error the default logger prints. */
 const ERROR_PRINT_LIMIT = 8192
 
 function describeStack(error) {
   try {
-    const text = inspect(error, { maxArrayLength: 20, maxStringLength: 1000 })
+    // One level of the error's own properties: an object below that (the response an HTTP client's
+    // error holds) is shown as [Object], and inspect does not walk its keys (a million took seconds).
+    const text = inspect(error, { depth: 1, maxArrayLength: 20, maxStringLength: 1000 })
     if (text.length <= ERROR_PRINT_LIMIT) return text
     return `${text.slice(0, ERROR_PRINT_LIMIT)}\n... (cut: the error printed as ${text.length} characters)`
   } catch {
