@@ -586,11 +586,12 @@ class ShutdownManager extends EventEmitter {
 
   /** processManager() hands register's manager to the application: from now on it acts for the process. */
   [CLAIM]() {
-    if (!this.#unclaimed) return
-    this.#unclaimed = false
-    if (this.#disposed) return
-    this.#scheduleWarmUp()
+    if (!this.#unclaimed || this.#disposed) return
+    // Claimed once this has worked: a claim that throws (no watchdog thread could start) leaves the manager
+    // unclaimed, so the next processManager() throws the same, rather than hand out one that owns nothing.
     if (!this.#config.disableGracefulShutdown) this.#actForProcess()
+    this.#unclaimed = false
+    this.#scheduleWarmUp()
   }
 
   /**
@@ -1462,12 +1463,22 @@ const PROCESS_MANAGER = Symbol.for('titan-lifecycle.process-manager')
  * The process's manager, made by `node --require titan-lifecycle/register` (or `--import`) from the
  * environment; undefined without it, where register leaves the process alone (a package manager's own,
  * the REPL, `node -e`, worker threads: see register.js), and once that manager is disposed. Asking for it
- * claims it: until then it leaves the process as it would be without register (see #unclaimed).
+ * claims it (see #unclaimed), unless `claim: false`: a library adds its tasks that way, and they run if the
+ * application claims the manager, while a script that never does stays as it would be without register.
  */
-function processManager() {
+function processManager(options) {
+  let claim = true
+  if (options !== undefined) {
+    loadInternals()
+    if (options === null || typeof options !== 'object') throw invalidArgType('options', 'of type object', options)
+    if (options.claim !== undefined) {
+      if (typeof options.claim !== 'boolean') throw invalidArgType('options.claim', 'of type boolean', options.claim)
+      claim = options.claim
+    }
+  }
   const manager = /** @type {any} */ (process)[PROCESS_MANAGER]
   // An older copy's manager has no claim to make.
-  manager?.[CLAIM]?.()
+  if (claim) manager?.[CLAIM]?.()
   return manager
 }
 

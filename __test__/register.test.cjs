@@ -188,6 +188,35 @@ test("a signal the process survived before it asked for register's manager leave
   assert.ok(find(result.lines, 'task-end', { id: 'work' }), "the claimed manager ran the application's task")
 })
 
+test("a library's processManager({ claim: false }) leaves the process as it was; its task runs once claimed", async () => {
+  const app = startApp('--require', 'unclaimed-app.cjs', { args: ['library'] })
+  assert.ok(await app.ready, app.output().stderr)
+  kill(app.child, 'SIGINT')
+  const result = await app.exited
+  assert.equal(result.signal, 'SIGINT', `${result.code} ${result.stderr}`)
+  assert.equal(find(result.lines, 'task-start'), undefined, 'nothing ran the task')
+  const claiming = startApp('--require', 'unclaimed-app.cjs', { args: ['library-then-claim'] })
+  assert.ok(await claiming.ready, claiming.output().stderr)
+  while (!find(claiming.lines, 'claimed')) await new Promise((resolve) => setTimeout(resolve, 20))
+  kill(claiming.child, 'SIGTERM')
+  const claimed = await claiming.exited
+  assert.equal(claimed.code, 0, claimed.stderr)
+  assert.ok(find(claimed.lines, 'task-end', { id: 'library' }), "the library's task ran")
+  // Its option is checked in Node's style.
+  const { processManager } = require('..')
+  assert.throws(() => processManager(5), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
+  assert.throws(() => processManager({ claim: 'yes' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
+})
+
+test("a claim that cannot take the process's signals throws each time, not a manager that owns nothing", async () => {
+  const app = startApp('--require', 'unclaimed-app.cjs', { args: ['claim-without-fds'] })
+  const result = await app.exited
+  const claims = find(result.lines, 'claims')
+  assert.ok(claims, result.stderr)
+  assert.match(claims.first, /^threw ERR_/)
+  assert.equal(claims.second, claims.first)
+})
+
 test('only the signals in TITAN_LIFECYCLE_SIGNALS are owned', async () => {
   const app = startApp('--require', 'registered-app.cjs', { env: { TITAN_LIFECYCLE_SIGNALS: 'SIGINT' } })
   await app.ready
