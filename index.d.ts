@@ -426,7 +426,8 @@ export declare class ShutdownManager extends EventEmitter {
  * package manager's own process or one without a script (the REPL, `node -e`), which it leaves alone, in
  * worker threads, and once that manager is disposed. The first call claims it: only then does it take the
  * process's signals, uncaught errors and the supervisor's IPC message; until then the process is as it
- * would be without register. A claim that cannot take them throws (`ERR_NATIVE_UNAVAILABLE`). With
+ * would be without register. A claim that cannot take them throws (`ERR_NATIVE_UNAVAILABLE`; a later call
+ * tries again). With
  * `claim: false` (a library adding its own tasks) it returns the manager without claiming it: the tasks run
  * if the application claims it.
  */

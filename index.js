@@ -272,7 +272,7 @@ const ShutdownPhase = Object.freeze({
 let ShutdownRun
 let validateManagerOptions, validateTask, plainTask, validateTaskId, validateStopOptions, validateTrackServerOptions
 let validateTrackChildOptions, validateTrackClusterOptions
-let invalidArgType, lifecycleError, describeMessage, quoted
+let invalidArgType, lifecycleError, describeMessage, quoted, validateProcessManagerOptions
 function loadInternals() {
   if (ShutdownRun) return
   ;({ ShutdownRun } = require('./lib/run'))
@@ -289,6 +289,7 @@ function loadInternals() {
     validateTrackClusterOptions,
     invalidArgType,
     lifecycleError,
+    validateProcessManagerOptions,
   } = require('./lib/validate'))
 }
 
@@ -491,6 +492,8 @@ class ShutdownManager extends EventEmitter {
    * and the error hooks wait for the claim (see [CLAIM]). A signal before then has Node's own effect.
    */
   #unclaimed = false
+  /** ready() was called while the manager was unclaimed: the claim says it. */
+  #readyWhenClaimed = false
   /**
    * The signal owner's 'beforeExit' listener: a signal that came in the event loop's last turn was
    * recorded by the handler, and the watchdog began its shutdown, but the pin's callback (unref'd) is never
@@ -592,6 +595,7 @@ class ShutdownManager extends EventEmitter {
     if (!this.#config.disableGracefulShutdown) this.#actForProcess()
     this.#unclaimed = false
     this.#scheduleWarmUp()
+    if (this.#readyWhenClaimed) this.ready()
   }
 
   /**
@@ -603,6 +607,12 @@ class ShutdownManager extends EventEmitter {
    */
   ready() {
     if (this.#native.state !== 'running' || this.#disposed) return
+    // register's manager that the application has not claimed speaks to no supervisor (a launcher would
+    // speak for the service it starts): the claim sends it (see [CLAIM]).
+    if (this.#unclaimed) {
+      this.#readyWhenClaimed = true
+      return
+    }
     // Nor once the manager that owns the process's signals (of any copy) is shutting down: the service is
     // going away, whichever of its managers the callback belongs to.
     if (process[SIGNAL_OWNER]?.manager?.isShuttingDown === true) return
@@ -1470,11 +1480,7 @@ function processManager(options) {
   let claim = true
   if (options !== undefined) {
     loadInternals()
-    if (options === null || typeof options !== 'object') throw invalidArgType('options', 'of type object', options)
-    if (options.claim !== undefined) {
-      if (typeof options.claim !== 'boolean') throw invalidArgType('options.claim', 'of type boolean', options.claim)
-      claim = options.claim
-    }
+    claim = validateProcessManagerOptions(options)
   }
   const manager = /** @type {any} */ (process)[PROCESS_MANAGER]
   // An older copy's manager has no claim to make.

@@ -206,6 +206,13 @@ test("a library's processManager({ claim: false }) leaves the process as it was;
   const { processManager } = require('..')
   assert.throws(() => processManager(5), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
   assert.throws(() => processManager({ claim: 'yes' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
+  assert.throws(() => processManager([]), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
+  // A misspelt option claims as no option would: it is named, as every unknown option is.
+  const warned = new Promise((resolve) => process.once('warning', resolve))
+  processManager({ clam: false })
+  const warning = await warned
+  assert.equal(warning.code, 'TITAN_LIFECYCLE_UNKNOWN_OPTION')
+  assert.match(warning.message, /unknown option "options\.clam"; did you mean "claim"\?/)
 })
 
 test("a claim that cannot take the process's signals throws each time, not a manager that owns nothing", async () => {
@@ -215,6 +222,7 @@ test("a claim that cannot take the process's signals throws each time, not a man
   assert.ok(claims, result.stderr)
   assert.match(claims.first, /^threw ERR_/)
   assert.equal(claims.second, claims.first)
+  assert.equal(claims.third, 'a manager', 'a shortage that passed does not stay')
 })
 
 test('only the signals in TITAN_LIFECYCLE_SIGNALS are owned', async () => {

@@ -282,3 +282,35 @@ test("a process that never asks for register's manager says nothing to systemd",
   await wait(100)
   assert.deepEqual(texts(systemd.datagrams), [])
 })
+
+test(
+  "a library's ready() on register's unclaimed manager waits for the application's claim",
+  needs('python3'),
+  async (t) => {
+    const { address, systemd } = await listenAtPath(t)
+    const run = (args) =>
+      launch(
+        [
+          process.execPath,
+          '--require',
+          'titan-lifecycle/register',
+          path.join(__dirname, 'fixtures', 'unclaimed-app.cjs'),
+          ...args,
+        ],
+        { cwd: __dirname, env: { NOTIFY_SOCKET: address } },
+      )
+    // Never claimed (a launcher): nothing is said for the unit, and the service it would start is not silenced.
+    const launcher = run(['library-ready'])
+    assert.ok(await launcher.ready, launcher.output().stderr)
+    await wait(300)
+    assert.deepEqual(texts(systemd.datagrams), [])
+    kill(launcher.child, 'SIGTERM')
+    assert.equal((await launcher.exited).signal, 'SIGTERM')
+    // Claimed later: the claim sends the READY=1 asked for before it.
+    const service = run(['library-ready', 'claim'])
+    assert.ok(await service.ready, service.output().stderr)
+    await waitFor(() => texts(systemd.datagrams).includes('READY=1\nSTATUS=ready'), 5000)
+    kill(service.child, 'SIGTERM')
+    assert.equal((await service.exited).code, 0)
+  },
+)

@@ -101,6 +101,7 @@ function lifecycleError(code, message) {
 // name gets one process warning, naming the closest known option; it never throws.
 
 const KNOWN = {
+  processManager: new Set(['claim']),
   options: new Set([
     'gracefulShutdownTimeout',
     'signals',
@@ -207,6 +208,13 @@ function optionsObject(name, value) {
   if (value === undefined) return {}
   if (!isPlainObjectLike(value)) throw invalidArgType(name, 'of type object', value)
   return value
+}
+
+/** processManager()'s options: whether the call claims register's manager (see index.js). */
+function validateProcessManagerOptions(value) {
+  const options = optionsObject('options', value)
+  warnUnknownKeys(options, KNOWN.processManager, 'options', 'processManager')
+  return validateBoolean('options.claim', options.claim, true)
 }
 
 function validateBoolean(name, value, fallback) {
@@ -895,5 +903,6 @@ module.exports = {
   plainTask,
   validateTaskId,
   validateStopOptions,
+  validateProcessManagerOptions,
   lifecycleError,
 }

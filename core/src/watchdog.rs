@@ -40,7 +40,7 @@
 
 use std::ffi::c_int;
 use std::fmt::Write;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use crate::clock::{Deadline, MonoTime};
@@ -116,23 +116,34 @@ struct Watchdog {
   state: Mutex<State>,
 }
 
-static WATCHDOG: OnceLock<Result<Watchdog, String>> = OnceLock::new();
-static THREAD: OnceLock<Result<(), String>> = OnceLock::new();
+static WATCHDOG: OnceLock<Watchdog> = OnceLock::new();
+static THREAD: OnceLock<()> = OnceLock::new();
+/// Held while the watchdog is started. A failure is not kept: a manager made (or register's claimed) after
+/// a passing shortage of descriptors or threads starts it then, rather than fail for the rest of the
+/// process, which would leave it without a hard exit.
+static STARTING: Mutex<()> = Mutex::new(());
 
 fn started() -> Result<&'static Watchdog, LifecycleError> {
-  let unavailable = |what: &String| LifecycleError::NativeUnavailable { what: what.clone() };
-  let watchdog = WATCHDOG.get_or_init(create).as_ref().map_err(unavailable)?;
-  THREAD
-    .get_or_init(|| {
-      std::thread::Builder::new()
-        .name("titan-watchdog".into())
-        .stack_size(256 * 1024)
-        .spawn(move || run(watchdog))
-        .map(drop)
-        .map_err(|e| format!("cannot start the watchdog thread: {e}"))
-    })
-    .as_ref()
-    .map_err(unavailable)?;
+  if let (Some(watchdog), Some(())) = (WATCHDOG.get(), THREAD.get()) {
+    return Ok(watchdog);
+  }
+  let unavailable = |what: String| LifecycleError::NativeUnavailable { what };
+  let _starting = STARTING.lock().unwrap_or_else(PoisonError::into_inner);
+  let watchdog = match WATCHDOG.get() {
+    Some(watchdog) => watchdog,
+    None => {
+      let created = create().map_err(unavailable)?;
+      WATCHDOG.get_or_init(|| created)
+    }
+  };
+  if THREAD.get().is_none() {
+    std::thread::Builder::new()
+      .name("titan-watchdog".into())
+      .stack_size(256 * 1024)
+      .spawn(move || run(watchdog))
+      .map_err(|e| unavailable(format!("cannot start the watchdog thread: {e}")))?;
+    let _ = THREAD.set(());
+  }
   Ok(watchdog)
 }
 
@@ -276,7 +287,7 @@ pub fn set_signal_owner(owner: Option<SignalOwner>) -> Result<(), LifecycleError
 
 /// The manager that owns the signals, if any.
 pub fn owner() -> Option<SignalOwner> {
-  let watchdog = WATCHDOG.get()?.as_ref().ok()?;
+  let watchdog = WATCHDOG.get()?;
   watchdog.state().owner.clone()
 }
 
@@ -652,7 +663,7 @@ fn guard(watchdog: &Watchdog, now: MonoTime) {
 /// code that made it may be a thread that does it again while the loop is idle. Main thread; not in a
 /// signal handler.
 pub fn displacement_seen() {
-  let Some(Ok(watchdog)) = WATCHDOG.get() else {
+  let Some(watchdog) = WATCHDOG.get() else {
     return;
   };
   let mut state = watchdog.state();
