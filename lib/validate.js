@@ -385,6 +385,9 @@ function isError(value) {
   return value instanceof Error || require('node:util').types.isNativeError(value)
 }
 
+/** The most characters of one error the default logger prints. */
+const ERROR_PRINT_LIMIT = 8192
+
 /**
  * An error as Node prints an uncaught one: its stack, then its own properties (a database driver's `code`
  * and `detail`), its `cause` chain and an AggregateError's `errors`, which the stack alone left out. The
@@ -392,9 +395,6 @@ function isError(value) {
  * in the work and in what is written (ERROR_PRINT_LIMIT): an HTTP client's error that holds the whole
  * response printed megabytes for each task that failed with it, built on the main thread in the shutdown.
  */
-/** The most characters of one error the default logger prints. */
-const ERROR_PRINT_LIMIT = 8192
-
 function describeStack(error) {
   try {
     // One level of the error's own properties: an object below that (the response an HTTP client's
