@@ -539,13 +539,13 @@ class ShutdownManager extends EventEmitter {
       }
     }
     this.#preparedRun = this.#makeRun()
-    // Unclaimed, it has no shutdown to prepare for yet (see [CLAIM]).
-    if (!this.#unclaimed) this.#scheduleWarmUp()
-    if (disableGracefulShutdown) return
     if (this.#unclaimed) {
-      this.#reserveSignals()
+      // Nothing to prepare or take yet: the claim does both (see [CLAIM]).
+      if (!disableGracefulShutdown) this.#reserveSignals()
       return
     }
+    this.#scheduleWarmUp()
+    if (disableGracefulShutdown) return
     this.#actForProcess()
   }
 
